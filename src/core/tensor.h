@@ -1,0 +1,61 @@
+#pragma once
+// Tensor views. A tensor is a typed, shaped view of bytes owned elsewhere (an mmapped file or a
+// heap buffer kept alive by `owner`). Shapes follow GGUF/ggml order: ne[0] is the innermost
+// (contiguous) dimension, so a weight matrix (OC, C) has ne = {C, OC}; rows are ne[0] long.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace smelt {
+
+// Element/storage types. The numeric values are ggml's `enum ggml_type` ids, because they are
+// serialized in GGUF files: append-only, never renumber.
+enum class DType : uint32_t {
+  kF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ4_1 = 3,
+  kQ5_0 = 6,
+  kQ5_1 = 7,
+  kQ8_0 = 8,
+  kQ8_1 = 9,
+  kQ2_K = 10,
+  kQ3_K = 11,
+  kQ4_K = 12,
+  kQ5_K = 13,
+  kQ6_K = 14,
+  kQ8_K = 15,
+  kIQ4_NL = 20,
+  kI8 = 24,
+  kI16 = 25,
+  kI32 = 26,
+  kI64 = 27,
+  kF64 = 28,
+  kBF16 = 30,
+};
+
+struct Tensor {
+  std::string name;
+  DType type = DType::kF32;
+  int n_dims = 0;
+  std::array<int64_t, 4> ne{1, 1, 1, 1};  // ne[0] innermost
+  const void* data = nullptr;             // not owned
+  size_t nbytes = 0;
+  std::shared_ptr<const void> owner;      // keeps `data` alive (mmap or heap buffer)
+
+  int64_t nelements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+  int64_t nrows() const { return ne[1] * ne[2] * ne[3]; }
+  template <class T>
+  const T* as() const { return static_cast<const T*>(data); }
+};
+
+// A heap-backed f32 tensor (owner holds the buffer).
+Tensor MakeF32Tensor(std::string name, std::vector<int64_t> shape_ne, std::vector<float> values);
+
+// Human-readable shape "[64, 512]" in ne order.
+std::string ShapeString(const Tensor& t);
+
+}  // namespace smelt

@@ -1,0 +1,48 @@
+#pragma once
+// The one table of weight formats. Each format lives in its own file under formats/ as a plain
+// block struct with a static_assert on its size and scalar reference encode/decode; this table
+// ties them together (ggml's type_traits idea): adding a format adds a row, not branches.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "core/tensor.h"
+
+namespace smelt {
+
+// Decode n values (n a multiple of block_size) from packed blocks to f32.
+using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
+// Encode n values (n a multiple of block_size) to packed blocks: the scalar reference quantizer.
+using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
+
+struct TypeTraits {
+  DType type;
+  std::string_view name;  // ggml's spelling, lower case: "f32", "q4_0", "q4_K" ... (serialized)
+  int64_t block_size;     // values per block (1 for plain types)
+  size_t type_size;       // bytes per block
+  bool quantized;
+  ToFloatFn to_float;      // null for integer types
+  FromFloatFn from_float;  // null where smelt cannot write the type yet
+};
+
+// Traits of a known type; nullptr for an id smelt does not know (e.g. read from a file).
+const TypeTraits* FindTraits(uint32_t type_id);
+// Traits of a known type (asserts it is known).
+const TypeTraits& Traits(DType t);
+// Case-insensitive lookup by name ("Q8_0", "q4_k", "bf16").
+std::optional<DType> ParseDType(std::string_view name);
+std::string_view DTypeName(DType t);
+
+// Bytes of one row of n values; n must be a multiple of the block size.
+size_t RowBytes(DType t, int64_t n);
+// Bytes of a whole tensor, or nullopt if ne[0] is not a multiple of the block size or the size
+// overflows.
+std::optional<size_t> TensorBytes(DType t, const std::array<int64_t, 4>& ne);
+
+// Dequantizes row `row` of a 2-D (or flattened) tensor into dst[ne[0]].
+void DequantizeRow(const Tensor& t, int64_t row, float* dst);
+// Dequantizes a whole tensor into a new f32 buffer (nelements values).
+std::vector<float> DequantizeAll(const Tensor& t);
+
+}  // namespace smelt
