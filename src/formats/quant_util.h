@@ -1,0 +1,29 @@
+#pragma once
+// Small scalar helpers shared by the reference quantizers. They reproduce the exact integer
+// conversions ggml's reference code performs, but stay defined for NaN and out-of-range values
+// (where a plain C cast would be undefined behaviour): such inputs give an arbitrary but
+// deterministic code instead of a crash under the sanitizers.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace smelt {
+
+// (int)v: truncation toward zero, as a C cast does; 0 for NaN and values outside int's range.
+inline int TruncToInt(float v) {
+  return (v > -2147483648.0f && v < 2147483648.0f) ? (int)v : 0;
+}
+
+// roundf(v) as an int (halves away from zero); 0 for NaN and values outside int's range.
+inline int RoundToInt(float v) { return TruncToInt(std::round(v)); }
+
+// ggml's nearest_int: round to nearest, ties to even, through the 1.5 * 2^23 magic constant.
+// Exact for |v| <= 4194303; larger values give an arbitrary (defined) result.
+inline int NearestInt(float v) {
+  float t = v + 12582912.0f;
+  int32_t i;
+  std::memcpy(&i, &t, sizeof(i));
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+}  // namespace smelt

@@ -1,0 +1,170 @@
+// The trait table: one row per DType, tying each format's block struct and scalar reference
+// decode/encode (formats/<family>.h) to its ggml id and serialized name.
+//
+// | name   | block | bytes/block | bits/weight | smelt writes (from_float) |
+// |--------|-------|-------------|-------------|---------------------------|
+// | f32    |     1 |           4 |      32     | yes                       |
+// | f16    |     1 |           2 |      16     | yes                       |
+// | bf16   |     1 |           2 |      16     | yes                       |
+// | f64    |     1 |           8 |      64     | yes                       |
+// | i8     |     1 |           1 |       8     | no (integer, no to_float) |
+// | i16    |     1 |           2 |      16     | no (integer, no to_float) |
+// | i32    |     1 |           4 |      32     | no (integer, no to_float) |
+// | i64    |     1 |           8 |      64     | no (integer, no to_float) |
+// | q4_0   |    32 |          18 |       4.5   | yes (ggml ref, bit-exact) |
+// | q4_1   |    32 |          20 |       5.0   | yes (ggml ref, bit-exact) |
+// | q5_0   |    32 |          22 |       5.5   | yes (ggml ref, bit-exact) |
+// | q5_1   |    32 |          24 |       6.0   | yes (ggml ref, bit-exact) |
+// | q8_0   |    32 |          34 |       8.5   | yes (ggml ref, bit-exact) |
+// | q8_1   |    32 |          36 |       9.0   | yes (ggml ref, bit-exact) |
+// | q2_K   |   256 |          84 |       2.625 | TODO                      |
+// | q3_K   |   256 |         110 |       3.4375| TODO                      |
+// | q4_K   |   256 |         144 |       4.5   | TODO                      |
+// | q5_K   |   256 |         176 |       5.5   | TODO                      |
+// | q6_K   |   256 |         210 |       6.5625| TODO                      |
+// | q8_K   |   256 |         292 |       9.125 | TODO                      |
+// | iq4_nl |    32 |          18 |       4.5   | TODO                      |
+#include "formats/types.h"
+
+#include <array>
+#include <cctype>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/plain.h"
+#include "formats/q4_0.h"
+#include "formats/q4_1.h"
+#include "formats/q5_0.h"
+#include "formats/q5_1.h"
+#include "formats/q8_0.h"
+
+namespace smelt {
+namespace {
+
+// Adapt typed row functions (block pointers) to the table's void* signatures.
+template <class Block, void (*F)(const Block*, float*, int64_t)>
+void ToFloat(const void* src, float* dst, int64_t n) {
+  F(static_cast<const Block*>(src), dst, n);
+}
+template <class Block, void (*F)(const float*, Block*, int64_t)>
+void FromFloat(const float* src, void* dst, int64_t n) {
+  F(src, static_cast<Block*>(dst), n);
+}
+
+constexpr TypeTraits kTable[] = {
+    {DType::kF32, "f32", 1, 4, false, ToFloat<float, ConvertRowF32ToF32>,
+     FromFloat<float, ConvertRowF32ToF32>},
+    {DType::kF16, "f16", 1, 2, false, ToFloat<fp16_t, ConvertRowF16ToF32>,
+     FromFloat<fp16_t, ConvertRowF32ToF16>},
+    {DType::kQ4_0, "q4_0", kQK4_0, sizeof(BlockQ4_0), true, ToFloat<BlockQ4_0, DequantizeRowQ4_0>,
+     FromFloat<BlockQ4_0, QuantizeRowQ4_0Ref>},
+    {DType::kQ4_1, "q4_1", kQK4_1, sizeof(BlockQ4_1), true, ToFloat<BlockQ4_1, DequantizeRowQ4_1>,
+     FromFloat<BlockQ4_1, QuantizeRowQ4_1Ref>},
+    {DType::kQ5_0, "q5_0", kQK5_0, sizeof(BlockQ5_0), true, ToFloat<BlockQ5_0, DequantizeRowQ5_0>,
+     FromFloat<BlockQ5_0, QuantizeRowQ5_0Ref>},
+    {DType::kQ5_1, "q5_1", kQK5_1, sizeof(BlockQ5_1), true, ToFloat<BlockQ5_1, DequantizeRowQ5_1>,
+     FromFloat<BlockQ5_1, QuantizeRowQ5_1Ref>},
+    {DType::kQ8_0, "q8_0", kQK8_0, sizeof(BlockQ8_0), true, ToFloat<BlockQ8_0, DequantizeRowQ8_0>,
+     FromFloat<BlockQ8_0, QuantizeRowQ8_0Ref>},
+    {DType::kQ8_1, "q8_1", kQK8_1, sizeof(BlockQ8_1), true, ToFloat<BlockQ8_1, DequantizeRowQ8_1>,
+     FromFloat<BlockQ8_1, QuantizeRowQ8_1Ref>},
+    {DType::kQ2_K, "q2_K", 256, 84, true, nullptr, nullptr},
+    {DType::kQ3_K, "q3_K", 256, 110, true, nullptr, nullptr},
+    {DType::kQ4_K, "q4_K", 256, 144, true, nullptr, nullptr},
+    {DType::kQ5_K, "q5_K", 256, 176, true, nullptr, nullptr},
+    {DType::kQ6_K, "q6_K", 256, 210, true, nullptr, nullptr},
+    {DType::kQ8_K, "q8_K", 256, 292, true, nullptr, nullptr},
+    {DType::kIQ4_NL, "iq4_nl", 32, 18, true, nullptr, nullptr},
+    {DType::kI8, "i8", 1, 1, false, nullptr, nullptr},
+    {DType::kI16, "i16", 1, 2, false, nullptr, nullptr},
+    {DType::kI32, "i32", 1, 4, false, nullptr, nullptr},
+    {DType::kI64, "i64", 1, 8, false, nullptr, nullptr},
+    {DType::kF64, "f64", 1, 8, false, ToFloat<double, ConvertRowF64ToF32>,
+     FromFloat<double, ConvertRowF32ToF64>},
+    {DType::kBF16, "bf16", 1, 2, false, ToFloat<bf16_t, ConvertRowBf16ToF32>,
+     FromFloat<bf16_t, ConvertRowF32ToBf16>},
+};
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower((unsigned char)a[i]) != std::tolower((unsigned char)b[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const TypeTraits* FindTraits(uint32_t type_id) {
+  for (const TypeTraits& t : kTable) {
+    if ((uint32_t)t.type == type_id) return &t;
+  }
+  return nullptr;
+}
+
+const TypeTraits& Traits(DType t) {
+  const TypeTraits* tr = FindTraits((uint32_t)t);
+  SMELT_ASSERT(tr != nullptr);
+  return *tr;
+}
+
+std::optional<DType> ParseDType(std::string_view name) {
+  for (const TypeTraits& t : kTable) {
+    if (EqualsIgnoreCase(t.name, name)) return t.type;
+  }
+  return std::nullopt;
+}
+
+std::string_view DTypeName(DType t) { return Traits(t).name; }
+
+size_t RowBytes(DType t, int64_t n) {
+  const TypeTraits& tr = Traits(t);
+  SMELT_ASSERT(n >= 0 && n % tr.block_size == 0);
+  return (size_t)(n / tr.block_size) * tr.type_size;
+}
+
+std::optional<size_t> TensorBytes(DType t, const std::array<int64_t, 4>& ne) {
+  const TypeTraits* tr = FindTraits((uint32_t)t);
+  if (tr == nullptr) return std::nullopt;
+  for (int64_t n : ne) {
+    if (n < 0) return std::nullopt;
+  }
+  if (ne[0] % tr->block_size != 0) return std::nullopt;
+  size_t bytes = 0;
+  if (__builtin_mul_overflow((uint64_t)(ne[0] / tr->block_size), (uint64_t)tr->type_size, &bytes)) {
+    return std::nullopt;
+  }
+  for (int i = 1; i < 4; ++i) {
+    if (__builtin_mul_overflow(bytes, (uint64_t)ne[i], &bytes)) return std::nullopt;
+  }
+  // Element counts must also fit int64 (nelements() multiplies them).
+  int64_t elems = 1;
+  for (int64_t n : ne) {
+    if (__builtin_mul_overflow(elems, n, &elems)) return std::nullopt;
+  }
+  return bytes;
+}
+
+void DequantizeRow(const Tensor& t, int64_t row, float* dst) {
+  const TypeTraits& tr = Traits(t.type);
+  SMELT_ASSERT(tr.to_float != nullptr);
+  SMELT_ASSERT(row >= 0 && row < t.nrows());
+  const size_t row_bytes = RowBytes(t.type, t.ne[0]);
+  SMELT_ASSERT((size_t)(row + 1) * row_bytes <= t.nbytes);
+  tr.to_float(static_cast<const uint8_t*>(t.data) + (size_t)row * row_bytes, dst, t.ne[0]);
+}
+
+std::vector<float> DequantizeAll(const Tensor& t) {
+  const TypeTraits& tr = Traits(t.type);
+  SMELT_ASSERT(tr.to_float != nullptr);
+  const int64_t rows = t.nrows();
+  const size_t row_bytes = RowBytes(t.type, t.ne[0]);
+  SMELT_ASSERT((size_t)rows * row_bytes <= t.nbytes);
+  std::vector<float> out((size_t)t.nelements());
+  // Rows are contiguous and whole blocks, so the tensor decodes as one long row.
+  if (!out.empty()) tr.to_float(t.data, out.data(), t.nelements());
+  return out;
+}
+
+}  // namespace smelt
