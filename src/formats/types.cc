@@ -17,13 +17,22 @@
 // | q5_1   |    32 |          24 |       6.0   | yes (ggml ref, bit-exact) |
 // | q8_0   |    32 |          34 |       8.5   | yes (ggml ref, bit-exact) |
 // | q8_1   |    32 |          36 |       9.0   | yes (ggml ref, bit-exact) |
-// | q2_K   |   256 |          84 |       2.625 | TODO                      |
-// | q3_K   |   256 |         110 |       3.4375| TODO                      |
-// | q4_K   |   256 |         144 |       4.5   | TODO                      |
-// | q5_K   |   256 |         176 |       5.5   | TODO                      |
-// | q6_K   |   256 |         210 |       6.5625| TODO                      |
-// | q8_K   |   256 |         292 |       9.125 | TODO                      |
-// | iq4_nl |    32 |          18 |       4.5   | TODO                      |
+// | q2_K   |   256 |          84 |       2.625 | yes (ggml ref, bit-exact) |
+// | q3_K   |   256 |         110 |       3.4375| yes (ggml ref, bit-exact) |
+// | q4_K   |   256 |         144 |       4.5   | yes (ggml ref, bit-exact) |
+// | q5_K   |   256 |         176 |       5.5   | yes (ggml ref, bit-exact) |
+// | q6_K   |   256 |         210 |       6.5625| yes (ggml ref, bit-exact) |
+// | q8_K   |   256 |         292 |       9.125 | yes (ggml ref, bit-exact) |
+// | iq4_nl |    32 |          18 |       4.5   | yes (ggml, bit-exact *)   |
+//
+// "ggml ref, bit-exact": from_float produces the same bytes as ggml's quantize_row_<type>_ref,
+// which is also what llama-quantize writes for that type when given no importance matrix (f16
+// and bf16: ggml's row converters). (*) IQ4_NL's from_float is the best-scale search of ggml's
+// quantize_iq4_nl (what llama-quantize writes); ggml's quantize_row_iq4_nl_ref, which skips the
+// search, is QuantizeRowIQ4_NLRef in formats/iq4_nl.h. Every to_float is bit-identical to
+// ggml's dequantize_row_<type> (q8_1, which ggml cannot decode, is d * q).
+// These claims are checked against the llama.cpp peer's own ggml library by
+// formats/ggml_parity_test.cc.
 #include "formats/types.h"
 
 #include <array>
@@ -32,6 +41,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/iq4_nl.h"
+#include "formats/k_quants.h"
 #include "formats/plain.h"
 #include "formats/q4_0.h"
 #include "formats/q4_1.h"
@@ -69,13 +80,20 @@ constexpr TypeTraits kTable[] = {
      FromFloat<BlockQ8_0, QuantizeRowQ8_0Ref>},
     {DType::kQ8_1, "q8_1", kQK8_1, sizeof(BlockQ8_1), true, ToFloat<BlockQ8_1, DequantizeRowQ8_1>,
      FromFloat<BlockQ8_1, QuantizeRowQ8_1Ref>},
-    {DType::kQ2_K, "q2_K", 256, 84, true, nullptr, nullptr},
-    {DType::kQ3_K, "q3_K", 256, 110, true, nullptr, nullptr},
-    {DType::kQ4_K, "q4_K", 256, 144, true, nullptr, nullptr},
-    {DType::kQ5_K, "q5_K", 256, 176, true, nullptr, nullptr},
-    {DType::kQ6_K, "q6_K", 256, 210, true, nullptr, nullptr},
-    {DType::kQ8_K, "q8_K", 256, 292, true, nullptr, nullptr},
-    {DType::kIQ4_NL, "iq4_nl", 32, 18, true, nullptr, nullptr},
+    {DType::kQ2_K, "q2_K", kQK_K, sizeof(BlockQ2_K), true, ToFloat<BlockQ2_K, DequantizeRowQ2_K>,
+     FromFloat<BlockQ2_K, QuantizeRowQ2_KRef>},
+    {DType::kQ3_K, "q3_K", kQK_K, sizeof(BlockQ3_K), true, ToFloat<BlockQ3_K, DequantizeRowQ3_K>,
+     FromFloat<BlockQ3_K, QuantizeRowQ3_KRef>},
+    {DType::kQ4_K, "q4_K", kQK_K, sizeof(BlockQ4_K), true, ToFloat<BlockQ4_K, DequantizeRowQ4_K>,
+     FromFloat<BlockQ4_K, QuantizeRowQ4_KRef>},
+    {DType::kQ5_K, "q5_K", kQK_K, sizeof(BlockQ5_K), true, ToFloat<BlockQ5_K, DequantizeRowQ5_K>,
+     FromFloat<BlockQ5_K, QuantizeRowQ5_KRef>},
+    {DType::kQ6_K, "q6_K", kQK_K, sizeof(BlockQ6_K), true, ToFloat<BlockQ6_K, DequantizeRowQ6_K>,
+     FromFloat<BlockQ6_K, QuantizeRowQ6_KRef>},
+    {DType::kQ8_K, "q8_K", kQK_K, sizeof(BlockQ8_K), true, ToFloat<BlockQ8_K, DequantizeRowQ8_K>,
+     FromFloat<BlockQ8_K, QuantizeRowQ8_KRef>},
+    {DType::kIQ4_NL, "iq4_nl", kQK4_NL, sizeof(BlockIQ4_NL), true,
+     ToFloat<BlockIQ4_NL, DequantizeRowIQ4_NL>, FromFloat<BlockIQ4_NL, QuantizeRowIQ4_NL>},
     {DType::kI8, "i8", 1, 1, false, nullptr, nullptr},
     {DType::kI16, "i16", 1, 2, false, nullptr, nullptr},
     {DType::kI32, "i32", 1, 4, false, nullptr, nullptr},
