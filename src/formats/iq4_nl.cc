@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "formats/quant_util.h"
+
 namespace smelt {
 namespace {
 
@@ -15,13 +17,8 @@ void QuantizeBlockIQ4_NL(const float* x, BlockIQ4_NL* y, int ntry) {
   uint8_t L[kQK4_NL];
   float weight[kQK4_NL];
   for (int j = 0; j < kQK4_NL; ++j) weight[j] = x[j] * x[j];
-  float amax = 0, max = 0;
-  for (int j = 0; j < kQK4_NL; ++j) {
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
+  float amax;
+  const float max = SignedAbsMax(x, kQK4_NL, &amax);
   float d = 0;
   if (amax < kGroupMaxEps) {
     for (int j = 0; j < kQK4_NL; ++j) L[j] = (uint8_t)NearestCodebookIndex(16, values, 0.0f);

@@ -137,13 +137,8 @@ void DequantizeRowQ8_K(const BlockQ8_K* x, float* y, int64_t k) {
 void QuantizeRowQ8_KRef(const float* x, BlockQ8_K* y, int64_t k) {
   const int64_t nb = k / kQK_K;
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQK_K; ++j) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    float amax;
+    const float max = SignedAbsMax(x, kQK_K, &amax);
     std::memset(y[i].bsums, 0, sizeof(y[i].bsums));
     if (amax == 0.0f) {
       y[i].d = 0.0f;

@@ -20,20 +20,6 @@ constexpr float kGroupMaxEps = 1e-15f;  // a group whose largest |x| is below th
 
 int Clamp(int v, int lo, int hi) { return std::max(lo, std::min(hi, v)); }
 
-// Signed largest-magnitude value of x[0..n): the first one of greatest |x|.
-float SignedAbsMax(const float* x, int n, float* amax_out) {
-  float amax = 0.0f, max = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  *amax_out = amax;
-  return max;
-}
-
 // Symmetric codes L[i] = l + nmax, l in [-nmax, nmax-1], with weights x^2 (ggml's
 // make_qx_quants, rmse_type 1, no importance): starts from the scale that maps the extreme
 // value to -nmax, then tries 18 nearby scales and keeps the one with the best weighted
@@ -309,14 +295,9 @@ void QuantizeRowQ3_KRef(const float* x, BlockQ3_K* y, int64_t k) {
   int8_t L[kQK_K];
   float scales[kQK_K / 16];
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    float max_scale = 0, amax = 0;
-    for (int j = 0; j < kQK_K / 16; ++j) {
-      scales[j] = MakeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
-      if (std::fabs(scales[j]) > amax) {
-        amax = std::fabs(scales[j]);
-        max_scale = scales[j];
-      }
-    }
+    for (int j = 0; j < kQK_K / 16; ++j) scales[j] = MakeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
+    float amax;
+    const float max_scale = SignedAbsMax(scales, kQK_K / 16, &amax);
     std::memset(y[i].scales, 0, sizeof(y[i].scales));
     if (max_scale != 0.0f) {
       const float iscale = -32.f / max_scale;
@@ -394,14 +375,9 @@ void QuantizeRowQ6_KRef(const float* x, BlockQ6_K* y, int64_t k) {
   int8_t L[kQK_K];
   float scales[kQK_K / 16];
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    float max_scale = 0, max_abs_scale = 0;
-    for (int ib = 0; ib < kQK_K / 16; ++ib) {
-      scales[ib] = MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
-      if (std::fabs(scales[ib]) > max_abs_scale) {
-        max_abs_scale = std::fabs(scales[ib]);
-        max_scale = scales[ib];
-      }
-    }
+    for (int ib = 0; ib < kQK_K / 16; ++ib) scales[ib] = MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
+    float max_abs_scale;
+    const float max_scale = SignedAbsMax(scales, kQK_K / 16, &max_abs_scale);
     if (max_abs_scale < kGroupMaxEps) {
       std::memset(&y[i], 0, sizeof(y[i]));
       continue;

@@ -21,13 +21,8 @@ void DequantizeRowQ4_0(const BlockQ4_0* x, float* y, int64_t k) {
 void QuantizeRowQ4_0Ref(const float* x, BlockQ4_0* y, int64_t k) {
   const int64_t nb = k / kQK4_0;
   for (int64_t i = 0; i < nb; ++i, x += kQK4_0) {
-    float amax = 0.0f, max = 0.0f;  // largest magnitude and the signed value that has it
-    for (int j = 0; j < kQK4_0; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    float amax;
+    const float max = SignedAbsMax(x, kQK4_0, &amax);
     const float d = max / -8;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = FloatToFp16(d);

@@ -1,8 +1,6 @@
 #include "formats/q4_1.h"
 
 #include <algorithm>
-#include <cfloat>
-
 #include "formats/quant_util.h"
 
 namespace smelt {
@@ -22,11 +20,8 @@ void DequantizeRowQ4_1(const BlockQ4_1* x, float* y, int64_t k) {
 void QuantizeRowQ4_1Ref(const float* x, BlockQ4_1* y, int64_t k) {
   const int64_t nb = k / kQK4_1;
   for (int64_t i = 0; i < nb; ++i, x += kQK4_1) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < kQK4_1; ++j) {
-      if (x[j] < min) min = x[j];
-      if (x[j] > max) max = x[j];
-    }
+    float min, max;
+    MinMax(x, kQK4_1, &min, &max);
     const float d = (max - min) / 15;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = FloatToFp16(d);

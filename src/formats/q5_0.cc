@@ -24,13 +24,8 @@ void DequantizeRowQ5_0(const BlockQ5_0* x, float* y, int64_t k) {
 void QuantizeRowQ5_0Ref(const float* x, BlockQ5_0* y, int64_t k) {
   const int64_t nb = k / kQK5_0;
   for (int64_t i = 0; i < nb; ++i, x += kQK5_0) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQK5_0; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    float amax;
+    const float max = SignedAbsMax(x, kQK5_0, &amax);
     const float d = max / -16;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = FloatToFp16(d);

@@ -1,7 +1,5 @@
 #include "formats/q5_1.h"
 
-#include <cfloat>
-
 #include "formats/q5_0.h"
 #include "formats/quant_util.h"
 
@@ -25,11 +23,8 @@ void DequantizeRowQ5_1(const BlockQ5_1* x, float* y, int64_t k) {
 void QuantizeRowQ5_1Ref(const float* x, BlockQ5_1* y, int64_t k) {
   const int64_t nb = k / kQK5_1;
   for (int64_t i = 0; i < nb; ++i, x += kQK5_1) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < kQK5_1; ++j) {
-      if (x[j] < min) min = x[j];
-      if (x[j] > max) max = x[j];
-    }
+    float min, max;
+    MinMax(x, kQK5_1, &min, &max);
     const float d = (max - min) / 31;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = FloatToFp16(d);

@@ -26,4 +26,29 @@ inline int NearestInt(float v) {
   return (i & 0x007fffff) - 0x00400000;
 }
 
+// The value of largest magnitude in x[0..n) (the first one, keeping its sign); its magnitude in
+// *amax. Both 0 for an all-zero group. NaNs are skipped, as in ggml's comparisons.
+inline float SignedAbsMax(const float* x, int64_t n, float* amax) {
+  float a = 0.0f, max = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::fabs(x[i]) > a) {
+      a = std::fabs(x[i]);
+      max = x[i];
+    }
+  }
+  *amax = a;
+  return max;
+}
+
+// Smallest and largest of x[0..n), n >= 1, compared as ggml does (NaNs skipped).
+inline void MinMax(const float* x, int64_t n, float* min, float* max) {
+  float lo = 3.402823466e+38f, hi = -3.402823466e+38f;
+  for (int64_t i = 0; i < n; ++i) {
+    if (x[i] < lo) lo = x[i];
+    if (x[i] > hi) hi = x[i];
+  }
+  *min = lo;
+  *max = hi;
+}
+
 }  // namespace smelt

@@ -156,7 +156,8 @@ std::optional<size_t> TensorBytes(DType t, const std::array<int64_t, 4>& ne) {
   for (int i = 1; i < 4; ++i) {
     if (__builtin_mul_overflow(bytes, (uint64_t)ne[i], &bytes)) return std::nullopt;
   }
-  // Element counts must also fit int64 (nelements() multiplies them).
+  // Byte counts must fit int64 (file offsets, off_t) and element counts too (nelements()).
+  if (bytes > (uint64_t)std::numeric_limits<int64_t>::max()) return std::nullopt;
   int64_t elems = 1;
   for (int64_t n : ne) {
     if (__builtin_mul_overflow(elems, n, &elems)) return std::nullopt;

@@ -1,0 +1,152 @@
+// The trait table: a row for every DType with ggml's id, name and block geometry (checked
+// against the published bits/weight of each format), name parsing, and the size arithmetic used
+// to validate untrusted files.
+#include "formats/types.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <set>
+#include <string>
+
+#include "core/half.h"
+
+namespace smelt {
+namespace {
+
+// Independently written: ggml's type ids, names and the bits/weight its headers state.
+struct Expected {
+  DType type;
+  uint32_t id;
+  const char* name;
+  int64_t block;
+  double bits_per_weight;
+  bool quantized;
+  bool has_to_float;
+};
+const Expected kExpected[] = {
+    {DType::kF32, 0, "f32", 1, 32, false, true},         {DType::kF16, 1, "f16", 1, 16, false, true},
+    {DType::kQ4_0, 2, "q4_0", 32, 4.5, true, true},      {DType::kQ4_1, 3, "q4_1", 32, 5.0, true, true},
+    {DType::kQ5_0, 6, "q5_0", 32, 5.5, true, true},      {DType::kQ5_1, 7, "q5_1", 32, 6.0, true, true},
+    {DType::kQ8_0, 8, "q8_0", 32, 8.5, true, true},      {DType::kQ8_1, 9, "q8_1", 32, 9.0, true, true},
+    {DType::kQ2_K, 10, "q2_K", 256, 2.625, true, true},  {DType::kQ3_K, 11, "q3_K", 256, 3.4375, true, true},
+    {DType::kQ4_K, 12, "q4_K", 256, 4.5, true, true},    {DType::kQ5_K, 13, "q5_K", 256, 5.5, true, true},
+    {DType::kQ6_K, 14, "q6_K", 256, 6.5625, true, true}, {DType::kQ8_K, 15, "q8_K", 256, 9.125, true, true},
+    {DType::kIQ4_NL, 20, "iq4_nl", 32, 4.5, true, true}, {DType::kI8, 24, "i8", 1, 8, false, false},
+    {DType::kI16, 25, "i16", 1, 16, false, false},       {DType::kI32, 26, "i32", 1, 32, false, false},
+    {DType::kI64, 27, "i64", 1, 64, false, false},       {DType::kF64, 28, "f64", 1, 64, false, true},
+    {DType::kBF16, 30, "bf16", 1, 16, false, true},
+};
+
+TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
+  std::set<std::string> names;
+  for (const Expected& e : kExpected) {
+    SCOPED_TRACE(e.name);
+    const TypeTraits* t = FindTraits(e.id);
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ((uint32_t)t->type, e.id);
+    EXPECT_EQ(t->type, e.type);
+    EXPECT_EQ(t->name, e.name);
+    EXPECT_EQ(t->block_size, e.block);
+    EXPECT_DOUBLE_EQ(8.0 * (double)t->type_size / (double)t->block_size, e.bits_per_weight);
+    EXPECT_EQ(t->quantized, e.quantized);
+    EXPECT_EQ(t->to_float != nullptr, e.has_to_float);
+    // Everything that decodes can also be written, except integer types.
+    EXPECT_EQ(t->from_float != nullptr, e.has_to_float);
+    EXPECT_EQ(&Traits(e.type), t);
+    EXPECT_TRUE(names.insert(e.name).second);
+  }
+}
+
+TEST(FormatsTypes, UnknownIdsHaveNoRow) {
+  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 0xffffffffu}) {
+    EXPECT_EQ(FindTraits(id), nullptr) << id;
+  }
+}
+
+TEST(FormatsTypes, NamesRoundTripCaseInsensitively) {
+  for (const Expected& e : kExpected) {
+    EXPECT_EQ(DTypeName(e.type), e.name);
+    EXPECT_EQ(ParseDType(e.name), e.type);
+    std::string upper = e.name;
+    for (char& c : upper) c = (char)std::toupper((unsigned char)c);
+    EXPECT_EQ(ParseDType(upper), e.type) << upper;
+  }
+  EXPECT_EQ(ParseDType("Q4_k"), DType::kQ4_K);
+  for (const char* bad : {"", "q4", "q4_2", "q4_K_M", "f32 ", "float"}) {
+    EXPECT_EQ(ParseDType(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(FormatsTypes, RowAndTensorBytes) {
+  EXPECT_EQ(RowBytes(DType::kQ4_0, 64), 36u);
+  EXPECT_EQ(RowBytes(DType::kQ6_K, 512), 420u);
+  EXPECT_EQ(RowBytes(DType::kBF16, 3), 6u);
+  EXPECT_EQ(TensorBytes(DType::kQ8_0, {64, 3, 2, 1}), 34u * 2 * 3 * 2);
+  EXPECT_EQ(TensorBytes(DType::kF32, {5, 7, 1, 1}), 140u);
+  EXPECT_EQ(TensorBytes(DType::kQ4_K, {256, 0, 1, 1}), 0u);
+}
+
+TEST(FormatsTypes, TensorBytesRejectsBadShapes) {
+  // ne[0] not a multiple of the block size.
+  EXPECT_EQ(TensorBytes(DType::kQ4_0, {33, 1, 1, 1}), std::nullopt);
+  EXPECT_EQ(TensorBytes(DType::kQ2_K, {128, 4, 1, 1}), std::nullopt);
+  // Negative extents.
+  EXPECT_EQ(TensorBytes(DType::kF32, {-1, 1, 1, 1}), std::nullopt);
+  EXPECT_EQ(TensorBytes(DType::kF32, {4, 1, -2, 1}), std::nullopt);
+  // Byte count overflows 64 bits in the row, or across dimensions.
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(TensorBytes(DType::kF64, {big / 4, 1, 1, 1}), std::nullopt);
+  EXPECT_EQ(TensorBytes(DType::kF32, {1 << 20, 1 << 20, 1 << 20, 1 << 20}), std::nullopt);
+  EXPECT_EQ(TensorBytes(DType::kQ8_0, {int64_t{1} << 40, int64_t{1} << 20, 1 << 10, 1}), std::nullopt);
+  // Element count overflowing int64 even where bytes would not (nelements() must stay valid).
+  EXPECT_EQ(TensorBytes(DType::kQ2_K, {int64_t{1} << 40, int64_t{1} << 24, 1, 1}), std::nullopt);
+  // Largest that fits is accepted.
+  EXPECT_EQ(TensorBytes(DType::kI8, {int64_t{1} << 31, int64_t{1} << 31, 1, 1}), uint64_t{1} << 62);
+  EXPECT_EQ(TensorBytes((DType)4, {32, 1, 1, 1}), std::nullopt);  // not a known type
+}
+
+TEST(FormatsTypes, DequantizeRowAndAll) {
+  // A 2-D Q8_0 tensor of 3 rows x 64: DequantizeRow gives each row, DequantizeAll them all,
+  // each equal to decoding that row's bytes alone.
+  std::vector<float> x(3 * 64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * (float)i) * (1 + (float)(i / 64));
+  const TypeTraits& tr = Traits(DType::kQ8_0);
+  auto bytes = std::make_shared<std::vector<uint8_t>>(*TensorBytes(DType::kQ8_0, {64, 3, 1, 1}));
+  tr.from_float(x.data(), bytes->data(), 192);
+  Tensor t;
+  t.name = "w";
+  t.type = DType::kQ8_0;
+  t.n_dims = 2;
+  t.ne = {64, 3, 1, 1};
+  t.data = bytes->data();
+  t.nbytes = bytes->size();
+  t.owner = bytes;
+  const std::vector<float> all = DequantizeAll(t);
+  ASSERT_EQ(all.size(), 192u);
+  for (int r = 0; r < 3; ++r) {
+    float row[64], alone[64];
+    DequantizeRow(t, r, row);
+    tr.to_float(bytes->data() + r * RowBytes(DType::kQ8_0, 64), alone, 64);
+    for (int j = 0; j < 64; ++j) {
+      EXPECT_EQ(row[j], alone[j]);
+      EXPECT_EQ(all[64 * r + j], alone[j]);
+      EXPECT_NEAR(row[j], x[64 * r + j], 0.02f * (1 + r));  // amax/127/2 plus fp16 scale rounding
+    }
+  }
+  // F16 and BF16 rows decode through core/half.h.
+  const std::vector<uint16_t> h = {0x3c00, 0xc000, 0x7bff};
+  Tensor th = t;
+  th.type = DType::kF16;
+  th.ne = {3, 1, 1, 1};
+  th.data = h.data();
+  th.nbytes = 6;
+  th.owner = nullptr;
+  EXPECT_EQ(DequantizeAll(th), (std::vector<float>{1.0f, -2.0f, 65504.0f}));
+  th.type = DType::kBF16;
+  EXPECT_EQ(DequantizeAll(th), (std::vector<float>{Bf16ToFloat(0x3c00), -2.0f, Bf16ToFloat(0x7bff)}));
+}
+
+}  // namespace
+}  // namespace smelt
