@@ -1,26 +1,37 @@
-// smelt: the command-line front end. Each subcommand lives in its own file (cmd_*.cc) and
-// registers itself in commands.h; this file only parses, dispatches and reports errors.
+// smelt: the command-line front end. Each subcommand lives in its own file (cmd_*.cc) and is
+// registered here; this file only parses, dispatches and turns errors into one line + exit 1.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <vector>
 
+#include "cli_util.h"
 #include "core/error.h"
 #include "smelt/version.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"smelt: distil, quantize and prune language models, measure the cost, run the result"};
+  CLI::App app{
+      "smelt: make language models smaller and faster, measure what it cost, run the result.\n"
+      "Reads GGUF files, Hugging Face folders (config.json + safetensors) and llama2.c checkpoints.\n"
+      "Run `smelt COMMAND --help` for each command's options."};
   app.set_version_flag("--version", std::string("smelt ") + smelt::kVersion);
-  app.require_subcommand(0, 1);
+  app.require_subcommand(1);
+  std::vector<smelt::cli::Command> commands = {
+      smelt::cli::AddInspect(app), smelt::cli::AddRun(app),   smelt::cli::AddEval(app),
+      smelt::cli::AddConvert(app), smelt::cli::AddSynth(app), smelt::cli::AddDemo(app),
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   try {
-    if (app.get_subcommands().empty()) {
-      std::fputs(app.help().c_str(), stdout);
-    }
+    for (auto& c : commands)
+      if (c.app->parsed()) return c.run();
   } catch (const smelt::Error& e) {
     std::fprintf(stderr, "smelt: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "smelt: out of memory\n");
     return 1;
   }
   return 0;

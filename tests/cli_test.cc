@@ -1,0 +1,173 @@
+// End-to-end tests of the smelt CLI: golden generation, perplexity against llama.cpp, bad input.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "peer.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kShared = SMELT_SHARED_DIR;
+const std::string kStories = kShared + "/assets/stories260K";
+const std::string kDevText = kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt";
+
+struct Result {
+  int code = -1;        // exit status, or -signal
+  std::string out, err;
+};
+
+// Runs the smelt binary with `args` (a shell-quoted string), capturing stdout and stderr.
+Result Smelt(const std::string& args) {
+  static int counter = 0;
+  fs::path dir = fs::temp_directory_path() / ("smelt-cli-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::string base = (dir / std::to_string(counter++)).string();
+  std::string cmd = std::string(SMELT_BINARY) + " " + args + " >" + base + ".out 2>" + base + ".err";
+  int rc = std::system(cmd.c_str());
+  Result r;
+  if (WIFEXITED(rc)) r.code = WEXITSTATUS(rc);
+  else if (WIFSIGNALED(rc)) r.code = -WTERMSIG(rc);
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  r.out = slurp(base + ".out");
+  r.err = slurp(base + ".err");
+  return r;
+}
+
+std::string ReadAll(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path TempDir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("smelt-cli-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+TEST(Cli, HelpTeachesEveryCommand) {
+  Result r = Smelt("--help");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo"})
+    EXPECT_NE(r.out.find(c), std::string::npos) << c;
+}
+
+TEST(Cli, GreedyStories260KMatchesLlama2cGolden) {
+  const std::string want = ReadAll(kStories + "/greedy_t0_n256.expected.txt");
+  ASSERT_FALSE(want.empty());
+  for (const std::string model : {kStories + "/stories260K.bin", kStories + "/stories260K_v1.bin",
+                                  kStories + "/stories260K.gguf"}) {
+    Result r = Smelt("run '" + model + "' --tokenizer '" + kStories + "/tok512.bin' -n 256 --temp 0");
+    ASSERT_EQ(r.code, 0) << model << ": " << r.err;
+    EXPECT_EQ(r.out, want) << model;
+    EXPECT_NE(r.err.find("tok/s"), std::string::npos);
+  }
+}
+
+TEST(Cli, InspectJsonDescribesStories260K) {
+  Result r = Smelt("inspect --json '" + kStories + "/stories260K.gguf'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["config"]["dim"], 64);
+  EXPECT_EQ(j["config"]["layers"], 5);
+  EXPECT_EQ(j["config"]["kv_heads"], 4);
+  EXPECT_EQ(j["tensors"].size(), 48u);
+  // All F32: 32 bits per weight, and the byte count is 4 × parameters.
+  EXPECT_DOUBLE_EQ(j["bits_per_weight"].get<double>(), 32.0);
+  EXPECT_EQ(j["size_bytes"].get<int64_t>(), 4 * j["parameters"].get<int64_t>());
+}
+
+// Perplexity of stories260K on the development text, smelt vs llama.cpp's llama-perplexity
+// method (the peer's `ppl`), within 0.5 %.
+TEST(Cli, PeerPerplexityMatchesLlamaCpp) {
+  if (!smelt::peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
+  const std::string model = kStories + "/stories260K.gguf";
+  Result r = Smelt("eval ppl --json -t 2 '" + model + "' --text '" + kDevText + "' --ctx 512");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto ours = nlohmann::json::parse(r.out);
+  auto theirs = nlohmann::json::parse(
+      smelt::peer::RunCommand(smelt::peer::Script() + " ppl '" + model + "' '" + kDevText + "' 512 2 2>/dev/null"));
+  std::printf("ppl: smelt %.5f (%d chunks, %lld scored), llama.cpp %s\n", ours["ppl"].get<double>(),
+              ours["chunks"].get<int>(), (long long)ours["scored"].get<int64_t>(), theirs.dump().c_str());
+  const double p_ref = theirs["ppl"].get<double>();
+  EXPECT_NEAR(ours["ppl"].get<double>(), p_ref, 0.005 * p_ref);
+}
+
+TEST(Cli, ConvertToHfAndGgufKeepsPerplexity) {
+  fs::path dir = TempDir("convert");
+  const std::string src = kStories + "/stories260K.bin";
+  ASSERT_EQ(Smelt("convert '" + src + "' '" + (dir / "hf").string() + "' --shard-mb 0.3").code, 0);
+  ASSERT_EQ(Smelt("convert '" + (dir / "hf").string() + "' '" + (dir / "m.gguf").string() + "'").code, 0);
+  auto ppl = [&](const std::string& m) {
+    Result r = Smelt("eval ppl --json '" + m + "' --text '" + kDevText + "' --ctx 128 --chunks 8");
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["ppl"].get<double>();
+  };
+  const double p0 = ppl(src);
+  EXPECT_EQ(ppl((dir / "hf").string()), p0);
+  EXPECT_EQ(ppl((dir / "m.gguf").string()), p0);
+  fs::remove_all(dir);
+}
+
+// Bad input: one line on stderr naming the file, exit status 1, no crash, nothing left behind.
+TEST(Cli, BadInputGivesOneLineAndNoOutput) {
+  fs::path dir = TempDir("bad");
+  const std::string gguf = ReadAll(kStories + "/stories260K.gguf");
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream((dir / name).string(), std::ios::binary) << bytes;
+    return (dir / name).string();
+  };
+  std::vector<std::string> bad = {
+      (dir / "missing.gguf").string(),
+      write("truncated.gguf", gguf.substr(0, gguf.size() / 2)),
+      write("magic.gguf", "GGUX" + gguf.substr(4)),
+      write("empty.bin", ""),
+      write("text.bin", "hello, this is not a model\n"),
+      write("header_only.bin", gguf.substr(0, 24)),
+  };
+  for (const auto& f : bad) {
+    for (const std::string cmd : {"inspect '" + f + "'", "convert '" + f + "' '" + (dir / "out.gguf").string() + "'"}) {
+      Result r = Smelt(cmd);
+      EXPECT_EQ(r.code, 1) << cmd << "\n" << r.err;
+      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+      EXPECT_NE(r.err.find(fs::path(f).filename().string()), std::string::npos) << r.err;
+      EXPECT_FALSE(fs::exists(dir / "out.gguf"));
+    }
+  }
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+  fs::remove_all(dir);
+}
+
+TEST(Cli, SynthIsDeterministicAndLoads) {
+  fs::path dir = TempDir("synth");
+  const std::string a = (dir / "a.gguf").string(), b = (dir / "b.gguf").string();
+  const std::string flags = " --dim 64 --layers 2 --heads 4 --kv-heads 2 --ff 160 --vocab 300 --type q8_0";
+  ASSERT_EQ(Smelt("synth -o '" + a + "'" + flags).code, 0);
+  ASSERT_EQ(Smelt("synth -o '" + b + "'" + flags).code, 0);
+  EXPECT_EQ(ReadAll(a), ReadAll(b));
+  Result r = Smelt("inspect --json '" + a + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["config"]["kv_heads"], 2);
+  EXPECT_EQ(j["config"]["ff"], 160);
+  fs::remove_all(dir);
+}
+
+}  // namespace

@@ -1,0 +1,51 @@
+#pragma once
+// Shared helpers of the smelt subcommands: option structs common to several commands, progress
+// lines (only on a terminal), and JSON/text output.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+#include "io/load.h"
+
+namespace smelt::cli {
+
+// A subcommand: its CLI11 app and the function that runs it after parsing (returns exit code).
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// Registration functions, one per cmd_*.cc file.
+Command AddInspect(CLI::App& root);
+Command AddRun(CLI::App& root);
+Command AddEval(CLI::App& root);
+Command AddConvert(CLI::App& root);
+Command AddSynth(CLI::App& root);
+Command AddDemo(CLI::App& root);
+
+// --tokenizer for llama2.c checkpoints, used by every command that loads a model.
+void AddLoadOptions(CLI::App* app, LoadOptions& opt);
+// -t/--threads with the default (number of cores, at most 2 on small machines).
+void AddThreads(CLI::App* app, int& threads);
+int DefaultThreads();
+
+// A progress reporter that redraws one line on stderr when stderr is a terminal and stays
+// silent otherwise (pipes, CI).
+std::function<void(int, int)> Progress(std::string label);
+
+// Prints JSON (indented) to stdout.
+void PrintJson(const nlohmann::json& j);
+
+// Parameters and bytes of the model's weights; bits/weight = 8 * bytes / parameters.
+struct SizeInfo {
+  int64_t parameters = 0;
+  uint64_t bytes = 0;
+  double bits_per_weight() const { return parameters ? 8.0 * (double)bytes / (double)parameters : 0; }
+};
+SizeInfo ModelSize(const Model& m);
+
+}  // namespace smelt::cli

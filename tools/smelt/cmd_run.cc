@@ -1,0 +1,97 @@
+// smelt run MODEL -p TEXT -n N: generate text, streamed to stdout; speed to stderr.
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "cli_util.h"
+#include "io/tokenizer.h"
+#include "runtime/generate.h"
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+
+namespace smelt::cli {
+namespace {
+
+struct RunArgs {
+  std::string model, prompt;
+  LoadOptions load;
+  int n = 128;
+  int ctx = 0;
+  int threads = 1;
+  SamplerOptions sampling;
+  bool ignore_eos = false;
+  bool json = false;
+};
+
+int RunRun(const RunArgs& a) {
+  Model m = LoadModel(a.model, a.load);
+  Tokenizer tok(m.vocab);
+  std::vector<int32_t> prompt = tok.Encode(a.prompt, /*add_special=*/true);
+  if (prompt.empty()) prompt.push_back(m.vocab.bos >= 0 ? m.vocab.bos : 0);
+  SessionOptions so;
+  so.threads = a.threads;
+  so.context = a.ctx > 0 ? a.ctx : std::min<int>(m.config.context, (int)prompt.size() + a.n + 1);
+  Session session(m, so);
+  Sampler sampler(a.sampling);
+  GenerateOptions go;
+  go.max_tokens = a.n;
+  go.stop_at_eos = !a.ignore_eos;
+  // A SentencePiece-style model never emits BOS mid-text; llama2.c's run.c stops there too.
+  if (m.vocab.bos >= 0 && m.vocab.model == "llama") go.stop_tokens.push_back(m.vocab.bos);
+  std::string text;
+  GenerateStats st = Generate(session, tok, sampler, prompt, go, [&](int32_t, const std::string& piece) {
+    if (a.json) {
+      text += piece;
+    } else {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+    return true;
+  });
+  if (a.json) {
+    PrintJson({{"model", a.model},
+               {"prompt", a.prompt},
+               {"text", text},
+               {"tokens", st.tokens},
+               {"prompt_tokens", st.prompt_tokens},
+               {"generated_tokens", st.generated_tokens},
+               {"prompt_tok_s", st.PromptTokensPerSecond()},
+               {"decode_tok_s", st.DecodeTokensPerSecond()},
+               {"threads", a.threads}});
+    return 0;
+  }
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  fmt::print(stderr, "prompt: {} tokens, {:.1f} tok/s; generated: {} tokens, {:.1f} tok/s; {} threads\n",
+             st.prompt_tokens, st.PromptTokensPerSecond(), st.generated_tokens, st.DecodeTokensPerSecond(), a.threads);
+  return 0;
+}
+
+}  // namespace
+
+Command AddRun(CLI::App& root) {
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* app = root.add_subcommand("run", "generate text (streamed to stdout; tok/s to stderr)");
+  app->add_option("model", a->model, "GGUF file, Hugging Face folder or llama2.c checkpoint")->required();
+  app->add_option("-p,--prompt", a->prompt, "prompt text (default: empty, generation starts after BOS)");
+  app->add_option("-n,--n-predict", a->n, "tokens to generate")->capture_default_str();
+  app->add_option("-c,--ctx", a->ctx, "context length (0: prompt + n, at most the model's)")->capture_default_str();
+  app->add_option("--temp", a->sampling.temperature, "temperature (0: greedy)")->capture_default_str();
+  app->add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0: off)")->capture_default_str();
+  app->add_option("--top-p", a->sampling.top_p, "nucleus sampling mass (1: off)")->capture_default_str();
+  app->add_option("--min-p", a->sampling.min_p, "drop tokens below min-p × the top probability")->capture_default_str();
+  app->add_option("--repeat-penalty", a->sampling.repeat_penalty, "penalty for recent tokens (1: off)")
+      ->capture_default_str();
+  app->add_option("--repeat-last-n", a->sampling.repeat_last_n, "how many recent tokens the penalty sees")
+      ->capture_default_str();
+  app->add_option("--seed", a->sampling.seed, "random seed")->capture_default_str();
+  app->add_flag("--llama2c-sampler", a->sampling.llama2c_compat,
+                "sample exactly as llama2.c's run.c does (uses --temp, --top-p, --seed)");
+  app->add_flag("--ignore-eos", a->ignore_eos, "keep generating past the end-of-sequence token");
+  AddThreads(app, a->threads);
+  AddLoadOptions(app, a->load);
+  app->add_flag("--json", a->json, "print JSON at the end instead of streaming");
+  return {app, [a] { return RunRun(*a); }};
+}
+
+}  // namespace smelt::cli
