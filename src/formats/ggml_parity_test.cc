@@ -182,7 +182,7 @@ TEST_F(FormatsGgmlPeer, DecodersMatchGgmlOnAnyBytes) {
       if (rep < 4) {
         for (auto& b : bytes) b = (uint8_t)rng();
       } else {
-        const auto x = testing::MakeRow(testing::kAllRowKinds[rep], n, rep);
+        const auto x = testing::MakeRow(testing::kAllRowKinds[rep % 7], n, rep);
         tr.from_float(x.data(), bytes.data(), n);
       }
       std::vector<float> mine(n), theirs(n);

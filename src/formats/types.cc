@@ -35,6 +35,7 @@
 // formats/ggml_parity_test.cc.
 #include "formats/types.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <limits>
@@ -112,13 +113,24 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+// kTable's row of each ggml id (-1: none), so lookups in per-row loops are O(1).
+constexpr uint32_t kMaxTypeId = 31;
+constexpr std::array<int8_t, kMaxTypeId + 1> kRowOfId = [] {
+  std::array<int8_t, kMaxTypeId + 1> rows{};
+  rows.fill(-1);
+  for (size_t i = 0; i < std::size(kTable); ++i) {
+    // A new DType with a larger id must raise kMaxTypeId (compile error here otherwise).
+    if ((uint32_t)kTable[i].type > kMaxTypeId) throw "kMaxTypeId too small";
+    rows[(uint32_t)kTable[i].type] = (int8_t)i;
+  }
+  return rows;
+}();
+
 }  // namespace
 
 const TypeTraits* FindTraits(uint32_t type_id) {
-  for (const TypeTraits& t : kTable) {
-    if ((uint32_t)t.type == type_id) return &t;
-  }
-  return nullptr;
+  if (type_id > kMaxTypeId || kRowOfId[type_id] < 0) return nullptr;
+  return &kTable[kRowOfId[type_id]];
 }
 
 const TypeTraits& Traits(DType t) {
@@ -165,24 +177,45 @@ std::optional<size_t> TensorBytes(DType t, const std::array<int64_t, 4>& ne) {
   return bytes;
 }
 
+size_t BlockAlignment(DType t) {
+  // Every block struct's size is a multiple of its widest field, and the fields are fp16, f32,
+  // int16 or (plain types) up to 8 bytes: the lowest set bit of the size, capped at 8.
+  const size_t size = Traits(t).type_size;
+  return std::min<size_t>(size & (~size + 1), 8);
+}
+
+namespace {
+
+// Decodes n values at src; bytes not aligned for the block struct are copied first (a GGUF file
+// with an odd general.alignment can place a tensor anywhere).
+void DecodeAnyAlignment(DType type, const uint8_t* src, float* dst, int64_t n) {
+  const TypeTraits& tr = Traits(type);
+  if ((uintptr_t)src % BlockAlignment(type) == 0) {
+    tr.to_float(src, dst, n);
+    return;
+  }
+  std::vector<uint8_t> aligned(src, src + RowBytes(type, n));  // operator new: max alignment
+  tr.to_float(aligned.data(), dst, n);
+}
+
+}  // namespace
+
 void DequantizeRow(const Tensor& t, int64_t row, float* dst) {
-  const TypeTraits& tr = Traits(t.type);
-  SMELT_ASSERT(tr.to_float != nullptr);
+  SMELT_ASSERT(Traits(t.type).to_float != nullptr);
   SMELT_ASSERT(row >= 0 && row < t.nrows());
   const size_t row_bytes = RowBytes(t.type, t.ne[0]);
   SMELT_ASSERT((size_t)(row + 1) * row_bytes <= t.nbytes);
-  tr.to_float(static_cast<const uint8_t*>(t.data) + (size_t)row * row_bytes, dst, t.ne[0]);
+  DecodeAnyAlignment(t.type, static_cast<const uint8_t*>(t.data) + (size_t)row * row_bytes, dst,
+                     t.ne[0]);
 }
 
 std::vector<float> DequantizeAll(const Tensor& t) {
-  const TypeTraits& tr = Traits(t.type);
-  SMELT_ASSERT(tr.to_float != nullptr);
-  const int64_t rows = t.nrows();
+  SMELT_ASSERT(Traits(t.type).to_float != nullptr);
   const size_t row_bytes = RowBytes(t.type, t.ne[0]);
-  SMELT_ASSERT((size_t)rows * row_bytes <= t.nbytes);
+  SMELT_ASSERT((size_t)t.nrows() * row_bytes <= t.nbytes);
   std::vector<float> out((size_t)t.nelements());
   // Rows are contiguous and whole blocks, so the tensor decodes as one long row.
-  if (!out.empty()) tr.to_float(t.data, out.data(), t.nelements());
+  if (!out.empty()) DecodeAnyAlignment(t.type, static_cast<const uint8_t*>(t.data), out.data(), t.nelements());
   return out;
 }
 

@@ -11,7 +11,9 @@
 
 namespace smelt {
 
-// Decode n values (n a multiple of block_size) from packed blocks to f32.
+// Decode n values (n a multiple of block_size) from packed blocks to f32. The blocks are read in
+// place as structs, so src must be aligned for their fp16/f32 fields (see BlockAlignment);
+// DequantizeRow/DequantizeAll take care of misaligned tensors themselves.
 using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
 // Encode n values (n a multiple of block_size) to packed blocks: the scalar reference quantizer.
 using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
@@ -39,6 +41,10 @@ size_t RowBytes(DType t, int64_t n);
 // Bytes of a whole tensor, or nullopt if ne[0] is not a multiple of the block size or the size
 // overflows.
 std::optional<size_t> TensorBytes(DType t, const std::array<int64_t, 4>& ne);
+
+// Alignment (bytes) that packed data of type t needs for to_float/from_float: that of the
+// widest field of its block struct, at most 8.
+size_t BlockAlignment(DType t);
 
 // Dequantizes row `row` of a 2-D (or flattened) tensor into dst[ne[0]].
 void DequantizeRow(const Tensor& t, int64_t row, float* dst);

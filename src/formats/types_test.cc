@@ -6,11 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <set>
 #include <string>
 
 #include "core/half.h"
+#include "formats/iq4_nl.h"
+#include "formats/k_quants.h"
+#include "formats/q4_0.h"
+#include "formats/q8_0.h"
 
 namespace smelt {
 namespace {
@@ -146,6 +151,44 @@ TEST(FormatsTypes, DequantizeRowAndAll) {
   EXPECT_EQ(DequantizeAll(th), (std::vector<float>{1.0f, -2.0f, 65504.0f}));
   th.type = DType::kBF16;
   EXPECT_EQ(DequantizeAll(th), (std::vector<float>{Bf16ToFloat(0x3c00), -2.0f, Bf16ToFloat(0x7bff)}));
+}
+
+TEST(FormatsTypes, BlockAlignmentCoversTheStructs) {
+  EXPECT_EQ(BlockAlignment(DType::kQ4_0) % alignof(BlockQ4_0), 0u);
+  EXPECT_EQ(BlockAlignment(DType::kQ8_0) % alignof(BlockQ8_0), 0u);
+  EXPECT_EQ(BlockAlignment(DType::kQ4_K) % alignof(BlockQ4_K), 0u);
+  EXPECT_EQ(BlockAlignment(DType::kQ8_K) % alignof(BlockQ8_K), 0u);
+  EXPECT_EQ(BlockAlignment(DType::kIQ4_NL) % alignof(BlockIQ4_NL), 0u);
+  EXPECT_EQ(BlockAlignment(DType::kF32), alignof(float));
+  EXPECT_EQ(BlockAlignment(DType::kF64), alignof(double));
+  EXPECT_EQ(BlockAlignment(DType::kI8), 1u);
+}
+
+TEST(FormatsTypes, DequantizeMisalignedTensor) {
+  // A tensor placed at an odd address (as a GGUF file with an odd alignment can do) decodes to
+  // the same values as an aligned copy.
+  for (DType type : {DType::kQ8_K, DType::kQ4_K, DType::kF32, DType::kF16}) {
+    const int64_t n = 512;
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = std::cos(0.1f * (float)i);
+    const size_t row = RowBytes(type, n);
+    std::vector<uint8_t> aligned(2 * row), shifted(2 * row + 1);
+    Traits(type).from_float(x.data(), aligned.data(), n);
+    Traits(type).from_float(x.data(), aligned.data() + row, n);
+    std::memcpy(shifted.data() + 1, aligned.data(), 2 * row);
+    Tensor t;
+    t.type = type;
+    t.n_dims = 2;
+    t.ne = {n, 2, 1, 1};
+    t.data = shifted.data() + 1;
+    t.nbytes = 2 * row;
+    std::vector<float> want(n), got(n);
+    Traits(type).to_float(aligned.data(), want.data(), n);
+    DequantizeRow(t, 1, got.data());
+    EXPECT_EQ(got, want) << DTypeName(type);
+    const std::vector<float> all = DequantizeAll(t);
+    EXPECT_EQ(std::vector<float>(all.begin(), all.begin() + n), want) << DTypeName(type);
+  }
 }
 
 }  // namespace

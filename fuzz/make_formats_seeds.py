@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Writes the seed inputs of the formats fuzz target: for a few type ids, a shape header and a
+payload of floats (gaussian-ish, zeros, NaN/inf, huge) that is also whole blocks of bytes.
+Run from the repository root: python3 fuzz/make_formats_seeds.py"""
+import math
+import os
+import random
+import struct
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "formats_fuzz")
+
+
+def seed(name, type_id, ne, floats):
+    os.makedirs(ROOT, exist_ok=True)
+    data = bytes([type_id]) + struct.pack("<4i", *ne) + struct.pack("<%df" % len(floats), *floats)
+    with open(os.path.join(ROOT, name), "wb") as f:
+        f.write(data)
+
+
+rng = random.Random(1)
+gauss = [rng.gauss(0, 1) for _ in range(256)]
+special = [0.0, -0.0, math.inf, -math.inf, math.nan, 1e30, -1e-30, 65504.0] * 32
+for type_id, name in [(2, "q4_0"), (3, "q4_1"), (6, "q5_0"), (7, "q5_1"), (8, "q8_0"), (9, "q8_1"),
+                      (10, "q2_K"), (11, "q3_K"), (12, "q4_K"), (13, "q5_K"), (14, "q6_K"),
+                      (15, "q8_K"), (20, "iq4_nl"), (1, "f16"), (30, "bf16")]:
+    seed(name + "_gauss", type_id, (256, 4, 1, 1), gauss)
+seed("q4_K_special", 12, (255, 1, 1, 1), special)
+seed("q6_K_special", 14, (-256, 2, 1, 1), special)
+seed("iq4_nl_special", 20, (32, 1 << 30, 1 << 30, 3), special)
+seed("q8_0_zero", 8, (0, 0, 0, 0), [0.0] * 64)
