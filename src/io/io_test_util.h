@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/tensor.h"
 
 namespace smelt::testing_util {
 
@@ -48,6 +50,15 @@ inline void WriteAll(const std::string& path, const std::vector<uint8_t>& bytes)
 inline void WriteText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
+}
+
+// Same type, shape and bytes.
+inline void ExpectSameTensor(const Tensor& a, const Tensor& b, const std::string& what) {
+  EXPECT_EQ(a.type, b.type) << what;
+  EXPECT_EQ(a.n_dims, b.n_dims) << what;
+  EXPECT_EQ(a.ne, b.ne) << what;
+  ASSERT_EQ(a.nbytes, b.nbytes) << what;
+  EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << what << ": bytes differ";
 }
 
 // Runs f; expects smelt::Error whose message starts with `source` and contains `keyword`, and

@@ -55,7 +55,8 @@ TEST(Safetensors, HandWrittenFileParses) {
   for (int i = 1; i <= 6; ++i) PutF32(data, (float)i);
   for (uint16_t h : {0x3C00, 0xC000, 0x3800}) PutU16(data, h);
   for (uint16_t h : {0x3F80, 0xBF00}) PutU16(data, h);
-  SafetensorsFile f = Parse(Assemble(header, data));
+  const std::vector<uint8_t> bytes = Assemble(header, data);  // the tensors point into it
+  SafetensorsFile f = Parse(bytes);
 
   ASSERT_EQ(f.tensors.size(), 3u);
   EXPECT_EQ(f.metadata.at("format"), "pt");
@@ -93,7 +94,8 @@ TEST(Safetensors, RankZeroAndEmptyTensors) {
       R"({"s":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"e":{"dtype":"F16","shape":[0,5],"data_offsets":[4,4]}})";
   std::vector<uint8_t> data;
   PutF32(data, 2.5f);
-  SafetensorsFile f = Parse(Assemble(header, data));
+  const std::vector<uint8_t> bytes = Assemble(header, data);  // the tensors point into it
+  SafetensorsFile f = Parse(bytes);
   ASSERT_EQ(f.tensors.size(), 2u);
   const Tensor* s = f.Find("s");
   ASSERT_NE(s, nullptr);
