@@ -542,6 +542,7 @@ void SaveHfModel(const Model& m, const std::string& dir, const HfSaveOptions& op
     Fail("{}: architecture {} cannot be exported as a Hugging Face model (llama, qwen2)", dir, c.arch);
   if (c.arch == "llama" && c.qkv_bias)
     Fail("{}: a llama model with q/k/v biases has no LlamaForCausalLM equivalent", dir);
+  if (c.arch == "qwen2" && !c.qkv_bias) Fail("{}: Qwen2ForCausalLM needs q/k/v biases, the model has none", dir);
   if (c.rope_dim != c.head_dim) Fail("{}: partial RoPE (rope dim {} of {}) cannot be exported", dir, c.rope_dim, c.head_dim);
 
   // The tensors to write, in canonical order, checked against the config.

@@ -15,11 +15,14 @@
 #include <random>
 
 #include "core/half.h"
+#include "io/gguf_model.h"
 #include "io/hf_tokenizer.h"
 #include "io/io_test_util.h"
 #include "io/llama2c.h"
 #include "io/safetensors.h"
+#include "io/tokenizer.h"
 #include "model/synth.h"
+#include "peer.h"
 
 namespace smelt {
 namespace {
@@ -452,6 +455,29 @@ TEST(HfModel, BrokenFoldersFail) {
   ExpectError([&] { LoadHfModel(q.dir.Path()); }, q.dir.Path(), "no tokenizer.json or tokenizer.model");
   fs::remove(q.dir.Path("config.json"));
   ExpectError([&] { LoadHfModel(q.dir.Path()); }, q.dir.Path("config.json"), "cannot open");
+}
+
+// End to end against llama.cpp: stories260K from its llama2.c checkpoint, through a Hugging Face
+// folder and back, written as GGUF, gives llama.cpp exactly the log-probs of ggml-org's own
+// conversion of the model.
+TEST(HfModelPeer, StoriesThroughHfRunsInLlamaCppLikeTheOfficialGguf) {
+  if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer not available";
+  ScratchDir dir("hf_peer");
+  SaveHfModel(Stories(), dir.Path("hf"), {});
+  Model m = LoadHfModel(dir.Path("hf"));
+  const std::string gguf = dir.Path("via_hf.gguf");
+  SaveGgufModel(m, gguf, {});
+  const std::vector<int32_t> ids =
+      Tokenizer(m.vocab).Encode("Once upon a time, there was a little girl named Lily. She loved to play.", true);
+  ASSERT_GT(ids.size(), 10u);
+  const auto want = peer::Logprobs(kStories + "stories260K.gguf", ids);
+  const auto got = peer::Logprobs(gguf, ids);
+  ASSERT_EQ(got.size(), ids.size());
+  ASSERT_EQ(want.size(), ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(got[i].top, want[i].top) << i;
+    EXPECT_EQ(got[i].next_true, want[i].next_true) << i;
+  }
 }
 
 }  // namespace
