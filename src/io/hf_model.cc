@@ -498,10 +498,11 @@ Model LoadHfModel(const std::string& dir) {
     m.weights.Add(std::move(it->second));
   }
 
-  // Vocabulary: tokenizer.json (any), else sentencepiece tokenizer.model.
+  // Vocabulary: tokenizer.json (refined by tokenizer_config.json and tokenizer.model's scores),
+  // else the sentencepiece tokenizer.model alone.
   const fs::path tj = fs::path(dir) / "tokenizer.json", tm = fs::path(dir) / "tokenizer.model";
   if (fs::exists(tj, ec)) {
-    m.vocab = LoadHfTokenizerJson(tj.string());
+    m.vocab = LoadHfTokenizerDir(dir);
   } else if (fs::exists(tm, ec)) {
     m.vocab = LoadSentencePieceModel(tm.string());
   } else {
