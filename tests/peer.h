@@ -16,10 +16,15 @@ struct PositionLogprobs {
 
 // True if the peer script exists and its node package is installed (or installs).
 bool Available();
+// How llama.cpp keeps its KV cache: the peer's defaults (f16 cache, flash attention "auto", which
+// on CPU accumulates attention in f16), or full precision (f32 cache, flash attention off), in
+// which llama.cpp computes what smelt's fp32 reference computes.
+enum class KvPrecision { kDefault, kF32 };
+
 // Log-probs llama.cpp computes for every position of `tokens` (no BOS added).
 // Throws std::runtime_error if the peer fails.
 std::vector<PositionLogprobs> Logprobs(const std::string& gguf, const std::vector<int32_t>& tokens,
-                                       int threads = 1, int topk = 5);
+                                       int threads = 1, int topk = 5, KvPrecision kv = KvPrecision::kDefault);
 // Runs a shell command, returns stdout; throws std::runtime_error on non-zero exit.
 std::string RunCommand(const std::string& cmd);
 // Path of the peer script.

@@ -7,6 +7,13 @@
 #include <cstdint>
 #include <cstring>
 
+// Bit-exactness with ggml needs every a*b+c rounded twice, as ggml's reference build does: no
+// fused multiply-add. GCC in ISO mode (-std=c++20) never contracts; clang would where FMA is
+// available (-march=native), so turn that off for the files that include this header.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
 namespace smelt {
 
 // (int)v: truncation toward zero, as a C cast does; 0 for NaN and values outside int's range.

@@ -136,18 +136,6 @@ std::string ShapeOf(const std::vector<int64_t>& ne) {
   return s + "]";
 }
 
-void CheckShape(const Weights& w, const std::string& name, std::vector<int64_t> ne, bool required,
-                const std::string& source) {
-  const Tensor* t = w.Find(name);
-  if (!t) {
-    if (required) Fail("{}: missing tensor {}", source, name);
-    return;
-  }
-  bool ok = true;
-  for (size_t d = 0; d < 4; ++d) ok &= t->ne[d] == (d < ne.size() ? ne[d] : 1);
-  if (!ok) Fail("{}: tensor {} has shape {}, expected {}", source, name, ShapeString(*t), ShapeOf(ne));
-}
-
 // Llama 3 RoPE frequency factors (one per rotated pair), as llama.cpp's converter writes them
 // into rope_freqs.weight: 1 for high frequencies, `factor` for low ones, smooth in between.
 std::vector<float> Llama3RopeFactors(const ModelConfig& c) {
@@ -180,27 +168,45 @@ struct TensorPlan {
 
 }  // namespace
 
-void CheckModelTensors(const ModelConfig& c, const Weights& w, const std::string& source) {
+std::vector<ModelTensorSpec> ModelTensorSpecs(const ModelConfig& c) {
   const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), ff = c.ff, vocab = c.vocab;
-  CheckShape(w, "token_embd.weight", {dim, vocab}, true, source);
-  CheckShape(w, "output_norm.weight", {dim}, true, source);
-  CheckShape(w, "output.weight", {dim, vocab}, !c.tied_embeddings, source);
+  std::vector<ModelTensorSpec> specs = {
+      {"token_embd.weight", {dim, vocab}, true},
+      {"output_norm.weight", {dim}, true},
+      {"output.weight", {dim, vocab}, !c.tied_embeddings},
+  };
   for (int i = 0; i < c.n_layers; ++i) {
-    auto name = [&](const char* suffix) { return BlockTensorName(i, suffix); };
-    CheckShape(w, name("attn_norm.weight"), {dim}, true, source);
-    CheckShape(w, name("attn_q.weight"), {dim, q}, true, source);
-    CheckShape(w, name("attn_k.weight"), {dim, kv}, true, source);
-    CheckShape(w, name("attn_v.weight"), {dim, kv}, true, source);
-    CheckShape(w, name("attn_output.weight"), {q, dim}, true, source);
-    CheckShape(w, name("ffn_norm.weight"), {dim}, true, source);
-    CheckShape(w, name("ffn_gate.weight"), {dim, ff}, true, source);
-    CheckShape(w, name("ffn_up.weight"), {dim, ff}, true, source);
-    CheckShape(w, name("ffn_down.weight"), {ff, dim}, true, source);
-    CheckShape(w, name("attn_q.bias"), {q}, c.qkv_bias, source);
-    CheckShape(w, name("attn_k.bias"), {kv}, c.qkv_bias, source);
-    CheckShape(w, name("attn_v.bias"), {kv}, c.qkv_bias, source);
+    auto add = [&](const char* suffix, std::vector<int64_t> ne, bool required) {
+      specs.push_back({BlockTensorName(i, suffix), std::move(ne), required});
+    };
+    add("attn_norm.weight", {dim}, true);
+    add("attn_q.weight", {dim, q}, true);
+    add("attn_k.weight", {dim, kv}, true);
+    add("attn_v.weight", {dim, kv}, true);
+    add("attn_output.weight", {q, dim}, true);
+    add("ffn_norm.weight", {dim}, true);
+    add("ffn_gate.weight", {dim, ff}, true);
+    add("ffn_up.weight", {dim, ff}, true);
+    add("ffn_down.weight", {ff, dim}, true);
+    add("attn_q.bias", {q}, c.qkv_bias);
+    add("attn_k.bias", {kv}, c.qkv_bias);
+    add("attn_v.bias", {kv}, c.qkv_bias);
   }
-  if (c.rope_scaling.type == "llama3") CheckShape(w, kRopeFreqs, {c.rope_dim / 2}, false, source);
+  if (c.rope_scaling.type == "llama3") specs.push_back({kRopeFreqs, {c.rope_dim / 2}, false});
+  return specs;
+}
+
+void CheckModelTensors(const ModelConfig& c, const Weights& w, const std::string& source) {
+  for (const ModelTensorSpec& s : ModelTensorSpecs(c)) {
+    const Tensor* t = w.Find(s.name);
+    if (!t) {
+      if (s.required) Fail("{}: missing tensor {}", source, s.name);
+      continue;
+    }
+    bool ok = true;
+    for (size_t d = 0; d < 4; ++d) ok &= t->ne[d] == (d < s.ne.size() ? s.ne[d] : 1);
+    if (!ok) Fail("{}: tensor {} has shape {}, expected {}", source, s.name, ShapeString(*t), ShapeOf(s.ne));
+  }
   for (const Tensor& t : w.all()) {
     std::optional<size_t> bytes = TensorBytes(t.type, t.ne);
     if (!t.data || !bytes || *bytes != t.nbytes)

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "io/gguf.h"
 #include "model/model.h"
@@ -43,8 +44,19 @@ Vocab GgufToVocab(const GgufFile& f);
 // MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, ... MOSTLY_BF16 = 32; nullopt for types with no such value.
 std::optional<uint32_t> LlamaFileType(DType t);
 
+// A tensor of the canonical (GGUF) set for a config: name, shape in ggml order, and whether a
+// model must have it (output.weight of a tied model, biases without qkv_bias and Llama 3's
+// rope_freqs.weight are optional, but checked when present).
+struct ModelTensorSpec {
+  std::string name;
+  std::vector<int64_t> ne;
+  bool required;
+};
+std::vector<ModelTensorSpec> ModelTensorSpecs(const ModelConfig& c);
+
 // Throws Error("SOURCE: missing tensor NAME" / "SOURCE: tensor NAME has shape [..], expected
-// [..]") unless `w` holds every tensor config `c` needs with the right shape.
+// [..]") unless `w` holds every tensor config `c` needs with the right shape, and each tensor's
+// byte count matches its type and shape.
 void CheckModelTensors(const ModelConfig& c, const Weights& w, const std::string& source);
 
 }  // namespace smelt

@@ -23,7 +23,7 @@ FileKind DetectFileKind(const std::string& path) {
   char magic[4] = {};
   in.read(magic, 4);
   if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return FileKind::kGguf;
-  if (in.gcount() == 4 && std::memcmp(magic, "42ka", 4) == 0) return FileKind::kLlama2c;  // "ak42" LE
+  if (in.gcount() == 4 && std::memcmp(magic, "24ka", 4) == 0) return FileKind::kLlama2c;  // "ak42" LE
   // llama2.c legacy: 7 int32 header with a positive dim, plausible sizes.
   int32_t hdr[7] = {};
   in.seekg(0);

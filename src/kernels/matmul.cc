@@ -1,0 +1,87 @@
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/types.h"
+#include "kernels/ops.h"
+
+namespace smelt {
+namespace {
+
+constexpr int64_t kRowBlock = 16;  // output rows dequantized together and reused across T inputs
+// From this many inputs on, a block is transposed once and reused (below, rows are dotted directly:
+// the transposition would cost more than it saves).
+constexpr int64_t kMinTransposeBatch = 4;
+// Below this many multiply-adds a product runs on one thread: waking a team costs more.
+constexpr int64_t kMinParallelWork = 1 << 16;
+
+}  // namespace
+
+void CheckReadable(const Tensor& t, const std::string& context) {
+  const TypeTraits* tr = FindTraits((uint32_t)t.type);
+  if (!tr || !tr->to_float) Fail("{}: tensor {}: type {} cannot be read as numbers", context, t.name, (uint32_t)t.type);
+  const auto need = TensorBytes(t.type, t.ne);
+  if (!need)
+    Fail("{}: tensor {}: row length {} is not a multiple of the {} block size {}", context, t.name, t.ne[0], tr->name,
+         tr->block_size);
+  if (t.nelements() > 0 && (!t.data || t.nbytes < *need))
+    Fail("{}: tensor {}: holds {} bytes, {} {} needs {}", context, t.name, t.nbytes, tr->name, ShapeString(t), *need);
+}
+
+void ReadRowF32(const Tensor& t, int64_t row, float* dst) {
+  SMELT_ASSERT(row >= 0 && row < t.nrows());
+  if (t.type == DType::kF32) {
+    std::memcpy(dst, t.as<float>() + row * t.ne[0], sizeof(float) * t.ne[0]);
+  } else {
+    DequantizeRow(t, row, dst);
+  }
+}
+
+void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads) {
+  const int64_t C = w.ne[0], OC = w.nrows();
+  const bool direct = w.type == DType::kF32;
+  const int64_t n_blocks = (OC + kRowBlock - 1) / kRowBlock;
+  threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, n_blocks));
+  if (C * OC * T < kMinParallelWork) threads = 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    std::vector<float> rows(direct ? 0 : kRowBlock * C);                  // this thread's dequantized rows: (n, C)
+    std::vector<float> cols(T < kMinTransposeBatch ? 0 : C * kRowBlock);  // the block transposed: (C, kRowBlock)
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t o0 = b * kRowBlock, n = std::min(kRowBlock, OC - o0);
+      const float* block;
+      if (direct) {
+        block = w.as<float>() + o0 * C;
+      } else {
+        for (int64_t r = 0; r < n; ++r) DequantizeRow(w, o0 + r, rows.data() + r * C);
+        block = rows.data();
+      }
+      if (T < kMinTransposeBatch) {
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t r = 0; r < n; ++r) y[t * OC + o0 + r] = DotF32(block + r * C, x + t * C, C);
+        continue;
+      }
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t r = 0; r < kRowBlock; ++r) cols[c * kRowBlock + r] = r < n ? block[r * C + c] : 0.0f;
+      // The kRowBlock outputs of the block advance together over c, which the compiler turns
+      // into vector operations across rows (no horizontal sums).
+      for (int64_t t = 0; t < T; ++t) {
+        const float* xt = x + t * C;
+        float acc[kRowBlock] = {};
+        for (int64_t c = 0; c < C; ++c) {
+          const float xc = xt[c];
+          const float* wc = cols.data() + c * kRowBlock;
+#pragma omp simd
+          for (int64_t r = 0; r < kRowBlock; ++r) acc[r] += wc[r] * xc;
+        }
+        for (int64_t r = 0; r < n; ++r) y[t * OC + o0 + r] = acc[r];
+      }
+    }
+  }
+}
+
+}  // namespace smelt

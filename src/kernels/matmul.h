@@ -1,0 +1,32 @@
+#pragma once
+// Reference matrix products against a weight tensor of any readable type (formats/types.h):
+//   y: (T, OC) = x: (T, C) · wᵀ,   w: (OC, C), i.e. ne = {C, OC}
+// F32 weights are read in place; every other type is dequantized one row at a time into a
+// per-thread buffer (DequantizeRow). Rows are taken in blocks of 16 that are reused across all T
+// inputs while they sit in cache. For a batch (T >= 4) the block is transposed to (C, 16) so that
+// its 16 outputs accumulate side by side in order of c (vectorizable without horizontal sums);
+// for one or a few inputs each output is a DotF32 of a row. The two orders of summation differ
+// in the last bits only.
+// Threading: OpenMP over blocks of output rows, `threads` threads; each output value is
+// computed by exactly one thread with the same code, so results do not depend on `threads`.
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace smelt {
+
+// Throws Error("CONTEXT: tensor NAME: ...") unless `t` has a type smelt can dequantize, a row
+// length that is a multiple of its block size, and at least TensorBytes of data.
+void CheckReadable(const Tensor& t, const std::string& context);
+
+// y[t * OC + o] = Σ_c w[o, c] · x[t * C + c] for t < T, o < OC.
+void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads);
+
+// y[o] = Σ_c w[o, c] · x[c]: MatMul with T = 1.
+inline void MatVec(const Tensor& w, const float* x, float* y, int threads) { MatMul(w, x, 1, y, threads); }
+
+// Copies row `row` of `t` (any readable type) to dst[ne[0]] as f32: an embedding lookup.
+void ReadRowF32(const Tensor& t, int64_t row, float* dst);
+
+}  // namespace smelt

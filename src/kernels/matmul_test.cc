@@ -1,0 +1,109 @@
+// MatMul on weights of every kind of type against "dequantize the whole tensor, then a naive
+// double-precision dot"; batching and threading must not change a single bit.
+#include "kernels/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/types.h"
+#include "tiny_models.h"
+
+namespace smelt {
+namespace {
+
+// y (T, OC) from the fully dequantized weights, in double.
+std::vector<double> NaiveProduct(const Tensor& w, const std::vector<float>& x, int64_t T) {
+  const std::vector<float> dense = DequantizeAll(w);
+  const int64_t C = w.ne[0], OC = w.ne[1];
+  std::vector<double> y(T * OC);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t o = 0; o < OC; ++o) {
+      double s = 0;
+      for (int64_t c = 0; c < C; ++c) s += (double)dense[o * C + c] * x[t * C + c];
+      y[t * OC + o] = s;
+    }
+  return y;
+}
+
+class KernelMatMulTypes : public ::testing::TestWithParam<DType> {};
+
+TEST_P(KernelMatMulTypes, MatchesDequantizeThenDot) {
+  const DType type = GetParam();
+  const int64_t C = 512, OC = 37, T = 5;  // OC not a multiple of the row block
+  const Tensor f32 = MakeF32Tensor("w", {C, OC}, tiny::RandomVector(C * OC, 1));
+  const Tensor w = type == DType::kF32 ? f32 : tiny::EncodeTensor(f32, type);
+  const std::vector<float> x = tiny::RandomVector(T * C, 2);
+  std::vector<float> y(T * OC), single(T * OC);
+  MatMul(w, x.data(), T, y.data(), 1);  // the batched (transposed block) path
+  for (int64_t t = 0; t < T; ++t) MatVec(w, x.data() + t * C, single.data() + t * OC, 1);  // row dots
+  const std::vector<double> want = NaiveProduct(w, x, T);
+  double max_err = 0, max_err_single = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    max_err = std::max(max_err, std::abs(y[i] - want[i]));
+    max_err_single = std::max(max_err_single, std::abs(single[i] - want[i]));
+  }
+  // f32 accumulation over C = 512 terms of size ~1: rounding stays far below 1e-3.
+  EXPECT_LT(max_err, 1e-3) << DTypeName(type);
+  EXPECT_LT(max_err_single, 1e-3) << DTypeName(type);
+}
+
+INSTANTIATE_TEST_SUITE_P(KernelMatMul, KernelMatMulTypes,
+                         ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_0, DType::kQ4_1,
+                                           DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kQ2_K, DType::kQ3_K,
+                                           DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL),
+                         [](const auto& info) { return std::string(DTypeName(info.param)); });
+
+TEST(KernelMatMul, BatchNearRowByRowAndThreadsDoNotChangeBits) {
+  const int64_t C = 256, OC = 300, T = 6;  // C·OC above the single-thread threshold
+  const Tensor w = tiny::EncodeTensor(MakeF32Tensor("w", {C, OC}, tiny::RandomVector(C * OC, 3)), DType::kQ8_0);
+  const std::vector<float> x = tiny::RandomVector(T * C, 4);
+  std::vector<float> batch(T * OC), batch2(T * OC), single(OC), single2(OC);
+  MatMul(w, x.data(), T, batch.data(), 1);
+  MatMul(w, x.data(), T, batch2.data(), 2);
+  EXPECT_EQ(batch, batch2);
+  for (int64_t t = 0; t < T; ++t) {
+    MatVec(w, x.data() + t * C, single.data(), 1);
+    MatVec(w, x.data() + t * C, single2.data(), 2);
+    EXPECT_EQ(single, single2);
+    for (int64_t o = 0; o < OC; ++o) EXPECT_NEAR(single[o], batch[t * OC + o], 1e-4);
+  }
+}
+
+TEST(KernelMatMul, ReadRowF32MatchesDequantizeAll) {
+  const Tensor w = tiny::EncodeTensor(MakeF32Tensor("w", {64, 3}, tiny::RandomVector(192, 5)), DType::kQ4_0);
+  const std::vector<float> dense = DequantizeAll(w);
+  std::vector<float> row(64);
+  for (int r = 0; r < 3; ++r) {
+    ReadRowF32(w, r, row.data());
+    EXPECT_TRUE(std::equal(row.begin(), row.end(), dense.begin() + r * 64));
+  }
+}
+
+TEST(KernelMatMul, CheckReadableRejectsBadTensors) {
+  Tensor ok = MakeF32Tensor("blk.0.attn_q.weight", {8, 2}, std::vector<float>(16));
+  EXPECT_NO_THROW(CheckReadable(ok, "m.gguf"));
+
+  Tensor ints = ok;
+  ints.type = DType::kI32;
+  EXPECT_THROW(CheckReadable(ints, "m.gguf"), Error);
+
+  Tensor odd = ok;  // 8 values per row is not a whole Q8_0 block (32)
+  odd.type = DType::kQ8_0;
+  try {
+    CheckReadable(odd, "m.gguf");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("m.gguf: tensor blk.0.attn_q.weight"), std::string::npos) << e.what();
+  }
+
+  Tensor short_data = ok;
+  short_data.nbytes = 60;
+  EXPECT_THROW(CheckReadable(short_data, "m.gguf"), Error);
+}
+
+}  // namespace
+}  // namespace smelt

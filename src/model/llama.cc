@@ -1,0 +1,175 @@
+#include "model/llama.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <numbers>
+
+#include "core/error.h"
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "kernels/rope.h"
+
+namespace smelt {
+
+std::vector<float> RopeInvFrequencies(const ModelConfig& c, const float* freq_factors) {
+  std::vector<float> inv = RopeBaseFrequencies(c.rope_dim, c.rope_theta);
+  if (freq_factors) {
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] /= freq_factors[i];
+    return inv;
+  }
+  const RopeScaling& s = c.rope_scaling;
+  if (s.type.empty() || s.type == "none") return inv;
+  if (!(s.factor > 0.0f)) Fail("{}: rope scaling factor {} must be positive", c.name, s.factor);
+  if (s.type == "linear") {
+    for (float& f : inv) f /= s.factor;
+    return inv;
+  }
+  if (s.type == "llama3") {
+    if (!(s.high_freq_factor > s.low_freq_factor) || !(s.low_freq_factor > 0.0f) || s.original_context <= 0)
+      Fail("{}: llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor and a positive original context",
+           c.name);
+    const double low_wavelen = s.original_context / (double)s.low_freq_factor;
+    const double high_wavelen = s.original_context / (double)s.high_freq_factor;
+    for (float& f : inv) {
+      const double wavelen = 2.0 * std::numbers::pi / f;
+      if (wavelen < high_wavelen) continue;  // high frequency: unchanged
+      if (wavelen > low_wavelen) {           // low frequency: interpolated by factor
+        f = (float)(f / (double)s.factor);
+        continue;
+      }
+      const double smooth =
+          (s.original_context / wavelen - s.low_freq_factor) / ((double)s.high_freq_factor - s.low_freq_factor);
+      f = (float)((1.0 - smooth) * f / s.factor + smooth * f);
+    }
+    return inv;
+  }
+  Fail("{}: rope scaling type '{}' is not supported", c.name, s.type);
+}
+
+LlamaForward::LlamaForward(const Model& model) : model_(model) {
+  const ModelConfig& c = model.config;
+  const std::string src = model.source.empty() ? (c.name.empty() ? "model" : c.name) : model.source;
+  ValidateConfig(c, src);
+  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "mistral")
+    Fail("{}: architecture '{}' is not supported (llama, qwen2, mistral are)", src, c.arch);
+
+  auto need = [&](const std::string& name, std::vector<int64_t> shape) -> const Tensor& {
+    const Tensor* t = model.weights.Find(name);
+    if (!t) Fail("{}: missing tensor {}", src, name);
+    std::array<int64_t, 4> want{1, 1, 1, 1};
+    for (size_t i = 0; i < shape.size(); ++i) want[i] = shape[i];
+    if (t->ne != want)
+      Fail("{}: tensor {}: shape {}, expected [{}]", src, name, ShapeString(*t), fmt::join(shape, ", "));
+    CheckReadable(*t, src);
+    return *t;
+  };
+  auto vector = [&](const std::string& name, int64_t n) {
+    std::vector<float> v(n);
+    ReadRowF32(need(name, {n}), 0, v.data());
+    return v;
+  };
+  auto has = [&](const std::string& name) { return model.weights.Contains(name); };
+
+  const int64_t C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ff, V = c.vocab;
+  token_embd_ = &need("token_embd.weight", {C, V});
+  output_ = has("output.weight") ? &need("output.weight", {C, V}) : token_embd_;
+  output_norm_ = vector("output_norm.weight", C);
+  for (int l = 0; l < c.n_layers; ++l) {
+    auto name = [&](const char* suffix) { return BlockTensorName(l, suffix); };
+    Layer L;
+    L.attn_norm = vector(name("attn_norm.weight"), C);
+    L.wq = &need(name("attn_q.weight"), {C, Q});
+    L.wk = &need(name("attn_k.weight"), {C, KV});
+    L.wv = &need(name("attn_v.weight"), {C, KV});
+    L.wo = &need(name("attn_output.weight"), {Q, C});
+    if (c.qkv_bias || has(name("attn_q.bias"))) L.bq = vector(name("attn_q.bias"), Q);
+    if (c.qkv_bias || has(name("attn_k.bias"))) L.bk = vector(name("attn_k.bias"), KV);
+    if (c.qkv_bias || has(name("attn_v.bias"))) L.bv = vector(name("attn_v.bias"), KV);
+    L.ffn_norm = vector(name("ffn_norm.weight"), C);
+    L.gate = &need(name("ffn_gate.weight"), {C, F});
+    L.up = &need(name("ffn_up.weight"), {C, F});
+    L.down = &need(name("ffn_down.weight"), {F, C});
+    layers_.push_back(std::move(L));
+  }
+  if (has("rope_freqs.weight")) {
+    const std::vector<float> factors = vector("rope_freqs.weight", c.rope_dim / 2);
+    inv_freq_ = RopeInvFrequencies(c, factors.data());
+  } else {
+    inv_freq_ = RopeInvFrequencies(c);
+  }
+}
+
+void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache& cache, bool all_logits, int threads,
+                           float* logits) {
+  const ModelConfig& c = model_.config;
+  const int64_t T = (int64_t)tokens.size(), C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ff;
+  const int hd = c.head_dim, H = c.n_heads, group = c.n_heads / c.n_kv_heads, n_pairs = c.rope_dim / 2;
+  const bool neox = c.rope_layout == RopeLayout::kNeox;
+  const float eps = c.norm_eps, scale = 1.0f / std::sqrt((float)hd);
+  SMELT_ASSERT(T > 0 && pos >= 0 && pos + T <= cache.reserved());
+
+  x_.resize(T * C), h_.resize(T * C), q_.resize(T * Q), att_.resize(T * Q);
+  k_.resize(T * KV), v_.resize(T * KV), g_.resize(T * F), u_.resize(T * F);
+  rope_cos_.resize(T * n_pairs), rope_sin_.resize(T * n_pairs);
+  float *x = x_.data(), *h = h_.data(), *q = q_.data(), *att = att_.data(), *k = k_.data(), *v = v_.data();
+  float *g = g_.data(), *u = u_.data();
+
+  for (int64_t t = 0; t < T; ++t) {
+    ReadRowF32(*token_embd_, tokens[t], x + t * C);
+    RopeAngles(pos + t, inv_freq_.data(), n_pairs, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs]);
+  }
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    const Layer& L = layers_[l];
+    // --- attention ---
+    for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.attn_norm.data(), C, eps);
+    MatMul(*L.wq, h, T, q, threads);
+    MatMul(*L.wk, h, T, k, threads);
+    MatMul(*L.wv, h, T, v, threads);
+    for (int64_t t = 0; t < T; ++t) {
+      if (!L.bq.empty()) AddInPlace(q + t * Q, L.bq.data(), Q);
+      if (!L.bk.empty()) AddInPlace(k + t * KV, L.bk.data(), KV);
+      if (!L.bv.empty()) AddInPlace(v + t * KV, L.bv.data(), KV);
+      ApplyRope(q + t * Q, c.n_heads, hd, c.rope_dim, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs], neox);
+      ApplyRope(k + t * KV, c.n_kv_heads, hd, c.rope_dim, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs], neox);
+    }
+    float* kc = cache.keys(l);  // (pos + T, KV)
+    float* vc = cache.values(l);
+    std::memcpy(kc + pos * KV, k, sizeof(float) * T * KV);
+    std::memcpy(vc + pos * KV, v, sizeof(float) * T * KV);
+    // Multiply-adds of this attention step: T queries × H heads × keys × head_dim × 2.
+    const int64_t work = T * H * (pos + T) * hd * 2;
+    const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, T * H);
+#pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
+    {
+      std::vector<float> scores(pos + T);
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t i = 0; i < T * H; ++i) {
+        const int64_t t = i / H, head = i % H, kv_head = head / group;
+        AttendHead(q + t * Q + head * hd, kc + kv_head * hd, vc + kv_head * hd, pos + t + 1, KV, hd, scale,
+                   att + t * Q + head * hd, scores.data());
+      }
+    }
+    MatMul(*L.wo, att, T, h, threads);
+    AddInPlace(x, h, T * C);
+
+    // --- feed-forward ---
+    for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.ffn_norm.data(), C, eps);
+    MatMul(*L.gate, h, T, g, threads);
+    MatMul(*L.up, h, T, u, threads);
+    SwiGlu(g, g, u, T * F);
+    MatMul(*L.down, g, T, h, threads);
+    AddInPlace(x, h, T * C);
+  }
+
+  const int64_t first = all_logits ? 0 : T - 1;
+  for (int64_t t = first; t < T; ++t) RmsNorm(h + (t - first) * C, x + t * C, output_norm_.data(), C, eps);
+  MatMul(*output_, h, T - first, logits, threads);
+}
+
+}  // namespace smelt

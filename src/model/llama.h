@@ -1,0 +1,67 @@
+#pragma once
+// The Llama-family decoder forward pass (Llama 1/2/3, Mistral, llama2.c models and Qwen2, which
+// is this with Q/K/V biases and the NeoX RoPE layout), reference fp32:
+//   x = token_embd[token]
+//   per layer:  h = rmsnorm(x) · attn_norm
+//               q, k, v = h·Wqᵀ (+bq), h·Wkᵀ (+bk), h·Wvᵀ (+bv);  RoPE(q, k) at the position
+//               append k, v to the KV cache
+//               x += Wo · attention(q, cached k, v)   (causal, GQA: head h reads kv head
+//                                                       h / (n_heads / n_kv_heads), scale 1/√head_dim)
+//               h = rmsnorm(x) · ffn_norm
+//               x += W_down · (silu(W_gate·h) ⊙ W_up·h)
+//   logits = rmsnorm(x) · output_norm · Wₒᵤₜᵀ   (output.weight, or token_embd.weight when absent)
+// Legend: T tokens in a batch, C = dim, Q = n_heads·head_dim, KV = n_kv_heads·head_dim,
+// F = ff, V = vocab.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+
+namespace smelt {
+
+// Per-pair RoPE inverse frequencies (rope_dim / 2 values): base^(-2i/rope_dim) with the model's
+// frequency scaling applied. `freq_factors` (rope_dim / 2 values, llama.cpp's rope_freqs.weight)
+// divides the frequencies when given; otherwise config.rope_scaling decides: "linear" divides
+// by factor, "llama3" applies Meta's rule (wavelengths above original_context / low_freq_factor
+// divided by factor, below original_context / high_freq_factor kept, a smooth blend between).
+// Throws Error for a scaling type smelt does not implement.
+std::vector<float> RopeInvFrequencies(const ModelConfig& c, const float* freq_factors = nullptr);
+
+class LlamaForward {
+ public:
+  // Resolves the weights of `model` (kept by reference) and checks that every tensor exists with
+  // the expected shape and a readable type; throws Error naming the model and the tensor.
+  explicit LlamaForward(const Model& model);
+
+  const ModelConfig& config() const { return model_.config; }
+
+  // Runs `tokens` (ids already checked < vocab) at positions pos .. pos+T-1, writing their keys
+  // and values into `cache` (which must hold pos+T positions). Writes the logits of every
+  // position, (T, V), when all_logits, else of the last one, (V), into `logits`.
+  void Forward(std::span<const int32_t> tokens, int64_t pos, KvCache& cache, bool all_logits, int threads,
+               float* logits);
+
+ private:
+  struct Layer {
+    std::vector<float> attn_norm, ffn_norm;  // (C)
+    std::vector<float> bq, bk, bv;           // (Q), (KV), (KV); empty without biases
+    const Tensor *wq, *wk, *wv, *wo, *gate, *up, *down;
+  };
+
+  const Model& model_;
+  std::vector<Layer> layers_;
+  const Tensor* token_embd_;
+  const Tensor* output_;
+  std::vector<float> output_norm_;  // (C)
+  std::vector<float> inv_freq_;     // (rope_dim / 2)
+
+  // Scratch, resized per call: x, h: (T, C); q, att: (T, Q); k, v: (T, KV); g, u: (T, F);
+  // rope_cos/sin: (T, rope_dim / 2).
+  std::vector<float> x_, h_, q_, k_, v_, att_, g_, u_, rope_cos_, rope_sin_;
+};
+
+}  // namespace smelt
