@@ -94,11 +94,11 @@ void CheckGgufVocabThroughTokenizerJson(const std::string& name) {
 }
 
 // SentencePiece-style: exact, and merge-rank scores tokenize like the true scores.
-TEST(HfTokenizerGguf, Stories260K) { CheckGgufVocabThroughTokenizerJson("stories260K"); }
-TEST(HfTokenizerGguf, LlamaSpm) { CheckGgufVocabThroughTokenizerJson("ggml-vocab-llama-spm.gguf"); }
 // Byte-level: exact, and the pre-tokenizer is recognised from the regexes alone.
-TEST(HfTokenizerGguf, Gpt2) { CheckGgufVocabThroughTokenizerJson("ggml-vocab-gpt-2.gguf"); }
-// (50K-100K token files: a second or more each, so not under the sanitizers.)
+// (Real vocabularies of 32K-100K tokens take a second or more each: not under the sanitizers.)
+TEST(HfTokenizerGguf, Stories260K) { CheckGgufVocabThroughTokenizerJson("stories260K"); }
+TEST(HfTokenizerGgufSlow, LlamaSpm) { CheckGgufVocabThroughTokenizerJson("ggml-vocab-llama-spm.gguf"); }
+TEST(HfTokenizerGgufSlow, Gpt2) { CheckGgufVocabThroughTokenizerJson("ggml-vocab-gpt-2.gguf"); }
 TEST(HfTokenizerGgufSlow, Starcoder) { CheckGgufVocabThroughTokenizerJson("ggml-vocab-starcoder.gguf"); }
 TEST(HfTokenizerGgufSlow, DeepseekLlm) { CheckGgufVocabThroughTokenizerJson("ggml-vocab-deepseek-llm.gguf"); }
 
