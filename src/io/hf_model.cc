@@ -11,6 +11,7 @@
 #include "core/half.h"
 #include "core/mapped_file.h"
 #include "formats/types.h"
+#include "io/gguf_model.h"
 #include "io/hf_tokenizer.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
@@ -60,37 +61,6 @@ bool SplitLayerName(const std::string& name, std::string_view prefix, int* layer
   *layer = n;
   *rest = name.substr(i + 1);
   return true;
-}
-
-// One tensor a model of a config must have: canonical name and ggml ne.
-struct Expected {
-  std::string name;
-  std::vector<int64_t> ne;
-};
-
-// Every canonical tensor of a Llama-family model, in smelt's canonical order.
-std::vector<Expected> ExpectedTensors(const ModelConfig& c) {
-  const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), ff = c.ff;
-  std::vector<Expected> out = {{"token_embd.weight", {dim, c.vocab}}, {"output_norm.weight", {dim}}};
-  if (!c.tied_embeddings) out.push_back({"output.weight", {dim, c.vocab}});
-  for (int l = 0; l < c.n_layers; ++l) {
-    auto add = [&](const char* s, std::vector<int64_t> ne) { out.push_back({BlockTensorName(l, s), std::move(ne)}); };
-    add("attn_norm.weight", {dim});
-    add("attn_q.weight", {dim, q});
-    add("attn_k.weight", {dim, kv});
-    add("attn_v.weight", {dim, kv});
-    if (c.qkv_bias) {
-      add("attn_q.bias", {q});
-      add("attn_k.bias", {kv});
-      add("attn_v.bias", {kv});
-    }
-    add("attn_output.weight", {q, dim});
-    add("ffn_norm.weight", {dim});
-    add("ffn_gate.weight", {dim, ff});
-    add("ffn_down.weight", {ff, dim});
-    add("ffn_up.weight", {dim, ff});
-  }
-  return out;
 }
 
 bool SameShape(const Tensor& t, const std::vector<int64_t>& ne) {
@@ -467,8 +437,13 @@ Model LoadHfModel(const std::string& dir) {
   std::map<std::string, Tensor> found;
   const bool has_head = st.Find("lm_head.weight") != nullptr;
   c.tied_embeddings = !has_head;  // llama.cpp: no lm_head means the embeddings serve as the head
+  // The tensors the config requires (with lm_head's presence deciding the head, output.weight is
+  // required exactly when present; biases only for Qwen2).
+  const std::vector<ModelTensorSpec> specs = ModelTensorSpecs(c);
   std::map<std::string, std::vector<int64_t>> want;
-  for (Expected& e : ExpectedTensors(c)) want[e.name] = std::move(e.ne);
+  for (const ModelTensorSpec& s : specs) {
+    if (s.required) want[s.name] = s.ne;
+  }
   for (Tensor& t : st.tensors) {
     const std::string name = HfToCanonicalName(t.name);
     if (name.empty()) {
@@ -492,9 +467,10 @@ Model LoadHfModel(const std::string& dir) {
     if (qk_heads) t = PermuteQkHfToGguf(t, qk_heads);
     found[name] = std::move(t);
   }
-  for (const Expected& e : ExpectedTensors(c)) {
-    auto it = found.find(e.name);
-    if (it == found.end()) Fail("{}: missing tensor {}", st.path, CanonicalToHfName(e.name));
+  for (const ModelTensorSpec& s : specs) {
+    if (!s.required) continue;
+    auto it = found.find(s.name);
+    if (it == found.end()) Fail("{}: missing tensor {}", st.path, CanonicalToHfName(s.name));
     m.weights.Add(std::move(it->second));
   }
 
@@ -546,22 +522,29 @@ void SaveHfModel(const Model& m, const std::string& dir, const HfSaveOptions& op
   if (c.arch == "qwen2" && !c.qkv_bias) Fail("{}: Qwen2ForCausalLM needs q/k/v biases, the model has none", dir);
   if (c.rope_dim != c.head_dim) Fail("{}: partial RoPE (rope dim {} of {}) cannot be exported", dir, c.rope_dim, c.head_dim);
 
-  // The tensors to write, in canonical order, checked against the config.
-  const std::vector<Expected> expected = ExpectedTensors(c);
+  // The tensors to write, in canonical order, checked against the config. rope_freqs.weight
+  // (llama3 GGUFs) is derived from rope_scaling, which config.json carries; a tied model's extra
+  // output.weight is the embedding table.
   std::set<std::string> known;
   std::vector<const Tensor*> tensors;
-  for (const Expected& e : expected) {
-    const Tensor* t = m.weights.Find(e.name);
-    if (!t) Fail("{}: model has no tensor {}", dir, e.name);
-    if (!SameShape(*t, e.ne)) Fail("{}: tensor {}: shape {} does not match the config (expected {})", dir, e.name,
-                                   ShapeString(*t), NeString(e.ne));
+  for (const ModelTensorSpec& s : ModelTensorSpecs(c)) {
+    known.insert(s.name);
+    const Tensor* t = m.weights.Find(s.name);
+    if (!t) {
+      if (s.required) Fail("{}: model has no tensor {}", dir, s.name);
+      continue;
+    }
+    if (!s.required) {
+      if (EndsWith(s.name, ".bias")) Fail("{}: tensor {} needs biases the config does not declare", dir, s.name);
+      continue;
+    }
+    if (!SameShape(*t, s.ne))
+      Fail("{}: tensor {}: shape {} does not match the config (expected {})", dir, s.name, ShapeString(*t),
+           NeString(s.ne));
     tensors.push_back(t);
-    known.insert(e.name);
   }
   for (const Tensor& t : m.weights.all()) {
-    // rope_freqs.weight (llama3 GGUFs) is derived from rope_scaling, which config.json carries.
-    if (!known.count(t.name) && t.name != "rope_freqs.weight")
-      Fail("{}: tensor {} has no Hugging Face equivalent", dir, t.name);
+    if (!known.count(t.name)) Fail("{}: tensor {} has no Hugging Face equivalent", dir, t.name);
   }
 
   // Shards: consecutive tensors, each shard at most max_shard_bytes (a larger tensor alone).

@@ -258,6 +258,12 @@ TEST(HfModel, RefusedExportsLeaveNothing) {
   for (const Tensor& t : m.weights.all())
     if (t.name != "blk.4.ffn_up.weight") broken.weights.Add(t);
   ExpectError([&] { SaveHfModel(broken, dir.Path("b"), {}); }, dir.Path("b"), "blk.4.ffn_up.weight");
+  Model extra = m;
+  extra.weights.Add(MakeF32Tensor("blk.0.attn_q.bias", {64}, std::vector<float>(64)));
+  ExpectError([&] { SaveHfModel(extra, dir.Path("e"), {}); }, dir.Path("e"), "needs biases");
+  extra = m;
+  extra.weights.Add(MakeF32Tensor("blk.0.ffn_gate_inp.weight", {64}, std::vector<float>(64)));
+  ExpectError([&] { SaveHfModel(extra, dir.Path("e"), {}); }, dir.Path("e"), "no Hugging Face equivalent");
   EXPECT_TRUE(fs::is_empty(dir.Path()));
   fs::create_directories(dir.Path("full"));
   testing_util::WriteText(dir.Path("full/x"), "keep me");
