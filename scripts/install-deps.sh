@@ -11,6 +11,7 @@ PKGS=(
   libcpp-httplib-dev libpcre2-dev libsentencepiece-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenmpi-dev openmpi-bin
+  time                                  # peak memory in scripts/bench-load.sh
 
 )
 

@@ -20,10 +20,15 @@
 namespace smelt {
 namespace {
 
+// Two log-probs this close are a near tie: quantized runs of the two engines may order them
+// either way (see below).
+constexpr float kNearTie = 0.05f;
+
 struct Comparison {
   double max_abs = 0;  // over every top-k entry and the next given token
+  double max_abs_first8 = 0;  // the same over positions 0..7
   int top_mismatch = 0;
-  int top_mismatch_not_near_tie = 0;  // where smelt's two best log-probs differ by more than 0.1
+  int top_mismatch_not_near_tie = 0;  // where smelt's two best log-probs differ by more than kNearTie
   int positions = 0;
 };
 
@@ -43,12 +48,14 @@ Comparison CompareWithPeer(const std::string& path, const std::vector<int32_t>& 
     const auto& p = theirs[i];
     for (const auto& [tok, l] : p.top) c.max_abs = std::max(c.max_abs, std::fabs(lp[tok] - l));
     if (p.next_true) c.max_abs = std::max(c.max_abs, std::fabs(lp[p.next_true->first] - p.next_true->second));
+    if (i < 8) c.max_abs_first8 = c.max_abs;
     const int ours_top = (int)(std::max_element(lp.begin(), lp.end()) - lp.begin());
     if (ours_top != p.top.at(0).first) {
       ++c.top_mismatch;
       std::vector<float> sorted(lp);
       std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
-      c.top_mismatch_not_near_tie += sorted[0] - sorted[1] > 0.1f;
+      c.top_mismatch_not_near_tie += sorted[0] - sorted[1] > kNearTie;
+      std::printf("  top-1 differs at position %zu: smelt's two best are %.3g apart\n", i, sorted[0] - sorted[1]);
     }
     ++c.positions;
   }
@@ -77,18 +84,24 @@ TEST(SynthPeer, LogprobsMatchLlamaCppForF32Q8_0Q4_0) {
     so.type = t;
     SaveGgufModel(m, path, so);
     Comparison c = CompareWithPeer(path, tokens);
-    std::printf("synth %s: %d positions, max |d log-prob| %.2e, top-1 mismatches %d\n", std::string(DTypeName(t)).c_str(),
-                c.positions, c.max_abs, c.top_mismatch);
+    std::printf("synth %s: %d positions, max |d log-prob| %.2e (positions 0-7: %.2e), top-1 mismatches %d\n",
+                std::string(DTypeName(t)).c_str(), c.positions, c.max_abs, c.max_abs_first8, c.top_mismatch);
     EXPECT_GE(c.positions, 256);
     if (t == DType::kF32) {
       // llama.cpp with an f32 KV cache computes what smelt's fp32 reference computes.
       EXPECT_LE(c.max_abs, 1e-3);
       EXPECT_EQ(c.top_mismatch, 0);
     } else {
-      // llama.cpp rounds activations to Q8_0 before each quantized dot product; smelt's reference
-      // keeps them in f32. The log-probs then differ by a few hundredths, and the best token may
-      // differ only where the two best are nearly tied.
-      EXPECT_LE(c.max_abs, 0.1) << DTypeName(t);
+      // Both engines round each projection's input to Q8_0 (formats/activation.h) and multiply
+      // by the same quantized weights, so the first positions agree to ~1e-6. The engines sum in
+      // different orders, though, and an f32 difference of one ulp occasionally moves an
+      // activation across a Q8_0 rounding boundary: one code step (amax/127) in one element of
+      // one position's keys, which every later position then attends to. From the first such
+      // flip on, log-probs differ by about 1e-2, and the best token can differ where the two
+      // best are within that of each other.
+      // Without the activation rounding, position 0 would already differ by ~1e-2.
+      EXPECT_LE(c.max_abs_first8, 1e-4) << DTypeName(t);
+      EXPECT_LE(c.max_abs, kNearTie) << DTypeName(t);
       EXPECT_EQ(c.top_mismatch_not_near_tie, 0) << DTypeName(t);
     }
   }

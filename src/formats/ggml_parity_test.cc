@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/activation.h"
 #include "formats/format_test_util.h"
 #include "formats/iq4_nl.h"
 #include "formats/types.h"
@@ -27,25 +28,54 @@ using DequantizeFn = void (*)(const void*, float*, int64_t);
 //                            int64_t nrows, int64_t n_per_row, const float* imatrix)
 using QuantizeChunkFn = size_t (*)(int, const float*, void*, int64_t, int64_t, int64_t, const float*);
 
-// The peer's ggml library, or nullptr (the test then skips).
-void* OpenPeerGgml() {
-  if (!peer::Available()) return nullptr;
+// The directory holding the peer's ggml libraries, or empty.
+std::filesystem::path PeerGgmlDir() {
+  if (!peer::Available()) return {};
   // "llama.cpp peer installed in DIR"
   std::string out = peer::RunCommand(peer::Script() + " setup 2>/dev/null");
   const std::string marker = "installed in ";
   const size_t at = out.find(marker);
-  if (at == std::string::npos) return nullptr;
+  if (at == std::string::npos) return {};
   std::string dir = out.substr(at + marker.size());
   while (!dir.empty() && std::isspace((unsigned char)dir.back())) dir.pop_back();
   std::error_code ec;
   const std::filesystem::path root = std::filesystem::path(dir) / "node_modules" / "@node-llama-cpp";
   for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->path().filename() == "libggml-base.so") {
-      if (void* h = dlopen(it->path().c_str(), RTLD_NOW | RTLD_LOCAL)) return h;
+    if (it->path().filename() == "libggml-base.so") return it->path().parent_path();
+  }
+  return {};
+}
+
+// The peer's ggml library, or nullptr (the test then skips).
+void* OpenPeerGgml() {
+  const auto dir = PeerGgmlDir();
+  return dir.empty() ? nullptr : dlopen((dir / "libggml-base.so").c_str(), RTLD_NOW | RTLD_LOCAL);
+}
+
+// The CPU backend variant ggml itself would choose on this machine: of the libggml-cpu-*.so
+// files, the one whose ggml_backend_score() is highest (0: cannot run here). nullptr if none.
+void* OpenPeerGgmlCpu() {
+  const auto dir = PeerGgmlDir();
+  if (dir.empty() || !OpenPeerGgml()) return nullptr;  // the variants need libggml-base loaded
+  void* best = nullptr;
+  int best_score = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("libggml-cpu", 0) != 0 || e.path().extension() != ".so") continue;
+    void* h = dlopen(e.path().c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) continue;
+    auto score = reinterpret_cast<int (*)()>(dlsym(h, "ggml_backend_score"));
+    const int s = score ? score() : 0;
+    if (s > best_score) {
+      best = h;
+      best_score = s;
     }
   }
-  return nullptr;
+  // Fills the library's fp16 lookup table, which its quantized dot products read.
+  if (auto init = best ? reinterpret_cast<void (*)()>(dlsym(best, "ggml_cpu_init")) : nullptr) init();
+  return best;
 }
 
 struct GgmlFns {
@@ -195,6 +225,96 @@ TEST_F(FormatsGgmlPeer, DecodersMatchGgmlOnAnyBytes) {
           ASSERT_EQ(FloatBits(mine[i]), FloatBits(theirs[i])) << DTypeName(f.type) << " " << i;
         }
       }
+    }
+  }
+}
+
+// ggml-cpu's per-type traits (ggml-cpu.h): the activation encoder and type of dot products.
+struct GgmlTypeTraitsCpu {
+  QuantizeFn from_float;
+  void (*vec_dot)(int n, float* s, size_t bs, const void* x, size_t bx, const void* y, size_t by, int nrc);
+  int vec_dot_type;
+  int64_t nrows;
+};
+
+class FormatsGgmlCpuPeer : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { lib_ = OpenPeerGgmlCpu(); }
+  void SetUp() override {
+    if (lib_ == nullptr) GTEST_SKIP() << "llama.cpp peer's CPU library not available";
+  }
+  static const GgmlTypeTraitsCpu* TraitsOf(DType t) {
+    auto get = reinterpret_cast<const GgmlTypeTraitsCpu* (*)(int)>(dlsym(lib_, "ggml_get_type_traits_cpu"));
+    return get ? get((int)t) : nullptr;
+  }
+  static inline void* lib_ = nullptr;
+};
+
+const DType kWeightTypes[] = {DType::kF16,  DType::kBF16, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
+                              DType::kQ5_1, DType::kQ8_0, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K,
+                              DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL};
+
+TEST_F(FormatsGgmlCpuPeer, ActivationTypesAreGgmlsVecDotTypes) {
+  for (DType w : kWeightTypes) {
+    const GgmlTypeTraitsCpu* t = TraitsOf(w);
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->vec_dot_type, (int)ActivationType(w)) << DTypeName(w);
+  }
+}
+
+TEST_F(FormatsGgmlCpuPeer, ActivationEncodersWriteGgmlCpusBytes) {
+  const int n = 1024;
+  for (DType act : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ8_1, DType::kQ8_K}) {
+    const GgmlTypeTraitsCpu* t = TraitsOf(act);
+    ASSERT_NE(t, nullptr);
+    ASSERT_NE(t->from_float, nullptr) << DTypeName(act);
+    const size_t nbytes = RowBytes(act, n);
+    const auto rows = ParityRows(n);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      std::vector<uint8_t> mine(nbytes), theirs(nbytes, 0xa5);
+      QuantizeActivationRow(act, rows[r].data(), mine.data(), n);
+      t->from_float(rows[r].data(), theirs.data(), n);
+      EXPECT_TRUE(SameBytes(act, mine.data(), theirs.data(), nbytes)) << DTypeName(act) << " row " << r;
+    }
+  }
+}
+
+// A dot product of a weight row with rounded activations is what ggml's vec_dot computes, up to
+// the order of summation: |Δ| ≤ 1e-5 · Σ|w·x̃| (f32 sums of n ≤ 1024 terms); Q4_1/Q5_1 also
+// carry the rounding of Q8_1's block sums.
+TEST_F(FormatsGgmlCpuPeer, DotWithRoundedActivationsMatchesGgmlsVecDot) {
+  const int n = 1024;
+  for (DType w : kWeightTypes) {
+    const GgmlTypeTraitsCpu* t = TraitsOf(w);
+    const GgmlTypeTraitsCpu* a = TraitsOf(ActivationType(w));
+    ASSERT_TRUE(t && a && t->vec_dot && a->from_float) << DTypeName(w);
+    const TypeTraits& tr = Traits(w);
+    for (uint32_t seed = 1; seed <= 4; ++seed) {
+      const auto wx = testing::MakeRow(testing::RowKind::kGaussian, n, seed);
+      const auto xx = testing::MakeRow(testing::kAllRowKinds[seed % 2], n, seed + 100);
+      std::vector<uint8_t> wq(RowBytes(w, n)), xq(RowBytes(ActivationType(w), n));
+      tr.from_float(wx.data(), wq.data(), n);
+      a->from_float(xx.data(), xq.data(), n);
+      float theirs = 0.0f;
+      t->vec_dot(n, &theirs, 0, wq.data(), 0, xq.data(), 0, 1);
+      std::vector<float> wd(n), xr(n);
+      tr.to_float(wq.data(), wd.data(), n);
+      RoundActivationRow(w, xx.data(), xr.data(), n);
+      double mine = 0.0, mag = 0.0, s_rounding = 0.0;
+      for (int i = 0; i < n; ++i) {
+        mine += (double)wd[i] * xr[i];
+        mag += std::fabs((double)wd[i] * xr[i]);
+      }
+      if (ActivationType(w) == DType::kQ8_1) {
+        // ggml multiplies the weight block's minimum m by the activation block's s = fp16(d·Σq),
+        // not by Σx̃: off by at most |m|·|Σx̃|·2^-11 per block, and |m| ≤ the block's max |w̃|.
+        for (int b = 0; b < n; b += 32) {
+          double wmax = 0, xsum = 0;
+          for (int i = b; i < b + 32; ++i) wmax = std::max(wmax, (double)std::fabs(wd[i])), xsum += xr[i];
+          s_rounding += wmax * std::fabs(xsum) * 0x1p-11;
+        }
+      }
+      EXPECT_NEAR(mine, theirs, 1e-5 * mag + s_rounding + 1e-6) << DTypeName(w) << " seed " << seed;
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/activation.h"
 #include "formats/types.h"
 #include "kernels/ops.h"
 
@@ -40,8 +41,14 @@ void ReadRowF32(const Tensor& t, int64_t row, float* dst) {
   }
 }
 
-void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads) {
+void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, Activations act) {
   const int64_t C = w.ne[0], OC = w.nrows();
+  std::vector<float> rounded;
+  if (act == Activations::kGgml && ActivationType(w.type) != DType::kF32) {
+    rounded.resize(T * C);
+    for (int64_t t = 0; t < T; ++t) RoundActivationRow(w.type, x + t * C, rounded.data() + t * C, C);
+    x = rounded.data();
+  }
   const bool direct = w.type == DType::kF32;
   const int64_t n_blocks = (OC + kRowBlock - 1) / kRowBlock;
   threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, n_blocks));

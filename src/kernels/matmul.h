@@ -7,6 +7,9 @@
 // its 16 outputs accumulate side by side in order of c (vectorizable without horizontal sums);
 // for one or a few inputs each output is a DotF32 of a row. The two orders of summation differ
 // in the last bits only.
+// Activations: with Activations::kGgml (what the runtime uses) each input row is first rounded
+// to the weight type's activation type (formats/activation.h: Q8_0 for Q4_0, F16 for F16, ...),
+// as llama.cpp's CPU backend does; kExact multiplies by the f32 inputs as given.
 // Threading: OpenMP over blocks of output rows, `threads` threads; each output value is
 // computed by exactly one thread with the same code, so results do not depend on `threads`.
 #include <cstdint>
@@ -20,11 +23,19 @@ namespace smelt {
 // length that is a multiple of its block size, and at least TensorBytes of data.
 void CheckReadable(const Tensor& t, const std::string& context);
 
-// y[t * OC + o] = Σ_c w[o, c] · x[t * C + c] for t < T, o < OC.
-void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads);
+enum class Activations {
+  kGgml,   // rounded to ActivationType(w.type) first
+  kExact,  // used as given
+};
 
-// y[o] = Σ_c w[o, c] · x[c]: MatMul with T = 1.
-inline void MatVec(const Tensor& w, const float* x, float* y, int threads) { MatMul(w, x, 1, y, threads); }
+// y[t * OC + o] = Σ_c w[o, c] · x̃[t * C + c] for t < T, o < OC, where x̃ is x rounded as `act`
+// says.
+void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, Activations act = Activations::kGgml);
+
+// y[o] = Σ_c w[o, c] · x̃[c]: MatMul with T = 1.
+inline void MatVec(const Tensor& w, const float* x, float* y, int threads, Activations act = Activations::kGgml) {
+  MatMul(w, x, 1, y, threads, act);
+}
 
 // Copies row `row` of `t` (any readable type) to dst[ne[0]] as f32: an embedding lookup.
 void ReadRowF32(const Tensor& t, int64_t row, float* dst);

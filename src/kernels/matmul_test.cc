@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/activation.h"
 #include "formats/types.h"
 #include "tiny_models.h"
 
@@ -37,18 +38,24 @@ TEST_P(KernelMatMulTypes, MatchesDequantizeThenDot) {
   const Tensor f32 = MakeF32Tensor("w", {C, OC}, tiny::RandomVector(C * OC, 1));
   const Tensor w = type == DType::kF32 ? f32 : tiny::EncodeTensor(f32, type);
   const std::vector<float> x = tiny::RandomVector(T * C, 2);
-  std::vector<float> y(T * OC), single(T * OC);
-  MatMul(w, x.data(), T, y.data(), 1);  // the batched (transposed block) path
-  for (int64_t t = 0; t < T; ++t) MatVec(w, x.data() + t * C, single.data() + t * OC, 1);  // row dots
-  const std::vector<double> want = NaiveProduct(w, x, T);
-  double max_err = 0, max_err_single = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    max_err = std::max(max_err, std::abs(y[i] - want[i]));
-    max_err_single = std::max(max_err_single, std::abs(single[i] - want[i]));
+  // The activations each mode should multiply by: as given, and rounded row by row to the
+  // weight's activation type (formats/activation.h, checked against ggml there).
+  std::vector<float> rounded(T * C);
+  for (int64_t t = 0; t < T; ++t) RoundActivationRow(type, x.data() + t * C, rounded.data() + t * C, C);
+  for (Activations act : {Activations::kExact, Activations::kGgml}) {
+    std::vector<float> y(T * OC), single(T * OC);
+    MatMul(w, x.data(), T, y.data(), 1, act);  // the batched (transposed block) path
+    for (int64_t t = 0; t < T; ++t) MatVec(w, x.data() + t * C, single.data() + t * OC, 1, act);  // row dots
+    const std::vector<double> want = NaiveProduct(w, act == Activations::kExact ? x : rounded, T);
+    double max_err = 0, max_err_single = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      max_err = std::max(max_err, std::abs(y[i] - want[i]));
+      max_err_single = std::max(max_err_single, std::abs(single[i] - want[i]));
+    }
+    // f32 accumulation over C = 512 terms of size ~1: rounding stays far below 1e-3.
+    EXPECT_LT(max_err, 1e-3) << DTypeName(type) << (int)act;
+    EXPECT_LT(max_err_single, 1e-3) << DTypeName(type) << (int)act;
   }
-  // f32 accumulation over C = 512 terms of size ~1: rounding stays far below 1e-3.
-  EXPECT_LT(max_err, 1e-3) << DTypeName(type);
-  EXPECT_LT(max_err_single, 1e-3) << DTypeName(type);
 }
 
 INSTANTIATE_TEST_SUITE_P(KernelMatMul, KernelMatMulTypes,

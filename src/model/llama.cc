@@ -51,7 +51,7 @@ std::vector<float> RopeInvFrequencies(const ModelConfig& c, const float* freq_fa
   Fail("{}: rope scaling type '{}' is not supported", c.name, s.type);
 }
 
-LlamaForward::LlamaForward(const Model& model) : model_(model) {
+LlamaForward::LlamaForward(const Model& model, Activations act) : model_(model), act_(act) {
   const ModelConfig& c = model.config;
   const std::string src = model.source.empty() ? (c.name.empty() ? "model" : c.name) : model.source;
   ValidateConfig(c, src);
@@ -128,9 +128,9 @@ void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache
     const Layer& L = layers_[l];
     // --- attention ---
     for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.attn_norm.data(), C, eps);
-    MatMul(*L.wq, h, T, q, threads);
-    MatMul(*L.wk, h, T, k, threads);
-    MatMul(*L.wv, h, T, v, threads);
+    MatMul(*L.wq, h, T, q, threads, act_);
+    MatMul(*L.wk, h, T, k, threads, act_);
+    MatMul(*L.wv, h, T, v, threads, act_);
     for (int64_t t = 0; t < T; ++t) {
       if (!L.bq.empty()) AddInPlace(q + t * Q, L.bq.data(), Q);
       if (!L.bk.empty()) AddInPlace(k + t * KV, L.bk.data(), KV);
@@ -155,21 +155,21 @@ void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache
                    att + t * Q + head * hd, scores.data());
       }
     }
-    MatMul(*L.wo, att, T, h, threads);
+    MatMul(*L.wo, att, T, h, threads, act_);
     AddInPlace(x, h, T * C);
 
     // --- feed-forward ---
     for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.ffn_norm.data(), C, eps);
-    MatMul(*L.gate, h, T, g, threads);
-    MatMul(*L.up, h, T, u, threads);
+    MatMul(*L.gate, h, T, g, threads, act_);
+    MatMul(*L.up, h, T, u, threads, act_);
     SwiGlu(g, g, u, T * F);
-    MatMul(*L.down, g, T, h, threads);
+    MatMul(*L.down, g, T, h, threads, act_);
     AddInPlace(x, h, T * C);
   }
 
   const int64_t first = all_logits ? 0 : T - 1;
   for (int64_t t = first; t < T; ++t) RmsNorm(h + (t - first) * C, x + t * C, output_norm_.data(), C, eps);
-  MatMul(*output_, h, T - first, logits, threads);
+  MatMul(*output_, h, T - first, logits, threads, act_);
 }
 
 }  // namespace smelt

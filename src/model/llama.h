@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/matmul.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -35,7 +36,9 @@ class LlamaForward {
  public:
   // Resolves the weights of `model` (kept by reference) and checks that every tensor exists with
   // the expected shape and a readable type; throws Error naming the model and the tensor.
-  explicit LlamaForward(const Model& model);
+  // `act`: how each projection treats its input (kernels/matmul.h): kGgml rounds it to the weight
+  // type's activation type as llama.cpp does; kExact keeps f32.
+  explicit LlamaForward(const Model& model, Activations act = Activations::kGgml);
 
   const ModelConfig& config() const { return model_.config; }
 
@@ -53,6 +56,7 @@ class LlamaForward {
   };
 
   const Model& model_;
+  Activations act_;
   std::vector<Layer> layers_;
   const Tensor* token_embd_;
   const Tensor* output_;

@@ -19,7 +19,7 @@ Session::Session(const Model& model, SessionOptions opt)
     : model_(model),
       threads_(opt.threads >= 1 ? opt.threads : (int)std::max(1u, std::thread::hardware_concurrency())),
       context_(opt.context > 0 ? opt.context : model.config.context) {
-  forward_ = std::make_unique<LlamaForward>(model);
+  forward_ = std::make_unique<LlamaForward>(model, opt.activations);
   if (context_ <= 0) Fail("{}: context length {} must be positive", model.source, context_);
   cache_ = std::make_unique<KvCache>(model.config.n_layers, model.config.kv_dim(), context_);
 }

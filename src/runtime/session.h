@@ -6,6 +6,7 @@
 #include <span>
 #include <vector>
 
+#include "kernels/matmul.h"
 #include "model/model.h"
 
 namespace smelt {
@@ -16,6 +17,10 @@ class KvCache;
 struct SessionOptions {
   int threads = 1;  // OpenMP threads for the forward pass (< 1: all hardware threads)
   int context = 0;  // 0: model's config.context
+  // kGgml: quantized and f16/bf16 projections see their input rounded as llama.cpp's CPU backend
+  // rounds it (formats/activation.h), so log-probs match llama.cpp's on the same file; kExact:
+  // the f32 activations as computed.
+  Activations activations = Activations::kGgml;
 };
 
 class Session {

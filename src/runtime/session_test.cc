@@ -35,8 +35,9 @@ void ExpectClose(const std::vector<float>& got, const std::vector<float>& want, 
 }
 
 // Logits of every position, feeding one token at a time through the KV cache.
-std::vector<float> Incremental(const Model& m, const std::vector<int32_t>& tokens, int threads = 1) {
-  Session s(m, {.threads = threads});
+std::vector<float> Incremental(const Model& m, const std::vector<int32_t>& tokens, int threads = 1,
+                               Activations act = Activations::kExact) {
+  Session s(m, {.threads = threads, .activations = act});
   std::vector<float> all;
   for (int32_t t : tokens) {
     auto l = s.Eval(std::span(&t, 1));
@@ -47,8 +48,9 @@ std::vector<float> Incremental(const Model& m, const std::vector<int32_t>& token
   return all;
 }
 
-std::vector<float> Batched(const Model& m, const std::vector<int32_t>& tokens, int threads = 1) {
-  Session s(m, {.threads = threads});
+std::vector<float> Batched(const Model& m, const std::vector<int32_t>& tokens, int threads = 1,
+                           Activations act = Activations::kExact) {
+  Session s(m, {.threads = threads, .activations = act});
   auto l = s.Eval(tokens, true);
   return std::vector<float>(l.begin(), l.end());
 }
@@ -78,6 +80,21 @@ TEST(Session, QuantizedWeightsMatchNaiveForwardOnTheSameWeights) {
       encoded.push_back(tiny::EncodeTensor(t, t.name == "token_embd.weight" ? DType::kQ4_0 : DType::kQ8_0));
   for (Tensor& t : encoded) m.weights.Set(std::move(t));
   CheckAgainstNaive(m, "q8_0/q4_0");
+  // Rounding the activations as llama.cpp does (to Q8_0 here) moves the logits by a few
+  // activation steps only, and the same way whether tokens come one by one or together.
+  const auto tokens = SomeTokens(20, m.config.vocab);
+  const auto rounded = Incremental(m, tokens, 1, Activations::kGgml);
+  ExpectClose(Batched(m, tokens, 1, Activations::kGgml), rounded, 1e-4, "q8_0/q4_0 rounded, batched");
+  // The rounding is applied (the logits move) but stays small: a tiny model of dim 32 has one
+  // Q8_0 block per row, the coarsest case, and moves by ~2 % of the largest logit.
+  const auto naive = NaiveLlamaLogits(m, tokens);
+  double moved = 0, largest = 0;
+  for (size_t i = 0; i < naive.size(); ++i) {
+    moved = std::max(moved, (double)std::fabs(rounded[i] - naive[i]));
+    largest = std::max(largest, (double)std::fabs(naive[i]));
+  }
+  EXPECT_GT(moved, 1e-3);
+  EXPECT_LT(moved, 0.05 * largest);
 }
 
 TEST(Session, RopeScalingMatchesNaiveForward) {

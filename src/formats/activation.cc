@@ -1,0 +1,93 @@
+#include "formats/activation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "formats/k_quants.h"
+#include "formats/plain.h"
+#include "formats/q8_0.h"
+#include "formats/quant_util.h"
+#include "formats/types.h"
+
+namespace smelt {
+namespace {
+
+// x86 ggml-cpu's Q8_0 block encoder: returns the f32 scale d and writes the codes.
+float EncodeQ8Block(const float* x, int8_t* q) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  for (int j = 0; j < kQK8_0; ++j) q[j] = (int8_t)std::clamp(NearestInt(x[j] * id), -127, 127);
+  return amax / 127.0f;
+}
+
+void QuantizeActQ8_0(const float* x, BlockQ8_0* y, int64_t n) {
+  for (int64_t i = 0; i < n / kQK8_0; ++i, x += kQK8_0) y[i].d = FloatToFp16(EncodeQ8Block(x, y[i].qs));
+}
+
+void QuantizeActQ8_1(const float* x, BlockQ8_1* y, int64_t n) {
+  for (int64_t i = 0; i < n / kQK8_1; ++i, x += kQK8_1) {
+    const float d = EncodeQ8Block(x, y[i].qs);
+    int sum = 0;
+    for (int j = 0; j < kQK8_1; ++j) sum += y[i].qs[j];
+    y[i].d = FloatToFp16(d);
+    y[i].s = FloatToFp16(d * (float)sum);
+  }
+}
+
+}  // namespace
+
+DType ActivationType(DType weight) {
+  switch (weight) {
+    case DType::kF16: return DType::kF16;
+    case DType::kBF16: return DType::kBF16;
+    case DType::kQ4_0:
+    case DType::kQ5_0:
+    case DType::kQ8_0:
+    case DType::kIQ4_NL: return DType::kQ8_0;
+    case DType::kQ4_1:
+    case DType::kQ5_1:
+    case DType::kQ8_1: return DType::kQ8_1;
+    case DType::kQ2_K:
+    case DType::kQ3_K:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K: return DType::kQ8_K;
+    default: return DType::kF32;
+  }
+}
+
+void QuantizeActivationRow(DType act, const float* x, void* y, int64_t n) {
+  switch (act) {
+    case DType::kF32: std::memcpy(y, x, sizeof(float) * n); return;
+    case DType::kF16: ConvertRowF32ToF16(x, static_cast<fp16_t*>(y), n); return;
+    case DType::kBF16: ConvertRowF32ToBf16(x, static_cast<bf16_t*>(y), n); return;
+    case DType::kQ8_0: QuantizeActQ8_0(x, static_cast<BlockQ8_0*>(y), n); return;
+    case DType::kQ8_1: QuantizeActQ8_1(x, static_cast<BlockQ8_1*>(y), n); return;
+    case DType::kQ8_K: QuantizeRowQ8_KRef(x, static_cast<BlockQ8_K*>(y), n); return;
+    default: SMELT_ASSERT(!"not an activation type");
+  }
+}
+
+void RoundActivationRow(DType weight, const float* x, float* y, int64_t n) {
+  const DType act = ActivationType(weight);
+  if (act == DType::kF32) {
+    if (y != x) std::memmove(y, x, sizeof(float) * n);
+    return;
+  }
+  const TypeTraits& tr = Traits(act);
+  SMELT_ASSERT(n % tr.block_size == 0);
+  // One block at a time through a small buffer (the largest activation block is Q8_K's).
+  alignas(8) unsigned char block[sizeof(BlockQ8_K)];
+  const int64_t step = tr.block_size == 1 ? 64 : tr.block_size;
+  static_assert(64 * sizeof(float) <= sizeof(block));
+  for (int64_t i = 0; i < n; i += step) {
+    const int64_t m = std::min(step, n - i);
+    QuantizeActivationRow(act, x + i, block, m);
+    tr.to_float(block, y + i, m);
+  }
+}
+
+}  // namespace smelt

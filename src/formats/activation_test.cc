@@ -1,0 +1,75 @@
+// The activation encoders' own properties; their bytes are checked against ggml's CPU library in
+// formats/ggml_parity_test.cc.
+#include "formats/activation.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/half.h"
+#include "formats/format_test_util.h"
+#include "formats/types.h"
+
+namespace smelt {
+namespace {
+
+// Rounding to a Q8 activation moves each value by at most half a step of its block,
+// step = amax / 127, plus 127 times the rounding of the scale to fp16 (2^-11 relative, or 2^-25
+// absolute among fp16's subnormals), keeps zeros and the
+// block's largest value up to the scale's rounding, and is idempotent.
+TEST(FormatsActivation, Q8RoundingStaysWithinHalfAStep) {
+  const int n = 512;
+  for (DType w : {DType::kQ4_0, DType::kQ4_1, DType::kQ8_0, DType::kQ4_K}) {
+    const int block = (int)Traits(ActivationType(w)).block_size;
+    for (testing::RowKind kind : testing::kAllRowKinds) {
+      const auto x = testing::MakeRow(kind, n, 7);
+      std::vector<float> y(n), again(n);
+      RoundActivationRow(w, x.data(), y.data(), n);
+      RoundActivationRow(w, y.data(), again.data(), n);
+      for (int b = 0; b < n; b += block) {
+        float amax = 0;
+        for (int j = b; j < b + block; ++j) amax = std::max(amax, std::fabs(x[j]));
+        const float step = amax / 127;
+        for (int j = b; j < b + block; ++j) {
+          ASSERT_LE(std::fabs(y[j] - x[j]), step * (0.5f + 127.0f / 2048) + 127 * 0x1p-25f) << DTypeName(w) << " " << j;
+          if (x[j] == 0) {
+            ASSERT_EQ(y[j], 0.0f);
+          }
+        }
+      }
+      for (int j = 0; j < n; ++j) ASSERT_NEAR(again[j], y[j], 1e-6f * std::fabs(y[j])) << DTypeName(w) << " " << j;
+    }
+  }
+}
+
+TEST(FormatsActivation, FloatWeightsKeepTheirActivationsOrRoundToTheirType) {
+  const auto x = testing::MakeRow(testing::RowKind::kGaussian, 64, 3);
+  std::vector<float> y(64);
+  RoundActivationRow(DType::kF32, x.data(), y.data(), 64);
+  EXPECT_EQ(y, x);
+  RoundActivationRow(DType::kF16, x.data(), y.data(), 64);
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(y[i], Fp16ToFloat(FloatToFp16(x[i])));
+  // In place.
+  std::vector<float> z = x;
+  RoundActivationRow(DType::kQ8_0, z.data(), z.data(), 64);
+  RoundActivationRow(DType::kQ8_0, x.data(), y.data(), 64);
+  EXPECT_EQ(z, y);
+}
+
+// Halves round to even: a block whose largest value is 127 holds its values exactly, so 2.5 and
+// 3.5 sit on ties.
+TEST(FormatsActivation, Q8TiesRoundToEven) {
+  std::vector<float> x(32, 0.0f);
+  x[0] = 127.0f, x[1] = 2.5f, x[2] = 3.5f, x[3] = -2.5f;
+  std::vector<float> y(32);
+  RoundActivationRow(DType::kQ8_0, x.data(), y.data(), 32);
+  EXPECT_EQ(y[0], 127.0f);
+  EXPECT_EQ(y[1], 2.0f);
+  EXPECT_EQ(y[2], 4.0f);
+  EXPECT_EQ(y[3], -2.0f);
+}
+
+}  // namespace
+}  // namespace smelt
