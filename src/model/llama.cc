@@ -104,6 +104,11 @@ LlamaForward::LlamaForward(const Model& model, Activations act) : model_(model),
   }
 }
 
+void LlamaForward::Project(int layer, const Tensor& w, const float* x, int64_t T, float* y, int threads) {
+  if (observer_) observer_->OnLinearInput(layer, w, x, T);
+  MatMul(w, x, T, y, threads, act_);
+}
+
 void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache& cache, bool all_logits, int threads,
                            float* logits) {
   const ModelConfig& c = model_.config;
@@ -128,9 +133,9 @@ void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache
     const Layer& L = layers_[l];
     // --- attention ---
     for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.attn_norm.data(), C, eps);
-    MatMul(*L.wq, h, T, q, threads, act_);
-    MatMul(*L.wk, h, T, k, threads, act_);
-    MatMul(*L.wv, h, T, v, threads, act_);
+    Project(l, *L.wq, h, T, q, threads);
+    Project(l, *L.wk, h, T, k, threads);
+    Project(l, *L.wv, h, T, v, threads);
     for (int64_t t = 0; t < T; ++t) {
       if (!L.bq.empty()) AddInPlace(q + t * Q, L.bq.data(), Q);
       if (!L.bk.empty()) AddInPlace(k + t * KV, L.bk.data(), KV);
@@ -155,21 +160,22 @@ void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache
                    att + t * Q + head * hd, scores.data());
       }
     }
-    MatMul(*L.wo, att, T, h, threads, act_);
+    Project(l, *L.wo, att, T, h, threads);
     AddInPlace(x, h, T * C);
 
     // --- feed-forward ---
     for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.ffn_norm.data(), C, eps);
-    MatMul(*L.gate, h, T, g, threads, act_);
-    MatMul(*L.up, h, T, u, threads, act_);
+    Project(l, *L.gate, h, T, g, threads);
+    Project(l, *L.up, h, T, u, threads);
     SwiGlu(g, g, u, T * F);
-    MatMul(*L.down, g, T, h, threads, act_);
+    Project(l, *L.down, g, T, h, threads);
     AddInPlace(x, h, T * C);
+    if (observer_) observer_->OnBlockOutput(l, x, T);
   }
 
   const int64_t first = all_logits ? 0 : T - 1;
   for (int64_t t = first; t < T; ++t) RmsNorm(h + (t - first) * C, x + t * C, output_norm_.data(), C, eps);
-  MatMul(*output_, h, T - first, logits, threads, act_);
+  Project(c.n_layers, *output_, h, T - first, logits, threads);
 }
 
 }  // namespace smelt

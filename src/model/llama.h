@@ -32,6 +32,19 @@ namespace smelt {
 // Throws Error for a scaling type smelt does not implement.
 std::vector<float> RopeInvFrequencies(const ModelConfig& c, const float* freq_factors = nullptr);
 
+// Sees the activations of a forward pass (calibration, error reports): called synchronously from
+// Forward on the calling thread; pointers are valid only during the call.
+class ForwardObserver {
+ public:
+  virtual ~ForwardObserver() = default;
+  // The input rows x: (T, w.ne[0]) of the projection by weight `w` of block `layer` (the output
+  // head has layer == n_layers), before any activation rounding. Called once per weight, so
+  // wq/wk/wv (and gate/up) report the same rows.
+  virtual void OnLinearInput(int layer, const Tensor& w, const float* x, int64_t T) {}
+  // The residual stream x: (T, dim) after block `layer`.
+  virtual void OnBlockOutput(int layer, const float* x, int64_t T) {}
+};
+
 class LlamaForward {
  public:
   // Resolves the weights of `model` (kept by reference) and checks that every tensor exists with
@@ -48,6 +61,9 @@ class LlamaForward {
   void Forward(std::span<const int32_t> tokens, int64_t pos, KvCache& cache, bool all_logits, int threads,
                float* logits);
 
+  // Reports activations of later Forward calls to `o` (nullptr: none). Not owned.
+  void set_observer(ForwardObserver* o) { observer_ = o; }
+
  private:
   struct Layer {
     std::vector<float> attn_norm, ffn_norm;  // (C)
@@ -57,6 +73,7 @@ class LlamaForward {
 
   const Model& model_;
   Activations act_;
+  ForwardObserver* observer_ = nullptr;
   std::vector<Layer> layers_;
   const Tensor* token_embd_;
   const Tensor* output_;
@@ -66,6 +83,9 @@ class LlamaForward {
   // Scratch, resized per call: x, h: (T, C); q, att: (T, Q); k, v: (T, KV); g, u: (T, F);
   // rope_cos/sin: (T, rope_dim / 2).
   std::vector<float> x_, h_, q_, k_, v_, att_, g_, u_, rope_cos_, rope_sin_;
+
+  // MatMul of block `layer`'s weight w, reporting its input to the observer first.
+  void Project(int layer, const Tensor& w, const float* x, int64_t T, float* y, int threads);
 };
 
 }  // namespace smelt

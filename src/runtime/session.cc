@@ -46,6 +46,8 @@ std::span<const float> Session::Eval(std::span<const int32_t> tokens, bool all_l
   return logits_;
 }
 
+void Session::set_observer(ForwardObserver* o) { forward_->set_observer(o); }
+
 void Session::Reset() { position_ = 0; }
 
 }  // namespace smelt

@@ -12,6 +12,7 @@
 namespace smelt {
 
 class LlamaForward;
+class ForwardObserver;
 class KvCache;
 
 struct SessionOptions {
@@ -41,6 +42,9 @@ class Session {
 
   // Forgets every position (the cache memory is kept).
   void Reset();
+
+  // Reports the activations of later Eval calls (model/llama.h); nullptr: none. Not owned.
+  void set_observer(ForwardObserver* o);
 
   int position() const { return (int)position_; }
   int context() const { return context_; }

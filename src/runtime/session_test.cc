@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/types.h"
+#include "model/llama.h"
 #include "model/llama_naive.h"
 #include "tiny_models.h"
 
@@ -217,6 +219,64 @@ TEST(Session, ValidatesWeightsAtConstruction) {
   Model config = tiny::TinyLlama({});
   config.config.n_kv_heads = 3;
   EXPECT_NE(ConstructionError(config).find("tiny: head count 4 is not a multiple"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace smelt
+
+namespace smelt {
+namespace {
+
+// Records what a forward pass reports.
+struct Recorder : ForwardObserver {
+  std::vector<std::pair<int, std::string>> inputs;  // (layer, weight name) in call order
+  std::vector<std::vector<float>> head_inputs;      // rows seen by the output head
+  std::vector<float> last_block;                    // residual after the last block
+  int blocks = 0;
+  void OnLinearInput(int layer, const Tensor& w, const float* x, int64_t T) override {
+    inputs.emplace_back(layer, w.name);
+    if (w.name == "output.weight") head_inputs.emplace_back(x, x + T * w.ne[0]);
+  }
+  void OnBlockOutput(int layer, const float* x, int64_t T) override {
+    ++blocks;
+    last_block.assign(x, x + T * 32);
+  }
+};
+
+// The observer sees every projection in order, and what it reports is what the pass used: the
+// output head's reported input, multiplied by output.weight naively, gives the logits.
+TEST(Session, ObserverSeesEveryProjectionInput) {
+  const Model m = tiny::TinyLlama({.seed = 9});
+  Session s(m, {.activations = Activations::kExact});
+  Recorder r;
+  s.set_observer(&r);
+  const std::vector<int32_t> tokens = {1, 5, 7};
+  const auto logits = s.Eval(tokens, true);
+  const int L = m.config.n_layers;
+  ASSERT_EQ(r.inputs.size(), (size_t)(7 * L + 1));
+  EXPECT_EQ(r.inputs[0], std::make_pair(0, std::string("blk.0.attn_q.weight")));
+  EXPECT_EQ(r.inputs[6], std::make_pair(0, std::string("blk.0.ffn_down.weight")));
+  EXPECT_EQ(r.inputs.back(), std::make_pair(L, std::string("output.weight")));
+  EXPECT_EQ(r.blocks, L);
+  ASSERT_EQ(r.head_inputs.size(), 1u);
+  const std::vector<float> w = DequantizeAll(m.weights.Get("output.weight"));
+  const int C = m.config.dim, V = m.config.vocab;
+  for (int t = 0; t < 3; ++t)
+    for (int v = 0; v < V; ++v) {
+      double d = 0;
+      for (int c = 0; c < C; ++c) d += (double)w[v * C + c] * r.head_inputs[0][t * C + c];
+      ASSERT_NEAR(d, logits[t * V + v], 1e-4);
+    }
+  // The head's input is the normed last residual: same direction.
+  double dot = 0, n1 = 0, n2 = 0;
+  for (int c = 0; c < C; ++c) {
+    const double a = r.last_block[2 * C + c], b = r.head_inputs[0][2 * C + c];
+    dot += a * b, n1 += a * a, n2 += b * b;
+  }
+  EXPECT_GT(dot / std::sqrt(n1 * n2), 0.5);
+  s.set_observer(nullptr);
+  s.Eval(std::vector<int32_t>{3});
+  EXPECT_EQ(r.blocks, L);
 }
 
 }  // namespace
