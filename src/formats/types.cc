@@ -50,6 +50,7 @@
 #include "formats/q5_0.h"
 #include "formats/q5_1.h"
 #include "formats/q8_0.h"
+#include "formats/weighted_quants.h"
 
 namespace smelt {
 namespace {
@@ -63,6 +64,10 @@ template <class Block, void (*F)(const float*, Block*, int64_t)>
 void FromFloat(const float* src, void* dst, int64_t n) {
   F(src, static_cast<Block*>(dst), n);
 }
+template <class Block, void (*F)(const float*, const float*, Block*, int64_t)>
+void FromFloatWeighted(const float* src, const float* importance, void* dst, int64_t n) {
+  F(src, importance, static_cast<Block*>(dst), n);
+}
 
 constexpr TypeTraits kTable[] = {
     {DType::kF32, "f32", 1, 4, false, ToFloat<float, ConvertRowF32ToF32>,
@@ -70,15 +75,20 @@ constexpr TypeTraits kTable[] = {
     {DType::kF16, "f16", 1, 2, false, ToFloat<fp16_t, ConvertRowF16ToF32>,
      FromFloat<fp16_t, ConvertRowF32ToF16>},
     {DType::kQ4_0, "q4_0", kQK4_0, sizeof(BlockQ4_0), true, ToFloat<BlockQ4_0, DequantizeRowQ4_0>,
-     FromFloat<BlockQ4_0, QuantizeRowQ4_0Ref>},
+     FromFloat<BlockQ4_0, QuantizeRowQ4_0Ref>,
+     FromFloatWeighted<BlockQ4_0, QuantizeRowQ4_0Weighted>},
     {DType::kQ4_1, "q4_1", kQK4_1, sizeof(BlockQ4_1), true, ToFloat<BlockQ4_1, DequantizeRowQ4_1>,
-     FromFloat<BlockQ4_1, QuantizeRowQ4_1Ref>},
+     FromFloat<BlockQ4_1, QuantizeRowQ4_1Ref>,
+     FromFloatWeighted<BlockQ4_1, QuantizeRowQ4_1Weighted>},
     {DType::kQ5_0, "q5_0", kQK5_0, sizeof(BlockQ5_0), true, ToFloat<BlockQ5_0, DequantizeRowQ5_0>,
-     FromFloat<BlockQ5_0, QuantizeRowQ5_0Ref>},
+     FromFloat<BlockQ5_0, QuantizeRowQ5_0Ref>,
+     FromFloatWeighted<BlockQ5_0, QuantizeRowQ5_0Weighted>},
     {DType::kQ5_1, "q5_1", kQK5_1, sizeof(BlockQ5_1), true, ToFloat<BlockQ5_1, DequantizeRowQ5_1>,
-     FromFloat<BlockQ5_1, QuantizeRowQ5_1Ref>},
+     FromFloat<BlockQ5_1, QuantizeRowQ5_1Ref>,
+     FromFloatWeighted<BlockQ5_1, QuantizeRowQ5_1Weighted>},
     {DType::kQ8_0, "q8_0", kQK8_0, sizeof(BlockQ8_0), true, ToFloat<BlockQ8_0, DequantizeRowQ8_0>,
-     FromFloat<BlockQ8_0, QuantizeRowQ8_0Ref>},
+     FromFloat<BlockQ8_0, QuantizeRowQ8_0Ref>,
+     FromFloatWeighted<BlockQ8_0, QuantizeRowQ8_0Weighted>},
     {DType::kQ8_1, "q8_1", kQK8_1, sizeof(BlockQ8_1), true, ToFloat<BlockQ8_1, DequantizeRowQ8_1>,
      FromFloat<BlockQ8_1, QuantizeRowQ8_1Ref>},
     {DType::kQ2_K, "q2_K", kQK_K, sizeof(BlockQ2_K), true, ToFloat<BlockQ2_K, DequantizeRowQ2_K>,
@@ -94,7 +104,8 @@ constexpr TypeTraits kTable[] = {
     {DType::kQ8_K, "q8_K", kQK_K, sizeof(BlockQ8_K), true, ToFloat<BlockQ8_K, DequantizeRowQ8_K>,
      FromFloat<BlockQ8_K, QuantizeRowQ8_KRef>},
     {DType::kIQ4_NL, "iq4_nl", kQK4_NL, sizeof(BlockIQ4_NL), true,
-     ToFloat<BlockIQ4_NL, DequantizeRowIQ4_NL>, FromFloat<BlockIQ4_NL, QuantizeRowIQ4_NL>},
+     ToFloat<BlockIQ4_NL, DequantizeRowIQ4_NL>, FromFloat<BlockIQ4_NL, QuantizeRowIQ4_NL>,
+     FromFloatWeighted<BlockIQ4_NL, QuantizeRowIQ4_NLWeighted>},
     {DType::kI8, "i8", 1, 1, false, nullptr, nullptr},
     {DType::kI16, "i16", 1, 2, false, nullptr, nullptr},
     {DType::kI32, "i32", 1, 4, false, nullptr, nullptr},

@@ -17,6 +17,8 @@ namespace smelt {
 using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
 // Encode n values (n a multiple of block_size) to packed blocks: the scalar reference quantizer.
 using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
+// Encode n values minimising Σ importance·error² (importance: n non-negative values).
+using FromFloatWeightedFn = void (*)(const float* src, const float* importance, void* dst, int64_t n);
 
 struct TypeTraits {
   DType type;
@@ -26,6 +28,8 @@ struct TypeTraits {
   bool quantized;
   ToFloatFn to_float;      // null for integer types
   FromFloatFn from_float;  // null where smelt cannot write the type yet
+  // Importance-weighted MSE encoder (formats/weighted_quants.h); null where smelt has none yet.
+  FromFloatWeightedFn from_float_weighted = nullptr;
 };
 
 // Traits of a known type; nullptr for an id smelt does not know (e.g. read from a file).
