@@ -172,3 +172,49 @@ TEST(Cli, SynthIsDeterministicAndLoads) {
 }
 
 }  // namespace
+
+TEST(Cli, QuantizeWritesALoadableGgufWithItsRecipe) {
+  fs::path dir = TempDir("quantize");
+  const std::string out = (dir / "q.gguf").string();
+  Result r = Smelt("quantize '" + kStories + "/stories260K.gguf' -o '" + out +
+                   "' --type q4_0 --rules 'output.weight=q8_0' --method mse --calib '" + kShared +
+                   "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt' --calib-samples 4 "
+                   "--calib-tokens 64 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_LT(j["bytes_after"].get<double>(), j["bytes_before"].get<double>());
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("method=mse"), std::string::npos);  // the recipe travels in the metadata
+  EXPECT_NE(info.out.find("blk.0.ffn_down.weight=f16"), std::string::npos);  // 172-value rows fell back
+  Result ppl = Smelt("eval ppl '" + out + "' --text '" + kDevText + "' --ctx 128 --chunks 4 --json");
+  ASSERT_EQ(ppl.code, 0) << ppl.err;
+  EXPECT_LT(nlohmann::json::parse(ppl.out)["ppl"].get<double>(), 20.0);
+  fs::remove_all(dir);
+}
+
+TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
+  fs::path dir = TempDir("quantize-bad");
+  const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
+  std::ofstream((dir / "empty.txt").string()) << "";
+  std::ofstream((dir / "short.txt").string()) << "Once upon a time.";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--type q9_9", "q9_9"},
+      {"--rules 'blk.*'", "--rules"},
+      {"--type q4_0 --method gptq9", "gptq9"},
+      {"--type q4_0 --method mse --calib '" + (dir / "empty.txt").string() + "'", "empty.txt"},
+      {"--type q4_0 --method mse --calib '" + (dir / "short.txt").string() + "'", "short.txt"},
+      {"--type q4_0 --method mse --calib '" + (dir / "missing.txt").string() + "'", "missing.txt"},
+  };
+  for (const auto& [args, named] : cases) {
+    Result r = Smelt("quantize '" + model + "' -o '" + out + "' " + args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(named), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+  Result missing = Smelt("quantize '" + (dir / "none.gguf").string() + "' -o '" + out + "' --type q4_0");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}

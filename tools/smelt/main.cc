@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   std::vector<smelt::cli::Command> commands = {
       smelt::cli::AddInspect(app), smelt::cli::AddRun(app),   smelt::cli::AddEval(app),
       smelt::cli::AddConvert(app), smelt::cli::AddSynth(app), smelt::cli::AddDemo(app),
+      smelt::cli::AddQuantize(app),
   };
   try {
     app.parse(argc, argv);

@@ -1,0 +1,58 @@
+#pragma once
+// Post-training quantization of a whole model: every 2-D weight matrix gets the type its rules
+// give (compress/rules.h), encoded by the chosen method; 1-D tensors (norms, biases) stay f32.
+//
+// Methods:
+//   rtn   each format's reference round-to-nearest quantizer: the same bytes llama-quantize
+//         writes without an importance matrix;
+//   mse   per-block MSE-optimal scale (and minimum) search (formats/weighted_quants.h), weighted
+//         by the importance matrix when one is given (llama.cpp's imatrix idea: column c's error
+//         counts by E[x_c²] over calibration inputs). Formats without a weighted encoder yet
+//         (the k-quants) fall back to their reference quantizer; the summary says so per tensor.
+// A matrix whose rows the wanted type's block does not divide gets FallbackType (rules.h).
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "compress/activation_stats.h"
+#include "compress/rules.h"
+#include "model/model.h"
+
+namespace smelt {
+
+enum class QuantMethod { kRtn, kMse };
+
+// "rtn", "mse"; nullopt for an unknown name.
+std::optional<QuantMethod> ParseQuantMethod(std::string_view name);
+std::string_view QuantMethodName(QuantMethod m);
+
+struct QuantizeOptions {
+  std::vector<TypeRule> rules;             // first match decides; unmatched matrices are kept
+  QuantMethod method = QuantMethod::kRtn;
+  const ActivationStats* stats = nullptr;  // importance (mean x² per input column), optional
+  int threads = 1;
+  std::function<void(int done, int total)> progress;  // per tensor, optional
+};
+
+struct TensorChoice {
+  std::string name;
+  DType from = DType::kF32;
+  DType wanted = DType::kF32;  // what the rules asked for
+  DType to = DType::kF32;      // what was written (wanted, or its fallback)
+  bool weighted = false;       // encoded by the MSE search (method mse, format with a weighted encoder)
+  bool importance = false;     // ... weighted by calibration importance (the tensor had statistics)
+};
+
+struct QuantizeSummary {
+  std::vector<TensorChoice> tensors;  // every 2-D matrix, in model order
+  double seconds = 0;
+  // "name=type, ..." of the matrices that fell back to another type; empty if none.
+  std::string Fallbacks() const;
+};
+
+// Returns the quantized model (tensors in new heap buffers; the input is not modified). Throws
+// Error naming the model and tensor when a tensor cannot be read or its statistics do not fit.
+Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSummary* summary = nullptr);
+
+}  // namespace smelt

@@ -1,0 +1,170 @@
+// Whole-model quantization, calibration samples and activation statistics, each against an
+// independent computation (the format's own encoder, a direct recomputation of the inputs).
+#include "compress/quantize.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "compress/activation_stats.h"
+#include "compress/calibration.h"
+#include "core/error.h"
+#include "formats/types.h"
+#include "io/gguf_model.h"
+#include "io/tokenizer.h"
+#include "kernels/ops.h"
+#include "tiny_models.h"
+
+namespace smelt {
+namespace {
+
+const std::string kStories = std::string(SMELT_SHARED_DIR) + "/assets/stories260K/stories260K.gguf";
+const std::string kTrain =
+    std::string(SMELT_SHARED_DIR) + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
+
+double SquaredError(const Tensor& a, const Tensor& b, const std::vector<float>* w = nullptr) {
+  const auto x = DequantizeAll(a), y = DequantizeAll(b);
+  const int64_t C = a.ne[0];
+  double s = 0;
+  for (size_t i = 0; i < x.size(); ++i) s += (w ? (*w)[i % C] : 1.0) * ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+  return s;
+}
+
+TEST(CompressQuantize, RtnWritesTheFormatsOwnBytesAndFallsBack) {
+  const Model m = tiny::TinyLlama({.ff = 48, .seed = 3});  // ffn_down rows of 48 values
+  QuantizeOptions o;
+  o.rules = ParseTypeRules("output.weight=q8_0; blk.*.ffn_down.*=q4_K; token_embd.weight=keep; *=q4_0");
+  QuantizeSummary sum;
+  const Model q = QuantizeModel(m, o, &sum);
+  ASSERT_EQ(sum.tensors.size(), 2u + 7u * m.config.n_layers);
+  for (const TensorChoice& c : sum.tensors) {
+    const Tensor& in = m.weights.Get(c.name);
+    const Tensor& out = q.weights.Get(c.name);
+    EXPECT_EQ(out.type, c.to) << c.name;
+    if (c.name == "token_embd.weight") {
+      EXPECT_EQ(out.data, in.data);  // kept, shared
+      continue;
+    }
+    if (c.name.find("ffn_down") != std::string::npos) {
+      EXPECT_EQ(c.wanted, DType::kQ4_K);
+      EXPECT_EQ(c.to, DType::kF16) << "48 values: neither Q4_K's 256 nor Q5_0's 32 divide";
+    }
+    // rtn: exactly the bytes of the format's reference encoder.
+    const Tensor ref = tiny::EncodeTensor(in, c.to);
+    ASSERT_EQ(out.nbytes, ref.nbytes);
+    EXPECT_EQ(std::memcmp(out.data, ref.data, ref.nbytes), 0) << c.name;
+  }
+  EXPECT_NE(sum.Fallbacks().find("blk.0.ffn_down.weight=f16"), std::string::npos) << sum.Fallbacks();
+  // 1-D tensors untouched.
+  EXPECT_EQ(q.weights.Get("blk.0.attn_norm.weight").data, m.weights.Get("blk.0.attn_norm.weight").data);
+}
+
+TEST(CompressQuantize, MseSearchLowersEveryTensorsError) {
+  const Model m = tiny::TinyLlama({.dim = 64, .ff = 128, .seed = 4});
+  for (const char* type : {"q4_0", "q4_1", "q5_0", "iq4_nl"}) {
+    QuantizeOptions rtn, mse;
+    rtn.rules = mse.rules = ParseTypeRules(std::string("*=") + type);
+    mse.method = QuantMethod::kMse;
+    const Model a = QuantizeModel(m, rtn), b = QuantizeModel(m, mse);
+    double ea = 0, eb = 0;
+    for (const Tensor& t : m.weights.all()) {
+      if (t.n_dims != 2) continue;
+      ea += SquaredError(t, a.weights.Get(t.name));
+      eb += SquaredError(t, b.weights.Get(t.name));
+    }
+    EXPECT_LT(eb, ea) << type;
+  }
+}
+
+TEST(CompressCalibration, SamplesAreDeterministicWindowsStartingWithBos) {
+  const Model m = LoadGgufModel(kStories);
+  CalibOptions o{.samples = 8, .tokens = 64};
+  const auto a = CalibrationSamples(m, kTrain, o), b = CalibrationSamples(m, kTrain, o);
+  ASSERT_EQ(a.size(), 8u);
+  EXPECT_EQ(a, b);
+  const Tokenizer tok(m.vocab);
+  const std::string text = "Once upon a time there was a cat. It liked the sun and slept all day long.";
+  const auto ids = tok.Encode(text, true);
+  const auto few = CalibrationSamplesFromText(m, text, "t.txt", {.samples = 100, .tokens = 8});
+  ASSERT_EQ(few.size(), ids.size() / 8);  // fewer windows than samples: all of them
+  for (size_t i = 0; i < few.size(); ++i) {
+    ASSERT_EQ(few[i].size(), 8u);
+    EXPECT_EQ(few[i][0], m.vocab.bos);
+    EXPECT_TRUE(std::equal(few[i].begin() + 1, few[i].end(), ids.begin() + i * 8 + 1));
+  }
+  for (const std::string& bad : {std::string(""), std::string("  \n"), std::string("a cat")}) {
+    try {
+      CalibrationSamplesFromText(m, bad, "calib.txt", {.samples = 4, .tokens = 64});
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("calib.txt: ", 0), 0u) << e.what();
+    }
+  }
+}
+
+// The statistics of blk.0's attention input are those of rmsnorm(embedding) · attn_norm,
+// recomputed here directly from the weights: Σ x_c², and Σ x xᵀ whose diagonal is the same.
+TEST(CompressActivationStats, MatchADirectRecomputationOfTheFirstInputs) {
+  const Model m = tiny::TinyLlama({.seed = 6});
+  const std::vector<std::vector<int32_t>> samples = {{1, 4, 9, 16}, {2, 3, 5}};
+  const ActivationStats s = CollectActivationStats(m, samples, {.hessian = true});
+  EXPECT_EQ(s.tokens, 7);
+  const InputStats* q = s.Find("blk.0.attn_q.weight");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q, s.Find("blk.0.attn_k.weight"));
+  EXPECT_EQ(q, s.Find("blk.0.attn_v.weight"));
+  EXPECT_NE(q, s.Find("blk.0.attn_output.weight"));
+  EXPECT_EQ(s.Find("blk.1.ffn_gate.weight"), s.Find("blk.1.ffn_up.weight"));
+  EXPECT_NE(s.Find("output.weight"), nullptr);
+  EXPECT_EQ(s.Find("token_embd.weight"), nullptr);  // an untied embedding is looked up, not multiplied
+  EXPECT_EQ(q->rows, 7);
+  const int C = m.config.dim;
+  const auto embd = DequantizeAll(m.weights.Get("token_embd.weight"));
+  const auto norm = DequantizeAll(m.weights.Get("blk.0.attn_norm.weight"));
+  std::vector<double> sum_sq(C, 0.0), hess(C * C, 0.0);
+  for (const auto& sample : samples)
+    for (int32_t t : sample) {
+      std::vector<float> h(C);
+      RmsNorm(h.data(), &embd[t * C], norm.data(), C, m.config.norm_eps);
+      for (int i = 0; i < C; ++i) {
+        sum_sq[i] += (double)h[i] * h[i];
+        for (int j = 0; j < C; ++j) hess[i * C + j] += (double)h[i] * h[j];
+      }
+    }
+  for (int i = 0; i < C; ++i) {
+    EXPECT_NEAR(q->sum_sq[i], sum_sq[i], 1e-4 * sum_sq[i] + 1e-6);
+    for (int j = 0; j < C; ++j) ASSERT_NEAR(q->hessian[i * C + j], hess[i * C + j], 1e-4 * std::sqrt(sum_sq[i] * sum_sq[j]) + 1e-6);
+  }
+  const auto ms = q->MeanSquare();
+  EXPECT_NEAR(ms[0], sum_sq[0] / 7, 1e-5 * sum_sq[0]);
+}
+
+// Quantization weighted by calibration importance lowers the importance-weighted error of the
+// projections below the importance-blind search, on the real stories260K model.
+TEST(CompressQuantize, ImportanceLowersTheWeightedErrorOnStories260K) {
+  const Model m = LoadGgufModel(kStories);
+  const auto samples = CalibrationSamples(m, kTrain, {.samples = 8, .tokens = 128});
+  const ActivationStats stats = CollectActivationStats(m, samples, {});
+  QuantizeOptions blind, aware;
+  blind.rules = aware.rules = ParseTypeRules("*=q4_0");
+  blind.method = aware.method = QuantMethod::kMse;
+  aware.stats = &stats;
+  QuantizeSummary sum;
+  const Model a = QuantizeModel(m, blind), b = QuantizeModel(m, aware, &sum);
+  double ea = 0, eb = 0;
+  int with_importance = 0;
+  for (const TensorChoice& c : sum.tensors) {
+    if (!c.importance) continue;
+    ++with_importance;
+    const auto w = stats.Find(c.name)->MeanSquare();
+    const Tensor& t = m.weights.Get(c.name);
+    ea += SquaredError(t, a.weights.Get(c.name), &w);
+    eb += SquaredError(t, b.weights.Get(c.name), &w);
+  }
+  EXPECT_GT(with_importance, 20);
+  EXPECT_LT(eb, ea);
+}
+
+}  // namespace
+}  // namespace smelt

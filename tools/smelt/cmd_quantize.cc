@@ -1,0 +1,121 @@
+// smelt quantize MODEL -o OUT.gguf --type T [--rules R] [--method rtn|mse] [--calib FILE]:
+// post-training quantization of any model smelt loads to a GGUF file llama.cpp can load.
+#include <fmt/format.h>
+
+#include "cli_util.h"
+#include "compress/calibration.h"
+#include "compress/quantize.h"
+#include "formats/types.h"
+#include "io/gguf_model.h"
+
+namespace smelt::cli {
+namespace {
+
+struct QuantizeArgs {
+  std::string model, out, type, rules, method = "rtn", calib;
+  CalibOptions calib_opt;
+  LoadOptions load;
+  int threads = 1;
+  bool json = false;
+};
+
+int RunQuantize(const QuantizeArgs& a) {
+  if (!a.out.ends_with(".gguf")) Fail("-o {}: the output must be a .gguf file", a.out);
+  QuantizeOptions q;
+  const std::optional<QuantMethod> method = ParseQuantMethod(a.method);
+  if (!method) Fail("--method {}: unknown method (rtn, mse)", a.method);
+  q.method = *method;
+  // Rules: --rules first (first match wins), then --type as the catch-all.
+  if (!a.rules.empty()) q.rules = ParseTypeRules(a.rules);
+  if (!a.type.empty()) {
+    const std::optional<DType> t = ParseDType(a.type);
+    if (!t) Fail("--type {}: unknown type", a.type);
+    auto all = ParseTypeRules("*=" + a.type);
+    q.rules.insert(q.rules.end(), all.begin(), all.end());
+  }
+  if (q.rules.empty()) Fail("give --type TYPE or --rules 'GLOB=TYPE; ...'");
+  if (!a.calib.empty() && q.method == QuantMethod::kRtn)
+    Fail("--calib: method rtn uses no calibration data (use --method mse for importance-weighted quantization)");
+
+  Model m = LoadModel(a.model, a.load);
+  q.threads = a.threads;
+  ActivationStats stats;
+  if (!a.calib.empty()) {
+    const auto samples = CalibrationSamples(m, a.calib, a.calib_opt);
+    StatsOptions so;
+    so.threads = a.threads;
+    so.progress = Progress("calibration");
+    stats = CollectActivationStats(m, samples, so);
+    q.stats = &stats;
+  }
+  q.progress = Progress("quantize");
+  QuantizeSummary summary;
+  Model out = QuantizeModel(m, q, &summary);
+
+  std::string recipe = fmt::format("method={} rules='{}{}{}'", a.method, a.rules,
+                                   a.rules.empty() || a.type.empty() ? "" : "; ", a.type.empty() ? "" : "*=" + a.type);
+  if (!a.calib.empty())
+    recipe += fmt::format(" calib={} samples={} tokens={} calib_tokens_run={}", a.calib, a.calib_opt.samples,
+                          a.calib_opt.tokens, stats.tokens);
+  out.info["quantize.recipe"] = recipe;
+  out.info["quantize.source"] = a.model;
+  if (std::string fb = summary.Fallbacks(); !fb.empty()) out.info["quantize.fallback"] = fb;
+  SaveGgufModel(out, a.out, GgufSaveOptions{});
+
+  const SizeInfo before = ModelSize(m), after = ModelSize(out);
+  if (a.json) {
+    nlohmann::json tensors = nlohmann::json::array();
+    for (const TensorChoice& c : summary.tensors)
+      tensors.push_back({{"name", c.name},
+                         {"from", DTypeName(c.from)},
+                         {"wanted", DTypeName(c.wanted)},
+                         {"to", DTypeName(c.to)},
+                         {"mse_search", c.weighted},
+                         {"importance", c.importance}});
+    PrintJson({{"input", a.model},
+               {"output", a.out},
+               {"recipe", recipe},
+               {"seconds", summary.seconds},
+               {"bytes_before", before.bytes},
+               {"bytes_after", after.bytes},
+               {"bits_per_weight", after.bits_per_weight()},
+               {"tensors", tensors}});
+    return 0;
+  }
+  for (const TensorChoice& c : summary.tensors) {
+    const std::string fallback =
+        c.to == c.wanted ? ""
+                         : fmt::format("  (wanted {}: its blocks do not divide rows of {})", DTypeName(c.wanted),
+                                       m.weights.Get(c.name).ne[0]);
+    fmt::print("{:<28} {:>6} -> {:<6} {}{}\n", c.name, DTypeName(c.from), DTypeName(c.to),
+               c.weighted ? (c.importance ? "mse+importance" : "mse") : "rtn", fallback);
+  }
+  fmt::print("wrote {}: {:.2f} MiB -> {:.2f} MiB, {:.3f} bits/weight, quantized in {:.2f} s\n", a.out,
+             before.bytes / 1048576.0, after.bytes / 1048576.0, after.bits_per_weight(), summary.seconds);
+  return 0;
+}
+
+}  // namespace
+
+Command AddQuantize(CLI::App& root) {
+  auto a = std::make_shared<QuantizeArgs>();
+  CLI::App* app = root.add_subcommand("quantize", "quantize a model's weight matrices to a GGUF file");
+  app->add_option("model", a->model, "GGUF file, Hugging Face folder or llama2.c checkpoint")->required();
+  app->add_option("-o,--output", a->out, "output GGUF file")->required();
+  app->add_option("--type", a->type,
+                  "type of every matrix no rule names: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K..q6_K, iq4_nl, f16, bf16, f32");
+  app->add_option("--rules", a->rules, "per-tensor types, first match wins: 'output.weight=q6_K; blk.*.attn_v.*=q5_K'");
+  app->add_option("--method", a->method,
+                  "rtn: round to nearest (llama-quantize's bytes); mse: per-block MSE-optimal scales, "
+                  "importance-weighted with --calib")
+      ->capture_default_str();
+  app->add_option("--calib", a->calib, "calibration text: an importance matrix is collected from it");
+  app->add_option("--calib-samples", a->calib_opt.samples, "calibration samples")->capture_default_str();
+  app->add_option("--calib-tokens", a->calib_opt.tokens, "tokens per calibration sample")->capture_default_str();
+  AddThreads(app, a->threads);
+  AddLoadOptions(app, a->load);
+  app->add_flag("--json", a->json, "print JSON");
+  return {app, [a] { return RunQuantize(*a); }};
+}
+
+}  // namespace smelt::cli
