@@ -64,7 +64,7 @@ fs::path TempDir(const std::string& name) {
 TEST(Cli, HelpTeachesEveryCommand) {
   Result r = Smelt("--help");
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo"})
+  for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo", "quant-report"})
     EXPECT_NE(r.out.find(c), std::string::npos) << c;
 }
 
@@ -153,6 +153,50 @@ TEST(Cli, BadInputGivesOneLineAndNoOutput) {
   }
   for (const auto& e : fs::directory_iterator(dir))
     EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+  fs::remove_all(dir);
+}
+
+// quant-report of stories260K against its Q8_0 conversion: JSON with every section, the same
+// summary as `eval kld`, a readable text form; bad input gives one line naming the file.
+TEST(Cli, QuantReportOfQ8_0Conversion) {
+  fs::path dir = TempDir("quant-report");
+  const std::string base = kStories + "/stories260K.gguf", q8 = (dir / "q8.gguf").string();
+  ASSERT_EQ(Smelt("convert '" + base + "' '" + q8 + "' --type q8_0").code, 0);
+  const std::string flags = " --text '" + kDevText + "' --ctx 128 --chunks 4 -t 2";
+  Result r = Smelt("quant-report --json '" + base + "' '" + q8 + "'" + flags);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tensors"].size(), 48u);
+  EXPECT_EQ(j["layers"].size(), 5u);
+  int q8_tensors = 0;
+  for (const auto& t : j["tensors"]) q8_tensors += t["quant_type"] == "q8_0";
+  EXPECT_GT(q8_tensors, 0);
+  Result k = Smelt("eval kld --json '" + q8 + "' --base '" + base + "'" + flags);
+  ASSERT_EQ(k.code, 0) << k.err;
+  auto kj = nlohmann::json::parse(k.out);
+  EXPECT_EQ(j["summary"]["kld_mean"], kj["kld_mean"]);
+  EXPECT_EQ(j["summary"]["ppl_quant"], kj["ppl_model"]);
+  EXPECT_LT(j["summary"]["quant_size"]["bytes"].get<int64_t>(), j["summary"]["base_size"]["bytes"].get<int64_t>());
+
+  Result text = Smelt("quant-report --no-tensors '" + base + "' '" + q8 + "'" + flags);
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_EQ(text.out.find("token_embd.weight"), std::string::npos);
+  for (const char* s : {"cosine mean", "KLD", "same top", "ppl"}) EXPECT_NE(text.out.find(s), std::string::npos) << s;
+
+  std::ofstream((dir / "short.txt").string()) << "Once upon a time.";
+  const std::string other = (dir / "other.gguf").string();
+  ASSERT_EQ(Smelt("synth -o '" + other + "' --dim 64 --layers 2 --heads 4 --ff 160 --vocab 300").code, 0);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"'" + base + "' '" + (dir / "missing.gguf").string() + "'" + flags, "missing.gguf"},
+      {"'" + base + "' '" + other + "'" + flags, "other.gguf"},
+      {"'" + base + "' '" + q8 + "' --text '" + (dir / "short.txt").string() + "' --ctx 128", "short.txt"},
+  };
+  for (const auto& [args, name] : bad) {
+    Result e = Smelt("quant-report " + args);
+    EXPECT_EQ(e.code, 1) << args << "\n" << e.err;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << e.err;
+    EXPECT_NE(e.err.find(name), std::string::npos) << e.err;
+  }
   fs::remove_all(dir);
 }
 

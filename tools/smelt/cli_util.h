@@ -27,6 +27,7 @@ Command AddConvert(CLI::App& root);
 Command AddSynth(CLI::App& root);
 Command AddDemo(CLI::App& root);
 Command AddQuantize(CLI::App& root);
+Command AddQuantReport(CLI::App& root);
 
 // --tokenizer for llama2.c checkpoints, used by every command that loads a model.
 void AddLoadOptions(CLI::App* app, LoadOptions& opt);

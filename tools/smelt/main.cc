@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
       smelt::cli::AddInspect(app), smelt::cli::AddRun(app),   smelt::cli::AddEval(app),
       smelt::cli::AddConvert(app), smelt::cli::AddSynth(app), smelt::cli::AddDemo(app),
       smelt::cli::AddQuantize(app),
+      smelt::cli::AddQuantReport(app),
   };
   try {
     app.parse(argc, argv);
