@@ -1,0 +1,68 @@
+#pragma once
+// The integer codes of an encoded block, per format, for algorithms that choose codes themselves
+// (GPTQ, AWQ-style searches, code-level fine tuning) while keeping the scales the block's own
+// encoder picked. Every quantized format smelt writes is "a grid per element, a code per
+// element": the block's scales fix each element's grid and the code picks a point on it.
+//
+// The code convention is the integer the decoder multiplies (after removing the storage bias),
+// so that the grid formula below is the decoder's own arithmetic and reproduces to_float
+// bit for bit:
+//
+// | type   | grid per   | code range  | value (decoder's order)                    |
+// |--------|------------|-------------|--------------------------------------------|
+// | q4_0   | 32         | -8..7       | d * q                                      |
+// | q4_1   | 32         | 0..15       | m + d * q                                  |
+// | q5_0   | 32         | -16..15     | d * q                                      |
+// | q5_1   | 32         | 0..31       | m + d * q                                  |
+// | q8_0   | 32         | -127..127 * | d * q                                      |
+// | q2_K   | 16         | 0..3        | -(dmin * m) + (d * sc) * q                 |
+// | q3_K   | 16         | -4..3       | (d * (sc - 32)) * q                        |
+// | q4_K   | 32         | 0..15       | -(dmin * m) + (d * sc) * q                 |
+// | q5_K   | 32         | 0..31       | -(dmin * m) + (d * sc) * q                 |
+// | q6_K   | 16         | -32..31     | (d * sc) * q                               |
+// | iq4_nl | 32         | 0..15       | d * kIQ4NLValues[q]                        |
+//
+// (*) Q8_0 stores int8 codes, so -128 can be stored (SetBlockCodes accepts it and
+// GetBlockCodes returns it from a foreign file), but qmin is -127: ggml's from_float never
+// writes -128 and int8 dot-product kernels that take |q| by negation cannot represent it, so
+// an algorithm should not choose it.
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace smelt {
+
+// The values an element can take: offset + scale * (table ? table[q] : q) for code q in
+// qmin..qmax. table is IQ4_NL's 16 codebook values as floats (static storage), else nullptr.
+// Formats without an offset get -0.0f, the one value that adds to any x without changing its
+// bits (see GridValue).
+struct ElementGrid {
+  float scale, offset;
+  int qmin, qmax;
+  const float* table;
+};
+
+// Whether the functions below cover type t (the formats in the table above).
+bool HasCodeAccess(DType t);
+
+// The grid of every element of one encoded block: out[Traits(t).block_size]; elements of one
+// sub-block get equal entries. GridValue(out[e], code e) equals to_float's value of element e
+// bit for bit (see GridValue). The block is read as bytes, so it needs no alignment.
+void BlockGrids(DType t, const void* block, ElementGrid* out);
+// codes[Traits(t).block_size] <- the block's codes, in the convention above.
+void GetBlockCodes(DType t, const void* block, int* codes);
+// Writes codes[Traits(t).block_size] into the block, leaving its scales unchanged. Each code
+// must fit the format's bit field (asserted): qmin..qmax, and -128 for Q8_0.
+void SetBlockCodes(DType t, void* block, const int* codes);
+
+// offset + scale * (table ? table[q] : q), evaluated as two separately rounded f32 operations
+// (never a fused multiply-add). Since a + (-b) == a - b and f32 + and * commute exactly, this
+// is the decoder's own arithmetic for every format above (e.g. Q2_K decodes
+// (d*sc)*q - dmin*m), so it is bit-identical to to_float, not merely within an ulp.
+float GridValue(const ElementGrid& g, int q);
+// The code in qmin..qmax whose GridValue is nearest to w (values past either end clamp to it;
+// exact ties go to the lower code). A zero or non-finite scale, or a non-finite w, gives the
+// code whose unscaled value is nearest to 0 (with a zero scale every code has the same value).
+int NearestCode(const ElementGrid& g, double w);
+
+}  // namespace smelt
