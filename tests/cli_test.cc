@@ -246,6 +246,7 @@ TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
       {"--type q9_9", "q9_9"},
       {"--rules 'blk.*'", "--rules"},
       {"--type q4_0 --method gptq9", "gptq9"},
+      {"--type q4_0 --method gptq", "--calib"},
       {"--type q4_0 --method mse --calib '" + (dir / "empty.txt").string() + "'", "empty.txt"},
       {"--type q4_0 --method mse --calib '" + (dir / "short.txt").string() + "'", "short.txt"},
       {"--type q4_0 --method mse --calib '" + (dir / "missing.txt").string() + "'", "missing.txt"},

@@ -6,32 +6,15 @@
 #include <memory>
 
 #include "core/error.h"
+#include "formats/codes.h"
 #include "formats/types.h"
 
 namespace smelt {
 namespace {
 
-// Encodes tensor t (any readable type) as `type`, row by row over `threads` threads. With
-// `importance` (ne[0] values, shared by every row) the weighted encoder is used.
-Tensor Encode(const Tensor& t, DType type, const float* importance, int threads) {
-  const TypeTraits& tr = Traits(type);
-  const int64_t n = t.ne[0], rows = t.nrows();
-  const size_t row_bytes = RowBytes(type, n);
-  auto buf = std::make_shared<std::vector<uint8_t>>(row_bytes * (size_t)rows);
-#pragma omp parallel num_threads(threads) if (threads > 1 && rows > 1)
-  {
-    std::vector<float> row(n);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      DequantizeRow(t, r, row.data());
-      uint8_t* dst = buf->data() + r * row_bytes;
-      if (importance) {
-        tr.from_float_weighted(row.data(), importance, dst, n);
-      } else {
-        tr.from_float(row.data(), dst, n);
-      }
-    }
-  }
+// `t` with its data replaced by `bytes` of type `type` (owned by the result).
+Tensor FromBytes(const Tensor& t, DType type, std::vector<uint8_t> bytes) {
+  auto buf = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
   Tensor out = t;
   out.type = type;
   out.data = buf->data();
@@ -40,15 +23,47 @@ Tensor Encode(const Tensor& t, DType type, const float* importance, int threads)
   return out;
 }
 
+// Encodes tensor t (any readable type) as `type`, row by row over `threads` threads. With
+// `importance` (ne[0] values, shared by every row) the weighted encoder is used.
+Tensor Encode(const Tensor& t, DType type, const float* importance, int threads) {
+  const TypeTraits& tr = Traits(type);
+  const int64_t n = t.ne[0], rows = t.nrows();
+  const size_t row_bytes = RowBytes(type, n);
+  std::vector<uint8_t> buf(row_bytes * (size_t)rows);
+#pragma omp parallel num_threads(threads) if (threads > 1 && rows > 1)
+  {
+    std::vector<float> row(n);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      DequantizeRow(t, r, row.data());
+      uint8_t* dst = buf.data() + r * row_bytes;
+      if (importance) {
+        tr.from_float_weighted(row.data(), importance, dst, n);
+      } else {
+        tr.from_float(row.data(), dst, n);
+      }
+    }
+  }
+  return FromBytes(t, type, std::move(buf));
+}
+
 }  // namespace
 
 std::optional<QuantMethod> ParseQuantMethod(std::string_view name) {
   if (name == "rtn") return QuantMethod::kRtn;
   if (name == "mse") return QuantMethod::kMse;
+  if (name == "gptq") return QuantMethod::kGptq;
   return std::nullopt;
 }
 
-std::string_view QuantMethodName(QuantMethod m) { return m == QuantMethod::kRtn ? "rtn" : "mse"; }
+std::string_view QuantMethodName(QuantMethod m) {
+  switch (m) {
+    case QuantMethod::kRtn: return "rtn";
+    case QuantMethod::kMse: return "mse";
+    case QuantMethod::kGptq: return "gptq";
+  }
+  return "?";
+}
 
 std::string QuantizeSummary::Fallbacks() const {
   std::string s;
@@ -87,6 +102,26 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
           c.importance = true;
         } else {
           importance.assign(t->ne[0], 1.0f);
+        }
+      }
+      if (opt.method == QuantMethod::kGptq && HasCodeAccess(c.to)) {
+        if (!opt.stats) Fail("{}: gptq needs calibration data (--calib)", model.source);
+        const InputStats* s = opt.stats->Find(t->name);
+        if (s && s->hessian.empty()) Fail("{}: gptq needs input Hessians; the statistics have none", model.source);
+        if (s && s->columns != t->ne[0])
+          Fail("{}: calibration statistics for {} have {} columns, the tensor {}", model.source, t->name, s->columns,
+               t->ne[0]);
+        if (s) {
+          const std::vector<float> w = DequantizeAll(*t);
+          GptqOptions g = opt.gptq;
+          g.threads = opt.threads;
+          GptqResult r = GptqQuantize(w.data(), t->nrows(), t->ne[0], s->hessian.data(), c.to, g);
+          c.gptq = true;
+          c.gptq_loss = r.proxy_loss;
+          out.weights.Set(FromBytes(*t, c.to, std::move(r.data)));
+          sum.tensors.push_back(c);
+          if (opt.progress) opt.progress(++done, (int)matrices.size());
+          continue;
         }
       }
       if (c.to != t->type || c.weighted || tr.quantized)

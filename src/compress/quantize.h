@@ -9,6 +9,12 @@
 //         by the importance matrix when one is given (llama.cpp's imatrix idea: column c's error
 //         counts by E[x_c²] over calibration inputs). Formats without a weighted encoder yet
 //         (the k-quants) fall back to their reference quantizer; the summary says so per tensor.
+//   gptq  GPTQ (compress/gptq.h) with each matrix's input Hessian Σ x xᵀ from calibration data
+//         (stats with hessian); every GGUF block type smelt writes has the code access GPTQ
+//         needs. The Hessians come from the unquantized model (all layers in one calibration
+//         pass), not layer by layer from already-quantized predecessors as the paper's
+//         sequential variant does. Matrices no projection reads (an untied token embedding)
+//         and f16/f32 targets are encoded by rtn.
 // A matrix whose rows the wanted type's block does not divide gets FallbackType (rules.h).
 #include <cstdint>
 #include <functional>
@@ -16,21 +22,24 @@
 #include <vector>
 
 #include "compress/activation_stats.h"
+#include "compress/gptq.h"
 #include "compress/rules.h"
 #include "model/model.h"
 
 namespace smelt {
 
-enum class QuantMethod { kRtn, kMse };
+enum class QuantMethod { kRtn, kMse, kGptq };
 
-// "rtn", "mse"; nullopt for an unknown name.
+// "rtn", "mse", "gptq"; nullopt for an unknown name.
 std::optional<QuantMethod> ParseQuantMethod(std::string_view name);
 std::string_view QuantMethodName(QuantMethod m);
 
 struct QuantizeOptions {
   std::vector<TypeRule> rules;             // first match decides; unmatched matrices are kept
   QuantMethod method = QuantMethod::kRtn;
-  const ActivationStats* stats = nullptr;  // importance (mean x² per input column), optional
+  const ActivationStats* stats = nullptr;  // importance (mean x² per input column), optional;
+                                           // with Hessians for gptq (required)
+  GptqOptions gptq;                        // damp, act_order (threads: from `threads`)
   int threads = 1;
   std::function<void(int done, int total)> progress;  // per tensor, optional
 };
@@ -42,6 +51,8 @@ struct TensorChoice {
   DType to = DType::kF32;      // what was written (wanted, or its fallback)
   bool weighted = false;       // encoded by the MSE search (method mse, format with a weighted encoder)
   bool importance = false;     // ... weighted by calibration importance (the tensor had statistics)
+  bool gptq = false;           // encoded by GPTQ
+  double gptq_loss = 0;        // its proxy loss (compress/gptq.h)
 };
 
 struct QuantizeSummary {

@@ -16,6 +16,8 @@ struct QuantizeArgs {
   CalibOptions calib_opt;
   LoadOptions load;
   int threads = 1;
+  float damp = 0.01f;
+  bool act_order = false;
   bool json = false;
 };
 
@@ -23,7 +25,8 @@ int RunQuantize(const QuantizeArgs& a) {
   if (!a.out.ends_with(".gguf")) Fail("-o {}: the output must be a .gguf file", a.out);
   QuantizeOptions q;
   const std::optional<QuantMethod> method = ParseQuantMethod(a.method);
-  if (!method) Fail("--method {}: unknown method (rtn, mse)", a.method);
+  if (!method) Fail("--method {}: unknown method (rtn, mse, gptq)", a.method);
+  if (*method == QuantMethod::kGptq && a.calib.empty()) Fail("--method gptq needs calibration text (--calib FILE)");
   q.method = *method;
   // Rules: --rules first (first match wins), then --type as the catch-all.
   if (!a.rules.empty()) q.rules = ParseTypeRules(a.rules);
@@ -39,11 +42,14 @@ int RunQuantize(const QuantizeArgs& a) {
 
   Model m = LoadModel(a.model, a.load);
   q.threads = a.threads;
+  q.gptq.damp = a.damp;
+  q.gptq.act_order = a.act_order;
   ActivationStats stats;
   if (!a.calib.empty()) {
     const auto samples = CalibrationSamples(m, a.calib, a.calib_opt);
     StatsOptions so;
     so.threads = a.threads;
+    so.hessian = q.method == QuantMethod::kGptq;
     so.progress = Progress("calibration");
     stats = CollectActivationStats(m, samples, so);
     q.stats = &stats;
@@ -54,6 +60,7 @@ int RunQuantize(const QuantizeArgs& a) {
 
   std::string recipe = fmt::format("method={} rules='{}{}{}'", a.method, a.rules,
                                    a.rules.empty() || a.type.empty() ? "" : "; ", a.type.empty() ? "" : "*=" + a.type);
+  if (q.method == QuantMethod::kGptq) recipe += fmt::format(" damp={} act_order={}", a.damp, a.act_order);
   if (!a.calib.empty())
     recipe += fmt::format(" calib={} samples={} tokens={} calib_tokens_run={}", a.calib, a.calib_opt.samples,
                           a.calib_opt.tokens, stats.tokens);
@@ -71,6 +78,7 @@ int RunQuantize(const QuantizeArgs& a) {
                          {"wanted", DTypeName(c.wanted)},
                          {"to", DTypeName(c.to)},
                          {"mse_search", c.weighted},
+                         {"gptq", c.gptq},
                          {"importance", c.importance}});
     PrintJson({{"input", a.model},
                {"output", a.out},
@@ -88,7 +96,7 @@ int RunQuantize(const QuantizeArgs& a) {
                          : fmt::format("  (wanted {}: its blocks do not divide rows of {})", DTypeName(c.wanted),
                                        m.weights.Get(c.name).ne[0]);
     fmt::print("{:<28} {:>6} -> {:<6} {}{}\n", c.name, DTypeName(c.from), DTypeName(c.to),
-               c.weighted ? (c.importance ? "mse+importance" : "mse") : "rtn", fallback);
+               c.gptq ? "gptq" : c.weighted ? (c.importance ? "mse+importance" : "mse") : "rtn", fallback);
   }
   fmt::print("wrote {}: {:.2f} MiB -> {:.2f} MiB, {:.3f} bits/weight, quantized in {:.2f} s\n", a.out,
              before.bytes / 1048576.0, after.bytes / 1048576.0, after.bits_per_weight(), summary.seconds);
@@ -107,11 +115,13 @@ Command AddQuantize(CLI::App& root) {
   app->add_option("--rules", a->rules, "per-tensor types, first match wins: 'output.weight=q6_K; blk.*.attn_v.*=q5_K'");
   app->add_option("--method", a->method,
                   "rtn: round to nearest (llama-quantize's bytes); mse: per-block MSE-optimal scales, "
-                  "importance-weighted with --calib")
+                  "importance-weighted with --calib; gptq: GPTQ with Hessians from --calib")
       ->capture_default_str();
   app->add_option("--calib", a->calib, "calibration text: an importance matrix is collected from it");
   app->add_option("--calib-samples", a->calib_opt.samples, "calibration samples")->capture_default_str();
   app->add_option("--calib-tokens", a->calib_opt.tokens, "tokens per calibration sample")->capture_default_str();
+  app->add_option("--damp", a->damp, "gptq: dampening, a fraction of mean(diag(H))")->capture_default_str();
+  app->add_flag("--act-order", a->act_order, "gptq: visit columns by decreasing Hessian diagonal (static groups)");
   AddThreads(app, a->threads);
   AddLoadOptions(app, a->load);
   app->add_flag("--json", a->json, "print JSON");
