@@ -21,7 +21,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 TYPES=${TYPES:-"q8_0 q6_K q5_1 q5_0 q5_K q4_1 q4_0 q4_K iq4_nl q3_K q2_K"}
 
-echo "model: $MODEL; eval: $(basename "$TEXT") ctx $CTX chunks $CHUNKS; calibration: $(basename "$CALIB") 64 x 512; threads $THREADS"
+echo "model: $MODEL; eval: $(basename "$TEXT") ctx $CTX chunks $CHUNKS; calibration: $(basename "$CALIB") ${CALIB_SAMPLES:-64} x 512; threads $THREADS"
 "$SMELT" eval kld "$MODEL" --base "$MODEL" --text "$TEXT" --ctx "$CTX" --chunks "$CHUNKS" -t "$THREADS" \
   --save-base-logits "$WORK/base.logp" --json >"$WORK/base.json"
 base_ppl=$(python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["ppl_base"])' "$WORK/base.json")
@@ -33,7 +33,7 @@ echo "| (base) | - | - | $((bytes / 1024)) | $base_ppl | 0 | 0 | 100 |"
 for t in $TYPES; do
   for m in ${METHODS:-rtn mse imatrix gptq}; do
     args=(--type "$t" --method "${m/imatrix/mse}")
-    case $m in imatrix | gptq) args+=(--calib "$CALIB" --calib-samples 64 --calib-tokens 512) ;; esac
+    case $m in imatrix | gptq) args+=(--calib "$CALIB" --calib-samples "${CALIB_SAMPLES:-64}" --calib-tokens 512) ;; esac
     "$SMELT" quantize "$MODEL" -o "$WORK/q.gguf" "${args[@]}" -t "$THREADS" --json >"$WORK/q.json"
     "$SMELT" eval kld "$WORK/q.gguf" --base-logits "$WORK/base.logp" --text "$TEXT" --ctx "$CTX" \
       --chunks "$CHUNKS" -t "$THREADS" --json >"$WORK/k.json"
