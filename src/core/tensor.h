@@ -35,7 +35,39 @@ enum class DType : uint32_t {
   kI64 = 27,
   kF64 = 28,
   kBF16 = 30,
+
+  // smelt-native formats, ids 1024..2047: a range ggml's enum (which counts up from 0 and is
+  // below 64 today) will never reach, so a GGUF file written with them can never be misread as
+  // some future ggml type; llama.cpp rejects them as unknown ids (TypeTraits::llama_cpp).
+  // Group-wise integers with fp16 scales (formats/group_int.h): bits 4/3/2, Symmetric or
+  // Asymmetric, group 32/64/128.
+  kI4S_G32 = 1024,
+  kI4S_G64 = 1025,
+  kI4S_G128 = 1026,
+  kI4A_G32 = 1027,
+  kI4A_G64 = 1028,
+  kI4A_G128 = 1029,
+  kI3S_G32 = 1030,
+  kI3S_G64 = 1031,
+  kI3S_G128 = 1032,
+  kI3A_G32 = 1033,
+  kI3A_G64 = 1034,
+  kI3A_G128 = 1035,
+  kI2S_G32 = 1036,
+  kI2S_G64 = 1037,
+  kI2S_G128 = 1038,
+  kI2A_G32 = 1039,
+  kI2A_G64 = 1040,
+  kI2A_G128 = 1041,
+  kNF4 = 1042,          // QLoRA NormalFloat-4, blocks of 64 (formats/nf4.h)
+  kF8E4M3_B32 = 1043,  // OCP FP8 E4M3 elements, blocks of 32 (formats/fp8.h)
+  kF8E5M2_B32 = 1044,  // OCP FP8 E5M2 elements, blocks of 32
+  kPow2_B32 = 1045,    // sign + power-of-two exponent codes, blocks of 32 (formats/pow2.h)
 };
+
+// The id range reserved for smelt-native types (see DType).
+inline constexpr uint32_t kFirstNativeTypeId = 1024;
+inline constexpr uint32_t kLastNativeTypeId = 2047;
 
 struct Tensor {
   std::string name;

@@ -17,6 +17,13 @@ int Nearest(const float* values, int n, float v) {
 
 }  // namespace
 
+const float* WeightsOrOnes(const float* w, int n, float* ones) {
+  for (int j = 0; j < n; ++j)
+    if (w[j] > 0) return w;
+  for (int j = 0; j < n; ++j) ones[j] = 1.0f;
+  return ones;
+}
+
 void IntegerLevels(int lo, int hi, float* out) {
   for (int v = lo; v <= hi; ++v) out[v - lo] = (float)v;
 }

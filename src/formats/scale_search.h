@@ -26,6 +26,10 @@ float SearchAsymmetricScale(const float* x, const float* w, int n, int qmax, flo
 // q = clamp(round((x − m) / d), 0, qmax).
 void ChooseCodesAsymmetric(const float* x, int n, float d, float m, int qmax, uint8_t* codes);
 
+// w itself, or ones[0..n) (filled here) where every importance in w[0..n) is zero: such a block
+// has nothing to prefer, and plain MSE is the sensible choice.
+const float* WeightsOrOnes(const float* w, int n, float* ones);
+
 // The integer codebook lo, lo+1, ..., hi in `out` (hi − lo + 1 <= 256 entries).
 void IntegerLevels(int lo, int hi, float* out);
 

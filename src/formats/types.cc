@@ -25,6 +25,19 @@
 // | q8_K   |   256 |         292 |       9.125 | yes (ggml ref, bit-exact) |
 // | iq4_nl |    32 |          18 |       4.5   | yes (ggml, bit-exact *)   |
 //
+// smelt-native types (ids 1024+, core/tensor.h; llama_cpp = false: llama.cpp cannot load them):
+// | name          | block | bytes/block | bits/weight | file                |
+// |---------------|-------|-------------|-------------|---------------------|
+// | i<b>s_g<G>    |     G | 2 + b·G/8   | b + 16/G    | formats/group_int.h |
+// | i<b>a_g<G>    |     G | 4 + b·G/8   | b + 32/G    | formats/group_int.h |
+// |   (b = 4, 3, 2; G = 32, 64, 128: 18 types, one template)                 |
+// | nf4           |    64 |          34 |       4.25  | formats/nf4.h       |
+// | f8e4m3_b32    |    32 |          34 |       8.5   | formats/fp8.h       |
+// | f8e5m2_b32    |    32 |          34 |       8.5   | formats/fp8.h       |
+// | pow2_b32      |    32 |          18 |       4.5   | formats/pow2.h      |
+// Their from_float is smelt's own round to nearest with the format's natural scale (no ggml
+// reference exists); all but fp8 also have an importance-weighted from_float_weighted.
+//
 // "ggml ref, bit-exact": from_float produces the same bytes as ggml's quantize_row_<type>_ref,
 // which is also what llama-quantize writes for that type when given no importance matrix (f16
 // and bf16: ggml's row converters). (*) IQ4_NL's from_float is the best-scale search of ggml's
@@ -42,9 +55,13 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/fp8.h"
+#include "formats/group_int.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
+#include "formats/nf4.h"
 #include "formats/plain.h"
+#include "formats/pow2.h"
 #include "formats/q4_0.h"
 #include "formats/q4_1.h"
 #include "formats/q5_0.h"
@@ -69,6 +86,23 @@ void FromFloatWeighted(const float* src, const float* importance, void* dst, int
   F(src, importance, static_cast<Block*>(dst), n);
 }
 
+// A smelt-native row: quantized, and not loadable by llama.cpp.
+template <class Block, void (*Decode)(const Block*, float*, int64_t), void (*Encode)(const float*, Block*, int64_t),
+          void (*EncodeWeighted)(const float*, const float*, Block*, int64_t) = nullptr>
+constexpr TypeTraits NativeRow(DType type, std::string_view name, int64_t block_size) {
+  TypeTraits t{type, name, block_size, sizeof(Block), true, ToFloat<Block, Decode>, FromFloat<Block, Encode>};
+  if constexpr (EncodeWeighted != nullptr) t.from_float_weighted = FromFloatWeighted<Block, EncodeWeighted>;
+  t.llama_cpp = false;
+  return t;
+}
+
+// One group-wise integer type (formats/group_int.h).
+template <int Bits, bool Symmetric, int Group>
+constexpr TypeTraits GroupIntRow(DType type, std::string_view name) {
+  using G = GroupInt<Bits, Symmetric, Group>;
+  return NativeRow<typename G::Block, G::Dequantize, G::Quantize, G::QuantizeWeighted>(type, name, Group);
+}
+
 constexpr TypeTraits kTable[] = {
     {DType::kF32, "f32", 1, 4, false, ToFloat<float, ConvertRowF32ToF32>,
      FromFloat<float, ConvertRowF32ToF32>},
@@ -90,7 +124,7 @@ constexpr TypeTraits kTable[] = {
      FromFloat<BlockQ8_0, QuantizeRowQ8_0Ref>,
      FromFloatWeighted<BlockQ8_0, QuantizeRowQ8_0Weighted>},
     {DType::kQ8_1, "q8_1", kQK8_1, sizeof(BlockQ8_1), true, ToFloat<BlockQ8_1, DequantizeRowQ8_1>,
-     FromFloat<BlockQ8_1, QuantizeRowQ8_1Ref>},
+     FromFloat<BlockQ8_1, QuantizeRowQ8_1Ref>, nullptr, false},
     {DType::kQ2_K, "q2_K", kQK_K, sizeof(BlockQ2_K), true, ToFloat<BlockQ2_K, DequantizeRowQ2_K>,
      FromFloat<BlockQ2_K, QuantizeRowQ2_KRef>},
     {DType::kQ3_K, "q3_K", kQK_K, sizeof(BlockQ3_K), true, ToFloat<BlockQ3_K, DequantizeRowQ3_K>,
@@ -102,7 +136,7 @@ constexpr TypeTraits kTable[] = {
     {DType::kQ6_K, "q6_K", kQK_K, sizeof(BlockQ6_K), true, ToFloat<BlockQ6_K, DequantizeRowQ6_K>,
      FromFloat<BlockQ6_K, QuantizeRowQ6_KRef>},
     {DType::kQ8_K, "q8_K", kQK_K, sizeof(BlockQ8_K), true, ToFloat<BlockQ8_K, DequantizeRowQ8_K>,
-     FromFloat<BlockQ8_K, QuantizeRowQ8_KRef>},
+     FromFloat<BlockQ8_K, QuantizeRowQ8_KRef>, nullptr, false},
     {DType::kIQ4_NL, "iq4_nl", kQK4_NL, sizeof(BlockIQ4_NL), true,
      ToFloat<BlockIQ4_NL, DequantizeRowIQ4_NL>, FromFloat<BlockIQ4_NL, QuantizeRowIQ4_NL>,
      FromFloatWeighted<BlockIQ4_NL, QuantizeRowIQ4_NLWeighted>},
@@ -114,6 +148,30 @@ constexpr TypeTraits kTable[] = {
      FromFloat<double, ConvertRowF32ToF64>},
     {DType::kBF16, "bf16", 1, 2, false, ToFloat<bf16_t, ConvertRowBf16ToF32>,
      FromFloat<bf16_t, ConvertRowF32ToBf16>},
+    // smelt-native types (ids 1024+): llama_cpp = false.
+    GroupIntRow<4, true, 32>(DType::kI4S_G32, "i4s_g32"),
+    GroupIntRow<4, true, 64>(DType::kI4S_G64, "i4s_g64"),
+    GroupIntRow<4, true, 128>(DType::kI4S_G128, "i4s_g128"),
+    GroupIntRow<4, false, 32>(DType::kI4A_G32, "i4a_g32"),
+    GroupIntRow<4, false, 64>(DType::kI4A_G64, "i4a_g64"),
+    GroupIntRow<4, false, 128>(DType::kI4A_G128, "i4a_g128"),
+    GroupIntRow<3, true, 32>(DType::kI3S_G32, "i3s_g32"),
+    GroupIntRow<3, true, 64>(DType::kI3S_G64, "i3s_g64"),
+    GroupIntRow<3, true, 128>(DType::kI3S_G128, "i3s_g128"),
+    GroupIntRow<3, false, 32>(DType::kI3A_G32, "i3a_g32"),
+    GroupIntRow<3, false, 64>(DType::kI3A_G64, "i3a_g64"),
+    GroupIntRow<3, false, 128>(DType::kI3A_G128, "i3a_g128"),
+    GroupIntRow<2, true, 32>(DType::kI2S_G32, "i2s_g32"),
+    GroupIntRow<2, true, 64>(DType::kI2S_G64, "i2s_g64"),
+    GroupIntRow<2, true, 128>(DType::kI2S_G128, "i2s_g128"),
+    GroupIntRow<2, false, 32>(DType::kI2A_G32, "i2a_g32"),
+    GroupIntRow<2, false, 64>(DType::kI2A_G64, "i2a_g64"),
+    GroupIntRow<2, false, 128>(DType::kI2A_G128, "i2a_g128"),
+    NativeRow<BlockNF4, DequantizeRowNF4, QuantizeRowNF4, QuantizeRowNF4Weighted>(DType::kNF4, "nf4", kQKNF4),
+    NativeRow<BlockF8, DequantizeRowF8E4M3, QuantizeRowF8E4M3>(DType::kF8E4M3_B32, "f8e4m3_b32", kQKF8),
+    NativeRow<BlockF8, DequantizeRowF8E5M2, QuantizeRowF8E5M2>(DType::kF8E5M2_B32, "f8e5m2_b32", kQKF8),
+    NativeRow<BlockPow2, DequantizeRowPow2, QuantizeRowPow2, QuantizeRowPow2Weighted>(DType::kPow2_B32, "pow2_b32",
+                                                                                      kQKPow2),
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -124,15 +182,27 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-// kTable's row of each ggml id (-1: none), so lookups in per-row loops are O(1).
-constexpr uint32_t kMaxTypeId = 31;
-constexpr std::array<int8_t, kMaxTypeId + 1> kRowOfId = [] {
-  std::array<int8_t, kMaxTypeId + 1> rows{};
+// kTable's row of each id (-1: none), so lookups in per-row loops are O(1): slots 0..kMaxGgmlId
+// for ggml's ids, then kNativeSlots slots for the smelt-native ids from kFirstNativeTypeId.
+constexpr uint32_t kMaxGgmlId = 31;
+constexpr uint32_t kNativeSlots = 64;
+static_assert(std::size(kTable) < 128, "row indices are int8_t");
+
+// Slot of an id in kRowOfId, or -1 when it lies in neither range.
+constexpr int64_t SlotOfId(uint32_t id) {
+  if (id <= kMaxGgmlId) return id;
+  if (id >= kFirstNativeTypeId && id - kFirstNativeTypeId < kNativeSlots) return kMaxGgmlId + 1 + (id - kFirstNativeTypeId);
+  return -1;
+}
+
+constexpr std::array<int8_t, kMaxGgmlId + 1 + kNativeSlots> kRowOfId = [] {
+  std::array<int8_t, kMaxGgmlId + 1 + kNativeSlots> rows{};
   rows.fill(-1);
   for (size_t i = 0; i < std::size(kTable); ++i) {
-    // A new DType with a larger id must raise kMaxTypeId (compile error here otherwise).
-    if ((uint32_t)kTable[i].type > kMaxTypeId) throw "kMaxTypeId too small";
-    rows[(uint32_t)kTable[i].type] = (int8_t)i;
+    // A new DType outside both ranges must raise kMaxGgmlId or kNativeSlots (compile error here).
+    const int64_t slot = SlotOfId((uint32_t)kTable[i].type);
+    if (slot < 0) throw "type id outside the lookup ranges";
+    rows[slot] = (int8_t)i;
   }
   return rows;
 }();
@@ -140,8 +210,9 @@ constexpr std::array<int8_t, kMaxTypeId + 1> kRowOfId = [] {
 }  // namespace
 
 const TypeTraits* FindTraits(uint32_t type_id) {
-  if (type_id > kMaxTypeId || kRowOfId[type_id] < 0) return nullptr;
-  return &kTable[kRowOfId[type_id]];
+  const int64_t slot = SlotOfId(type_id);
+  if (slot < 0 || kRowOfId[slot] < 0) return nullptr;
+  return &kTable[kRowOfId[slot]];
 }
 
 const TypeTraits& Traits(DType t) {

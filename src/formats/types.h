@@ -30,6 +30,10 @@ struct TypeTraits {
   FromFloatFn from_float;  // null where smelt cannot write the type yet
   // Importance-weighted MSE encoder (formats/weighted_quants.h); null where smelt has none yet.
   FromFloatWeightedFn from_float_weighted = nullptr;
+  // Whether ggml/llama.cpp can load a GGUF tensor of this type: true for ggml's weight types,
+  // false for ggml's activation-only types (q8_1, q8_K: ggml has no to_float for them / llama.cpp
+  // refuses them as weights) and for the smelt-native types (ids >= kFirstNativeTypeId).
+  bool llama_cpp = true;
 };
 
 // Traits of a known type; nullptr for an id smelt does not know (e.g. read from a file).

@@ -29,19 +29,45 @@ struct Expected {
   double bits_per_weight;
   bool quantized;
   bool has_to_float;
+  bool llama_cpp = true;
+  bool has_weighted = false;  // checked for the smelt-native rows only
 };
 const Expected kExpected[] = {
     {DType::kF32, 0, "f32", 1, 32, false, true},         {DType::kF16, 1, "f16", 1, 16, false, true},
     {DType::kQ4_0, 2, "q4_0", 32, 4.5, true, true},      {DType::kQ4_1, 3, "q4_1", 32, 5.0, true, true},
     {DType::kQ5_0, 6, "q5_0", 32, 5.5, true, true},      {DType::kQ5_1, 7, "q5_1", 32, 6.0, true, true},
-    {DType::kQ8_0, 8, "q8_0", 32, 8.5, true, true},      {DType::kQ8_1, 9, "q8_1", 32, 9.0, true, true},
+    {DType::kQ8_0, 8, "q8_0", 32, 8.5, true, true},      {DType::kQ8_1, 9, "q8_1", 32, 9.0, true, true, false},
     {DType::kQ2_K, 10, "q2_K", 256, 2.625, true, true},  {DType::kQ3_K, 11, "q3_K", 256, 3.4375, true, true},
     {DType::kQ4_K, 12, "q4_K", 256, 4.5, true, true},    {DType::kQ5_K, 13, "q5_K", 256, 5.5, true, true},
-    {DType::kQ6_K, 14, "q6_K", 256, 6.5625, true, true}, {DType::kQ8_K, 15, "q8_K", 256, 9.125, true, true},
+    {DType::kQ6_K, 14, "q6_K", 256, 6.5625, true, true}, {DType::kQ8_K, 15, "q8_K", 256, 9.125, true, true, false},
     {DType::kIQ4_NL, 20, "iq4_nl", 32, 4.5, true, true}, {DType::kI8, 24, "i8", 1, 8, false, false},
     {DType::kI16, 25, "i16", 1, 16, false, false},       {DType::kI32, 26, "i32", 1, 32, false, false},
     {DType::kI64, 27, "i64", 1, 64, false, false},       {DType::kF64, 28, "f64", 1, 64, false, true},
     {DType::kBF16, 30, "bf16", 1, 16, false, true},
+    // smelt-native (ids 1024+): group integers' bits/weight = bits + 16 (or 32, with the offset)
+    // / group; nf4 4 + 16/64; fp8 8 + 16/32; pow2 4 + 16/32. None loads in llama.cpp.
+    {DType::kI4S_G32, 1024, "i4s_g32", 32, 4.5, true, true, false, true},
+    {DType::kI4S_G64, 1025, "i4s_g64", 64, 4.25, true, true, false, true},
+    {DType::kI4S_G128, 1026, "i4s_g128", 128, 4.125, true, true, false, true},
+    {DType::kI4A_G32, 1027, "i4a_g32", 32, 5.0, true, true, false, true},
+    {DType::kI4A_G64, 1028, "i4a_g64", 64, 4.5, true, true, false, true},
+    {DType::kI4A_G128, 1029, "i4a_g128", 128, 4.25, true, true, false, true},
+    {DType::kI3S_G32, 1030, "i3s_g32", 32, 3.5, true, true, false, true},
+    {DType::kI3S_G64, 1031, "i3s_g64", 64, 3.25, true, true, false, true},
+    {DType::kI3S_G128, 1032, "i3s_g128", 128, 3.125, true, true, false, true},
+    {DType::kI3A_G32, 1033, "i3a_g32", 32, 4.0, true, true, false, true},
+    {DType::kI3A_G64, 1034, "i3a_g64", 64, 3.5, true, true, false, true},
+    {DType::kI3A_G128, 1035, "i3a_g128", 128, 3.25, true, true, false, true},
+    {DType::kI2S_G32, 1036, "i2s_g32", 32, 2.5, true, true, false, true},
+    {DType::kI2S_G64, 1037, "i2s_g64", 64, 2.25, true, true, false, true},
+    {DType::kI2S_G128, 1038, "i2s_g128", 128, 2.125, true, true, false, true},
+    {DType::kI2A_G32, 1039, "i2a_g32", 32, 3.0, true, true, false, true},
+    {DType::kI2A_G64, 1040, "i2a_g64", 64, 2.5, true, true, false, true},
+    {DType::kI2A_G128, 1041, "i2a_g128", 128, 2.25, true, true, false, true},
+    {DType::kNF4, 1042, "nf4", 64, 4.25, true, true, false, true},
+    {DType::kF8E4M3_B32, 1043, "f8e4m3_b32", 32, 8.5, true, true, false, false},
+    {DType::kF8E5M2_B32, 1044, "f8e5m2_b32", 32, 8.5, true, true, false, false},
+    {DType::kPow2_B32, 1045, "pow2_b32", 32, 4.5, true, true, false, true},
 };
 
 TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
@@ -59,13 +85,15 @@ TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
     EXPECT_EQ(t->to_float != nullptr, e.has_to_float);
     // Everything that decodes can also be written, except integer types.
     EXPECT_EQ(t->from_float != nullptr, e.has_to_float);
+    EXPECT_EQ(t->llama_cpp, e.llama_cpp);
+    if ((uint32_t)e.type >= kFirstNativeTypeId) EXPECT_EQ(t->from_float_weighted != nullptr, e.has_weighted);
     EXPECT_EQ(&Traits(e.type), t);
     EXPECT_TRUE(names.insert(e.name).second);
   }
 }
 
 TEST(FormatsTypes, UnknownIdsHaveNoRow) {
-  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 0xffffffffu}) {
+  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1046u, 1087u, 1088u, 2047u, 0xffffffffu}) {
     EXPECT_EQ(FindTraits(id), nullptr) << id;
   }
 }
@@ -79,7 +107,7 @@ TEST(FormatsTypes, NamesRoundTripCaseInsensitively) {
     EXPECT_EQ(ParseDType(upper), e.type) << upper;
   }
   EXPECT_EQ(ParseDType("Q4_k"), DType::kQ4_K);
-  for (const char* bad : {"", "q4", "q4_2", "q4_K_M", "f32 ", "float"}) {
+  for (const char* bad : {"", "q4", "q4_2", "q4_K_M", "f32 ", "float", "i4s", "i4s_g16", "nf4_b32", "f8e4m3"}) {
     EXPECT_EQ(ParseDType(bad), std::nullopt) << bad;
   }
 }

@@ -11,18 +11,10 @@ namespace {
 
 constexpr int kBlock = 32;  // every format here has 32-value blocks
 
-// The block's importances, or ones where they are all zero (nothing to prefer).
-const float* BlockWeights(const float* w, std::array<float, kBlock>& ones) {
-  for (int j = 0; j < kBlock; ++j)
-    if (w[j] > 0) return w;
-  ones.fill(1.0f);
-  return ones.data();
-}
-
 // Symmetric formats with levels v[0..n): d (as stored in fp16) and the codes for that d.
 float SymmetricBlock(const float* x, const float* w, const float* levels, int n_levels, uint8_t* codes) {
   std::array<float, kBlock> ones;
-  const float d = SearchSymmetricScale(x, BlockWeights(w, ones), kBlock, levels, n_levels);
+  const float d = SearchSymmetricScale(x, WeightsOrOnes(w, kBlock, ones.data()), kBlock, levels, n_levels);
   const float d16 = Fp16ToFloat(FloatToFp16(d));
   ChooseCodesSymmetric(x, kBlock, d16, levels, n_levels, codes);
   return d;
@@ -31,7 +23,7 @@ float SymmetricBlock(const float* x, const float* w, const float* levels, int n_
 // Asymmetric formats with codes 0..qmax: d and m (stored in fp16) and the codes for them.
 void AsymmetricBlock(const float* x, const float* w, int qmax, float* d, float* m, uint8_t* codes) {
   std::array<float, kBlock> ones;
-  *d = SearchAsymmetricScale(x, BlockWeights(w, ones), kBlock, qmax, m);
+  *d = SearchAsymmetricScale(x, WeightsOrOnes(w, kBlock, ones.data()), kBlock, qmax, m);
   ChooseCodesAsymmetric(x, kBlock, Fp16ToFloat(FloatToFp16(*d)), Fp16ToFloat(FloatToFp16(*m)), qmax, codes);
 }
 

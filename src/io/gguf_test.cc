@@ -337,7 +337,9 @@ TEST(Gguf, TensorRoundTripEveryWritableType) {
     GgufWriter w = AllTypesWriter(alignment);
     std::vector<DType> types;
     std::vector<std::vector<float>> values;
-    for (uint32_t id = 0; id < 64; ++id) {
+    std::vector<uint32_t> ids;  // ggml's range and the smelt-native one
+    for (uint32_t id = 0; id < 64; ++id) ids.push_back(id), ids.push_back(kFirstNativeTypeId + id);
+    for (uint32_t id : ids) {
       const TypeTraits* tr = FindTraits(id);
       if (!tr || !tr->from_float) continue;
       types.push_back(tr->type);

@@ -1,0 +1,295 @@
+// The smelt-native formats (ids 1024+): FP8 element codecs checked exhaustively, per-element
+// error limits derived from each format's geometry on every row kind, the expected ordering of
+// errors across bits, groups and symmetry, and importance-weighted encoders against plain ones.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "formats/format_test_util.h"
+#include "formats/fp8.h"
+#include "formats/nf4.h"
+#include "formats/pow2.h"
+#include "formats/types.h"
+
+namespace smelt {
+namespace {
+
+using testing::Fp16RoundingBound;
+using testing::kAllRowKinds;
+using testing::MakeRow;
+using testing::RmsError;
+using testing::RoundTrip;
+using testing::RowKind;
+using testing::RowKindName;
+
+// --- FP8 element codecs ----------------------------------------------------------------------
+
+struct Fp8Case {
+  const char* name;
+  Fp8Format f;
+};
+const Fp8Case kFp8[] = {{"e4m3", kE4M3}, {"e5m2", kE5M2}};
+
+TEST(NativeFp8, EveryByteDecodesAndFiniteOnesRoundTrip) {
+  for (const Fp8Case& c : kFp8) {
+    SCOPED_TRACE(c.name);
+    int finite = 0, nans = 0, infs = 0;
+    float largest = 0;
+    for (int b = 0; b < 256; ++b) {
+      const float v = Fp8ToFloat(c.f, (uint8_t)b);
+      if (std::isnan(v)) { ++nans; continue; }
+      if (std::isinf(v)) { ++infs; continue; }
+      ++finite;
+      largest = std::max(largest, std::fabs(v));
+      EXPECT_EQ(FloatToFp8(c.f, v), (uint8_t)b) << b << " = " << v;
+      EXPECT_EQ(std::signbit(v), (b & 0x80) != 0) << b;
+    }
+    // OCP: E4M3 has two NaNs (S.1111.111) and no infinities; E5M2 two infinities, six NaNs.
+    EXPECT_EQ(nans, c.f.ieee_specials ? 6 : 2);
+    EXPECT_EQ(infs, c.f.ieee_specials ? 2 : 0);
+    EXPECT_EQ(largest, c.f.max);
+    EXPECT_EQ(Fp8ToFloat(c.f, c.f.max_code), c.f.max);
+    // Smallest subnormal: 2^(1 − bias − M).
+    EXPECT_EQ(Fp8ToFloat(c.f, 1), std::ldexp(1.0f, 1 - c.f.bias - c.f.man_bits));
+    EXPECT_TRUE(std::isnan(Fp8ToFloat(c.f, FloatToFp8(c.f, std::numeric_limits<float>::quiet_NaN()))));
+  }
+}
+
+// The nearest finite code by brute force; ties to the code with an even mantissa, beyond the
+// range saturates.
+uint8_t NearestByBruteForce(const Fp8Format& f, float x) {
+  if (std::isinf(x)) return (uint8_t)((std::signbit(x) ? 0x80 : 0) | f.max_code);  // no distance to compare
+  int best = -1;
+  double best_err = 0;
+  for (int b = 0; b < 256; ++b) {
+    const float v = Fp8ToFloat(f, (uint8_t)b);
+    if (!std::isfinite(v) || std::signbit(v) != std::signbit(x)) continue;
+    const double err = std::fabs((double)v - (double)x);
+    if (best < 0 || err < best_err || (err == best_err && (b & 1) == 0)) best = b, best_err = err;
+  }
+  return (uint8_t)best;
+}
+
+TEST(NativeFp8, EncodeRoundsToNearestEvenAndSaturates) {
+  for (const Fp8Case& c : kFp8) {
+    SCOPED_TRACE(c.name);
+    std::vector<float> probes;
+    // Every code's value, the midpoints between neighbours (ties), and points just off them.
+    std::vector<float> finite;
+    for (int b = 0; b < 128; ++b)
+      if (std::isfinite(Fp8ToFloat(c.f, (uint8_t)b))) finite.push_back(Fp8ToFloat(c.f, (uint8_t)b));
+    std::sort(finite.begin(), finite.end());
+    for (size_t i = 0; i + 1 < finite.size(); ++i) {
+      const float mid = 0.5f * (finite[i] + finite[i + 1]);
+      for (float p : {finite[i], mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e30f)}) probes.push_back(p);
+    }
+    // Beyond the range, and random values over the whole range.
+    for (float p : {c.f.max * 1.01f, c.f.max * 1.2f, c.f.max * 1e3f, std::numeric_limits<float>::infinity()})
+      probes.push_back(p);
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> exp(-20.0f, std::log2(c.f.max) + 1.0f);
+    for (int i = 0; i < 20000; ++i) probes.push_back(std::exp2(exp(rng)));
+    for (float p : probes) {
+      for (float x : {p, -p}) {
+        ASSERT_EQ(FloatToFp8(c.f, x), NearestByBruteForce(c.f, x)) << x;
+      }
+    }
+  }
+}
+
+// --- per-element error limits ----------------------------------------------------------------
+
+struct GroupIntType {
+  DType type;
+  int bits;
+  bool symmetric;
+  int group;
+};
+const GroupIntType kGroupInts[] = {
+    {DType::kI4S_G32, 4, true, 32},   {DType::kI4S_G64, 4, true, 64},   {DType::kI4S_G128, 4, true, 128},
+    {DType::kI4A_G32, 4, false, 32},  {DType::kI4A_G64, 4, false, 64},  {DType::kI4A_G128, 4, false, 128},
+    {DType::kI3S_G32, 3, true, 32},   {DType::kI3S_G64, 3, true, 64},   {DType::kI3S_G128, 3, true, 128},
+    {DType::kI3A_G32, 3, false, 32},  {DType::kI3A_G64, 3, false, 64},  {DType::kI3A_G128, 3, false, 128},
+    {DType::kI2S_G32, 2, true, 32},   {DType::kI2S_G64, 2, true, 64},   {DType::kI2S_G128, 2, true, 128},
+    {DType::kI2A_G32, 2, false, 32},  {DType::kI2A_G64, 2, false, 64},  {DType::kI2A_G128, 2, false, 128},
+};
+
+// Checks |x − x̂| <= limit(block of x, j) for every element of a row of each kind.
+template <class Limit>
+void CheckLimit(DType type, int64_t block, Limit limit) {
+  for (RowKind kind : kAllRowKinds) {
+    const std::vector<float> x = MakeRow(kind, 1024, 11);
+    const std::vector<float> y = RoundTrip(type, x);
+    for (int64_t b = 0; b < 1024; b += block) {
+      const float* xb = x.data() + b;
+      for (int64_t j = 0; j < block; ++j) {
+        const double err = std::fabs((double)x[b + j] - y[b + j]);
+        ASSERT_LE(err, limit(xb, j)) << DTypeName(type) << " " << RowKindName(kind) << " element " << b + j
+                                     << ": " << x[b + j] << " -> " << y[b + j];
+      }
+    }
+  }
+}
+
+double BlockAbsMax(const float* x, int n) {
+  double a = 0;
+  for (int j = 0; j < n; ++j) a = std::max(a, (double)std::fabs(x[j]));
+  return a;
+}
+
+TEST(NativeFormats, GroupIntegersWithinHalfAStep) {
+  for (const GroupIntType& g : kGroupInts) {
+    const int top = 1 << (g.bits - 1);  // |lowest level| of the symmetric kind
+    CheckLimit(g.type, g.group, [&](const float* xb, int64_t j) {
+      if (g.symmetric) {
+        // d = max/−2^(b−1): half a step, except values of the other sign beyond (hi + ½)·|d|,
+        // clamped to hi = 2^(b−1)−1 (at most one step, since |x| <= 2^(b−1)·|d|). The codes are
+        // chosen for fp16(d), off by up to 2^(b−1) fp16 roundings of d.
+        const double d = BlockAbsMax(xb, g.group) / top;
+        const double kHalfStep = 0.5, kClampedStep = 1.0;
+        const double steps = std::fabs(xb[j]) <= (top - 0.5) * d ? kHalfStep : kClampedStep;
+        return steps * d + top * Fp16RoundingBound(d) + 1e-6 * d;
+      }
+      // d = (max − min)/(2^b − 1), m = min: half a step, plus the fp16 roundings of m and of d
+      // (times the largest code).
+      float lo, hi;
+      lo = *std::min_element(xb, xb + g.group), hi = *std::max_element(xb, xb + g.group);
+      const double d = ((double)hi - lo) / ((1 << g.bits) - 1);
+      return 0.5 * d + Fp16RoundingBound(lo) + ((1 << g.bits) - 1) * Fp16RoundingBound(d) + 1e-6 * (d + std::fabs(lo));
+    });
+  }
+}
+
+TEST(NativeFormats, Nf4WithinHalfTheLargestCodebookGap) {
+  double gap = 0;
+  for (int i = 0; i + 1 < 16; ++i) gap = std::max(gap, (double)kNF4Values[i + 1] - kNF4Values[i]);
+  CheckLimit(DType::kNF4, kQKNF4, [&](const float* xb, int64_t) {
+    const double d = BlockAbsMax(xb, kQKNF4);
+    return 0.5 * gap * d + Fp16RoundingBound(d) + 1e-6 * d;
+  });
+}
+
+TEST(NativeFormats, Fp8RelativeErrorWithinRange) {
+  for (auto [type, f] : {std::pair{DType::kF8E4M3_B32, kE4M3}, std::pair{DType::kF8E5M2_B32, kE5M2}}) {
+    CheckLimit(type, kQKF8, [&](const float* xb, int64_t j) {
+      const double d = BlockAbsMax(xb, kQKF8) / f.max, ax = std::fabs(xb[j]);
+      // Normals: half an ulp, 2^−(M+1) relative; subnormals: half the subnormal spacing
+      // 2^(1 − bias − M) · d. A scale rounded down in fp16 saturates the largest values by at
+      // most that rounding, relatively.
+      const double kRelative = std::ldexp(1.0, -(f.man_bits + 1));
+      const double kSubnormalHalfSpacing = std::ldexp(1.0, -f.bias - f.man_bits);
+      const double scale_rounding = d > 0 ? Fp16RoundingBound(d) / d : 0;
+      return std::max(kRelative * ax, kSubnormalHalfSpacing * (d + Fp16RoundingBound(d))) +
+             (scale_rounding + 1e-6) * ax;
+    });
+  }
+}
+
+TEST(NativeFormats, Pow2WithinAThirdRelative) {
+  CheckLimit(DType::kPow2_B32, kQKPow2, [&](const float* xb, int64_t j) {
+    // Between neighbouring powers 2^−(k+1) and 2^−k the nearest is at most a quarter of 2^−k
+    // away from a value at least three quarters of 2^−k at the midpoint: ≤ 1/3 relative. Below
+    // the smallest level 2^−6: half of it, absolutely.
+    const double d = BlockAbsMax(xb, kQKPow2), ax = std::fabs(xb[j]);
+    const double kRelative = 1.0 / 3.0, kBelowSmallest = std::ldexp(1.0, -kPow2MaxShift - 1);
+    return std::max(kRelative * ax, kBelowSmallest * d) + Fp16RoundingBound(d) + 1e-6 * d;
+  });
+}
+
+// --- orderings -------------------------------------------------------------------------------
+
+double Rmse(DType type, RowKind kind) {
+  const std::vector<float> x = MakeRow(kind, 1 << 14, 5);
+  return RmsError(x, RoundTrip(type, x));
+}
+
+const GroupIntType& Find(int bits, bool symmetric, int group) {
+  for (const GroupIntType& g : kGroupInts)
+    if (g.bits == bits && g.symmetric == symmetric && g.group == group) return g;
+  std::abort();
+}
+
+TEST(NativeFormats, FewerBitsLargerGroupsAndSymmetryCostAccuracy) {
+  for (bool sym : {true, false}) {
+    for (int group : {32, 64, 128}) {
+      const double r4 = Rmse(Find(4, sym, group).type, RowKind::kGaussian);
+      const double r3 = Rmse(Find(3, sym, group).type, RowKind::kGaussian);
+      const double r2 = Rmse(Find(2, sym, group).type, RowKind::kGaussian);
+      EXPECT_GT(r2, r3) << sym << " g" << group;
+      EXPECT_GT(r3, r4) << sym << " g" << group;
+    }
+    for (int bits : {4, 3, 2}) {
+      EXPECT_LE(Rmse(Find(bits, sym, 32).type, RowKind::kGaussian), Rmse(Find(bits, sym, 64).type, RowKind::kGaussian));
+      EXPECT_LE(Rmse(Find(bits, sym, 64).type, RowKind::kGaussian),
+                Rmse(Find(bits, sym, 128).type, RowKind::kGaussian));
+    }
+  }
+  for (int bits : {4, 3, 2})
+    for (int group : {32, 64, 128})
+      EXPECT_LE(Rmse(Find(bits, false, group).type, RowKind::kPositive),
+                Rmse(Find(bits, true, group).type, RowKind::kPositive))
+          << bits << " g" << group;
+}
+
+// --- importance-weighted encoders ------------------------------------------------------------
+
+TEST(NativeFormats, WeightedEncodersLowerTheWeightedError) {
+  const int64_t n = 1 << 13;
+  const std::vector<float> x = MakeRow(RowKind::kGaussian, n, 21);
+  std::mt19937 rng(22);
+  std::normal_distribution<float> g(0.0f, 1.5f);
+  std::vector<float> w(n);
+  for (float& v : w) v = std::exp(g(rng));  // importances spread over orders of magnitude
+  int checked = 0;
+  for (uint32_t id = kFirstNativeTypeId; id < kFirstNativeTypeId + 64; ++id) {
+    const TypeTraits* tr = FindTraits(id);
+    if (!tr || !tr->from_float_weighted) continue;
+    ++checked;
+    std::vector<uint8_t> plain(RowBytes(tr->type, n)), weighted(plain.size());
+    tr->from_float(x.data(), plain.data(), n);
+    tr->from_float_weighted(x.data(), w.data(), weighted.data(), n);
+    std::vector<float> yp(n), yw(n);
+    tr->to_float(plain.data(), yp.data(), n);
+    tr->to_float(weighted.data(), yw.data(), n);
+    double ep = 0, ew = 0;
+    for (int64_t i = 0; i < n; ++i) ep += w[i] * std::pow(x[i] - yp[i], 2), ew += w[i] * std::pow(x[i] - yw[i], 2);
+    EXPECT_LT(ew, ep) << tr->name;
+    // All-zero importances mean plain MSE, which the search also improves on.
+    std::vector<float> zeros(n, 0.0f);
+    tr->from_float_weighted(x.data(), zeros.data(), weighted.data(), n);
+    tr->to_float(weighted.data(), yw.data(), n);
+    EXPECT_LE(RmsError(x, yw), RmsError(x, yp)) << tr->name;
+  }
+  EXPECT_EQ(checked, 20);  // 18 group-integer types, nf4, pow2 (fp8 has no scale to search)
+}
+
+// The measured table of docs/BENCHMARKS.md: RMSE of from_float and from_float_weighted (plain
+// MSE) on N(0, 1) rows, and bits/weight, for every smelt-native type.
+TEST(NativeFormats, PrintRmseTable) {
+  const int64_t n = 1 << 16;
+  const std::vector<float> x = MakeRow(RowKind::kGaussian, n, 1);
+  const std::vector<float> ones(n, 1.0f);
+  std::printf("| type | bits/weight | RMSE (from_float) | RMSE (mse search) |\n|---|---|---|---|\n");
+  for (uint32_t id = kFirstNativeTypeId; id < kFirstNativeTypeId + 64; ++id) {
+    const TypeTraits* tr = FindTraits(id);
+    if (!tr) continue;
+    const double rmse = RmsError(x, RoundTrip(tr->type, x));
+    std::string searched = "-";
+    if (tr->from_float_weighted) {
+      std::vector<uint8_t> packed(RowBytes(tr->type, n));
+      std::vector<float> y(n);
+      tr->from_float_weighted(x.data(), ones.data(), packed.data(), n);
+      tr->to_float(packed.data(), y.data(), n);
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.4f", RmsError(x, y));
+      searched = buf;
+    }
+    std::printf("| %s | %.4g | %.4f | %s |\n", std::string(tr->name).c_str(), 8.0 * tr->type_size / tr->block_size,
+                rmse, searched.c_str());
+  }
+}
+
+}  // namespace
+}  // namespace smelt
