@@ -1,8 +1,10 @@
 // smelt inspect MODEL: what is inside a model file — architecture, hyper-parameters, tokenizer,
 // every tensor's type, shape and bytes, total size and bits/weight.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <map>
+#include <set>
 
 #include "cli_util.h"
 #include "formats/types.h"
@@ -36,11 +38,14 @@ nlohmann::json ConfigJson(const ModelConfig& c) {
           {"qkv_bias", c.qkv_bias}};
 }
 
-// Every type a GGUF file can hold is one llama.cpp reads, as long as it is a ggml type.
-bool LlamaCppLoadable(const Model& m) {
-  for (const auto& t : m.weights.all())
-    if (!FindTraits((uint32_t)t.type)) return false;
-  return m.format == ModelFormat::kGguf;
+// Types of the model's tensors that llama.cpp cannot load (TypeTraits::llama_cpp), by name.
+std::vector<std::string> NonLlamaCppTypes(const Model& m) {
+  std::set<std::string> names;
+  for (const auto& t : m.weights.all()) {
+    const TypeTraits* tr = FindTraits((uint32_t)t.type);
+    if (!tr || !tr->llama_cpp) names.insert(tr ? std::string(tr->name) : std::to_string((uint32_t)t.type));
+  }
+  return {names.begin(), names.end()};
 }
 
 int RunInspect(const InspectArgs& a) {
@@ -52,6 +57,9 @@ int RunInspect(const InspectArgs& a) {
                          : m.format == ModelFormat::kHuggingFace ? "huggingface"
                          : m.format == ModelFormat::kLlama2c     ? "llama2c"
                                                                  : "synthetic";
+  // llama.cpp reads GGUF files only, and only ggml's weight types.
+  const std::vector<std::string> blocking = NonLlamaCppTypes(m);
+  const bool loadable = m.format == ModelFormat::kGguf && blocking.empty();
   if (a.json) {
     nlohmann::json j;
     j["file"] = a.model;
@@ -62,7 +70,8 @@ int RunInspect(const InspectArgs& a) {
     j["size_bytes"] = size.bytes;
     j["bits_per_weight"] = size.bits_per_weight();
     j["parameters_by_type"] = params_by_type;
-    j["llama_cpp_loadable"] = LlamaCppLoadable(m);
+    j["llama_cpp_loadable"] = loadable;
+    j["llama_cpp_unsupported_types"] = blocking;
     j["tokenizer"] = {{"model", m.vocab.model}, {"pre", m.vocab.pre},   {"size", m.vocab.size()},
                       {"bos", m.vocab.bos},     {"eos", m.vocab.eos},   {"add_bos", m.vocab.add_bos}};
     j["info"] = m.info;
@@ -79,7 +88,11 @@ int RunInspect(const InspectArgs& a) {
   }
   const ModelConfig& c = m.config;
   fmt::print("file          {}\n", a.model);
-  fmt::print("format        {}{}\n", fmt_name, LlamaCppLoadable(m) ? " (llama.cpp can load it)" : "");
+  fmt::print("format        {}\n", fmt_name);
+  if (m.format == ModelFormat::kGguf)
+    fmt::print("llama.cpp     {}\n", loadable ? "can load it"
+                                               : fmt::format("cannot load it (smelt-only types: {})",
+                                                             fmt::join(blocking, ", ")));
   if (!c.name.empty()) fmt::print("name          {}\n", c.name);
   fmt::print("architecture  {}: dim {}, {} layers, {} heads ({} kv, head dim {}), ff {}, vocab {}, context {}\n",
              c.arch, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ff, c.vocab, c.context);
