@@ -23,6 +23,12 @@ const std::string kStories = std::string(SMELT_SHARED_DIR) + "/assets/stories260
 const std::string kTrain =
     std::string(SMELT_SHARED_DIR) + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
 
+StatsOptions WithHessians() {
+  StatsOptions o;
+  o.hessian = true;
+  return o;
+}
+
 double SquaredError(const Tensor& a, const Tensor& b, const std::vector<float>* w = nullptr) {
   const auto x = DequantizeAll(a), y = DequantizeAll(b);
   const int64_t C = a.ne[0];
@@ -108,7 +114,7 @@ TEST(CompressCalibration, SamplesAreDeterministicWindowsStartingWithBos) {
 TEST(CompressActivationStats, MatchADirectRecomputationOfTheFirstInputs) {
   const Model m = tiny::TinyLlama({.seed = 6});
   const std::vector<std::vector<int32_t>> samples = {{1, 4, 9, 16}, {2, 3, 5}};
-  const ActivationStats s = CollectActivationStats(m, samples, {.hessian = true});
+  const ActivationStats s = CollectActivationStats(m, samples, WithHessians());
   EXPECT_EQ(s.tokens, 7);
   const InputStats* q = s.Find("blk.0.attn_q.weight");
   ASSERT_NE(q, nullptr);
@@ -172,7 +178,7 @@ TEST(CompressQuantize, ImportanceLowersTheWeightedErrorOnStories260K) {
 TEST(CompressQuantize, GptqLowersTheOutputErrorOnStories260K) {
   const Model m = LoadGgufModel(kStories);
   const auto samples = CalibrationSamples(m, kTrain, {.samples = 8, .tokens = 128});
-  const ActivationStats stats = CollectActivationStats(m, samples, {.hessian = true});
+  const ActivationStats stats = CollectActivationStats(m, samples, WithHessians());
   for (const char* type : {"q4_0", "iq4_nl"}) {
     QuantizeOptions rtn, gptq;
     rtn.rules = gptq.rules = ParseTypeRules(std::string("*=") + type);

@@ -55,7 +55,9 @@ TEST(CompressRules, FallbackPicksABlockThatDividesTheRow) {
     for (int64_t n : {64, 172, 256, 288, 512, 100}) {
       const DType got = FallbackType(want, n);
       EXPECT_EQ(n % Traits(got).block_size, 0) << DTypeName(want) << " " << n;
-      if (n % Traits(want).block_size == 0) EXPECT_EQ(got, want);
+      if (n % Traits(want).block_size == 0) {
+        EXPECT_EQ(got, want);
+      }
     }
   }
   EXPECT_EQ(FallbackType(DType::kQ4_K, 288), DType::kQ5_0);  // 288 = 9 * 32

@@ -111,7 +111,9 @@ Command AddQuantize(CLI::App& root) {
   app->add_option("model", a->model, "GGUF file, Hugging Face folder or llama2.c checkpoint")->required();
   app->add_option("-o,--output", a->out, "output GGUF file")->required();
   app->add_option("--type", a->type,
-                  "type of every matrix no rule names: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K..q6_K, iq4_nl, f16, bf16, f32");
+                  "type of every matrix no rule names: q8_0, q4_0, q4_1, q5_0, q5_1, q2_K..q6_K, iq4_nl, f16, bf16, "
+                  "f32 (llama.cpp loads these); smelt-only: i4s_g32, i4a_g128, i3s_g64, i2a_g32 ... (int4/3/2, "
+                  "symmetric/asymmetric, groups 32/64/128), nf4, f8e4m3_b32, f8e5m2_b32, pow2_b32");
   app->add_option("--rules", a->rules, "per-tensor types, first match wins: 'output.weight=q6_K; blk.*.attn_v.*=q5_K'");
   app->add_option("--method", a->method,
                   "rtn: round to nearest (llama-quantize's bytes); mse: per-block MSE-optimal scales, "
