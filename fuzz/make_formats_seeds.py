@@ -24,6 +24,11 @@ for type_id, name in [(2, "q4_0"), (3, "q4_1"), (6, "q5_0"), (7, "q5_1"), (8, "q
                       (10, "q2_K"), (11, "q3_K"), (12, "q4_K"), (13, "q5_K"), (14, "q6_K"),
                       (15, "q8_K"), (20, "iq4_nl"), (1, "f16"), (30, "bf16")]:
     seed(name + "_gauss", type_id, (256, 4, 1, 1), gauss)
+# smelt's own types: byte 128 + (id - 1024), see formats_fuzz.cc.
+for native, name in [(0, "i4s_g32"), (5, "i4a_g128"), (7, "i3s_g64"), (15, "i2a_g32"), (18, "nf4"),
+                     (19, "f8e4m3_b32"), (20, "f8e5m2_b32"), (21, "pow2_b32")]:
+    seed(name + "_gauss", 128 + native, (256, 2, 1, 1), gauss)
+seed("f8e4m3_b32_special", 128 + 19, (256, 1, 1, 1), special)
 seed("q4_K_special", 12, (255, 1, 1, 1), special)
 seed("q6_K_special", 14, (-256, 2, 1, 1), special)
 seed("iq4_nl_special", 20, (32, 1 << 30, 1 << 30, 3), special)

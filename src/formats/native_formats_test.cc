@@ -172,8 +172,9 @@ TEST(NativeFormats, Nf4WithinHalfTheLargestCodebookGap) {
 }
 
 TEST(NativeFormats, Fp8RelativeErrorWithinRange) {
-  for (auto [type, f] : {std::pair{DType::kF8E4M3_B32, kE4M3}, std::pair{DType::kF8E5M2_B32, kE5M2}}) {
-    CheckLimit(type, kQKF8, [&](const float* xb, int64_t j) {
+  for (const auto& entry : {std::pair{DType::kF8E4M3_B32, kE4M3}, std::pair{DType::kF8E5M2_B32, kE5M2}}) {
+    const auto& f = entry.second;  // a plain reference: clang 14 cannot capture structured bindings
+    CheckLimit(entry.first, kQKF8, [&](const float* xb, int64_t j) {
       const double d = BlockAbsMax(xb, kQKF8) / f.max, ax = std::fabs(xb[j]);
       // Normals: half an ulp, 2^−(M+1) relative; subnormals: half the subnormal spacing
       // 2^(1 − bias − M) · d. A scale rounded down in fp16 saturates the largest values by at
