@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "error_of.h"
 #include "core/error.h"
 #include "formats/codes.h"
 #include "formats/types.h"
@@ -287,16 +288,7 @@ TEST(CompressGptq, IndefiniteHessianRaisesTheDampening) {
   }
 }
 
-// Calls f and returns the Error's message ("" if none was thrown).
-template <class F>
-std::string ErrorOf(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::ErrorOf;
 
 TEST(CompressGptq, BadArgumentsAreErrors) {
   const Layer l = MakeLayer(4, 288, 64, 10);  // 288 = 9 x 32: fine for Q4_0, not for Q4_K

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "error_of.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "formats/types.h"
@@ -227,16 +228,7 @@ TEST(QuantReport, Q4_0LosesMoreThanQ8_0AtEveryDepth) {
   EXPECT_EQ(r4.kld.ppl_model, direct.ppl_model);
 }
 
-// The message of the Error `f` throws (empty if it throws none).
-template <class F>
-std::string ErrorOf(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::ErrorOf;
 
 TEST(QuantReport, RefusesModelsThatCannotBeCompared) {
   Model a = tiny::TinyLlama({});

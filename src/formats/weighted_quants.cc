@@ -39,6 +39,25 @@ void PackHighBits(const uint8_t* codes, uint8_t* qh) {
   StoreQh(h, qh);
 }
 
+// A 4- or 5-bit block's codes: the low nibbles, and the fifth bits where the block has them.
+template <class Block>
+void PackCodes(const uint8_t* codes, Block& b) {
+  PackNibbles(codes, b.qs);
+  if constexpr (requires { b.qh; }) PackHighBits(codes, b.qh);
+}
+
+// Q4_1 / Q5_1 (codes 0..kQmax): per block d, m and the codes of AsymmetricBlock.
+template <class Block, int kQmax>
+void QuantizeRowAsymmetricWeighted(const float* x, const float* w, Block* y, int64_t k) {
+  uint8_t codes[kBlock];
+  for (int64_t i = 0; i < k / kBlock; ++i, x += kBlock, w += kBlock) {
+    float d, m;
+    AsymmetricBlock(x, w, kQmax, &d, &m, codes);
+    y[i].d = FloatToFp16(d), y[i].m = FloatToFp16(m);
+    PackCodes(codes, y[i]);
+  }
+}
+
 struct Levels {
   float v[256];
   int n;
@@ -61,8 +80,7 @@ void QuantizeRowQ5_0Weighted(const float* x, const float* w, BlockQ5_0* y, int64
   uint8_t codes[kBlock];
   for (int64_t i = 0; i < k / kBlock; ++i, x += kBlock, w += kBlock) {
     y[i].d = FloatToFp16(SymmetricBlock(x, w, levels.v, levels.n, codes));
-    PackNibbles(codes, y[i].qs);
-    PackHighBits(codes, y[i].qh);
+    PackCodes(codes, y[i]);
   }
 }
 
@@ -76,24 +94,11 @@ void QuantizeRowQ8_0Weighted(const float* x, const float* w, BlockQ8_0* y, int64
 }
 
 void QuantizeRowQ4_1Weighted(const float* x, const float* w, BlockQ4_1* y, int64_t k) {
-  uint8_t codes[kBlock];
-  for (int64_t i = 0; i < k / kBlock; ++i, x += kBlock, w += kBlock) {
-    float d, m;
-    AsymmetricBlock(x, w, 15, &d, &m, codes);
-    y[i].d = FloatToFp16(d), y[i].m = FloatToFp16(m);
-    PackNibbles(codes, y[i].qs);
-  }
+  QuantizeRowAsymmetricWeighted<BlockQ4_1, 15>(x, w, y, k);
 }
 
 void QuantizeRowQ5_1Weighted(const float* x, const float* w, BlockQ5_1* y, int64_t k) {
-  uint8_t codes[kBlock];
-  for (int64_t i = 0; i < k / kBlock; ++i, x += kBlock, w += kBlock) {
-    float d, m;
-    AsymmetricBlock(x, w, 31, &d, &m, codes);
-    y[i].d = FloatToFp16(d), y[i].m = FloatToFp16(m);
-    PackNibbles(codes, y[i].qs);
-    PackHighBits(codes, y[i].qh);
-  }
+  QuantizeRowAsymmetricWeighted<BlockQ5_1, 31>(x, w, y, k);
 }
 
 void QuantizeRowIQ4_NLWeighted(const float* x, const float* w, BlockIQ4_NL* y, int64_t k) {
