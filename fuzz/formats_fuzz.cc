@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (bytes) {
     // Accepted shapes: non-negative, whole blocks, and the size is the plain product.
     SMELT_ASSERT(ne[0] >= 0 && ne[1] >= 0 && ne[2] >= 0 && ne[3] >= 0 && ne[0] % tr->block_size == 0);
-    unsigned __int128 want = (unsigned __int128)(ne[0] / tr->block_size) * tr->type_size;
+    unsigned __int128 want = (unsigned __int128)(ne[0] / tr->block_size) * tr->type_size + tr->row_header;
     for (int i = 1; i < 4; ++i) want *= (unsigned __int128)ne[i];
     SMELT_ASSERT(want == *bytes);
   }
@@ -35,7 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<uint8_t> aligned(data + 17, data + size);
   const uint8_t* payload = aligned.data();
   const size_t n = aligned.size();
-  const int64_t blocks = (int64_t)(n / tr->type_size);
+  // One row of `blocks` blocks after the row header (per-channel types).
+  const int64_t blocks = n < tr->row_header ? 0 : (int64_t)((n - tr->row_header) / tr->type_size);
   if (tr->to_float && blocks > 0) {
     std::vector<float> out((size_t)(blocks * tr->block_size));
     tr->to_float(payload, out.data(), (int64_t)out.size());

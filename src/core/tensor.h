@@ -63,6 +63,15 @@ enum class DType : uint32_t {
   kF8E4M3_B32 = 1043,  // OCP FP8 E4M3 elements, blocks of 32 (formats/fp8.h)
   kF8E5M2_B32 = 1044,  // OCP FP8 E5M2 elements, blocks of 32
   kPow2_B32 = 1045,    // sign + power-of-two exponent codes, blocks of 32 (formats/pow2.h)
+  // Per-output-channel types (formats/per_channel.h): a scale per row in a row header.
+  kI8_PC = 1046,  // int8, f32 scale per row (weight-only W8: f32 activations)
+  kW8A8 = 1047,   // the i8_pc layout with int8 per-token activations (SmoothQuant W8A8)
+  kI4S_PC = 1048,
+  kI4A_PC = 1049,
+  kI3S_PC = 1050,
+  kI3A_PC = 1051,
+  kI2S_PC = 1052,
+  kI2A_PC = 1053,
 };
 
 // The id range reserved for smelt-native types (see DType).

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "formats/k_quants.h"
+#include "formats/per_channel.h"
 #include "formats/plain.h"
 #include "formats/q8_0.h"
 #include "formats/quant_util.h"
@@ -55,6 +57,7 @@ DType ActivationType(DType weight) {
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K: return DType::kQ8_K;
+    case DType::kW8A8: return DType::kI8_PC;  // dynamic per-token int8
     default: return DType::kF32;
   }
 }
@@ -67,6 +70,7 @@ void QuantizeActivationRow(DType act, const float* x, void* y, int64_t n) {
     case DType::kQ8_0: QuantizeActQ8_0(x, static_cast<BlockQ8_0*>(y), n); return;
     case DType::kQ8_1: QuantizeActQ8_1(x, static_cast<BlockQ8_1*>(y), n); return;
     case DType::kQ8_K: QuantizeRowQ8_KRef(x, static_cast<BlockQ8_K*>(y), n); return;
+    case DType::kI8_PC: QuantizeRowI8PC(x, y, n); return;
     default: SMELT_ASSERT(!"not an activation type");
   }
 }
@@ -79,6 +83,12 @@ void RoundActivationRow(DType weight, const float* x, float* y, int64_t n) {
   }
   const TypeTraits& tr = Traits(act);
   SMELT_ASSERT(n % tr.block_size == 0);
+  if (tr.row_header) {  // one scale for the whole row: encode it at once
+    std::vector<uint8_t> row(RowBytes(act, n));
+    QuantizeActivationRow(act, x, row.data(), n);
+    tr.to_float(row.data(), y, n);
+    return;
+  }
   // One block at a time through a small buffer (the largest activation block is Q8_K's).
   alignas(8) unsigned char block[sizeof(BlockQ8_K)];
   const int64_t step = tr.block_size == 1 ? 64 : tr.block_size;

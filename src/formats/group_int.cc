@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 
 #include "formats/bitpack.h"
 #include "formats/quant_util.h"
@@ -9,66 +10,87 @@
 
 namespace smelt {
 
-template <int Bits, bool Symmetric, int Group>
-void GroupInt<Bits, Symmetric, Group>::Dequantize(const Block* x, float* y, int64_t k) {
-  for (int64_t i = 0; i < k / Group; ++i, y += Group) {
-    const float d = Fp16ToFloat(x[i].dm[0]);
-    const float m = Symmetric ? 0.0f : Fp16ToFloat(x[i].dm[Symmetric ? 0 : 1]);
-    for (int j = 0; j < Group; ++j) y[j] = d * (float)(UnpackCode(x[i].qs, j, Bits) + kLo) + m;
+template <int Bits, bool Symmetric>
+void IntSpan<Bits, Symmetric>::Decode(const fp16_t* dm, const uint8_t* packed, int n, float* y) {
+  const float d = Fp16ToFloat(dm[0]);
+  const float m = Symmetric ? 0.0f : Fp16ToFloat(dm[Symmetric ? 0 : 1]);
+  for (int j = 0; j < n; ++j) y[j] = d * (float)(UnpackCode(packed, j, Bits) + kLo) + m;
+}
+
+template <int Bits, bool Symmetric>
+void IntSpan<Bits, Symmetric>::Encode(const float* x, int n, fp16_t* dm, uint8_t* codes) {
+  float d, m = 0.0f;
+  if constexpr (Symmetric) {
+    float amax;
+    d = SignedAbsMax(x, n, &amax) / (float)kLo;  // the extreme lands on the lowest level
+    dm[0] = FloatToFp16(d);
+  } else {
+    float lo, hi;
+    MinMax(x, n, &lo, &hi);
+    dm[0] = FloatToFp16((hi - lo) / (float)kHi);
+    dm[Symmetric ? 0 : 1] = FloatToFp16(lo);
+    m = Fp16ToFloat(dm[Symmetric ? 0 : 1]);
+  }
+  // Codes for the scale as stored, so decoding is off by at most half a step.
+  d = Fp16ToFloat(dm[0]);
+  for (int j = 0; j < n; ++j) {
+    const int q = d != 0.0f ? RoundToInt((x[j] - m) / d) : 0;
+    codes[j] = (uint8_t)(std::clamp(q, kLo, kHi) - kLo);
   }
 }
 
-template <int Bits, bool Symmetric, int Group>
-void GroupInt<Bits, Symmetric, Group>::Quantize(const float* x, Block* y, int64_t k) {
-  uint8_t codes[Group];
-  for (int64_t i = 0; i < k / Group; ++i, x += Group) {
-    float d, m = 0.0f;
-    if constexpr (Symmetric) {
-      float amax;
-      d = SignedAbsMax(x, Group, &amax) / (float)kLo;  // the extreme lands on the lowest level
-      y[i].dm[0] = FloatToFp16(d);
-    } else {
-      float lo, hi;
-      MinMax(x, Group, &lo, &hi);
-      y[i].dm[0] = FloatToFp16((hi - lo) / (float)kHi);
-      y[i].dm[Symmetric ? 0 : 1] = FloatToFp16(lo);
-      m = Fp16ToFloat(y[i].dm[Symmetric ? 0 : 1]);
-    }
-    // Codes for the scale as stored, so decoding is off by at most half a step.
-    d = Fp16ToFloat(y[i].dm[0]);
-    for (int j = 0; j < Group; ++j) {
-      const int q = d != 0.0f ? RoundToInt((x[j] - m) / d) : 0;
-      codes[j] = (uint8_t)(std::clamp(q, kLo, kHi) - kLo);
-    }
-    PackCodes(codes, Group, Bits, y[i].qs);
-  }
-}
-
-template <int Bits, bool Symmetric, int Group>
-void GroupInt<Bits, Symmetric, Group>::QuantizeWeighted(const float* x, const float* w, Block* y, int64_t k) {
+template <int Bits, bool Symmetric>
+void IntSpan<Bits, Symmetric>::EncodeWeighted(const float* x, const float* w, int n, fp16_t* dm, uint8_t* codes) {
   static constexpr int kLevels = kHi - kLo + 1;
   static const auto levels = [] {
     std::array<float, kLevels> v;
     IntegerLevels(kLo, kHi, v.data());
     return v;
   }();
+  std::vector<float> ones_heap;
+  float ones_stack[256];
+  float* ones = n <= 256 ? ones_stack : (ones_heap.resize(n), ones_heap.data());
+  const float* wb = WeightsOrOnes(w, n, ones);
+  if constexpr (Symmetric) {
+    dm[0] = FloatToFp16(SearchSymmetricScale(x, wb, n, levels.data(), kLevels));
+    ChooseCodesSymmetric(x, n, Fp16ToFloat(dm[0]), levels.data(), kLevels, codes);
+  } else {
+    float m;
+    dm[0] = FloatToFp16(SearchAsymmetricScale(x, wb, n, kHi, &m));
+    dm[Symmetric ? 0 : 1] = FloatToFp16(m);
+    ChooseCodesAsymmetric(x, n, Fp16ToFloat(dm[0]), Fp16ToFloat(dm[Symmetric ? 0 : 1]), kHi, codes);
+  }
+}
+
+template <int Bits, bool Symmetric, int Group>
+void GroupInt<Bits, Symmetric, Group>::Dequantize(const Block* x, float* y, int64_t k) {
+  for (int64_t i = 0; i < k / Group; ++i, y += Group) Span::Decode(x[i].dm, x[i].qs, Group, y);
+}
+
+template <int Bits, bool Symmetric, int Group>
+void GroupInt<Bits, Symmetric, Group>::Quantize(const float* x, Block* y, int64_t k) {
   uint8_t codes[Group];
-  float ones[Group];
-  for (int64_t i = 0; i < k / Group; ++i, x += Group, w += Group) {
-    const float* wb = WeightsOrOnes(w, Group, ones);
-    if constexpr (Symmetric) {
-      y[i].dm[0] = FloatToFp16(SearchSymmetricScale(x, wb, Group, levels.data(), kLevels));
-      ChooseCodesSymmetric(x, Group, Fp16ToFloat(y[i].dm[0]), levels.data(), kLevels, codes);
-    } else {
-      float m;
-      y[i].dm[0] = FloatToFp16(SearchAsymmetricScale(x, wb, Group, kHi, &m));
-      y[i].dm[Symmetric ? 0 : 1] = FloatToFp16(m);
-      ChooseCodesAsymmetric(x, Group, Fp16ToFloat(y[i].dm[0]), Fp16ToFloat(y[i].dm[Symmetric ? 0 : 1]), kHi, codes);
-    }
+  for (int64_t i = 0; i < k / Group; ++i, x += Group) {
+    Span::Encode(x, Group, y[i].dm, codes);
     PackCodes(codes, Group, Bits, y[i].qs);
   }
 }
 
+template <int Bits, bool Symmetric, int Group>
+void GroupInt<Bits, Symmetric, Group>::QuantizeWeighted(const float* x, const float* w, Block* y, int64_t k) {
+  uint8_t codes[Group];
+  for (int64_t i = 0; i < k / Group; ++i, x += Group, w += Group) {
+    Span::EncodeWeighted(x, w, Group, y[i].dm, codes);
+    PackCodes(codes, Group, Bits, y[i].qs);
+  }
+}
+
+template struct IntSpan<4, true>;
+template struct IntSpan<4, false>;
+template struct IntSpan<3, true>;
+template struct IntSpan<3, false>;
+template struct IntSpan<2, true>;
+template struct IntSpan<2, false>;
 template struct GroupInt<4, true, 32>;
 template struct GroupInt<4, true, 64>;
 template struct GroupInt<4, true, 128>;

@@ -36,12 +36,26 @@ static_assert(sizeof(BlockGroupInt<3, true, 32>) == 2 + 12, "i3s_g32 block is 14
 static_assert(sizeof(BlockGroupInt<4, false, 128>) == 4 + 64, "i4a_g128 block is 68 bytes");
 static_assert(sizeof(BlockGroupInt<2, true, 64>) == 2 + 16, "i2s_g64 block is 18 bytes");
 
+// The codec of one span of n weights sharing d (and m): a group here, a whole row in the
+// per-channel types (formats/per_channel.h). Codes are the stored values q − kLo (0..2^b−1),
+// unpacked; Decode reads them packed (formats/bitpack.h).
+template <int Bits, bool Symmetric>
+struct IntSpan {
+  static constexpr int kLo = Symmetric ? -(1 << (Bits - 1)) : 0;           // smallest level
+  static constexpr int kHi = Symmetric ? (1 << (Bits - 1)) - 1 : (1 << Bits) - 1;  // largest
+  static void Decode(const fp16_t* dm, const uint8_t* packed, int n, float* y);
+  // Round to nearest with the natural scale (above).
+  static void Encode(const float* x, int n, fp16_t* dm, uint8_t* codes);
+  // Minimises Σ w (x − x̂)²; all-zero importances count as ones.
+  static void EncodeWeighted(const float* x, const float* w, int n, fp16_t* dm, uint8_t* codes);
+};
+
 // The codec of one (bits, symmetric, group); instantiated in group_int.cc for the 18 types.
 template <int Bits, bool Symmetric, int Group>
 struct GroupInt {
   using Block = BlockGroupInt<Bits, Symmetric, Group>;
-  static constexpr int kLo = Symmetric ? -(1 << (Bits - 1)) : 0;           // smallest level
-  static constexpr int kHi = Symmetric ? (1 << (Bits - 1)) - 1 : (1 << Bits) - 1;  // largest
+  using Span = IntSpan<Bits, Symmetric>;
+  static constexpr int kLo = Span::kLo, kHi = Span::kHi;
   // y[k] <- x[k / Group]; k a multiple of Group.
   static void Dequantize(const Block* x, float* y, int64_t k);
   // Round to nearest with the natural scale (above).

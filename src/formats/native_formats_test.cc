@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "formats/activation.h"
 #include "formats/format_test_util.h"
 #include "formats/fp8.h"
 #include "formats/nf4.h"
@@ -19,6 +20,7 @@ namespace {
 using testing::Fp16RoundingBound;
 using testing::kAllRowKinds;
 using testing::MakeRow;
+using testing::Rms;
 using testing::RmsError;
 using testing::RoundTrip;
 using testing::RowKind;
@@ -139,27 +141,101 @@ double BlockAbsMax(const float* x, int n) {
   return a;
 }
 
-TEST(NativeFormats, GroupIntegersWithinHalfAStep) {
-  for (const GroupIntType& g : kGroupInts) {
-    const int top = 1 << (g.bits - 1);  // |lowest level| of the symmetric kind
-    CheckLimit(g.type, g.group, [&](const float* xb, int64_t j) {
-      if (g.symmetric) {
-        // d = max/−2^(b−1): half a step, except values of the other sign beyond (hi + ½)·|d|,
-        // clamped to hi = 2^(b−1)−1 (at most one step, since |x| <= 2^(b−1)·|d|). The codes are
-        // chosen for fp16(d), off by up to 2^(b−1) fp16 roundings of d.
-        const double d = BlockAbsMax(xb, g.group) / top;
-        const double kHalfStep = 0.5, kClampedStep = 1.0;
-        const double steps = std::fabs(xb[j]) <= (top - 0.5) * d ? kHalfStep : kClampedStep;
-        return steps * d + top * Fp16RoundingBound(d) + 1e-6 * d;
-      }
-      // d = (max − min)/(2^b − 1), m = min: half a step, plus the fp16 roundings of m and of d
-      // (times the largest code).
-      float lo, hi;
-      lo = *std::min_element(xb, xb + g.group), hi = *std::max_element(xb, xb + g.group);
-      const double d = ((double)hi - lo) / ((1 << g.bits) - 1);
-      return 0.5 * d + Fp16RoundingBound(lo) + ((1 << g.bits) - 1) * Fp16RoundingBound(d) + 1e-6 * (d + std::fabs(lo));
-    });
+// The error limit of a b-bit integer span of n weights (a group, or a whole row).
+double IntSpanLimit(int bits, bool symmetric, int64_t n, const float* xb, int64_t j) {
+  const int top = 1 << (bits - 1);  // |lowest level| of the symmetric kind
+  if (symmetric) {
+    // d = max/−2^(b−1): half a step, except values of the other sign beyond (hi + ½)·|d|,
+    // clamped to hi = 2^(b−1)−1 (at most one step, since |x| <= 2^(b−1)·|d|). The codes are
+    // chosen for fp16(d), off by up to 2^(b−1) fp16 roundings of d.
+    const double d = BlockAbsMax(xb, (int)n) / top;
+    const double kHalfStep = 0.5, kClampedStep = 1.0;
+    const double steps = std::fabs(xb[j]) <= (top - 0.5) * d ? kHalfStep : kClampedStep;
+    return steps * d + top * Fp16RoundingBound(d) + 1e-6 * d;
   }
+  // d = (max − min)/(2^b − 1), m = min: half a step, plus the fp16 roundings of m and of d
+  // (times the largest code).
+  const float lo = *std::min_element(xb, xb + n), hi = *std::max_element(xb, xb + n);
+  const double d = ((double)hi - lo) / ((1 << bits) - 1);
+  return 0.5 * d + Fp16RoundingBound(lo) + ((1 << bits) - 1) * Fp16RoundingBound(d) + 1e-6 * (d + std::fabs(lo));
+}
+
+TEST(NativeFormats, GroupIntegersWithinHalfAStep) {
+  for (const GroupIntType& g : kGroupInts)
+    CheckLimit(g.type, g.group, [&](const float* xb, int64_t j) { return IntSpanLimit(g.bits, g.symmetric, g.group, xb, j); });
+}
+
+// Per-output-channel types: the same limits with the whole row (CheckLimit's 1024 values) as
+// the span; i8_pc's f32 scale max|x|/127 is not rounded, so half a step, and no clamping.
+const GroupIntType kPerChannelInts[] = {
+    {DType::kI4S_PC, 4, true, 1024}, {DType::kI4A_PC, 4, false, 1024}, {DType::kI3S_PC, 3, true, 1024},
+    {DType::kI3A_PC, 3, false, 1024}, {DType::kI2S_PC, 2, true, 1024}, {DType::kI2A_PC, 2, false, 1024},
+};
+
+TEST(NativeFormats, PerChannelWithinHalfAStep) {
+  for (const GroupIntType& g : kPerChannelInts)
+    CheckLimit(g.type, g.group, [&](const float* xb, int64_t j) { return IntSpanLimit(g.bits, g.symmetric, g.group, xb, j); });
+  for (DType t : {DType::kI8_PC, DType::kW8A8})
+    CheckLimit(t, 1024, [&](const float* xb, int64_t) {
+      const double d = BlockAbsMax(xb, 1024) / 127;
+      return 0.5 * d * (1 + 1e-6) + 1e-30;
+    });
+}
+
+// Each row of a per-channel tensor is encoded alone: its own scale, whatever the other rows hold.
+TEST(NativeFormats, PerChannelRowsAreIndependent) {
+  const int64_t n = 96;
+  for (DType t : {DType::kI8_PC, DType::kI4S_PC, DType::kI3A_PC, DType::kI2S_PC}) {
+    SCOPED_TRACE(DTypeName(t));
+    const size_t rb = RowBytes(t, n);
+    EXPECT_EQ(rb, Traits(t).row_header + (size_t)(n / Traits(t).block_size) * Traits(t).type_size);
+    // Rows of scales 1e-3, 1 and 1e3 in one tensor; one misaligned tensor start.
+    std::vector<float> x;
+    for (float s : {1e-3f, 1.0f, 1e3f})
+      for (float v : MakeRow(RowKind::kGaussian, n, 3)) x.push_back(s * v);
+    std::vector<uint8_t> packed(1 + 3 * rb);
+    for (int r = 0; r < 3; ++r) Traits(t).from_float(x.data() + r * n, packed.data() + 1 + r * rb, n);
+    Tensor tensor;
+    tensor.name = "w";
+    tensor.type = t;
+    tensor.n_dims = 2;
+    tensor.ne = {n, 3, 1, 1};
+    tensor.data = packed.data() + 1;
+    tensor.nbytes = 3 * rb;
+    const std::vector<float> all = DequantizeAll(tensor);
+    std::vector<double> relative;
+    for (int r = 0; r < 3; ++r) {
+      std::vector<float> row(n), alone(x.begin() + r * n, x.begin() + (r + 1) * n);
+      DequantizeRow(tensor, r, row.data());
+      EXPECT_EQ(row, RoundTrip(t, alone)) << r;
+      EXPECT_TRUE(std::equal(row.begin(), row.end(), all.begin() + r * n)) << r;
+      relative.push_back(RmsError(alone, row) / Rms(alone));
+    }
+    // The rows are scaled copies of one row, each with its own scale: equal relative errors (up
+    // to the fp16 rounding of the scales), where one scale for all would lose the small rows.
+    EXPECT_NEAR(relative[0], relative[2], 2e-3 + 1e-2 * relative[2]);
+    EXPECT_NEAR(relative[1], relative[2], 2e-3 + 1e-2 * relative[2]);
+  }
+}
+
+// w8a8 rounds the activation row per token to int8 (the i8_pc encoding); i8_pc weights leave the
+// activations as they are.
+TEST(NativeFormats, W8A8RoundsActivationsPerToken) {
+  EXPECT_EQ(ActivationType(DType::kW8A8), DType::kI8_PC);
+  EXPECT_EQ(ActivationType(DType::kI8_PC), DType::kF32);
+  const int64_t n = 200;
+  std::vector<float> x = MakeRow(RowKind::kOutliers, n, 9), y(n);
+  RoundActivationRow(DType::kW8A8, x.data(), y.data(), n);
+  double amax = 0;
+  for (float v : x) amax = std::max(amax, (double)std::fabs(v));
+  const double d = amax / 127;
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_LE(std::fabs(x[i] - y[i]), 0.5 * d * (1 + 1e-6)) << i;
+    const double q = y[i] / d;  // every value is an integer multiple of the one scale
+    EXPECT_NEAR(q, std::round(q), 1e-3) << i;
+  }
+  RoundActivationRow(DType::kI8_PC, x.data(), y.data(), n);
+  EXPECT_EQ(x, y);
 }
 
 TEST(NativeFormats, Nf4WithinHalfTheLargestCodebookGap) {
@@ -263,7 +339,8 @@ TEST(NativeFormats, WeightedEncodersLowerTheWeightedError) {
     tr->to_float(weighted.data(), yw.data(), n);
     EXPECT_LE(RmsError(x, yw), RmsError(x, yp)) << tr->name;
   }
-  EXPECT_EQ(checked, 20);  // 18 group-integer types, nf4, pow2 (fp8 has no scale to search)
+  // 18 group-integer types, nf4, pow2, i8_pc, w8a8, 6 per-channel ints (fp8 has no scale to search)
+  EXPECT_EQ(checked, 28);
 }
 
 // The measured table of docs/BENCHMARKS.md: RMSE of from_float and from_float_weighted (plain

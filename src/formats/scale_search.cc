@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace smelt {
 namespace {
@@ -14,6 +15,19 @@ int Nearest(const float* values, int n, float v) {
   if (it == values + n) return n - 1;
   return (*it - v) < (v - *(it - 1)) ? (int)(it - values) : (int)(it - values) - 1;
 }
+
+// Codes of one candidate: on the stack for blocks (n <= 256), on the heap for whole rows.
+class CodeScratch {
+ public:
+  explicit CodeScratch(int n) {
+    if (n > (int)sizeof(stack_)) heap_.resize(n);
+  }
+  uint8_t* data() { return heap_.empty() ? stack_ : heap_.data(); }
+
+ private:
+  uint8_t stack_[256];
+  std::vector<uint8_t> heap_;
+};
 
 }  // namespace
 
@@ -35,7 +49,8 @@ float SearchSymmetricScale(const float* x, const float* w, int n, const float* v
   if (!(amax > 0)) return 0.0f;
   const float lo = values[0], hi = values[n_values - 1];
   float best_d = 0, best_err = std::numeric_limits<float>::infinity();
-  uint8_t q[256];
+  CodeScratch scratch(n);
+  uint8_t* q = scratch.data();
   // Candidate ends: the extreme value at the codebook's bottom or top, nudged in steps of 1.25 %
   // (a tenth of a level of a 4-bit code).
   for (float end : {lo, hi}) {
@@ -73,7 +88,8 @@ float SearchAsymmetricScale(const float* x, const float* w, int n, int qmax, flo
     return 0.0f;
   }
   float best_d = (hi - lo) / qmax, best_m = lo, best_err = std::numeric_limits<float>::infinity();
-  uint8_t q[256];
+  CodeScratch scratch(n);
+  uint8_t* q = scratch.data();
   for (int s = 0; s <= 20; ++s) {
     const float iscale = ((float)qmax - 1.0f + 0.1f * (float)s) / (hi - lo);
     for (int i = 0; i < n; ++i) q[i] = (uint8_t)std::clamp((int)std::lround(iscale * (x[i] - lo)), 0, qmax);

@@ -15,6 +15,7 @@
 
 namespace smelt {
 
+// Blocks may be any length (a whole row for the per-channel formats).
 // Symmetric: returns d (0 for an all-zero or zero-weight block); `values` holds n_values sorted
 // levels, at most 256.
 float SearchSymmetricScale(const float* x, const float* w, int n, const float* values, int n_values);

@@ -35,6 +35,11 @@
 // | f8e4m3_b32    |    32 |          34 |       8.5   | formats/fp8.h       |
 // | f8e5m2_b32    |    32 |          34 |       8.5   | formats/fp8.h       |
 // | pow2_b32      |    32 |          18 |       4.5   | formats/pow2.h      |
+// Per-output-channel types (formats/per_channel.h): a row header with the row's scale(s), then
+// the codes; bits/weight for a row of n weights:
+// | i8_pc, w8a8   |     1 |           1 | 8 + 32/n    | f32 d per row       |
+// | i<b>s_pc      |     8 |           b | b + 16/n    | fp16 d per row      |
+// | i<b>a_pc      |     8 |           b | b + 32/n    | fp16 d, m per row   |
 // Their from_float is smelt's own round to nearest with the format's natural scale (no ggml
 // reference exists); all but fp8 also have an importance-weighted from_float_weighted.
 //
@@ -60,6 +65,7 @@
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
 #include "formats/nf4.h"
+#include "formats/per_channel.h"
 #include "formats/plain.h"
 #include "formats/pow2.h"
 #include "formats/q4_0.h"
@@ -101,6 +107,22 @@ template <int Bits, bool Symmetric, int Group>
 constexpr TypeTraits GroupIntRow(DType type, std::string_view name) {
   using G = GroupInt<Bits, Symmetric, Group>;
   return NativeRow<typename G::Block, G::Dequantize, G::Quantize, G::QuantizeWeighted>(type, name, Group);
+}
+
+// A per-output-channel type (formats/per_channel.h): whole-row functions after a row header.
+constexpr TypeTraits PerChannelRow(DType type, std::string_view name, int64_t block_size, size_t type_size,
+                                   size_t row_header, ToFloatFn to, FromFloatFn from, FromFloatWeightedFn weighted) {
+  TypeTraits t{type, name, block_size, type_size, true, to, from, weighted};
+  t.llama_cpp = false;
+  t.row_header = row_header;
+  return t;
+}
+
+template <int Bits, bool Symmetric>
+constexpr TypeTraits RowIntRow(DType type, std::string_view name) {
+  using R = RowInt<Bits, Symmetric>;
+  return PerChannelRow(type, name, R::kCodesPerByteGroup, Bits, R::kHeader, R::Dequantize, R::Quantize,
+                       R::QuantizeWeighted);
 }
 
 constexpr TypeTraits kTable[] = {
@@ -172,6 +194,16 @@ constexpr TypeTraits kTable[] = {
     NativeRow<BlockF8, DequantizeRowF8E5M2, QuantizeRowF8E5M2>(DType::kF8E5M2_B32, "f8e5m2_b32", kQKF8),
     NativeRow<BlockPow2, DequantizeRowPow2, QuantizeRowPow2, QuantizeRowPow2Weighted>(DType::kPow2_B32, "pow2_b32",
                                                                                       kQKPow2),
+    PerChannelRow(DType::kI8_PC, "i8_pc", 1, 1, sizeof(RowHeaderI8), DequantizeRowI8PC, QuantizeRowI8PC,
+                  QuantizeRowI8PCWeighted),
+    PerChannelRow(DType::kW8A8, "w8a8", 1, 1, sizeof(RowHeaderI8), DequantizeRowI8PC, QuantizeRowI8PC,
+                  QuantizeRowI8PCWeighted),
+    RowIntRow<4, true>(DType::kI4S_PC, "i4s_pc"),
+    RowIntRow<4, false>(DType::kI4A_PC, "i4a_pc"),
+    RowIntRow<3, true>(DType::kI3S_PC, "i3s_pc"),
+    RowIntRow<3, false>(DType::kI3A_PC, "i3a_pc"),
+    RowIntRow<2, true>(DType::kI2S_PC, "i2s_pc"),
+    RowIntRow<2, false>(DType::kI2A_PC, "i2a_pc"),
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -233,7 +265,7 @@ std::string_view DTypeName(DType t) { return Traits(t).name; }
 size_t RowBytes(DType t, int64_t n) {
   const TypeTraits& tr = Traits(t);
   SMELT_ASSERT(n >= 0 && n % tr.block_size == 0);
-  return (size_t)(n / tr.block_size) * tr.type_size;
+  return tr.row_header + (size_t)(n / tr.block_size) * tr.type_size;
 }
 
 std::optional<size_t> TensorBytes(DType t, const std::array<int64_t, 4>& ne) {
@@ -244,7 +276,8 @@ std::optional<size_t> TensorBytes(DType t, const std::array<int64_t, 4>& ne) {
   }
   if (ne[0] % tr->block_size != 0) return std::nullopt;
   size_t bytes = 0;
-  if (__builtin_mul_overflow((uint64_t)(ne[0] / tr->block_size), (uint64_t)tr->type_size, &bytes)) {
+  if (__builtin_mul_overflow((uint64_t)(ne[0] / tr->block_size), (uint64_t)tr->type_size, &bytes) ||
+      __builtin_add_overflow(bytes, (uint64_t)tr->row_header, &bytes)) {
     return std::nullopt;
   }
   for (int i = 1; i < 4; ++i) {
@@ -262,6 +295,7 @@ std::optional<size_t> TensorBytes(DType t, const std::array<int64_t, 4>& ne) {
 size_t BlockAlignment(DType t) {
   // Every block struct's size is a multiple of its widest field, and the fields are fp16, f32,
   // int16 or (plain types) up to 8 bytes: the lowest set bit of the size, capped at 8.
+  if (Traits(t).row_header) return 1;  // per-row formats read their headers with memcpy
   const size_t size = Traits(t).type_size;
   return std::min<size_t>(size & (~size + 1), 8);
 }
@@ -296,8 +330,12 @@ std::vector<float> DequantizeAll(const Tensor& t) {
   const size_t row_bytes = RowBytes(t.type, t.ne[0]);
   SMELT_ASSERT((size_t)t.nrows() * row_bytes <= t.nbytes);
   std::vector<float> out((size_t)t.nelements());
-  // Rows are contiguous and whole blocks, so the tensor decodes as one long row.
-  if (!out.empty()) DecodeAnyAlignment(t.type, static_cast<const uint8_t*>(t.data), out.data(), t.nelements());
+  const auto* data = static_cast<const uint8_t*>(t.data);
+  if (Traits(t.type).row_header) {  // each row carries its own header
+    for (int64_t r = 0; r < t.nrows(); ++r) DecodeAnyAlignment(t.type, data + (size_t)r * row_bytes, out.data() + r * t.ne[0], t.ne[0]);
+  } else if (!out.empty()) {  // rows are contiguous and whole blocks: one long row
+    DecodeAnyAlignment(t.type, data, out.data(), t.nelements());
+  }
   return out;
 }
 

@@ -34,6 +34,9 @@ struct TypeTraits {
   // false for ggml's activation-only types (q8_1, q8_K: ggml has no to_float for them / llama.cpp
   // refuses them as weights) and for the smelt-native types (ids >= kFirstNativeTypeId).
   bool llama_cpp = true;
+  // Bytes at the start of every row (per-row scales, formats/per_channel.h); 0 for block formats.
+  // Where it is not 0, to_float/from_float take exactly one whole row (header included).
+  size_t row_header = 0;
 };
 
 // Traits of a known type; nullptr for an id smelt does not know (e.g. read from a file).
@@ -44,7 +47,7 @@ const TypeTraits& Traits(DType t);
 std::optional<DType> ParseDType(std::string_view name);
 std::string_view DTypeName(DType t);
 
-// Bytes of one row of n values; n must be a multiple of the block size.
+// Bytes of one row of n values (row header included); n must be a multiple of the block size.
 size_t RowBytes(DType t, int64_t n);
 // Bytes of a whole tensor, or nullopt if ne[0] is not a multiple of the block size or the size
 // overflows.

@@ -68,6 +68,14 @@ const Expected kExpected[] = {
     {DType::kF8E4M3_B32, 1043, "f8e4m3_b32", 32, 8.5, true, true, false, false},
     {DType::kF8E5M2_B32, 1044, "f8e5m2_b32", 32, 8.5, true, true, false, false},
     {DType::kPow2_B32, 1045, "pow2_b32", 32, 4.5, true, true, false, true},
+    {DType::kI8_PC, 1046, "i8_pc", 1, 8.0, true, true, false, true},
+    {DType::kW8A8, 1047, "w8a8", 1, 8.0, true, true, false, true},
+    {DType::kI4S_PC, 1048, "i4s_pc", 8, 4.0, true, true, false, true},
+    {DType::kI4A_PC, 1049, "i4a_pc", 8, 4.0, true, true, false, true},
+    {DType::kI3S_PC, 1050, "i3s_pc", 8, 3.0, true, true, false, true},
+    {DType::kI3A_PC, 1051, "i3a_pc", 8, 3.0, true, true, false, true},
+    {DType::kI2S_PC, 1052, "i2s_pc", 8, 2.0, true, true, false, true},
+    {DType::kI2A_PC, 1053, "i2a_pc", 8, 2.0, true, true, false, true},
 };
 
 TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
@@ -86,14 +94,16 @@ TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
     // Everything that decodes can also be written, except integer types.
     EXPECT_EQ(t->from_float != nullptr, e.has_to_float);
     EXPECT_EQ(t->llama_cpp, e.llama_cpp);
-    if ((uint32_t)e.type >= kFirstNativeTypeId) EXPECT_EQ(t->from_float_weighted != nullptr, e.has_weighted);
+    if ((uint32_t)e.type >= kFirstNativeTypeId) {
+      EXPECT_EQ(t->from_float_weighted != nullptr, e.has_weighted);
+    }
     EXPECT_EQ(&Traits(e.type), t);
     EXPECT_TRUE(names.insert(e.name).second);
   }
 }
 
 TEST(FormatsTypes, UnknownIdsHaveNoRow) {
-  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1046u, 1087u, 1088u, 2047u, 0xffffffffu}) {
+  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1054u, 1087u, 1088u, 2047u, 0xffffffffu}) {
     EXPECT_EQ(FindTraits(id), nullptr) << id;
   }
 }
@@ -119,6 +129,11 @@ TEST(FormatsTypes, RowAndTensorBytes) {
   EXPECT_EQ(TensorBytes(DType::kQ8_0, {64, 3, 2, 1}), 34u * 2 * 3 * 2);
   EXPECT_EQ(TensorBytes(DType::kF32, {5, 7, 1, 1}), 140u);
   EXPECT_EQ(TensorBytes(DType::kQ4_K, {256, 0, 1, 1}), 0u);
+  // Per-channel types: a header per row (f32 d; fp16 d and m), then the codes.
+  EXPECT_EQ(RowBytes(DType::kI8_PC, 100), 104u);
+  EXPECT_EQ(TensorBytes(DType::kI3A_PC, {64, 5, 1, 1}), (4u + 24u) * 5);
+  EXPECT_EQ(TensorBytes(DType::kI4S_PC, {16, 2, 3, 1}), (2u + 8u) * 6);
+  EXPECT_EQ(TensorBytes(DType::kI4S_PC, {12, 2, 1, 1}), std::nullopt);  // rows whole bytes of codes
 }
 
 TEST(FormatsTypes, TensorBytesRejectsBadShapes) {

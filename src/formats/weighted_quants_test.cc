@@ -48,7 +48,9 @@ TEST(FormatsWeighted, MseSearchBeatsRoundToNearest) {
       double scale2 = 0;
       for (float v : x) scale2 += testing::Fp16RoundingBound(v) * testing::Fp16RoundingBound(v);
       EXPECT_LE(mse, ref * 1.001 + 4 * scale2) << DTypeName(t) << " " << testing::RowKindName(kind);
-      if (kind == testing::RowKind::kGaussian) EXPECT_LT(mse, 0.97 * ref) << DTypeName(t);
+      if (kind == testing::RowKind::kGaussian) {
+        EXPECT_LT(mse, 0.97 * ref) << DTypeName(t);
+      }
     }
   }
 }
