@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <cmath>
 #include <set>
 
 #include "core/error.h"
@@ -31,12 +32,17 @@ class StatsObserver : public ForwardObserver {
       s = std::make_shared<InputStats>();
       s->columns = C;
       s->sum_sq.assign(C, 0.0);
+      s->sum_abs.assign(C, 0.0);
       if (hessian_) s->hessian.assign(C * C, 0.0);
       out_.by_weight.emplace(w.name, s);
     }
     s->rows += T;
     for (int64_t t = 0; t < T; ++t)
-      for (int64_t c = 0; c < C; ++c) s->sum_sq[c] += (double)x[t * C + c] * x[t * C + c];
+      for (int64_t c = 0; c < C; ++c) {
+        const double v = x[t * C + c];
+        s->sum_sq[c] += v * v;
+        s->sum_abs[c] += std::abs(v);
+      }
     if (hessian_) {
       // Σ x xᵀ of this batch in f32 (T terms), added to the f64 total: the upper triangle by
       // SYRK, mirrored.
@@ -69,6 +75,13 @@ std::vector<float> InputStats::MeanSquare() const {
   std::vector<float> m(columns, 0.0f);
   if (rows > 0)
     for (int64_t c = 0; c < columns; ++c) m[c] = (float)(sum_sq[c] / (double)rows);
+  return m;
+}
+
+std::vector<float> InputStats::MeanAbs() const {
+  std::vector<float> m(columns, 0.0f);
+  if (rows > 0 && sum_abs.size() == (size_t)columns)
+    for (int64_t c = 0; c < columns; ++c) m[c] = (float)(sum_abs[c] / (double)rows);
   return m;
 }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 
 #include "core/error.h"
@@ -53,6 +54,7 @@ std::optional<QuantMethod> ParseQuantMethod(std::string_view name) {
   if (name == "rtn") return QuantMethod::kRtn;
   if (name == "mse") return QuantMethod::kMse;
   if (name == "gptq") return QuantMethod::kGptq;
+  if (name == "awq") return QuantMethod::kAwq;
   return std::nullopt;
 }
 
@@ -61,6 +63,7 @@ std::string_view QuantMethodName(QuantMethod m) {
     case QuantMethod::kRtn: return "rtn";
     case QuantMethod::kMse: return "mse";
     case QuantMethod::kGptq: return "gptq";
+    case QuantMethod::kAwq: return "awq";
   }
   return "?";
 }
@@ -74,23 +77,57 @@ std::string QuantizeSummary::Fallbacks() const {
 
 Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSummary* summary) {
   const auto start = std::chrono::steady_clock::now();
-  Model out = model;  // tensors share the input's data until replaced
+  // The type each matrix is written as: its rule's, or the fallback when the block does not fit;
+  // nullopt when no rule (or "keep") applies.
+  auto target = [&](const Tensor& t) -> std::optional<DType> {
+    const TypeRule* rule = MatchTypeRule(opt.rules, t.name);
+    if (!rule || !rule->type || t.n_dims != 2) return std::nullopt;
+    return FallbackType(*rule->type, t.ne[0]);
+  };
+  // awq: the scales are searched and folded first; the rest encodes the folded model.
+  std::optional<AwqFolded> folded;
+  struct AwqTensor {
+    const AwqGroupChoice* group;
+    const std::vector<float>* column_scale;  // of this matrix's input
+  };
+  std::map<std::string, AwqTensor> awq_of;
+  const bool awq = opt.method == QuantMethod::kAwq;
+  if (awq) {
+    if (!opt.stats) Fail("{}: awq needs calibration data (--calib)", model.source);
+    AwqOptions ao = opt.awq;
+    ao.threads = opt.threads;
+    folded = AwqScaleModel(model, *opt.stats, target, ao);
+    for (const AwqGroupChoice& g : folded->groups)
+      if (g.searched)
+        for (const std::string& n : g.group.weights) awq_of[n] = {&g, &g.result.scale};
+  }
+  const Model& src = folded ? folded->model : model;
+  Model out = src;  // tensors share the input's data until replaced
   QuantizeSummary sum;
   std::vector<const Tensor*> matrices;
-  for (const Tensor& t : model.weights.all())
+  for (const Tensor& t : src.weights.all())
     if (t.n_dims == 2) matrices.push_back(&t);
   int done = 0;
   for (const Tensor* t : matrices) {
-    TensorChoice c{t->name, t->type, t->type, t->type, false};
-    const TypeRule* rule = MatchTypeRule(opt.rules, t->name);
-    if (rule && rule->type) {
+    const DType from = model.weights.Get(t->name).type;  // before awq folded it to f32
+    TensorChoice c{t->name, from, from, from, false};
+    const std::optional<DType> to = target(*t);
+    if (to) {
       if (!FindTraits((uint32_t)t->type) || !Traits(t->type).to_float)
         Fail("{}: tensor {}: type {} cannot be read to re-quantize", model.source, t->name, (uint32_t)t->type);
-      c.wanted = *rule->type;
-      c.to = FallbackType(c.wanted, t->ne[0]);
+      c.wanted = *MatchTypeRule(opt.rules, t->name)->type;
+      c.to = *to;
       const TypeTraits& tr = Traits(c.to);
+      const auto a = awq_of.find(t->name);
+      if (a != awq_of.end()) {
+        c.awq = true;
+        c.awq_alpha = a->second.group->result.alpha;
+        c.awq_loss = a->second.group->result.loss;
+        c.awq_loss_rtn = a->second.group->result.loss_rtn;
+      }
       std::vector<float> importance;
-      if (opt.method == QuantMethod::kMse && tr.from_float_weighted) {
+      const bool mse = opt.method == QuantMethod::kMse || (awq && opt.awq.clip);
+      if (mse && tr.from_float_weighted) {
         c.weighted = true;
         // Tensors no projection reads (a separate token embedding) have no statistics: plain MSE.
         const InputStats* s = opt.stats ? opt.stats->Find(t->name) : nullptr;
@@ -100,6 +137,10 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
                  t->ne[0]);
           importance = s->MeanSquare();
           c.importance = true;
+          // A scaled matrix reads x_c / s_c.
+          if (a != awq_of.end())
+            for (int64_t i = 0; i < t->ne[0]; ++i)
+              importance[i] /= (*a->second.column_scale)[i] * (*a->second.column_scale)[i];
         } else {
           importance.assign(t->ne[0], 1.0f);
         }

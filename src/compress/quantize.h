@@ -15,6 +15,10 @@
 //         pass), not layer by layer from already-quantized predecessors as the paper's
 //         sequential variant does. Matrices no projection reads (an untied token embedding)
 //         and f16/f32 targets are encoded by rtn.
+//   awq   AWQ (compress/awq.h): per-input-channel scales searched on the calibration Hessians and
+//         folded into the preceding norm / ffn_up / attn_v, then every matrix is encoded by rtn,
+//         or with awq.clip by the mse search weighted by the scaled inputs' importance (the
+//         format's analog of AWQ's clipping search). Needs statistics with Hessians.
 // A matrix whose rows the wanted type's block does not divide gets FallbackType (rules.h).
 #include <cstdint>
 #include <functional>
@@ -22,15 +26,16 @@
 #include <vector>
 
 #include "compress/activation_stats.h"
+#include "compress/awq.h"
 #include "compress/gptq.h"
 #include "compress/rules.h"
 #include "model/model.h"
 
 namespace smelt {
 
-enum class QuantMethod { kRtn, kMse, kGptq };
+enum class QuantMethod { kRtn, kMse, kGptq, kAwq };
 
-// "rtn", "mse", "gptq"; nullopt for an unknown name.
+// "rtn", "mse", "gptq", "awq"; nullopt for an unknown name.
 std::optional<QuantMethod> ParseQuantMethod(std::string_view name);
 std::string_view QuantMethodName(QuantMethod m);
 
@@ -40,6 +45,7 @@ struct QuantizeOptions {
   const ActivationStats* stats = nullptr;  // importance (mean x² per input column), optional;
                                            // with Hessians for gptq (required)
   GptqOptions gptq;                        // damp, act_order (threads: from `threads`)
+  AwqOptions awq;                          // grid, clip (threads: from `threads`)
   int threads = 1;
   std::function<void(int done, int total)> progress;  // per tensor, optional
 };
@@ -53,6 +59,9 @@ struct TensorChoice {
   bool importance = false;     // ... weighted by calibration importance (the tensor had statistics)
   bool gptq = false;           // encoded by GPTQ
   double gptq_loss = 0;        // its proxy loss (compress/gptq.h)
+  bool awq = false;            // in a group whose AWQ scale was searched
+  float awq_alpha = 0;         // the group's chosen exponent (0: unscaled)
+  double awq_loss = 0, awq_loss_rtn = 0;  // the group's output error at awq_alpha and at α = 0
 };
 
 struct QuantizeSummary {

@@ -110,7 +110,7 @@ TEST(CompressCalibration, SamplesAreDeterministicWindowsStartingWithBos) {
 }
 
 // The statistics of blk.0's attention input are those of rmsnorm(embedding) · attn_norm,
-// recomputed here directly from the weights: Σ x_c², and Σ x xᵀ whose diagonal is the same.
+// recomputed here directly from the weights: Σ x_c², Σ |x_c|, and Σ x xᵀ whose diagonal is the same.
 TEST(CompressActivationStats, MatchADirectRecomputationOfTheFirstInputs) {
   const Model m = tiny::TinyLlama({.seed = 6});
   const std::vector<std::vector<int32_t>> samples = {{1, 4, 9, 16}, {2, 3, 5}};
@@ -128,22 +128,25 @@ TEST(CompressActivationStats, MatchADirectRecomputationOfTheFirstInputs) {
   const int C = m.config.dim;
   const auto embd = DequantizeAll(m.weights.Get("token_embd.weight"));
   const auto norm = DequantizeAll(m.weights.Get("blk.0.attn_norm.weight"));
-  std::vector<double> sum_sq(C, 0.0), hess(C * C, 0.0);
+  std::vector<double> sum_sq(C, 0.0), sum_abs(C, 0.0), hess(C * C, 0.0);
   for (const auto& sample : samples)
     for (int32_t t : sample) {
       std::vector<float> h(C);
       RmsNorm(h.data(), &embd[t * C], norm.data(), C, m.config.norm_eps);
       for (int i = 0; i < C; ++i) {
         sum_sq[i] += (double)h[i] * h[i];
+        sum_abs[i] += std::abs((double)h[i]);
         for (int j = 0; j < C; ++j) hess[i * C + j] += (double)h[i] * h[j];
       }
     }
   for (int i = 0; i < C; ++i) {
     EXPECT_NEAR(q->sum_sq[i], sum_sq[i], 1e-4 * sum_sq[i] + 1e-6);
+    EXPECT_NEAR(q->sum_abs[i], sum_abs[i], 1e-4 * sum_abs[i] + 1e-6);
     for (int j = 0; j < C; ++j) ASSERT_NEAR(q->hessian[i * C + j], hess[i * C + j], 1e-4 * std::sqrt(sum_sq[i] * sum_sq[j]) + 1e-6);
   }
   const auto ms = q->MeanSquare();
   EXPECT_NEAR(ms[0], sum_sq[0] / 7, 1e-5 * sum_sq[0]);
+  EXPECT_NEAR(q->MeanAbs()[0], sum_abs[0] / 7, 1e-5 * sum_abs[0]);
 }
 
 // Quantization weighted by calibration importance lowers the importance-weighted error of the
