@@ -215,15 +215,20 @@ TEST(Cli, SynthIsDeterministicAndLoads) {
   fs::remove_all(dir);
 }
 
+// `smelt quantize` of stories260K to `out` with `args`, calibrated on 4 × 64 tokens of the
+// training text, printing JSON.
+Result QuantizeStoriesWithCalib(const std::string& out, const std::string& args) {
+  return Smelt("quantize '" + kStories + "/stories260K.gguf' -o '" + out + "' " + args + " --calib '" + kShared +
+               "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt' --calib-samples 4 "
+               "--calib-tokens 64 --json");
+}
+
 }  // namespace
 
 TEST(Cli, QuantizeWritesALoadableGgufWithItsRecipe) {
   fs::path dir = TempDir("quantize");
   const std::string out = (dir / "q.gguf").string();
-  Result r = Smelt("quantize '" + kStories + "/stories260K.gguf' -o '" + out +
-                   "' --type q4_0 --rules 'output.weight=q8_0' --method mse --calib '" + kShared +
-                   "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt' --calib-samples 4 "
-                   "--calib-tokens 64 --json");
+  Result r = QuantizeStoriesWithCalib(out, "--type q4_0 --rules 'output.weight=q8_0' --method mse");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_LT(j["bytes_after"].get<double>(), j["bytes_before"].get<double>());
@@ -237,6 +242,29 @@ TEST(Cli, QuantizeWritesALoadableGgufWithItsRecipe) {
   fs::remove_all(dir);
 }
 
+// awq: the recipe names the method, and every searched projection reports its group's α, whose
+// loss is never above unscaled quantization's.
+TEST(Cli, QuantizeAwqRecordsItsScalesAndRecipe) {
+  fs::path dir = TempDir("quantize-awq");
+  const std::string out = (dir / "q.gguf").string();
+  Result r = QuantizeStoriesWithCalib(out, "--type q4_0 --method awq --awq-clip --awq-grid 5 -t 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  int with_alpha = 0;
+  for (const auto& t : j["tensors"]) {
+    if (!t.contains("awq_alpha")) continue;
+    ++with_alpha;
+    const double alpha = t["awq_alpha"];
+    EXPECT_TRUE(alpha >= 0 && alpha < 1) << t.dump();
+    EXPECT_LE(t["awq_loss"].get<double>(), t["awq_loss_rtn"].get<double>()) << t.dump();
+  }
+  EXPECT_EQ(with_alpha, 5 * 5);  // wq, wk, wv, gate, up in each of 5 blocks (GQA: no wo; down is f16)
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("method=awq"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("quantize-bad");
   const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
@@ -247,6 +275,8 @@ TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
       {"--rules 'blk.*'", "--rules"},
       {"--type q4_0 --method gptq9", "gptq9"},
       {"--type q4_0 --method gptq", "--calib"},
+      {"--type q4_0 --method awq", "--calib"},
+      {"--type q4_0 --awq-clip", "--awq-clip"},
       {"--type q4_0 --method mse --calib '" + (dir / "empty.txt").string() + "'", "empty.txt"},
       {"--type q4_0 --method mse --calib '" + (dir / "short.txt").string() + "'", "short.txt"},
       {"--type q4_0 --method mse --calib '" + (dir / "missing.txt").string() + "'", "missing.txt"},

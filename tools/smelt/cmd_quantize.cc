@@ -1,4 +1,4 @@
-// smelt quantize MODEL -o OUT.gguf --type T [--rules R] [--method rtn|mse] [--calib FILE]:
+// smelt quantize MODEL -o OUT.gguf --type T [--rules R] [--method rtn|mse|gptq|awq] [--calib FILE]:
 // post-training quantization of any model smelt loads to a GGUF file llama.cpp can load.
 #include <fmt/format.h>
 
@@ -18,6 +18,8 @@ struct QuantizeArgs {
   int threads = 1;
   float damp = 0.01f;
   bool act_order = false;
+  int awq_grid = 20;
+  bool awq_clip = false;
   bool json = false;
 };
 
@@ -25,8 +27,11 @@ int RunQuantize(const QuantizeArgs& a) {
   if (!a.out.ends_with(".gguf")) Fail("-o {}: the output must be a .gguf file", a.out);
   QuantizeOptions q;
   const std::optional<QuantMethod> method = ParseQuantMethod(a.method);
-  if (!method) Fail("--method {}: unknown method (rtn, mse, gptq)", a.method);
-  if (*method == QuantMethod::kGptq && a.calib.empty()) Fail("--method gptq needs calibration text (--calib FILE)");
+  if (!method) Fail("--method {}: unknown method (rtn, mse, gptq, awq)", a.method);
+  if ((*method == QuantMethod::kGptq || *method == QuantMethod::kAwq) && a.calib.empty())
+    Fail("--method {} needs calibration text (--calib FILE)", a.method);
+  if (*method == QuantMethod::kAwq && a.awq_grid < 1) Fail("--awq-grid {}: needs at least 1 point", a.awq_grid);
+  if (*method != QuantMethod::kAwq && a.awq_clip) Fail("--awq-clip: only with --method awq");
   q.method = *method;
   // Rules: --rules first (first match wins), then --type as the catch-all.
   if (!a.rules.empty()) q.rules = ParseTypeRules(a.rules);
@@ -44,12 +49,14 @@ int RunQuantize(const QuantizeArgs& a) {
   q.threads = a.threads;
   q.gptq.damp = a.damp;
   q.gptq.act_order = a.act_order;
+  q.awq.grid = a.awq_grid;
+  q.awq.clip = a.awq_clip;
   ActivationStats stats;
   if (!a.calib.empty()) {
     const auto samples = CalibrationSamples(m, a.calib, a.calib_opt);
     StatsOptions so;
     so.threads = a.threads;
-    so.hessian = q.method == QuantMethod::kGptq;
+    so.hessian = q.method == QuantMethod::kGptq || q.method == QuantMethod::kAwq;
     so.progress = Progress("calibration");
     stats = CollectActivationStats(m, samples, so);
     q.stats = &stats;
@@ -61,6 +68,7 @@ int RunQuantize(const QuantizeArgs& a) {
   std::string recipe = fmt::format("method={} rules='{}{}{}'", a.method, a.rules,
                                    a.rules.empty() || a.type.empty() ? "" : "; ", a.type.empty() ? "" : "*=" + a.type);
   if (q.method == QuantMethod::kGptq) recipe += fmt::format(" damp={} act_order={}", a.damp, a.act_order);
+  if (q.method == QuantMethod::kAwq) recipe += fmt::format(" awq_grid={} awq_clip={}", a.awq_grid, a.awq_clip);
   if (!a.calib.empty())
     recipe += fmt::format(" calib={} samples={} tokens={} calib_tokens_run={}", a.calib, a.calib_opt.samples,
                           a.calib_opt.tokens, stats.tokens);
@@ -72,14 +80,21 @@ int RunQuantize(const QuantizeArgs& a) {
   const SizeInfo before = ModelSize(m), after = ModelSize(out);
   if (a.json) {
     nlohmann::json tensors = nlohmann::json::array();
-    for (const TensorChoice& c : summary.tensors)
-      tensors.push_back({{"name", c.name},
-                         {"from", DTypeName(c.from)},
-                         {"wanted", DTypeName(c.wanted)},
-                         {"to", DTypeName(c.to)},
-                         {"mse_search", c.weighted},
-                         {"gptq", c.gptq},
-                         {"importance", c.importance}});
+    for (const TensorChoice& c : summary.tensors) {
+      nlohmann::json t = {{"name", c.name},
+                          {"from", DTypeName(c.from)},
+                          {"wanted", DTypeName(c.wanted)},
+                          {"to", DTypeName(c.to)},
+                          {"mse_search", c.weighted},
+                          {"gptq", c.gptq},
+                          {"importance", c.importance}};
+      if (c.awq) {
+        t["awq_alpha"] = c.awq_alpha;
+        t["awq_loss"] = c.awq_loss;
+        t["awq_loss_rtn"] = c.awq_loss_rtn;
+      }
+      tensors.push_back(std::move(t));
+    }
     PrintJson({{"input", a.model},
                {"output", a.out},
                {"recipe", recipe},
@@ -95,8 +110,9 @@ int RunQuantize(const QuantizeArgs& a) {
         c.to == c.wanted ? ""
                          : fmt::format("  (wanted {}: its blocks do not divide rows of {})", DTypeName(c.wanted),
                                        m.weights.Get(c.name).ne[0]);
-    fmt::print("{:<28} {:>6} -> {:<6} {}{}\n", c.name, DTypeName(c.from), DTypeName(c.to),
-               c.gptq ? "gptq" : c.weighted ? (c.importance ? "mse+importance" : "mse") : "rtn", fallback);
+    const std::string how = c.gptq ? "gptq" : c.weighted ? (c.importance ? "mse+importance" : "mse") : "rtn";
+    fmt::print("{:<28} {:>6} -> {:<6} {}{}{}\n", c.name, DTypeName(c.from), DTypeName(c.to), how,
+               c.awq ? fmt::format(" awq alpha={:.2f}", c.awq_alpha) : "", fallback);
   }
   fmt::print("wrote {}: {:.2f} MiB -> {:.2f} MiB, {:.3f} bits/weight, quantized in {:.2f} s\n", a.out,
              before.bytes / 1048576.0, after.bytes / 1048576.0, after.bits_per_weight(), summary.seconds);
@@ -117,13 +133,18 @@ Command AddQuantize(CLI::App& root) {
   app->add_option("--rules", a->rules, "per-tensor types, first match wins: 'output.weight=q6_K; blk.*.attn_v.*=q5_K'");
   app->add_option("--method", a->method,
                   "rtn: round to nearest (llama-quantize's bytes); mse: per-block MSE-optimal scales, "
-                  "importance-weighted with --calib; gptq: GPTQ with Hessians from --calib")
+                  "importance-weighted with --calib; gptq: GPTQ with Hessians from --calib; awq: AWQ input-channel "
+                  "scales searched on --calib and folded into the preceding norm/ffn_up/attn_v, then rtn")
       ->capture_default_str();
   app->add_option("--calib", a->calib, "calibration text: an importance matrix is collected from it");
   app->add_option("--calib-samples", a->calib_opt.samples, "calibration samples")->capture_default_str();
   app->add_option("--calib-tokens", a->calib_opt.tokens, "tokens per calibration sample")->capture_default_str();
   app->add_option("--damp", a->damp, "gptq: dampening, a fraction of mean(diag(H))")->capture_default_str();
   app->add_flag("--act-order", a->act_order, "gptq: visit columns by decreasing Hessian diagonal (static groups)");
+  app->add_option("--awq-grid", a->awq_grid, "awq: exponents alpha = i/N, i = 0..N-1, tried per group")
+      ->capture_default_str();
+  app->add_flag("--awq-clip", a->awq_clip,
+                "awq: encode with the mse clipping search weighted by the scaled inputs' importance instead of rtn");
   AddThreads(app, a->threads);
   AddLoadOptions(app, a->load);
   app->add_flag("--json", a->json, "print JSON");
