@@ -71,7 +71,7 @@ TEST(Cli, HelpTeachesEveryCommand) {
 TEST(Cli, GreedyStories260KMatchesLlama2cGolden) {
   const std::string want = ReadAll(kStories + "/greedy_t0_n256.expected.txt");
   ASSERT_FALSE(want.empty());
-  for (const std::string model : {kStories + "/stories260K.bin", kStories + "/stories260K_v1.bin",
+  for (const std::string& model : {kStories + "/stories260K.bin", kStories + "/stories260K_v1.bin",
                                   kStories + "/stories260K.gguf"}) {
     Result r = Smelt("run '" + model + "' --tokenizer '" + kStories + "/tok512.bin' -n 256 --temp 0");
     ASSERT_EQ(r.code, 0) << model << ": " << r.err;
@@ -143,7 +143,7 @@ TEST(Cli, BadInputGivesOneLineAndNoOutput) {
       write("header_only.bin", gguf.substr(0, 24)),
   };
   for (const auto& f : bad) {
-    for (const std::string cmd : {"inspect '" + f + "'", "convert '" + f + "' '" + (dir / "out.gguf").string() + "'"}) {
+    for (const std::string& cmd : {"inspect '" + f + "'", "convert '" + f + "' '" + (dir / "out.gguf").string() + "'"}) {
       Result r = Smelt(cmd);
       EXPECT_EQ(r.code, 1) << cmd << "\n" << r.err;
       EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -217,10 +217,11 @@ TEST(Cli, SynthIsDeterministicAndLoads) {
 
 // `smelt quantize` of stories260K to `out` with `args`, calibrated on 4 × 64 tokens of the
 // training text, printing JSON.
+const std::string kTrainText = kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
+
 Result QuantizeStoriesWithCalib(const std::string& out, const std::string& args) {
-  return Smelt("quantize '" + kStories + "/stories260K.gguf' -o '" + out + "' " + args + " --calib '" + kShared +
-               "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt' --calib-samples 4 "
-               "--calib-tokens 64 --json");
+  return Smelt("quantize '" + kStories + "/stories260K.gguf' -o '" + out + "' " + args + " --calib '" + kTrainText +
+               "' --calib-samples 4 --calib-tokens 64 --json");
 }
 
 }  // namespace
@@ -265,6 +266,25 @@ TEST(Cli, QuantizeAwqRecordsItsScalesAndRecipe) {
   fs::remove_all(dir);
 }
 
+// SmoothQuant W8A8: the smoothed projections are reported, the recipe records α, and the file
+// says llama.cpp cannot load it (w8a8 is smelt's own type).
+TEST(Cli, QuantizeSmoothW8A8RecordsItsRecipe) {
+  fs::path dir = TempDir("quantize-smooth");
+  const std::string out = (dir / "q.gguf").string();
+  Result r = QuantizeStoriesWithCalib(out, "--type w8a8 --smooth 0.5 -t 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  int smoothed = 0;
+  const auto summary = nlohmann::json::parse(r.out);
+  for (const auto& t : summary["tensors"]) smoothed += t["smoothed"].get<bool>();
+  EXPECT_EQ(smoothed, 6 * 5);  // q, k, v, gate, up, down in each of 5 blocks (GQA: no v → o)
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  const auto j = nlohmann::json::parse(info.out);
+  EXPECT_FALSE(j["llama_cpp_loadable"].get<bool>());
+  EXPECT_NE(info.out.find("smooth_alpha=0.5"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("quantize-bad");
   const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
@@ -277,6 +297,9 @@ TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
       {"--type q4_0 --method gptq", "--calib"},
       {"--type q4_0 --method awq", "--calib"},
       {"--type q4_0 --awq-clip", "--awq-clip"},
+      {"--type w8a8 --smooth 0.5", "--calib"},
+      {"--type w8a8 --smooth 1.5 --calib '" + kTrainText + "'", "--smooth"},
+      {"--type q4_0 --method awq --smooth 0.5 --calib '" + kTrainText + "'", "awq"},
       {"--type q4_0 --method mse --calib '" + (dir / "empty.txt").string() + "'", "empty.txt"},
       {"--type q4_0 --method mse --calib '" + (dir / "short.txt").string() + "'", "short.txt"},
       {"--type q4_0 --method mse --calib '" + (dir / "missing.txt").string() + "'", "missing.txt"},

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -33,6 +34,7 @@ class StatsObserver : public ForwardObserver {
       s->columns = C;
       s->sum_sq.assign(C, 0.0);
       s->sum_abs.assign(C, 0.0);
+      s->max_abs.assign(C, 0.0f);
       if (hessian_) s->hessian.assign(C * C, 0.0);
       out_.by_weight.emplace(w.name, s);
     }
@@ -42,6 +44,7 @@ class StatsObserver : public ForwardObserver {
         const double v = x[t * C + c];
         s->sum_sq[c] += v * v;
         s->sum_abs[c] += std::abs(v);
+        s->max_abs[c] = std::max(s->max_abs[c], std::abs(x[t * C + c]));
       }
     if (hessian_) {
       // Σ x xᵀ of this batch in f32 (T terms), added to the f64 total: the upper triangle by

@@ -4,6 +4,7 @@
 //   - Σ x_c² per input column: the importance matrix (llama.cpp's imatrix idea) that weights the
 //     quantization error of column c by how strongly it is driven;
 //   - Σ |x_c| per input column: AWQ's activation magnitude (compress/awq.h);
+//   - max |x_c| per input column: SmoothQuant's activation range (compress/smoothquant.h);
 //   - optionally Σ x xᵀ (C × C): the Hessian of the layer's output error, for GPTQ.
 // Weights that read the same input (wq/wk/wv, ffn_gate/ffn_up) share one entry.
 #include <cstdint>
@@ -22,6 +23,7 @@ struct InputStats {
   int64_t rows = 0;              // input rows (tokens) seen
   std::vector<double> sum_sq;    // (C) Σ x_c²
   std::vector<double> sum_abs;   // (C) Σ |x_c|
+  std::vector<float> max_abs;    // (C) max |x_c|
   std::vector<double> hessian;   // (C, C) Σ x xᵀ, row-major; empty unless collected
   // Σ x_c² / rows: the importance of each column (what llama.cpp's imatrix stores).
   std::vector<float> MeanSquare() const;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "core/error.h"
 #include "formats/codes.h"
@@ -84,6 +85,20 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
     if (!rule || !rule->type || t.n_dims != 2) return std::nullopt;
     return FallbackType(*rule->type, t.ne[0]);
   };
+  // smoothquant: activation ranges migrated into the weights first; later steps see the smoothed
+  // model and its inputs' statistics.
+  const ActivationStats* stats = opt.stats;
+  std::optional<SmoothQuantResult> smoothed;
+  std::set<std::string> smoothed_names;
+  if (opt.smooth_alpha) {
+    if (!opt.stats) Fail("{}: smoothquant needs calibration data (--calib)", model.source);
+    if (opt.method == QuantMethod::kAwq) Fail("{}: smoothquant and awq both rescale input channels; choose one", model.source);
+    smoothed = SmoothQuantModel(model, *opt.stats, *opt.smooth_alpha, target);
+    stats = &smoothed->stats;
+    for (const SmoothGroupChoice& g : smoothed->groups)
+      if (g.smoothed) smoothed_names.insert(g.group.weights.begin(), g.group.weights.end());
+  }
+  const Model& base = smoothed ? smoothed->model : model;
   // awq: the scales are searched and folded first; the rest encodes the folded model.
   std::optional<AwqFolded> folded;
   struct AwqTensor {
@@ -93,15 +108,15 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
   std::map<std::string, AwqTensor> awq_of;
   const bool awq = opt.method == QuantMethod::kAwq;
   if (awq) {
-    if (!opt.stats) Fail("{}: awq needs calibration data (--calib)", model.source);
+    if (!stats) Fail("{}: awq needs calibration data (--calib)", model.source);
     AwqOptions ao = opt.awq;
     ao.threads = opt.threads;
-    folded = AwqScaleModel(model, *opt.stats, target, ao);
+    folded = AwqScaleModel(base, *stats, target, ao);
     for (const AwqGroupChoice& g : folded->groups)
       if (g.searched)
         for (const std::string& n : g.group.weights) awq_of[n] = {&g, &g.result.scale};
   }
-  const Model& src = folded ? folded->model : model;
+  const Model& src = folded ? folded->model : base;
   Model out = src;  // tensors share the input's data until replaced
   QuantizeSummary sum;
   std::vector<const Tensor*> matrices;
@@ -109,8 +124,9 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
     if (t.n_dims == 2) matrices.push_back(&t);
   int done = 0;
   for (const Tensor* t : matrices) {
-    const DType from = model.weights.Get(t->name).type;  // before awq folded it to f32
+    const DType from = model.weights.Get(t->name).type;  // before smoothing or awq folded it to f32
     TensorChoice c{t->name, from, from, from, false};
+    c.smoothed = smoothed_names.count(t->name) > 0;
     const std::optional<DType> to = target(*t);
     if (to) {
       if (!FindTraits((uint32_t)t->type) || !Traits(t->type).to_float)
@@ -130,7 +146,7 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
       if (mse && tr.from_float_weighted) {
         c.weighted = true;
         // Tensors no projection reads (a separate token embedding) have no statistics: plain MSE.
-        const InputStats* s = opt.stats ? opt.stats->Find(t->name) : nullptr;
+        const InputStats* s = stats ? stats->Find(t->name) : nullptr;
         if (s) {
           if (s->columns != t->ne[0])
             Fail("{}: calibration statistics for {} have {} columns, the tensor {}", model.source, t->name, s->columns,
@@ -146,8 +162,8 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
         }
       }
       if (opt.method == QuantMethod::kGptq && HasCodeAccess(c.to)) {
-        if (!opt.stats) Fail("{}: gptq needs calibration data (--calib)", model.source);
-        const InputStats* s = opt.stats->Find(t->name);
+        if (!stats) Fail("{}: gptq needs calibration data (--calib)", model.source);
+        const InputStats* s = stats->Find(t->name);
         if (s && s->hessian.empty()) Fail("{}: gptq needs input Hessians; the statistics have none", model.source);
         if (s && s->columns != t->ne[0])
           Fail("{}: calibration statistics for {} have {} columns, the tensor {}", model.source, t->name, s->columns,

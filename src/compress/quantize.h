@@ -27,6 +27,7 @@
 
 #include "compress/activation_stats.h"
 #include "compress/awq.h"
+#include "compress/smoothquant.h"
 #include "compress/gptq.h"
 #include "compress/rules.h"
 #include "model/model.h"
@@ -46,6 +47,9 @@ struct QuantizeOptions {
                                            // with Hessians for gptq (required)
   GptqOptions gptq;                        // damp, act_order (threads: from `threads`)
   AwqOptions awq;                          // grid, clip (threads: from `threads`)
+  // SmoothQuant (compress/smoothquant.h) with this α before the method: activation outliers
+  // migrated into the weights, folded into the preceding ops; needs stats (max |x|). Not with awq.
+  std::optional<float> smooth_alpha;
   int threads = 1;
   std::function<void(int done, int total)> progress;  // per tensor, optional
 };
@@ -62,6 +66,7 @@ struct TensorChoice {
   bool awq = false;            // in a group whose AWQ scale was searched
   float awq_alpha = 0;         // the group's chosen exponent (0: unscaled)
   double awq_loss = 0, awq_loss_rtn = 0;  // the group's output error at awq_alpha and at α = 0
+  bool smoothed = false;       // reads an input SmoothQuant rescaled
 };
 
 struct QuantizeSummary {

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "formats/types.h"
 #include "io/gguf_model.h"
+#include "shared_assets.h"
 #include "io/tokenizer.h"
 #include "kernels/ops.h"
 #include "tiny_models.h"
@@ -19,9 +20,8 @@
 namespace smelt {
 namespace {
 
-const std::string kStories = std::string(SMELT_SHARED_DIR) + "/assets/stories260K/stories260K.gguf";
-const std::string kTrain =
-    std::string(SMELT_SHARED_DIR) + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
+using assets::kStoriesGguf;
+using assets::kTrainText;
 
 StatsOptions WithHessians() {
   StatsOptions o;
@@ -84,9 +84,9 @@ TEST(CompressQuantize, MseSearchLowersEveryTensorsError) {
 }
 
 TEST(CompressCalibration, SamplesAreDeterministicWindowsStartingWithBos) {
-  const Model m = LoadGgufModel(kStories);
+  const Model m = LoadGgufModel(kStoriesGguf);
   CalibOptions o{.samples = 8, .tokens = 64};
-  const auto a = CalibrationSamples(m, kTrain, o), b = CalibrationSamples(m, kTrain, o);
+  const auto a = CalibrationSamples(m, kTrainText, o), b = CalibrationSamples(m, kTrainText, o);
   ASSERT_EQ(a.size(), 8u);
   EXPECT_EQ(a, b);
   const Tokenizer tok(m.vocab);
@@ -152,8 +152,8 @@ TEST(CompressActivationStats, MatchADirectRecomputationOfTheFirstInputs) {
 // Quantization weighted by calibration importance lowers the importance-weighted error of the
 // projections below the importance-blind search, on the real stories260K model.
 TEST(CompressQuantize, ImportanceLowersTheWeightedErrorOnStories260K) {
-  const Model m = LoadGgufModel(kStories);
-  const auto samples = CalibrationSamples(m, kTrain, {.samples = 8, .tokens = 128});
+  const Model m = LoadGgufModel(kStoriesGguf);
+  const auto samples = CalibrationSamples(m, kTrainText, {.samples = 8, .tokens = 128});
   const ActivationStats stats = CollectActivationStats(m, samples, {});
   QuantizeOptions blind, aware;
   blind.rules = aware.rules = ParseTypeRules("*=q4_0");
@@ -179,8 +179,8 @@ TEST(CompressQuantize, ImportanceLowersTheWeightedErrorOnStories260K) {
 // H = Σ x xᵀ: summed over the model's projections it is below round-to-nearest's, for a 4-bit
 // and a 3-bit format (the GPTQ paper's ordering), on the real stories260K model.
 TEST(CompressQuantize, GptqLowersTheOutputErrorOnStories260K) {
-  const Model m = LoadGgufModel(kStories);
-  const auto samples = CalibrationSamples(m, kTrain, {.samples = 8, .tokens = 128});
+  const Model m = LoadGgufModel(kStoriesGguf);
+  const auto samples = CalibrationSamples(m, kTrainText, {.samples = 8, .tokens = 128});
   const ActivationStats stats = CollectActivationStats(m, samples, WithHessians());
   for (const char* type : {"q4_0", "iq4_nl"}) {
     QuantizeOptions rtn, gptq;

@@ -1,4 +1,5 @@
-// smelt quantize MODEL -o OUT.gguf --type T [--rules R] [--method rtn|mse|gptq|awq] [--calib FILE]:
+// smelt quantize MODEL -o OUT.gguf --type T [--rules R] [--method rtn|mse|gptq|awq] [--calib FILE]
+// [--smooth ALPHA]:
 // post-training quantization of any model smelt loads to a GGUF file llama.cpp can load.
 #include <fmt/format.h>
 
@@ -20,6 +21,7 @@ struct QuantizeArgs {
   bool act_order = false;
   int awq_grid = 20;
   bool awq_clip = false;
+  std::optional<float> smooth;
   bool json = false;
 };
 
@@ -33,6 +35,12 @@ int RunQuantize(const QuantizeArgs& a) {
   if (*method == QuantMethod::kAwq && a.awq_grid < 1) Fail("--awq-grid {}: needs at least 1 point", a.awq_grid);
   if (*method != QuantMethod::kAwq && a.awq_clip) Fail("--awq-clip: only with --method awq");
   q.method = *method;
+  if (a.smooth) {
+    if (!(*a.smooth >= 0.0f && *a.smooth <= 1.0f)) Fail("--smooth {}: alpha must be in [0, 1]", *a.smooth);
+    if (a.calib.empty()) Fail("--smooth needs calibration text (--calib FILE) for the activation ranges");
+    if (*method == QuantMethod::kAwq) Fail("--smooth: not with --method awq (both rescale input channels)");
+    q.smooth_alpha = a.smooth;
+  }
   // Rules: --rules first (first match wins), then --type as the catch-all.
   if (!a.rules.empty()) q.rules = ParseTypeRules(a.rules);
   if (!a.type.empty()) {
@@ -42,7 +50,7 @@ int RunQuantize(const QuantizeArgs& a) {
     q.rules.insert(q.rules.end(), all.begin(), all.end());
   }
   if (q.rules.empty()) Fail("give --type TYPE or --rules 'GLOB=TYPE; ...'");
-  if (!a.calib.empty() && q.method == QuantMethod::kRtn)
+  if (!a.calib.empty() && q.method == QuantMethod::kRtn && !a.smooth)
     Fail("--calib: method rtn uses no calibration data (use --method mse for importance-weighted quantization)");
 
   Model m = LoadModel(a.model, a.load);
@@ -69,6 +77,7 @@ int RunQuantize(const QuantizeArgs& a) {
                                    a.rules.empty() || a.type.empty() ? "" : "; ", a.type.empty() ? "" : "*=" + a.type);
   if (q.method == QuantMethod::kGptq) recipe += fmt::format(" damp={} act_order={}", a.damp, a.act_order);
   if (q.method == QuantMethod::kAwq) recipe += fmt::format(" awq_grid={} awq_clip={}", a.awq_grid, a.awq_clip);
+  if (a.smooth) recipe += fmt::format(" smooth_alpha={}", *a.smooth);
   if (!a.calib.empty())
     recipe += fmt::format(" calib={} samples={} tokens={} calib_tokens_run={}", a.calib, a.calib_opt.samples,
                           a.calib_opt.tokens, stats.tokens);
@@ -87,7 +96,8 @@ int RunQuantize(const QuantizeArgs& a) {
                           {"to", DTypeName(c.to)},
                           {"mse_search", c.weighted},
                           {"gptq", c.gptq},
-                          {"importance", c.importance}};
+                          {"importance", c.importance},
+                          {"smoothed", c.smoothed}};
       if (c.awq) {
         t["awq_alpha"] = c.awq_alpha;
         t["awq_loss"] = c.awq_loss;
@@ -112,7 +122,7 @@ int RunQuantize(const QuantizeArgs& a) {
                                        m.weights.Get(c.name).ne[0]);
     const std::string how = c.gptq ? "gptq" : c.weighted ? (c.importance ? "mse+importance" : "mse") : "rtn";
     fmt::print("{:<28} {:>6} -> {:<6} {}{}{}\n", c.name, DTypeName(c.from), DTypeName(c.to), how,
-               c.awq ? fmt::format(" awq alpha={:.2f}", c.awq_alpha) : "", fallback);
+               c.awq ? fmt::format(" awq alpha={:.2f}", c.awq_alpha) : c.smoothed ? " smoothed" : "", fallback);
   }
   fmt::print("wrote {}: {:.2f} MiB -> {:.2f} MiB, {:.3f} bits/weight, quantized in {:.2f} s\n", a.out,
              before.bytes / 1048576.0, after.bytes / 1048576.0, after.bits_per_weight(), summary.seconds);
@@ -145,6 +155,9 @@ Command AddQuantize(CLI::App& root) {
       ->capture_default_str();
   app->add_flag("--awq-clip", a->awq_clip,
                 "awq: encode with the mse clipping search weighted by the scaled inputs' importance instead of rtn");
+  app->add_option("--smooth", a->smooth,
+                  "SmoothQuant with strength ALPHA (0.5 typical) before the method: per input channel, activation "
+                  "range moved into the weights (needs --calib); pair with --type w8a8 for W8A8");
   AddThreads(app, a->threads);
   AddLoadOptions(app, a->load);
   app->add_flag("--json", a->json, "print JSON");
