@@ -101,6 +101,14 @@ void QuantizeRowQ3_KRef(const float* x, BlockQ3_K* y, int64_t k);
 void QuantizeRowQ4_KRef(const float* x, BlockQ4_K* y, int64_t k);
 void QuantizeRowQ5_KRef(const float* x, BlockQ5_K* y, int64_t k);
 void QuantizeRowQ6_KRef(const float* x, BlockQ6_K* y, int64_t k);
+// The same bytes as the Ref functions above, faster: the per-sub-block searches run on AVX2
+// (one sub-block per SIMD lane, k_quants_avx2.cc) where the CPU has it. These are the format
+// table's from_float.
+void QuantizeRowQ2_K(const float* x, BlockQ2_K* y, int64_t k);
+void QuantizeRowQ3_K(const float* x, BlockQ3_K* y, int64_t k);
+void QuantizeRowQ4_K(const float* x, BlockQ4_K* y, int64_t k);
+void QuantizeRowQ5_K(const float* x, BlockQ5_K* y, int64_t k);
+void QuantizeRowQ6_K(const float* x, BlockQ6_K* y, int64_t k);
 // Q8_K: iscale = -127 / (value of largest magnitude), q = min(127, round-half-even(x*iscale)).
 // ggml leaves bsums unwritten for an all-zero block; smelt writes zeros there.
 void QuantizeRowQ8_KRef(const float* x, BlockQ8_K* y, int64_t k);

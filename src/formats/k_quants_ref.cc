@@ -6,11 +6,17 @@
 // MakeQ3Quants, MakeQkx2Quants below); the scales of a super-block are then quantized against
 // the largest one, and finally every weight is re-quantized with its sub-block's *quantized*
 // scale, so codes agree with what the decoder will multiply them by.
+//
+// The row drivers take the sub-block searches from a table (k_quants_search.h): the scalar ones
+// here (QuantizeRow*_KRef) or, where the CPU has AVX2, their bit-identical SIMD twins
+// (QuantizeRow*_K, k_quants_avx2.cc). The searches are nearly all of the encoding time.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "core/cpu.h"
 #include "formats/k_quants.h"
+#include "formats/k_quants_search.h"
 #include "formats/quant_util.h"
 
 namespace smelt {
@@ -180,47 +186,29 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
   return scale;
 }
 
-// Packs 2-bit codes L[0..256) into Q2_K/Q3_K's qs layout (see k_quants.h).
-void Pack2BitPlanes(const uint8_t* L, uint8_t* qs) {
-  for (int j = 0; j < kQK_K; j += 128) {
-    for (int l = 0; l < 32; ++l) {
-      qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                (L[j + l + 96] << 6));
-    }
-  }
-}
-
 // Quantizes 8 scales and 8 mins (both >= 0 in practice) to 6 bits against their maxima and
 // packs them into Q4_K/Q5_K's 12 bytes; sets d and dmin.
 void PackScalesMinsK4(const float* scales, const float* mins, float max_scale, float max_min,
                       uint8_t* packed, fp16_t* d, fp16_t* dmin) {
   const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
   const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  uint8_t sc[kQK_K / 32], m[kQK_K / 32];
   for (int j = 0; j < kQK_K / 32; ++j) {
     // As ggml: the code goes through uint8_t before the clamp to 63.
     const uint8_t ls = std::min<uint8_t>(63, (uint8_t)NearestInt(inv_scale * scales[j]));
     const uint8_t lm = std::min<uint8_t>(63, (uint8_t)NearestInt(inv_min * mins[j]));
-    if (j < 4) {
-      packed[j] = ls;
-      packed[j + 4] = lm;
-    } else {
-      packed[j + 4] = (uint8_t)((ls & 0x0f) | ((lm & 0x0f) << 4));
-      packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
-      packed[j] |= (uint8_t)((lm >> 4) << 6);
-    }
+    sc[j] = ls;
+    m[j] = lm;
   }
+  kquant::PackK4Scales(sc, m, packed);
   *d = FloatToFp16(max_scale / 63.f);
   *dmin = FloatToFp16(max_min / 63.f);
 }
 
-// The shared first half of Q4_K/Q5_K: per 32-weight sub-block, weights av|x| + |x| and a
-// MakeQkx2Quants search; then scales/mins packed and codes re-quantized with the packed values.
-// L gets codes 0..nmax for all 256 weights.
-void QuantizeSuperBlockK4(const float* x, int nmax, float rmin, int nstep, uint8_t* packed,
-                          fp16_t* d, fp16_t* dmin, uint8_t* L) {
-  float scales[kQK_K / 32], mins[kQK_K / 32], weights[32];
+// Q4_K/Q5_K's search: per 32-weight sub-block, weights av|x| + |x| and a MakeQkx2Quants search.
+void SearchK4Ref(const float* x, int nmax, float rmin, int nstep, float* scales, float* mins, uint8_t* L) {
+  float weights[32];
   uint8_t Laux[32];
-  float max_scale = 0, max_min = 0;
   for (int j = 0; j < kQK_K / 32; ++j) {
     const float* xb = x + 32 * j;
     float sum_x2 = 0;
@@ -229,6 +217,36 @@ void QuantizeSuperBlockK4(const float* x, int nmax, float rmin, int nstep, uint8
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xb[l]);
     scales[j] = MakeQkx2Quants(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f,
                                nstep, false);
+  }
+}
+
+// Q2_K's search: per 16-weight sub-block, weights |x| and a MakeQkx2Quants search (absolute error).
+void SearchQ2Ref(const float* x, float* scales, float* mins, uint8_t* L) {
+  float weights[16];
+  uint8_t Laux[16];
+  for (int j = 0; j < kQK_K / 16; ++j) {
+    for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+    scales[j] = MakeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f,
+                               0.1f, 15, true);
+  }
+}
+
+void SearchQ3Ref(const float* x, float* scales, int8_t* L) {
+  for (int j = 0; j < kQK_K / 16; ++j) scales[j] = MakeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
+}
+
+void SearchQ6Ref(const float* x, float* scales, int8_t* L) {
+  for (int j = 0; j < kQK_K / 16; ++j) scales[j] = MakeQxQuants(16, 32, x + 16 * j, L + 16 * j);
+}
+
+// The shared first half of Q4_K/Q5_K: the sub-block search, then scales/mins packed and codes
+// re-quantized with the packed values. L gets codes 0..nmax for all 256 weights.
+void QuantizeSuperBlockK4(const kquant::Searches& s, const float* x, int nmax, float rmin, int nstep,
+                          uint8_t* packed, fp16_t* d, fp16_t* dmin, uint8_t* L) {
+  float scales[kQK_K / 32], mins[kQK_K / 32];
+  s.k4(x, nmax, rmin, nstep, scales, mins, L);
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < kQK_K / 32; ++j) {
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -245,19 +263,15 @@ void QuantizeSuperBlockK4(const float* x, int nmax, float rmin, int nstep, uint8
   }
 }
 
-}  // namespace
-
-void QuantizeRowQ2_KRef(const float* x, BlockQ2_K* y, int64_t k) {
+void QuantizeRowQ2_KWith(const kquant::Searches& s, const float* x, BlockQ2_K* y, int64_t k) {
   const int64_t nb = k / kQK_K;
   const float q4scale = 15.f;
-  uint8_t L[kQK_K], Laux[16];
-  float weights[16], mins[kQK_K / 16], scales[kQK_K / 16];
+  uint8_t L[kQK_K];
+  float mins[kQK_K / 16], scales[kQK_K / 16];
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
+    s.q2(x, scales, mins, L);
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < kQK_K / 16; ++j) {
-      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
-      scales[j] = MakeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f,
-                                 0.1f, 15, true);
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -286,33 +300,27 @@ void QuantizeRowQ2_KRef(const float* x, BlockQ2_K* y, int64_t k) {
         L[16 * j + l] = (uint8_t)Clamp(NearestInt((x[16 * j + l] + dm) / d), 0, 3);
       }
     }
-    Pack2BitPlanes(L, y[i].qs);
+    kquant::Pack2BitPlanes(L, y[i].qs);
   }
 }
 
-void QuantizeRowQ3_KRef(const float* x, BlockQ3_K* y, int64_t k) {
+void QuantizeRowQ3_KWith(const kquant::Searches& s, const float* x, BlockQ3_K* y, int64_t k) {
   const int64_t nb = k / kQK_K;
   int8_t L[kQK_K];
   float scales[kQK_K / 16];
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    for (int j = 0; j < kQK_K / 16; ++j) scales[j] = MakeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
+    s.q3(x, scales, L);
     float amax;
     const float max_scale = SignedAbsMax(scales, kQK_K / 16, &amax);
-    std::memset(y[i].scales, 0, sizeof(y[i].scales));
     if (max_scale != 0.0f) {
       const float iscale = -32.f / max_scale;
-      for (int j = 0; j < kQK_K / 16; ++j) {
-        // As ggml: the code passes through int8_t, then clamps to 6 bits with a +32 offset.
-        const int l = Clamp((int8_t)NearestInt(iscale * scales[j]), -32, 31) + 32;
-        if (j < 8) {
-          y[i].scales[j] = (uint8_t)(l & 0x0f);
-        } else {
-          y[i].scales[j - 8] |= (uint8_t)((l & 0x0f) << 4);
-        }
-        y[i].scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
-      }
+      int8_t sc[kQK_K / 16];
+      // As ggml: the code passes through int8_t, then clamps to 6 bits.
+      for (int j = 0; j < kQK_K / 16; ++j) sc[j] = (int8_t)Clamp((int8_t)NearestInt(iscale * scales[j]), -32, 31);
+      kquant::PackQ3Scales(sc, y[i].scales);
       y[i].d = FloatToFp16(1 / iscale);
     } else {
+      std::memset(y[i].scales, 0, sizeof(y[i].scales));  // as ggml: zero bytes, not code 0
       y[i].d = FloatToFp16(0.f);
     }
     for (int j = 0; j < kQK_K / 16; ++j) {
@@ -322,60 +330,34 @@ void QuantizeRowQ3_KRef(const float* x, BlockQ3_K* y, int64_t k) {
         L[16 * j + l] = (int8_t)(Clamp(NearestInt(x[16 * j + l] / d), -4, 3) + 4);
       }
     }
-    // Third bit: weight e -> hmask[e % 32], bit e / 32; the low two bits stay in L.
-    std::memset(y[i].hmask, 0, sizeof(y[i].hmask));
-    uint8_t low[kQK_K];
-    for (int e = 0; e < kQK_K; ++e) {
-      if (L[e] > 3) y[i].hmask[e % 32] |= (uint8_t)(1 << (e / 32));
-      low[e] = (uint8_t)(L[e] & 3);
-    }
-    Pack2BitPlanes(low, y[i].qs);
+    kquant::PackQ3KCodes(L, y[i]);
   }
 }
 
-void QuantizeRowQ4_KRef(const float* x, BlockQ4_K* y, int64_t k) {
+void QuantizeRowQ4_KWith(const kquant::Searches& s, const float* x, BlockQ4_K* y, int64_t k) {
   const int64_t nb = k / kQK_K;
   uint8_t L[kQK_K];
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    QuantizeSuperBlockK4(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
-    uint8_t* q = y[i].qs;
-    for (int j = 0; j < kQK_K; j += 64, q += 32) {
-      for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
-    }
+    QuantizeSuperBlockK4(s, x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
+    kquant::PackQ4KCodes(L, y[i]);
   }
 }
 
-void QuantizeRowQ5_KRef(const float* x, BlockQ5_K* y, int64_t k) {
+void QuantizeRowQ5_KWith(const kquant::Searches& s, const float* x, BlockQ5_K* y, int64_t k) {
   const int64_t nb = k / kQK_K;
   uint8_t L[kQK_K];
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    QuantizeSuperBlockK4(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
-    std::memset(y[i].qh, 0, sizeof(y[i].qh));
-    uint8_t* ql = y[i].qs;
-    uint8_t m1 = 1, m2 = 2;
-    for (int n = 0; n < kQK_K; n += 64, ql += 32, m1 <<= 2, m2 <<= 2) {
-      for (int j = 0; j < 32; ++j) {
-        int l1 = L[n + j], l2 = L[n + j + 32];
-        if (l1 > 15) {
-          l1 -= 16;
-          y[i].qh[j] |= m1;
-        }
-        if (l2 > 15) {
-          l2 -= 16;
-          y[i].qh[j] |= m2;
-        }
-        ql[j] = (uint8_t)(l1 | (l2 << 4));
-      }
-    }
+    QuantizeSuperBlockK4(s, x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
+    kquant::PackQ5KCodes(L, y[i]);
   }
 }
 
-void QuantizeRowQ6_KRef(const float* x, BlockQ6_K* y, int64_t k) {
+void QuantizeRowQ6_KWith(const kquant::Searches& s, const float* x, BlockQ6_K* y, int64_t k) {
   const int64_t nb = k / kQK_K;
   int8_t L[kQK_K];
   float scales[kQK_K / 16];
   for (int64_t i = 0; i < nb; ++i, x += kQK_K) {
-    for (int ib = 0; ib < kQK_K / 16; ++ib) scales[ib] = MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
+    s.q6(x, scales, L);
     float max_abs_scale;
     const float max_scale = SignedAbsMax(scales, kQK_K / 16, &max_abs_scale);
     if (max_abs_scale < kGroupMaxEps) {
@@ -394,18 +376,133 @@ void QuantizeRowQ6_KRef(const float* x, BlockQ6_K* y, int64_t k) {
         L[16 * j + l] = (int8_t)(Clamp(NearestInt(x[16 * j + l] / d), -32, 31) + 32);
       }
     }
-    // Weight e of each 128-half: ql nibble and 2 qh bits as described in k_quants.h.
-    uint8_t* ql = y[i].ql;
-    uint8_t* qh = y[i].qh;
-    for (int j = 0; j < kQK_K; j += 128, ql += 64, qh += 32) {
-      for (int l = 0; l < 32; ++l) {
-        const int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
-        ql[l] = (uint8_t)((q1 & 0x0f) | ((q3 & 0x0f) << 4));
-        ql[l + 32] = (uint8_t)((q2 & 0x0f) | ((q4 & 0x0f) << 4));
-        qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
-      }
+    kquant::PackQ6KCodes(L, y[i]);
+  }
+}
+
+// The encoder that llama-quantize's bytes come from: the AVX2 searches where the CPU has AVX2
+// (same bits), else the scalar reference.
+const kquant::Searches& FastestSearches() {
+  const kquant::Searches* avx2 = CpuHasAvx2() ? kquant::Avx2Searches() : nullptr;
+  return avx2 ? *avx2 : kquant::ReferenceSearches();
+}
+
+}  // namespace
+
+namespace kquant {
+
+void Pack2BitPlanes(const uint8_t* L, uint8_t* qs) {
+  for (int j = 0; j < kQK_K; j += 128) {
+    for (int l = 0; l < 32; ++l) {
+      qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
+                                (L[j + l + 96] << 6));
     }
   }
 }
+
+void PackK4Scales(const uint8_t* sc, const uint8_t* m, uint8_t* packed) {
+  for (int j = 0; j < kQK_K / 32; ++j) {
+    if (j < 4) {
+      packed[j] = sc[j];
+      packed[j + 4] = m[j];
+    } else {
+      packed[j + 4] = (uint8_t)((sc[j] & 0x0f) | ((m[j] & 0x0f) << 4));
+      packed[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
+      packed[j] |= (uint8_t)((m[j] >> 4) << 6);
+    }
+  }
+}
+
+void PackQ3Scales(const int8_t* sc, uint8_t* scales) {
+  std::memset(scales, 0, kKScaleSize);
+  for (int j = 0; j < kQK_K / 16; ++j) {
+    const int l = sc[j] + 32;
+    if (j < 8) {
+      scales[j] = (uint8_t)(l & 0x0f);
+    } else {
+      scales[j - 8] |= (uint8_t)((l & 0x0f) << 4);
+    }
+    scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+  }
+}
+
+void PackQ3KCodes(const int8_t* L, BlockQ3_K& y) {
+  // Third bit: weight e -> hmask[e % 32], bit e / 32; the low two bits go to the planes.
+  std::memset(y.hmask, 0, sizeof(y.hmask));
+  uint8_t low[kQK_K];
+  for (int e = 0; e < kQK_K; ++e) {
+    if (L[e] > 3) y.hmask[e % 32] |= (uint8_t)(1 << (e / 32));
+    low[e] = (uint8_t)(L[e] & 3);
+  }
+  Pack2BitPlanes(low, y.qs);
+}
+
+void PackQ4KCodes(const uint8_t* L, BlockQ4_K& y) {
+  uint8_t* q = y.qs;
+  for (int j = 0; j < kQK_K; j += 64, q += 32) {
+    for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+  }
+}
+
+void PackQ5KCodes(const uint8_t* L, BlockQ5_K& y) {
+  std::memset(y.qh, 0, sizeof(y.qh));
+  uint8_t* ql = y.qs;
+  uint8_t m1 = 1, m2 = 2;
+  for (int n = 0; n < kQK_K; n += 64, ql += 32, m1 <<= 2, m2 <<= 2) {
+    for (int j = 0; j < 32; ++j) {
+      int l1 = L[n + j], l2 = L[n + j + 32];
+      if (l1 > 15) {
+        l1 -= 16;
+        y.qh[j] |= m1;
+      }
+      if (l2 > 15) {
+        l2 -= 16;
+        y.qh[j] |= m2;
+      }
+      ql[j] = (uint8_t)(l1 | (l2 << 4));
+    }
+  }
+}
+
+void PackQ6KCodes(const int8_t* L, BlockQ6_K& y) {
+  // Weight e of each 128-half: ql nibble and 2 qh bits as described in k_quants.h.
+  uint8_t* ql = y.ql;
+  uint8_t* qh = y.qh;
+  for (int j = 0; j < kQK_K; j += 128, ql += 64, qh += 32) {
+    for (int l = 0; l < 32; ++l) {
+      const int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
+      ql[l] = (uint8_t)((q1 & 0x0f) | ((q3 & 0x0f) << 4));
+      ql[l + 32] = (uint8_t)((q2 & 0x0f) | ((q4 & 0x0f) << 4));
+      qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+    }
+  }
+}
+
+const Searches& ReferenceSearches() {
+  static constexpr Searches kRef{SearchK4Ref, SearchQ2Ref, SearchQ3Ref, SearchQ6Ref};
+  return kRef;
+}
+}  // namespace kquant
+
+void QuantizeRowQ2_KRef(const float* x, BlockQ2_K* y, int64_t k) {
+  QuantizeRowQ2_KWith(kquant::ReferenceSearches(), x, y, k);
+}
+void QuantizeRowQ2_K(const float* x, BlockQ2_K* y, int64_t k) { QuantizeRowQ2_KWith(FastestSearches(), x, y, k); }
+void QuantizeRowQ3_KRef(const float* x, BlockQ3_K* y, int64_t k) {
+  QuantizeRowQ3_KWith(kquant::ReferenceSearches(), x, y, k);
+}
+void QuantizeRowQ3_K(const float* x, BlockQ3_K* y, int64_t k) { QuantizeRowQ3_KWith(FastestSearches(), x, y, k); }
+void QuantizeRowQ4_KRef(const float* x, BlockQ4_K* y, int64_t k) {
+  QuantizeRowQ4_KWith(kquant::ReferenceSearches(), x, y, k);
+}
+void QuantizeRowQ4_K(const float* x, BlockQ4_K* y, int64_t k) { QuantizeRowQ4_KWith(FastestSearches(), x, y, k); }
+void QuantizeRowQ5_KRef(const float* x, BlockQ5_K* y, int64_t k) {
+  QuantizeRowQ5_KWith(kquant::ReferenceSearches(), x, y, k);
+}
+void QuantizeRowQ5_K(const float* x, BlockQ5_K* y, int64_t k) { QuantizeRowQ5_KWith(FastestSearches(), x, y, k); }
+void QuantizeRowQ6_KRef(const float* x, BlockQ6_K* y, int64_t k) {
+  QuantizeRowQ6_KWith(kquant::ReferenceSearches(), x, y, k);
+}
+void QuantizeRowQ6_K(const float* x, BlockQ6_K* y, int64_t k) { QuantizeRowQ6_KWith(FastestSearches(), x, y, k); }
 
 }  // namespace smelt
