@@ -50,7 +50,8 @@
 // search, is QuantizeRowIQ4_NLRef in formats/iq4_nl.h. Every to_float is bit-identical to
 // ggml's dequantize_row_<type> (q8_1, which ggml cannot decode, is d * q).
 // The k-quants' from_float runs AVX2 twins of the reference searches where the CPU has AVX2
-// (formats/k_quants_avx2.cc, same bytes).
+// (formats/k_quants_avx2.cc, same bytes). q4_0…q8_0, iq4_nl and q2_K…q6_K also have an
+// importance-weighted from_float_weighted (formats/weighted_quants.h).
 // These claims are checked against the llama.cpp peer's own ggml library by
 // formats/ggml_parity_test.cc.
 #include "formats/types.h"
@@ -150,15 +151,20 @@ constexpr TypeTraits kTable[] = {
     {DType::kQ8_1, "q8_1", kQK8_1, sizeof(BlockQ8_1), true, ToFloat<BlockQ8_1, DequantizeRowQ8_1>,
      FromFloat<BlockQ8_1, QuantizeRowQ8_1Ref>, nullptr, false},
     {DType::kQ2_K, "q2_K", kQK_K, sizeof(BlockQ2_K), true, ToFloat<BlockQ2_K, DequantizeRowQ2_K>,
-     FromFloat<BlockQ2_K, QuantizeRowQ2_K>},
+     FromFloat<BlockQ2_K, QuantizeRowQ2_K>,
+     FromFloatWeighted<BlockQ2_K, QuantizeRowQ2_KWeighted>},
     {DType::kQ3_K, "q3_K", kQK_K, sizeof(BlockQ3_K), true, ToFloat<BlockQ3_K, DequantizeRowQ3_K>,
-     FromFloat<BlockQ3_K, QuantizeRowQ3_K>},
+     FromFloat<BlockQ3_K, QuantizeRowQ3_K>,
+     FromFloatWeighted<BlockQ3_K, QuantizeRowQ3_KWeighted>},
     {DType::kQ4_K, "q4_K", kQK_K, sizeof(BlockQ4_K), true, ToFloat<BlockQ4_K, DequantizeRowQ4_K>,
-     FromFloat<BlockQ4_K, QuantizeRowQ4_K>},
+     FromFloat<BlockQ4_K, QuantizeRowQ4_K>,
+     FromFloatWeighted<BlockQ4_K, QuantizeRowQ4_KWeighted>},
     {DType::kQ5_K, "q5_K", kQK_K, sizeof(BlockQ5_K), true, ToFloat<BlockQ5_K, DequantizeRowQ5_K>,
-     FromFloat<BlockQ5_K, QuantizeRowQ5_K>},
+     FromFloat<BlockQ5_K, QuantizeRowQ5_K>,
+     FromFloatWeighted<BlockQ5_K, QuantizeRowQ5_KWeighted>},
     {DType::kQ6_K, "q6_K", kQK_K, sizeof(BlockQ6_K), true, ToFloat<BlockQ6_K, DequantizeRowQ6_K>,
-     FromFloat<BlockQ6_K, QuantizeRowQ6_K>},
+     FromFloat<BlockQ6_K, QuantizeRowQ6_K>,
+     FromFloatWeighted<BlockQ6_K, QuantizeRowQ6_KWeighted>},
     {DType::kQ8_K, "q8_K", kQK_K, sizeof(BlockQ8_K), true, ToFloat<BlockQ8_K, DequantizeRowQ8_K>,
      FromFloat<BlockQ8_K, QuantizeRowQ8_KRef>, nullptr, false},
     {DType::kIQ4_NL, "iq4_nl", kQK4_NL, sizeof(BlockIQ4_NL), true,
