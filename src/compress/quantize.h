@@ -7,8 +7,9 @@
 //         writes without an importance matrix;
 //   mse   per-block MSE-optimal scale (and minimum) search (formats/weighted_quants.h), weighted
 //         by the importance matrix when one is given (llama.cpp's imatrix idea: column c's error
-//         counts by E[x_c²] over calibration inputs). Formats without a weighted encoder yet
-//         (the k-quants) fall back to their reference quantizer; the summary says so per tensor.
+//         counts by E[x_c²] over calibration inputs); every GGUF type smelt writes and most
+//         smelt types have one (formats/types.cc); those without (fp8) fall back to their
+//         reference quantizer, and the summary says so per tensor.
 //   gptq  GPTQ (compress/gptq.h) with each matrix's input Hessian Σ x xᵀ from calibration data
 //         (stats with hessian); every GGUF block type smelt writes has the code access GPTQ
 //         needs. The Hessians come from the unquantized model (all layers in one calibration
