@@ -72,6 +72,10 @@ enum class DType : uint32_t {
   kI3A_PC = 1051,
   kI2S_PC = 1052,
   kI2A_PC = 1053,
+  // Per-output-channel k-means codebooks, 2^b fp16 centroids per row (formats/kmeans.h).
+  kKM4_PC = 1054,
+  kKM3_PC = 1055,
+  kKM2_PC = 1056,
 };
 
 // The id range reserved for smelt-native types (see DType).

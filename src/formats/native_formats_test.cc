@@ -5,11 +5,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 
 #include "formats/activation.h"
 #include "formats/format_test_util.h"
 #include "formats/fp8.h"
+#include "formats/kmeans.h"
 #include "formats/nf4.h"
 #include "formats/pow2.h"
 #include "formats/types.h"
@@ -275,6 +277,38 @@ TEST(NativeFormats, Pow2WithinAThirdRelative) {
   });
 }
 
+// k-means codebooks: every weight decodes to its nearest stored centroid (a property of the
+// optimum that rounding to fp16 cannot break, since codes are chosen last), and a non-uniform
+// codebook beats the uniform per-channel grid of the same bits on bell-shaped and outlier rows.
+template <int Bits>
+void CheckKMeans(DType km, DType uniform) {
+  for (RowKind kind : kAllRowKinds) {
+    SCOPED_TRACE(RowKindName(kind));
+    const int64_t n = 512;
+    const std::vector<float> x = MakeRow(kind, n, 17);
+    std::vector<uint8_t> packed(RowBytes(km, n));
+    Traits(km).from_float(x.data(), packed.data(), n);
+    typename RowKMeans<Bits>::Header h;
+    std::memcpy(&h, packed.data(), sizeof h);
+    std::vector<float> y(n);
+    Traits(km).to_float(packed.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      double best = INFINITY;
+      for (fp16_t c : h.centroid) best = std::min(best, std::fabs((double)x[i] - Fp16ToFloat(c)));
+      ASSERT_EQ(std::fabs((double)x[i] - y[i]), best) << DTypeName(km) << " element " << i;
+    }
+    if (kind == RowKind::kGaussian || kind == RowKind::kOutliers) {
+      EXPECT_LT(RmsError(x, y), RmsError(x, RoundTrip(uniform, x))) << DTypeName(km);
+    }
+  }
+}
+
+TEST(NativeFormats, KMeansCodebooksAreNearestAndBeatUniformGrids) {
+  CheckKMeans<4>(DType::kKM4_PC, DType::kI4A_PC);
+  CheckKMeans<3>(DType::kKM3_PC, DType::kI3A_PC);
+  CheckKMeans<2>(DType::kKM2_PC, DType::kI2A_PC);
+}
+
 // --- orderings -------------------------------------------------------------------------------
 
 double Rmse(DType type, RowKind kind) {
@@ -339,8 +373,9 @@ TEST(NativeFormats, WeightedEncodersLowerTheWeightedError) {
     tr->to_float(weighted.data(), yw.data(), n);
     EXPECT_LE(RmsError(x, yw), RmsError(x, yp)) << tr->name;
   }
-  // 18 group-integer types, nf4, pow2, i8_pc, w8a8, 6 per-channel ints (fp8 has no scale to search)
-  EXPECT_EQ(checked, 28);
+  // 18 group-integer types, nf4, pow2, i8_pc, w8a8, 6 per-channel ints, 3 k-means (fp8 has no
+  // scale to search)
+  EXPECT_EQ(checked, 31);
 }
 
 // The measured table of docs/BENCHMARKS.md: RMSE of from_float and from_float_weighted (plain

@@ -40,6 +40,7 @@
 // | i8_pc, w8a8   |     1 |           1 | 8 + 32/n    | f32 d per row       |
 // | i<b>s_pc      |     8 |           b | b + 16/n    | fp16 d per row      |
 // | i<b>a_pc      |     8 |           b | b + 32/n    | fp16 d, m per row   |
+// | km<b>_pc      |     8 |           b | b + 16·2^b/n| 2^b fp16 centroids  |
 // Their from_float is smelt's own round to nearest with the format's natural scale (no ggml
 // reference exists); all but fp8 also have an importance-weighted from_float_weighted.
 //
@@ -67,6 +68,7 @@
 #include "formats/group_int.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
+#include "formats/kmeans.h"
 #include "formats/nf4.h"
 #include "formats/per_channel.h"
 #include "formats/plain.h"
@@ -124,6 +126,13 @@ constexpr TypeTraits PerChannelRow(DType type, std::string_view name, int64_t bl
 template <int Bits, bool Symmetric>
 constexpr TypeTraits RowIntRow(DType type, std::string_view name) {
   using R = RowInt<Bits, Symmetric>;
+  return PerChannelRow(type, name, R::kCodesPerByteGroup, Bits, R::kHeader, R::Dequantize, R::Quantize,
+                       R::QuantizeWeighted);
+}
+
+template <int Bits>
+constexpr TypeTraits KMeansRow(DType type, std::string_view name) {
+  using R = RowKMeans<Bits>;
   return PerChannelRow(type, name, R::kCodesPerByteGroup, Bits, R::kHeader, R::Dequantize, R::Quantize,
                        R::QuantizeWeighted);
 }
@@ -212,6 +221,9 @@ constexpr TypeTraits kTable[] = {
     RowIntRow<3, false>(DType::kI3A_PC, "i3a_pc"),
     RowIntRow<2, true>(DType::kI2S_PC, "i2s_pc"),
     RowIntRow<2, false>(DType::kI2A_PC, "i2a_pc"),
+    KMeansRow<4>(DType::kKM4_PC, "km4_pc"),
+    KMeansRow<3>(DType::kKM3_PC, "km3_pc"),
+    KMeansRow<2>(DType::kKM2_PC, "km2_pc"),
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {

@@ -76,6 +76,9 @@ const Expected kExpected[] = {
     {DType::kI3A_PC, 1051, "i3a_pc", 8, 3.0, true, true, false, true},
     {DType::kI2S_PC, 1052, "i2s_pc", 8, 2.0, true, true, false, true},
     {DType::kI2A_PC, 1053, "i2a_pc", 8, 2.0, true, true, false, true},
+    {DType::kKM4_PC, 1054, "km4_pc", 8, 4.0, true, true, false, true},
+    {DType::kKM3_PC, 1055, "km3_pc", 8, 3.0, true, true, false, true},
+    {DType::kKM2_PC, 1056, "km2_pc", 8, 2.0, true, true, false, true},
 };
 
 TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
@@ -103,7 +106,7 @@ TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
 }
 
 TEST(FormatsTypes, UnknownIdsHaveNoRow) {
-  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1054u, 1087u, 1088u, 2047u, 0xffffffffu}) {
+  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1057u, 1087u, 1088u, 2047u, 0xffffffffu}) {
     EXPECT_EQ(FindTraits(id), nullptr) << id;
   }
 }
