@@ -248,7 +248,7 @@ TEST(Cli, QuantizeWritesALoadableGgufWithItsRecipe) {
 TEST(Cli, QuantizeAwqRecordsItsScalesAndRecipe) {
   fs::path dir = TempDir("quantize-awq");
   const std::string out = (dir / "q.gguf").string();
-  Result r = QuantizeStoriesWithCalib(out, "--type q4_0 --method awq --awq-clip --awq-grid 5 -t 2");
+  Result r = QuantizeStoriesWithCalib(out, "--type q4_0 --method awq --awq-clip --awq-grid 5");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   int with_alpha = 0;

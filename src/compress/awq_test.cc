@@ -157,7 +157,7 @@ struct StoriesCalib {
   StoriesCalib() {
     StatsOptions so;
     so.hessian = true;
-    so.threads = 2;
+    so.threads = 1;
     stats = CollectActivationStats(m, CalibrationSamples(m, kTrain, {.samples = 16, .tokens = 128}), so);
   }
 };
@@ -167,7 +167,7 @@ struct StoriesCalib {
 TEST(CompressAwq, SearchPicksTheGridMinimumAndNeverLosesToRtn) {
   const StoriesCalib s;
   auto target = [](const Tensor& t) -> std::optional<DType> { return FallbackType(DType::kQ4_0, t.ne[0]); };
-  const AwqOptions opt{.grid = 10, .clip = false, .threads = 2};
+  const AwqOptions opt{.grid = 10, .clip = false, .threads = 1};
   const AwqFolded f = AwqScaleModel(s.m, s.stats, target, opt);
   int searched = 0, better = 0;
   for (const AwqGroupChoice& g : f.groups) {
@@ -208,11 +208,11 @@ TEST(CompressAwq, LowersKlDivergenceOnStories260K) {
   KldOptions ko;
   ko.ppl.ctx = 128;
   ko.ppl.max_chunks = 12;
-  ko.ppl.threads = 2;
+  ko.ppl.threads = 1;
   for (const char* type : {"q4_0", "i4a_g32"}) {
     QuantizeOptions rtn, awq;
     rtn.rules = awq.rules = ParseTypeRules(std::string("*=") + type);
-    rtn.threads = awq.threads = 2;
+    rtn.threads = awq.threads = 1;
     awq.method = QuantMethod::kAwq;
     awq.stats = &s.stats;
     QuantizeSummary sum;
