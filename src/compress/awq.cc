@@ -89,9 +89,9 @@ double AwqScaledLoss(const float* W, int64_t OC, int64_t C, const double* H, con
   return total;
 }
 
-std::vector<float> AwqScale(std::span<const float> mean_abs, float alpha) {
+std::vector<float> AwqScale(std::span<const float> mean_abs, double alpha) {
   std::vector<double> s(mean_abs.size());
-  for (size_t c = 0; c < s.size(); ++c) s[c] = std::max(std::pow((double)mean_abs[c], (double)alpha), 1e-4);
+  for (size_t c = 0; c < s.size(); ++c) s[c] = std::max(std::pow((double)mean_abs[c], alpha), 1e-4);
   std::vector<float> out(s.size(), 1.0f);
   if (s.empty()) return out;
   const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
@@ -109,7 +109,7 @@ AwqSearchResult AwqSearchScale(std::span<const AwqMember> members, const InputSt
   const std::vector<float> mean_sq = stats.MeanSquare();
   AwqSearchResult best;
   for (int i = 0; i < opt.grid; ++i) {
-    const float alpha = (float)i / (float)opt.grid;
+    const double alpha = (double)i / opt.grid;
     std::vector<float> s = AwqScale(mean_abs, alpha);
     double loss = 0;
     for (const AwqMember& m : members) {
@@ -225,7 +225,7 @@ AwqFolded AwqScaleModel(const Model& model, const ActivationStats& stats,
     for (size_t i = 0; i < members.size(); ++i) members[i].w = data[i].data();
     choice.result = AwqSearchScale(members, *s, opt);
     choice.searched = true;
-    if (choice.result.alpha != 0.0f) FoldAwqScale(out.model.weights, g, choice.result.scale);
+    if (choice.result.alpha != 0.0) FoldAwqScale(out.model.weights, g, choice.result.scale);
     out.groups.push_back(std::move(choice));
   }
   return out;

@@ -52,7 +52,7 @@ std::vector<float> AwqScaledQuantize(const float* W, int64_t OC, int64_t C, cons
                                      const AwqEncoder& enc, int threads);
 
 // The scale for exponent α from mean |x| per channel (see above).
-std::vector<float> AwqScale(std::span<const float> mean_abs, float alpha);
+std::vector<float> AwqScale(std::span<const float> mean_abs, double alpha);
 
 struct AwqOptions {
   int grid = 20;      // α = i / grid, i = 0 .. grid-1
@@ -68,7 +68,7 @@ struct AwqMember {
 };
 
 struct AwqSearchResult {
-  float alpha = 0;
+  double alpha = 0;     // i / grid
   double loss = 0;      // at alpha
   double loss_rtn = 0;  // at α = 0 (s = 1)
   std::vector<float> scale;  // (C)

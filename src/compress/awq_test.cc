@@ -80,7 +80,7 @@ TEST(CompressAwq, HessianLossEqualsTheDirectOutputError) {
       for (int64_t j = 0; j < C; ++j) H[i * C + j] += (double)X[n * C + i] * X[n * C + j];
     }
   for (DType type : {DType::kQ4_0, DType::kI4A_G32, DType::kIQ4_NL}) {
-    for (float alpha : {0.0f, 0.5f, 0.9f}) {
+    for (double alpha : {0.0, 0.5, 0.9}) {
       const std::vector<float> s = AwqScale(mean_abs, alpha);
       for (bool weighted : {false, true}) {
         if (weighted && !Traits(type).from_float_weighted) continue;
@@ -97,8 +97,8 @@ TEST(CompressAwq, HessianLossEqualsTheDirectOutputError) {
 
 TEST(CompressAwq, ScaleIsNormalisedAndOneAtAlphaZero) {
   const std::vector<float> a = {0.5f, 2.0f, 0.0f, 8.0f, 1.0f};
-  for (float v : AwqScale(a, 0.0f)) EXPECT_EQ(v, 1.0f);
-  const std::vector<float> s = AwqScale(a, 0.5f);
+  for (float v : AwqScale(a, 0.0)) EXPECT_EQ(v, 1.0f);
+  const std::vector<float> s = AwqScale(a, 0.5);
   // s_c ∝ max(a_c^α, 1e-4), normalised so that max(s)·min(s) = 1.
   const double k = s[0] / std::sqrt(0.5);
   EXPECT_NEAR(s[1], k * std::sqrt(2.0), 1e-6 * s[1]);
@@ -180,7 +180,7 @@ TEST(CompressAwq, SearchPicksTheGridMinimumAndNeverLosesToRtn) {
     const std::vector<float> mean_abs = st.MeanAbs();
     double least = INFINITY;
     for (int i = 0; i < opt.grid; ++i) {
-      const std::vector<float> sc = AwqScale(mean_abs, (float)i / opt.grid);
+      const std::vector<float> sc = AwqScale(mean_abs, (double)i / opt.grid);
       double loss = 0;
       for (const std::string& n : g.group.weights) {
         const Tensor& t = s.m.weights.Get(n);

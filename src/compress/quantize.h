@@ -65,7 +65,7 @@ struct TensorChoice {
   bool gptq = false;           // encoded by GPTQ
   double gptq_loss = 0;        // its proxy loss (compress/gptq.h)
   bool awq = false;            // in a group whose AWQ scale was searched
-  float awq_alpha = 0;         // the group's chosen exponent (0: unscaled)
+  double awq_alpha = 0;        // the group's chosen exponent (0: unscaled)
   double awq_loss = 0, awq_loss_rtn = 0;  // the group's output error at awq_alpha and at α = 0
   bool smoothed = false;       // reads an input SmoothQuant rescaled
 };
