@@ -12,6 +12,7 @@
 //   loss(α) = Σ over the group's weights Σ_rows ΔW_r H ΔW_rᵀ,  ΔW = Q(W·diag(s))·diag(s)⁻¹ − W,
 // with H = Σ x xᵀ of the unscaled input and Q the encoder the weight will be written with. α = 0
 // (s = 1) is plain quantization, so the chosen α never loses to it on this loss.
+// Cost: O(rows · C²) per α and weight, in plain loops (no BLAS yet).
 //
 // Groups of a Llama block (each folded into the op before it):
 //   attn_norm → attn_q, attn_k, attn_v   (norm weight / s)
