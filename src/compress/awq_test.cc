@@ -1,7 +1,8 @@
 // AWQ against independent references: the Hessian-form loss equals the output error computed
 // from explicit inputs; folded scales leave the f32 model's function unchanged (stories260K with
 // GQA, a synthetic model and a Qwen2-style one without, so attn_v → attn_output and its bias are
-// folded too); the search never loses to α = 0 and is the minimum over its grid; and end to end,
+// folded too); the quantized model is the folded original encoded by the format's own encoder;
+// the search never loses to α = 0 and is the minimum over its grid; and end to end,
 // 4-bit AWQ has lower KL-divergence than round-to-nearest on held-out text (the paper's ordering).
 #include "compress/awq.h"
 
@@ -9,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <random>
 #include <string>
 
@@ -149,6 +152,70 @@ TEST(CompressAwq, FoldingKeepsTheUnquantizedFunction) {
   qwen.source = "tiny qwen2";
   ASSERT_TRUE(qwen.weights.Contains("blk.0.attn_v.bias"));
   ExpectFoldingKeepsTheFunction(qwen, 4u * 2);
+}
+
+// The written model is the original with each group's scale folded in, encoded by the format's
+// reference encoder: recomputed here from the original weights, the statistics and the α the
+// summary reports, on a model without GQA and with Q/K/V biases (all four groups of a block).
+TEST(CompressAwq, QuantizedModelIsTheFoldedOriginalEncoded) {
+  const Model m =
+      tiny::TinyLlama({.dim = 32, .heads = 4, .kv_heads = 4, .ff = 64, .vocab = 50, .qwen2 = true, .seed = 11});
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int32_t> tok(1, 49);
+  std::vector<std::vector<int32_t>> samples(4, std::vector<int32_t>(24));
+  for (auto& sample : samples)
+    for (int32_t& t : sample) t = tok(rng);
+  StatsOptions so;
+  so.hessian = true;
+  const ActivationStats stats = CollectActivationStats(m, samples, so);
+  QuantizeOptions o;
+  o.rules = ParseTypeRules("*=q4_0");
+  o.method = QuantMethod::kAwq;
+  o.stats = &stats;
+  o.awq.grid = 8;
+  QuantizeSummary sum;
+  const Model q = QuantizeModel(m, o, &sum);
+  std::map<std::string, double> alpha;
+  int scaled_o = 0, scaled_down = 0;  // so that the rows of attn_v, its bias and ffn_up are checked
+  for (const TensorChoice& c : sum.tensors) {
+    if (!c.awq) continue;
+    alpha[c.name] = c.awq_alpha;
+    scaled_o += c.awq_alpha > 0 && c.name.ends_with("attn_output.weight");
+    scaled_down += c.awq_alpha > 0 && c.name.ends_with("ffn_down.weight");
+  }
+  ASSERT_EQ(alpha.size(), 7u * m.config.n_layers);
+  EXPECT_GT(scaled_o, 0);
+  EXPECT_GT(scaled_down, 0);
+  auto scale_of = [&](const std::string& weight) { return AwqScale(stats.Find(weight)->MeanAbs(), alpha.at(weight)); };
+  for (int l = 0; l < m.config.n_layers; ++l) {
+    auto name = [l](const char* suffix) { return BlockTensorName(l, suffix); };
+    const std::vector<float> s_vo = scale_of(name("attn_output.weight")), s_down = scale_of(name("ffn_down.weight"));
+    for (const char* suffix : {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+                               "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) {
+      const std::string n = name(suffix);
+      const Tensor& t = m.weights.Get(n);
+      const int64_t C = t.ne[0];
+      const std::vector<float> s = scale_of(n);
+      std::vector<float> w = DequantizeAll(t);
+      for (int64_t r = 0; r < t.nrows(); ++r)
+        for (int64_t c = 0; c < C; ++c) {
+          w[r * C + c] *= s[c];
+          if (n.ends_with("ffn_up.weight")) w[r * C + c] /= s_down[r];
+          if (n.ends_with("attn_v.weight")) w[r * C + c] /= s_vo[r];
+        }
+      const Tensor want = tiny::EncodeTensor(MakeF32Tensor(n, {C, t.ne[1]}, std::move(w)), DType::kQ4_0);
+      const Tensor& got = q.weights.Get(n);
+      ASSERT_EQ(got.nbytes, want.nbytes) << n;
+      EXPECT_EQ(std::memcmp(got.data, want.data, want.nbytes), 0) << n;
+    }
+    auto expect_divided = [&](const std::string& n, const std::vector<float>& s) {
+      const std::vector<float> a = DequantizeAll(m.weights.Get(n)), b = DequantizeAll(q.weights.Get(n));
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(b[i], a[i] / s[i]) << n << " " << i;
+    };
+    expect_divided(name("attn_norm.weight"), scale_of(name("attn_q.weight")));
+    expect_divided(name("ffn_norm.weight"), scale_of(name("ffn_gate.weight")));
+    expect_divided(name("attn_v.bias"), s_vo);
+  }
 }
 
 struct StoriesCalib {
