@@ -8,18 +8,7 @@
 # training prefix for calibration (64 samples × 512 tokens), ctx 512, all windows. Needs
 # build/smelt. Prints a markdown table: type, method, bits/weight over all tensors, file size,
 # perplexity, KL-divergence to the base (mean, p99), same-top-token %.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-SMELT=build/smelt
-ASSETS=../shared/assets
-MODEL=${1:-$ASSETS/stories260K/stories260K.gguf}
-TEXT=${2:-$ASSETS/tinystories_valid_sample/tinystories_val_dev.txt}
-CALIB=${3:-$ASSETS/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt}
-CTX=${4:-512}
-CHUNKS=${5:-0}
-THREADS=${THREADS:-2}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/bench-common.sh"
 TYPES=${TYPES:-"q8_0 q6_K q5_1 q5_0 q5_K q4_1 q4_0 q4_K iq4_nl q3_K q2_K"}
 
 echo "model: $MODEL; eval: $(basename "$TEXT") ctx $CTX chunks $CHUNKS; calibration: $(basename "$CALIB") ${CALIB_SAMPLES:-64} x 512; threads $THREADS"

@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -19,6 +21,7 @@ namespace {
 const std::string kShared = SMELT_SHARED_DIR;
 const std::string kStories = kShared + "/assets/stories260K";
 const std::string kDevText = kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt";
+const std::string kTrainText = kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
 
 struct Result {
   int code = -1;        // exit status, or -signal
@@ -64,7 +67,7 @@ fs::path TempDir(const std::string& name) {
 TEST(Cli, HelpTeachesEveryCommand) {
   Result r = Smelt("--help");
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo", "quant-report"})
+  for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo", "quant-report", "sensitivity"})
     EXPECT_NE(r.out.find(c), std::string::npos) << c;
 }
 
@@ -217,8 +220,6 @@ TEST(Cli, SynthIsDeterministicAndLoads) {
 
 // `smelt quantize` of stories260K to `out` with `args`, calibrated on 4 × 64 tokens of the
 // training text, printing JSON.
-const std::string kTrainText = kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
-
 Result QuantizeStoriesWithCalib(const std::string& out, const std::string& args) {
   return Smelt("quantize '" + kStories + "/stories260K.gguf' -o '" + out + "' " + args + " --calib '" + kTrainText +
                "' --calib-samples 4 --calib-tokens 64 --json");
@@ -285,6 +286,19 @@ TEST(Cli, QuantizeSmoothW8A8RecordsItsRecipe) {
   fs::remove_all(dir);
 }
 
+// Each (arguments, text) case of `smelt quantize MODEL -o OUT ARGS` exits 1 with one line of
+// error naming the text, and leaves no OUT.
+static void ExpectQuantizeFails(const std::string& model, const std::string& out,
+                                const std::vector<std::pair<std::string, std::string>>& cases) {
+  for (const auto& [args, named] : cases) {
+    Result r = Smelt("quantize '" + model + "' -o '" + out + "' " + args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(named), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+}
+
 TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("quantize-bad");
   const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
@@ -304,15 +318,90 @@ TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
       {"--type q4_0 --method mse --calib '" + (dir / "short.txt").string() + "'", "short.txt"},
       {"--type q4_0 --method mse --calib '" + (dir / "missing.txt").string() + "'", "missing.txt"},
   };
-  for (const auto& [args, named] : cases) {
-    Result r = Smelt("quantize '" + model + "' -o '" + out + "' " + args);
-    EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(named), std::string::npos) << r.err;
-    EXPECT_FALSE(fs::exists(out)) << args;
-  }
+  ExpectQuantizeFails(model, out, cases);
   Result missing = Smelt("quantize '" + (dir / "none.gguf").string() + "' -o '" + out + "' --type q4_0");
   EXPECT_EQ(missing.code, 1);
   EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
+TEST(Cli, QuantizeToATargetBitsPerWeightOrFileSize) {
+  fs::path dir = TempDir("quantize-target");
+  const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
+  const std::string calib =
+      " --calib '" + kTrainText + "' --calib-samples 4 --calib-tokens 64 --candidates i3s_g32,q4_0,q5_0,q8_0";
+  // ffn_down's rows of 172 take no block of 32: f16 in every candidate, so stories260K's matrices
+  // average 5.86 bits at the least (all i3s_g32) and 6.67 as uniform q4_0.
+  Result r = Smelt("quantize '" + model + "' -o '" + out + "' --target-bpw 7 --json" + calib);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& alloc = j["allocation"];
+  EXPECT_LE(alloc["bits_per_weight"].get<double>(), 7.0);
+  EXPECT_GT(alloc["bits_per_weight"].get<double>(), 6.9);  // the budget is used, not left idle
+  // The JSON's per-tensor types are what the file holds, and add up to the allocation's bytes.
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  const auto ij = nlohmann::json::parse(info.out);
+  std::map<std::string, std::string> held;
+  for (const auto& t : ij["tensors"]) held[t["name"].get<std::string>()] = t["type"].get<std::string>();
+  int allocated = 0;
+  for (const auto& t : j["tensors"]) {
+    EXPECT_EQ(held[t["name"].get<std::string>()], t["to"].get<std::string>()) << t.dump();
+    allocated += t.value("allocated", false);
+  }
+  EXPECT_EQ(allocated, 37);  // every matrix of stories260K
+
+  // A user rule naming a tensor exactly wins over the allocator.
+  r = Smelt("quantize '" + model + "' -o '" + out + "' --target-bpw 7 --rules 'output.weight=q4_0' --json" + calib);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const auto& t : nlohmann::json::parse(r.out)["tensors"])
+    if (t["name"] == "output.weight") {
+      EXPECT_EQ(t["to"], "q4_0");
+      EXPECT_FALSE(t.value("allocated", false));
+    }
+
+  // A whole-file budget: the file fits it.
+  const uint64_t target = 1024 * 300;
+  r = Smelt("quantize '" + model + "' -o '" + out + "' --target-size 300K --json" + calib);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_LE(fs::file_size(out), target);
+  EXPECT_GT(fs::file_size(out), target * 9 / 10);  // and uses most of it
+
+  // The report-only table: every matrix × candidate, damage falling with bits.
+  r = Smelt("sensitivity '" + model + "' --json" + calib);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto table = nlohmann::json::parse(r.out)["matrices"];
+  ASSERT_EQ(table.size(), 37u);
+  for (const auto& m : table) {
+    ASSERT_EQ(m["candidates"].size(), 4u);
+    if (m["candidates"][3]["type"] != m["candidates"][0]["type"]) {  // ffn_down: f16 for both
+      EXPECT_LT(m["candidates"][3]["damage"].get<double>(), m["candidates"][0]["damage"].get<double>()) << m.dump();
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Cli, QuantizeTargetBadInputGivesOneLineAndNoOutput) {
+  fs::path dir = TempDir("quantize-target-bad");
+  const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
+  const std::string calib = " --calib '" + kTrainText + "' --calib-samples 2 --calib-tokens 64";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--target-bpw 2 --candidates q4_0,q8_0" + calib, "smallest candidates"},
+      {"--target-size 200K --candidates q4_0,q8_0" + calib, "smallest candidates"},
+      {"--target-size 2K" + calib, "--target-size 2K"},
+      {"--target-bpw 4.5", "--calib"},
+      {"--target-bpw 4.5 --sensitivity kl", "--calib"},
+      {"--target-bpw 4.5 --candidates q4_0,q9_9" + calib, "q9_9"},
+      {"--target-bpw 4.5 --sensitivity hessian" + calib, "hessian"},
+      {"--target-bpw 4.5 --target-size 1M" + calib, "not both"},
+      {"--target-bpw 4.5 --type q4_0" + calib, "--type"},
+      {"--target-size 12Q" + calib, "12Q"},
+      {"--type q4_0 --candidates q4_0", "--candidates"},
+  };
+  ExpectQuantizeFails(model, out, cases);
+  EXPECT_TRUE(fs::is_empty(dir)) << "no probe or temp file left behind";
+  Result r = Smelt("sensitivity '" + model + "' --candidates q4_0,nope" + calib);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
   fs::remove_all(dir);
 }

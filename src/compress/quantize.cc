@@ -25,9 +25,9 @@ Tensor FromBytes(const Tensor& t, DType type, std::vector<uint8_t> bytes) {
   return out;
 }
 
-// Encodes tensor t (any readable type) as `type`, row by row over `threads` threads. With
-// `importance` (ne[0] values, shared by every row) the weighted encoder is used.
-Tensor Encode(const Tensor& t, DType type, const float* importance, int threads) {
+}  // namespace
+
+Tensor EncodeTensor(const Tensor& t, DType type, const float* importance, int threads) {
   const TypeTraits& tr = Traits(type);
   const int64_t n = t.ne[0], rows = t.nrows();
   const size_t row_bytes = RowBytes(type, n);
@@ -48,8 +48,6 @@ Tensor Encode(const Tensor& t, DType type, const float* importance, int threads)
   }
   return FromBytes(t, type, std::move(buf));
 }
-
-}  // namespace
 
 std::optional<QuantMethod> ParseQuantMethod(std::string_view name) {
   if (name == "rtn") return QuantMethod::kRtn;
@@ -182,7 +180,7 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
         }
       }
       if (c.to != t->type || c.weighted || tr.quantized)
-        out.weights.Set(Encode(*t, c.to, importance.empty() ? nullptr : importance.data(), opt.threads));
+        out.weights.Set(EncodeTensor(*t, c.to, importance.empty() ? nullptr : importance.data(), opt.threads));
     }
     sum.tensors.push_back(c);
     if (opt.progress) opt.progress(++done, (int)matrices.size());

@@ -81,4 +81,9 @@ struct QuantizeSummary {
 // Error naming the model and tensor when a tensor cannot be read or its statistics do not fit.
 Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSummary* summary = nullptr);
 
+// Tensor t (any readable type) encoded as `type`, row by row over `threads` threads, in a new
+// buffer the result owns. With `importance` (ne[0] values, shared by every row) the format's
+// weighted encoder is used (it must have one), otherwise its reference quantizer.
+Tensor EncodeTensor(const Tensor& t, DType type, const float* importance, int threads);
+
 }  // namespace smelt

@@ -46,4 +46,56 @@ SizeInfo ModelSize(const Model& m) {
   return s;
 }
 
+void AddCalibOptions(CLI::App* app, SensitivityArgs& a) {
+  app->add_option("--calib-samples", a.calib_opt.samples, "calibration samples")->capture_default_str();
+  app->add_option("--calib-tokens", a.calib_opt.tokens, "tokens per calibration sample")->capture_default_str();
+}
+
+void AddSensitivityOptions(CLI::App* app, SensitivityArgs& a) {
+  app->add_option("--candidates", a.candidates,
+                   "types the allocator chooses among, e.g. q4_0,q5_0,q8_0 (default "
+                   "q2_K,q3_K,q4_0,q4_K,q5_0,q5_K,q6_K,q8_0); a type whose block does not divide a matrix's rows "
+                   "counts as its fallback (q4_K -> q5_0, q6_K -> q8_0, ...)");
+  app->add_option("--sensitivity", a.kind,
+                  "damage of each (matrix, type): proxy = importance-weighted squared error "
+                  "sum_c E[x_c^2] sum_o (w_hat - w)^2 (one encode each); kl = mean KL-divergence to the "
+                  "unquantized model on the calibration samples with only that matrix quantized (one forward "
+                  "pass each)")
+      ->capture_default_str();
+}
+
+std::vector<DType> CandidatesOf(const SensitivityArgs& a) {
+  return a.candidates.empty() ? DefaultCandidates() : ParseCandidates(a.candidates);
+}
+
+SensitivityKind KindOf(const SensitivityArgs& a) {
+  const std::optional<SensitivityKind> k = ParseSensitivityKind(a.kind);
+  if (!k) Fail("--sensitivity {}: unknown measure (proxy, kl)", a.kind);
+  return *k;
+}
+
+Calibration Calibrate(const Model& m, const SensitivityArgs& a, bool hessian, int threads) {
+  Calibration c;
+  c.samples = CalibrationSamples(m, a.calib, a.calib_opt);
+  StatsOptions so;
+  so.threads = threads;
+  so.hessian = hessian;
+  so.progress = Progress("calibration");
+  c.stats = CollectActivationStats(m, c.samples, so);
+  return c;
+}
+
+std::vector<MatrixSensitivity> Sensitivity(const Model& m, const SensitivityArgs& a, const Calibration& c,
+                                           std::vector<std::string> only, int threads) {
+  SensitivityOptions so;
+  so.candidates = CandidatesOf(a);
+  so.kind = KindOf(a);
+  so.stats = &c.stats;
+  so.samples = &c.samples;
+  so.only = std::move(only);
+  so.threads = threads;
+  so.progress = Progress("sensitivity");
+  return AnalyzeSensitivity(m, so);
+}
+
 }  // namespace smelt::cli

@@ -8,6 +8,9 @@
 #include <memory>
 #include <string>
 
+#include "compress/activation_stats.h"
+#include "compress/calibration.h"
+#include "compress/sensitivity.h"
 #include "core/error.h"
 #include "io/load.h"
 
@@ -28,6 +31,7 @@ Command AddSynth(CLI::App& root);
 Command AddDemo(CLI::App& root);
 Command AddQuantize(CLI::App& root);
 Command AddQuantReport(CLI::App& root);
+Command AddSensitivity(CLI::App& root);
 
 // --tokenizer for llama2.c checkpoints, used by every command that loads a model.
 void AddLoadOptions(CLI::App* app, LoadOptions& opt);
@@ -49,5 +53,28 @@ struct SizeInfo {
   double bits_per_weight() const { return parameters ? 8.0 * (double)bytes / (double)parameters : 0; }
 };
 SizeInfo ModelSize(const Model& m);
+
+// Calibration and sensitivity options shared by `quantize --target-bpw` and `sensitivity`.
+struct SensitivityArgs {
+  std::string calib, candidates, kind = "proxy";
+  CalibOptions calib_opt;
+};
+void AddCalibOptions(CLI::App* app, SensitivityArgs& a);
+void AddSensitivityOptions(CLI::App* app, SensitivityArgs& a);
+
+// The parsed --candidates (DefaultCandidates when empty) and --sensitivity; throws Error.
+std::vector<DType> CandidatesOf(const SensitivityArgs& a);
+SensitivityKind KindOf(const SensitivityArgs& a);
+
+// Calibration samples of a.calib and their activation statistics (Hessians too when asked).
+struct Calibration {
+  std::vector<std::vector<int32_t>> samples;
+  ActivationStats stats;
+};
+Calibration Calibrate(const Model& m, const SensitivityArgs& a, bool hessian, int threads);
+
+// The sensitivity table of the matrices named in `only` (all 2-D matrices when empty).
+std::vector<MatrixSensitivity> Sensitivity(const Model& m, const SensitivityArgs& a, const Calibration& c,
+                                           std::vector<std::string> only, int threads);
 
 }  // namespace smelt::cli

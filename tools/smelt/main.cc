@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
       smelt::cli::AddConvert(app), smelt::cli::AddSynth(app), smelt::cli::AddDemo(app),
       smelt::cli::AddQuantize(app),
       smelt::cli::AddQuantReport(app),
+      smelt::cli::AddSensitivity(app),
   };
   try {
     app.parse(argc, argv);
