@@ -18,6 +18,8 @@
 //          (matrix, type); the unquantized model's log-probs are kept in memory
 //          (samples × tokens × vocab floats).
 // Each candidate also reports its SQNR = 10·log10(Σw² / Σ(ŵ−w)²) dB (unweighted).
+// The allocator adds damages over matrices, which assumes their errors do not interact (a
+// first-order approximation with either measure).
 #include <cstdint>
 #include <functional>
 #include <optional>
