@@ -180,17 +180,20 @@ void FoldAwqScale(Weights& weights, const AwqGroup& group, std::span<const float
   }
 }
 
+const Tensor& GroupTensor(const Weights& weights, const std::string& name, const std::string& source,
+                          std::string_view pass) {
+  const Tensor* t = weights.Find(name);
+  if (!t) Fail("{}: {}: missing tensor {}", source, pass, name);
+  if (!FindTraits((uint32_t)t->type) || !Traits(t->type).to_float)
+    Fail("{}: tensor {}: type {} cannot be read to re-quantize", source, name, (uint32_t)t->type);
+  return *t;
+}
+
 AwqFolded AwqScaleModel(const Model& model, const ActivationStats& stats,
                         const std::function<std::optional<DType>(const Tensor&)>& target, const AwqOptions& opt) {
   AwqFolded out{model, {}};
   const Weights& w = out.model.weights;
-  auto get = [&](const std::string& n) -> const Tensor& {
-    const Tensor* t = w.Find(n);
-    if (!t) Fail("{}: awq: missing tensor {}", model.source, n);
-    if (!FindTraits((uint32_t)t->type) || !Traits(t->type).to_float)
-      Fail("{}: tensor {}: type {} cannot be read to re-quantize", model.source, n, (uint32_t)t->type);
-    return *t;
-  };
+  auto get = [&](const std::string& n) -> const Tensor& { return GroupTensor(w, n, model.source, "awq"); };
   for (const AwqGroup& g : AwqGroups(model)) {
     AwqGroupChoice choice{g, false, {}};
     bool encoded = true, quantized = false;

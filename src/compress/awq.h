@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "compress/activation_stats.h"
@@ -94,6 +95,11 @@ std::vector<AwqGroup> AwqGroups(const Model& model);
 // producing op divided by s (norm weight; rows of ffn_up; rows and bias of attn_v). The model
 // computes the same function up to rounding.
 void FoldAwqScale(Weights& weights, const AwqGroup& group, std::span<const float> s);
+
+// The tensor `name` of a group, which a rescaling pass reads as numbers; throws Error naming
+// `source` and the pass if it is missing or of a type smelt cannot decode.
+const Tensor& GroupTensor(const Weights& weights, const std::string& name, const std::string& source,
+                          std::string_view pass);
 
 struct AwqGroupChoice {
   AwqGroup group;

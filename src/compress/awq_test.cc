@@ -25,16 +25,15 @@
 #include "io/gguf_model.h"
 #include "model/synth.h"
 #include "runtime/session.h"
+#include "shared_assets.h"
 #include "tiny_models.h"
 
 namespace smelt {
 namespace {
 
-const std::string kStories = std::string(SMELT_SHARED_DIR) + "/assets/stories260K/stories260K.gguf";
-const std::string kTrain =
-    std::string(SMELT_SHARED_DIR) + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
-const std::string kDevText =
-    std::string(SMELT_SHARED_DIR) + "/assets/tinystories_valid_sample/tinystories_val_dev.txt";
+using assets::kStoriesGguf;
+using assets::kTrainText;
+using assets::kDevText;
 
 // ||Q(W S) S⁻¹ X − W X||² from explicit inputs X (N, C), with Q written out through the format
 // table's encoder and decoder: the loss AwqScaledLoss computes in Hessian form.
@@ -142,7 +141,7 @@ void ExpectFoldingKeepsTheFunction(const Model& m, size_t want_groups) {
 
 TEST(CompressAwq, FoldingKeepsTheUnquantizedFunction) {
   // stories260K has 8 heads on 4 kv heads: no attn_v → attn_output group.
-  const Model stories = LoadGgufModel(kStories);
+  const Model stories = LoadGgufModel(kStoriesGguf);
   ExpectFoldingKeepsTheFunction(stories, 3u * stories.config.n_layers);
   Model synth = SynthesizeModel({.dim = 64, .layers = 2, .heads = 4, .ff = 96, .vocab = 300, .context = 32});
   synth.source = "synth";
@@ -219,13 +218,13 @@ TEST(CompressAwq, QuantizedModelIsTheFoldedOriginalEncoded) {
 }
 
 struct StoriesCalib {
-  Model m = LoadGgufModel(kStories);
+  Model m = LoadGgufModel(kStoriesGguf);
   ActivationStats stats;
   StoriesCalib() {
     StatsOptions so;
     so.hessian = true;
     so.threads = 1;
-    stats = CollectActivationStats(m, CalibrationSamples(m, kTrain, {.samples = 16, .tokens = 128}), so);
+    stats = CollectActivationStats(m, CalibrationSamples(m, kTrainText, {.samples = 16, .tokens = 128}), so);
   }
 };
 

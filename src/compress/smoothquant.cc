@@ -53,13 +53,7 @@ SmoothQuantResult SmoothQuantModel(const Model& model, const ActivationStats& st
                                    const std::function<std::optional<DType>(const Tensor&)>& target) {
   SmoothQuantResult out{model, stats, {}};
   const Weights& w = out.model.weights;
-  auto get = [&](const std::string& n) -> const Tensor& {
-    const Tensor* t = w.Find(n);
-    if (!t) Fail("{}: smoothquant: missing tensor {}", model.source, n);
-    if (!FindTraits((uint32_t)t->type) || !Traits(t->type).to_float)
-      Fail("{}: tensor {}: type {} cannot be read to re-quantize", model.source, n, (uint32_t)t->type);
-    return *t;
-  };
+  auto get = [&](const std::string& n) -> const Tensor& { return GroupTensor(w, n, model.source, "smoothquant"); };
   // Inputs already replaced, so that entries shared by several weights are scaled once.
   std::map<const InputStats*, std::shared_ptr<InputStats>> scaled;
   for (const AwqGroup& g : AwqGroups(model)) {
