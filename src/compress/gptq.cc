@@ -49,7 +49,7 @@ struct Problem {
   std::vector<double> h;            // (c, c) H in processing order, symmetric, dead H_ii = 1
   std::vector<uint8_t> data;        // the encoded tensor: scales from from_float, codes at the end
   std::vector<GridPoint> grids;     // (oc, c) processing order
-  std::vector<int8_t> codes;        // (oc, c) original order: the chosen codes
+  std::vector<int16_t> codes;       // (oc, c) original order: the chosen codes (FP8's: 0..255)
   ElementGrid grid_shape{};         // qmin, qmax, table of the format
   size_t row_bytes = 0;
 
@@ -117,7 +117,7 @@ double QuantizeElement(Problem& p, int64_t r, int64_t k, double d, double* loss)
   const double w = p.w[(size_t)(r * p.c + k)];
   const ElementGrid g = p.Grid(r, k);
   const int q = NearestCode(g, w);
-  p.codes[(size_t)(r * p.c + p.perm[(size_t)k])] = (int8_t)q;
+  p.codes[(size_t)(r * p.c + p.perm[(size_t)k])] = (int16_t)q;
   const double err = (w - (double)GridValue(g, q)) / d;
   *loss += err * err;
   return err;

@@ -92,9 +92,32 @@ std::string Name(DType t, bool act_order) {
   return std::string(DTypeName(t)) + (act_order ? " act-order" : "");
 }
 
-const DType kAllCodeTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
-                               DType::kQ8_0, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K,
-                               DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL};
+// ggml's formats, and smelt's own: group-int of each width and kind (dense 3-bit codes straddle
+// bytes), NF4, pow2 and FP8 (codebooks not monotone in code order, FP8's with NaN codes).
+const DType kAllCodeTypes[] = {DType::kQ4_0,     DType::kQ4_1,      DType::kQ5_0,      DType::kQ5_1,
+                               DType::kQ8_0,     DType::kQ2_K,      DType::kQ3_K,      DType::kQ4_K,
+                               DType::kQ5_K,     DType::kQ6_K,      DType::kIQ4_NL,    DType::kI4S_G32,
+                               DType::kI3S_G32,  DType::kI3A_G64,   DType::kI2A_G128,  DType::kNF4,
+                               DType::kPow2_B32, DType::kF8E4M3_B32, DType::kF8E5M2_B32};
+
+// Σ_rows (W − Ŵ)_r (H + λI) (W − Ŵ)_rᵀ with λ = damp · mean(diag(H)): the quadratic GPTQ's
+// proxy loss stands for, evaluated directly on decoded weights.
+double DampedQuadratic(const Layer& l, const std::vector<float>& w_hat, double damp) {
+  double mean_diag = 0;
+  for (int64_t i = 0; i < l.c; ++i) mean_diag += l.h[(size_t)(i * l.c + i)] / (double)l.c;
+  double quadratic = 0;
+  std::vector<double> d((size_t)l.c);
+  for (int64_t o = 0; o < l.oc; ++o) {
+    for (int64_t j = 0; j < l.c; ++j) d[(size_t)j] = (double)l.w[(size_t)(o * l.c + j)] - w_hat[(size_t)(o * l.c + j)];
+    for (int64_t i = 0; i < l.c; ++i) {
+      for (int64_t j = 0; j < l.c; ++j) {
+        const double hij = l.h[(size_t)(i * l.c + j)] + (i == j ? damp * mean_diag : 0.0);
+        quadratic += d[(size_t)i] * hij * d[(size_t)j];
+      }
+    }
+  }
+  return quadratic;
+}
 
 // Both compute every quantity in double and visit the same elements in the same order; they
 // differ only in summation order (batched dgemm vs one update at a time, LAPACK vs the plain
@@ -176,27 +199,31 @@ TEST(CompressGptq, IdentityHessianIsRoundToNearestOnTheGrids) {
 // equal the quadratic evaluated directly on the decoded output (with the dampened H).
 TEST(CompressGptq, ProxyLossIsTheDampedQuadraticError) {
   const Layer l = MakeLayer(16, 256, 512, 5);
-  double mean_diag = 0;
-  for (int64_t i = 0; i < l.c; ++i) mean_diag += l.h[(size_t)(i * l.c + i)] / (double)l.c;
-  for (DType t : {DType::kQ4_0, DType::kQ2_K, DType::kQ6_K, DType::kIQ4_NL}) {
+  for (DType t : {DType::kQ4_0, DType::kQ2_K, DType::kQ6_K, DType::kIQ4_NL, DType::kI3S_G32, DType::kPow2_B32}) {
     for (bool act_order : {false, true}) {
       GptqOptions opts;
       opts.act_order = act_order;
       const GptqResult r = GptqQuantize(l.w.data(), l.oc, l.c, l.h.data(), t, opts);
-      const std::vector<float> q = Decode(t, r.data, l.oc, l.c);
-      double quadratic = 0;
-      for (int64_t o = 0; o < l.oc; ++o) {
-        std::vector<double> d((size_t)l.c);
-        for (int64_t j = 0; j < l.c; ++j) d[(size_t)j] = (double)l.w[(size_t)(o * l.c + j)] - q[(size_t)(o * l.c + j)];
-        for (int64_t i = 0; i < l.c; ++i) {
-          for (int64_t j = 0; j < l.c; ++j) {
-            const double hij = l.h[(size_t)(i * l.c + j)] + (i == j ? r.damp * mean_diag : 0.0);
-            quadratic += d[(size_t)i] * hij * d[(size_t)j];
-          }
-        }
-      }
+      const double quadratic = DampedQuadratic(l, Decode(t, r.data, l.oc, l.c), r.damp);
       EXPECT_NEAR(r.proxy_loss, quadratic, 1e-6 * quadratic) << Name(t, act_order);
       EXPECT_EQ(r.damp, (double)opts.damp);
+    }
+  }
+}
+
+// GPTQ minimises the proxy quadratic greedily, so on smelt's 3-bit group-int types (where
+// rounding errors are largest relative to the weights) its loss must be below that of
+// round-to-nearest, the format's own from_float, measured by the same quadratic.
+TEST(CompressGptq, NativeThreeBitProxyLossBelowRtn) {
+  const Layer l = MakeLayer(32, 256, 512, 11);
+  for (DType t : {DType::kI3S_G32, DType::kI3A_G32, DType::kI3S_G128, DType::kI3A_G128}) {
+    for (bool act_order : {false, true}) {
+      GptqOptions opts;
+      opts.act_order = act_order;
+      const GptqResult r = GptqQuantize(l.w.data(), l.oc, l.c, l.h.data(), t, opts);
+      const double rtn = DampedQuadratic(l, Decode(t, Encode(t, l.w, l.oc, l.c), l.oc, l.c), r.damp);
+      std::printf("  %-18s proxy loss GPTQ/RTN %.3f\n", Name(t, act_order).c_str(), r.proxy_loss / rtn);
+      EXPECT_LT(r.proxy_loss, rtn) << Name(t, act_order);
     }
   }
 }

@@ -1,10 +1,12 @@
 // Code access for the formats of formats/codes.h. Every code is one or two bit fields of the
-// block's bytes (low bits, then an optional high plane) minus a storage bias, so one generic
-// reader/writer serves all formats; each format only says where element e's fields are. Grids
-// are read from the block's scale fields in the decoder's arithmetic order.
+// block's bytes (low bits, then an optional high plane, or for the densely packed smelt-native
+// formats the part of a code that straddles into the next byte) minus a storage bias, so one
+// generic reader/writer serves all formats; each format only says where element e's fields are.
+// Grids are read from the block's scale fields in the decoder's arithmetic order.
 #include "formats/codes.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -12,8 +14,12 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "formats/fp8.h"
+#include "formats/group_int.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
+#include "formats/nf4.h"
+#include "formats/pow2.h"
 #include "formats/q4_0.h"
 #include "formats/q4_1.h"
 #include "formats/q5_0.h"
@@ -28,6 +34,61 @@ namespace {
 // IQ4_NL's codebook as floats, the operand to_float multiplies by d.
 constexpr float kIQ4NLTable[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                    1,    13,   25,  38,  53,  69,  89,  113};
+
+// pow2's level of each 4-bit code for d = 1, in code order (not monotone: 0..6 positive
+// powers, 7 zero, 8..14 negative powers, 15 zero again), from the decoder's own Pow2Level.
+const float* Pow2Table() {
+  static const std::array<float, 16> table = [] {
+    std::array<float, 16> t{};
+    for (int c = 0; c < 16; ++c) t[(size_t)c] = Pow2Level((uint8_t)c);
+    return t;
+  }();
+  return table.data();
+}
+
+// The 256 values of an FP8 element format in code order (the raw byte), from the decoder's own
+// Fp8ToFloat: not monotone (codes >= 0x80 are the negatives), and holding NaNs (E4M3 and
+// E5M2) and infinities (E5M2), which NearestCode never chooses.
+template <const Fp8Format& F>
+const float* Fp8Table() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c) t[(size_t)c] = Fp8ToFloat(F, (uint8_t)c);
+    return t;
+  }();
+  return table.data();
+}
+
+// One group-int type's parameters and the byte offsets of its fields (formats/group_int.h).
+struct GroupIntLayout {
+  DType type;
+  int bits, lo, hi;  // code width and range (codes lo..hi are stored as code - lo)
+  bool symmetric;
+  int dm, qs;  // offsets of the fp16 scale (then the offset m, asymmetric) and of the codes
+};
+template <int Bits, bool Symmetric, int Group>
+constexpr GroupIntLayout GroupIntRow(DType t) {
+  using G = GroupInt<Bits, Symmetric, Group>;
+  using B = typename G::Block;
+  return {t, Bits, G::kLo, G::kHi, Symmetric, (int)offsetof(B, dm), (int)offsetof(B, qs)};
+}
+constexpr GroupIntLayout kGroupInt[] = {
+    GroupIntRow<4, true, 32>(DType::kI4S_G32),   GroupIntRow<4, true, 64>(DType::kI4S_G64),
+    GroupIntRow<4, true, 128>(DType::kI4S_G128), GroupIntRow<4, false, 32>(DType::kI4A_G32),
+    GroupIntRow<4, false, 64>(DType::kI4A_G64),  GroupIntRow<4, false, 128>(DType::kI4A_G128),
+    GroupIntRow<3, true, 32>(DType::kI3S_G32),   GroupIntRow<3, true, 64>(DType::kI3S_G64),
+    GroupIntRow<3, true, 128>(DType::kI3S_G128), GroupIntRow<3, false, 32>(DType::kI3A_G32),
+    GroupIntRow<3, false, 64>(DType::kI3A_G64),  GroupIntRow<3, false, 128>(DType::kI3A_G128),
+    GroupIntRow<2, true, 32>(DType::kI2S_G32),   GroupIntRow<2, true, 64>(DType::kI2S_G64),
+    GroupIntRow<2, true, 128>(DType::kI2S_G128), GroupIntRow<2, false, 32>(DType::kI2A_G32),
+    GroupIntRow<2, false, 64>(DType::kI2A_G64),  GroupIntRow<2, false, 128>(DType::kI2A_G128),
+};
+
+const GroupIntLayout* FindGroupInt(DType t) {
+  for (const GroupIntLayout& g : kGroupInt)
+    if (g.type == t) return &g;
+  return nullptr;
+}
 
 // One bit field of a block: `width` bits at bit `shift` of byte `byte`.
 struct BitField {
@@ -55,7 +116,17 @@ BitField KHighBit(size_t qh, int e) { return {(int)qh + e % 32, e / 32, 1}; }
 
 constexpr BitField kNoField = {0, 0, 0};
 
+// Code e of a dense array of `bits`-bit codes at byte qs (formats/bitpack.h): the bits in its
+// first byte, then the rest (if it straddles a byte boundary) from the low bits of the next.
+CodeLocation DenseCode(size_t qs, int e, int bits, int bias) {
+  const int p = e * bits, first = std::min(bits, 8 - p % 8);
+  const BitField lo = {(int)qs + p / 8, p % 8, first};
+  const BitField hi = first < bits ? BitField{(int)qs + p / 8 + 1, 0, bits - first} : kNoField;
+  return {lo, hi, bias, false};
+}
+
 CodeLocation Locate(DType t, int e) {
+  if (const GroupIntLayout* g = FindGroupInt(t)) return DenseCode((size_t)g->qs, e, g->bits, -g->lo);
   switch (t) {
     case DType::kQ4_0: return {Nibble32(offsetof(BlockQ4_0, qs), e), kNoField, 8, false};
     case DType::kQ4_1: return {Nibble32(offsetof(BlockQ4_1, qs), e), kNoField, 0, false};
@@ -81,6 +152,10 @@ CodeLocation Locate(DType t, int e) {
       const BitField hi = {(int)offsetof(BlockQ6_K, qh) + 32 * h + r % 32, 2 * (r / 32), 2};
       return {lo, hi, 32, false};
     }
+    case DType::kNF4: return DenseCode(offsetof(BlockNF4, qs), e, 4, 0);
+    case DType::kPow2_B32: return DenseCode(offsetof(BlockPow2, qs), e, 4, 0);
+    case DType::kF8E4M3_B32:
+    case DType::kF8E5M2_B32: return DenseCode(offsetof(BlockF8, qs), e, 8, 0);
     default: break;
   }
   SMELT_ASSERT(false && "type without code access");
@@ -118,16 +193,31 @@ bool HasCodeAccess(DType t) {
     case DType::kQ4_0: case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1:
     case DType::kQ8_0: case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K:
     case DType::kQ5_K: case DType::kQ6_K: case DType::kIQ4_NL:
+    case DType::kNF4: case DType::kPow2_B32: case DType::kF8E4M3_B32: case DType::kF8E5M2_B32:
       return true;
     default:
-      return false;
+      return FindGroupInt(t) != nullptr;
   }
 }
 
 void BlockGrids(DType t, const void* block, ElementGrid* out) {
   SMELT_ASSERT(HasCodeAccess(t));
   const uint8_t* p = static_cast<const uint8_t*>(block);
+  const int n = (int)Traits(t).block_size;
+  if (const GroupIntLayout* g = FindGroupInt(t)) {
+    // GroupInt::Dequantize: d * q + m, with m = +0.0f for the symmetric kind (so the offset is
+    // the decoder's +0.0f, not kNoOffset: d * 0 + 0.0f is +0.0f even where d * 0 is -0.0f).
+    const float d = Fp16At(p, (size_t)g->dm);
+    const float m = g->symmetric ? 0.0f : Fp16At(p, (size_t)g->dm + sizeof(fp16_t));
+    return Fill(out, n, {d, m, g->lo, g->hi, nullptr});
+  }
   switch (t) {
+    case DType::kNF4: return Fill(out, n, {Fp16At(p, offsetof(BlockNF4, d)), kNoOffset, 0, 15, kNF4Values});
+    case DType::kPow2_B32: return Fill(out, n, {Fp16At(p, offsetof(BlockPow2, d)), kNoOffset, 0, 15, Pow2Table()});
+    case DType::kF8E4M3_B32:
+      return Fill(out, n, {Fp16At(p, offsetof(BlockF8, d)), kNoOffset, 0, 255, Fp8Table<kE4M3>()});
+    case DType::kF8E5M2_B32:
+      return Fill(out, n, {Fp16At(p, offsetof(BlockF8, d)), kNoOffset, 0, 255, Fp8Table<kE5M2>()});
     case DType::kQ4_0:
       return Fill(out, kQK4_0, {Fp16At(p, offsetof(BlockQ4_0, d)), kNoOffset, -8, 7, nullptr});
     case DType::kQ5_0:
@@ -227,16 +317,22 @@ float GridValue(const ElementGrid& g, int q) {
 }
 
 int NearestCode(const ElementGrid& g, double w) {
+  // Table entries that are not finite (FP8's NaNs and infinities) are never chosen; every
+  // other format's values are all finite, so for them this is a plain search of qmin..qmax.
   if (g.scale == 0.0f || !std::isfinite(g.scale) || !std::isfinite(g.offset) || !std::isfinite(w)) {
+    // (Codes can be negative, so "none yet" is a flag, not a sentinel code.)
     int best = g.qmin;
-    for (int q = g.qmin + 1; q <= g.qmax; ++q) {
-      if (std::fabs(Unscaled(g, q)) < std::fabs(Unscaled(g, best))) best = q;
+    bool found = false;
+    for (int q = g.qmin; q <= g.qmax; ++q) {
+      if (!std::isfinite(Unscaled(g, q))) continue;
+      if (!found || std::fabs(Unscaled(g, q)) < std::fabs(Unscaled(g, best))) best = q, found = true;
     }
     return best;
   }
   int lo, hi;  // candidate codes
   if (g.table != nullptr) {
-    lo = g.qmin, hi = g.qmax;  // a small codebook: try every entry
+    // A codebook: try every entry, since tables need not be monotone in code order (pow2, FP8).
+    lo = g.qmin, hi = g.qmax;
   } else {
     // The rounded real-valued position, clamped; rounding of the division can put the true
     // nearest one step away, so its neighbours are tried too.
@@ -245,9 +341,11 @@ int NearestCode(const ElementGrid& g, double w) {
     lo = std::max(g.qmin, q0 - 1), hi = std::min(g.qmax, q0 + 1);
   }
   int best = lo;
-  double best_err = std::fabs(w - (double)GridValue(g, lo));
-  for (int q = lo + 1; q <= hi; ++q) {
-    const double err = std::fabs(w - (double)GridValue(g, q));
+  double best_err = std::numeric_limits<double>::infinity();
+  for (int q = lo; q <= hi; ++q) {
+    const float v = GridValue(g, q);
+    if (!std::isfinite(v)) continue;
+    const double err = std::fabs(w - (double)v);
     if (err < best_err) best = q, best_err = err;
   }
   return best;
