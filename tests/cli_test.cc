@@ -299,6 +299,37 @@ static void ExpectQuantizeFails(const std::string& model, const std::string& out
   }
 }
 
+// The --format spelling of a group-int type: int3 with groups of 32 where the rules leave it
+// (ffn_down's 172-value rows, which no 32-group divides, stay f16 by rule), quantized with GPTQ,
+// written and readable.
+TEST(Cli, QuantizeFormatInt3WithGptq) {
+  fs::path dir = TempDir("quantize-int3");
+  const std::string out = (dir / "q.gguf").string();
+  Result r = Smelt("quantize '" + kStories + "/stories260K.gguf' -o '" + out +
+                   "' --format int3 --group 32 --rules 'blk.*.ffn_down.weight=f16' --method gptq --calib '" +
+                   kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt' --calib-samples 4 "
+                   "--calib-tokens 64 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  int int3 = 0;
+  for (const auto& t : j["tensors"]) {
+    const std::string name = t["name"], to = t["to"];
+    if (name.find("ffn_down") != std::string::npos) {
+      EXPECT_EQ(to, "f16") << name;
+    } else if (name != "token_embd.weight") {  // the embedding no projection reads: no Hessian
+      EXPECT_EQ(to, "i3s_g32") << name;
+      EXPECT_TRUE(t["gptq"].get<bool>()) << name;
+      ++int3;
+    }
+  }
+  EXPECT_EQ(int3, 5 * 6 + 1);  // attn_q/k/v/output, ffn_gate/up of 5 layers; output.weight
+  EXPECT_NE(j["recipe"].get<std::string>().find("*=i3s_g32"), std::string::npos);
+  Result ppl = Smelt("eval ppl '" + out + "' --text '" + kDevText + "' --ctx 128 --chunks 4 --json");
+  ASSERT_EQ(ppl.code, 0) << ppl.err;
+  EXPECT_TRUE(std::isfinite(nlohmann::json::parse(ppl.out)["ppl"].get<double>()));
+  fs::remove_all(dir);
+}
+
 TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("quantize-bad");
   const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
@@ -317,6 +348,15 @@ TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
       {"--type q4_0 --method mse --calib '" + (dir / "empty.txt").string() + "'", "empty.txt"},
       {"--type q4_0 --method mse --calib '" + (dir / "short.txt").string() + "'", "short.txt"},
       {"--type q4_0 --method mse --calib '" + (dir / "missing.txt").string() + "'", "missing.txt"},
+      // --format/--group: the group must exist, and divide every row it applies to (stories260K's
+      // ffn_down rows hold 172 values).
+      {"--format int4 --group 48", "--group 48"},
+      {"--format int4", "--group"},
+      {"--format int5 --group 32", "int5"},
+      {"--format q4_0 --group 32", "--group"},
+      {"--type q4_0 --format int4 --group 32", "--format"},
+      {"--format int3 --group 32", "ffn_down.weight"},
+      {"--format int2 --group 128 --asym --rules 'blk.*.ffn_down.weight=f16'", "--group 128"},
   };
   ExpectQuantizeFails(model, out, cases);
   Result missing = Smelt("quantize '" + (dir / "none.gguf").string() + "' -o '" + out + "' --type q4_0");

@@ -3,16 +3,20 @@
 // post-training quantization of any model smelt loads to a GGUF file llama.cpp can load.
 // With --target-bpw / --target-size the types come from the mixed-precision allocator
 // (compress/allocate.h) over a sensitivity table (compress/sensitivity.h).
+// --format int4|int3|int2 --group 32|64|128 [--asym] is another spelling of the group-int types
+// (i4s_g128 ...); --format also takes any type name, as --type does.
 #include <fmt/format.h>
 
 #include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "cli_util.h"
 #include "compress/allocate.h"
 #include "compress/calibration.h"
 #include "compress/quantize.h"
+#include "compress/rules.h"
 #include "eval/quant_report.h"
 #include "formats/types.h"
 #include "io/gguf.h"
@@ -22,7 +26,9 @@ namespace smelt::cli {
 namespace {
 
 struct QuantizeArgs {
-  std::string model, out, type, rules, method = "rtn";
+  std::string model, out, type, format, rules, method = "rtn";
+  std::optional<int> group;
+  bool asym = false;
   SensitivityArgs sens;  // --calib, --candidates, --sensitivity
   double target_bpw = 0;
   std::string target_size;
@@ -91,8 +97,50 @@ uint64_t OtherFileBytes(const Model& m, const std::vector<MatrixSensitivity>& ta
   return size - allocated + kGgufDefaultAlignment * table.size();
 }
 
+// The group-int type that `--format int<b> --group G [--asym]` names, when format is int<b>.
+std::optional<DType> GroupIntFormat(const QuantizeArgs& a) {
+  int bits = 0;
+  if (a.format == "int4") bits = 4;
+  else if (a.format == "int3") bits = 3;
+  else if (a.format == "int2") bits = 2;
+  else return std::nullopt;
+  if (!a.group) Fail("--format {} needs --group 32, 64 or 128", a.format);
+  if (*a.group != 32 && *a.group != 64 && *a.group != 128)
+    Fail("--group {}: the group-int types have groups of 32, 64 or 128", *a.group);
+  const std::string name = fmt::format("i{}{}_g{}", bits, a.asym ? 'a' : 's', *a.group);
+  const std::optional<DType> t = ParseDType(name);
+  SMELT_ASSERT(t.has_value());
+  return t;
+}
+
+// The catch-all type: --type, or --format as a type name or group-int spelling.
+std::string CatchAllType(const QuantizeArgs& a) {
+  if (!a.format.empty() && !a.type.empty()) Fail("give --type or --format, not both");
+  const bool int_format = a.format == "int4" || a.format == "int3" || a.format == "int2";
+  if (!a.format.empty() && !int_format && !ParseDType(a.format))
+    Fail("--format {}: unknown format (int4, int3, int2 with --group, or a type name)", a.format);
+  if ((a.group || a.asym) && !int_format)
+    Fail("--group and --asym go with --format int4, int3 or int2 (not '{}')", a.format.empty() ? a.type : a.format);
+  if (int_format) return std::string(DTypeName(*GroupIntFormat(a)));
+  return a.format.empty() ? a.type : a.format;
+}
+
+// An explicit --group promises that group to every matrix the catch-all rule reaches: a matrix
+// whose rows it does not divide is an error, not a silent fallback.
+void CheckGroupDivides(const QuantizeArgs& a, const std::vector<TypeRule>& rules, const Model& m, DType type) {
+  if (!a.group) return;
+  for (const Tensor& t : m.weights.all()) {
+    if (t.n_dims != 2) continue;
+    const TypeRule* rule = MatchTypeRule(rules, t.name);
+    if (rule && rule->type == type && t.ne[0] % *a.group != 0)
+      Fail("{}: --group {} does not divide the {}-value rows of {} (give it another type with --rules)", a.model,
+           *a.group, t.ne[0], t.name);
+  }
+}
+
 int RunQuantize(const QuantizeArgs& a) {
   if (!a.out.ends_with(".gguf")) Fail("-o {}: the output must be a .gguf file", a.out);
+  const std::string type = CatchAllType(a);
   QuantizeOptions q;
   const std::optional<QuantMethod> method = ParseQuantMethod(a.method);
   if (!method) Fail("--method {}: unknown method (rtn, mse, gptq, awq)", a.method);
@@ -112,7 +160,7 @@ int RunQuantize(const QuantizeArgs& a) {
   if (a.target_bpw < 0) Fail("--target-bpw {}: must be positive", a.target_bpw);
   if (a.target_bpw > 0 && !a.target_size.empty()) Fail("give --target-bpw or --target-size, not both");
   if (mixed) {
-    if (!a.type.empty()) Fail("--type: with --target-bpw/--target-size the allocator picks every matrix's type");
+    if (!type.empty()) Fail("--type: with --target-bpw/--target-size the allocator picks every matrix's type");
     if (calib.empty()) Fail("--target-bpw/--target-size: the sensitivity analysis needs calibration text (--calib FILE)");
     CandidatesOf(a.sens), KindOf(a.sens);  // fail on bad options before loading the model
   } else if (!a.sens.candidates.empty() || a.sens.kind != "proxy") {
@@ -121,17 +169,18 @@ int RunQuantize(const QuantizeArgs& a) {
   const uint64_t target_bytes = a.target_size.empty() ? 0 : ParseSize(a.target_size);
   // Rules: --rules first (first match wins), then --type as the catch-all.
   if (!a.rules.empty()) q.rules = ParseTypeRules(a.rules);
-  if (!a.type.empty()) {
-    const std::optional<DType> t = ParseDType(a.type);
-    if (!t) Fail("--type {}: unknown type", a.type);
-    auto all = ParseTypeRules("*=" + a.type);
+  if (!type.empty()) {
+    const std::optional<DType> t = ParseDType(type);
+    if (!t) Fail("--type {}: unknown type", type);
+    auto all = ParseTypeRules("*=" + type);
     q.rules.insert(q.rules.end(), all.begin(), all.end());
   }
-  if (q.rules.empty() && !mixed) Fail("give --type TYPE, --rules 'GLOB=TYPE; ...' or --target-bpw BITS");
+  if (q.rules.empty() && !mixed) Fail("give --type TYPE (or --format), --rules 'GLOB=TYPE; ...' or --target-bpw BITS");
   if (!calib.empty() && q.method == QuantMethod::kRtn && !mixed && !a.smooth)
     Fail("--calib: method rtn uses no calibration data (use --method mse for importance-weighted quantization)");
 
   Model m = LoadModel(a.model, a.load);
+  if (!type.empty()) CheckGroupDivides(a, q.rules, m, *ParseDType(type));
   q.threads = a.threads;
   q.gptq.damp = a.damp;
   q.gptq.act_order = a.act_order;
@@ -144,7 +193,7 @@ int RunQuantize(const QuantizeArgs& a) {
   }
 
   std::string recipe = fmt::format("method={} rules='{}{}{}'", a.method, a.rules,
-                                   a.rules.empty() || a.type.empty() ? "" : "; ", a.type.empty() ? "" : "*=" + a.type);
+                                   a.rules.empty() || type.empty() ? "" : "; ", type.empty() ? "" : "*=" + type);
   if (mixed)
     recipe += fmt::format(" {} candidates={} sensitivity={}",
                           a.target_size.empty() ? fmt::format("target_bpw={}", a.target_bpw)
@@ -287,6 +336,13 @@ Command AddQuantize(CLI::App& root) {
                   "symmetric/asymmetric, groups 32/64/128), nf4, f8e4m3_b32, f8e5m2_b32, pow2_b32; per output "
                   "channel: i8_pc, w8a8 (int8 per-token activations), i4s_pc ... i2a_pc, km4_pc/km3_pc/km2_pc "
                   "(k-means codebooks)");
+  app->add_option("--format", a->format,
+                  "int4, int3 or int2 with --group (and --asym): the group-int type i<b>{s,a}_g<group>; "
+                  "or any --type name");
+  app->add_option("--group", a->group,
+                  "--format int<b>: weights per scale, 32, 64 or 128; it must divide the rows of every matrix "
+                  "it applies to (route others elsewhere with --rules)");
+  app->add_flag("--asym", a->asym, "--format int<b>: asymmetric groups (scale and offset) instead of symmetric");
   app->add_option("--rules", a->rules, "per-tensor types, first match wins: 'output.weight=q6_K; blk.*.attn_v.*=q5_K'");
   app->add_option("--method", a->method,
                   "rtn: round to nearest (llama-quantize's bytes); mse: per-block MSE-optimal scales, "
