@@ -377,7 +377,9 @@ TEST(Gguf, TensorRoundTripEveryWritableType) {
       // The bytes read back are the bytes the encoder produced.
       const TypeTraits& tr = Traits(t.type);
       std::vector<uint8_t> want(t.nbytes);
-      tr.from_float(values[i].data(), want.data(), t.nelements());
+      const size_t row_bytes = RowBytes(t.type, t.ne[0]);  // row by row: per-channel types have row headers
+      for (int64_t r = 0; r < t.nrows(); ++r)
+        tr.from_float(values[i].data() + r * t.ne[0], want.data() + r * row_bytes, t.ne[0]);
       EXPECT_EQ(std::memcmp(want.data(), t.data, t.nbytes), 0) << tr.name;
     }
   }
