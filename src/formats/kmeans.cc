@@ -58,7 +58,9 @@ void KMeans1D(const float* x, const float* w, int64_t n, int K, float* centroids
     prev = start;
     for (int k = 0; k < K; ++k) {
       const double ww = sw[start[k + 1]] - sw[start[k]];
-      if (ww > 0) c[k] = (sx[start[k + 1]] - sx[start[k]]) / ww;  // an empty cluster keeps its place
+      // The cluster's mean, kept inside its run (rounding must not leave float's range); an empty
+      // cluster keeps its place.
+      if (ww > 0) c[k] = std::clamp((sx[start[k + 1]] - sx[start[k]]) / ww, sorted(start[k]), sorted(start[k + 1] - 1));
     }
   }
   std::sort(c.begin(), c.end());
