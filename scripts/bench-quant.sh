@@ -3,7 +3,8 @@
 # held-out text against the unquantized model.
 #   bash scripts/bench-quant.sh [MODEL] [EVAL_TEXT] [CALIB_TEXT] [CTX] [CHUNKS]
 # Methods: rtn, mse, imatrix (mse weighted by calibration importance), gptq, awq (then rtn), awq_clip
-# (awq, then the importance-weighted mse search) (METHODS=... to pick).
+# (awq, then the importance-weighted mse search), smooth (SmoothQuant alpha 0.5, then rtn)
+# (METHODS=... to pick).
 # Defaults: stories260K.gguf, the TinyStories validation sample (held out), the TinyStories
 # training prefix for calibration (64 samples × 512 tokens), ctx 512, all windows. Needs
 # build/smelt. Prints a markdown table: type, method, bits/weight over all tensors, file size,
@@ -25,10 +26,11 @@ for t in $TYPES; do
     case $m in
       imatrix) args=(--method mse) ;;
       awq_clip) args=(--method awq --awq-clip) ;;
+      smooth) args=(--method rtn --smooth 0.5) ;;
       *) args=(--method "$m") ;;
     esac
     args+=(--type "$t")
-    case $m in imatrix | gptq | awq | awq_clip) args+=(--calib "$CALIB" --calib-samples "${CALIB_SAMPLES:-64}" --calib-tokens 512) ;; esac
+    case $m in imatrix | gptq | awq | awq_clip | smooth) args+=(--calib "$CALIB" --calib-samples "${CALIB_SAMPLES:-64}" --calib-tokens 512) ;; esac
     "$SMELT" quantize "$MODEL" -o "$WORK/q.gguf" "${args[@]}" -t "$THREADS" --json >"$WORK/q.json"
     "$SMELT" eval kld "$WORK/q.gguf" --base-logits "$WORK/base.logp" --text "$TEXT" --ctx "$CTX" \
       --chunks "$CHUNKS" -t "$THREADS" --json >"$WORK/k.json"
