@@ -76,6 +76,9 @@ enum class DType : uint32_t {
   kKM4_PC = 1054,
   kKM3_PC = 1055,
   kKM2_PC = 1056,
+  // Outlier-aware: 8 exact weights per row beside a base block format (formats/outliers.h).
+  kQ4_0_O8 = 1057,
+  kI3S_G32_O8 = 1058,
 };
 
 // The id range reserved for smelt-native types (see DType).

@@ -309,6 +309,31 @@ TEST(NativeFormats, KMeansCodebooksAreNearestAndBeatUniformGrids) {
   CheckKMeans<2>(DType::kKM2_PC, DType::kI2A_PC);
 }
 
+// Outlier-aware types: the 8 most salient weights of each row come back exactly (to fp16), the
+// rest is the base format's encoding of the row with them zeroed, and rows with outliers lose far
+// less than in the base format alone.
+TEST(NativeFormats, OutlierAwareKeepsTheLargestWeightsExactly) {
+  for (const auto& pair : {std::pair{DType::kQ4_0_O8, DType::kQ4_0}, std::pair{DType::kI3S_G32_O8, DType::kI3S_G32}}) {
+    const DType t = pair.first, base = pair.second;
+    SCOPED_TRACE(DTypeName(t));
+    const int64_t n = 256;
+    const std::vector<float> x = MakeRow(RowKind::kOutliers, n, 23);
+    const std::vector<float> y = RoundTrip(t, x);
+    // The 8 largest |x| by brute force.
+    std::vector<int64_t> order(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return std::fabs(x[a]) > std::fabs(x[b]); });
+    std::vector<float> dense = x;
+    for (int k = 0; k < 8; ++k) {
+      EXPECT_EQ(y[order[k]], Fp16ToFloat(FloatToFp16(x[order[k]]))) << order[k];
+      dense[order[k]] = 0.0f;
+    }
+    const std::vector<float> want = RoundTrip(base, dense);
+    for (int k = 8; k < n; ++k) EXPECT_EQ(y[order[k]], want[order[k]]) << order[k];
+    EXPECT_LT(RmsError(x, y), 0.5 * RmsError(x, RoundTrip(base, x)));
+  }
+}
+
 // --- orderings -------------------------------------------------------------------------------
 
 double Rmse(DType type, RowKind kind) {
@@ -373,9 +398,9 @@ TEST(NativeFormats, WeightedEncodersLowerTheWeightedError) {
     tr->to_float(weighted.data(), yw.data(), n);
     EXPECT_LE(RmsError(x, yw), RmsError(x, yp)) << tr->name;
   }
-  // 18 group-integer types, nf4, pow2, i8_pc, w8a8, 6 per-channel ints, 3 k-means (fp8 has no
-  // scale to search)
-  EXPECT_EQ(checked, 31);
+  // 18 group-integer types, nf4, pow2, i8_pc, w8a8, 6 per-channel ints, 3 k-means, 2 outlier-aware
+  // (fp8 has no scale to search)
+  EXPECT_EQ(checked, 33);
 }
 
 // The measured table of docs/BENCHMARKS.md: RMSE of from_float and from_float_weighted (plain

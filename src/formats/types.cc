@@ -41,6 +41,7 @@
 // | i<b>s_pc      |     8 |           b | b + 16/n    | fp16 d per row      |
 // | i<b>a_pc      |     8 |           b | b + 32/n    | fp16 d, m per row   |
 // | km<b>_pc      |     8 |           b | b + 16·2^b/n| 2^b fp16 centroids  |
+// | <base>_o8     | base's block and bytes | base + 384/n | 8 exact weights |
 // Their from_float is smelt's own round to nearest with the format's natural scale (no ggml
 // reference exists); all but fp8 also have an importance-weighted from_float_weighted.
 //
@@ -70,6 +71,7 @@
 #include "formats/k_quants.h"
 #include "formats/kmeans.h"
 #include "formats/nf4.h"
+#include "formats/outliers.h"
 #include "formats/per_channel.h"
 #include "formats/plain.h"
 #include "formats/pow2.h"
@@ -135,6 +137,12 @@ constexpr TypeTraits KMeansRow(DType type, std::string_view name) {
   using R = RowKMeans<Bits>;
   return PerChannelRow(type, name, R::kCodesPerByteGroup, Bits, R::kHeader, R::Dequantize, R::Quantize,
                        R::QuantizeWeighted);
+}
+
+template <DType Base, int K>
+constexpr TypeTraits OutlierRow(DType type, std::string_view name, int64_t block_size, size_t type_size) {
+  using R = RowWithOutliers<Base, K>;
+  return PerChannelRow(type, name, block_size, type_size, R::kHeader, R::Dequantize, R::Quantize, R::QuantizeWeighted);
 }
 
 constexpr TypeTraits kTable[] = {
@@ -224,6 +232,8 @@ constexpr TypeTraits kTable[] = {
     KMeansRow<4>(DType::kKM4_PC, "km4_pc"),
     KMeansRow<3>(DType::kKM3_PC, "km3_pc"),
     KMeansRow<2>(DType::kKM2_PC, "km2_pc"),
+    OutlierRow<DType::kQ4_0, 8>(DType::kQ4_0_O8, "q4_0_o8", kQK4_0, sizeof(BlockQ4_0)),
+    OutlierRow<DType::kI3S_G32, 8>(DType::kI3S_G32_O8, "i3s_g32_o8", 32, sizeof(BlockGroupInt<3, true, 32>)),
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -315,8 +325,9 @@ std::optional<size_t> TensorBytes(DType t, const std::array<int64_t, 4>& ne) {
 size_t BlockAlignment(DType t) {
   // Every block struct's size is a multiple of its widest field, and the fields are fp16, f32,
   // int16 or (plain types) up to 8 bytes: the lowest set bit of the size, capped at 8.
-  if (Traits(t).row_header) return 1;  // per-row formats read their headers with memcpy
-  const size_t size = Traits(t).type_size;
+  // Per-row formats read their headers with memcpy; a base format after the header (outliers.h)
+  // needs its own alignment, which rows keep when header and block sizes are multiples of it.
+  const size_t size = Traits(t).type_size | Traits(t).row_header;
   return std::min<size_t>(size & (~size + 1), 8);
 }
 

@@ -79,6 +79,8 @@ const Expected kExpected[] = {
     {DType::kKM4_PC, 1054, "km4_pc", 8, 4.0, true, true, false, true},
     {DType::kKM3_PC, 1055, "km3_pc", 8, 3.0, true, true, false, true},
     {DType::kKM2_PC, 1056, "km2_pc", 8, 2.0, true, true, false, true},
+    {DType::kQ4_0_O8, 1057, "q4_0_o8", 32, 4.5, true, true, false, true},
+    {DType::kI3S_G32_O8, 1058, "i3s_g32_o8", 32, 3.5, true, true, false, true},
 };
 
 TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
@@ -106,7 +108,7 @@ TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
 }
 
 TEST(FormatsTypes, UnknownIdsHaveNoRow) {
-  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1057u, 1087u, 1088u, 2047u, 0xffffffffu}) {
+  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1059u, 1087u, 1088u, 2047u, 0xffffffffu}) {
     EXPECT_EQ(FindTraits(id), nullptr) << id;
   }
 }

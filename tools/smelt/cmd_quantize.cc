@@ -335,7 +335,7 @@ Command AddQuantize(CLI::App& root) {
                   "f32 (llama.cpp loads these); smelt-only: i4s_g32, i4a_g128, i3s_g64, i2a_g32 ... (int4/3/2, "
                   "symmetric/asymmetric, groups 32/64/128), nf4, f8e4m3_b32, f8e5m2_b32, pow2_b32; per output "
                   "channel: i8_pc, w8a8 (int8 per-token activations), i4s_pc ... i2a_pc, km4_pc/km3_pc/km2_pc "
-                  "(k-means codebooks)");
+                  "(k-means codebooks); outlier-aware: q4_0_o8, i3s_g32_o8 (8 exact weights per row)");
   app->add_option("--format", a->format,
                   "int4, int3 or int2 with --group (and --asym): the group-int type i<b>{s,a}_g<group>; "
                   "or any --type name");
