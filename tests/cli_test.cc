@@ -394,7 +394,8 @@ TEST(Cli, QuantizeToATargetBitsPerWeightOrFileSize) {
   // A user rule naming a tensor exactly wins over the allocator.
   r = Smelt("quantize '" + model + "' -o '" + out + "' --target-bpw 7 --rules 'output.weight=q4_0' --json" + calib);
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const auto& t : nlohmann::json::parse(r.out)["tensors"])
+  const auto exact = nlohmann::json::parse(r.out);  // kept alive: the loop walks a member of it
+  for (const auto& t : exact["tensors"])
     if (t["name"] == "output.weight") {
       EXPECT_EQ(t["to"], "q4_0");
       EXPECT_FALSE(t.value("allocated", false));
