@@ -189,6 +189,37 @@ const Tensor& GroupTensor(const Weights& weights, const std::string& name, const
   return *t;
 }
 
+std::optional<std::vector<DType>> GroupTargets(const Weights& weights, const AwqGroup& group,
+                                               const std::function<std::optional<DType>(const Tensor&)>& target,
+                                               const std::string& source, std::string_view pass) {
+  std::vector<DType> types;
+  bool encoded = true;  // every tensor is looked up, so a missing one is an error even in a kept group
+  for (const std::string& n : group.weights) {
+    const std::optional<DType> t = target(GroupTensor(weights, n, source, pass));
+    encoded = encoded && t.has_value();
+    if (t) types.push_back(*t);
+  }
+  // ffn_up and attn_v change when folded, so they must be written anew too.
+  if (group.prev != AwqGroup::Prev::kNorm && !target(GroupTensor(weights, group.prev_name, source, pass)))
+    encoded = false;
+  if (!encoded) return std::nullopt;
+  return types;
+}
+
+const InputStats& GroupInputStats(const ActivationStats& stats, const Weights& weights, const AwqGroup& group,
+                                  const std::string& source, std::string_view pass) {
+  const InputStats* s = stats.Find(group.weights[0]);
+  for (const std::string& n : group.weights) {
+    const InputStats* sn = stats.Find(n);
+    if (!sn) Fail("{}: {}: no calibration statistics for {}", source, pass, n);
+    if (sn != s) Fail("{}: {}: {} and {} should share one input's statistics", source, pass, group.weights[0], n);
+    const int64_t C = GroupTensor(weights, n, source, pass).ne[0];
+    if (sn->columns != C)
+      Fail("{}: calibration statistics for {} have {} columns, the tensor {}", source, n, sn->columns, C);
+  }
+  return *s;
+}
+
 AwqFolded AwqScaleModel(const Model& model, const ActivationStats& stats,
                         const std::function<std::optional<DType>(const Tensor&)>& target, const AwqOptions& opt) {
   AwqFolded out{model, {}};
@@ -196,34 +227,20 @@ AwqFolded AwqScaleModel(const Model& model, const ActivationStats& stats,
   auto get = [&](const std::string& n) -> const Tensor& { return GroupTensor(w, n, model.source, "awq"); };
   for (const AwqGroup& g : AwqGroups(model)) {
     AwqGroupChoice choice{g, false, {}};
-    bool encoded = true, quantized = false;
-    std::vector<DType> types;
-    for (const std::string& n : g.weights) {
-      const std::optional<DType> t = target(get(n));
-      encoded = encoded && t.has_value();
-      if (t) types.push_back(*t), quantized = quantized || Traits(*t).quantized;
-    }
-    // ffn_up and attn_v change when folded, so they must be written anew too.
-    if (g.prev != AwqGroup::Prev::kNorm && !target(get(g.prev_name))) encoded = false;
-    if (!encoded || !quantized) {
+    const std::optional<std::vector<DType>> types = GroupTargets(w, g, target, model.source, "awq");
+    const bool quantized =
+        types && std::any_of(types->begin(), types->end(), [](DType t) { return Traits(t).quantized; });
+    if (!quantized) {  // kept, or nothing in it is quantized
       out.groups.push_back(std::move(choice));
       continue;
     }
-    const InputStats* s = stats.Find(g.weights[0]);
-    for (const std::string& n : g.weights) {
-      const InputStats* sn = stats.Find(n);
-      if (!sn) Fail("{}: awq: no calibration statistics for {}", model.source, n);
-      if (sn != s) Fail("{}: awq: {} and {} should share one input's statistics", model.source, g.weights[0], n);
-      if (sn->columns != get(n).ne[0])
-        Fail("{}: calibration statistics for {} have {} columns, the tensor {}", model.source, n, sn->columns,
-             get(n).ne[0]);
-    }
+    const InputStats* s = &GroupInputStats(stats, w, g, model.source, "awq");
     std::vector<std::vector<float>> data;
     std::vector<AwqMember> members;
     for (size_t i = 0; i < g.weights.size(); ++i) {
       const Tensor& t = get(g.weights[i]);
       data.push_back(DequantizeAll(t));
-      members.push_back({nullptr, t.nrows(), types[i]});
+      members.push_back({nullptr, t.nrows(), (*types)[i]});
     }
     for (size_t i = 0; i < members.size(); ++i) members[i].w = data[i].data();
     choice.result = AwqSearchScale(members, *s, opt);

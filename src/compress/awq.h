@@ -101,6 +101,18 @@ void FoldAwqScale(Weights& weights, const AwqGroup& group, std::span<const float
 const Tensor& GroupTensor(const Weights& weights, const std::string& name, const std::string& source,
                           std::string_view pass);
 
+// The types `target` gives the group's weights (in order) when a rescaling pass may fold into the
+// group: every weight is re-encoded (target not nullopt), and so is the producing matrix where
+// there is one (ffn_up, attn_v change when folded). nullopt: the group must stay as it is.
+std::optional<std::vector<DType>> GroupTargets(const Weights& weights, const AwqGroup& group,
+                                               const std::function<std::optional<DType>(const Tensor&)>& target,
+                                               const std::string& source, std::string_view pass);
+
+// The statistics of the group's one input: present for every weight, shared by all of them, and
+// as wide as their rows; throws Error naming `source`, the pass and the tensor otherwise.
+const InputStats& GroupInputStats(const ActivationStats& stats, const Weights& weights, const AwqGroup& group,
+                                  const std::string& source, std::string_view pass);
+
 struct AwqGroupChoice {
   AwqGroup group;
   bool searched = false;  // false: skipped (a member is kept or none is quantized); s = 1

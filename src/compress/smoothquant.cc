@@ -58,22 +58,16 @@ SmoothQuantResult SmoothQuantModel(const Model& model, const ActivationStats& st
   std::map<const InputStats*, std::shared_ptr<InputStats>> scaled;
   for (const AwqGroup& g : AwqGroups(model)) {
     SmoothGroupChoice choice{g};
-    bool encoded = true;
-    for (const std::string& n : g.weights) encoded = encoded && target(get(n)).has_value();
-    // ffn_up and attn_v change when folded, so they must be written anew too.
-    if (g.prev != AwqGroup::Prev::kNorm && !target(get(g.prev_name))) encoded = false;
-    if (!encoded) {
+    if (!GroupTargets(w, g, target, model.source, "smoothquant")) {
       out.groups.push_back(std::move(choice));
       continue;
     }
-    const InputStats* s = stats.Find(g.weights[0]);
-    if (!s) Fail("{}: smoothquant: no calibration statistics for {}", model.source, g.weights[0]);
-    if (s->max_abs.size() != (size_t)get(g.weights[0]).ne[0])
+    const InputStats* s = &GroupInputStats(stats, w, g, model.source, "smoothquant");
+    if (s->max_abs.size() != (size_t)s->columns)
       Fail("{}: smoothquant: the statistics for {} lack max |x| per column", model.source, g.weights[0]);
     const int64_t C = s->columns;
     std::vector<float> weight_max(C, 0.0f);
     for (const std::string& n : g.weights) {
-      if (stats.Find(n) != s) Fail("{}: smoothquant: {} and {} should share one input's statistics", model.source, g.weights[0], n);
       const std::vector<float> v = DequantizeAll(get(n));
       for (size_t i = 0; i < v.size(); ++i) weight_max[i % C] = std::max(weight_max[i % C], std::fabs(v[i]));
     }
