@@ -8,10 +8,51 @@
 
 #include "core/error.h"
 #include "model/llama.h"
+#include "model/llama_staged.h"
 #include "runtime/session.h"
 
 namespace smelt {
 namespace {
+
+std::shared_ptr<InputStats> NewStats(int64_t C, bool hessian) {
+  auto s = std::make_shared<InputStats>();
+  s->columns = C;
+  s->sum_sq.assign(C, 0.0);
+  s->sum_abs.assign(C, 0.0);
+  s->max_abs.assign(C, 0.0f);
+  if (hessian) s->hessian.assign(C * C, 0.0);
+  return s;
+}
+
+// Adds the rows x: (T, C) to s. The Hessian's upper triangle only (MirrorHessian completes it):
+// Σ x xᵀ of these rows in f32 by SYRK (T terms), added to the f64 total.
+void Accumulate(InputStats& s, const float* x, int64_t T, std::vector<float>& scratch) {
+  const int64_t C = s.columns;
+  s.rows += T;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < C; ++c) {
+      const float v = x[t * C + c];
+      s.sum_sq[c] += (double)v * v;
+      s.sum_abs[c] += std::abs((double)v);
+      s.max_abs[c] = std::max(s.max_abs[c], std::abs(v));
+    }
+  if (s.hessian.empty()) return;
+  scratch.resize(C * C);
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)C, (int)T, 1.0f, x, (int)C, 0.0f, scratch.data(), (int)C);
+  for (int64_t i = 0; i < C; ++i) {
+    double* h = &s.hessian[i * C];
+    const float* p = &scratch[i * C];
+    for (int64_t j = i; j < C; ++j) h[j] += p[j];
+  }
+}
+
+// Copies the accumulated upper triangle of s.hessian to the lower one.
+void MirrorHessian(InputStats& s) {
+  const int64_t C = s.columns;
+  if (s.hessian.empty()) return;
+  for (int64_t i = 0; i < C; ++i)
+    for (int64_t j = i + 1; j < C; ++j) s.hessian[j * C + i] = s.hessian[i * C + j];
+}
 
 class StatsObserver : public ForwardObserver {
  public:
@@ -30,35 +71,17 @@ class StatsObserver : public ForwardObserver {
       aliases_.insert(w.name);
       return;
     } else {
-      s = std::make_shared<InputStats>();
-      s->columns = C;
-      s->sum_sq.assign(C, 0.0);
-      s->sum_abs.assign(C, 0.0);
-      s->max_abs.assign(C, 0.0f);
-      if (hessian_) s->hessian.assign(C * C, 0.0);
+      s = NewStats(C, hessian_);
       out_.by_weight.emplace(w.name, s);
     }
-    s->rows += T;
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t c = 0; c < C; ++c) {
-        const double v = x[t * C + c];
-        s->sum_sq[c] += v * v;
-        s->sum_abs[c] += std::abs(v);
-        s->max_abs[c] = std::max(s->max_abs[c], std::abs(x[t * C + c]));
-      }
-    if (hessian_) {
-      // Σ x xᵀ of this batch in f32 (T terms), added to the f64 total: the upper triangle by
-      // SYRK, mirrored.
-      scratch_.assign(C * C, 0.0f);
-      cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)C, (int)T, 1.0f, x, (int)C, 0.0f, scratch_.data(),
-                  (int)C);
-      for (int64_t i = 0; i < C; ++i)
-        for (int64_t j = i; j < C; ++j) {
-          s->hessian[i * C + j] += scratch_[i * C + j];
-          if (j != i) s->hessian[j * C + i] += scratch_[i * C + j];
-        }
-    }
+    Accumulate(*s, x, T, scratch_);
     last_x_ = x, last_T_ = T, last_layer_ = layer, last_ = s;
+  }
+
+  // Completes every Hessian once all inputs are in.
+  void Finish() {
+    for (auto& [name, s] : out_.by_weight)
+      if (!aliases_.count(name)) MirrorHessian(*s);
   }
 
  private:
@@ -69,6 +92,35 @@ class StatsObserver : public ForwardObserver {
   int last_layer_ = -1;
   std::set<std::string> aliases_;
   std::shared_ptr<InputStats> last_;
+  std::vector<float> scratch_;
+};
+
+// The staged pass's side: one entry per group (its first weight's; the others alias it).
+class StagedStats : public StagedObserver {
+ public:
+  StagedStats(ActivationStats& out, const StatsOptions& opt, const GroupHook& hook)
+      : out_(out), opt_(opt), hook_(hook) {}
+
+  void OnGroupInput(int, std::span<const std::string> weights, const float* x, int64_t T, int64_t columns) override {
+    auto it = out_.by_weight.find(weights[0]);
+    if (it == out_.by_weight.end()) {
+      it = out_.by_weight.emplace(weights[0], NewStats(columns, opt_.hessian)).first;
+      for (size_t i = 1; i < weights.size(); ++i) out_.by_weight.emplace(weights[i], it->second);
+    }
+    Accumulate(*it->second, x, T, scratch_);
+  }
+
+  void OnGroupDone(int layer, std::span<const std::string> weights) override {
+    InputStats& s = *out_.by_weight.at(weights[0]);
+    MirrorHessian(s);
+    if (hook_) hook_(layer, weights, out_);
+    if (!opt_.keep_hessians) std::vector<double>().swap(s.hessian);
+  }
+
+ private:
+  ActivationStats& out_;
+  const StatsOptions& opt_;
+  const GroupHook& hook_;
   std::vector<float> scratch_;
 };
 
@@ -108,6 +160,19 @@ ActivationStats CollectActivationStats(const Model& model, const std::vector<std
     out.tokens += (int64_t)samples[i].size();
     if (opt.progress) opt.progress((int)i + 1, (int)samples.size());
   }
+  obs.Finish();
+  return out;
+}
+
+ActivationStats CollectActivationStatsStaged(const Model& model, const std::vector<std::vector<int32_t>>& samples,
+                                             const StatsOptions& opt, const GroupHook& on_group) {
+  int64_t tokens = 0;
+  for (const auto& s : samples) tokens += (int64_t)s.size();
+  if (samples.empty() || tokens == 0) Fail("{}: no calibration samples to run", model.source);
+  ActivationStats out;
+  StagedStats obs(out, opt, on_group);
+  RunStaged(model, samples, obs, {.threads = opt.threads, .progress = opt.progress});
+  out.tokens = tokens;
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,14 +39,30 @@ struct ActivationStats {
 };
 
 struct StatsOptions {
-  bool hessian = false;  // also accumulate Σ x xᵀ (C² doubles per distinct input)
+  bool hessian = false;       // also accumulate Σ x xᵀ (C² doubles per distinct input)
+  bool keep_hessians = true;  // staged pass: keep each group's Hessian after its hook returns
   int threads = 1;
-  std::function<void(int done, int total)> progress;  // optional, per sample
+  std::function<void(int done, int total)> progress;  // optional, per sample (staged: per block)
 };
 
 // Runs every sample (from an empty cache, all positions) through `model` in f32 and returns the
-// statistics of every projection's input (output head included).
+// statistics of every projection's input (output head included). The reference: the runtime's
+// forward pass (model/llama.h) one sample at a time, every block's statistics held at once.
 ActivationStats CollectActivationStats(const Model& model, const std::vector<std::vector<int32_t>>& samples,
                                        const StatsOptions& opt);
+
+// Called when the group `weights` (one shared input) of block `layer` (n_layers: the head) has
+// complete statistics in `stats`. It may replace those tensors in the model being run.
+using GroupHook =
+    std::function<void(int layer, std::span<const std::string> weights, const ActivationStats& stats)>;
+
+// The same statistics from the staged pass (model/llama_staged.h): all samples through one
+// projection group at a time with BLAS GEMMs, so memory holds one block's activations and, with
+// keep_hessians false, one group's Hessian. `on_group`, when given, runs after each group and may
+// replace the group's tensors in `model` (GPTQ quantizes them there, and the pass then feeds
+// the quantized projections' outputs on); without it the result matches CollectActivationStats
+// up to summation order.
+ActivationStats CollectActivationStatsStaged(const Model& model, const std::vector<std::vector<int32_t>>& samples,
+                                             const StatsOptions& opt, const GroupHook& on_group = {});
 
 }  // namespace smelt

@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "formats/codes.h"
 #include "formats/types.h"
+#include "kernels/blas.h"
 
 namespace smelt {
 namespace {
@@ -298,17 +299,6 @@ bool LapackInverseFactor(std::vector<double>& a, int64_t n) {
   return true;
 }
 
-// OpenBLAS's thread count is process state: set it for the duration of one call and restore it.
-class BlasThreads {
- public:
-  explicit BlasThreads(int n) : previous_(openblas_get_num_threads()) { openblas_set_num_threads(n); }
-  ~BlasThreads() { openblas_set_num_threads(previous_); }
-  BlasThreads(const BlasThreads&) = delete;
-  BlasThreads& operator=(const BlasThreads&) = delete;
-
- private:
-  int previous_;
-};
 
 }  // namespace
 

@@ -121,68 +121,88 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
   for (const Tensor& t : src.weights.all())
     if (t.n_dims == 2) matrices.push_back(&t);
   int done = 0;
-  for (const Tensor* t : matrices) {
-    const DType from = model.weights.Get(t->name).type;  // before smoothing or awq folded it to f32
-    TensorChoice c{t->name, from, from, from, false};
-    c.smoothed = smoothed_names.count(t->name) > 0;
-    const std::optional<DType> to = target(*t);
-    if (to) {
-      if (!FindTraits((uint32_t)t->type) || !Traits(t->type).to_float)
-        Fail("{}: tensor {}: type {} cannot be read to re-quantize", model.source, t->name, (uint32_t)t->type);
-      c.wanted = *MatchTypeRule(opt.rules, t->name)->type;
-      c.to = *to;
-      const TypeTraits& tr = Traits(c.to);
-      const auto a = awq_of.find(t->name);
-      if (a != awq_of.end()) {
-        c.awq = true;
-        c.awq_alpha = a->second.group->result.alpha;
-        c.awq_loss = a->second.group->result.loss;
-        c.awq_loss_rtn = a->second.group->result.loss_rtn;
-      }
-      std::vector<float> importance;
-      const bool mse = opt.method == QuantMethod::kMse || (awq && opt.awq.clip);
-      if (mse && tr.from_float_weighted) {
-        c.weighted = true;
-        // Tensors no projection reads (a separate token embedding) have no statistics: plain MSE.
-        const InputStats* s = stats ? stats->Find(t->name) : nullptr;
-        if (s) {
-          if (s->columns != t->ne[0])
-            Fail("{}: calibration statistics for {} have {} columns, the tensor {}", model.source, t->name, s->columns,
-                 t->ne[0]);
-          importance = s->MeanSquare();
-          c.importance = true;
-          // A scaled matrix reads x_c / s_c.
-          if (a != awq_of.end())
-            for (int64_t i = 0; i < t->ne[0]; ++i)
-              importance[i] /= (*a->second.column_scale)[i] * (*a->second.column_scale)[i];
-        } else {
-          importance.assign(t->ne[0], 1.0f);
-        }
-      }
-      if (opt.method == QuantMethod::kGptq && HasCodeAccess(c.to)) {
-        if (!stats) Fail("{}: gptq needs calibration data (--calib)", model.source);
-        const InputStats* s = stats->Find(t->name);
-        if (s && s->hessian.empty()) Fail("{}: gptq needs input Hessians; the statistics have none", model.source);
-        if (s && s->columns != t->ne[0])
-          Fail("{}: calibration statistics for {} have {} columns, the tensor {}", model.source, t->name, s->columns,
-               t->ne[0]);
-        if (s) {
-          const std::vector<float> w = DequantizeAll(*t);
-          GptqOptions g = opt.gptq;
-          g.threads = opt.threads;
-          GptqResult r = GptqQuantize(w.data(), t->nrows(), t->ne[0], s->hessian.data(), c.to, g);
-          c.gptq = true;
-          c.gptq_loss = r.proxy_loss;
-          out.weights.Set(FromBytes(*t, c.to, std::move(r.data)));
-          sum.tensors.push_back(c);
-          if (opt.progress) opt.progress(++done, (int)matrices.size());
-          continue;
-        }
-      }
-      if (c.to != t->type || c.weighted || tr.quantized)
-        out.weights.Set(EncodeTensor(*t, c.to, importance.empty() ? nullptr : importance.data(), opt.threads));
+  auto check_stats = [&](const Tensor& t, const InputStats& s) {
+    if (s.columns != t.ne[0])
+      Fail("{}: calibration statistics for {} have {} columns, the tensor {}", model.source, t.name, s.columns,
+           t.ne[0]);
+  };
+  const bool staged_gptq = opt.method == QuantMethod::kGptq && opt.samples;
+  // Matrix t of src encoded by the method into `out`; s: the statistics of its input (nullptr:
+  // none, e.g. a token embedding no projection reads).
+  auto encode = [&](const Tensor& t, const InputStats* s) {
+    const DType from = model.weights.Get(t.name).type;  // before smoothing or awq folded it to f32
+    TensorChoice c{t.name, from, from, from, false};
+    c.smoothed = smoothed_names.count(t.name) > 0;
+    const std::optional<DType> to = target(t);
+    if (!to) return c;
+    if (!FindTraits((uint32_t)t.type) || !Traits(t.type).to_float)
+      Fail("{}: tensor {}: type {} cannot be read to re-quantize", model.source, t.name, (uint32_t)t.type);
+    c.wanted = *MatchTypeRule(opt.rules, t.name)->type;
+    c.to = *to;
+    const TypeTraits& tr = Traits(c.to);
+    const auto a = awq_of.find(t.name);
+    if (a != awq_of.end()) {
+      c.awq = true;
+      c.awq_alpha = a->second.group->result.alpha;
+      c.awq_loss = a->second.group->result.loss;
+      c.awq_loss_rtn = a->second.group->result.loss_rtn;
     }
-    sum.tensors.push_back(c);
+    if (s) check_stats(t, *s);
+    std::vector<float> importance;
+    const bool mse = opt.method == QuantMethod::kMse || (awq && opt.awq.clip);
+    if (mse && tr.from_float_weighted) {
+      c.weighted = true;
+      if (s) {
+        importance = s->MeanSquare();
+        c.importance = true;
+        // A scaled matrix reads x_c / s_c.
+        if (a != awq_of.end())
+          for (int64_t i = 0; i < t.ne[0]; ++i)
+            importance[i] /= (*a->second.column_scale)[i] * (*a->second.column_scale)[i];
+      } else {
+        importance.assign(t.ne[0], 1.0f);  // plain MSE
+      }
+    }
+    if (opt.method == QuantMethod::kGptq && HasCodeAccess(c.to) && s) {
+      if (s->hessian.empty()) Fail("{}: gptq needs input Hessians; the statistics have none", model.source);
+      const std::vector<float> w = DequantizeAll(t);
+      GptqOptions g = opt.gptq;
+      g.threads = opt.threads;
+      GptqResult r = GptqQuantize(w.data(), t.nrows(), t.ne[0], s->hessian.data(), c.to, g);
+      c.gptq = true;
+      c.gptq_loss = r.proxy_loss;
+      out.weights.Set(FromBytes(t, c.to, std::move(r.data)));
+      return c;
+    }
+    if (c.to != t.type || c.weighted || tr.quantized)
+      out.weights.Set(EncodeTensor(t, c.to, importance.empty() ? nullptr : importance.data(), opt.threads));
+    return c;
+  };
+  if (opt.method == QuantMethod::kGptq && !stats && !opt.samples)
+    Fail("{}: gptq needs calibration data (--calib)", model.source);
+  // gptq with samples: each projection group is encoded as soon as the staged pass has its
+  // Hessian, inside the pass that runs `out` (so later groups read the quantized ones).
+  std::map<std::string, TensorChoice> encoded;
+  if (staged_gptq) {
+    StatsOptions so;
+    so.hessian = true;
+    so.keep_hessians = false;
+    so.threads = opt.threads;
+    so.progress = opt.calib_progress;
+    CollectActivationStatsStaged(out, *opt.samples, so,
+                                 [&](int, std::span<const std::string> weights, const ActivationStats& st) {
+                                   for (const std::string& w : weights) {
+                                     encoded.emplace(w, encode(src.weights.Get(w), st.Find(w)));
+                                     if (opt.progress) opt.progress(++done, (int)matrices.size());
+                                   }
+                                 });
+  }
+  for (const Tensor* t : matrices) {
+    if (const auto e = encoded.find(t->name); e != encoded.end()) {
+      sum.tensors.push_back(e->second);
+      continue;
+    }
+    sum.tensors.push_back(encode(*t, staged_gptq || !stats ? nullptr : stats->Find(t->name)));
     if (opt.progress) opt.progress(++done, (int)matrices.size());
   }
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

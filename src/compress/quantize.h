@@ -10,12 +10,15 @@
 //         counts by E[x_c²] over calibration inputs); every GGUF type smelt writes and most
 //         smelt types have one (formats/types.cc); those without (fp8) fall back to their
 //         reference quantizer, and the summary says so per tensor.
-//   gptq  GPTQ (compress/gptq.h) with each matrix's input Hessian Σ x xᵀ from calibration data
-//         (stats with hessian); every GGUF block type smelt writes has the code access GPTQ
-//         needs. The Hessians come from the unquantized model (all layers in one calibration
-//         pass), not layer by layer from already-quantized predecessors as the paper's
-//         sequential variant does. Matrices no projection reads (an untied token embedding)
-//         and f16/f32 targets are encoded by rtn.
+//   gptq  GPTQ (compress/gptq.h) with each matrix's input Hessian Σ x xᵀ from calibration data;
+//         every GGUF block type smelt writes has the code access GPTQ needs. With `samples`
+//         (the usual way) the staged pass (activation_stats.h) runs them once through the model
+//         and each projection group is quantized as soon as its Hessian is complete, so it is
+//         fitted to inputs that went through every quantized projection before it (the
+//         sequential GPTQ of the paper's implementation, per projection group) and only one
+//         group's Hessian is held at a time. With `stats` instead, the Hessians given there
+//         (from the unquantized model) are used. Matrices no projection reads (an untied token
+//         embedding) and f16/f32 targets are encoded by rtn.
 //   awq   AWQ (compress/awq.h): per-input-channel scales searched on the calibration Hessians and
 //         folded into the preceding norm / ffn_up / attn_v, then every matrix is encoded by rtn,
 //         or with awq.clip by the mse search weighted by the scaled inputs' importance (the
@@ -45,7 +48,10 @@ struct QuantizeOptions {
   std::vector<TypeRule> rules;             // first match decides; unmatched matrices are kept
   QuantMethod method = QuantMethod::kRtn;
   const ActivationStats* stats = nullptr;  // importance (mean x² per input column), optional;
-                                           // with Hessians for gptq (required)
+                                           // with Hessians for gptq without samples
+  // Calibration samples for gptq's staged pass (preferred to stats' Hessians when both are given;
+  // stats then only serve smoothing).
+  const std::vector<std::vector<int32_t>>* samples = nullptr;
   GptqOptions gptq;                        // damp, act_order (threads: from `threads`)
   AwqOptions awq;                          // grid, clip (threads: from `threads`)
   // SmoothQuant (compress/smoothquant.h) with this α before the method: activation outliers
@@ -53,6 +59,7 @@ struct QuantizeOptions {
   std::optional<float> smooth_alpha;
   int threads = 1;
   std::function<void(int done, int total)> progress;  // per tensor, optional
+  std::function<void(int done, int total)> calib_progress;  // per block of gptq's staged pass, optional
 };
 
 struct TensorChoice {

@@ -74,14 +74,16 @@ SensitivityKind KindOf(const SensitivityArgs& a) {
   return *k;
 }
 
-Calibration Calibrate(const Model& m, const SensitivityArgs& a, bool hessian, int threads) {
+Calibration Calibrate(const Model& m, const SensitivityArgs& a, CalibNeed need, int threads) {
   Calibration c;
   c.samples = CalibrationSamples(m, a.calib, a.calib_opt);
+  for (const auto& s : c.samples) c.tokens += (int64_t)s.size();
+  if (need == CalibNeed::kSamples) return c;
   StatsOptions so;
   so.threads = threads;
-  so.hessian = hessian;
+  so.hessian = need == CalibNeed::kHessians;
   so.progress = Progress("calibration");
-  c.stats = CollectActivationStats(m, c.samples, so);
+  c.stats = CollectActivationStatsStaged(m, c.samples, so);
   return c;
 }
 

@@ -66,12 +66,15 @@ void AddSensitivityOptions(CLI::App* app, SensitivityArgs& a);
 std::vector<DType> CandidatesOf(const SensitivityArgs& a);
 SensitivityKind KindOf(const SensitivityArgs& a);
 
-// Calibration samples of a.calib and their activation statistics (Hessians too when asked).
+// Calibration samples of a.calib and, as asked, their activation statistics (the staged pass of
+// compress/activation_stats.h), with every input's Hessian too.
+enum class CalibNeed { kSamples, kStats, kHessians };
 struct Calibration {
   std::vector<std::vector<int32_t>> samples;
-  ActivationStats stats;
+  ActivationStats stats;  // empty with kSamples
+  int64_t tokens = 0;     // calibration tokens in samples
 };
-Calibration Calibrate(const Model& m, const SensitivityArgs& a, bool hessian, int threads);
+Calibration Calibrate(const Model& m, const SensitivityArgs& a, CalibNeed need, int threads);
 
 // The sensitivity table of the matrices named in `only` (all 2-D matrices when empty).
 std::vector<MatrixSensitivity> Sensitivity(const Model& m, const SensitivityArgs& a, const Calibration& c,

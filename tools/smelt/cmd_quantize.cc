@@ -188,8 +188,14 @@ int RunQuantize(const QuantizeArgs& a) {
   q.awq.clip = a.awq_clip;
   Calibration cal;
   if (!calib.empty()) {
-    cal = Calibrate(m, a.sens, q.method == QuantMethod::kGptq || q.method == QuantMethod::kAwq, a.threads);
-    q.stats = &cal.stats;
+    // gptq's Hessians come from its own staged pass over the samples; statistics are gathered
+    // first only for what runs before it (smoothing, the sensitivity table).
+    const CalibNeed need = q.method == QuantMethod::kAwq    ? CalibNeed::kHessians
+                           : q.method == QuantMethod::kGptq ? (a.smooth || mixed ? CalibNeed::kStats : CalibNeed::kSamples)
+                                                            : CalibNeed::kStats;
+    cal = Calibrate(m, a.sens, need, a.threads);
+    if (need != CalibNeed::kSamples) q.stats = &cal.stats;
+    if (q.method == QuantMethod::kGptq) q.samples = &cal.samples;  // progress: per tensor as groups finish
   }
 
   std::string recipe = fmt::format("method={} rules='{}{}{}'", a.method, a.rules,
@@ -204,7 +210,7 @@ int RunQuantize(const QuantizeArgs& a) {
   if (a.smooth) recipe += fmt::format(" smooth_alpha={}", *a.smooth);
   if (!calib.empty())
     recipe += fmt::format(" calib={} samples={} tokens={} calib_tokens_run={}", calib, a.sens.calib_opt.samples,
-                          a.sens.calib_opt.tokens, cal.stats.tokens);
+                          a.sens.calib_opt.tokens, cal.tokens);
   std::map<std::string, std::string> info = m.info;
   info["quantize.recipe"] = recipe;
   info["quantize.source"] = a.model;

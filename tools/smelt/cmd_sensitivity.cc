@@ -24,7 +24,7 @@ nlohmann::json Db(double db) { return std::isinf(db) ? nlohmann::json("inf") : n
 int RunSensitivity(const SensitivityCmdArgs& a) {
   CandidatesOf(a.sens), KindOf(a.sens);  // fail on bad options before loading the model
   const Model m = LoadModel(a.model, a.load);
-  const Calibration cal = Calibrate(m, a.sens, false, a.threads);
+  const Calibration cal = Calibrate(m, a.sens, CalibNeed::kStats, a.threads);
   const std::vector<MatrixSensitivity> table = Sensitivity(m, a.sens, cal, {}, a.threads);
   if (a.json) {
     nlohmann::json rows = nlohmann::json::array();
