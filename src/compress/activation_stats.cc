@@ -50,8 +50,11 @@ void Accumulate(InputStats& s, const float* x, int64_t T, std::vector<float>& sc
 void MirrorHessian(InputStats& s) {
   const int64_t C = s.columns;
   if (s.hessian.empty()) return;
-  for (int64_t i = 0; i < C; ++i)
-    for (int64_t j = i + 1; j < C; ++j) s.hessian[j * C + i] = s.hessian[i * C + j];
+  constexpr int64_t kTile = 64;  // tiles keep the transposed writes in cache
+  for (int64_t i0 = 0; i0 < C; i0 += kTile)
+    for (int64_t j0 = i0; j0 < C; j0 += kTile)
+      for (int64_t i = i0; i < std::min(i0 + kTile, C); ++i)
+        for (int64_t j = std::max(j0, i + 1); j < std::min(j0 + kTile, C); ++j) s.hessian[j * C + i] = s.hessian[i * C + j];
 }
 
 class StatsObserver : public ForwardObserver {
@@ -95,33 +98,55 @@ class StatsObserver : public ForwardObserver {
   std::vector<float> scratch_;
 };
 
-// The staged pass's side: one entry per group (its first weight's; the others alias it).
+// The staged pass's side: each worker slot accumulates its sequences' inputs of the current
+// group; when the group is done the slots are summed into one entry (the first weight's; the
+// others alias it).
 class StagedStats : public StagedObserver {
  public:
   StagedStats(ActivationStats& out, const StatsOptions& opt, const GroupHook& hook)
-      : out_(out), opt_(opt), hook_(hook) {}
+      : out_(out), opt_(opt), hook_(hook), slots_(std::max(1, opt.threads)) {}
 
-  void OnGroupInput(int, std::span<const std::string> weights, const float* x, int64_t T, int64_t columns) override {
-    auto it = out_.by_weight.find(weights[0]);
-    if (it == out_.by_weight.end()) {
-      it = out_.by_weight.emplace(weights[0], NewStats(columns, opt_.hessian)).first;
-      for (size_t i = 1; i < weights.size(); ++i) out_.by_weight.emplace(weights[i], it->second);
-    }
-    Accumulate(*it->second, x, T, scratch_);
+  void OnGroupInput(int slot, int, std::span<const std::string>, const float* x, int64_t T,
+                    int64_t columns) override {
+    Slot& s = slots_[slot];
+    if (!s.part) s.part = NewStats(columns, opt_.hessian);
+    Accumulate(*s.part, x, T, s.scratch);
   }
 
   void OnGroupDone(int layer, std::span<const std::string> weights) override {
-    InputStats& s = *out_.by_weight.at(weights[0]);
-    MirrorHessian(s);
+    std::shared_ptr<InputStats> sum;
+    for (Slot& s : slots_) {
+      if (!s.part) continue;
+      if (!sum) {
+        sum = std::move(s.part);
+        continue;
+      }
+      const InputStats& p = *s.part;
+      sum->rows += p.rows;
+      for (int64_t c = 0; c < p.columns; ++c) {
+        sum->sum_sq[c] += p.sum_sq[c];
+        sum->sum_abs[c] += p.sum_abs[c];
+        sum->max_abs[c] = std::max(sum->max_abs[c], p.max_abs[c]);
+      }
+      for (size_t i = 0; i < p.hessian.size(); ++i) sum->hessian[i] += p.hessian[i];
+      s.part.reset();
+    }
+    SMELT_ASSERT(sum);
+    MirrorHessian(*sum);
+    for (const std::string& w : weights) out_.by_weight[w] = sum;
     if (hook_) hook_(layer, weights, out_);
-    if (!opt_.keep_hessians) std::vector<double>().swap(s.hessian);
+    if (!opt_.keep_hessians) std::vector<double>().swap(sum->hessian);
   }
 
  private:
+  struct Slot {
+    std::shared_ptr<InputStats> part;  // this slot's sums for the current group
+    std::vector<float> scratch;
+  };
   ActivationStats& out_;
   const StatsOptions& opt_;
   const GroupHook& hook_;
-  std::vector<float> scratch_;
+  std::vector<Slot> slots_;
 };
 
 }  // namespace

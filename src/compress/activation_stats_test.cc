@@ -84,6 +84,7 @@ TEST(CompressStagedStats, MatchReferenceWithBiasesAndTiedHead) {
     const auto samples = RandomSamples(5, 19, m.config.vocab, 7);
     StatsOptions so;
     so.hessian = true;
+    so.threads = 2;  // two workers, their sums merged
     ExpectSameStats(CollectActivationStatsStaged(m, samples, so), CollectActivationStats(m, samples, so), 1e-4);
   }
 }

@@ -5,9 +5,9 @@
 //   GptqQuantizeNaive: after each column, update every later column of every row (O(OC C^2)
 //                      scalar work), H^-1 by hand-written Cholesky and triangular inversion.
 //   GptqQuantize:      lazy batches of B columns: inside a batch each row is updated only up to
-//                      the batch's end (rows are independent, so rows run in parallel); the
-//                      batch's accumulated errors update the rest of W in one dgemm. H^-1's
-//                      factor by LAPACK (dpotrf, dpotri, dpotrf).
+//                      the batch's end; the batch's accumulated errors update the rest of W in
+//                      one dgemm. Rows are independent, so each thread runs a slice of rows
+//                      through all batches. H^-1's factor by LAPACK (dpotrf, dpotri, dpotrf).
 //
 // Shapes: W and its working copy are (OC, C) row-major; columns are kept in processing order
 // (the act-order permutation applied), so "column k" below is the k-th column GPTQ visits.
@@ -15,6 +15,9 @@
 
 #include <cblas.h>
 #include <lapacke.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <algorithm>
 #include <climits>
@@ -321,33 +324,48 @@ GptqResult GptqQuantizeNaive(const float* W, int64_t OC, int64_t C, const double
 GptqResult GptqQuantize(const float* W, int64_t OC, int64_t C, const double* H, DType type,
                         const GptqOptions& opts) {
   Problem p = Prepare(W, OC, C, H, type, opts);
-  BlasThreads blas_threads(opts.threads);
   double damp = 0;
-  const std::vector<double> u = DampedInverseFactor(p, opts.damp, LapackInverseFactor, &damp);
+  std::vector<double> u;
+  {
+    BlasThreads blas_threads(opts.threads);
+    u = DampedInverseFactor(p, opts.damp, LapackInverseFactor, &damp);
+  }
 
   // Without act-order a block's scales are fixed from its fully updated weights, so a batch
   // must hold whole blocks: B is rounded up to a multiple of the block size (256 for k-quants).
   // With act-order every grid is fixed up front and any B works.
   const int64_t lazy = opts.act_order ? opts.lazy_block : (opts.lazy_block + p.bs - 1) / p.bs * p.bs;
   std::vector<double> row_loss((size_t)OC, 0.0);
-  std::vector<double> err((size_t)(OC * std::min(lazy, C)));  // (OC, n) errors of one batch
-  for (int64_t i1 = 0; i1 < C; i1 += lazy) {
-    const int64_t i2 = std::min(i1 + lazy, C), n = i2 - i1;
-#pragma omp parallel for num_threads(opts.threads) if (opts.threads > 1) schedule(static)
-    for (int64_t r = 0; r < OC; ++r) {
-      double* w = &p.w[(size_t)(r * C)];
-      for (int64_t k = i1; k < i2; ++k) {
-        if (!p.act_order && k % p.bs == 0) FixGridsAtBlockStart(p, r, k);
-        const double e = QuantizeElement(p, r, k, u[(size_t)(k * C + k)], &row_loss[(size_t)r]);
-        err[(size_t)(r * n + (k - i1))] = e;
-        const double* uk = &u[(size_t)(k * C)];
-        for (int64_t j = k + 1; j < i2; ++j) w[j] -= e * uk[j];
+  // Rows are independent, so each thread takes a contiguous slice of rows through every batch,
+  // its batch updates by a single-threaded dgemm on its own rows: no synchronization between
+  // batches and no BLAS threads competing with the team.
+  const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(opts.threads, OC / 16));
+  BlasThreads blas_threads(1);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    int team = 1, me = 0;
+#ifdef _OPENMP
+    team = omp_get_num_threads(), me = omp_get_thread_num();
+#endif
+    const int64_t r0 = OC * me / team, r1 = OC * (me + 1) / team, rows = r1 - r0;
+    std::vector<double> err((size_t)(rows * std::min(lazy, C)));  // (rows, n) errors of one batch
+    for (int64_t i1 = 0; i1 < C; i1 += lazy) {
+      const int64_t i2 = std::min(i1 + lazy, C), n = i2 - i1;
+      for (int64_t r = r0; r < r1; ++r) {
+        double* w = &p.w[(size_t)(r * C)];
+        for (int64_t k = i1; k < i2; ++k) {
+          if (!p.act_order && k % p.bs == 0) FixGridsAtBlockStart(p, r, k);
+          const double e = QuantizeElement(p, r, k, u[(size_t)(k * C + k)], &row_loss[(size_t)r]);
+          err[(size_t)((r - r0) * n + (k - i1))] = e;
+          const double* uk = &u[(size_t)(k * C)];
+          for (int64_t j = k + 1; j < i2; ++j) w[j] -= e * uk[j];
+        }
       }
-    }
-    // W[:, i2:] -= Err (OC, n) x U[i1:i2, i2:] (n, C - i2).
-    if (i2 < C && OC > 0) {
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)OC, (int)(C - i2), (int)n, -1.0,
-                  err.data(), (int)n, &u[(size_t)(i1 * C + i2)], (int)C, 1.0, &p.w[(size_t)i2], (int)C);
+      // W[r0:r1, i2:] -= Err (rows, n) x U[i1:i2, i2:] (n, C - i2).
+      if (i2 < C && rows > 0) {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(C - i2), (int)n, -1.0, err.data(),
+                    (int)n, &u[(size_t)(i1 * C + i2)], (int)C, 1.0, &p.w[(size_t)(r0 * C + i2)], (int)C);
+      }
     }
   }
   return Finish(p, row_loss, damp);

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/error.h"
 #include "formats/types.h"
@@ -57,7 +60,7 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
   const int hd = c.head_dim, n_pairs = c.rope_dim / 2;
   const bool neox = c.rope_layout == RopeLayout::kNeox;
   const float eps = c.norm_eps;
-  BlasThreads blas_threads(opt.threads);
+  BlasThreads blas_threads(1);
 
   const size_t N = sequences.size();
   std::vector<int64_t> offset(N + 1, 0);  // sequence i's rows: offset[i] .. offset[i+1]
@@ -88,9 +91,29 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
     for (size_t i = 0; i < N; ++i)
       for (size_t t = 0; t < sequences[i].size(); ++t) ReadRowF32(embd, sequences[i][t], &x[(offset[i] + t) * C]);
   }
-  std::vector<float> h(max_t * std::max(C, F)), q(max_t * Q), k(max_t * KV), v(max_t * KV), u(max_t * F);
-  std::vector<float> scores(max_t * max_t);
-  auto norm_rows = [&](size_t i, const std::vector<float>& w) {
+  // Sequences are independent: `threads` workers each take whole sequences, with their own
+  // scratch and single-threaded GEMMs (no BLAS threads spinning beside the team).
+  const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(opt.threads, (int64_t)N));
+  struct Scratch {
+    std::vector<float> h, q, k, v, u, scores;
+  };
+  std::vector<Scratch> scratch(threads);
+  for (Scratch& w : scratch) {
+    w.h.resize(max_t * C), w.q.resize(max_t * Q), w.k.resize(max_t * KV), w.v.resize(max_t * KV);
+    w.u.resize(max_t * F), w.scores.resize(max_t * max_t);
+  }
+  auto for_each_sequence = [&](const auto& fn) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+    for (size_t i = 0; i < N; ++i) {
+      int slot = 0;
+#ifdef _OPENMP
+      slot = omp_get_thread_num();
+#endif
+      fn(i, slot, scratch[slot]);
+    }
+  };
+  // h = rmsnorm(rows of sequence i) · w
+  auto norm_rows = [&](size_t i, const std::vector<float>& w, float* h) {
     for (int64_t t = offset[i]; t < offset[i + 1]; ++t) RmsNorm(&h[(t - offset[i]) * C], &x[t * C], w.data(), C, eps);
   };
   auto rows_of = [&](size_t i) { return offset[i + 1] - offset[i]; };
@@ -108,10 +131,10 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
 
     // 1. the attention input
     std::vector<float> norm_w = Read(model, name("attn_norm.weight"));
-    for (size_t i = 0; i < N; ++i) {
-      norm_rows(i, norm_w);
-      observer.OnGroupInput(l, qkv, h.data(), rows_of(i), C);
-    }
+    for_each_sequence([&](size_t i, int slot, Scratch& w) {
+      norm_rows(i, norm_w, w.h.data());
+      observer.OnGroupInput(slot, l, qkv, w.h.data(), rows_of(i), C);
+    });
     observer.OnGroupDone(l, qkv);
 
     // 2. attention with the (possibly replaced) q, k, v projections
@@ -120,12 +143,13 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
       const std::vector<float> wq = Read(model, qkv[0]), wk = Read(model, qkv[1]), wv = Read(model, qkv[2]);
       const std::vector<float> bq = vector_or_empty(name("attn_q.bias")), bk = vector_or_empty(name("attn_k.bias")),
                                bv = vector_or_empty(name("attn_v.bias"));
-      for (size_t i = 0; i < N; ++i) {
+      for_each_sequence([&](size_t i, int slot, Scratch& w) {
         const int64_t T = rows_of(i);
-        norm_rows(i, norm_w);
-        Gemm(h.data(), T, C, wq, Q, q.data(), Q);
-        Gemm(h.data(), T, C, wk, KV, k.data(), KV);
-        Gemm(h.data(), T, C, wv, KV, v.data(), KV);
+        float *h = w.h.data(), *q = w.q.data(), *k = w.k.data(), *v = w.v.data();
+        norm_rows(i, norm_w, h);
+        Gemm(h, T, C, wq, Q, q, Q);
+        Gemm(h, T, C, wk, KV, k, KV);
+        Gemm(h, T, C, wv, KV, v, KV);
         for (int64_t t = 0; t < T; ++t) {
           if (!bq.empty()) AddInPlace(&q[t * Q], bq.data(), Q);
           if (!bk.empty()) AddInPlace(&k[t * KV], bk.data(), KV);
@@ -134,9 +158,9 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
           ApplyRope(&k[t * KV], c.n_kv_heads, hd, c.rope_dim, &cos[t * n_pairs], &sin[t * n_pairs], neox);
         }
         float* att_i = &att[offset[i] * Q];
-        CausalAttention(c, q.data(), k.data(), v.data(), T, att_i, scores.data());
-        observer.OnGroupInput(l, o, att_i, T, Q);
-      }
+        CausalAttention(c, q, k, v, T, att_i, w.scores.data());
+        observer.OnGroupInput(slot, l, o, att_i, T, Q);
+      });
     }
     observer.OnGroupDone(l, o);
 
@@ -144,13 +168,13 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
     norm_w = Read(model, name("ffn_norm.weight"));
     {
       const std::vector<float> wo = Read(model, o[0]);
-      for (size_t i = 0; i < N; ++i) {
+      for_each_sequence([&](size_t i, int slot, Scratch& w) {
         const int64_t T = rows_of(i);
-        Gemm(&att[offset[i] * Q], T, Q, wo, C, h.data(), C);
-        AddInPlace(&x[offset[i] * C], h.data(), T * C);
-        norm_rows(i, norm_w);
-        observer.OnGroupInput(l, gate_up, h.data(), T, C);
-      }
+        Gemm(&att[offset[i] * Q], T, Q, wo, C, w.h.data(), C);
+        AddInPlace(&x[offset[i] * C], w.h.data(), T * C);
+        norm_rows(i, norm_w, w.h.data());
+        observer.OnGroupInput(slot, l, gate_up, w.h.data(), T, C);
+      });
     }
     att = {};
     observer.OnGroupDone(l, gate_up);
@@ -159,24 +183,24 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
     std::vector<float> g(rows * F);
     {
       const std::vector<float> wg = Read(model, gate_up[0]), wu = Read(model, gate_up[1]);
-      for (size_t i = 0; i < N; ++i) {
+      for_each_sequence([&](size_t i, int slot, Scratch& w) {
         const int64_t T = rows_of(i);
         float* g_i = &g[offset[i] * F];
-        norm_rows(i, norm_w);
-        Gemm(h.data(), T, C, wg, F, g_i, F);
-        Gemm(h.data(), T, C, wu, F, u.data(), F);
-        SwiGlu(g_i, g_i, u.data(), T * F);
-        observer.OnGroupInput(l, down, g_i, T, F);
-      }
+        norm_rows(i, norm_w, w.h.data());
+        Gemm(w.h.data(), T, C, wg, F, g_i, F);
+        Gemm(w.h.data(), T, C, wu, F, w.u.data(), F);
+        SwiGlu(g_i, g_i, w.u.data(), T * F);
+        observer.OnGroupInput(slot, l, down, g_i, T, F);
+      });
     }
     observer.OnGroupDone(l, down);
     {
       const std::vector<float> wd = Read(model, down[0]);
-      for (size_t i = 0; i < N; ++i) {
+      for_each_sequence([&](size_t i, int, Scratch& w) {
         const int64_t T = rows_of(i);
-        Gemm(&g[offset[i] * F], T, F, wd, C, h.data(), C);
-        AddInPlace(&x[offset[i] * C], h.data(), T * C);
-      }
+        Gemm(&g[offset[i] * F], T, F, wd, C, w.h.data(), C);
+        AddInPlace(&x[offset[i] * C], w.h.data(), T * C);
+      });
     }
     if (opt.progress) opt.progress(l + 1, c.n_layers + 1);
   }
@@ -185,10 +209,10 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
   const std::array<std::string, 1> head{model.weights.Contains("output.weight") ? "output.weight"
                                                                                  : "token_embd.weight"};
   const std::vector<float> norm_w = Read(model, "output_norm.weight");
-  for (size_t i = 0; i < N; ++i) {
-    norm_rows(i, norm_w);
-    observer.OnGroupInput(c.n_layers, head, h.data(), rows_of(i), C);
-  }
+  for_each_sequence([&](size_t i, int slot, Scratch& w) {
+    norm_rows(i, norm_w, w.h.data());
+    observer.OnGroupInput(slot, c.n_layers, head, w.h.data(), rows_of(i), C);
+  });
   observer.OnGroupDone(c.n_layers, head);
   if (opt.progress) opt.progress(c.n_layers + 1, c.n_layers + 1);
 }

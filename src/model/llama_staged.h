@@ -32,16 +32,19 @@ class StagedObserver {
  public:
   virtual ~StagedObserver() = default;
   // The rows x: (T, columns) that every weight of `weights` (one input shared by all of them)
-  // reads, for one sequence of block `layer` (layer == n_layers: the output head).
-  virtual void OnGroupInput(int layer, std::span<const std::string> weights, const float* x, int64_t T,
+  // reads, for one sequence of block `layer` (layer == n_layers: the output head). Called
+  // concurrently for different sequences from up to StagedOptions::threads workers; `slot`
+  // (< threads) tells them apart, so an observer keeps one accumulator per slot. Must not throw.
+  virtual void OnGroupInput(int slot, int layer, std::span<const std::string> weights, const float* x, int64_t T,
                             int64_t columns) = 0;
-  // Every sequence's input of the group has been reported. The observer may replace the group's
-  // tensors in the model given to RunStaged (same names and shapes, any readable type).
+  // Every sequence's input of the group has been reported (called on the calling thread). The
+  // observer may replace the group's tensors in the model given to RunStaged (same names and
+  // shapes, any readable type).
   virtual void OnGroupDone(int layer, std::span<const std::string> weights) = 0;
 };
 
 struct StagedOptions {
-  int threads = 1;                                    // OpenBLAS threads for the GEMMs
+  int threads = 1;  // workers, each running whole sequences with single-threaded GEMMs
   std::function<void(int done, int total)> progress;  // per block (and the head), optional
 };
 
