@@ -188,9 +188,10 @@ KldResult KlDivergence(const Model& model, const Model* base, const std::string&
   SessionOptions so;
   so.threads = opt.ppl.threads;
   so.context = ctx;
-  Session sm(model, so);
   std::unique_ptr<Session> sb;
   if (base && opt.base_logits_in.empty()) sb = std::make_unique<Session>(*base, so);
+  so.kv = opt.ppl.kv;
+  Session sm(model, so);
 
   Accumulator acc;
   std::vector<float> lp_b(vocab), lp_m(vocab), base_logits;

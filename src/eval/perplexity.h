@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace smelt {
@@ -23,6 +24,7 @@ struct PplOptions {
   int threads = 1;
   int max_chunks = 0;       // 0: all
   bool per_line = false;
+  KvType kv = KvType::kF32;  // KV cache type of the model scored (kld: the base keeps f32)
   std::function<void(int done, int total)> progress;  // optional
 };
 
@@ -50,7 +52,8 @@ std::vector<ScoringWindow> PlanScoring(const Model& model, const std::string& te
 // floats) and the token it must predict is window.tokens[pos+1].
 using ScoredPositionFn = std::function<void(size_t window, int pos, std::span<const float> logits)>;
 double EvaluateWindows(const Model& model, const std::vector<ScoringWindow>& windows, int threads,
-                       const ScoredPositionFn& on_position, const std::function<void(int, int)>& progress);
+                       const ScoredPositionFn& on_position, const std::function<void(int, int)>& progress,
+                       KvType kv = KvType::kF32);
 
 PplResult Perplexity(const Model& model, const std::string& text, const PplOptions& opt);
 

@@ -1,23 +1,129 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "core/error.h"
+#include "core/half.h"
 
 namespace smelt {
+namespace {
 
-KvCache::KvCache(int n_layers, int64_t kv_dim, int64_t capacity)
-    : kv_dim_(kv_dim), capacity_(capacity), k_(n_layers), v_(n_layers) {
-  SMELT_ASSERT(n_layers > 0 && kv_dim > 0 && capacity > 0);
+size_t HeadBytes(KvType t, int head_dim) {
+  switch (t) {
+    case KvType::kF32: return sizeof(float) * head_dim;
+    case KvType::kF16: return sizeof(fp16_t) * head_dim;
+    case KvType::kI8: return offsetof(KvI8Head, q) + head_dim;
+  }
+  return 0;
+}
+
+void EncodeHead(KvType t, const float* x, int n, uint8_t* dst) {
+  switch (t) {
+    case KvType::kF32:
+      std::memcpy(dst, x, sizeof(float) * n);
+      return;
+    case KvType::kF16: {
+      fp16_t* h = reinterpret_cast<fp16_t*>(dst);
+      for (int i = 0; i < n; ++i) h[i] = FloatToFp16(x[i]);
+      return;
+    }
+    case KvType::kI8: {
+      float amax = 0.0f;
+      for (int i = 0; i < n; ++i) amax = std::max(amax, std::abs(x[i]));
+      const float d = amax / 127.0f, inv = d > 0.0f ? 1.0f / d : 0.0f;
+      std::memcpy(dst, &d, sizeof d);
+      int8_t* q = reinterpret_cast<int8_t*>(dst + offsetof(KvI8Head, q));
+      for (int i = 0; i < n; ++i) q[i] = (int8_t)std::clamp<long>(std::lround(x[i] * inv), -127, 127);
+      return;
+    }
+  }
+}
+
+void DecodeHead(KvType t, const uint8_t* src, int n, float* y) {
+  switch (t) {
+    case KvType::kF32:
+      std::memcpy(y, src, sizeof(float) * n);
+      return;
+    case KvType::kF16: {
+      const fp16_t* h = reinterpret_cast<const fp16_t*>(src);
+      for (int i = 0; i < n; ++i) y[i] = Fp16ToFloat(h[i]);
+      return;
+    }
+    case KvType::kI8: {
+      float d;
+      std::memcpy(&d, src, sizeof d);
+      const int8_t* q = reinterpret_cast<const int8_t*>(src + offsetof(KvI8Head, q));
+      for (int i = 0; i < n; ++i) y[i] = d * q[i];
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<KvType> ParseKvType(std::string_view name) {
+  if (name == "f32") return KvType::kF32;
+  if (name == "f16") return KvType::kF16;
+  if (name == "i8") return KvType::kI8;
+  return std::nullopt;
+}
+
+std::string_view KvTypeName(KvType t) {
+  switch (t) {
+    case KvType::kF32: return "f32";
+    case KvType::kF16: return "f16";
+    case KvType::kI8: return "i8";
+  }
+  return "?";
+}
+
+KvCache::KvCache(int n_layers, int n_kv_heads, int head_dim, int64_t capacity, KvType type)
+    : type_(type),
+      n_kv_heads_(n_kv_heads),
+      head_dim_(head_dim),
+      head_bytes_(HeadBytes(type, head_dim)),
+      capacity_(capacity),
+      k_(n_layers),
+      v_(n_layers) {
+  SMELT_ASSERT(n_layers > 0 && n_kv_heads > 0 && head_dim > 0 && capacity > 0);
 }
 
 void KvCache::Reserve(int64_t n) {
   SMELT_ASSERT(n >= 0 && n <= capacity_);
   if (n <= reserved_) return;
   const int64_t grown = std::min(capacity_, std::max<int64_t>({n, 2 * reserved_, 64}));
+  // f32 rows are read in place as floats: keep the buffers float-aligned (operator new is).
   for (auto* side : {&k_, &v_})
-    for (auto& layer : *side) layer.resize((size_t)(grown * kv_dim_));
+    for (auto& layer : *side) layer.resize((size_t)grown * RowBytes());
   reserved_ = grown;
+}
+
+void KvCache::Store(int layer, int64_t pos, const float* k, const float* v) {
+  SMELT_ASSERT(pos >= 0 && pos < reserved_);
+  uint8_t* kd = k_[layer].data() + (size_t)pos * RowBytes();
+  uint8_t* vd = v_[layer].data() + (size_t)pos * RowBytes();
+  for (int h = 0; h < n_kv_heads_; ++h) {
+    EncodeHead(type_, k + (int64_t)h * head_dim_, head_dim_, kd + h * head_bytes_);
+    EncodeHead(type_, v + (int64_t)h * head_dim_, head_dim_, vd + h * head_bytes_);
+  }
+}
+
+void KvCache::LoadHead(int layer, bool values, int head, int64_t n, float* dst) const {
+  SMELT_ASSERT(n >= 0 && n <= reserved_ && head >= 0 && head < n_kv_heads_);
+  const uint8_t* src = (values ? v_ : k_)[layer].data() + head * head_bytes_;
+  for (int64_t p = 0; p < n; ++p) DecodeHead(type_, src + (size_t)p * RowBytes(), head_dim_, dst + p * head_dim_);
+}
+
+const float* KvCache::keys_f32(int layer) const {
+  SMELT_ASSERT(type_ == KvType::kF32);
+  return reinterpret_cast<const float*>(k_[layer].data());
+}
+
+const float* KvCache::values_f32(int layer) const {
+  SMELT_ASSERT(type_ == KvType::kF32);
+  return reinterpret_cast<const float*>(v_[layer].data());
 }
 
 }  // namespace smelt

@@ -1,34 +1,72 @@
 #pragma once
-// The key/value cache of a decoder: for every layer, the K and V rows (f32, kv_dim values each)
-// of every position evaluated so far, layout [layer][pos][kv_dim]. Storage grows geometrically
-// with use up to `capacity` positions, so a model with a long trained context does not reserve
-// gigabytes up front.
+// The key/value cache of a decoder: for every layer, the K and V rows (kv_dim = n_kv_heads ·
+// head_dim values each) of every position evaluated so far, layout [layer][pos][kv head]. Storage
+// grows geometrically with use up to `capacity` positions, so a model with a long trained context
+// does not reserve gigabytes up front.
+//
+// Element types (`--kv`):
+//   f32  exact; attention reads the rows in place
+//   f16  IEEE half, round to nearest even (llama.cpp's default cache type): 2 bytes per value
+//   i8   per (position, head): an f32 scale d = max|x| / 127 and head_dim int8 codes
+//        q = round(x / d) (x ≈ d·q): head_dim + 4 bytes per head, |error| ≤ d / 2
+#include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 namespace smelt {
 
+enum class KvType { kF32, kF16, kI8 };
+
+// "f32", "f16", "i8"; nullopt for another name.
+std::optional<KvType> ParseKvType(std::string_view name);
+std::string_view KvTypeName(KvType t);
+
+// One head's row in an i8 cache: the scale, then head_dim codes.
+struct KvI8Head {
+  float d;
+  int8_t q[1];  // head_dim codes follow in place (the struct only names the layout)
+};
+static_assert(sizeof(float) == 4 && offsetof(KvI8Head, q) == 4, "an i8 cache head is a 4-byte scale, then the codes");
+
 class KvCache {
  public:
-  KvCache(int n_layers, int64_t kv_dim, int64_t capacity);
+  KvCache(int n_layers, int n_kv_heads, int head_dim, int64_t capacity, KvType type = KvType::kF32);
 
   // Makes positions [0, n) addressable (n ≤ capacity), keeping what is stored.
   void Reserve(int64_t n);
 
-  // (reserved(), kv_dim) rows of one layer.
-  float* keys(int layer) { return k_[layer].data(); }
-  float* values(int layer) { return v_[layer].data(); }
-  const float* keys(int layer) const { return k_[layer].data(); }
-  const float* values(int layer) const { return v_[layer].data(); }
+  // Stores the key and value rows (kv_dim values each) of position `pos` (< reserved()) of
+  // `layer`, rounded to the cache type.
+  void Store(int layer, int64_t pos, const float* k, const float* v);
 
+  // Keys (or values) of kv head `head` at positions [0, n) of `layer` as f32 rows of head_dim
+  // values into dst (n, head_dim): what attention sees.
+  void LoadHead(int layer, bool values, int head, int64_t n, float* dst) const;
+
+  // f32 caches only: the (reserved(), kv_dim) rows of one layer, read in place.
+  const float* keys_f32(int layer) const;
+  const float* values_f32(int layer) const;
+
+  KvType type() const { return type_; }
   int n_layers() const { return (int)k_.size(); }
-  int64_t kv_dim() const { return kv_dim_; }
+  int n_kv_heads() const { return n_kv_heads_; }
+  int head_dim() const { return head_dim_; }
+  int64_t kv_dim() const { return (int64_t)n_kv_heads_ * head_dim_; }
   int64_t capacity() const { return capacity_; }
   int64_t reserved() const { return reserved_; }
+  // Bytes of one position's keys (or values) in one layer.
+  size_t RowBytes() const { return (size_t)n_kv_heads_ * head_bytes_; }
+  // Bytes held for keys and values of every layer at `positions` positions.
+  size_t BytesFor(int64_t positions) const { return 2 * k_.size() * RowBytes() * (size_t)positions; }
 
  private:
-  int64_t kv_dim_, capacity_, reserved_ = 0;
-  std::vector<std::vector<float>> k_, v_;  // [layer] -> (reserved_, kv_dim_)
+  KvType type_;
+  int n_kv_heads_, head_dim_;
+  size_t head_bytes_;  // one head's bytes at one position
+  int64_t capacity_, reserved_ = 0;
+  std::vector<std::vector<uint8_t>> k_, v_;  // [layer] -> (reserved_, RowBytes()) bytes
 };
 
 }  // namespace smelt

@@ -143,21 +143,41 @@ void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache
       ApplyRope(q + t * Q, c.n_heads, hd, c.rope_dim, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs], neox);
       ApplyRope(k + t * KV, c.n_kv_heads, hd, c.rope_dim, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs], neox);
     }
-    float* kc = cache.keys(l);  // (pos + T, KV)
-    float* vc = cache.values(l);
-    std::memcpy(kc + pos * KV, k, sizeof(float) * T * KV);
-    std::memcpy(vc + pos * KV, v, sizeof(float) * T * KV);
+    for (int64_t t = 0; t < T; ++t) cache.Store(l, pos + t, k + t * KV, v + t * KV);
     // Multiply-adds of this attention step: T queries × H heads × keys × head_dim × 2.
     const int64_t work = T * H * (pos + T) * hd * 2;
-    const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, T * H);
+    if (cache.type() == KvType::kF32) {
+      // Rows read in place.
+      const float* kc = cache.keys_f32(l);  // (pos + T, KV)
+      const float* vc = cache.values_f32(l);
+      const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, T * H);
 #pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
-    {
-      std::vector<float> scores(pos + T);
+      {
+        std::vector<float> scores(pos + T);
 #pragma omp for schedule(dynamic, 4)
-      for (int64_t i = 0; i < T * H; ++i) {
-        const int64_t t = i / H, head = i % H, kv_head = head / group;
-        AttendHead(q + t * Q + head * hd, kc + kv_head * hd, vc + kv_head * hd, pos + t + 1, KV, hd, scale,
-                   att + t * Q + head * hd, scores.data());
+        for (int64_t i = 0; i < T * H; ++i) {
+          const int64_t t = i / H, head = i % H, kv_head = head / group;
+          AttendHead(q + t * Q + head * hd, kc + kv_head * hd, vc + kv_head * hd, pos + t + 1, KV, hd, scale,
+                     att + t * Q + head * hd, scores.data());
+        }
+      }
+    } else {
+      // Rounded rows: each kv head's keys and values decoded once, then every query head of its
+      // group and every new position attends to them.
+      const int n_kv = c.n_kv_heads;
+      const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, n_kv);
+#pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
+      {
+        std::vector<float> kh((pos + T) * hd), vh((pos + T) * hd), scores(pos + T);
+#pragma omp for schedule(dynamic, 1)
+        for (int kv_head = 0; kv_head < n_kv; ++kv_head) {
+          cache.LoadHead(l, false, kv_head, pos + T, kh.data());
+          cache.LoadHead(l, true, kv_head, pos + T, vh.data());
+          for (int64_t t = 0; t < T; ++t)
+            for (int head = kv_head * group; head < (kv_head + 1) * group; ++head)
+              AttendHead(q + t * Q + head * hd, kh.data(), vh.data(), pos + t + 1, hd, hd, scale,
+                         att + t * Q + head * hd, scores.data());
+        }
       }
     }
     Project(l, *L.wo, att, T, h, threads);

@@ -21,7 +21,8 @@ Session::Session(const Model& model, SessionOptions opt)
       context_(opt.context > 0 ? opt.context : model.config.context) {
   forward_ = std::make_unique<LlamaForward>(model, opt.activations);
   if (context_ <= 0) Fail("{}: context length {} must be positive", model.source, context_);
-  cache_ = std::make_unique<KvCache>(model.config.n_layers, model.config.kv_dim(), context_);
+  cache_ = std::make_unique<KvCache>(model.config.n_layers, model.config.n_kv_heads, model.config.head_dim, context_,
+                                     opt.kv);
 }
 
 Session::~Session() = default;

@@ -7,13 +7,13 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace smelt {
 
 class LlamaForward;
 class ForwardObserver;
-class KvCache;
 
 struct SessionOptions {
   int threads = 1;  // OpenMP threads for the forward pass (< 1: all hardware threads)
@@ -22,6 +22,7 @@ struct SessionOptions {
   // rounds it (formats/activation.h), so log-probs match llama.cpp's on the same file; kExact:
   // the f32 activations as computed.
   Activations activations = Activations::kGgml;
+  KvType kv = KvType::kF32;  // element type of the KV cache (model/kv_cache.h)
 };
 
 class Session {

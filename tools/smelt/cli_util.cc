@@ -23,6 +23,16 @@ void AddThreads(CLI::App* app, int& threads) {
   app->add_option("-t,--threads", threads, "worker threads")->check(CLI::Range(1, 256))->capture_default_str();
 }
 
+void AddKvOption(CLI::App* app, KvType& kv) {
+  app->add_option_function<std::string>(
+         "--kv",
+         [&kv](const std::string& name) { kv = *ParseKvType(name); },  // checked below, before this runs
+         "KV cache element type: f32 (exact), f16 (llama.cpp's default) or i8 (int8 with a scale per position "
+         "and head)")
+      ->check(CLI::IsMember({"f32", "f16", "i8"}))
+      ->default_str("f32");
+}
+
 std::function<void(int, int)> Progress(std::string label) {
   if (!isatty(fileno(stderr))) return {};
   auto start = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());

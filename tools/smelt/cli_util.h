@@ -13,6 +13,7 @@
 #include "compress/sensitivity.h"
 #include "core/error.h"
 #include "io/load.h"
+#include "model/kv_cache.h"
 
 namespace smelt::cli {
 
@@ -38,6 +39,9 @@ void AddLoadOptions(CLI::App* app, LoadOptions& opt);
 // -t/--threads with the default (number of cores, at most 2 on small machines).
 void AddThreads(CLI::App* app, int& threads);
 int DefaultThreads();
+// --kv f32|f16|i8: the KV cache's element type (model/kv_cache.h) into `kv` (another name is a
+// one-line usage error).
+void AddKvOption(CLI::App* app, KvType& kv);
 
 // A progress reporter that redraws one line on stderr when stderr is a terminal and stays
 // silent otherwise (pipes, CI).

@@ -24,6 +24,7 @@ void AddCommon(CLI::App* app, EvalArgs& a) {
   app->add_option("--chunks", a.ppl.max_chunks, "evaluate at most this many windows (0: all)")->capture_default_str();
   app->add_flag("--per-line", a.ppl.per_line, "score each non-empty line on its own (BOS + line)");
   AddThreads(app, a.ppl.threads);
+  AddKvOption(app, a.ppl.kv);
   AddLoadOptions(app, a.load);
   app->add_flag("--json", a.json, "print JSON");
 }

@@ -21,6 +21,7 @@ struct RunArgs {
   SamplerOptions sampling;
   bool ignore_eos = false;
   bool json = false;
+  KvType kv = KvType::kF32;
 };
 
 int RunRun(const RunArgs& a) {
@@ -31,6 +32,7 @@ int RunRun(const RunArgs& a) {
   SessionOptions so;
   so.threads = a.threads;
   so.context = a.ctx > 0 ? a.ctx : std::min<int>(m.config.context, (int)prompt.size() + a.n + 1);
+  so.kv = a.kv;
   Session session(m, so);
   Sampler sampler(a.sampling);
   GenerateOptions go;
@@ -88,6 +90,7 @@ Command AddRun(CLI::App& root) {
   app->add_flag("--llama2c-sampler", a->sampling.llama2c_compat,
                 "sample exactly as llama2.c's run.c does (uses --temp, --top-p, --seed)");
   app->add_flag("--ignore-eos", a->ignore_eos, "keep generating past the end-of-sequence token");
+  AddKvOption(app, a->kv);
   AddThreads(app, a->threads);
   AddLoadOptions(app, a->load);
   app->add_flag("--json", a->json, "print JSON at the end instead of streaming");
