@@ -8,6 +8,7 @@
 #include "formats/activation.h"
 #include "formats/types.h"
 #include "kernels/ops.h"
+#include "kernels/qdot.h"
 
 namespace smelt {
 namespace {
@@ -18,6 +19,28 @@ constexpr int64_t kRowBlock = 16;  // output rows dequantized together and reuse
 constexpr int64_t kMinTransposeBatch = 4;
 // Below this many multiply-adds a product runs on one thread: waking a team costs more.
 constexpr int64_t kMinParallelWork = 1 << 16;
+
+// Weights whose type has a quantized dot product (kernels/qdot.h), with kGgml activations: each
+// input row is encoded once in the activation type, then every output is one DotQ of a weight
+// row's bytes with an input row's bytes. Output rows are taken in blocks of kRowBlock, each row
+// dotted with all T inputs while it sits in cache.
+void MatMulQuantized(const Tensor& w, QDotFn dot, const float* x, int64_t T, float* y, int threads) {
+  const int64_t C = w.ne[0], OC = w.nrows();
+  const DType act = ActivationType(w.type);
+  const size_t a_bytes = RowBytes(act, C), w_bytes = RowBytes(w.type, C);
+  std::vector<uint8_t> encoded(a_bytes * (size_t)T);
+  for (int64_t t = 0; t < T; ++t) QuantizeActivationRow(act, x + t * C, encoded.data() + t * a_bytes, C);
+  const auto* rows = static_cast<const uint8_t*>(w.data);
+  const int64_t n_blocks = (OC + kRowBlock - 1) / kRowBlock;
+  threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, n_blocks));
+  if (C * OC * T < kMinParallelWork) threads = 1;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t o_end = std::min(OC, (b + 1) * kRowBlock);
+    for (int64_t o = b * kRowBlock; o < o_end; ++o)
+      for (int64_t t = 0; t < T; ++t) y[t * OC + o] = dot(rows + o * w_bytes, encoded.data() + t * a_bytes, C);
+  }
+}
 
 }  // namespace
 
@@ -42,6 +65,8 @@ void ReadRowF32(const Tensor& t, int64_t row, float* dst) {
 }
 
 void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, Activations act) {
+  if (act == Activations::kGgml)
+    if (const QDotFn dot = SelectQDot(w.type)) return MatMulQuantized(w, dot, x, T, y, threads);
   const int64_t C = w.ne[0], OC = w.nrows();
   std::vector<float> rounded;
   if (act == Activations::kGgml && ActivationType(w.type) != DType::kF32) {

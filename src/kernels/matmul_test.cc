@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "formats/activation.h"
 #include "formats/types.h"
+#include "kernels/qdot_test_util.h"
 #include "tiny_models.h"
 
 namespace smelt {
@@ -30,6 +31,23 @@ std::vector<double> NaiveProduct(const Tensor& w, const std::vector<float>& x, i
   return y;
 }
 
+// Q4_1/Q5_1 under kGgml multiply each block minimum by the Q8_1 block's stored s, not by the sum
+// of the rounded activations (kernels/qdot.h): add that difference to the naive product.
+void AddMinTermCorrection(const Tensor& w, const std::vector<float>& x, const std::vector<float>& rounded, int64_t T,
+                          std::vector<double>& y) {
+  const DType act = ActivationType(w.type);
+  if (act != DType::kQ8_1) return;
+  const int64_t C = w.ne[0], OC = w.ne[1];
+  std::vector<uint8_t> encoded(RowBytes(act, C));
+  for (int64_t t = 0; t < T; ++t) {
+    QuantizeActivationRow(act, x.data() + t * C, encoded.data(), C);
+    for (int64_t o = 0; o < OC; ++o) {
+      const auto* row = static_cast<const uint8_t*>(w.data) + o * RowBytes(w.type, C);
+      y[t * OC + o] += testing::MinTermCorrection(w.type, row, encoded.data(), rounded.data() + t * C, C);
+    }
+  }
+}
+
 class KernelMatMulTypes : public ::testing::TestWithParam<DType> {};
 
 TEST_P(KernelMatMulTypes, MatchesDequantizeThenDot) {
@@ -46,7 +64,8 @@ TEST_P(KernelMatMulTypes, MatchesDequantizeThenDot) {
     std::vector<float> y(T * OC), single(T * OC);
     MatMul(w, x.data(), T, y.data(), 1, act);  // the batched (transposed block) path
     for (int64_t t = 0; t < T; ++t) MatVec(w, x.data() + t * C, single.data() + t * OC, 1, act);  // row dots
-    const std::vector<double> want = NaiveProduct(w, act == Activations::kExact ? x : rounded, T);
+    std::vector<double> want = NaiveProduct(w, act == Activations::kExact ? x : rounded, T);
+    if (act == Activations::kGgml) AddMinTermCorrection(w, x, rounded, T, want);
     double max_err = 0, max_err_single = 0;
     for (size_t i = 0; i < y.size(); ++i) {
       max_err = std::max(max_err, std::abs(y[i] - want[i]));

@@ -1,0 +1,192 @@
+// Scalar reference kernels of qdot.h and the dispatch between them and their AVX2 twins.
+#include "kernels/qdot.h"
+
+#include <cstring>
+#include <type_traits>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "formats/iq4_nl.h"
+#include "formats/k_quants.h"
+#include "formats/q4_0.h"
+#include "formats/q4_1.h"
+#include "formats/q5_0.h"
+#include "formats/q5_1.h"
+#include "formats/q8_0.h"
+#include "kernels/qdot_kernels.h"
+
+namespace smelt {
+namespace {
+
+// One block of type B read from possibly misaligned bytes.
+template <class B>
+B LoadBlock(const void* row, int64_t i) {
+  B b;
+  std::memcpy(&b, static_cast<const uint8_t*>(row) + i * sizeof(B), sizeof(B));
+  return b;
+}
+
+// The 4-bit code of value j of a nibble-packed block (qs[j] low nibble j, high nibble j + 16).
+inline int Nibble(const uint8_t* qs, int j) { return j < 16 ? qs[j] & 0x0F : qs[j - 16] >> 4; }
+// Code of value j of a Q5 block: nibble plus the fifth bit j of qh.
+inline int Code5(const uint8_t* qs, const uint8_t* qh, int j) { return Nibble(qs, j) | (int)((LoadQh(qh) >> j) & 1) << 4; }
+
+// The signed integer each block holds for value j (offset taken off: value = d·code).
+int CodeQ8_0(const BlockQ8_0& x, int j) { return x.qs[j]; }
+int CodeQ4_0(const BlockQ4_0& x, int j) { return Nibble(x.qs, j) - 8; }
+int CodeQ5_0(const BlockQ5_0& x, int j) { return Code5(x.qs, x.qh, j) - 16; }
+int CodeIQ4_NL(const BlockIQ4_NL& x, int j) { return kIQ4NLValues[Nibble(x.qs, j)]; }
+// The unsigned code of the types with a minimum (value = d·code + m).
+int CodeQ4_1(const BlockQ4_1& x, int j) { return Nibble(x.qs, j); }
+int CodeQ5_1(const BlockQ5_1& x, int j) { return Code5(x.qs, x.qh, j); }
+
+// Blocks of 32 against Q8_0 (A = BlockQ8_0) or Q8_1 (A = BlockQ8_1, adding m·s per block).
+template <class B, int (*Code)(const B&, int), class A>
+float DotBlocksRef(const void* w, const void* a, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const auto x = LoadBlock<B>(w, i);
+    const auto y = LoadBlock<A>(a, i);
+    int s = 0;
+    for (int j = 0; j < 32; ++j) s += Code(x, j) * y.qs[j];
+    sum += Fp16ToFloat(x.d) * Fp16ToFloat(y.d) * (float)s;
+    if constexpr (std::is_same_v<A, BlockQ8_1>) sum += Fp16ToFloat(x.m) * Fp16ToFloat(y.s);
+  }
+  return sum;
+}
+
+// A k-quant super-block in integer form: value e = d·scale[e / len]·code[e] − dmin·min[e / len]
+// with `len` values per sub-block (codes already offset: signed for Q3_K/Q6_K).
+struct KBlock {
+  float d = 0, dmin = 0;
+  int len = 16;
+  int scale[16] = {}, min[16] = {};
+  int8_t code[kQK_K] = {};
+};
+
+void UnpackQ2_K(const BlockQ2_K& x, KBlock& k) {
+  k.d = Fp16ToFloat(x.d), k.dmin = Fp16ToFloat(x.dmin), k.len = 16;
+  for (int j = 0; j < 16; ++j) k.scale[j] = x.scales[j] & 0x0F, k.min[j] = x.scales[j] >> 4;
+  for (int e = 0; e < kQK_K; ++e) k.code[e] = (int8_t)((x.qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3);
+}
+
+void UnpackQ3_K(const BlockQ3_K& x, KBlock& k) {
+  k.d = Fp16ToFloat(x.d), k.len = 16;
+  for (int j = 0; j < 16; ++j) k.scale[j] = Q3KScale(x.scales, j);
+  for (int e = 0; e < kQK_K; ++e) {
+    const int low = (x.qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3;
+    k.code[e] = (int8_t)(low - ((x.hmask[e % 32] >> (e / 32)) & 1 ? 0 : 4));
+  }
+}
+
+// Q4_K/Q5_K's scales and minimums of their 8 sub-blocks of 32.
+void UnpackK4Scales(const uint8_t* packed, KBlock& k) {
+  k.len = 32;
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    GetScaleMinK4(j, packed, &sc, &m);
+    k.scale[j] = sc, k.min[j] = m;
+  }
+}
+
+void UnpackQ4_K(const BlockQ4_K& x, KBlock& k) {
+  k.d = Fp16ToFloat(x.d), k.dmin = Fp16ToFloat(x.dmin);
+  UnpackK4Scales(x.scales, k);
+  for (int e = 0; e < kQK_K; ++e) k.code[e] = (int8_t)((x.qs[32 * (e / 64) + e % 32] >> (e % 64 < 32 ? 0 : 4)) & 0x0F);
+}
+
+void UnpackQ5_K(const BlockQ5_K& x, KBlock& k) {
+  k.d = Fp16ToFloat(x.d), k.dmin = Fp16ToFloat(x.dmin);
+  UnpackK4Scales(x.scales, k);
+  for (int e = 0; e < kQK_K; ++e) {
+    const int low = (x.qs[32 * (e / 64) + e % 32] >> (e % 64 < 32 ? 0 : 4)) & 0x0F;
+    k.code[e] = (int8_t)(low | ((x.qh[e % 32] >> (e / 32)) & 1) << 4);
+  }
+}
+
+void UnpackQ6_K(const BlockQ6_K& x, KBlock& k) {
+  k.d = Fp16ToFloat(x.d), k.len = 16;
+  for (int j = 0; j < 16; ++j) k.scale[j] = x.scales[j];
+  // Value e = 128·h + 32·p + l (l < 32): low nibble of ql[64h + l + 32·(p % 2)] (p < 2) or its
+  // high nibble (p >= 2), high two bits at bits 2p of qh[32h + l].
+  for (int e = 0; e < kQK_K; ++e) {
+    const int h = e / 128, p = e % 128 / 32, l = e % 32;
+    const int low = (x.ql[64 * h + l + 32 * (p % 2)] >> (p < 2 ? 0 : 4)) & 0x0F;
+    k.code[e] = (int8_t)((low | ((x.qh[32 * h + l] >> (2 * p)) & 3) << 4) - 32);
+  }
+}
+
+// Σ over super-blocks of d_a·(d·Σ_j scale_j·Σ code·q_a − dmin·Σ_j min_j·Σ q_a), the integer
+// sums exact, the Q8_K block's bsums supplying Σ q_a per 16.
+template <class B, void (*Unpack)(const B&, KBlock&)>
+float DotKRef(const void* w, const void* a, int64_t n) {
+  float sum = 0.0f;
+  KBlock k;
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    Unpack(LoadBlock<B>(w, i), k);
+    const auto y = LoadBlock<BlockQ8_K>(a, i);
+    int sum_codes = 0, sum_mins = 0;
+    for (int j = 0; j < kQK_K / k.len; ++j) {
+      int s = 0;
+      for (int e = j * k.len; e < (j + 1) * k.len; ++e) s += k.code[e] * y.qs[e];
+      int bsum = 0;
+      for (int b = j * k.len / 16; b < (j + 1) * k.len / 16; ++b) bsum += y.bsums[b];
+      sum_codes += k.scale[j] * s;
+      sum_mins += k.min[j] * bsum;
+    }
+    sum += y.d * k.d * (float)sum_codes - y.d * k.dmin * (float)sum_mins;
+  }
+  return sum;
+}
+
+}  // namespace
+
+QDotFn ReferenceQDot(DType weight) {
+  switch (weight) {
+    case DType::kQ8_0: return DotBlocksRef<BlockQ8_0, CodeQ8_0, BlockQ8_0>;
+    case DType::kQ4_0: return DotBlocksRef<BlockQ4_0, CodeQ4_0, BlockQ8_0>;
+    case DType::kQ5_0: return DotBlocksRef<BlockQ5_0, CodeQ5_0, BlockQ8_0>;
+    case DType::kIQ4_NL: return DotBlocksRef<BlockIQ4_NL, CodeIQ4_NL, BlockQ8_0>;
+    case DType::kQ4_1: return DotBlocksRef<BlockQ4_1, CodeQ4_1, BlockQ8_1>;
+    case DType::kQ5_1: return DotBlocksRef<BlockQ5_1, CodeQ5_1, BlockQ8_1>;
+    case DType::kQ2_K: return DotKRef<BlockQ2_K, UnpackQ2_K>;
+    case DType::kQ3_K: return DotKRef<BlockQ3_K, UnpackQ3_K>;
+    case DType::kQ4_K: return DotKRef<BlockQ4_K, UnpackQ4_K>;
+    case DType::kQ5_K: return DotKRef<BlockQ5_K, UnpackQ5_K>;
+    case DType::kQ6_K: return DotKRef<BlockQ6_K, UnpackQ6_K>;
+    default: return nullptr;
+  }
+}
+
+QDotFn Avx2QDot(DType weight) {
+  const qdot::Avx2Kernels* k = qdot::Avx2();
+  if (!k) return nullptr;
+  switch (weight) {
+    case DType::kQ8_0: return k->q8_0;
+    case DType::kQ4_0: return k->q4_0;
+    case DType::kQ5_0: return k->q5_0;
+    case DType::kIQ4_NL: return k->iq4_nl;
+    case DType::kQ4_1: return k->q4_1;
+    case DType::kQ5_1: return k->q5_1;
+    case DType::kQ2_K: return k->q2_k;
+    case DType::kQ3_K: return k->q3_k;
+    case DType::kQ4_K: return k->q4_k;
+    case DType::kQ5_K: return k->q5_k;
+    case DType::kQ6_K: return k->q6_k;
+    default: return nullptr;
+  }
+}
+
+QDotFn SelectQDot(DType weight) {
+  if (CpuHasAvx2FmaF16c())
+    if (QDotFn f = Avx2QDot(weight)) return f;
+  return ReferenceQDot(weight);
+}
+
+float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n) {
+  const QDotFn f = SelectQDot(weight);
+  SMELT_ASSERT(f != nullptr);
+  return f(w_row, a_row, n);
+}
+
+}  // namespace smelt

@@ -1,0 +1,46 @@
+#pragma once
+// Dot products on encoded blocks, as ggml's CPU backend computes them: a weight row of type W
+// times an activation row already encoded in ActivationType(W) (formats/activation.h), without
+// decoding either to f32. Per block the codes are multiplied as integers and the integer sum is
+// scaled once by d_w·d_a; the blocks' terms are summed in f32.
+//
+//   weight   activation  block term (32 values)
+//   q8_0     q8_0        d_w·d_a · Σ q_w·q_a                   q_w in -128..127
+//   q4_0     q8_0        d_w·d_a · Σ (q_w − 8)·q_a             q_w in 0..15
+//   q5_0     q8_0        d_w·d_a · Σ (q_w − 16)·q_a            q_w in 0..31
+//   iq4_nl   q8_0        d_w·d_a · Σ table[q_w]·q_a            table: kIQ4NLValues
+//   q4_1     q8_1        d_w·d_a · Σ q_w·q_a  +  m_w · s_a      s_a = fp16(d_a·Σq_a), as ggml
+//   q5_1     q8_1        as q4_1 with 5-bit codes
+//
+// Q4_1/Q5_1 use the Q8_1 block's stored s, so they differ from "decode both, then dot" by up to
+// 2^-11·|m_w·d_a·Σq_a| per block (the fp16 rounding of s): that is what llama.cpp computes (and
+// s overflows to infinity where |d_a·Σq_a| > 65504, in ggml as here).
+// Activation codes must lie in -127..127 (what QuantizeActivationRow writes); weight blocks may
+// hold any bit pattern except non-finite scales.
+//
+// Each kernel has a scalar reference (ReferenceQDot) and an AVX2/FMA/F16C twin (Avx2QDot,
+// qdot_avx2.cc) that computes the same integer sums and differs only in the order and fusing of
+// the f32 operations over blocks. Rows are read byte-wise: any alignment is accepted.
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace smelt {
+
+// Σ over n values (n a multiple of the weight type's block size) of w_row · a_row, where w_row
+// holds RowBytes(weight, n) bytes and a_row RowBytes(ActivationType(weight), n).
+using QDotFn = float (*)(const void* w_row, const void* a_row, int64_t n);
+
+// The scalar reference kernel for weights of type `weight`; nullptr where there is none.
+QDotFn ReferenceQDot(DType weight);
+// The AVX2 twin; nullptr where there is none or it is not built (only valid when
+// CpuHasAvx2FmaF16c(): the twins also use FMA and F16C).
+QDotFn Avx2QDot(DType weight);
+// The kernel to run on this CPU: the AVX2 twin where the CPU has AVX2/FMA/F16C, else the reference;
+// nullptr where `weight` has no quantized dot product (f32, f16, smelt-native types, ...).
+QDotFn SelectQDot(DType weight);
+
+// SelectQDot(weight)(w_row, a_row, n); `weight` must have a kernel.
+float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n);
+
+}  // namespace smelt

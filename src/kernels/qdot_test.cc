@@ -1,0 +1,188 @@
+// The quantized dot products against "decode both rows, dot in double" (plus ggml's stored-s
+// term, qdot_test_util.h), the AVX2 twins against the scalar references, and MatMul's quantized
+// path against its decode-then-dot path.
+#include "kernels/qdot.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/cpu.h"
+#include "formats/activation.h"
+#include "formats/types.h"
+#include "kernels/matmul.h"
+#include "kernels/qdot_test_util.h"
+#include "tiny_models.h"
+
+namespace smelt {
+namespace {
+
+using testing::DotDouble;
+using testing::DotMass;
+using testing::KernelTolerance;
+using testing::MinTermCorrection;
+
+const DType kKernelTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_1,
+                              DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+
+// An fp16 scale of kind k % 5: zero (a zero block), ordinary, huge, fp16-subnormal, ordinary.
+fp16_t ScaleOfKind(int64_t k, std::mt19937& rng) {
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::uniform_int_distribution<int> subnormal(1, 0x3ff);
+  switch (k % 5) {
+    case 0: return FloatToFp16(0.0f);
+    case 2: return FloatToFp16(3000.0f * gauss(rng));
+    case 3: return (fp16_t)(subnormal(rng) | (rng() & 1 ? 0x8000 : 0));
+    default: return FloatToFp16(0.02f * gauss(rng));
+  }
+}
+
+// A weight row of n values with random codes (every bit pattern) and scales (and minimums) of
+// every kind of ScaleOfKind, the cycle starting at `seed` (so one-block rows see every kind too).
+std::vector<uint8_t> RandomWeightRow(DType type, int64_t n, uint32_t seed) {
+  const TypeTraits& tr = Traits(type);
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> row(RowBytes(type, n));
+  for (uint8_t& byte : row) byte = (uint8_t)rng();
+  const testing::ScaleFields f = testing::ScaleFieldsOf(type);
+  for (int64_t b = 0; b < n / tr.block_size; ++b) {
+    uint8_t* block = row.data() + b * tr.type_size;
+    const fp16_t d = ScaleOfKind(b + seed, rng), m = ScaleOfKind(b + 2 * seed + 1, rng);
+    std::memcpy(block + f.d, &d, sizeof(d));
+    if (f.min_codes != 0) std::memcpy(block + f.min, &m, sizeof(m));
+  }
+  return row;
+}
+
+// n activations, each run of 32 scaled by 1, 0, 100 or 1e-6 in turn (starting at `seed`),
+// encoded for `weight`. (Much
+// larger runs would overflow the Q8_1 block's fp16 s = d·Σq, in ggml as here.)
+std::vector<uint8_t> RandomActivationRow(DType weight, int64_t n, uint32_t seed) {
+  std::vector<float> x = tiny::RandomVector(n, seed);
+  const float factors[] = {1.0f, 0.0f, 100.0f, 1e-6f};
+  for (int64_t i = 0; i < n; ++i) x[i] *= factors[(i / 32 + seed) % 4];
+  const DType act = ActivationType(weight);
+  std::vector<uint8_t> row(RowBytes(act, n));
+  QuantizeActivationRow(act, x.data(), row.data(), n);
+  return row;
+}
+
+std::vector<float> Decode(DType type, const std::vector<uint8_t>& row, int64_t n) {
+  std::vector<float> out(n);
+  Traits(type).to_float(row.data(), out.data(), n);
+  return out;
+}
+
+struct Case {
+  DType type;
+  int64_t n;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << DTypeName(c.type) << " n " << c.n; }
+
+class QDotKernels : public ::testing::TestWithParam<Case> {};
+
+TEST_P(QDotKernels, ReferenceMatchesDecodedDotAndAvx2MatchesReference) {
+  const auto [type, n] = GetParam();
+  const QDotFn ref = ReferenceQDot(type);
+  const QDotFn avx2 = CpuHasAvx2FmaF16c() ? Avx2QDot(type) : nullptr;
+  ASSERT_NE(ref, nullptr);
+  if (CpuHasAvx2FmaF16c()) {
+    ASSERT_NE(avx2, nullptr);
+  }
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    const std::vector<uint8_t> w = RandomWeightRow(type, n, seed);
+    const std::vector<uint8_t> a = RandomActivationRow(type, n, 100 + seed);
+    const std::vector<float> wf = Decode(type, w, n), af = Decode(ActivationType(type), a, n);
+    const double want = DotDouble(wf.data(), af.data(), n) + MinTermCorrection(type, w.data(), a.data(), af.data(), n);
+    const double tol = KernelTolerance(n, DotMass(type, w.data(), a.data(), wf.data(), af.data(), n));
+    const float got = ref(w.data(), a.data(), n);
+    EXPECT_NEAR(got, want, tol) << DTypeName(type) << " n " << n << " seed " << seed;
+    EXPECT_EQ(DotQ(type, w.data(), a.data(), n), (avx2 ? avx2 : ref)(w.data(), a.data(), n));
+    if (avx2) {
+      EXPECT_NEAR(avx2(w.data(), a.data(), n), want, tol) << DTypeName(type) << " n " << n << " seed " << seed;
+      EXPECT_NEAR(avx2(w.data(), a.data(), n), got, 2 * tol) << DTypeName(type) << " n " << n << " seed " << seed;
+    }
+  }
+}
+
+std::vector<Case> AllCases() {
+  std::vector<Case> cases;
+  for (DType t : kKernelTypes)
+    for (int64_t blocks : {1, 37}) cases.push_back({t, blocks * Traits(t).block_size});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(QDot, QDotKernels, ::testing::ValuesIn(AllCases()), [](const auto& info) {
+  return std::string(DTypeName(info.param.type)) + "_n" + std::to_string(info.param.n);
+});
+
+TEST(QDot, RowsAtAnyAlignmentGiveTheSameBits) {
+  for (DType type : kKernelTypes) {
+    const int64_t n = 5 * Traits(type).block_size;
+    const std::vector<uint8_t> w = RandomWeightRow(type, n, 7), a = RandomActivationRow(type, n, 8);
+    const float want = DotQ(type, w.data(), a.data(), n);
+    for (size_t shift = 1; shift < 4; ++shift) {
+      std::vector<uint8_t> ws(w.size() + shift), as(a.size() + shift);
+      std::memcpy(ws.data() + shift, w.data(), w.size());
+      std::memcpy(as.data() + shift, a.data(), a.size());
+      EXPECT_EQ(DotQ(type, ws.data() + shift, as.data() + shift, n), want) << DTypeName(type) << " shift " << shift;
+      EXPECT_EQ(ReferenceQDot(type)(ws.data() + shift, as.data() + shift, n), ReferenceQDot(type)(w.data(), a.data(), n));
+    }
+  }
+}
+
+TEST(QDot, OnlyBlockTypesWithAnActivationEncodingHaveKernels) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_1, DType::kQ8_K, DType::kW8A8, DType::kNF4})
+    EXPECT_EQ(SelectQDot(t), nullptr) << DTypeName(t);
+  for (DType t : kKernelTypes) EXPECT_NE(SelectQDot(t), nullptr) << DTypeName(t);
+}
+
+// MatMul's quantized path (kGgml on a type with a kernel) against the decode-then-dot path it
+// replaces: f32 weights decoded from the same tensor times the rounded activations (kExact), plus
+// ggml's stored-s term; within the f32 rounding of both paths.
+TEST(QDot, MatMulMatchesDecodedWeightsTimesRoundedActivations) {
+  const int64_t C = 512, OC = 37;
+  for (DType type : kKernelTypes) {
+    const Tensor f32 = MakeF32Tensor("w", {C, OC}, tiny::RandomVector(C * OC, 11));
+    const Tensor w = tiny::EncodeTensor(f32, type);
+    const std::vector<float> dense = DequantizeAll(w);
+    const Tensor decoded = MakeF32Tensor("w", {C, OC}, dense);
+    const size_t w_bytes = RowBytes(type, C), a_bytes = RowBytes(ActivationType(type), C);
+    for (int64_t T : {1, 5}) {
+      const std::vector<float> x = tiny::RandomVector(T * C, 12 + (uint32_t)T);
+      std::vector<float> rounded(T * C);
+      std::vector<uint8_t> encoded(T * a_bytes);
+      for (int64_t t = 0; t < T; ++t) {
+        RoundActivationRow(type, x.data() + t * C, rounded.data() + t * C, C);
+        QuantizeActivationRow(ActivationType(type), x.data() + t * C, encoded.data() + t * a_bytes, C);
+      }
+      std::vector<float> got(T * OC), got2(T * OC), old(T * OC);
+      MatMul(w, x.data(), T, got.data(), 1, Activations::kGgml);
+      MatMul(w, x.data(), T, got2.data(), 2, Activations::kGgml);
+      EXPECT_EQ(got, got2) << DTypeName(type) << ": threads changed bits";
+      MatMul(decoded, rounded.data(), T, old.data(), 1, Activations::kExact);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t o = 0; o < OC; ++o) {
+          const auto* wrow = static_cast<const uint8_t*>(w.data) + o * w_bytes;
+          const uint8_t* arow = encoded.data() + t * a_bytes;
+          const float* wf = dense.data() + o * C;
+          const float* af = rounded.data() + t * C;
+          double abs_dot = 0;
+          for (int64_t c = 0; c < C; ++c) abs_dot += std::fabs((double)wf[c] * af[c]);
+          // The f32 path sums C products: C·2^-24·Σ|w·a|.
+          const double tol = KernelTolerance(C, DotMass(type, wrow, arow, wf, af, C)) + C * std::ldexp(abs_dot, -24);
+          const double want = old[t * OC + o] + MinTermCorrection(type, wrow, arow, af, C);
+          EXPECT_NEAR(got[t * OC + o], want, tol) << DTypeName(type) << " t " << t << " o " << o;
+        }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace smelt
