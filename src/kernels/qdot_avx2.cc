@@ -87,31 +87,47 @@ constexpr size_t kQ8_1S = offsetof(BlockQ8_1, s);
 constexpr size_t kQ8_1Qs = offsetof(BlockQ8_1, qs);
 
 // Weight types against Q8_0 activations: Codes(block) gives its 32 signed codes (offset taken off).
+// Blocks are taken in pairs, each with its own accumulator, so that consecutive blocks'
+// multiply-adds do not wait for each other.
+template <class Block, __m256i (*Codes)(const uint8_t*)>
+SMELT_AVX2 inline __m256 BlockTermQ8_0(const uint8_t* x, const uint8_t* y, __m256 acc) {
+  const __m256 d = _mm256_set1_ps(LoadHalf(x + offsetof(Block, d)) * LoadHalf(y));
+  return _mm256_fmadd_ps(d, DotSigned(Codes(x), Load32(y + kQ8_0Qs)), acc);
+}
 template <class Block, __m256i (*Codes)(const uint8_t*)>
 SMELT_AVX2 float DotAgainstQ8_0(const void* w, const void* a, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(w);
   const auto* y = static_cast<const uint8_t*>(a);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / 32; ++i, x += sizeof(Block), y += sizeof(BlockQ8_0)) {
-    const __m256 d = _mm256_set1_ps(LoadHalf(x + offsetof(Block, d)) * LoadHalf(y));
-    acc = _mm256_fmadd_ps(d, DotSigned(Codes(x), Load32(y + kQ8_0Qs)), acc);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < n / 32; i += 2, x += 2 * sizeof(Block), y += 2 * sizeof(BlockQ8_0)) {
+    acc0 = BlockTermQ8_0<Block, Codes>(x, y, acc0);
+    acc1 = BlockTermQ8_0<Block, Codes>(x + sizeof(Block), y + sizeof(BlockQ8_0), acc1);
   }
-  return HorizontalSum(acc);
+  if (i < n / 32) acc0 = BlockTermQ8_0<Block, Codes>(x, y, acc0);
+  return HorizontalSum(_mm256_add_ps(acc0, acc1));
 }
 
 // Weight types with a minimum against Q8_1 activations: Codes(block) gives its 32 unsigned codes.
 template <class Block, __m256i (*Codes)(const uint8_t*)>
+SMELT_AVX2 inline __m256 BlockTermQ8_1(const uint8_t* x, const uint8_t* y, __m256 acc, float& mins) {
+  const __m256 d = _mm256_set1_ps(LoadHalf(x + offsetof(Block, d)) * LoadHalf(y));
+  mins += LoadHalf(x + offsetof(Block, m)) * LoadHalf(y + kQ8_1S);
+  return _mm256_fmadd_ps(d, DotUnsigned(Codes(x), Load32(y + kQ8_1Qs)), acc);
+}
+template <class Block, __m256i (*Codes)(const uint8_t*)>
 SMELT_AVX2 float DotAgainstQ8_1(const void* w, const void* a, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(w);
   const auto* y = static_cast<const uint8_t*>(a);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0.0f;
-  for (int64_t i = 0; i < n / 32; ++i, x += sizeof(Block), y += sizeof(BlockQ8_1)) {
-    const __m256 d = _mm256_set1_ps(LoadHalf(x + offsetof(Block, d)) * LoadHalf(y));
-    mins += LoadHalf(x + offsetof(Block, m)) * LoadHalf(y + kQ8_1S);
-    acc = _mm256_fmadd_ps(d, DotUnsigned(Codes(x), Load32(y + kQ8_1Qs)), acc);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  float mins0 = 0.0f, mins1 = 0.0f;
+  int64_t i = 0;
+  for (; i + 1 < n / 32; i += 2, x += 2 * sizeof(Block), y += 2 * sizeof(BlockQ8_1)) {
+    acc0 = BlockTermQ8_1<Block, Codes>(x, y, acc0, mins0);
+    acc1 = BlockTermQ8_1<Block, Codes>(x + sizeof(Block), y + sizeof(BlockQ8_1), acc1, mins1);
   }
-  return HorizontalSum(acc) + mins;
+  if (i < n / 32) acc0 = BlockTermQ8_1<Block, Codes>(x, y, acc0, mins0);
+  return HorizontalSum(_mm256_add_ps(acc0, acc1)) + (mins0 + mins1);
 }
 
 // Each weight block's codes as 32 bytes in value order.
