@@ -66,7 +66,7 @@ void ReadRowF32(const Tensor& t, int64_t row, float* dst) {
 
 void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, Activations act) {
   if (act == Activations::kGgml)
-    if (const QDotFn dot = SelectQDot(w.type)) return MatMulQuantized(w, dot, x, T, y, threads);
+    if (const QDotFn dot = FastQDot(w.type)) return MatMulQuantized(w, dot, x, T, y, threads);
   const int64_t C = w.ne[0], OC = w.nrows();
   std::vector<float> rounded;
   if (act == Activations::kGgml && ActivationType(w.type) != DType::kF32) {

@@ -1,11 +1,11 @@
 #pragma once
 // Reference matrix products against a weight tensor of any readable type (formats/types.h):
 //   y: (T, OC) = x: (T, C) · wᵀ,   w: (OC, C), i.e. ne = {C, OC}
-// F32 weights are read in place. Weights with a quantized dot product (kernels/qdot.h: q8_0,
-// q4_0, q4_1, q5_0, q5_1, iq4_nl) under Activations::kGgml are never decoded: each input row is
-// encoded once in the activation type and every output is one DotQ on the encoded bytes, as
-// llama.cpp computes it. Every other case dequantizes one row at a time into a per-thread buffer
-// (DequantizeRow). Rows are taken in blocks of 16 that are reused across all T
+// F32 weights are read in place. Weights with a fast quantized dot product (kernels/qdot.h,
+// FastQDot: q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl and the k-quants where the CPU has AVX2) under
+// Activations::kGgml are never decoded: each input row is encoded once in the activation type
+// and every output is one dot product of the encoded bytes, as llama.cpp computes it. Every
+// other case dequantizes one row at a time into a per-thread buffer (DequantizeRow). Rows are taken in blocks of 16 that are reused across all T
 // inputs while they sit in cache. For a batch (T >= 4) the block is transposed to (C, 16) so that
 // its 16 outputs accumulate side by side in order of c (vectorizable without horizontal sums);
 // for one or a few inputs each output is a DotF32 of a row. The two orders of summation differ

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "formats/activation.h"
 #include "formats/types.h"
+#include "kernels/qdot.h"
 #include "kernels/qdot_test_util.h"
 #include "tiny_models.h"
 
@@ -31,12 +32,13 @@ std::vector<double> NaiveProduct(const Tensor& w, const std::vector<float>& x, i
   return y;
 }
 
-// Q4_1/Q5_1 under kGgml multiply each block minimum by the Q8_1 block's stored s, not by the sum
-// of the rounded activations (kernels/qdot.h): add that difference to the naive product.
+// Q4_1/Q5_1 under kGgml, where MatMul runs the quantized kernels, multiply each block minimum by
+// the Q8_1 block's stored s, not by the sum of the rounded activations (kernels/qdot.h): add that
+// difference to the naive product.
 void AddMinTermCorrection(const Tensor& w, const std::vector<float>& x, const std::vector<float>& rounded, int64_t T,
                           std::vector<double>& y) {
   const DType act = ActivationType(w.type);
-  if (act != DType::kQ8_1) return;
+  if (act != DType::kQ8_1 || !FastQDot(w.type)) return;
   const int64_t C = w.ne[0], OC = w.ne[1];
   std::vector<uint8_t> encoded(RowBytes(act, C));
   for (int64_t t = 0; t < T; ++t) {

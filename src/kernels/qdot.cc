@@ -183,6 +183,8 @@ QDotFn SelectQDot(DType weight) {
   return ReferenceQDot(weight);
 }
 
+QDotFn FastQDot(DType weight) { return CpuHasAvx2FmaF16c() ? Avx2QDot(weight) : nullptr; }
+
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n) {
   const QDotFn f = SelectQDot(weight);
   SMELT_ASSERT(f != nullptr);

@@ -40,6 +40,11 @@ QDotFn Avx2QDot(DType weight);
 // nullptr where `weight` has no quantized dot product (f32, f16, smelt-native types, ...).
 QDotFn SelectQDot(DType weight);
 
+// The kernel MatMul runs instead of decoding weight rows: the SIMD twin where this CPU runs one,
+// else nullptr. (The scalar references are written to be read, and are slower than decoding a
+// row and an f32 dot: docs/BENCHMARKS.md, "Quantized dot kernels".)
+QDotFn FastQDot(DType weight);
+
 // SelectQDot(weight)(w_row, a_row, n); `weight` must have a kernel.
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n);
 
