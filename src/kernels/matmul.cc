@@ -21,8 +21,8 @@ constexpr int64_t kMinTransposeBatch = 4;
 constexpr int64_t kMinParallelWork = 1 << 16;
 
 // Weights whose type has a quantized dot product (kernels/qdot.h), with kGgml activations: each
-// input row is encoded once in the activation type, then every output is one DotQ of a weight
-// row's bytes with an input row's bytes. Output rows are taken in blocks of kRowBlock, each row
+// input row is encoded once in the activation type, then every output is one call of `dot` on a
+// weight row's bytes and an input row's bytes. Output rows are taken in blocks of kRowBlock, each row
 // dotted with all T inputs while it sits in cache.
 void MatMulQuantized(const Tensor& w, QDotFn dot, const float* x, int64_t T, float* y, int threads) {
   const int64_t C = w.ne[0], OC = w.nrows();
@@ -65,8 +65,10 @@ void ReadRowF32(const Tensor& t, int64_t row, float* dst) {
 }
 
 void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, Activations act) {
-  if (act == Activations::kGgml)
-    if (const QDotFn dot = FastQDot(w.type)) return MatMulQuantized(w, dot, x, T, y, threads);
+  if (const QDotFn dot = act == Activations::kGgml ? FastQDot(w.type) : nullptr) {
+    MatMulQuantized(w, dot, x, T, y, threads);
+    return;
+  }
   const int64_t C = w.ne[0], OC = w.nrows();
   std::vector<float> rounded;
   if (act == Activations::kGgml && ActivationType(w.type) != DType::kF32) {

@@ -2,7 +2,8 @@
 // Dot products on encoded blocks, as ggml's CPU backend computes them: a weight row of type W
 // times an activation row already encoded in ActivationType(W) (formats/activation.h), without
 // decoding either to f32. Per block the codes are multiplied as integers and the integer sum is
-// scaled once by d_w·d_a; the blocks' terms are summed in f32.
+// scaled once by d_w·d_a (the k-quants: once per super-block, their sub-block scales applied as
+// integers); the blocks' terms are summed in f32.
 //
 //   weight   activation  block term (32 values)
 //   q8_0     q8_0        d_w·d_a · Σ q_w·q_a                   q_w in -128..127
@@ -11,6 +12,8 @@
 //   iq4_nl   q8_0        d_w·d_a · Σ table[q_w]·q_a            table: kIQ4NLValues
 //   q4_1     q8_1        d_w·d_a · Σ q_w·q_a  +  m_w · s_a      s_a = fp16(d_a·Σq_a), as ggml
 //   q5_1     q8_1        as q4_1 with 5-bit codes
+//   q2_K…q6_K  q8_K      per super-block of 256: d_a·(d_w·Σ_j sc_j·Σ q_w·q_a − dmin_w·Σ_j m_j·Σ q_a),
+//                        Σ q_a per sub-block from the Q8_K block's bsums (exact integers)
 //
 // Q4_1/Q5_1 use the Q8_1 block's stored s, so they differ from "decode both, then dot" by up to
 // 2^-11·|m_w·d_a·Σq_a| per block (the fp16 rounding of s): that is what llama.cpp computes (and
