@@ -67,7 +67,8 @@ fs::path TempDir(const std::string& name) {
 TEST(Cli, HelpTeachesEveryCommand) {
   Result r = Smelt("--help");
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo", "quant-report", "sensitivity"})
+  for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo", "quant-report", "sensitivity",
+                        "sysinfo", "bench"})
     EXPECT_NE(r.out.find(c), std::string::npos) << c;
 }
 
@@ -444,5 +445,94 @@ TEST(Cli, QuantizeTargetBadInputGivesOneLineAndNoOutput) {
   Result r = Smelt("sensitivity '" + model + "' --candidates q4_0,nope" + calib);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
+  fs::remove_all(dir);
+}
+
+// sysinfo --json: every field, and a positive measured bandwidth at 1 thread and at all threads.
+TEST(Cli, SysinfoJsonNamesTheMachine) {
+  Result r = Smelt("sysinfo --json --mib 16 --reps 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(j["cpu"].get<std::string>().empty());
+  const int cores = j["logical_cores"].get<int>();
+  EXPECT_GE(cores, 1);
+  for (const char* f : {"avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni"})
+    EXPECT_TRUE(j["simd"][f].is_boolean()) << f;
+  EXPECT_EQ(j["kernel_path"], j["simd"]["avx2"].get<bool>() ? "avx2" : "scalar");
+  EXPECT_FALSE(j["openblas"]["core"].get<std::string>().empty());
+  EXPECT_GE(j["openblas"]["threads"].get<int>(), 1);
+  EXPECT_GE(j["openmp_max_threads"].get<int>(), 1);
+  const auto& bw = j["bandwidth"];
+  ASSERT_EQ(bw.size(), cores > 1 ? 2u : 1u);
+  EXPECT_EQ(bw[0]["threads"], 1);
+  EXPECT_EQ(bw.back()["threads"], cores);
+  for (const auto& b : bw) {
+    EXPECT_GT(b["best_gb_s"].get<double>(), 0) << b.dump();
+    EXPECT_GE(b["best_gb_s"].get<double>(), b["mean_gb_s"].get<double>()) << b.dump();
+  }
+  r = Smelt("sysinfo --mib 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("kernel path"), std::string::npos) << r.out;
+}
+
+// bench on stories260K: one pp and one tg row per thread count, positive speeds whose mean and
+// sd agree with their samples, and tg's ceiling; the text and markdown tables; a bad model path.
+TEST(Cli, BenchStories260K) {
+  const std::string model = kStories + "/stories260K.gguf";
+  Result r = Smelt("bench '" + model + "' -t 1,2 -p 16 -n 8 -r 3 --mib 8 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["n_prompt"], 16);
+  EXPECT_EQ(j["n_gen"], 8);
+  EXPECT_GT(j["parameters"].get<int64_t>(), 0);
+  EXPECT_EQ(j["size_bytes"].get<uint64_t>() > j["bytes_per_token"].get<uint64_t>(), true);
+  EXPECT_TRUE(j["system"]["cpu"].is_string());
+  const auto& results = j["results"];
+  ASSERT_EQ(results.size(), 4u);
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& b = results[i];
+    EXPECT_EQ(b["test"], i % 2 == 0 ? "pp16" : "tg8");
+    EXPECT_EQ(b["threads"], i < 2 ? 1 : 2);
+    const auto samples = b["samples_ts"].get<std::vector<double>>();
+    ASSERT_EQ(samples.size(), 3u);
+    double mean = 0, ss = 0;
+    for (double x : samples) {
+      EXPECT_GT(x, 0);
+      mean += x / 3;
+    }
+    for (double x : samples) ss += (x - mean) * (x - mean);
+    EXPECT_NEAR(b["avg_ts"].get<double>(), mean, 1e-9 * mean);
+    EXPECT_NEAR(b["stddev_ts"].get<double>(), std::sqrt(ss / 2), 1e-9 * mean);
+    if (i % 2 == 1) {
+      EXPECT_GT(b["ceiling_ts"].get<double>(), 0);
+      EXPECT_NEAR(b["percent_of_ceiling"].get<double>(), 100 * mean / b["ceiling_ts"].get<double>(), 1e-9 * mean);
+    }
+  }
+  ASSERT_EQ(j["ceilings"].size(), 2u);
+  for (const auto& c : j["ceilings"]) {
+    const double want = c["bandwidth_gb_s"].get<double>() * 1e9 / j["bytes_per_token"].get<double>();
+    EXPECT_NEAR(c["tg_ceiling_ts"].get<double>(), want, 1e-9 * want);
+  }
+
+  r = Smelt("bench '" + model + "' -t 1 -p 8 -n 4 -r 1 --mib 8");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* s : {"| model", "t/s |", "pp8", "tg4", "tg ceiling, 1 thread"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  r = Smelt("bench '" + model + "' -t 1 -p 8 -n 4 -r 1 --mib 8 --markdown");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("of tg ceiling |"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("tg ceiling, 1 thread"), std::string::npos) << r.out;
+
+  fs::path dir = TempDir("bench-bad");
+  for (const std::string& bad : {(dir / "missing.gguf").string(), kDevText}) {
+    r = Smelt("bench '" + bad + "' -p 8 -n 4 -r 1");
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(fs::path(bad).filename().string()), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  r = Smelt("bench '" + model + "' -p 0 -n 0 -r 1");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("nothing to measure"), std::string::npos) << r.err;
   fs::remove_all(dir);
 }

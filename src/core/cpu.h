@@ -1,9 +1,8 @@
 #pragma once
 // Run-time CPU feature detection for the few kernels that have a SIMD twin of a scalar
-// reference. The answers are computed once (function-local static const) and never change.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
-#endif
+// reference, and for reports (`smelt sysinfo`). Every answer is computed once (function-local
+// static const) and never changes.
+#include <string>
 
 namespace smelt {
 
@@ -17,20 +16,34 @@ inline bool CpuHasAvx2() {
 #endif
 }
 
+// SIMD extensions the CPU has and the operating system saves across context switches (a
+// feature whose register state XCR0 does not enable counts as absent). All false off x86-64.
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+  bool avx512f = false;
+  bool avx512_vnni = false;
+  bool avx512_bf16 = false;
+  bool avx_vnni = false;  // the VEX-encoded VNNI of Alder Lake / Zen 5 (no AVX-512 needed)
+};
+
+// Read from CPUID and XGETBV directly (not through the compiler's runtime), once.
+const CpuFeatures& GetCpuFeatures();
+
+// The processor's brand string (CPUID leaves 0x80000002..4, trimmed); off x86-64 the first
+// "model name" of /proc/cpuinfo; "unknown" when neither says.
+const std::string& CpuModelName();
+
+// Which of smelt's kernel twins this CPU runs: "avx2" where CpuHasAvx2FmaF16c() (declared below), else
+// "scalar".
+const char* KernelPath();
+
 // True when the CPU supports AVX2 together with FMA and F16C (every AVX2 CPU of Intel and AMD
-// has all three, but they are separate CPUID bits: leaf 1, ecx bits 12 and 29; read directly
-// because clang's __builtin_cpu_supports does not know "f16c").
+// has all three, but they are separate CPUID bits): what the AVX2 kernels need.
 inline bool CpuHasAvx2FmaF16c() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  static const bool has = [] {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!CpuHasAvx2() || !__get_cpuid(1, &a, &b, &c, &d)) return false;
-    return (c >> 12 & 1) != 0 && (c >> 29 & 1) != 0;
-  }();
-  return has;
-#else
-  return false;
-#endif
+  const CpuFeatures& f = GetCpuFeatures();
+  return f.avx2 && f.fma && f.f16c;
 }
 
 }  // namespace smelt

@@ -47,6 +47,24 @@ std::function<void(int, int)> Progress(std::string label) {
 
 void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
+std::vector<std::pair<std::string, bool>> SimdFeatureList(const CpuFeatures& f) {
+  return {{"avx2", f.avx2},           {"fma", f.fma},
+          {"f16c", f.f16c},           {"avx512f", f.avx512f},
+          {"avx512_vnni", f.avx512_vnni}, {"avx512_bf16", f.avx512_bf16},
+          {"avx_vnni", f.avx_vnni}};
+}
+
+nlohmann::json SystemJson(const SystemInfo& s) {
+  nlohmann::json simd = nlohmann::json::object();
+  for (const auto& [name, on] : SimdFeatureList(s.features)) simd[name] = on;
+  return {{"cpu", s.cpu},
+          {"logical_cores", s.logical_cores},
+          {"simd", simd},
+          {"kernel_path", s.kernel_path},
+          {"openblas", {{"core", s.blas_core}, {"threads", s.blas_threads}}},
+          {"openmp_max_threads", s.omp_max_threads}};
+}
+
 SizeInfo ModelSize(const Model& m) {
   SizeInfo s;
   for (const auto& t : m.weights.all()) {

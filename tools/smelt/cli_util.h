@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "io/load.h"
 #include "model/kv_cache.h"
+#include "runtime/sysinfo.h"
 
 namespace smelt::cli {
 
@@ -33,6 +34,8 @@ Command AddDemo(CLI::App& root);
 Command AddQuantize(CLI::App& root);
 Command AddQuantReport(CLI::App& root);
 Command AddSensitivity(CLI::App& root);
+Command AddSysinfo(CLI::App& root);
+Command AddBench(CLI::App& root);
 
 // --tokenizer for llama2.c checkpoints, used by every command that loads a model.
 void AddLoadOptions(CLI::App* app, LoadOptions& opt);
@@ -49,6 +52,13 @@ std::function<void(int, int)> Progress(std::string label);
 
 // Prints JSON (indented) to stdout.
 void PrintJson(const nlohmann::json& j);
+
+// The SIMD features by name ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16",
+// "avx_vnni"), in that order, each with whether the CPU has it.
+std::vector<std::pair<std::string, bool>> SimdFeatureList(const CpuFeatures& f);
+// The machine as JSON: cpu, logical_cores, simd {name: bool}, kernel_path, openblas {core,
+// threads}, openmp_max_threads (`sysinfo --json` and `bench --json` share it).
+nlohmann::json SystemJson(const SystemInfo& s);
 
 // Parameters and bytes of the model's weights; bits/weight = 8 * bytes / parameters.
 struct SizeInfo {

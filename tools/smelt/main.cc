@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
       smelt::cli::AddQuantize(app),
       smelt::cli::AddQuantReport(app),
       smelt::cli::AddSensitivity(app),
+      smelt::cli::AddSysinfo(app),
+      smelt::cli::AddBench(app),
   };
   try {
     app.parse(argc, argv);

@@ -1,0 +1,109 @@
+#include "core/cpu.h"
+
+#include <cstdint>
+#include <fstream>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#define SMELT_X86_CPUID 1
+#endif
+
+namespace smelt {
+namespace {
+
+#ifdef SMELT_X86_CPUID
+struct Regs {
+  uint32_t eax = 0, ebx = 0, ecx = 0, edx = 0;
+};
+
+// CPUID leaf/subleaf; all zero when the leaf is beyond the CPU's maximum.
+Regs Cpuid(uint32_t leaf, uint32_t subleaf = 0) {
+  Regs r;
+  if (!__get_cpuid_count(leaf, subleaf, &r.eax, &r.ebx, &r.ecx, &r.edx)) return Regs{};
+  return r;
+}
+
+// XCR0: which register states the operating system saves (only valid when OSXSAVE is set).
+uint64_t Xcr0() {
+  uint32_t lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return ((uint64_t)hi << 32) | lo;
+}
+
+bool Bit(uint32_t reg, int bit) { return (reg >> bit) & 1u; }
+
+CpuFeatures Detect() {
+  CpuFeatures f;
+  const Regs l1 = Cpuid(1);
+  if (!Bit(l1.ecx, 27)) return f;  // no OSXSAVE: the OS does not save AVX state
+  const uint64_t xcr0 = Xcr0();
+  const bool ymm = (xcr0 & 0x6) == 0x6;    // XMM and YMM state
+  const bool zmm = (xcr0 & 0xe0) == 0xe0;  // opmask, ZMM0-15 upper halves, ZMM16-31
+  if (!ymm || !Bit(l1.ecx, 28)) return f;  // AVX itself is needed by everything below
+  const Regs l7 = Cpuid(7, 0), l7s1 = Cpuid(7, 1);
+  f.fma = Bit(l1.ecx, 12);
+  f.f16c = Bit(l1.ecx, 29);
+  f.avx2 = Bit(l7.ebx, 5);
+  f.avx_vnni = Bit(l7s1.eax, 4);
+  if (zmm) {
+    f.avx512f = Bit(l7.ebx, 16);
+    f.avx512_vnni = f.avx512f && Bit(l7.ecx, 11);
+    f.avx512_bf16 = f.avx512f && Bit(l7s1.eax, 5);
+  }
+  return f;
+}
+
+std::string Brand() {
+  if (Cpuid(0x80000000).eax < 0x80000004) return {};
+  std::string s;
+  for (uint32_t leaf = 0x80000002; leaf <= 0x80000004; ++leaf) {
+    const Regs r = Cpuid(leaf);
+    for (uint32_t v : {r.eax, r.ebx, r.ecx, r.edx})
+      for (int i = 0; i < 4; ++i) s.push_back((char)((v >> (8 * i)) & 0xff));
+  }
+  return s;
+}
+#else
+CpuFeatures Detect() { return {}; }
+std::string Brand() { return {}; }
+#endif
+
+std::string Trim(std::string s) {
+  const auto keep = [](char c) { return c != ' ' && c != '\t' && c != '\0'; };
+  while (!s.empty() && !keep(s.back())) s.pop_back();
+  size_t b = 0;
+  while (b < s.size() && !keep(s[b])) ++b;
+  return s.substr(b);
+}
+
+std::string ModelName() {
+  std::string name = Trim(Brand());
+  if (!name.empty()) return name;
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon != std::string::npos) return Trim(line.substr(colon + 1));
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+const CpuFeatures& GetCpuFeatures() {
+  static const CpuFeatures f = Detect();
+  return f;
+}
+
+const std::string& CpuModelName() {
+  static const std::string name = ModelName();
+  return name;
+}
+
+}  // namespace smelt
+
+namespace smelt {
+
+const char* KernelPath() { return CpuHasAvx2FmaF16c() ? "avx2" : "scalar"; }
+
+}  // namespace smelt

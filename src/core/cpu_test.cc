@@ -1,0 +1,60 @@
+// CPU feature detection (CPUID + XGETBV, read directly) against what the kernel reports in
+// /proc/cpuinfo and against the compiler runtime's answer for AVX2.
+#include "core/cpu.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
+namespace smelt {
+namespace {
+
+// The flags of the first processor in /proc/cpuinfo (empty where there is none).
+std::set<std::string> ProcCpuFlags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::set<std::string> flags;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    for (std::string w; words >> w;) flags.insert(w);
+    break;
+  }
+  return flags;
+}
+
+TEST(Cpu, FeaturesMatchTheKernelsFlags) {
+  const std::set<std::string> flags = ProcCpuFlags();
+  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo flags";
+#if !defined(__x86_64__)
+  GTEST_SKIP() << "x86-64 only";
+#endif
+  const CpuFeatures& f = GetCpuFeatures();
+  // Linux clears a flag whose register state it does not save, as our XCR0 check does.
+  EXPECT_EQ(f.avx2, flags.count("avx2") == 1);
+  EXPECT_EQ(f.fma, flags.count("fma") == 1);
+  EXPECT_EQ(f.f16c, flags.count("f16c") == 1);
+  EXPECT_EQ(f.avx512f, flags.count("avx512f") == 1);
+  EXPECT_EQ(f.avx512_vnni, flags.count("avx512_vnni") == 1);
+  EXPECT_EQ(f.avx512_bf16, flags.count("avx512_bf16") == 1);
+  EXPECT_EQ(f.avx_vnni, flags.count("avx_vnni") == 1);
+}
+
+TEST(Cpu, Avx2AgreesWithTheCompilerRuntimeAndKernelPath) {
+  EXPECT_EQ(GetCpuFeatures().avx2, CpuHasAvx2());
+  EXPECT_EQ(std::string(KernelPath()), CpuHasAvx2FmaF16c() ? "avx2" : "scalar");
+}
+
+TEST(Cpu, ModelNameIsOneTrimmedLine) {
+  const std::string& name = CpuModelName();
+  ASSERT_FALSE(name.empty());
+  EXPECT_EQ(name.find('\n'), std::string::npos);
+  EXPECT_EQ(name.find('\0'), std::string::npos);
+  EXPECT_NE(name.front(), ' ');
+  EXPECT_NE(name.back(), ' ');
+}
+
+}  // namespace
+}  // namespace smelt

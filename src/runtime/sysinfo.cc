@@ -1,0 +1,94 @@
+#include "runtime/sysinfo.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <thread>
+
+#include "core/error.h"
+
+namespace smelt {
+namespace {
+
+// Sums words[begin, end) with independent accumulators, so the loop streams at the memory's
+// speed instead of waiting on one dependency chain (the compiler vectorizes it).
+uint64_t SumWords(const uint64_t* words, size_t begin, size_t end) {
+  constexpr size_t kLanes = 8;
+  uint64_t acc[kLanes] = {};
+  size_t i = begin;
+  for (; i + kLanes <= end; i += kLanes)
+    for (size_t l = 0; l < kLanes; ++l) acc[l] += words[i + l];
+  for (; i < end; ++i) acc[0] += words[i];
+  return std::accumulate(acc, acc + kLanes, uint64_t{0});
+}
+
+// The half-open word range thread `t` of `n` owns: the same split for filling and reading, so
+// each thread reads the pages it first touched.
+std::pair<size_t, size_t> Share(size_t words, int t, int n) {
+  return {words * t / n, words * (t + 1) / n};
+}
+
+}  // namespace
+
+SystemInfo GetSystemInfo() {
+  SystemInfo s;
+  s.cpu = CpuModelName();
+  s.logical_cores = (int)std::max(1u, std::thread::hardware_concurrency());
+  s.features = GetCpuFeatures();
+  s.kernel_path = KernelPath();
+  const char* core = openblas_get_corename();
+  s.blas_core = core ? core : "unknown";
+  s.blas_threads = openblas_get_num_threads();
+  s.omp_max_threads = omp_get_max_threads();
+  return s;
+}
+
+uint64_t ReadBandwidthChecksum(size_t words) {
+  // n(n-1)/2 without overflowing the intermediate product: halve the even factor first.
+  const uint64_t n = words;
+  return n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2);
+}
+
+Bandwidth MeasureReadBandwidth(const BandwidthOptions& opt) {
+  if (opt.mib < 1) Fail("memory bandwidth: buffer of {} MiB is too small", opt.mib);
+  if (opt.repetitions < 1) Fail("memory bandwidth: {} repetitions (need at least 1)", opt.repetitions);
+  if (opt.threads < 1) Fail("memory bandwidth: {} threads (need at least 1)", opt.threads);
+  const size_t words = opt.mib * (size_t{1} << 20) / sizeof(uint64_t);
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[words]);  // left uninitialized: first touch below
+  const int n = opt.threads;
+#pragma omp parallel num_threads(n) if (n > 1)
+  {
+    const int t = n > 1 ? omp_get_thread_num() : 0;
+    const auto [b, e] = Share(words, t, n);
+    for (size_t i = b; i < e; ++i) buf[i] = i;
+  }
+
+  Bandwidth r;
+  r.threads = n;
+  r.bytes = words * sizeof(uint64_t);
+  r.checksum = ReadBandwidthChecksum(words);
+  for (int rep = 0; rep < opt.repetitions; ++rep) {
+    uint64_t sum = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(n) if (n > 1) reduction(+ : sum)
+    {
+      const int t = n > 1 ? omp_get_thread_num() : 0;
+      const auto [b, e] = Share(words, t, n);
+      sum += SumWords(buf.get(), b, e);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The sum is checked so the reads cannot be optimized away and a torn pass cannot count.
+    if (sum != r.checksum) Fail("memory bandwidth: pass {} read a wrong sum {} (want {})", rep, sum, r.checksum);
+    r.gb_per_s.push_back((double)r.bytes / std::max(s, 1e-9) / 1e9);
+  }
+  r.best = *std::max_element(r.gb_per_s.begin(), r.gb_per_s.end());
+  r.mean = std::accumulate(r.gb_per_s.begin(), r.gb_per_s.end(), 0.0) / (double)r.gb_per_s.size();
+  return r;
+}
+
+}  // namespace smelt
