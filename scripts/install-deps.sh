@@ -12,6 +12,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenmpi-dev openmpi-bin
   time                                  # peak memory in scripts/bench-load.sh
+  jq                                    # JSON in scripts/bench-runtime.sh
 
 )
 
