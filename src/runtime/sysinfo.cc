@@ -27,11 +27,10 @@ uint64_t SumWords(const uint64_t* words, size_t begin, size_t end) {
   return std::accumulate(acc, acc + kLanes, uint64_t{0});
 }
 
-// The half-open word range thread `t` of `n` owns: the same split for filling and reading, so
-// each thread reads the pages it first touched.
-std::pair<size_t, size_t> Share(size_t words, int t, int n) {
-  return {words * t / n, words * (t + 1) / n};
-}
+// Words per work item of the fill and of each pass (512 KiB). Both loops split the same items
+// with the same static schedule, so each thread reads the pages it first touched, and every
+// word is covered whatever team size OpenMP grants.
+constexpr size_t kChunkWords = size_t{1} << 16;
 
 }  // namespace
 
@@ -61,26 +60,29 @@ Bandwidth MeasureReadBandwidth(const BandwidthOptions& opt) {
   const size_t words = opt.mib * (size_t{1} << 20) / sizeof(uint64_t);
   std::unique_ptr<uint64_t[]> buf(new uint64_t[words]);  // left uninitialized: first touch below
   const int n = opt.threads;
+  const int64_t chunks = (int64_t)((words + kChunkWords - 1) / kChunkWords);
+  int granted = 1;  // OpenMP may run fewer threads than asked (OMP_THREAD_LIMIT)
 #pragma omp parallel num_threads(n) if (n > 1)
   {
-    const int t = n > 1 ? omp_get_thread_num() : 0;
-    const auto [b, e] = Share(words, t, n);
-    for (size_t i = b; i < e; ++i) buf[i] = i;
+#pragma omp single
+    granted = omp_get_num_threads();
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const size_t end = std::min(words, (size_t)(c + 1) * kChunkWords);
+      for (size_t i = (size_t)c * kChunkWords; i < end; ++i) buf[i] = i;
+    }
   }
 
   Bandwidth r;
-  r.threads = n;
+  r.threads = granted;
   r.bytes = words * sizeof(uint64_t);
   r.checksum = ReadBandwidthChecksum(words);
   for (int rep = 0; rep < opt.repetitions; ++rep) {
     uint64_t sum = 0;
     const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(n) if (n > 1) reduction(+ : sum)
-    {
-      const int t = n > 1 ? omp_get_thread_num() : 0;
-      const auto [b, e] = Share(words, t, n);
-      sum += SumWords(buf.get(), b, e);
-    }
+#pragma omp parallel for num_threads(n) if (n > 1) schedule(static) reduction(+ : sum)
+    for (int64_t c = 0; c < chunks; ++c)
+      sum += SumWords(buf.get(), (size_t)c * kChunkWords, std::min(words, (size_t)(c + 1) * kChunkWords));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // The sum is checked so the reads cannot be optimized away and a torn pass cannot count.
     if (sum != r.checksum) Fail("memory bandwidth: pass {} read a wrong sum {} (want {})", rep, sum, r.checksum);

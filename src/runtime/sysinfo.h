@@ -27,7 +27,7 @@ struct BandwidthOptions {
 };
 
 struct Bandwidth {
-  int threads = 0;
+  int threads = 0;                // that ran (OpenMP may grant fewer than asked)
   size_t bytes = 0;               // bytes read per repetition
   std::vector<double> gb_per_s;   // one per repetition, 1 GB = 1e9 bytes
   double best = 0, mean = 0;      // GB/s
