@@ -63,7 +63,7 @@ Comparison CompareWithPeer(const std::string& path, const std::vector<int32_t>& 
   return c;
 }
 
-TEST(SynthPeer, LogprobsMatchLlamaCppForF32Q8_0Q4_0) {
+TEST(SynthPeer, LogprobsMatchLlamaCppForF32F16Q8_0Q4_0) {
   if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
   SynthOptions o;
   o.dim = 128;
@@ -79,7 +79,7 @@ TEST(SynthPeer, LogprobsMatchLlamaCppForF32Q8_0Q4_0) {
   while (tokens.size() < 300) tokens.push_back(3 + (int32_t)(rng() % (o.vocab - 3)));
   const auto dir = std::filesystem::temp_directory_path() / ("smelt-synth-peer-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  for (DType t : {DType::kF32, DType::kQ8_0, DType::kQ4_0}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
     const std::string path = (dir / (std::string(DTypeName(t)) + ".gguf")).string();
     GgufSaveOptions so;
     so.type = t;
@@ -93,7 +93,7 @@ TEST(SynthPeer, LogprobsMatchLlamaCppForF32Q8_0Q4_0) {
       EXPECT_LE(c.max_abs, 1e-3);
       EXPECT_EQ(c.top_mismatch, 0);
     } else {
-      // Both engines round each projection's input to Q8_0 (formats/activation.h) and multiply
+      // Both engines round each projection's input to Q8_0 (F16 for F16; formats/activation.h) and multiply
       // by the same quantized weights, so the first positions agree to ~1e-6. The engines sum in
       // different orders, though, and an f32 difference of one ulp occasionally moves an
       // activation across a Q8_0 rounding boundary: one code step (amax/127) in one element of
@@ -101,7 +101,10 @@ TEST(SynthPeer, LogprobsMatchLlamaCppForF32Q8_0Q4_0) {
       // flip on, log-probs differ by about 1e-2, and the best token can differ where the two
       // best are within that of each other.
       // Without the activation rounding, position 0 would already differ by ~1e-2.
-      EXPECT_LE(c.max_abs_first8, 1e-4) << DTypeName(t);
+      // F16 is looser from the first position on (1.2e-3 measured, the same whether smelt rounds
+      // the activations to f16 or not): llama.cpp's F16 product rounds somewhere smelt does not
+      // reproduce yet.
+      EXPECT_LE(c.max_abs_first8, t == DType::kF16 ? 3e-3 : 1e-4) << DTypeName(t);
       EXPECT_LE(c.max_abs, kNearTie) << DTypeName(t);
       EXPECT_EQ(c.top_mismatch_not_near_tie, 0) << DTypeName(t);
     }

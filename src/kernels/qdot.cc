@@ -6,6 +6,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "core/half.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
 #include "formats/q4_0.h"
@@ -139,6 +140,20 @@ float DotKRef(const void* w, const void* a, int64_t n) {
   return sum;
 }
 
+// f16 · f16: each product in f32, summed in order in f32.
+float DotF16Ref(const void* w_row, const void* a_row, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(w_row);
+  const auto* y = static_cast<const uint8_t*>(a_row);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    fp16_t a, b;
+    std::memcpy(&a, x + 2 * i, sizeof a);
+    std::memcpy(&b, y + 2 * i, sizeof b);
+    sum += Fp16ToFloat(a) * Fp16ToFloat(b);
+  }
+  return sum;
+}
+
 }  // namespace
 
 QDotFn ReferenceQDot(DType weight) {
@@ -154,6 +169,7 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kQ4_K: return DotKRef<BlockQ4_K, UnpackQ4_K>;
     case DType::kQ5_K: return DotKRef<BlockQ5_K, UnpackQ5_K>;
     case DType::kQ6_K: return DotKRef<BlockQ6_K, UnpackQ6_K>;
+    case DType::kF16: return DotF16Ref;
     default: return nullptr;
   }
 }
@@ -173,6 +189,7 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kQ4_K: return k->q4_k;
     case DType::kQ5_K: return k->q5_k;
     case DType::kQ6_K: return k->q6_k;
+    case DType::kF16: return k->f16;
     default: return nullptr;
   }
 }

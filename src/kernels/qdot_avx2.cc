@@ -304,6 +304,27 @@ SMELT_AVX2 float DotQ6_K(const void* w, const void* a, int64_t n) {
   return HorizontalSum(acc) - offsets;
 }
 
+// Eight halves at p widened to f32.
+SMELT_AVX2 inline __m256 LoadHalf8(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// f16 weights · f16 activations (ggml's vec_dot_f16): both rows widened to f32 eight values at a
+// time, four independent FMA accumulators, summed across lanes at the end; a tail of fewer than
+// eight values one at a time.
+SMELT_AVX2 float DotF16(const void* w_row, const void* a_row, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(w_row);
+  const auto* y = static_cast<const uint8_t*>(a_row);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(LoadHalf8(x + 2 * (i + 8 * k)), LoadHalf8(y + 2 * (i + 8 * k)), acc[k]);
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(LoadHalf8(x + 2 * i), LoadHalf8(y + 2 * i), acc[0]);
+  float sum = HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  for (; i < n; ++i) sum += LoadHalf(x + 2 * i) * LoadHalf(y + 2 * i);
+  return sum;
+}
+
 }  // namespace
 
 const Avx2Kernels* Avx2() {
@@ -314,7 +335,8 @@ const Avx2Kernels* Avx2() {
                                      DotQ3_K,
                                      DotK4<BlockQ4_K, false>,
                                      DotK4<BlockQ5_K, true>,
-                                     DotQ6_K};
+                                     DotQ6_K,
+                                     DotF16};
   return &kAvx2;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/cpu.h"
+#include "core/half.h"
 #include "formats/activation.h"
 #include "formats/types.h"
 #include "kernels/matmul.h"
@@ -138,7 +139,7 @@ TEST(QDot, RowsAtAnyAlignmentGiveTheSameBits) {
 }
 
 TEST(QDot, OnlyBlockTypesWithAnActivationEncodingHaveKernels) {
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_1, DType::kQ8_K, DType::kW8A8, DType::kNF4}) {
+  for (DType t : {DType::kF32, DType::kBF16, DType::kQ8_1, DType::kQ8_K, DType::kW8A8, DType::kNF4}) {
     EXPECT_EQ(SelectQDot(t), nullptr) << DTypeName(t);
     EXPECT_EQ(FastQDot(t), nullptr) << DTypeName(t);
   }
@@ -186,6 +187,32 @@ TEST(QDot, MatMulMatchesDecodedWeightsTimesRoundedActivations) {
           const double want = old[t * OC + o] + MinTermCorrection(type, wrow, arow, af, C);
           EXPECT_NEAR(got[t * OC + o], want, tol) << DTypeName(type) << " t " << t << " o " << o;
         }
+    }
+  }
+}
+
+// f16 · f16 (ggml's vec_dot_f16): the reference against products summed in double, and the AVX2
+// twin against both, on finite halves spanning many binades, lengths with and without a tail.
+TEST(QDot, F16KernelsAgreeWithADoubleSum) {
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> mant(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> expo(-12, 12);
+  for (int64_t n : {1, 7, 32, 37, 1000, 4096}) {
+    std::vector<fp16_t> w(n), a(n);
+    double exact = 0, mag = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      w[i] = FloatToFp16(std::ldexp(mant(rng), expo(rng)));
+      a[i] = FloatToFp16(std::ldexp(mant(rng), expo(rng) / 2));
+      const double p = (double)Fp16ToFloat(w[i]) * Fp16ToFloat(a[i]);
+      exact += p, mag += std::abs(p);
+    }
+    // f32 summation of n terms: at most n·2^-24 of Σ|terms| (each product of two halves is exact
+    // in f32).
+    const double tol = (double)(n + 2) * std::ldexp(1.0, -24) * mag;
+    const float ref = ReferenceQDot(DType::kF16)(w.data(), a.data(), n);
+    EXPECT_NEAR(ref, exact, tol) << n;
+    if (const QDotFn fast = FastQDot(DType::kF16)) {
+      EXPECT_NEAR(fast(w.data(), a.data(), n), exact, tol) << n;
     }
   }
 }
