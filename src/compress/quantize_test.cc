@@ -268,7 +268,7 @@ TEST(CompressQuantize, StagedGptqFitsEachGroupToItsQuantizedPredecessors) {
 
 // End to end on stories260K: staged GPTQ at 4 and 3 bits has a lower KL-divergence to the f32
 // model than round-to-nearest on held-out text (the GPTQ paper's ordering).
-TEST(CompressQuantize, StagedGptqLowersKlDivergenceOnStories260K) {
+TEST(CompressQuantizeSlow, StagedGptqLowersKlDivergenceOnStories260K) {
   const Model m = LoadGgufModel(kStoriesGguf);
   const auto samples = CalibrationSamples(m, kTrainText, {.samples = 16, .tokens = 128});
   const std::string text = ReadFileToString(assets::kDevText);
