@@ -11,9 +11,8 @@ PKGS=(
   libcpp-httplib-dev libpcre2-dev libsentencepiece-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenmpi-dev openmpi-bin
-  time                                  # peak memory in scripts/bench-load.sh
+  time                                  # peak memory in scripts/bench-load.sh, bench-quant-speed.sh
   jq                                    # JSON in scripts/bench-runtime.sh
-
 )
 
 missing=()

@@ -24,7 +24,9 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 // input row is encoded once in the activation type, then every output is one call of `dot` on a
 // weight row's bytes and an input row's bytes. Output rows are taken in blocks of kRowBlock, each row
 // dotted with all T inputs while it sits in cache.
-void MatMulQuantized(const Tensor& w, QDotFn dot, const float* x, int64_t T, float* y, int threads) {
+// dot4: the same kernel over four tokens at a time (bit for bit), or nullptr.
+void MatMulQuantized(const Tensor& w, QDotFn dot, QDotX4Fn dot4, const float* x, int64_t T, float* y,
+                     int threads) {
   const int64_t C = w.ne[0], OC = w.nrows();
   const DType act = ActivationType(w.type);
   const size_t a_bytes = RowBytes(act, C), w_bytes = RowBytes(w.type, C);
@@ -37,8 +39,17 @@ void MatMulQuantized(const Tensor& w, QDotFn dot, const float* x, int64_t T, flo
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int64_t o_end = std::min(OC, (b + 1) * kRowBlock);
-    for (int64_t o = b * kRowBlock; o < o_end; ++o)
-      for (int64_t t = 0; t < T; ++t) y[t * OC + o] = dot(rows + o * w_bytes, encoded.data() + t * a_bytes, C);
+    for (int64_t o = b * kRowBlock; o < o_end; ++o) {
+      int64_t t = 0;
+      if (dot4) {
+        float out[4];
+        for (; t + 4 <= T; t += 4) {
+          dot4(rows + o * w_bytes, encoded.data() + t * a_bytes, a_bytes, C, out);
+          for (int k = 0; k < 4; ++k) y[(t + k) * OC + o] = out[k];
+        }
+      }
+      for (; t < T; ++t) y[t * OC + o] = dot(rows + o * w_bytes, encoded.data() + t * a_bytes, C);
+    }
   }
 }
 
@@ -66,7 +77,7 @@ void ReadRowF32(const Tensor& t, int64_t row, float* dst) {
 
 void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, Activations act) {
   if (const QDotFn dot = act == Activations::kGgml ? FastQDot(w.type) : nullptr) {
-    MatMulQuantized(w, dot, x, T, y, threads);
+    MatMulQuantized(w, dot, FastQDotX4(w.type), x, T, y, threads);
     return;
   }
   const int64_t C = w.ne[0], OC = w.nrows();

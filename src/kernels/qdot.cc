@@ -202,6 +202,18 @@ QDotFn SelectQDot(DType weight) {
 
 QDotFn FastQDot(DType weight) { return CpuHasAvx2FmaF16c() ? Avx2QDot(weight) : nullptr; }
 
+QDotX4Fn FastQDotX4(DType weight) {
+  const qdot::Avx2Kernels* k = CpuHasAvx2FmaF16c() ? qdot::Avx2() : nullptr;
+  if (!k) return nullptr;
+  switch (weight) {
+    case DType::kQ8_0: return k->x4_q8_0;
+    case DType::kQ4_0: return k->x4_q4_0;
+    case DType::kQ5_0: return k->x4_q5_0;
+    case DType::kIQ4_NL: return k->x4_iq4_nl;
+    default: return nullptr;
+  }
+}
+
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n) {
   const QDotFn f = SelectQDot(weight);
   SMELT_ASSERT(f != nullptr);

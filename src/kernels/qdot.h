@@ -49,6 +49,14 @@ QDotFn SelectQDot(DType weight);
 // row and an f32 dot: docs/BENCHMARKS.md, "Quantized dot kernels".)
 QDotFn FastQDot(DType weight);
 
+// Four dot products of one weight row with the activation rows a_rows + k·a_stride (k < 4) into
+// out[4]: bit for bit what four calls of FastQDot(weight) give, with each weight block unpacked
+// once (prompts and batches reuse a row across tokens).
+using QDotX4Fn = void (*)(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out);
+// The four-row kernel MatMul uses where T >= 4; nullptr where FastQDot(weight) is null or the type
+// has none (today: q8_0, q4_0, q5_0 and iq4_nl have one).
+QDotX4Fn FastQDotX4(DType weight);
+
 // SelectQDot(weight)(w_row, a_row, n); `weight` must have a kernel.
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n);
 

@@ -108,6 +108,38 @@ SMELT_AVX2 float DotAgainstQ8_0(const void* w, const void* a, int64_t n) {
   return HorizontalSum(_mm256_add_ps(acc0, acc1));
 }
 
+// BlockTermQ8_0 with the weight block's codes already unpacked.
+template <class Block>
+SMELT_AVX2 inline __m256 CodesTermQ8_0(const uint8_t* x, __m256i codes, const uint8_t* y, __m256 acc) {
+  const __m256 d = _mm256_set1_ps(LoadHalf(x + offsetof(Block, d)) * LoadHalf(y));
+  return _mm256_fmadd_ps(d, DotSigned(codes, Load32(y + kQ8_0Qs)), acc);
+}
+
+// One weight row against four Q8_0 activation rows (a + k·stride, k < 4): each block's codes are
+// unpacked once and multiplied with the four rows' blocks. Per row the accumulators, their order
+// and the final sum are those of DotAgainstQ8_0, so out[k] equals DotAgainstQ8_0(w, a + k·stride)
+// bit for bit.
+template <class Block, __m256i (*Codes)(const uint8_t*)>
+SMELT_AVX2 void DotAgainstQ8_0x4(const void* w, const void* a, size_t stride, int64_t n, float* out) {
+  const auto* x = static_cast<const uint8_t*>(w);
+  const auto* y = static_cast<const uint8_t*>(a);
+  __m256 acc0[4], acc1[4];
+  for (int k = 0; k < 4; ++k) acc0[k] = _mm256_setzero_ps(), acc1[k] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < n / 32; i += 2, x += 2 * sizeof(Block), y += 2 * sizeof(BlockQ8_0)) {
+    const __m256i c0 = Codes(x), c1 = Codes(x + sizeof(Block));
+    for (int k = 0; k < 4; ++k) {
+      acc0[k] = CodesTermQ8_0<Block>(x, c0, y + k * stride, acc0[k]);
+      acc1[k] = CodesTermQ8_0<Block>(x + sizeof(Block), c1, y + k * stride + sizeof(BlockQ8_0), acc1[k]);
+    }
+  }
+  if (i < n / 32) {
+    const __m256i c0 = Codes(x);
+    for (int k = 0; k < 4; ++k) acc0[k] = CodesTermQ8_0<Block>(x, c0, y + k * stride, acc0[k]);
+  }
+  for (int k = 0; k < 4; ++k) out[k] = HorizontalSum(_mm256_add_ps(acc0[k], acc1[k]));
+}
+
 // Weight types with a minimum against Q8_1 activations: Codes(block) gives its 32 unsigned codes.
 template <class Block, __m256i (*Codes)(const uint8_t*)>
 SMELT_AVX2 inline __m256 BlockTermQ8_1(const uint8_t* x, const uint8_t* y, __m256 acc, float& mins) {
@@ -336,7 +368,11 @@ const Avx2Kernels* Avx2() {
                                      DotK4<BlockQ4_K, false>,
                                      DotK4<BlockQ5_K, true>,
                                      DotQ6_K,
-                                     DotF16};
+                                     DotF16,
+                                     DotAgainstQ8_0x4<BlockQ8_0, CodesQ8_0>,
+                                     DotAgainstQ8_0x4<BlockQ4_0, CodesQ4_0>,
+                                     DotAgainstQ8_0x4<BlockQ5_0, CodesQ5_0>,
+                                     DotAgainstQ8_0x4<BlockIQ4_NL, CodesIQ4_NL>};
   return &kAvx2;
 }
 

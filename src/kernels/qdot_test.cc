@@ -217,5 +217,28 @@ TEST(QDot, F16KernelsAgreeWithADoubleSum) {
   }
 }
 
+// The four-row kernels give, bit for bit, what four single-row calls give: on random blocks,
+// rows of one, two and 37 blocks, activation rows strided with padding between them.
+TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL}) {
+    const QDotX4Fn four = FastQDotX4(type);
+    if (!four) GTEST_SKIP() << "no four-row kernel on this CPU";
+    for (int64_t n : {32, 64, 37 * 32}) {
+      const std::vector<uint8_t> w = RandomWeightRow(type, n, 3);
+      const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + 5;
+      std::vector<uint8_t> a(4 * stride);
+      for (int k = 0; k < 4; ++k) {
+        const std::vector<uint8_t> row = RandomActivationRow(type, n, 40 + k);
+        std::memcpy(a.data() + k * stride, row.data(), a_bytes);
+      }
+      float out[4];
+      four(w.data(), a.data(), stride, n, out);
+      for (int k = 0; k < 4; ++k)
+        EXPECT_EQ(out[k], FastQDot(type)(w.data(), a.data() + k * stride, n)) << DTypeName(type) << " n " << n;
+    }
+  }
+  EXPECT_EQ(FastQDotX4(DType::kQ4_K), nullptr);
+}
+
 }  // namespace
 }  // namespace smelt
