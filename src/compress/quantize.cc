@@ -121,11 +121,6 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
   for (const Tensor& t : src.weights.all())
     if (t.n_dims == 2) matrices.push_back(&t);
   int done = 0;
-  auto check_stats = [&](const Tensor& t, const InputStats& s) {
-    if (s.columns != t.ne[0])
-      Fail("{}: calibration statistics for {} have {} columns, the tensor {}", model.source, t.name, s.columns,
-           t.ne[0]);
-  };
   const bool staged_gptq = opt.method == QuantMethod::kGptq && opt.samples;
   // Matrix t of src encoded by the method into `out`; s: the statistics of its input (nullptr:
   // none, e.g. a token embedding no projection reads).
@@ -147,7 +142,9 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
       c.awq_loss = a->second.group->result.loss;
       c.awq_loss_rtn = a->second.group->result.loss_rtn;
     }
-    if (s) check_stats(t, *s);
+    if (s && s->columns != t.ne[0])
+      Fail("{}: calibration statistics for {} have {} columns, the tensor {}", model.source, t.name, s->columns,
+           t.ne[0]);
     std::vector<float> importance;
     const bool mse = opt.method == QuantMethod::kMse || (awq && opt.awq.clip);
     if (mse && tr.from_float_weighted) {

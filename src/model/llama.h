@@ -54,6 +54,8 @@ class LlamaForward {
   explicit LlamaForward(const Model& model, Activations act = Activations::kGgml);
 
   const ModelConfig& config() const { return model_.config; }
+  // RoPE inverse frequencies (rope_dim / 2), the model's rope_freqs.weight or scaling applied.
+  const std::vector<float>& rope_inv_freq() const { return inv_freq_; }
 
   // Runs `tokens` (ids already checked < vocab) at positions pos .. pos+T-1, writing their keys
   // and values into `cache` (which must hold pos+T positions). Writes the logits of every

@@ -54,7 +54,8 @@ void CausalAttention(const ModelConfig& c, const float* q, const float* k, const
 void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequences, StagedObserver& observer,
                const StagedOptions& opt) {
   const ModelConfig& c = model.config;
-  { LlamaForward check(model, Activations::kExact); }  // the reference pass's checks: names, shapes, types
+  // The reference pass's checks (names, shapes, types) and its RoPE frequencies.
+  const std::vector<float> inv_freq = LlamaForward(model, Activations::kExact).rope_inv_freq();
   if (opt.threads < 1) Fail("{}: threads {} must be >= 1", model.source, opt.threads);
   const int64_t C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ff;
   const int hd = c.head_dim, n_pairs = c.rope_dim / 2;
@@ -75,13 +76,6 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
   }
   const int64_t rows = offset[N];
 
-  std::vector<float> inv_freq;
-  if (const Tensor* f = model.weights.Find("rope_freqs.weight")) {
-    const std::vector<float> factors = DequantizeAll(*f);
-    inv_freq = RopeInvFrequencies(c, factors.data());
-  } else {
-    inv_freq = RopeInvFrequencies(c);
-  }
   std::vector<float> cos(max_t * n_pairs), sin(max_t * n_pairs);
   for (int64_t t = 0; t < max_t; ++t) RopeAngles(t, inv_freq.data(), n_pairs, &cos[t * n_pairs], &sin[t * n_pairs]);
 
