@@ -14,9 +14,11 @@ namespace smelt {
 namespace {
 
 constexpr int64_t kRowBlock = 16;  // output rows dequantized together and reused across T inputs
-// From this many inputs on, a block is transposed once and reused (below, rows are dotted directly:
-// the transposition would cost more than it saves).
-constexpr int64_t kMinTransposeBatch = 4;
+// From this many inputs on, a block is transposed once and reused, which sums in another order.
+// Below, rows are dotted directly, so every input row's outputs are the same bits whatever else
+// is in the batch: a speculative verification or a batch of decoded sequences (up to 16 tokens)
+// gives exactly the logits of one-token steps.
+constexpr int64_t kMinTransposeBatch = 17;
 // Below this many multiply-adds a product runs on one thread: waking a team costs more.
 constexpr int64_t kMinParallelWork = 1 << 16;
 

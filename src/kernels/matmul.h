@@ -6,10 +6,11 @@
 // Activations::kGgml are never decoded: each input row is encoded once in the activation type
 // and every output is one dot product of the encoded bytes, as llama.cpp computes it. Every
 // other case dequantizes one row at a time into a per-thread buffer (DequantizeRow). Rows are taken in blocks of 16 that are reused across all T
-// inputs while they sit in cache. For a batch (T >= 4) the block is transposed to (C, 16) so that
-// its 16 outputs accumulate side by side in order of c (vectorizable without horizontal sums);
-// for one or a few inputs each output is a DotF32 of a row. The two orders of summation differ
-// in the last bits only.
+// inputs while they sit in cache. For a large batch (T >= 17) the block is transposed to (C, 16)
+// so that its 16 outputs accumulate side by side in order of c (vectorizable without horizontal
+// sums); for up to 16 inputs each output is a DotF32 of a row. The two orders of summation differ
+// in the last bits only. So up to 16 inputs, and for the quantized dot products at any T, each
+// input row's outputs are the same bits whatever else is in the batch.
 // Activations: with Activations::kGgml (what the runtime uses) each input row is first rounded
 // to the weight type's activation type (formats/activation.h: Q8_0 for Q4_0, F16 for F16, ...),
 // as llama.cpp's CPU backend does; kExact multiplies by the f32 inputs as given.

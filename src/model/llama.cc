@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -111,12 +112,83 @@ void LlamaForward::Project(int layer, const Tensor& w, const float* x, int64_t T
 
 void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache& cache, bool all_logits, int threads,
                            float* logits) {
+  const int64_t T = (int64_t)tokens.size();
+  batch_.resize(T);
+  for (int64_t t = 0; t < T; ++t) batch_[t] = {tokens[t], 0, pos + t};
+  outputs_.clear();
+  for (int64_t t = all_logits ? 0 : T - 1; t < T; ++t) outputs_.push_back((int32_t)t);
+  KvCache* caches[] = {&cache};
+  ForwardBatch(batch_, caches, outputs_, threads, logits);
+}
+
+void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches,
+                          const float* q, float* att, int threads) const {
   const ModelConfig& c = model_.config;
-  const int64_t T = (int64_t)tokens.size(), C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ff;
-  const int hd = c.head_dim, H = c.n_heads, group = c.n_heads / c.n_kv_heads, n_pairs = c.rope_dim / 2;
+  const int64_t T = (int64_t)batch.size(), Q = c.q_dim(), KV = c.kv_dim();
+  const int hd = c.head_dim, H = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt((float)hd);
+  // Multiply-adds of this attention step: every query head × the keys it reads × head_dim × 2.
+  int64_t keys = 0, max_keys = 0;
+  for (const BatchToken& b : batch) keys += b.pos + 1, max_keys = std::max(max_keys, b.pos + 1);
+  const int64_t work = keys * H * hd * 2;
+  if (caches[0]->type() == KvType::kF32) {
+    // Rows read in place: one task per (entry, head).
+    const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, T * H);
+#pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
+    {
+      std::vector<float> scores(max_keys);
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t i = 0; i < T * H; ++i) {
+        const int64_t t = i / H, head = i % H, kv_head = head / group;
+        const KvCache& cache = *caches[batch[t].seq];
+        AttendHead(q + t * Q + head * hd, cache.keys_f32(layer) + kv_head * hd, cache.values_f32(layer) + kv_head * hd,
+                   batch[t].pos + 1, KV, hd, scale, att + t * Q + head * hd, scores.data());
+      }
+    }
+    return;
+  }
+  // Rounded rows: per sequence and kv head, the keys and values are decoded once, then every
+  // query head of its group at every entry of the sequence attends to them.
+  std::vector<int32_t> seqs;  // the distinct sequences, in order of first appearance
+  for (const BatchToken& b : batch)
+    if (std::find(seqs.begin(), seqs.end(), b.seq) == seqs.end()) seqs.push_back(b.seq);
+  const int n_kv = c.n_kv_heads;
+  const int64_t tasks = (int64_t)seqs.size() * n_kv;
+  const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, tasks);
+#pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
+  {
+    std::vector<float> kh(max_keys * hd), vh(max_keys * hd), scores(max_keys);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int32_t seq = seqs[task / n_kv];
+      const int kv_head = (int)(task % n_kv);
+      int64_t n = 0;
+      for (const BatchToken& b : batch)
+        if (b.seq == seq) n = std::max(n, b.pos + 1);
+      caches[seq]->LoadHead(layer, false, kv_head, n, kh.data());
+      caches[seq]->LoadHead(layer, true, kv_head, n, vh.data());
+      for (int64_t t = 0; t < T; ++t) {
+        if (batch[t].seq != seq) continue;
+        for (int head = kv_head * group; head < (kv_head + 1) * group; ++head)
+          AttendHead(q + t * Q + head * hd, kh.data(), vh.data(), batch[t].pos + 1, hd, hd, scale,
+                     att + t * Q + head * hd, scores.data());
+      }
+    }
+  }
+}
+
+void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
+                                std::span<const int32_t> outputs, int threads, float* logits) {
+  const ModelConfig& c = model_.config;
+  const int64_t T = (int64_t)batch.size(), C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ff;
+  const int hd = c.head_dim, n_pairs = c.rope_dim / 2;
   const bool neox = c.rope_layout == RopeLayout::kNeox;
-  const float eps = c.norm_eps, scale = 1.0f / std::sqrt((float)hd);
-  SMELT_ASSERT(T > 0 && pos >= 0 && pos + T <= cache.reserved());
+  const float eps = c.norm_eps;
+  SMELT_ASSERT(T > 0 && !caches.empty());
+  for (const BatchToken& b : batch)
+    SMELT_ASSERT(b.seq >= 0 && b.seq < (int64_t)caches.size() && b.pos >= 0 && b.pos < caches[b.seq]->reserved() &&
+                 caches[b.seq]->type() == caches[0]->type());
+  for (int32_t o : outputs) SMELT_ASSERT(o >= 0 && o < T);
 
   x_.resize(T * C), h_.resize(T * C), q_.resize(T * Q), att_.resize(T * Q);
   k_.resize(T * KV), v_.resize(T * KV), g_.resize(T * F), u_.resize(T * F);
@@ -125,8 +197,8 @@ void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache
   float *g = g_.data(), *u = u_.data();
 
   for (int64_t t = 0; t < T; ++t) {
-    ReadRowF32(*token_embd_, tokens[t], x + t * C);
-    RopeAngles(pos + t, inv_freq_.data(), n_pairs, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs]);
+    ReadRowF32(*token_embd_, batch[t].token, x + t * C);
+    RopeAngles(batch[t].pos, inv_freq_.data(), n_pairs, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs]);
   }
 
   for (int l = 0; l < c.n_layers; ++l) {
@@ -143,43 +215,8 @@ void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache
       ApplyRope(q + t * Q, c.n_heads, hd, c.rope_dim, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs], neox);
       ApplyRope(k + t * KV, c.n_kv_heads, hd, c.rope_dim, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs], neox);
     }
-    for (int64_t t = 0; t < T; ++t) cache.Store(l, pos + t, k + t * KV, v + t * KV);
-    // Multiply-adds of this attention step: T queries × H heads × keys × head_dim × 2.
-    const int64_t work = T * H * (pos + T) * hd * 2;
-    if (cache.type() == KvType::kF32) {
-      // Rows read in place.
-      const float* kc = cache.keys_f32(l);  // (pos + T, KV)
-      const float* vc = cache.values_f32(l);
-      const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, T * H);
-#pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
-      {
-        std::vector<float> scores(pos + T);
-#pragma omp for schedule(dynamic, 4)
-        for (int64_t i = 0; i < T * H; ++i) {
-          const int64_t t = i / H, head = i % H, kv_head = head / group;
-          AttendHead(q + t * Q + head * hd, kc + kv_head * hd, vc + kv_head * hd, pos + t + 1, KV, hd, scale,
-                     att + t * Q + head * hd, scores.data());
-        }
-      }
-    } else {
-      // Rounded rows: each kv head's keys and values decoded once, then every query head of its
-      // group and every new position attends to them.
-      const int n_kv = c.n_kv_heads;
-      const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, n_kv);
-#pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
-      {
-        std::vector<float> kh((pos + T) * hd), vh((pos + T) * hd), scores(pos + T);
-#pragma omp for schedule(dynamic, 1)
-        for (int kv_head = 0; kv_head < n_kv; ++kv_head) {
-          cache.LoadHead(l, false, kv_head, pos + T, kh.data());
-          cache.LoadHead(l, true, kv_head, pos + T, vh.data());
-          for (int64_t t = 0; t < T; ++t)
-            for (int head = kv_head * group; head < (kv_head + 1) * group; ++head)
-              AttendHead(q + t * Q + head * hd, kh.data(), vh.data(), pos + t + 1, hd, hd, scale,
-                         att + t * Q + head * hd, scores.data());
-        }
-      }
-    }
+    for (int64_t t = 0; t < T; ++t) caches[batch[t].seq]->Store(l, batch[t].pos, k + t * KV, v + t * KV);
+    Attend(l, batch, caches, q, att, threads);
     Project(l, *L.wo, att, T, h, threads);
     AddInPlace(x, h, T * C);
 
@@ -193,9 +230,10 @@ void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache
     if (observer_) observer_->OnBlockOutput(l, x, T);
   }
 
-  const int64_t first = all_logits ? 0 : T - 1;
-  for (int64_t t = first; t < T; ++t) RmsNorm(h + (t - first) * C, x + t * C, output_norm_.data(), C, eps);
-  Project(c.n_layers, *output_, h, T - first, logits, threads);
+  const int64_t n_out = (int64_t)outputs.size();
+  if (n_out == 0) return;
+  for (int64_t i = 0; i < n_out; ++i) RmsNorm(h + i * C, x + outputs[i] * C, output_norm_.data(), C, eps);
+  Project(c.n_layers, *output_, h, n_out, logits, threads);
 }
 
 }  // namespace smelt

@@ -45,6 +45,14 @@ class ForwardObserver {
   virtual void OnBlockOutput(int layer, const float* x, int64_t T) {}
 };
 
+// One token of a batch that may mix sequences: its id, the sequence it extends (an index into the
+// caches handed to ForwardBatch) and its position in that sequence.
+struct BatchToken {
+  int32_t token;
+  int32_t seq;
+  int64_t pos;
+};
+
 class LlamaForward {
  public:
   // Resolves the weights of `model` (kept by reference) and checks that every tensor exists with
@@ -62,6 +70,16 @@ class LlamaForward {
   // position, (T, V), when all_logits, else of the last one, (V), into `logits`.
   void Forward(std::span<const int32_t> tokens, int64_t pos, KvCache& cache, bool all_logits, int threads,
                float* logits);
+
+  // Runs a batch of tokens from several sequences in one pass, so each weight is read once for
+  // all of them. Every entry's key and value go into caches[seq] at pos (< reserved()); then the
+  // entry attends to positions [0, pos] of its sequence: those cached before and those of this
+  // batch. So the entries of one sequence need distinct positions, and each position below an
+  // entry's must be cached or in the batch (nothing checks what the cache holds). Writes the
+  // logits of the entries listed in `outputs` (indices into batch, in that order) as
+  // (outputs.size(), V) rows. A token's result does not depend on what else is in the batch.
+  void ForwardBatch(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
+                    std::span<const int32_t> outputs, int threads, float* logits);
 
   // Reports activations of later Forward calls to `o` (nullptr: none). Not owned.
   void set_observer(ForwardObserver* o) { observer_ = o; }
@@ -85,6 +103,12 @@ class LlamaForward {
   // Scratch, resized per call: x, h: (T, C); q, att: (T, Q); k, v: (T, KV); g, u: (T, F);
   // rope_cos/sin: (T, rope_dim / 2).
   std::vector<float> x_, h_, q_, k_, v_, att_, g_, u_, rope_cos_, rope_sin_;
+  std::vector<BatchToken> batch_;  // Forward's tokens as one sequence
+  std::vector<int32_t> outputs_;   // Forward's output rows
+
+  // Attention of every entry of `batch` over its sequence's cache: q (T, Q) -> att (T, Q).
+  void Attend(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches, const float* q,
+              float* att, int threads) const;
 
   // MatMul of block `layer`'s weight w, reporting its input to the observer first.
   void Project(int layer, const Tensor& w, const float* x, int64_t T, float* y, int threads);

@@ -61,6 +61,24 @@ double RunGenerate(Session& s, std::span<const int32_t> tokens, int n) {
   return n / std::max(Seconds(t0), 1e-9);
 }
 
+// tg of `seqs` sequences decoded together: one untimed start token each, then n steps of one
+// token per sequence, timed together; tokens/s counts every sequence's tokens.
+double RunParallel(Session& s, std::span<const int32_t> tokens, int n, int seqs) {
+  s.Reset();
+  std::vector<SeqToken> step(seqs);
+  auto fill = [&](int i) {
+    for (int q = 0; q < seqs; ++q) step[q] = {.token = tokens[(i + 7 * q) % tokens.size()], .seq = q};
+  };
+  fill(0);
+  s.Decode(step);
+  const auto t0 = Clock::now();
+  for (int i = 1; i <= n; ++i) {
+    fill(i);
+    s.Decode(step);
+  }
+  return (double)n * seqs / std::max(Seconds(t0), 1e-9);
+}
+
 }  // namespace
 
 MeanSd MeanAndSd(std::span<const double> xs) {
@@ -99,6 +117,8 @@ BenchReport RunBench(const Model& m, const BenchOptions& opt) {
   if (opt.threads.empty()) Fail("bench: no thread counts");
   for (int t : opt.threads)
     if (t < 1) Fail("bench: thread count {} (need at least 1)", t);
+  for (int n : opt.parallel)
+    if (n < 1 || n > 256) Fail("bench: {} parallel sequences (need 1 to 256)", n);
   if (opt.prompt < 0 || opt.gen < 0) Fail("bench: negative token count (-p {}, -n {})", opt.prompt, opt.gen);
   if (opt.prompt == 0 && opt.gen == 0) Fail("bench: nothing to measure (-p 0 and -n 0)");
   if (opt.repetitions < 1) Fail("bench: {} repetitions (need at least 1)", opt.repetitions);
@@ -118,19 +138,25 @@ BenchReport RunBench(const Model& m, const BenchOptions& opt) {
     SessionOptions so;
     so.threads = threads;
     so.context = context;
+    for (int n : opt.parallel) so.sequences = std::max(so.sequences, n);
     Session session(m, so);
-    auto measure = [&](std::string test, int count, double (*run)(Session&, std::span<const int32_t>, int)) {
+    auto measure = [&](std::string test, int count, auto run) {
       BenchResult b;
       b.test = std::move(test);
       b.threads = threads;
       b.tokens = count;
-      run(session, tokens, count);  // warm-up: pages mapped, caches and thread team ready
-      for (int i = 0; i < opt.repetitions; ++i) b.tokens_per_s.push_back(run(session, tokens, count));
+      run();  // warm-up: pages mapped, caches and thread team ready
+      for (int i = 0; i < opt.repetitions; ++i) b.tokens_per_s.push_back(run());
       b.stats = MeanAndSd(b.tokens_per_s);
       r.results.push_back(std::move(b));
     };
-    if (opt.prompt > 0) measure(fmt::format("pp{}", opt.prompt), opt.prompt, RunPrompt);
-    if (opt.gen > 0) measure(fmt::format("tg{}", opt.gen), opt.gen, RunGenerate);
+    if (opt.prompt > 0)
+      measure(fmt::format("pp{}", opt.prompt), opt.prompt, [&] { return RunPrompt(session, tokens, opt.prompt); });
+    if (opt.gen > 0) measure(fmt::format("tg{}", opt.gen), opt.gen, [&] { return RunGenerate(session, tokens, opt.gen); });
+    for (int n : opt.parallel)
+      if (n > 1 && opt.gen > 0)
+        measure(fmt::format("tg{}x{}", opt.gen, n), opt.gen * n,
+                [&] { return RunParallel(session, tokens, opt.gen, n); });
   }
 
   if (opt.bandwidth_mib > 0 && opt.gen > 0) {

@@ -17,6 +17,9 @@ struct BenchOptions {
   std::vector<int> threads = {1};
   int prompt = 128;            // pp: tokens in the batch (0: no pp test)
   int gen = 64;                // tg: tokens decoded (0: no tg test)
+  // Batched decoding: for each N > 1, a test "tg{gen}x{N}" decodes gen tokens of each of N
+  // sequences together (one forward pass per step serves all N); its tokens/s counts all N.
+  std::vector<int> parallel = {};
   int repetitions = 5;         // timed runs of each test, after one untimed warm-up run
   uint32_t seed = 1;           // of the token ids (any valid ids: the speed does not depend on them)
   size_t bandwidth_mib = 512;  // buffer of the bandwidth measurement (0: no tg ceiling)
@@ -31,9 +34,9 @@ struct MeanSd {
 MeanSd MeanAndSd(std::span<const double> xs);
 
 struct BenchResult {
-  std::string test;  // "pp128", "tg64"
+  std::string test;  // "pp128", "tg64", "tg64x8" (8 sequences decoded together)
   int threads = 0;
-  int tokens = 0;                    // tokens timed per run
+  int tokens = 0;                    // tokens timed per run (all sequences)
   std::vector<double> tokens_per_s;  // one per repetition
   MeanSd stats;                      // of tokens_per_s
 };

@@ -1,6 +1,8 @@
 #pragma once
-// A decoding session: one model, its KV cache and the current position. Eval() feeds tokens
-// (a whole prompt at once or one at a time) and returns logits.
+// A decoding session: one model, one KV cache per sequence and each sequence's position. Eval()
+// feeds tokens to sequence 0 (a whole prompt at once or one at a time) and returns logits;
+// Decode() runs tokens of several sequences in one forward pass, so the weights are read once
+// for all of them (batched decoding); Truncate() takes back positions (speculative decoding).
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -14,6 +16,7 @@ namespace smelt {
 
 class LlamaForward;
 class ForwardObserver;
+struct BatchToken;
 
 struct SessionOptions {
   int threads = 1;  // OpenMP threads for the forward pass (< 1: all hardware threads)
@@ -23,6 +26,14 @@ struct SessionOptions {
   // the f32 activations as computed.
   Activations activations = Activations::kGgml;
   KvType kv = KvType::kF32;  // element type of the KV cache (model/kv_cache.h)
+  int sequences = 1;         // independent sequences, each with its own cache of `context` positions
+};
+
+// One entry of Session::Decode: a token, the sequence it extends, and whether its logits are wanted.
+struct SeqToken {
+  int32_t token = 0;
+  int32_t seq = 0;
+  bool logits = true;
 };
 
 class Session {
@@ -41,13 +52,28 @@ class Session {
   // past the context.
   std::span<const float> Eval(std::span<const int32_t> tokens, bool all_logits = false);
 
-  // Forgets every position (the cache memory is kept).
+  // Appends each entry's token to its sequence, entries of one sequence taking consecutive
+  // positions from the sequence's current one in batch order, all in one forward pass (in
+  // chunks of at most 512 entries). Returns the logits of the entries with `logits` set, in batch
+  // order, as (count, vocab) rows; a token's logits are those Eval would give it alone (bit for
+  // bit for the quantized types and, up to 16 entries, for every type: kernels/matmul.h). Valid
+  // until the next Eval/Decode/Reset. Throws Error (and changes nothing) for an empty batch, a
+  // sequence outside [0, sequences()), a token id outside the vocabulary or a sequence that would
+  // run past the context.
+  std::span<const float> Decode(std::span<const SeqToken> batch);
+
+  // Forgets positions [n, position(seq)) of sequence `seq`: its next token goes at position n.
+  // Throws Error unless 0 <= n <= position(seq).
+  void Truncate(int seq, int n);
+
+  // Forgets every position of every sequence (the cache memory is kept).
   void Reset();
 
   // Reports the activations of later Eval calls (model/llama.h); nullptr: none. Not owned.
   void set_observer(ForwardObserver* o);
 
-  int position() const { return (int)position_; }
+  int position(int seq = 0) const { return (int)positions_.at(seq); }
+  int sequences() const { return (int)caches_.size(); }
   int context() const { return context_; }
   int vocab() const { return model_.config.vocab; }
   int threads() const { return threads_; }
@@ -57,10 +83,13 @@ class Session {
   const Model& model_;
   int threads_;
   int context_;
-  int64_t position_ = 0;
+  std::vector<int64_t> positions_;  // per sequence
   std::unique_ptr<LlamaForward> forward_;
-  std::unique_ptr<KvCache> cache_;
+  std::vector<std::unique_ptr<KvCache>> caches_;
+  std::vector<KvCache*> cache_ptrs_;
   std::vector<float> logits_;
+  std::vector<BatchToken> batch_;  // scratch of Decode
+  std::vector<int32_t> outputs_;
 };
 
 }  // namespace smelt

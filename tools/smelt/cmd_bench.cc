@@ -24,10 +24,13 @@ const TgCeiling* CeilingOf(const BenchReport& r, int threads) {
   return nullptr;
 }
 
+// One sequence's decoding ("tg64", not "tg64x8"): what the bandwidth ceiling bounds.
+bool IsSingleTg(const BenchResult& b) { return b.test.rfind("tg", 0) == 0 && b.test.find('x') == std::string::npos; }
+
 // A tg result as a share of its ceiling, in percent ("" without one).
 std::string PercentOfCeiling(const BenchReport& r, const BenchResult& b) {
   const TgCeiling* c = CeilingOf(r, b.threads);
-  if (b.test.rfind("tg", 0) != 0 || !c || c->tokens_per_s <= 0) return "";
+  if (!IsSingleTg(b) || !c || c->tokens_per_s <= 0) return "";
   return fmt::format("{:.1f} %", 100.0 * b.stats.mean / c->tokens_per_s);
 }
 
@@ -63,7 +66,7 @@ void PrintJsonReport(const BenchArgs& a, const BenchReport& r) {
                         {"samples_ts", b.tokens_per_s},
                         {"avg_ts", b.stats.mean},
                         {"stddev_ts", b.stats.sd}};
-    if (const TgCeiling* c = CeilingOf(r, b.threads); c && b.test.rfind("tg", 0) == 0 && c->tokens_per_s > 0) {
+    if (const TgCeiling* c = CeilingOf(r, b.threads); c && IsSingleTg(b) && c->tokens_per_s > 0) {
       j["ceiling_ts"] = c->tokens_per_s;
       j["percent_of_ceiling"] = 100.0 * b.stats.mean / c->tokens_per_s;
     }
@@ -80,6 +83,7 @@ void PrintJsonReport(const BenchArgs& a, const BenchReport& r) {
              {"backend", r.backend},
              {"n_prompt", a.opt.prompt},
              {"n_gen", a.opt.gen},
+             {"parallel", a.opt.parallel},
              {"repetitions", a.opt.repetitions},
              {"system", SystemJson(GetSystemInfo())},
              {"results", results},
@@ -138,6 +142,10 @@ Command AddBench(CLI::App& root) {
   app->add_option("-n,--n-gen", a->opt.gen, "tg: tokens decoded one at a time after a 1-token start (0: skip)")
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
+  app->add_option("--parallel", a->opt.parallel,
+                  "also decode N sequences together, comma-separated counts (e.g. 8): test tgNxS, t/s of all sequences")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256));
   app->add_option("-r,--repetitions", a->opt.repetitions, "timed runs of each test, after one warm-up run")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
