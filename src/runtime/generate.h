@@ -48,4 +48,32 @@ using PieceCallback = std::function<bool(int32_t token, const std::string& piece
 GenerateStats Generate(Session& session, const Tokenizer& tokenizer, Sampler& sampler, std::span<const int32_t> prompt,
                        const GenerateOptions& opt, const PieceCallback& on_piece);
 
+// Speculative decoding: a draft model proposes k tokens one at a time, the target verifies
+// them in one forward pass of k + 1 tokens, and every token the target would have produced
+// itself is kept.
+struct SpeculativeOptions {
+  int draft_tokens = 4;  // k, tokens proposed per step (1..15, so a verification is at most 16 tokens)
+};
+
+struct SpeculativeStats {
+  int steps = 0;     // verification passes of the target
+  int drafted = 0;   // tokens the draft proposed
+  int accepted = 0;  // proposals the target kept
+  double AcceptanceRate() const { return drafted > 0 ? (double)accepted / drafted : 0; }
+};
+
+// Generate with `draft` (a session on a model with the same vocabulary, token for token; with
+// its own context, at least the target's) proposing tokens to `target`. The target samples each
+// position with `sampler` exactly as Generate does (the same history, one draw per emitted
+// token), and a proposal is kept only when it equals that sample; the draft proposes greedily
+// (the argmax of its logits). So the output is Generate's, token for token and for any sampler
+// settings, whenever the target's logits for a token do not depend on what else is in its
+// batch (runtime/session.h: always for the quantized types, and up to 16 tokens for all).
+// Both sessions must start at the same position. Throws Error for an empty prompt, a prompt
+// that does not fit, different vocabularies or draft_tokens outside 1..15.
+GenerateStats GenerateSpeculative(Session& target, Session& draft, const Tokenizer& tokenizer, Sampler& sampler,
+                                  std::span<const int32_t> prompt, const GenerateOptions& opt,
+                                  const SpeculativeOptions& spec, const PieceCallback& on_piece,
+                                  SpeculativeStats* spec_stats = nullptr);
+
 }  // namespace smelt

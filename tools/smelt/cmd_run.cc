@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "cli_util.h"
 #include "io/tokenizer.h"
@@ -22,6 +23,8 @@ struct RunArgs {
   bool ignore_eos = false;
   bool json = false;
   KvType kv = KvType::kF32;
+  std::string draft;  // speculative decoding's draft model ("": none)
+  int draft_tokens = 4;
 };
 
 int RunRun(const RunArgs& a) {
@@ -41,7 +44,7 @@ int RunRun(const RunArgs& a) {
   // A SentencePiece-style model never emits BOS mid-text; llama2.c's run.c stops there too.
   if (m.vocab.bos >= 0 && m.vocab.model == "llama") go.stop_tokens.push_back(m.vocab.bos);
   std::string text;
-  GenerateStats st = Generate(session, tok, sampler, prompt, go, [&](int32_t, const std::string& piece) {
+  auto on_piece = [&](int32_t, const std::string& piece) {
     if (a.json) {
       text += piece;
     } else {
@@ -49,23 +52,42 @@ int RunRun(const RunArgs& a) {
       std::fflush(stdout);
     }
     return true;
-  });
+  };
+  GenerateStats st;
+  SpeculativeStats spec;
+  std::optional<Model> draft_model;
+  if (a.draft.empty()) {
+    st = Generate(session, tok, sampler, prompt, go, on_piece);
+  } else {
+    draft_model = LoadModel(a.draft, a.load);
+    Session draft(*draft_model, so);
+    st = GenerateSpeculative(session, draft, tok, sampler, prompt, go, {.draft_tokens = a.draft_tokens}, on_piece,
+                             &spec);
+  }
   if (a.json) {
-    PrintJson({{"model", a.model},
-               {"prompt", a.prompt},
-               {"text", text},
-               {"tokens", st.tokens},
-               {"prompt_tokens", st.prompt_tokens},
-               {"generated_tokens", st.generated_tokens},
-               {"prompt_tok_s", st.PromptTokensPerSecond()},
-               {"decode_tok_s", st.DecodeTokensPerSecond()},
-               {"threads", a.threads}});
+    nlohmann::json j = {{"model", a.model},
+                        {"prompt", a.prompt},
+                        {"text", text},
+                        {"tokens", st.tokens},
+                        {"prompt_tokens", st.prompt_tokens},
+                        {"generated_tokens", st.generated_tokens},
+                        {"prompt_tok_s", st.PromptTokensPerSecond()},
+                        {"decode_tok_s", st.DecodeTokensPerSecond()},
+                        {"threads", a.threads}};
+    if (draft_model)
+      j["speculative"] = {{"draft", a.draft},          {"draft_tokens", a.draft_tokens}, {"steps", spec.steps},
+                          {"drafted", spec.drafted},   {"accepted", spec.accepted},
+                          {"acceptance_rate", spec.AcceptanceRate()}};
+    PrintJson(j);
     return 0;
   }
   std::fputc('\n', stdout);
   std::fflush(stdout);
   fmt::print(stderr, "prompt: {} tokens, {:.1f} tok/s; generated: {} tokens, {:.1f} tok/s; {} threads\n",
              st.prompt_tokens, st.PromptTokensPerSecond(), st.generated_tokens, st.DecodeTokensPerSecond(), a.threads);
+  if (draft_model)
+    fmt::print(stderr, "speculative: {} steps of {} draft tokens, {} of {} proposals kept ({:.1f} %)\n", spec.steps,
+               a.draft_tokens, spec.accepted, spec.drafted, 100.0 * spec.AcceptanceRate());
   return 0;
 }
 
@@ -90,6 +112,12 @@ Command AddRun(CLI::App& root) {
   app->add_flag("--llama2c-sampler", a->sampling.llama2c_compat,
                 "sample exactly as llama2.c's run.c does (uses --temp, --top-p, --seed)");
   app->add_flag("--ignore-eos", a->ignore_eos, "keep generating past the end-of-sequence token");
+  app->add_option("--draft", a->draft,
+                  "speculative decoding: a smaller model with the same vocabulary proposes tokens that this model "
+                  "verifies in one pass (output unchanged)");
+  app->add_option("--draft-n", a->draft_tokens, "tokens the draft proposes per step")
+      ->check(CLI::Range(1, 15))
+      ->capture_default_str();
   AddKvOption(app, a->kv);
   AddThreads(app, a->threads);
   AddLoadOptions(app, a->load);
