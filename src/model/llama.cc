@@ -52,7 +52,7 @@ std::vector<float> RopeInvFrequencies(const ModelConfig& c, const float* freq_fa
   Fail("{}: rope scaling type '{}' is not supported", c.name, s.type);
 }
 
-LlamaForward::LlamaForward(const Model& model, Activations act) : model_(model), act_(act) {
+LlamaForward::LlamaForward(const Model& model, Activations act, bool repack) : model_(model), act_(act) {
   const ModelConfig& c = model.config;
   const std::string src = model.source.empty() ? (c.name.empty() ? "model" : c.name) : model.source;
   ValidateConfig(c, src);
@@ -97,6 +97,12 @@ LlamaForward::LlamaForward(const Model& model, Activations act) : model_(model),
     L.down = &need(name("ffn_down.weight"), {F, C});
     layers_.push_back(std::move(L));
   }
+  if (repack && act == Activations::kGgml && FastPackedGemm()) {
+    std::vector<const Tensor*> mats = {output_};
+    for (const Layer& L : layers_) mats.insert(mats.end(), {L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down});
+    for (const Tensor* w : mats)
+      if (CanPack(*w) && !packed_.contains(w)) packed_.emplace(w, PackWeights(*w));
+  }
   if (has("rope_freqs.weight")) {
     const std::vector<float> factors = vector("rope_freqs.weight", c.rope_dim / 2);
     inv_freq_ = RopeInvFrequencies(c, factors.data());
@@ -105,8 +111,14 @@ LlamaForward::LlamaForward(const Model& model, Activations act) : model_(model),
   }
 }
 
+LlamaForward::~LlamaForward() = default;
+
 void LlamaForward::Project(int layer, const Tensor& w, const float* x, int64_t T, float* y, int threads) {
   if (observer_) observer_->OnLinearInput(layer, w, x, T);
+  if (auto it = packed_.find(&w); it != packed_.end()) {
+    MatMulPacked(it->second, x, T, y, threads);
+    return;
+  }
   MatMul(w, x, T, y, threads, act_);
 }
 

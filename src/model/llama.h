@@ -15,9 +15,11 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/packed.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -59,7 +61,11 @@ class LlamaForward {
   // the expected shape and a readable type; throws Error naming the model and the tensor.
   // `act`: how each projection treats its input (kernels/matmul.h): kGgml rounds it to the weight
   // type's activation type as llama.cpp does; kExact keeps f32.
-  explicit LlamaForward(const Model& model, Activations act = Activations::kGgml);
+  // `repack`: with kGgml activations, matrices of a type with a packed kernel on this CPU
+  // (kernels/packed.h: Q4_0 with AVX2) are copied at construction into the packed layout, which
+  // every later product uses (the copy costs their bytes in memory and the time of one pass).
+  explicit LlamaForward(const Model& model, Activations act = Activations::kGgml, bool repack = false);
+  ~LlamaForward();
 
   const ModelConfig& config() const { return model_.config; }
   // RoPE inverse frequencies (rope_dim / 2), the model's rope_freqs.weight or scaling applied.
@@ -99,6 +105,7 @@ class LlamaForward {
   const Tensor* output_;
   std::vector<float> output_norm_;  // (C)
   std::vector<float> inv_freq_;     // (rope_dim / 2)
+  std::unordered_map<const Tensor*, PackedMatrix> packed_;  // repacked copies of the weights
 
   // Scratch, resized per call: x, h: (T, C); q, att: (T, Q); k, v: (T, KV); g, u: (T, F);
   // rope_cos/sin: (T, rope_dim / 2).

@@ -19,7 +19,7 @@ Session::Session(const Model& model, SessionOptions opt)
     : model_(model),
       threads_(opt.threads >= 1 ? opt.threads : (int)std::max(1u, std::thread::hardware_concurrency())),
       context_(opt.context > 0 ? opt.context : model.config.context) {
-  forward_ = std::make_unique<LlamaForward>(model, opt.activations);
+  forward_ = std::make_unique<LlamaForward>(model, opt.activations, opt.repack);
   if (context_ <= 0) Fail("{}: context length {} must be positive", model.source, context_);
   if (opt.sequences < 1) Fail("{}: {} sequences (need at least 1)", model.source, opt.sequences);
   for (int s = 0; s < opt.sequences; ++s) {

@@ -27,6 +27,9 @@ struct SessionOptions {
   Activations activations = Activations::kGgml;
   KvType kv = KvType::kF32;  // element type of the KV cache (model/kv_cache.h)
   int sequences = 1;         // independent sequences, each with its own cache of `context` positions
+  // Copy the weights that have a packed kernel on this CPU into its layout at start-up
+  // (kernels/packed.h; model/llama.h): faster products for their bytes in memory.
+  bool repack = true;
 };
 
 // One entry of Session::Decode: a token, the sequence it extends, and whether its logits are wanted.
