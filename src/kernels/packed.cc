@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/cpu.h"
 #include "core/error.h"
@@ -20,56 +21,104 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 }  // namespace
 
 bool CanPack(const Tensor& w) {
-  return w.type == DType::kQ4_0 && w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data && w.nrows() > 0;
+  return (w.type == DType::kQ4_0 || w.type == DType::kQ8_0) && w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data &&
+         w.nrows() > 0;
 }
+
+namespace {
+
+// Packs (or, with unpack, restores) row `row`'s blocks: the chunks of 4 bytes of each source
+// block, `chunks` of them, go to chunk c of the packed block at offset lane·4.
+template <class Src, class Packed, bool kUnpack>
+void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
+             std::conditional_t<kUnpack, const Packed, Packed>* panel, int64_t nb, int64_t lane) {
+  constexpr int chunks = sizeof(Src::qs) / 4;
+  for (int64_t b = 0; b < nb; ++b) {
+    if constexpr (kUnpack) {
+      row_blocks[b].d = panel[b].d[lane];
+      for (int c = 0; c < chunks; ++c) std::memcpy(&row_blocks[b].qs[4 * c], &panel[b].qs[c][lane * 4], 4);
+    } else {
+      panel[b].d[lane] = row_blocks[b].d;
+      for (int c = 0; c < chunks; ++c) std::memcpy(&panel[b].qs[c][lane * 4], &row_blocks[b].qs[4 * c], 4);
+    }
+  }
+}
+
+template <class Src, class Packed>
+void PackAll(const Tensor& w, PackedMatrix& p) {
+  p.block_bytes = sizeof(Packed);
+  const int64_t nb = p.blocks_per_row();
+  p.data.assign((size_t)(p.panels() * nb) * sizeof(Packed), 0);  // padding rows: scale 0, codes 0
+  auto* packed = reinterpret_cast<Packed*>(p.data.data());
+  // Source rows are read byte-wise (a tensor may sit at any offset of its file).
+  std::vector<Src> row(nb);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    std::memcpy(row.data(), static_cast<const uint8_t*>(w.data) + (size_t)r * nb * sizeof(Src), nb * sizeof(Src));
+    MoveRow<Src, Packed, false>(row.data(), packed + (r / kPackRows) * nb, nb, r % kPackRows);
+  }
+}
+
+}  // namespace
 
 PackedMatrix PackWeights(const Tensor& w) {
   SMELT_ASSERT(CanPack(w));
   PackedMatrix p;
+  p.type = w.type;
   p.rows = w.nrows();
   p.cols = w.ne[0];
-  const int64_t nb = p.blocks_per_row();
-  p.blocks.assign(p.panels() * nb, BlockQ4_0x8{});  // padding rows: scale 0, codes 0
-  const auto* src = static_cast<const BlockQ4_0*>(w.data);
-  for (int64_t r = 0; r < p.rows; ++r) {
-    const int64_t panel = r / kPackRows, lane = r % kPackRows;
-    for (int64_t b = 0; b < nb; ++b) {
-      const BlockQ4_0& in = src[r * nb + b];
-      BlockQ4_0x8& out = p.blocks[panel * nb + b];
-      out.d[lane] = in.d;
-      for (int c = 0; c < 4; ++c) std::memcpy(&out.qs[c][lane * 4], &in.qs[4 * c], 4);
-    }
+  if (w.type == DType::kQ4_0) {
+    PackAll<BlockQ4_0, BlockQ4_0x8>(w, p);
+  } else {
+    PackAll<BlockQ8_0, BlockQ8_0x8>(w, p);
   }
   return p;
 }
 
-void UnpackRow(const PackedMatrix& p, int64_t row, void* q4_0_row) {
+void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks) {
   SMELT_ASSERT(row >= 0 && row < p.rows);
-  auto* dst = static_cast<BlockQ4_0*>(q4_0_row);
   const int64_t nb = p.blocks_per_row(), lane = row % kPackRows;
-  const BlockQ4_0x8* panel = p.panel(row / kPackRows);
-  for (int64_t b = 0; b < nb; ++b) {
-    dst[b].d = panel[b].d[lane];
-    for (int c = 0; c < 4; ++c) std::memcpy(&dst[b].qs[4 * c], &panel[b].qs[c][lane * 4], 4);
+  const uint8_t* panel = p.panel(row / kPackRows);
+  if (p.type == DType::kQ4_0) {
+    MoveRow<BlockQ4_0, BlockQ4_0x8, true>(static_cast<BlockQ4_0*>(blocks),
+                                         reinterpret_cast<const BlockQ4_0x8*>(panel), nb, lane);
+  } else {
+    MoveRow<BlockQ8_0, BlockQ8_0x8, true>(static_cast<BlockQ8_0*>(blocks),
+                                         reinterpret_cast<const BlockQ8_0x8*>(panel), nb, lane);
   }
 }
 
-void PackedGemmReference(const BlockQ4_0x8* panel, int64_t nb, const uint8_t* a, size_t a_stride,
-                         const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
+namespace {
+
+// Σ q_w·q_a of row r of a packed block against an activation block (Q4_0: unsigned codes).
+int32_t RowSum(const BlockQ4_0x8& w, const BlockQ8_0& a, int r) {
+  int32_t sum = 0;
+  for (int c = 0; c < 4; ++c)
+    for (int i = 0; i < 4; ++i) {
+      const uint8_t byte = w.qs[c][r * 4 + i];
+      sum += (byte & 0x0F) * a.qs[4 * c + i] + (byte >> 4) * a.qs[16 + 4 * c + i];
+    }
+  return sum;
+}
+int32_t RowSum(const BlockQ8_0x8& w, const BlockQ8_0& a, int r) {
+  int32_t sum = 0;
+  for (int c = 0; c < 8; ++c)
+    for (int i = 0; i < 4; ++i) sum += w.qs[c][r * 4 + i] * a.qs[4 * c + i];
+  return sum;
+}
+
+template <class Packed>
+void ReferenceGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t* a_sums,
+                   int64_t T, float* y, int64_t y_stride) {
+  const auto* panel = static_cast<const Packed*>(panel_bytes);
+  constexpr int32_t offset = std::is_same_v<Packed, BlockQ4_0x8> ? 8 : 0;  // Q4_0 codes are stored + 8
   for (int64_t t = 0; t < T; ++t) {
     const auto* act = reinterpret_cast<const BlockQ8_0*>(a + t * a_stride);
     for (int r = 0; r < kPackRows; ++r) {
       float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
-        const BlockQ4_0x8& w = panel[b];
-        int32_t sum = 0;  // Σ q_w·q_a over the block, q_w the unsigned code
-        for (int c = 0; c < 4; ++c)
-          for (int i = 0; i < 4; ++i) {
-            const uint8_t byte = w.qs[c][r * 4 + i];
-            sum += (byte & 0x0F) * act[b].qs[4 * c + i] + (byte >> 4) * act[b].qs[16 + 4 * c + i];
-          }
-        sum -= 8 * a_sums[t * nb + b];
-        const float d = Fp16ToFloat(w.d[r]) * Fp16ToFloat(act[b].d);
+        int32_t sum = RowSum(panel[b], act[b], r);
+        if (offset) sum -= offset * a_sums[t * nb + b];
+        const float d = Fp16ToFloat(panel[b].d[r]) * Fp16ToFloat(act[b].d);
         acc = std::fma(d, (float)sum, acc);
       }
       y[t * y_stride + r] = acc;
@@ -77,17 +126,24 @@ void PackedGemmReference(const BlockQ4_0x8* panel, int64_t nb, const uint8_t* a,
   }
 }
 
-PackedGemmFn FastPackedGemm() { return CpuHasAvx2FmaF16c() ? Avx2PackedGemm() : nullptr; }
+}  // namespace
+
+PackedGemmFn PackedGemmReference(DType type) {
+  return type == DType::kQ4_0 ? ReferenceGemm<BlockQ4_0x8> : ReferenceGemm<BlockQ8_0x8>;
+}
+
+PackedGemmFn FastPackedGemm(DType type) { return CpuHasAvx2FmaF16c() ? Avx2PackedGemm(type) : nullptr; }
 
 void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, int threads) {
-  const PackedGemmFn gemm = FastPackedGemm();
+  const PackedGemmFn gemm = FastPackedGemm(p.type);
   SMELT_ASSERT(gemm);
   const int64_t C = p.cols, OC = p.rows, nb = p.blocks_per_row();
   const size_t a_bytes = RowBytes(DType::kQ8_0, C);
   std::vector<uint8_t> encoded(a_bytes * (size_t)T);
-  std::vector<int32_t> sums(T * nb);
+  std::vector<int32_t> sums(p.type == DType::kQ4_0 ? T * nb : 0);  // Q4_0's offset term needs them
   for (int64_t t = 0; t < T; ++t) {
     QuantizeActivationRow(DType::kQ8_0, x + t * C, encoded.data() + t * a_bytes, C);
+    if (sums.empty()) continue;
     const auto* blocks = reinterpret_cast<const BlockQ8_0*>(encoded.data() + t * a_bytes);
     for (int64_t b = 0; b < nb; ++b) {
       int32_t s = 0;

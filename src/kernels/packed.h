@@ -1,19 +1,22 @@
 #pragma once
 // Weights repacked at load into a layout that serves eight output rows per SIMD step.
 //
-// A Q4_0 matrix becomes panels of 8 rows (the last one padded with zero rows); a panel is its
-// blocks in column order, each a BlockQ4_0x8: the 8 rows' fp16 scales side by side, then 4 chunks
-// of 32 bytes where chunk c holds bytes qs[4c .. 4c+4) of row 0, then of row 1, ..., row 7. Since
-// a Q4_0 byte qs[j] holds weight j (low nibble) and weight j + 16 (high nibble), the low nibbles of
-// chunk c are weights 4c .. 4c+3 of each row and the high nibbles weights 16+4c .. 16+4c+3: with
-// one broadcast of 4 activation bytes, _mm256_maddubs_epi16 multiplies all 8 rows at once and
-// the 8 row sums land in the 8 lanes of one register, so no horizontal sums and one scale
-// multiply per 8 rows.
+// A Q4_0 or Q8_0 matrix becomes panels of 8 rows (the last one padded with zero rows); a panel
+// is its blocks in column order, each holding the 8 rows' fp16 scales side by side, then their
+// codes in chunks of 32 bytes that hold 4 consecutive codes of row 0, then of row 1, ..., row 7.
+// With one broadcast of the 4 matching activation bytes, _mm256_maddubs_epi16 multiplies all 8
+// rows at once and the 8 row sums land in the 8 lanes of one register: no horizontal sums, one
+// scale multiply per 8 rows.
+//   BlockQ4_0x8: chunk c holds bytes qs[4c .. 4c+4) of each row. A Q4_0 byte qs[j] holds weight j
+//     (low nibble) and weight j + 16 (high nibble), so the low nibbles of chunk c are weights
+//     4c .. 4c+3 and the high nibbles weights 16+4c .. 16+4c+3.
+//   BlockQ8_0x8: chunk c holds codes 4c .. 4c+3 of each row.
 //
-// Per row and block the integer sum is ggml's exactly, Σ (q_w − 8)·q_a, computed as Σ q_w·q_a −
-// 8·Σ q_a. The f32 result of a row accumulates the blocks in column order:
+// Per row and block the integer sum is ggml's exactly (Q4_0: Σ (q_w − 8)·q_a, computed as
+// Σ q_w·q_a − 8·Σ q_a; Q8_0: Σ q_w·q_a). The f32 result of a row accumulates the blocks in
+// column order:
 //   acc = fma(d_w·d_a, (float) sum, acc)
-// which the scalar reference (PackedGemmReference) does with std::fma, so the AVX2 kernel and
+// which the scalar reference (PackedGemmReference) does with std::fma, so the AVX2 kernels and
 // the reference agree bit for bit, and a token's outputs never depend on the other tokens of a
 // batch. Against the unpacked kernels (kernels/qdot.h) only the order of the f32 sums differs.
 #include <cstdint>
@@ -27,43 +30,50 @@ namespace smelt {
 inline constexpr int kPackRows = 8;
 
 struct BlockQ4_0x8 {
-  fp16_t d[kPackRows];             // scale of each row's block
-  uint8_t qs[4][kPackRows * 4];    // chunk c: qs[4c .. 4c+4) of rows 0..7
+  fp16_t d[kPackRows];           // scale of each row's block
+  uint8_t qs[4][kPackRows * 4];  // chunk c: qs[4c .. 4c+4) of rows 0..7
 };
 static_assert(sizeof(BlockQ4_0x8) == 2 * kPackRows + 16 * kPackRows, "a packed Q4_0 block of 8 rows is 144 bytes");
 
+struct BlockQ8_0x8 {
+  fp16_t d[kPackRows];          // scale of each row's block
+  int8_t qs[8][kPackRows * 4];  // chunk c: codes 4c .. 4c+4 of rows 0..7
+};
+static_assert(sizeof(BlockQ8_0x8) == 2 * kPackRows + 32 * kPackRows, "a packed Q8_0 block of 8 rows is 272 bytes");
+
 // A repacked weight matrix: (rows, cols) as in the source tensor (ne = {cols, rows}).
 struct PackedMatrix {
-  DType type = DType::kQ4_0;  // the source type (the only one packed today)
+  DType type = DType::kQ4_0;  // the source type: Q4_0 (BlockQ4_0x8) or Q8_0 (BlockQ8_0x8)
   int64_t rows = 0, cols = 0;
-  std::vector<BlockQ4_0x8> blocks;  // [panel][block]: (rows + 7) / 8 panels of cols / 32 blocks
+  size_t block_bytes = 0;      // sizeof the packed block
+  std::vector<uint8_t> data;   // [panel][block]: (rows + 7) / 8 panels of cols / 32 blocks
 
   int64_t panels() const { return (rows + kPackRows - 1) / kPackRows; }
   int64_t blocks_per_row() const { return cols / 32; }
-  const BlockQ4_0x8* panel(int64_t p) const { return blocks.data() + p * blocks_per_row(); }
+  const uint8_t* panel(int64_t p) const { return data.data() + (size_t)(p * blocks_per_row()) * block_bytes; }
 };
 
-// Whether `w` can be packed (a 2-D Q4_0 tensor with data).
+// Whether `w` can be packed (a 2-D Q4_0 or Q8_0 tensor with data).
 bool CanPack(const Tensor& w);
 // The packed copy of `w` (CanPack(w) must hold).
 PackedMatrix PackWeights(const Tensor& w);
-// Row `row` of `p` decoded back to Q4_0 blocks (the inverse of packing, for tests).
-void UnpackRow(const PackedMatrix& p, int64_t row, void* q4_0_row);
+// Row `row` of `p` decoded back to its source type's blocks (the inverse of packing, for tests).
+void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks);
 
-// y[t * y_stride + r] for r < 8, t < T: the 8 rows of one panel (nb blocks) times T activation
-// rows encoded as Q8_0 (row t at a + t * a_stride bytes), the sums of whose blocks' codes are
-// given in a_sums[t * nb + b].
-using PackedGemmFn = void (*)(const BlockQ4_0x8* panel, int64_t nb, const uint8_t* a, size_t a_stride,
+// y[t * y_stride + r] for r < 8, t < T: the 8 rows of one panel (nb packed blocks) times T
+// activation rows encoded as Q8_0 (row t at a + t * a_stride bytes). Q4_0 also reads the sums
+// of the activation blocks' codes, a_sums[t * nb + b] (Q8_0 ignores them).
+using PackedGemmFn = void (*)(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride,
                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
-void PackedGemmReference(const BlockQ4_0x8* panel, int64_t nb, const uint8_t* a, size_t a_stride,
-                         const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
+// The scalar reference for packed blocks of `type` (Q4_0 or Q8_0).
+PackedGemmFn PackedGemmReference(DType type);
 // The AVX2 twin (only valid where CpuHasAvx2FmaF16c()); nullptr where it is not built.
-PackedGemmFn Avx2PackedGemm();
+PackedGemmFn Avx2PackedGemm(DType type);
 // What this CPU runs: the AVX2 twin, else nullptr (packing pays only with the SIMD kernel).
-PackedGemmFn FastPackedGemm();
+PackedGemmFn FastPackedGemm(DType type);
 
 // y: (T, rows) = x: (T, cols) · pᵀ, each input row rounded to Q8_0 first as llama.cpp rounds a
-// Q4_0 product's input; OpenMP over panels. Needs FastPackedGemm().
+// Q4_0 or Q8_0 product's input; OpenMP over panels. Needs FastPackedGemm(p.type).
 void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, int threads);
 
 }  // namespace smelt

@@ -1,5 +1,5 @@
-// Packed Q4_0 weights (kernels/packed.h): packing is lossless, the AVX2 kernel is its scalar
-// reference bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
+// Packed Q4_0 and Q8_0 weights (kernels/packed.h): packing is lossless, the AVX2 kernels are their
+// scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
 // the terms' magnitudes), and MatMulPacked agrees with MatMul on the unpacked tensor, for any
 // batch size, thread count and a row count that leaves a padded panel.
 #include "kernels/packed.h"
@@ -7,11 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <random>
 #include <vector>
 
 #include "formats/activation.h"
-#include "formats/q4_0.h"
 #include "formats/q8_0.h"
 #include "formats/types.h"
 #include "kernels/matmul.h"
@@ -20,26 +21,32 @@
 namespace smelt {
 namespace {
 
-struct Q4Matrix {
-  std::vector<BlockQ4_0> blocks;
+struct QMatrix {
+  std::vector<uint8_t> bytes;
   Tensor tensor;
+  size_t row_bytes;
+  const uint8_t* row(int64_t r) const { return bytes.data() + r * row_bytes; }
 };
 
-// rows × cols Q4_0 weights with random codes; block scales from `scale` (one per block, cycling).
-Q4Matrix RandomQ4(int64_t rows, int64_t cols, uint32_t seed, std::vector<float> scales) {
+// rows × cols weights of `type` (Q4_0 or Q8_0) with random codes (Q8_0: including -128); block
+// scales from `scales` (cycling), random signs.
+QMatrix RandomQ(DType type, int64_t rows, int64_t cols, uint32_t seed, std::vector<float> scales) {
   std::mt19937 rng(seed);
-  Q4Matrix m;
-  m.blocks.resize(rows * cols / 32);
-  for (size_t i = 0; i < m.blocks.size(); ++i) {
-    m.blocks[i].d = FloatToFp16(scales[i % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
-    for (uint8_t& q : m.blocks[i].qs) q = (uint8_t)(rng() & 0xFF);
+  QMatrix m;
+  m.row_bytes = RowBytes(type, cols);
+  m.bytes.resize(m.row_bytes * rows);
+  for (uint8_t& b : m.bytes) b = (uint8_t)(rng() & 0xFF);
+  const size_t block = Traits(type).type_size;  // the fp16 scale comes first in both
+  for (size_t i = 0; i < m.bytes.size() / block; ++i) {
+    const fp16_t d = FloatToFp16(scales[i % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
+    std::memcpy(&m.bytes[i * block], &d, sizeof d);
   }
   m.tensor.name = std::string("packed.weight");
-  m.tensor.type = DType::kQ4_0;
+  m.tensor.type = type;
   m.tensor.n_dims = 2;
   m.tensor.ne = {cols, rows, 1, 1};
-  m.tensor.data = m.blocks.data();
-  m.tensor.nbytes = m.blocks.size() * sizeof(BlockQ4_0);
+  m.tensor.data = m.bytes.data();
+  m.tensor.nbytes = m.bytes.size();
   return m;
 }
 
@@ -80,42 +87,50 @@ const std::vector<std::vector<float>> kScaleSets = {
     {60000.0f, 3e-7f, 1.0f},      // huge and subnormal fp16 scales side by side
 };
 
-TEST(Packed, PackingIsLosslessAndPadsTheLastPanel) {
-  const Q4Matrix m = RandomQ4(13, 96, 1, kScaleSets[0]);
+class Packed : public ::testing::TestWithParam<DType> {};
+
+TEST_P(Packed, PackingIsLosslessAndPadsTheLastPanel) {
+  const DType type = GetParam();
+  const QMatrix m = RandomQ(type, 13, 96, 1, kScaleSets[0]);
   ASSERT_TRUE(CanPack(m.tensor));
   const PackedMatrix p = PackWeights(m.tensor);
   EXPECT_EQ(p.panels(), 2);
-  std::vector<BlockQ4_0> row(3);
+  std::vector<uint8_t> row(m.row_bytes);
   for (int64_t r = 0; r < 13; ++r) {
     UnpackRow(p, r, row.data());
-    EXPECT_EQ(std::memcmp(row.data(), &m.blocks[r * 3], sizeof(BlockQ4_0) * 3), 0) << "row " << r;
+    EXPECT_EQ(std::memcmp(row.data(), m.row(r), m.row_bytes), 0) << "row " << r;
   }
-  for (int64_t lane = 13 % kPackRows; lane < kPackRows; ++lane)  // padding rows: zero scale
-    for (int64_t b = 0; b < 3; ++b) EXPECT_EQ(p.panel(1)[b].d[lane], 0);
+  // Padding rows: zero scales (the fp16 scales open every packed block).
+  for (int64_t lane = 13 % kPackRows; lane < kPackRows; ++lane)
+    for (int64_t b = 0; b < 3; ++b) {
+      fp16_t d;
+      std::memcpy(&d, p.panel(1) + b * p.block_bytes + lane * sizeof(fp16_t), sizeof d);
+      EXPECT_EQ(d, 0);
+    }
   Tensor f16 = m.tensor;
   f16.type = DType::kF16;
   EXPECT_FALSE(CanPack(f16));
 }
 
-TEST(Packed, ReferenceIsTheDecodedDotAndAvx2IsTheReferenceBitForBit) {
-  const PackedGemmFn avx2 = FastPackedGemm();
+TEST_P(Packed, ReferenceIsTheDecodedDotAndAvx2IsTheReferenceBitForBit) {
+  const DType type = GetParam();
+  const PackedGemmFn reference = PackedGemmReference(type), avx2 = FastPackedGemm(type);
   for (size_t set = 0; set < kScaleSets.size(); ++set) {
     const int64_t C = 256, T = 9;
-    const Q4Matrix m = RandomQ4(8, C, 10 + set, kScaleSets[set]);
+    const QMatrix m = RandomQ(type, 8, C, 10 + set, kScaleSets[set]);
     const PackedMatrix p = PackWeights(m.tensor);
     const std::vector<float> x = RandomActivations(T * C, 20 + set);
     const Encoded e = Encode(x, T, C);
     std::vector<float> ref(T * 8), fast(T * 8);
-    PackedGemmReference(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, ref.data(), 8);
+    reference(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, ref.data(), 8);
     // Against the decoded values: the exact sum in double, within the rounding of its terms.
     std::vector<float> w(C), a(C);
     for (int64_t t = 0; t < T; ++t) {
       Traits(DType::kQ8_0).to_float(e.bytes.data() + t * e.stride, a.data(), C);
       for (int r = 0; r < 8; ++r) {
-        Traits(DType::kQ4_0).to_float(&m.blocks[r * C / 32], w.data(), C);
+        Traits(type).to_float(m.row(r), w.data(), C);
         const double exact = testing::DotDouble(w.data(), a.data(), C);
-        const double mass = testing::DotMass(DType::kQ4_0, reinterpret_cast<const uint8_t*>(&m.blocks[r * C / 32]),
-                                             e.bytes.data() + t * e.stride, w.data(), a.data(), C);
+        const double mass = testing::DotMass(type, m.row(r), e.bytes.data() + t * e.stride, w.data(), a.data(), C);
         EXPECT_NEAR(ref[t * 8 + r], exact, testing::KernelTolerance(C, mass)) << "set " << set << " t " << t;
       }
     }
@@ -130,10 +145,11 @@ TEST(Packed, ReferenceIsTheDecodedDotAndAvx2IsTheReferenceBitForBit) {
   if (!avx2) GTEST_SKIP() << "no AVX2 on this CPU: only the reference was checked";
 }
 
-TEST(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
-  if (!FastPackedGemm()) GTEST_SKIP() << "no packed kernel on this CPU";
+TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
+  const DType type = GetParam();
+  if (!FastPackedGemm(type)) GTEST_SKIP() << "no packed kernel on this CPU";
   const int64_t OC = 45, C = 512, T = 7;  // 45 rows: the sixth panel is padded
-  const Q4Matrix m = RandomQ4(OC, C, 3, kScaleSets[0]);
+  const QMatrix m = RandomQ(type, OC, C, 3, kScaleSets[0]);
   const PackedMatrix p = PackWeights(m.tensor);
   const std::vector<float> x = RandomActivations(T * C, 4);
   std::vector<float> want(T * OC), got(T * OC), two(T * OC), one(OC);
@@ -141,17 +157,27 @@ TEST(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
   MatMulPacked(p, x.data(), T, got.data(), 1);
   MatMulPacked(p, x.data(), T, two.data(), 2);
   EXPECT_EQ(got, two);
-  double max_rel = 0;
-  for (int64_t i = 0; i < T * OC; ++i) {
-    max_rel = std::max(max_rel, std::fabs((double)got[i] - want[i]) / (std::fabs((double)want[i]) + 1e-3));
+  // Against the unpacked kernels: the same block terms summed in another order.
+  std::vector<uint8_t> a(RowBytes(DType::kQ8_0, C));
+  std::vector<float> w(C), xa(C);
+  for (int64_t t = 0; t < T; ++t) {
+    QuantizeActivationRow(DType::kQ8_0, x.data() + t * C, a.data(), C);
+    Traits(DType::kQ8_0).to_float(a.data(), xa.data(), C);
+    for (int64_t o = 0; o < OC; ++o) {
+      Traits(type).to_float(m.row(o), w.data(), C);
+      const double tol = 2 * testing::KernelTolerance(C, testing::DotMass(type, m.row(o), a.data(), w.data(), xa.data(), C));
+      EXPECT_NEAR(got[t * OC + o], want[t * OC + o], tol) << "t " << t << " o " << o;
+    }
   }
-  EXPECT_LT(max_rel, 1e-4);
   // A token's outputs are the same bits alone as in the batch.
   for (int64_t t = 0; t < T; ++t) {
     MatMulPacked(p, x.data() + t * C, 1, one.data(), 1);
     EXPECT_EQ(one, std::vector<float>(got.begin() + t * OC, got.begin() + (t + 1) * OC)) << "token " << t;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kQ8_0),
+                         [](const auto& info) { return std::string(DTypeName(info.param)); });
 
 }  // namespace
 }  // namespace smelt

@@ -97,11 +97,11 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack) : m
     L.down = &need(name("ffn_down.weight"), {F, C});
     layers_.push_back(std::move(L));
   }
-  if (repack && act == Activations::kGgml && FastPackedGemm()) {
+  if (repack && act == Activations::kGgml) {
     std::vector<const Tensor*> mats = {output_};
     for (const Layer& L : layers_) mats.insert(mats.end(), {L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down});
     for (const Tensor* w : mats)
-      if (CanPack(*w) && !packed_.contains(w)) packed_.emplace(w, PackWeights(*w));
+      if (CanPack(*w) && FastPackedGemm(w->type) && !packed_.contains(w)) packed_.emplace(w, PackWeights(*w));
   }
   if (has("rope_freqs.weight")) {
     const std::vector<float> factors = vector("rope_freqs.weight", c.rope_dim / 2);
