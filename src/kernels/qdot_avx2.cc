@@ -351,8 +351,12 @@ SMELT_AVX2 float DotF16(const void* w_row, const void* a_row, int64_t n) {
   const auto* y = static_cast<const uint8_t*>(a_row);
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   int64_t i = 0;
-  for (; i + 32 <= n; i += 32)
+  for (; i + 32 <= n; i += 32) {
+    // Each step reads one cache line of the weight row: ask for the one 1536 B ahead (220M F16
+    // decode, 1 thread: 35.7 -> 40.9 t/s).
+    _mm_prefetch(reinterpret_cast<const char*>(x + 2 * i) + 1536, _MM_HINT_T0);
     for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(LoadHalf8(x + 2 * (i + 8 * k)), LoadHalf8(y + 2 * (i + 8 * k)), acc[k]);
+  }
   for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(LoadHalf8(x + 2 * i), LoadHalf8(y + 2 * i), acc[0]);
   float sum = HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   for (; i < n; ++i) sum += LoadHalf(x + 2 * i) * LoadHalf(y + 2 * i);
