@@ -47,6 +47,12 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void DropPages(const void* p, size_t n) {
+  const auto page = (uintptr_t)::sysconf(_SC_PAGESIZE);
+  const uintptr_t begin = ((uintptr_t)p + page - 1) / page * page, end = ((uintptr_t)p + n) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 std::string ReadFileToString(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) Fail("{}: cannot open: {}", path, std::strerror(errno));

@@ -27,6 +27,12 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Gives back the memory of the whole pages inside [p, p + n) of a read-only file mapping
+// (MADV_DONTNEED): they leave the process's resident set and are read from the file again if
+// touched. Only for Tensor::file_backed data; anything else would lose its contents. Best effort:
+// failures are ignored.
+void DropPages(const void* p, size_t n);
+
 // Reads a whole file into a string (small text files: configs, JSON). Throws Error.
 std::string ReadFileToString(const std::string& path);
 

@@ -93,6 +93,9 @@ struct Tensor {
   const void* data = nullptr;             // not owned
   size_t nbytes = 0;
   std::shared_ptr<const void> owner;      // keeps `data` alive (mmap or heap buffer)
+  // `data` lies in a read-only file mapping: its pages may be dropped (DropPages) and are read
+  // from the file again when touched.
+  bool file_backed = false;
 
   int64_t nelements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   int64_t nrows() const { return ne[1] * ne[2] * ne[3]; }

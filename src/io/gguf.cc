@@ -288,12 +288,12 @@ class GgufParser {
  public:
   GgufParser(const uint8_t* data, size_t size, const std::string& path) : p_(data), size_(size), path_(path) {}
 
-  GgufFile Run(std::shared_ptr<const void> owner) {
+  GgufFile Run(std::shared_ptr<const void> owner, bool file_backed) {
     GgufFile f;
     f.path_ = path_;
     ParseHeader(f);
     ParseTensorInfos(f);
-    PlaceTensors(f, std::move(owner));
+    PlaceTensors(f, std::move(owner), file_backed);
     return f;
   }
 
@@ -452,7 +452,7 @@ class GgufParser {
     }
   }
 
-  void PlaceTensors(GgufFile& f, std::shared_ptr<const void> owner) {
+  void PlaceTensors(GgufFile& f, std::shared_ptr<const void> owner, bool file_backed) {
     f.data_offset_ = AlignUp(pos_, f.alignment_);
     if (f.tensors_.empty()) return;
     if (f.data_offset_ > size_) Bad("truncated: data section starts at {}, past end of file ({} bytes)", f.data_offset_, size_);
@@ -464,6 +464,7 @@ class GgufParser {
         Bad("tensor {}: data [{}, +{}) past end of file (data section has {} bytes)", t.name, off, t.nbytes, data_size);
       t.data = p_ + f.data_offset_ + off;
       t.owner = owner;
+      t.file_backed = file_backed;
     }
     std::vector<size_t> order(f.tensors_.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -486,11 +487,11 @@ class GgufParser {
 GgufFile GgufFile::Open(const std::string& path) {
   std::shared_ptr<MappedFile> m = MappedFile::Open(path);
   std::shared_ptr<const void> owner(m, m->data());
-  return GgufParser(m->data(), m->size(), path).Run(std::move(owner));
+  return GgufParser(m->data(), m->size(), path).Run(std::move(owner), /*file_backed=*/true);
 }
 
 GgufFile GgufFile::Parse(const uint8_t* data, size_t size, std::string name, std::shared_ptr<const void> owner) {
-  return GgufParser(data, size, name).Run(std::move(owner));
+  return GgufParser(data, size, name).Run(std::move(owner), /*file_backed=*/false);
 }
 
 const GgufValue* GgufFile::Find(std::string_view key) const {

@@ -10,6 +10,7 @@
 #include <numbers>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -101,7 +102,12 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack) : m
     std::vector<const Tensor*> mats = {output_};
     for (const Layer& L : layers_) mats.insert(mats.end(), {L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down});
     for (const Tensor* w : mats)
-      if (CanPack(*w) && FastPackedGemm(w->type) && !packed_.contains(w)) packed_.emplace(w, PackWeights(*w));
+      if (CanPack(*w) && FastPackedGemm(w->type) && !packed_.contains(w)) {
+        packed_.emplace(w, PackWeights(*w));
+        // Only the packed copy is read from now on: the mapped pages leave the resident set
+        // (the embedding rows a tied head shares stay, being read on every token).
+        if (w->file_backed && w != token_embd_) DropPages(w->data, w->nbytes);
+      }
   }
   if (has("rope_freqs.weight")) {
     const std::vector<float> factors = vector("rope_freqs.weight", c.rope_dim / 2);
