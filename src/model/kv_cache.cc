@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -124,6 +125,15 @@ const float* KvCache::keys_f32(int layer) const {
 const float* KvCache::values_f32(int layer) const {
   SMELT_ASSERT(type_ == KvType::kF32);
   return reinterpret_cast<const float*>(v_[layer].data());
+}
+
+const uint8_t* KvCache::RawRow(int layer, bool values, int64_t pos) const {
+  SMELT_ASSERT(layer >= 0 && layer < n_layers() && pos >= 0 && pos < reserved_);
+  return (values ? v_ : k_)[layer].data() + (size_t)pos * RowBytes();
+}
+
+uint8_t* KvCache::MutableRawRow(int layer, bool values, int64_t pos) {
+  return const_cast<uint8_t*>(std::as_const(*this).RawRow(layer, values, pos));
 }
 
 }  // namespace smelt

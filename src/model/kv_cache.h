@@ -49,6 +49,13 @@ class KvCache {
   const float* keys_f32(int layer) const;
   const float* values_f32(int layer) const;
 
+  // The stored bytes (RowBytes(), in the cache type's encoding) of the keys (or values) of
+  // position `pos` (< reserved()) of `layer`. Rows of consecutive positions are adjacent, so
+  // RawRow(layer, values, 0) starts the whole (reserved(), RowBytes()) block of a side. For
+  // saving and restoring a cache as it is (model/kv_state.h), with no second rounding.
+  const uint8_t* RawRow(int layer, bool values, int64_t pos) const;
+  uint8_t* MutableRawRow(int layer, bool values, int64_t pos);
+
   KvType type() const { return type_; }
   int n_layers() const { return (int)k_.size(); }
   int n_kv_heads() const { return n_kv_heads_; }
