@@ -144,10 +144,10 @@ std::vector<int32_t> RestoreKvState(std::span<const uint8_t> bytes, const std::s
     Fail("{}: saved for a {}x{}x{} KV cache (layers x kv heads x head dim), this cache is {}x{}x{}", name, h.n_layers,
          h.n_kv_heads, h.head_dim, cache.n_layers(), cache.n_kv_heads(), cache.head_dim());
   if (type != cache.type())
-    Fail("{}: saved from a {} KV cache, this cache is {} (use --kv {})", name, KvTypeName(type),
+    Fail("{}: saved from an {} KV cache, this cache is {} (load it with --kv {})", name, KvTypeName(type),
          KvTypeName(cache.type()), KvTypeName(type));
   if (h.row_bytes != cache.RowBytes())
-    Fail("{}: rows of {} bytes, a {} cache of this shape has {}", name, h.row_bytes, KvTypeName(type), cache.RowBytes());
+    Fail("{}: rows of {} bytes, an {} cache of this shape has {}", name, h.row_bytes, KvTypeName(type), cache.RowBytes());
   if (h.n_tokens != h.n_positions)
     Fail("{}: {} tokens for {} positions (they must be equal)", name, h.n_tokens, h.n_positions);
   if (h.n_positions > (uint64_t)cache.capacity())
@@ -164,7 +164,7 @@ std::vector<int32_t> RestoreKvState(std::span<const uint8_t> bytes, const std::s
       __builtin_add_overflow(expected, rows, &expected))
     Fail("{}: {} positions of {} bytes overflow the file size", name, n, h.row_bytes);
   if (bytes.size() != expected)
-    Fail("{}: {} bytes, expected {} for {} positions of a {} cache", name, bytes.size(), expected, n,
+    Fail("{}: {} bytes, expected {} for {} positions of an {} cache", name, bytes.size(), expected, n,
          KvTypeName(type));
 
   const uint8_t* p = bytes.data() + sizeof h + h.tool_version_len;

@@ -225,7 +225,7 @@ TEST(KvState, RejectsBadFilesWithoutTouchingTheCache) {
 
   // Caches the file does not fit: another element type, shape or capacity.
   KvCache f32 = CacheFor(m, 64, KvType::kF32);
-  expect_rejected("to_f32.smkv", bytes, m, f32, "saved from a f16 KV cache, this cache is f32");
+  expect_rejected("to_f32.smkv", bytes, m, f32, "saved from an f16 KV cache, this cache is f32 (load it with --kv f16)");
   KvCache shape(m.config.n_layers, 2, 2 * m.config.head_dim, 64, KvType::kF16);
   expect_rejected("shape.smkv", bytes, m, shape, "5x4x8");
   KvCache small = CacheFor(m, 16, KvType::kF16);
