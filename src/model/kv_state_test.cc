@@ -266,5 +266,26 @@ TEST(KvState, FailedSaveLeavesNoFile) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.Path()), {}), 1);
 }
 
+// The fuzz target's seeds still restore into the model it parses against (the same options as
+// in fuzz/kv_state_fuzz.cc), so fuzzing starts from inputs that pass every check.
+TEST(KvState, FuzzSeedsRestoreIntoTheFuzzModel) {
+  const Model m = SynthesizeModel(
+      {.dim = 32, .layers = 2, .heads = 4, .kv_heads = 2, .ff = 64, .vocab = 300, .context = 64, .seed = 7, .tied = false});
+  const std::filesystem::path corpus = std::filesystem::path(SMELT_SOURCE_DIR) / "fuzz/corpus/kv_state_fuzz";
+  int seeds = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus)) {
+    SCOPED_TRACE(entry.path().filename().string());
+    const std::vector<uint8_t> bytes = ReadAll(entry.path().string());
+    ASSERT_GE(bytes.size(), sizeof(KvStateHeader));
+    KvStateHeader h;
+    std::memcpy(&h, bytes.data(), sizeof h);
+    const KvType type = h.kv_type == 0 ? KvType::kF32 : h.kv_type == 1 ? KvType::kF16 : KvType::kI8;
+    KvCache cache = CacheFor(m, 32, type);
+    EXPECT_EQ(LoadKvState(entry.path().string(), m, cache).size(), h.n_positions);
+    ++seeds;
+  }
+  EXPECT_GE(seeds, 1);
+}
+
 }  // namespace
 }  // namespace smelt
