@@ -23,7 +23,7 @@ class Emitter {
       : tokenizer_(tokenizer), opt_(opt), on_piece_(on_piece), st_(st), history_(prompt.begin(), prompt.end()) {
     const Vocab& vocab = tokenizer.vocab();
     strip_after_bos_ = opt.strip_space_after_bos && vocab.model == "llama" && vocab.add_space_prefix;
-    st.prompt_tokens = (int)prompt.size();
+    st.prompt_tokens = (int)prompt.size() - opt.prompt_cached;
   }
 
   // Emits `token`; false when generation ends with it (a stop token, which is not emitted, or the
@@ -60,16 +60,23 @@ class Emitter {
   bool strip_after_bos_;
 };
 
+void CheckPrompt(std::span<const int32_t> prompt, const GenerateOptions& opt) {
+  if (prompt.empty()) Fail("generate: the prompt has no tokens (start it with BOS for an empty text)");
+  if (opt.prompt_cached < 0 || opt.prompt_cached >= (int64_t)prompt.size())
+    Fail("generate: {} of the {} prompt tokens cached (at most {}: the last one must be evaluated)", opt.prompt_cached,
+         prompt.size(), prompt.size() - 1);
+}
+
 }  // namespace
 
 GenerateStats Generate(Session& session, const Tokenizer& tokenizer, Sampler& sampler, std::span<const int32_t> prompt,
                        const GenerateOptions& opt, const PieceCallback& on_piece) {
-  if (prompt.empty()) Fail("generate: the prompt has no tokens (start it with BOS for an empty text)");
+  CheckPrompt(prompt, opt);
   GenerateStats st;
   Emitter out(tokenizer, opt, on_piece, prompt, st);
 
   auto t0 = std::chrono::steady_clock::now();
-  std::span<const float> logits = session.Eval(prompt);
+  std::span<const float> logits = session.Eval(prompt.subspan(opt.prompt_cached));
   st.prompt_seconds = SecondsSince(t0);
 
   t0 = std::chrono::steady_clock::now();
@@ -90,15 +97,17 @@ GenerateStats GenerateSpeculative(Session& target, Session& draft, const Tokeniz
                                   std::span<const int32_t> prompt, const GenerateOptions& opt,
                                   const SpeculativeOptions& spec, const PieceCallback& on_piece,
                                   SpeculativeStats* spec_stats) {
-  if (prompt.empty()) Fail("generate: the prompt has no tokens (start it with BOS for an empty text)");
+  CheckPrompt(prompt, opt);
   if (spec.draft_tokens < 1 || spec.draft_tokens > 15)
     Fail("speculative decoding: {} draft tokens per step (need 1 to 15)", spec.draft_tokens);
   const Model &tm = target.model(), &dm = draft.model();
   if (dm.vocab.tokens != tm.vocab.tokens)
     Fail("speculative decoding: draft {} ({} tokens) does not share the vocabulary of {} ({} tokens)", dm.source,
          dm.vocab.size(), tm.source, tm.vocab.size());
-  if (draft.position() != target.position())
-    Fail("speculative decoding: the draft is at position {}, the target at {}", draft.position(), target.position());
+  // The draft evaluates the whole prompt (a loaded state holds only the target's cache).
+  if (draft.position() != target.position() - opt.prompt_cached)
+    Fail("speculative decoding: the draft is at position {}, the target at {} with {} prompt tokens cached",
+         draft.position(), target.position(), opt.prompt_cached);
   GenerateStats st;
   SpeculativeStats ss;
   Emitter out(tokenizer, opt, on_piece, prompt, st);
@@ -107,7 +116,7 @@ GenerateStats GenerateSpeculative(Session& target, Session& draft, const Tokeniz
   Sampler proposer(SamplerOptions{});  // greedy: the argmax, lowest id on ties
 
   auto t0 = std::chrono::steady_clock::now();
-  std::span<const float> logits = target.Eval(prompt);
+  std::span<const float> logits = target.Eval(prompt.subspan(opt.prompt_cached));
   draft.Eval(prompt);
   st.prompt_seconds = SecondsSince(t0);
 

@@ -21,12 +21,16 @@ struct GenerateOptions {
   // SentencePiece decoding drops the space a "▁word" piece starts with right after BOS (and
   // llama2.c run.c does the same); false prints pieces exactly as TokenToPiece gives them.
   bool strip_space_after_bos = true;
+  // The session already holds the first prompt_cached tokens of the prompt (a loaded KV state,
+  // Session::LoadState): only the rest is evaluated. At most prompt.size() - 1, since the
+  // logits of the last prompt token are needed.
+  int prompt_cached = 0;
 };
 
 enum class StopReason { kMaxTokens, kStopToken, kContextFull, kCallback };
 
 struct GenerateStats {
-  int prompt_tokens = 0;
+  int prompt_tokens = 0;       // prompt tokens evaluated (without the cached ones)
   int generated_tokens = 0;   // tokens sampled and emitted (a stop token is not counted)
   double prompt_seconds = 0;  // evaluating the prompt
   double decode_seconds = 0;  // sampling and evaluating the generated tokens
@@ -69,8 +73,10 @@ struct SpeculativeStats {
 // (the argmax of its logits). So the output is Generate's, token for token and for any sampler
 // settings, whenever the target's logits for a token do not depend on what else is in its
 // batch (runtime/session.h: always for the quantized types, and up to 16 tokens for all).
-// Both sessions must start at the same position. Throws Error for an empty prompt, a prompt
-// that does not fit, different vocabularies or draft_tokens outside 1..15.
+// The draft evaluates the whole prompt, the target what opt.prompt_cached leaves: the draft must
+// start that many positions behind the target (both at the same one without a cache). Throws
+// Error for an empty prompt, a prompt that does not fit, different vocabularies or
+// draft_tokens outside 1..15.
 GenerateStats GenerateSpeculative(Session& target, Session& draft, const Tokenizer& tokenizer, Sampler& sampler,
                                   std::span<const int32_t> prompt, const GenerateOptions& opt,
                                   const SpeculativeOptions& spec, const PieceCallback& on_piece,

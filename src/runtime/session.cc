@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "model/kv_cache.h"
+#include "model/kv_state.h"
 #include "model/llama.h"
 
 namespace smelt {
@@ -87,6 +88,20 @@ void Session::Truncate(int seq, int n) {
   if (n < 0 || n > positions_[seq])
     Fail("Truncate: sequence {} holds {} positions, cannot keep {}", seq, positions_[seq], n);
   positions_[seq] = n;
+}
+
+void Session::SaveState(const std::string& path, std::span<const int32_t> tokens, int seq) const {
+  if (seq < 0 || seq >= sequences()) Fail("SaveState: sequence {} does not exist (the session has {})", seq, sequences());
+  if ((int64_t)tokens.size() != positions_[seq])
+    Fail("{}: {} tokens given for a sequence at position {}", path, tokens.size(), positions_[seq]);
+  SaveKvState(path, model_, *caches_[seq], tokens);
+}
+
+std::vector<int32_t> Session::LoadState(const std::string& path, int seq) {
+  if (seq < 0 || seq >= sequences()) Fail("LoadState: sequence {} does not exist (the session has {})", seq, sequences());
+  std::vector<int32_t> tokens = LoadKvState(path, model_, *caches_[seq]);
+  positions_[seq] = (int64_t)tokens.size();
+  return tokens;
 }
 
 void Session::set_observer(ForwardObserver* o) { forward_->set_observer(o); }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "kernels/matmul.h"
@@ -71,6 +72,14 @@ class Session {
 
   // Forgets every position of every sequence (the cache memory is kept).
   void Reset();
+
+  // Saves sequence `seq`'s KV state to `path` (model/kv_state.h): `tokens` are the tokens at its
+  // positions, tokens.size() == position(seq). Throws Error naming the path.
+  void SaveState(const std::string& path, std::span<const int32_t> tokens, int seq = 0) const;
+  // Loads a state saved by a session on the same model and KV cache type into sequence `seq`,
+  // which then continues after the saved tokens (returned). Throws Error naming the path, and
+  // changes nothing, when the file does not fit.
+  std::vector<int32_t> LoadState(const std::string& path, int seq = 0);
 
   // Reports the activations of later Eval calls (model/llama.h); nullptr: none. Not owned.
   void set_observer(ForwardObserver* o);

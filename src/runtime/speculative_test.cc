@@ -3,6 +3,7 @@
 // and where the target session ends must be Generate's; only the speed may differ.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -148,6 +149,38 @@ TEST_F(SpeculativeTest, EndsWhereGenerateEnds) {
   ExpectSame(stopped, Speculative(target_, close, prompt_, {}, stop, 256, 4), "stop token");
   ExpectSame(Plain(target_, prompt_, {}, Opts(40), 256, 7), Speculative(target_, close, prompt_, {}, Opts(40), 256, 4, 7),
              "callback");
+}
+
+TEST_F(SpeculativeTest, ALoadedPromptStateContinuesAsGenerate) {
+  const Model close = Q8Copy(target_);
+  const std::string path = ::testing::TempDir() + "/speculative_prompt.smkv";
+  const int n = (int)prompt_.size();
+  {
+    Session s(target_, {.context = 256});
+    s.Eval(std::span(prompt_).first(n - 1));
+    s.SaveState(path, std::span(prompt_).first(n - 1));
+  }
+  GenerateOptions cached = Opts(40);
+  cached.prompt_cached = n - 1;
+  const Outcome want = Plain(target_, prompt_, {}, Opts(40), 256);
+  Tokenizer tok(target_.vocab);
+  Sampler sampler({});
+  Session loaded(target_, {.context = 256});
+  EXPECT_EQ(loaded.LoadState(path), std::vector<int32_t>(prompt_.begin(), prompt_.end() - 1));
+  const GenerateStats st = Generate(loaded, tok, sampler, prompt_, cached, nullptr);
+  EXPECT_EQ(st.tokens, want.st.tokens);
+  EXPECT_EQ(st.prompt_tokens, 1);
+  EXPECT_EQ(loaded.position(), want.position);
+  // Speculative: the draft evaluates the whole prompt, the target only its last token.
+  Session target(target_, {.context = 256}), draft(close, {.context = 256});
+  target.LoadState(path);
+  Sampler sampler2({});
+  EXPECT_EQ(GenerateSpeculative(target, draft, tok, sampler2, prompt_, cached, {}, nullptr).tokens, want.st.tokens);
+  // Every prompt token cached leaves no logits to start from.
+  cached.prompt_cached = n;
+  Session again(target_, {.context = 256});
+  EXPECT_THROW(Generate(again, tok, sampler, prompt_, cached, nullptr), Error);
+  std::remove(path.c_str());
 }
 
 TEST_F(SpeculativeTest, RejectsWhatCannotWork) {

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 
 #include "cli_util.h"
@@ -23,22 +24,46 @@ struct RunArgs {
   bool ignore_eos = false;
   bool json = false;
   KvType kv = KvType::kF32;
-  std::string draft;  // speculative decoding's draft model ("": none)
+  std::string draft;         // speculative decoding's draft model ("": none)
+  std::string prompt_cache;  // KV state file of the prompt ("": none)
   int draft_tokens = 4;
 };
+
+// The prompt cache: positions of `prompt` that a saved state at `path` already holds (their
+// common prefix, all but the last prompt token at most) are loaded; the rest but the last token
+// is evaluated and the state saved for next time. Returns how many prompt tokens the session holds.
+int UsePromptCache(Session& session, const std::string& path, std::span<const int32_t> prompt, bool quiet) {
+  const int64_t keep_max = (int64_t)prompt.size() - 1;
+  int64_t loaded = 0, kept = 0;
+  if (std::filesystem::exists(path)) {
+    const std::vector<int32_t> saved = session.LoadState(path);
+    loaded = (int64_t)saved.size();
+    while (kept < std::min<int64_t>(loaded, keep_max) && saved[kept] == prompt[kept]) ++kept;
+    session.Truncate(0, (int)kept);
+  }
+  if (kept < keep_max) {
+    session.Eval(prompt.subspan(kept, keep_max - kept));
+    session.SaveState(path, prompt.first(keep_max));
+  }
+  if (!quiet)
+    fmt::print(stderr, "prompt cache {}: {} of {} saved tokens reused, {} evaluated{}\n", path, kept, loaded,
+               keep_max - kept, kept < keep_max ? ", saved" : "");
+  return (int)keep_max;
+}
 
 int RunRun(const RunArgs& a) {
   Model m = LoadModel(a.model, a.load);
   Tokenizer tok(m.vocab);
   std::vector<int32_t> prompt = tok.Encode(a.prompt, /*add_special=*/true);
   if (prompt.empty()) prompt.push_back(m.vocab.bos >= 0 ? m.vocab.bos : 0);
+  GenerateOptions go;
   SessionOptions so;
   so.threads = a.threads;
   so.context = a.ctx > 0 ? a.ctx : std::min<int>(m.config.context, (int)prompt.size() + a.n + 1);
   so.kv = a.kv;
   Session session(m, so);
+  if (!a.prompt_cache.empty()) go.prompt_cached = UsePromptCache(session, a.prompt_cache, prompt, a.json);
   Sampler sampler(a.sampling);
-  GenerateOptions go;
   go.max_tokens = a.n;
   go.stop_at_eos = !a.ignore_eos;
   // A SentencePiece-style model never emits BOS mid-text; llama2.c's run.c stops there too.
@@ -118,6 +143,9 @@ Command AddRun(CLI::App& root) {
   app->add_option("--draft-n", a->draft_tokens, "tokens the draft proposes per step")
       ->check(CLI::Range(1, 15))
       ->capture_default_str();
+  app->add_option("--prompt-cache", a->prompt_cache,
+                  "KV state file of the prompt: reuses the prefix it shares with this prompt, and saves the "
+                  "prompt's state there for the next run");
   AddKvOption(app, a->kv);
   AddThreads(app, a->threads);
   AddLoadOptions(app, a->load);
