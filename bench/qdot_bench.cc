@@ -1,7 +1,7 @@
 // One weight row times one encoded activation row, 4096 values, one thread: the scalar reference
 // kernels (ReferenceQDot) against their AVX2 twins (Avx2QDot), and the decode-then-f32-dot of the
 // row that MatMul ran before the kernels (DequantizeRow into a buffer, then DotF32 with the
-// rounded activations).
+// rounded activations). Counters: GB/s of weight bytes and GFLOP/s (2 per value).
 //   build/smelt_bench --benchmark_filter=QDot
 #include <benchmark/benchmark.h>
 
@@ -61,6 +61,10 @@ void BM_QDot(benchmark::State& state, DType type, int kind) {
     benchmark::DoNotOptimize(s);
   }
   state.SetItemsProcessed(state.iterations() * kValues);
+  // The weight row's bytes read and 2 flops per value (the row sits in L1: a compute rate).
+  const double n = (double)state.iterations();
+  state.counters["GB/s"] = benchmark::Counter(n * (double)r.w.size() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(n * 2.0 * kValues / 1e9, benchmark::Counter::kIsRate);
 }
 
 void Register() {

@@ -29,7 +29,8 @@ class MappedFile {
 
 // Gives back the memory of the whole pages inside [p, p + n) of a read-only file mapping
 // (MADV_DONTNEED): they leave the process's resident set and are read from the file again if
-// touched. Only for Tensor::file_backed data; anything else would lose its contents. Best effort:
+// touched. Only for data inside a file mapping (Tensor::InFileMapping); anything else would lose
+// its contents. Best effort:
 // failures are ignored.
 void DropPages(const void* p, size_t n);
 

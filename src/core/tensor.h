@@ -93,11 +93,21 @@ struct Tensor {
   const void* data = nullptr;             // not owned
   size_t nbytes = 0;
   std::shared_ptr<const void> owner;      // keeps `data` alive (mmap or heap buffer)
-  // `data` lies in a read-only file mapping: its pages may be dropped (DropPages) and are read
-  // from the file again when touched.
-  bool file_backed = false;
+  // The read-only file mapping the reader placed `data` in (its first byte and size), if any;
+  // `owner` then points at its first byte too. A copy that points `data` or `owner` at other
+  // memory keeps these, which is why InFileMapping checks both before pages are dropped.
+  const void* mapping = nullptr;
+  size_t mapping_size = 0;
 
   int64_t nelements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+  // Whether [data, data + nbytes) lies inside the file mapping that `owner` keeps alive (pages
+  // DropPages may give back).
+  bool InFileMapping() const {
+    const auto* base = static_cast<const uint8_t*>(mapping);
+    const auto* p = static_cast<const uint8_t*>(data);
+    return base && owner.get() == mapping && p >= base && nbytes <= mapping_size &&
+           (size_t)(p - base) <= mapping_size - nbytes;
+  }
   int64_t nrows() const { return ne[1] * ne[2] * ne[3]; }
   template <class T>
   const T* as() const { return static_cast<const T*>(data); }

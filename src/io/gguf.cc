@@ -464,7 +464,7 @@ class GgufParser {
         Bad("tensor {}: data [{}, +{}) past end of file (data section has {} bytes)", t.name, off, t.nbytes, data_size);
       t.data = p_ + f.data_offset_ + off;
       t.owner = owner;
-      t.file_backed = file_backed;
+      if (file_backed) t.mapping = p_, t.mapping_size = size_;
     }
     std::vector<size_t> order(f.tensors_.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;

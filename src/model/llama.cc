@@ -106,7 +106,7 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack) : m
         packed_.emplace(w, PackWeights(*w));
         // Only the packed copy is read from now on: the mapped pages leave the resident set
         // (the embedding rows a tied head shares stay, being read on every token).
-        if (w->file_backed && w != token_embd_) DropPages(w->data, w->nbytes);
+        if (w->InFileMapping() && w != token_embd_) DropPages(w->data, w->nbytes);
       }
   }
   if (has("rope_freqs.weight")) {
