@@ -140,16 +140,17 @@ float DotKRef(const void* w, const void* a, int64_t n) {
   return sum;
 }
 
-// f16 · f16: each product in f32, summed in order in f32.
-float DotF16Ref(const void* w_row, const void* a_row, int64_t n) {
+// f16 · f16 (bf16 · bf16): each product in f32, summed in order in f32.
+template <float (*Widen)(uint16_t)>
+float DotHalvesRef(const void* w_row, const void* a_row, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(w_row);
   const auto* y = static_cast<const uint8_t*>(a_row);
   float sum = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
-    fp16_t a, b;
+    uint16_t a, b;
     std::memcpy(&a, x + 2 * i, sizeof a);
     std::memcpy(&b, y + 2 * i, sizeof b);
-    sum += Fp16ToFloat(a) * Fp16ToFloat(b);
+    sum += Widen(a) * Widen(b);
   }
   return sum;
 }
@@ -169,7 +170,8 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kQ4_K: return DotKRef<BlockQ4_K, UnpackQ4_K>;
     case DType::kQ5_K: return DotKRef<BlockQ5_K, UnpackQ5_K>;
     case DType::kQ6_K: return DotKRef<BlockQ6_K, UnpackQ6_K>;
-    case DType::kF16: return DotF16Ref;
+    case DType::kF16: return DotHalvesRef<Fp16ToFloat>;
+    case DType::kBF16: return DotHalvesRef<Bf16ToFloat>;
     default: return nullptr;
   }
 }
@@ -190,6 +192,7 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kQ5_K: return k->q5_k;
     case DType::kQ6_K: return k->q6_k;
     case DType::kF16: return k->f16;
+    case DType::kBF16: return k->bf16;
     default: return nullptr;
   }
 }

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "core/half.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
 #include "formats/q4_0.h"
@@ -343,10 +344,16 @@ SMELT_AVX2 inline __m256 LoadHalf8(const uint8_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// f16 weights · f16 activations (ggml's vec_dot_f16): both rows widened to f32 eight values at a
-// time, four independent FMA accumulators, summed across lanes at the end; a tail of fewer than
-// eight values one at a time.
-SMELT_AVX2 float DotF16(const void* w_row, const void* a_row, int64_t n) {
+SMELT_AVX2 inline __m256 LoadBf16x8(const uint8_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// f16 weights · f16 activations (ggml's vec_dot_f16), and the same for bf16: both rows widened
+// to f32 eight values at a time, four independent FMA accumulators, summed across lanes at the
+// end; a tail of fewer than eight values one at a time.
+template <__m256 (*Load8)(const uint8_t*), float (*Load1)(const uint8_t*)>
+SMELT_AVX2 float DotHalves(const void* w_row, const void* a_row, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(w_row);
   const auto* y = static_cast<const uint8_t*>(a_row);
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -355,12 +362,18 @@ SMELT_AVX2 float DotF16(const void* w_row, const void* a_row, int64_t n) {
     // Each step reads one cache line of the weight row: ask for the one 1536 B ahead (220M F16
     // decode, 1 thread: 35.7 -> 40.9 t/s).
     _mm_prefetch(reinterpret_cast<const char*>(x + 2 * i) + 1536, _MM_HINT_T0);
-    for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(LoadHalf8(x + 2 * (i + 8 * k)), LoadHalf8(y + 2 * (i + 8 * k)), acc[k]);
+    for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(Load8(x + 2 * (i + 8 * k)), Load8(y + 2 * (i + 8 * k)), acc[k]);
   }
-  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(LoadHalf8(x + 2 * i), LoadHalf8(y + 2 * i), acc[0]);
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(Load8(x + 2 * i), Load8(y + 2 * i), acc[0]);
   float sum = HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-  for (; i < n; ++i) sum += LoadHalf(x + 2 * i) * LoadHalf(y + 2 * i);
+  for (; i < n; ++i) sum += Load1(x + 2 * i) * Load1(y + 2 * i);
   return sum;
+}
+
+SMELT_AVX2 inline float LoadBf16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+  return Bf16ToFloat(h);
 }
 
 }  // namespace
@@ -374,7 +387,8 @@ const Avx2Kernels* Avx2() {
                                      DotK4<BlockQ4_K, false>,
                                      DotK4<BlockQ5_K, true>,
                                      DotQ6_K,
-                                     DotF16,
+                                     DotHalves<LoadHalf8, LoadHalf>,
+                                     DotHalves<LoadBf16x8, LoadBf16>,
                                      DotAgainstQ8_0x4<BlockQ8_0, CodesQ8_0>,
                                      DotAgainstQ8_0x4<BlockQ4_0, CodesQ4_0>,
                                      DotAgainstQ8_0x4<BlockQ5_0, CodesQ5_0>,

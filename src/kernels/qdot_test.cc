@@ -139,7 +139,7 @@ TEST(QDot, RowsAtAnyAlignmentGiveTheSameBits) {
 }
 
 TEST(QDot, OnlyBlockTypesWithAnActivationEncodingHaveKernels) {
-  for (DType t : {DType::kF32, DType::kBF16, DType::kQ8_1, DType::kQ8_K, DType::kW8A8, DType::kNF4}) {
+  for (DType t : {DType::kF32, DType::kQ8_1, DType::kQ8_K, DType::kW8A8, DType::kNF4}) {
     EXPECT_EQ(SelectQDot(t), nullptr) << DTypeName(t);
     EXPECT_EQ(FastQDot(t), nullptr) << DTypeName(t);
   }
@@ -193,26 +193,31 @@ TEST(QDot, MatMulMatchesDecodedWeightsTimesRoundedActivations) {
 
 // f16 · f16 (ggml's vec_dot_f16): the reference against products summed in double, and the AVX2
 // twin against both, on finite halves spanning many binades, lengths with and without a tail.
-TEST(QDot, F16KernelsAgreeWithADoubleSum) {
+TEST(QDot, F16AndBf16KernelsAgreeWithADoubleSum) {
   std::mt19937 rng(17);
   std::uniform_real_distribution<float> mant(-1.0f, 1.0f);
   std::uniform_int_distribution<int> expo(-12, 12);
-  for (int64_t n : {1, 7, 32, 37, 1000, 4096}) {
-    std::vector<fp16_t> w(n), a(n);
-    double exact = 0, mag = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      w[i] = FloatToFp16(std::ldexp(mant(rng), expo(rng)));
-      a[i] = FloatToFp16(std::ldexp(mant(rng), expo(rng) / 2));
-      const double p = (double)Fp16ToFloat(w[i]) * Fp16ToFloat(a[i]);
-      exact += p, mag += std::abs(p);
-    }
-    // f32 summation of n terms: at most n·2^-24 of Σ|terms| (each product of two halves is exact
-    // in f32).
-    const double tol = (double)(n + 2) * std::ldexp(1.0, -24) * mag;
-    const float ref = ReferenceQDot(DType::kF16)(w.data(), a.data(), n);
-    EXPECT_NEAR(ref, exact, tol) << n;
-    if (const QDotFn fast = FastQDot(DType::kF16)) {
-      EXPECT_NEAR(fast(w.data(), a.data(), n), exact, tol) << n;
+  for (DType type : {DType::kF16, DType::kBF16}) {
+    const bool half = type == DType::kF16;
+    auto encode = [&](float f) { return half ? FloatToFp16(f) : FloatToBf16(f); };
+    auto decode = [&](uint16_t h) { return half ? Fp16ToFloat(h) : Bf16ToFloat(h); };
+    for (int64_t n : {1, 7, 32, 37, 1000, 4096}) {
+      std::vector<uint16_t> w(n), a(n);
+      double exact = 0, mag = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        w[i] = encode(std::ldexp(mant(rng), expo(rng)));
+        a[i] = encode(std::ldexp(mant(rng), expo(rng) / 2));
+        const double p = (double)decode(w[i]) * decode(a[i]);
+        exact += p, mag += std::abs(p);
+      }
+      // f32 summation of n terms: at most n·2^-24 of Σ|terms| (each product of two halves or
+      // two bfloat16 values is exact in f32).
+      const double tol = (double)(n + 2) * std::ldexp(1.0, -24) * mag;
+      const float ref = ReferenceQDot(type)(w.data(), a.data(), n);
+      EXPECT_NEAR(ref, exact, tol) << DTypeName(type) << " " << n;
+      if (const QDotFn fast = FastQDot(type)) {
+        EXPECT_NEAR(fast(w.data(), a.data(), n), exact, tol) << DTypeName(type) << " " << n;
+      }
     }
   }
 }
