@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 
 #include "core/cpu.h"
 #include "core/error.h"
 #include "formats/activation.h"
+#include "formats/iq4_nl.h"
 #include "formats/q4_0.h"
 #include "formats/q8_0.h"
 #include "formats/types.h"
@@ -21,7 +21,7 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 }  // namespace
 
 bool CanPack(const Tensor& w) {
-  return (w.type == DType::kQ4_0 || w.type == DType::kQ8_0) && w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data &&
+  return (w.type == DType::kQ4_0 || w.type == DType::kIQ4_NL || w.type == DType::kQ8_0) && w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data &&
          w.nrows() > 0;
 }
 
@@ -68,6 +68,8 @@ PackedMatrix PackWeights(const Tensor& w) {
   p.cols = w.ne[0];
   if (w.type == DType::kQ4_0) {
     PackAll<BlockQ4_0, BlockQ4_0x8>(w, p);
+  } else if (w.type == DType::kIQ4_NL) {
+    PackAll<BlockIQ4_NL, BlockQ4_0x8>(w, p);  // the same nibble layout, codebook indices
   } else {
     PackAll<BlockQ8_0, BlockQ8_0x8>(w, p);
   }
@@ -81,6 +83,9 @@ void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks) {
   if (p.type == DType::kQ4_0) {
     MoveRow<BlockQ4_0, BlockQ4_0x8, true>(static_cast<BlockQ4_0*>(blocks),
                                          reinterpret_cast<const BlockQ4_0x8*>(panel), nb, lane);
+  } else if (p.type == DType::kIQ4_NL) {
+    MoveRow<BlockIQ4_NL, BlockQ4_0x8, true>(static_cast<BlockIQ4_NL*>(blocks),
+                                           reinterpret_cast<const BlockQ4_0x8*>(panel), nb, lane);
   } else {
     MoveRow<BlockQ8_0, BlockQ8_0x8, true>(static_cast<BlockQ8_0*>(blocks),
                                          reinterpret_cast<const BlockQ8_0x8*>(panel), nb, lane);
@@ -89,16 +94,20 @@ void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks) {
 
 namespace {
 
-// Σ q_w·q_a of row r of a packed block against an activation block (Q4_0: unsigned codes).
+// Σ v(q_w)·q_a of row r of a packed nibble block against an activation block, v the value of a
+// code: the unsigned code for Q4_0 (its offset is taken off later), the codebook entry for IQ4_NL.
+template <DType kType>
 int32_t RowSum(const BlockQ4_0x8& w, const BlockQ8_0& a, int r) {
+  auto v = [](int q) { return kType == DType::kIQ4_NL ? (int)kIQ4NLValues[q] : q; };
   int32_t sum = 0;
   for (int c = 0; c < 4; ++c)
     for (int i = 0; i < 4; ++i) {
       const uint8_t byte = w.qs[c][r * 4 + i];
-      sum += (byte & 0x0F) * a.qs[4 * c + i] + (byte >> 4) * a.qs[16 + 4 * c + i];
+      sum += v(byte & 0x0F) * a.qs[4 * c + i] + v(byte >> 4) * a.qs[16 + 4 * c + i];
     }
   return sum;
 }
+template <DType>
 int32_t RowSum(const BlockQ8_0x8& w, const BlockQ8_0& a, int r) {
   int32_t sum = 0;
   for (int c = 0; c < 8; ++c)
@@ -106,17 +115,17 @@ int32_t RowSum(const BlockQ8_0x8& w, const BlockQ8_0& a, int r) {
   return sum;
 }
 
-template <class Packed>
+template <class Packed, DType kType>
 void ReferenceGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t* a_sums,
                    int64_t T, float* y, int64_t y_stride) {
   const auto* panel = static_cast<const Packed*>(panel_bytes);
-  constexpr int32_t offset = std::is_same_v<Packed, BlockQ4_0x8> ? 8 : 0;  // Q4_0 codes are stored + 8
+  constexpr int32_t offset = kType == DType::kQ4_0 ? 8 : 0;  // Q4_0 codes are stored + 8
   for (int64_t t = 0; t < T; ++t) {
     const auto* act = reinterpret_cast<const BlockQ8_0*>(a + t * a_stride);
     for (int r = 0; r < kPackRows; ++r) {
       float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
-        int32_t sum = RowSum(panel[b], act[b], r);
+        int32_t sum = RowSum<kType>(panel[b], act[b], r);
         if (offset) sum -= offset * a_sums[t * nb + b];
         const float d = Fp16ToFloat(panel[b].d[r]) * Fp16ToFloat(act[b].d);
         acc = std::fma(d, (float)sum, acc);
@@ -129,7 +138,11 @@ void ReferenceGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t
 }  // namespace
 
 PackedGemmFn PackedGemmReference(DType type) {
-  return type == DType::kQ4_0 ? ReferenceGemm<BlockQ4_0x8> : ReferenceGemm<BlockQ8_0x8>;
+  switch (type) {
+    case DType::kQ4_0: return ReferenceGemm<BlockQ4_0x8, DType::kQ4_0>;
+    case DType::kIQ4_NL: return ReferenceGemm<BlockQ4_0x8, DType::kIQ4_NL>;
+    default: return ReferenceGemm<BlockQ8_0x8, DType::kQ8_0>;
+  }
 }
 
 PackedGemmFn FastPackedGemm(DType type) { return CpuHasAvx2FmaF16c() ? Avx2PackedGemm(type) : nullptr; }

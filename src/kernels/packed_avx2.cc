@@ -17,6 +17,7 @@
 
 #include <cstring>
 
+#include "formats/iq4_nl.h"
 #include "formats/q8_0.h"
 
 #define SMELT_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -52,23 +53,41 @@ struct CodesQ4_0 {
   }
 };
 
-// Q8_0: the codes' magnitudes, taken once per block; signs applied per token.
-struct CodesQ8_0 {
-  const BlockQ8_0x8& w;
-  __m256i mag[8];
-  SMELT_AVX2 explicit CodesQ8_0(const BlockQ8_0x8& block) : w(block) {
-    for (int k = 0; k < 8; ++k) mag[k] = _mm256_abs_epi8(Load(k));
+// Signed codes (Q8_0, IQ4_NL's codebook values), chunk k holding codes 4k .. 4k+3 of each row:
+// their magnitudes taken once per block, their signs applied to the activations per token.
+struct SignedCodes {
+  __m256i c[8], mag[8];
+  SMELT_AVX2 void Magnitudes() {
+    for (int k = 0; k < 8; ++k) mag[k] = _mm256_abs_epi8(c[k]);
   }
-  SMELT_AVX2 __m256i Load(int k) const { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k])); }
   // Lane r: Σ q_w·q_a of row r.
   SMELT_AVX2 __m256i Sums(const BlockQ8_0& a, int32_t) const {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i sums = _mm256_setzero_si256();
     for (int k = 0; k < 8; ++k) {
-      const __m256i pairs = _mm256_maddubs_epi16(mag[k], _mm256_sign_epi8(Broadcast4(a.qs + 4 * k), Load(k)));
+      const __m256i pairs = _mm256_maddubs_epi16(mag[k], _mm256_sign_epi8(Broadcast4(a.qs + 4 * k), c[k]));
       sums = _mm256_add_epi32(sums, _mm256_madd_epi16(pairs, ones));
     }
     return sums;
+  }
+};
+struct CodesQ8_0 : SignedCodes {
+  SMELT_AVX2 explicit CodesQ8_0(const BlockQ8_0x8& w) {
+    for (int k = 0; k < 8; ++k) c[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+    Magnitudes();
+  }
+};
+// IQ4_NL: each nibble looked up in the codebook (one byte shuffle per 32 codes).
+struct CodesIQ4_NL : SignedCodes {
+  SMELT_AVX2 explicit CodesIQ4_NL(const BlockQ4_0x8& w) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      c[k] = _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, mask));
+      c[4 + k] = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
+    }
+    Magnitudes();
   }
 };
 
@@ -113,7 +132,11 @@ SMELT_AVX2 void Avx2Gemm(const void* panel_bytes, int64_t nb, const uint8_t* a, 
 }  // namespace
 
 PackedGemmFn Avx2PackedGemm(DType type) {
-  return type == DType::kQ4_0 ? Avx2Gemm<BlockQ4_0x8, CodesQ4_0> : Avx2Gemm<BlockQ8_0x8, CodesQ8_0>;
+  switch (type) {
+    case DType::kQ4_0: return Avx2Gemm<BlockQ4_0x8, CodesQ4_0>;
+    case DType::kIQ4_NL: return Avx2Gemm<BlockQ4_0x8, CodesIQ4_NL>;
+    default: return Avx2Gemm<BlockQ8_0x8, CodesQ8_0>;
+  }
 }
 
 }  // namespace smelt
