@@ -82,6 +82,13 @@ SMELT_AVX2 inline float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// Decoding streams each weight row once: every cache line of the `bytes` starting at p is asked
+// for 1536 B ahead (the distance the packed kernels measured best, kernels/packed_avx2.cc).
+template <size_t bytes>
+SMELT_AVX2 inline void PrefetchAhead(const uint8_t* p) {
+  for (size_t line = 0; line < bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + 1536 + line, _MM_HINT_T0);
+}
+
 // Block offsets (the structs only describe the layout: rows are read byte-wise).
 constexpr size_t kQ8_0Qs = offsetof(BlockQ8_0, qs);
 constexpr size_t kQ8_1S = offsetof(BlockQ8_1, s);
@@ -158,6 +165,7 @@ SMELT_AVX2 float DotAgainstQ8_1(const void* w, const void* a, int64_t n) {
   float mins0 = 0.0f, mins1 = 0.0f;
   int64_t i = 0;
   for (; i + 1 < n / 32; i += 2, x += 2 * sizeof(Block), y += 2 * sizeof(BlockQ8_1)) {
+    PrefetchAhead<2 * sizeof(Block)>(x);
     acc0 = BlockTermQ8_1<Block, Codes>(x, y, acc0, mins0);
     acc1 = BlockTermQ8_1<Block, Codes>(x + sizeof(Block), y + sizeof(BlockQ8_1), acc1, mins1);
   }
@@ -226,6 +234,7 @@ SMELT_AVX2 float DotQ2_K(const void* w, const void* a, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   float mins = 0.0f;
   for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ2_K), y += sizeof(BlockQ8_K)) {
+    PrefetchAhead<sizeof(BlockQ2_K)>(x);
     const float dy = LoadF32(y);
     const uint8_t* scales = x + offsetof(BlockQ2_K, scales);
     int m[16];
@@ -250,6 +259,7 @@ SMELT_AVX2 float DotQ3_K(const void* w, const void* a, int64_t n) {
   const auto* y = static_cast<const uint8_t*>(a);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ3_K), y += sizeof(BlockQ8_K)) {
+    PrefetchAhead<sizeof(BlockQ3_K)>(x);
     int sc[16];
     for (int j = 0; j < 16; ++j) sc[j] = Q3KScale(x + offsetof(BlockQ3_K, scales), j);
     const __m256i hmask = Load32(x + offsetof(BlockQ3_K, hmask));
@@ -287,6 +297,7 @@ SMELT_AVX2 float DotK4(const void* w, const void* a, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   float mins = 0.0f;
   for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(Block), y += sizeof(BlockQ8_K)) {
+    PrefetchAhead<sizeof(Block)>(x);
     const float dy = LoadF32(y);
     int sc[8], m[8], m16[16];
     K4Scales(x + offsetof(Block, scales), sc, m);
@@ -317,6 +328,7 @@ SMELT_AVX2 float DotQ6_K(const void* w, const void* a, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   float offsets = 0.0f;
   for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ6_K), y += sizeof(BlockQ8_K)) {
+    PrefetchAhead<sizeof(BlockQ6_K)>(x);
     const auto* scales = reinterpret_cast<const int8_t*>(x + offsetof(BlockQ6_K, scales));
     int sc[16];
     for (int j = 0; j < 16; ++j) sc[j] = scales[j];
