@@ -263,6 +263,22 @@ SMELT_AVX2 float DotQ2_K(const void* w, const void* a, int64_t n) {
   return HorizontalSum(acc) - mins;
 }
 
+// Q3_K's 16 6-bit scales (Q3KScale of formats/k_quants.h), four at a time in 32-bit words: with
+// the 12 scale bytes as words u0, u1, u2, scale j has its low 4 bits in the low (j < 8) or high
+// (j >= 8) nibble of byte j % 8 and its top 2 bits at bit 2·(j / 4) of byte 8 + j % 4; stored
+// with an offset of 32.
+SMELT_AVX2 inline void Q3Scales(const uint8_t* q, int* sc) {
+  uint32_t u[3];
+  std::memcpy(u, q, sizeof u);
+  const uint32_t nibble = 0x0F0F0F0F, top2 = 0x03030303;
+  const uint32_t words[4] = {(u[0] & nibble) | (u[2] & top2) << 4, (u[1] & nibble) | ((u[2] >> 2) & top2) << 4,
+                             ((u[0] >> 4) & nibble) | ((u[2] >> 4) & top2) << 4,
+                             ((u[1] >> 4) & nibble) | ((u[2] >> 6) & top2) << 4};
+  uint8_t b[16];
+  std::memcpy(b, words, sizeof b);
+  for (int j = 0; j < 16; ++j) sc[j] = b[j] - 32;
+}
+
 SMELT_AVX2 float DotQ3_K(const void* w, const void* a, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(w);
   const auto* y = static_cast<const uint8_t*>(a);
@@ -270,7 +286,7 @@ SMELT_AVX2 float DotQ3_K(const void* w, const void* a, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ3_K), y += sizeof(BlockQ8_K)) {
     PrefetchAhead<sizeof(BlockQ3_K)>(x);
     int sc[16];
-    for (int j = 0; j < 16; ++j) sc[j] = Q3KScale(x + offsetof(BlockQ3_K, scales), j);
+    Q3Scales(x + offsetof(BlockQ3_K, scales), sc);
     const __m256i hmask = Load32(x + offsetof(BlockQ3_K, hmask));
     __m256i sums = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
