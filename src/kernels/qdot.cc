@@ -9,6 +9,7 @@
 #include "core/half.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
+#include "formats/per_channel.h"
 #include "formats/q4_0.h"
 #include "formats/q4_1.h"
 #include "formats/q5_0.h"
@@ -140,6 +141,21 @@ float DotKRef(const void* w, const void* a, int64_t n) {
   return sum;
 }
 
+// w8a8 · i8_pc (per-token int8 activations): one integer sum over the row, scaled once by
+// d_w·d_a (f32 scales at the start of each row). Exact up to that one conversion and product.
+float DotW8A8Ref(const void* w_row, const void* a_row, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(w_row);
+  const auto* y = static_cast<const uint8_t*>(a_row);
+  float dw, da;
+  std::memcpy(&dw, x, sizeof dw);
+  std::memcpy(&da, y, sizeof da);
+  const auto* qw = reinterpret_cast<const int8_t*>(x + sizeof(RowHeaderI8));
+  const auto* qa = reinterpret_cast<const int8_t*>(y + sizeof(RowHeaderI8));
+  int32_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += qw[i] * qa[i];
+  return (float)sum * (dw * da);
+}
+
 // f16 · f16 (bf16 · bf16): each product in f32, summed in order in f32.
 template <float (*Widen)(uint16_t)>
 float DotHalvesRef(const void* w_row, const void* a_row, int64_t n) {
@@ -172,6 +188,7 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kQ6_K: return DotKRef<BlockQ6_K, UnpackQ6_K>;
     case DType::kF16: return DotHalvesRef<Fp16ToFloat>;
     case DType::kBF16: return DotHalvesRef<Bf16ToFloat>;
+    case DType::kW8A8: return DotW8A8Ref;
     default: return nullptr;
   }
 }
@@ -193,6 +210,7 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kQ6_K: return k->q6_k;
     case DType::kF16: return k->f16;
     case DType::kBF16: return k->bf16;
+    case DType::kW8A8: return k->w8a8;
     default: return nullptr;
   }
 }

@@ -15,6 +15,9 @@
 //   q2_K…q6_K  q8_K      per super-block of 256: d_a·(d_w·Σ_j sc_j·Σ q_w·q_a − dmin_w·Σ_j m_j·Σ q_a),
 //                        Σ q_a per sub-block from the Q8_K block's bsums (exact integers)
 //   f16      f16         Σ w·a over values widened to f32 (ggml's vec_dot_f16; no blocks, any n)
+//   bf16     bf16        the same for bfloat16 (ggml's vec_dot_bf16)
+//   w8a8     i8_pc       d_w·d_a · Σ q_w·q_a over the whole row (per-channel weight scale,
+//                        per-token activation scale; smelt-native, no ggml counterpart)
 //
 // Q4_1/Q5_1 use the Q8_1 block's stored s, so they differ from "decode both, then dot" by up to
 // 2^-11·|m_w·d_a·Σq_a| per block (the fp16 rounding of s): that is what llama.cpp computes (and

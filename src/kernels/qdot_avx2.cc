@@ -20,6 +20,7 @@
 #include "core/half.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
+#include "formats/per_channel.h"
 #include "formats/q4_0.h"
 #include "formats/q4_1.h"
 #include "formats/q5_0.h"
@@ -422,6 +423,29 @@ SMELT_AVX2 float DotHalves(const void* w_row, const void* a_row, int64_t n) {
   return sum;
 }
 
+// w8a8 · i8_pc: |q_w| times q_a with q_w's sign (codes in −127..127, so pair sums fit in int16),
+// widened to int32 per 32 codes; the integer sum scaled once, as the reference does.
+SMELT_AVX2 float DotW8A8(const void* w_row, const void* a_row, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(w_row);
+  const auto* y = static_cast<const uint8_t*>(a_row);
+  float dw, da;
+  std::memcpy(&dw, x, sizeof dw);
+  std::memcpy(&da, y, sizeof da);
+  const uint8_t* qw = x + sizeof(RowHeaderI8);
+  const uint8_t* qa = y + sizeof(RowHeaderI8);
+  __m256i acc = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    PrefetchAhead<32>(qw + i);
+    const __m256i w = Load32(qw + i), a = Load32(qa + i);
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)), ones));
+  }
+  int32_t sum = SumLanes(acc);
+  for (; i < n; ++i) sum += (int8_t)qw[i] * (int8_t)qa[i];
+  return (float)sum * (dw * da);
+}
+
 SMELT_AVX2 inline float LoadBf16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, sizeof(h));
@@ -441,6 +465,7 @@ const Avx2Kernels* Avx2() {
                                      DotQ6_K,
                                      DotHalves<LoadHalf8, LoadHalf>,
                                      DotHalves<LoadBf16x8, LoadBf16>,
+                                     DotW8A8,
                                      DotAgainstQ8_0x4<BlockQ8_0, CodesQ8_0>,
                                      DotAgainstQ8_0x4<BlockQ4_0, CodesQ4_0>,
                                      DotAgainstQ8_0x4<BlockQ5_0, CodesQ5_0>,

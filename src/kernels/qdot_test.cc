@@ -139,7 +139,7 @@ TEST(QDot, RowsAtAnyAlignmentGiveTheSameBits) {
 }
 
 TEST(QDot, OnlyBlockTypesWithAnActivationEncodingHaveKernels) {
-  for (DType t : {DType::kF32, DType::kQ8_1, DType::kQ8_K, DType::kW8A8, DType::kNF4}) {
+  for (DType t : {DType::kF32, DType::kQ8_1, DType::kQ8_K, DType::kI8_PC, DType::kNF4}) {
     EXPECT_EQ(SelectQDot(t), nullptr) << DTypeName(t);
     EXPECT_EQ(FastQDot(t), nullptr) << DTypeName(t);
   }
@@ -218,6 +218,31 @@ TEST(QDot, F16AndBf16KernelsAgreeWithADoubleSum) {
       if (const QDotFn fast = FastQDot(type)) {
         EXPECT_NEAR(fast(w.data(), a.data(), n), exact, tol) << DTypeName(type) << " " << n;
       }
+    }
+  }
+}
+
+// w8a8 rows times per-token int8 activation rows: the integer sum is exact, so the kernels are
+// (float) Σ q_w·q_a · (d_w·d_a), and the AVX2 twin the reference bit for bit; odd lengths run
+// the tail, codes at ±127 the largest pair sums.
+TEST(QDot, W8A8KernelsScaleTheExactIntegerSumOnce) {
+  std::mt19937 rng(23);
+  for (int64_t n : {1, 31, 32, 33, 1000, 4096}) {
+    std::vector<uint8_t> w(4 + n), a(4 + n);
+    const float dw = 0.013f, da = 0.0071f;
+    std::memcpy(w.data(), &dw, 4);
+    std::memcpy(a.data(), &da, 4);
+    int64_t exact = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int8_t qw = i % 7 == 0 ? 127 : (int8_t)((int)(rng() % 255) - 127);
+      const int8_t qa = i % 5 == 0 ? -127 : (int8_t)((int)(rng() % 255) - 127);
+      w[4 + i] = (uint8_t)qw, a[4 + i] = (uint8_t)qa;
+      exact += qw * qa;
+    }
+    const float want = (float)exact * (dw * da);
+    EXPECT_EQ(ReferenceQDot(DType::kW8A8)(w.data(), a.data(), n), want) << n;
+    if (const QDotFn fast = FastQDot(DType::kW8A8)) {
+      EXPECT_EQ(fast(w.data(), a.data(), n), want) << n;
     }
   }
 }
