@@ -156,6 +156,21 @@ float DotW8A8Ref(const void* w_row, const void* a_row, int64_t n) {
   return (float)sum * (dw * da);
 }
 
+// i8_pc · f32 activations: d_w · Σ q_w·x in f32, summed in order.
+float DotI8PCRef(const void* w_row, const void* a_row, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(w_row);
+  float dw;
+  std::memcpy(&dw, x, sizeof dw);
+  const auto* qw = reinterpret_cast<const int8_t*>(x + sizeof(RowHeaderI8));
+  float a[1];
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(a, static_cast<const uint8_t*>(a_row) + 4 * i, sizeof a);
+    sum += (float)qw[i] * a[0];
+  }
+  return dw * sum;
+}
+
 // f16 · f16 (bf16 · bf16): each product in f32, summed in order in f32.
 template <float (*Widen)(uint16_t)>
 float DotHalvesRef(const void* w_row, const void* a_row, int64_t n) {
@@ -189,6 +204,7 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kF16: return DotHalvesRef<Fp16ToFloat>;
     case DType::kBF16: return DotHalvesRef<Bf16ToFloat>;
     case DType::kW8A8: return DotW8A8Ref;
+    case DType::kI8_PC: return DotI8PCRef;
     default: return nullptr;
   }
 }
@@ -211,6 +227,7 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kF16: return k->f16;
     case DType::kBF16: return k->bf16;
     case DType::kW8A8: return k->w8a8;
+    case DType::kI8_PC: return k->i8_pc;
     default: return nullptr;
   }
 }

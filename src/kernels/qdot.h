@@ -18,6 +18,7 @@
 //   bf16     bf16        the same for bfloat16 (ggml's vec_dot_bf16)
 //   w8a8     i8_pc       d_w·d_a · Σ q_w·q_a over the whole row (per-channel weight scale,
 //                        per-token activation scale; smelt-native, no ggml counterpart)
+//   i8_pc    f32         d_w · Σ q_w·x (int8 weights, f32 activations as given)
 //
 // Q4_1/Q5_1 use the Q8_1 block's stored s, so they differ from "decode both, then dot" by up to
 // 2^-11·|m_w·d_a·Σq_a| per block (the fp16 rounding of s): that is what llama.cpp computes (and

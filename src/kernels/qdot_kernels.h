@@ -7,7 +7,7 @@ namespace smelt::qdot {
 struct Avx2Kernels {
   QDotFn q8_0, q4_0, q5_0, iq4_nl, q4_1, q5_1;
   QDotFn q2_k, q3_k, q4_k, q5_k, q6_k;
-  QDotFn f16, bf16, w8a8;
+  QDotFn f16, bf16, w8a8, i8_pc;
   QDotX4Fn x4_q8_0, x4_q4_0, x4_q5_0, x4_iq4_nl;  // four activation rows per call
 };
 

@@ -139,7 +139,7 @@ TEST(QDot, RowsAtAnyAlignmentGiveTheSameBits) {
 }
 
 TEST(QDot, OnlyBlockTypesWithAnActivationEncodingHaveKernels) {
-  for (DType t : {DType::kF32, DType::kQ8_1, DType::kQ8_K, DType::kI8_PC, DType::kNF4}) {
+  for (DType t : {DType::kF32, DType::kQ8_1, DType::kQ8_K, DType::kNF4}) {
     EXPECT_EQ(SelectQDot(t), nullptr) << DTypeName(t);
     EXPECT_EQ(FastQDot(t), nullptr) << DTypeName(t);
   }
@@ -243,6 +243,30 @@ TEST(QDot, W8A8KernelsScaleTheExactIntegerSumOnce) {
     EXPECT_EQ(ReferenceQDot(DType::kW8A8)(w.data(), a.data(), n), want) << n;
     if (const QDotFn fast = FastQDot(DType::kW8A8)) {
       EXPECT_EQ(fast(w.data(), a.data(), n), want) << n;
+    }
+  }
+}
+
+// i8_pc rows times f32 activations: d_w·Σ q_w·x within the f32 rounding of n terms.
+TEST(QDot, I8PCKernelsAgreeWithADoubleSum) {
+  std::mt19937 rng(29);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int64_t n : {1, 7, 32, 37, 1000, 4096}) {
+    std::vector<uint8_t> w(4 + n);
+    std::vector<float> a(n);
+    const float dw = 0.0123f;
+    std::memcpy(w.data(), &dw, 4);
+    double exact = 0, mag = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int8_t q = (int8_t)((int)(rng() % 255) - 127);
+      w[4 + i] = (uint8_t)q;
+      a[i] = g(rng) * (i % 97 == 0 ? 100.0f : 1.0f);
+      exact += (double)dw * q * a[i], mag += std::abs((double)dw * q * a[i]);
+    }
+    const double tol = (double)(n + 2) * std::ldexp(1.0, -23) * mag;
+    EXPECT_NEAR(ReferenceQDot(DType::kI8_PC)(w.data(), a.data(), n), exact, tol) << n;
+    if (const QDotFn fast = FastQDot(DType::kI8_PC)) {
+      EXPECT_NEAR(fast(w.data(), a.data(), n), exact, tol) << n;
     }
   }
 }
