@@ -141,7 +141,8 @@ PackedGemmFn PackedGemmReference(DType type) {
   switch (type) {
     case DType::kQ4_0: return ReferenceGemm<BlockQ4_0x8, DType::kQ4_0>;
     case DType::kIQ4_NL: return ReferenceGemm<BlockQ4_0x8, DType::kIQ4_NL>;
-    default: return ReferenceGemm<BlockQ8_0x8, DType::kQ8_0>;
+    case DType::kQ8_0: return ReferenceGemm<BlockQ8_0x8, DType::kQ8_0>;
+    default: return nullptr;
   }
 }
 

@@ -66,9 +66,10 @@ void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks);
 // of the activation blocks' codes, a_sums[t * nb + b] (Q8_0 ignores them).
 using PackedGemmFn = void (*)(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride,
                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
-// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL or Q8_0).
+// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL or Q8_0); nullptr for another type.
 PackedGemmFn PackedGemmReference(DType type);
-// The AVX2 twin (only valid where CpuHasAvx2FmaF16c()); nullptr where it is not built.
+// The AVX2 twin (only valid where CpuHasAvx2FmaF16c()); nullptr where it is not built or `type`
+// has none.
 PackedGemmFn Avx2PackedGemm(DType type);
 // What this CPU runs: the AVX2 twin, else nullptr (packing pays only with the SIMD kernel).
 PackedGemmFn FastPackedGemm(DType type);

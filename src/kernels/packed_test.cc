@@ -110,6 +110,8 @@ TEST_P(Packed, PackingIsLosslessAndPadsTheLastPanel) {
   Tensor f16 = m.tensor;
   f16.type = DType::kF16;
   EXPECT_FALSE(CanPack(f16));
+  EXPECT_EQ(FastPackedGemm(DType::kF16), nullptr);
+  EXPECT_EQ(PackedGemmReference(DType::kF16), nullptr);
 }
 
 TEST_P(Packed, ReferenceIsTheDecodedDotAndAvx2IsTheReferenceBitForBit) {

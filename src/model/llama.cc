@@ -167,9 +167,16 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
   }
   // Rounded rows: per sequence and kv head, the keys and values are decoded once, then every
   // query head of its group at every entry of the sequence attends to them.
-  std::vector<int32_t> seqs;  // the distinct sequences, in order of first appearance
-  for (const BatchToken& b : batch)
-    if (std::find(seqs.begin(), seqs.end(), b.seq) == seqs.end()) seqs.push_back(b.seq);
+  // The distinct sequences in order of first appearance, each with the keys its latest entry reads.
+  std::vector<std::pair<int32_t, int64_t>> seqs;
+  for (const BatchToken& b : batch) {
+    auto it = std::find_if(seqs.begin(), seqs.end(), [&](const auto& s) { return s.first == b.seq; });
+    if (it == seqs.end()) {
+      seqs.emplace_back(b.seq, b.pos + 1);
+    } else {
+      it->second = std::max(it->second, b.pos + 1);
+    }
+  }
   const int n_kv = c.n_kv_heads;
   const int64_t tasks = (int64_t)seqs.size() * n_kv;
   const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, tasks);
@@ -178,11 +185,9 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
     std::vector<float> kh(max_keys * hd), vh(max_keys * hd), scores(max_keys);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; ++task) {
-      const int32_t seq = seqs[task / n_kv];
+      const int32_t seq = seqs[task / n_kv].first;
+      const int64_t n = seqs[task / n_kv].second;
       const int kv_head = (int)(task % n_kv);
-      int64_t n = 0;
-      for (const BatchToken& b : batch)
-        if (b.seq == seq) n = std::max(n, b.pos + 1);
       caches[seq]->LoadHead(layer, false, kv_head, n, kh.data());
       caches[seq]->LoadHead(layer, true, kv_head, n, vh.data());
       for (int64_t t = 0; t < T; ++t) {

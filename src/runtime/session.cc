@@ -61,7 +61,7 @@ std::span<const float> Session::Decode(std::span<const SeqToken> batch) {
   int64_t n_out = 0;
   for (int64_t i = 0; i < n; ++i) {
     const SeqToken& e = batch[i];
-    if (e.seq < 0 || e.seq >= S) Fail("Decode: sequence {} does not exist (the session has {})", e.seq, S);
+    CheckSequence("Decode", e.seq);
     if (e.token < 0 || e.token >= V) Fail("token id {} is outside the vocabulary (size {})", e.token, V);
     if (next[e.seq] >= context_)
       Fail("context of {} tokens is full: sequence {} has no room at position {}", context_, e.seq, next[e.seq]);
@@ -83,22 +83,26 @@ std::span<const float> Session::Decode(std::span<const SeqToken> batch) {
   return logits_;
 }
 
+void Session::CheckSequence(const char* what, int64_t seq) const {
+  if (seq < 0 || seq >= sequences()) Fail("{}: sequence {} does not exist (the session has {})", what, seq, sequences());
+}
+
 void Session::Truncate(int seq, int n) {
-  if (seq < 0 || seq >= sequences()) Fail("Truncate: sequence {} does not exist (the session has {})", seq, sequences());
+  CheckSequence("Truncate", seq);
   if (n < 0 || n > positions_[seq])
     Fail("Truncate: sequence {} holds {} positions, cannot keep {}", seq, positions_[seq], n);
   positions_[seq] = n;
 }
 
 void Session::SaveState(const std::string& path, std::span<const int32_t> tokens, int seq) const {
-  if (seq < 0 || seq >= sequences()) Fail("SaveState: sequence {} does not exist (the session has {})", seq, sequences());
+  CheckSequence("SaveState", seq);
   if ((int64_t)tokens.size() != positions_[seq])
     Fail("{}: {} tokens given for a sequence at position {}", path, tokens.size(), positions_[seq]);
   SaveKvState(path, model_, *caches_[seq], tokens);
 }
 
 std::vector<int32_t> Session::LoadState(const std::string& path, int seq) {
-  if (seq < 0 || seq >= sequences()) Fail("LoadState: sequence {} does not exist (the session has {})", seq, sequences());
+  CheckSequence("LoadState", seq);
   std::vector<int32_t> tokens = LoadKvState(path, model_, *caches_[seq]);
   positions_[seq] = (int64_t)tokens.size();
   return tokens;

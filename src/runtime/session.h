@@ -95,6 +95,9 @@ class Session {
   const Model& model_;
   int threads_;
   int context_;
+  // Throws Error("WHAT: sequence SEQ does not exist ...") unless 0 <= seq < sequences().
+  void CheckSequence(const char* what, int64_t seq) const;
+
   std::vector<int64_t> positions_;  // per sequence
   std::unique_ptr<LlamaForward> forward_;
   std::vector<std::unique_ptr<KvCache>> caches_;
