@@ -135,7 +135,7 @@ std::string ReadText(const std::string& path) {
 // stories260K: with candidates of block 32 (ffn_down's rows of 172 fall back to f16 in every
 // model alike), the allocator at uniform q4_0's bits per weight beats uniform q4_0 on held-out
 // text, with either measure of damage.
-TEST(CompressSensitivity, Stories260KMixedBeatsUniformAtTheSameBits) {
+TEST(CompressSensitivitySlow, Stories260KMixedBeatsUniformAtTheSameBits) {
   const Model m = LoadModel(kStories);
   const auto samples = CalibrationSamples(m, kTrain, {.samples = 4, .tokens = 128});
   const ActivationStats stats = CollectActivationStats(m, samples, {});
