@@ -12,20 +12,6 @@
 #include "formats/types.h"
 
 namespace smelt {
-namespace {
-
-// `t` with its data replaced by `bytes` of type `type` (owned by the result).
-Tensor FromBytes(const Tensor& t, DType type, std::vector<uint8_t> bytes) {
-  auto buf = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
-  Tensor out = t;
-  out.type = type;
-  out.data = buf->data();
-  out.nbytes = buf->size();
-  out.owner = std::shared_ptr<const void>(buf, buf->data());
-  return out;
-}
-
-}  // namespace
 
 Tensor EncodeTensor(const Tensor& t, DType type, const float* importance, int threads) {
   const TypeTraits& tr = Traits(type);
@@ -46,7 +32,7 @@ Tensor EncodeTensor(const Tensor& t, DType type, const float* importance, int th
       }
     }
   }
-  return FromBytes(t, type, std::move(buf));
+  return WithBytes(t, type, std::move(buf));
 }
 
 std::optional<QuantMethod> ParseQuantMethod(std::string_view name) {
@@ -168,7 +154,7 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
       GptqResult r = GptqQuantize(w.data(), t.nrows(), t.ne[0], s->hessian.data(), c.to, g);
       c.gptq = true;
       c.gptq_loss = r.proxy_loss;
-      out.weights.Set(FromBytes(t, c.to, std::move(r.data)));
+      out.weights.Set(WithBytes(t, c.to, std::move(r.data)));
       return c;
     }
     if (c.to != t.type || c.weighted || tr.quantized)

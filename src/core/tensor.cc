@@ -21,6 +21,18 @@ Tensor MakeF32Tensor(std::string name, std::vector<int64_t> shape_ne, std::vecto
   return t;
 }
 
+Tensor WithBytes(const Tensor& like, DType type, std::vector<uint8_t> bytes) {
+  auto buf = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+  Tensor out = like;
+  out.type = type;
+  out.data = buf->data();
+  out.nbytes = buf->size();
+  out.owner = std::shared_ptr<const void>(buf, buf->data());
+  out.mapping = nullptr;
+  out.mapping_size = 0;
+  return out;
+}
+
 std::string ShapeString(const Tensor& t) {
   std::string s = "[";
   for (int i = 0; i < t.n_dims; ++i) s += fmt::format("{}{}", i ? ", " : "", t.ne[i]);

@@ -1,0 +1,78 @@
+#pragma once
+// Structured pruning: whole attention heads, MLP channels (neurons) or blocks are removed, so the
+// result is a physically smaller model with a valid config (fewer heads, a smaller feed-forward
+// size, fewer layers) that every reader, the runtime and llama.cpp load as an ordinary model.
+//
+// Units and their importance, measured on calibration samples run through the f32 forward pass:
+// - heads: GQA-aware, the unit is one KV group (a kv head and the query heads that read it; a
+//   single head when there is no GQA). Importance = Σ over tokens of ‖W_o[:, g] · o_g‖², the
+//   squared norm of the group's contribution to the attention output (o_g: the group's heads'
+//   attention outputs, W_o[:, g] the columns of attn_output that read them).
+// - channels: the unit is one SwiGLU neuron j. Importance = Σ_t x_tj² · ‖W_down[:, j]‖², the
+//   squared norm of its contribution to the down projection (x = silu(gate) · up).
+// - layers: the unit is one block. kCosine scores block influence (Men et al. 2024, "ShortGPT"):
+//   mean over tokens of 1 − cos(block input, block output) of the residual stream; kKld scores
+//   the mean KL-divergence of the next-token distributions when only that block is skipped.
+//
+// Every layer loses the same number of units (the least important of that layer; for layers, the
+// least important blocks), so the config stays uniform and the GGUF export loads in llama.cpp.
+// Rows of a projection are dropped in its own type; a matrix that loses input columns (attn_output
+// for heads, ffn_down for channels) is rewritten as f32 (block formats cannot drop columns), to be
+// quantized afterwards like any f32 model.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace smelt {
+
+enum class StructuredTarget { kHeads, kChannels, kLayers };
+enum class LayerScore { kCosine, kKld };
+
+struct StructuredOptions {
+  StructuredTarget target = StructuredTarget::kChannels;
+  // Fraction of the target's units removed, in [0, 1): of the KV groups (heads), of the
+  // feed-forward channels or of the blocks. Rounded to the nearest whole unit per layer; at least
+  // one unit always remains.
+  double ratio = 0.0;
+  LayerScore layer_score = LayerScore::kCosine;
+  int threads = 1;
+};
+
+struct StructuredReport {
+  StructuredTarget target = StructuredTarget::kChannels;
+  int64_t params_before = 0;  // elements of every tensor
+  int64_t params_after = 0;
+  int units_per_layer = 0;    // heads: KV groups per layer; channels: ff; layers: n_layers
+  int removed_per_layer = 0;  // units removed in each layer (layers: blocks removed in total)
+  // scores[l][u]: importance of unit u of layer l (layers: one row, one score per block);
+  // removed[l]: the units removed there, ascending.
+  std::vector<std::vector<double>> scores;
+  std::vector<std::vector<int>> removed;
+};
+
+// Parses "heads" | "channels" | "layers"; throws Error naming `what` otherwise.
+StructuredTarget ParseStructuredTarget(const std::string& s, const std::string& what);
+const char* StructuredTargetName(StructuredTarget t);
+
+// Importance of every unit of `model` (see above) on the calibration samples; scores[l][u] as in
+// StructuredReport. Throws Error for empty samples.
+std::vector<std::vector<double>> StructuredScores(const Model& model, const std::vector<std::vector<int32_t>>& samples,
+                                                  const StructuredOptions& opt);
+
+// Removes the least important units: per layer `removed_per_layer` of them (layers: that many
+// blocks in all), ties broken by the lower index. Throws Error (naming model.source) for a ratio
+// outside [0, 1), or one that would remove every unit.
+Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>>& samples,
+                      const StructuredOptions& opt, StructuredReport* report = nullptr);
+
+// The model with the given units removed (removed[l]: units of layer l; for layers, removed[0]
+// lists the blocks). The building block of PruneStructured, exposed for tests and ablations.
+Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector<std::vector<int>>& removed);
+
+// How many of `units` a ratio removes (round to nearest, at most units - 1); throws for a ratio
+// outside [0, 1).
+int UnitsToRemove(int units, double ratio, const std::string& source);
+
+}  // namespace smelt
