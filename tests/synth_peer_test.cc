@@ -11,6 +11,7 @@
 #include <random>
 
 #include "compress/quantize.h"
+#include "compress/structured.h"
 #include "eval/perplexity.h"
 #include "formats/types.h"
 #include "io/gguf_model.h"
@@ -110,6 +111,40 @@ TEST(SynthPeer, LogprobsMatchLlamaCppForF32F16Q8_0Q4_0) {
     }
   }
   std::filesystem::remove_all(dir);
+}
+
+// A structurally pruned model (a KV group of heads, a quarter of the channels and a block removed:
+// the head size no longer equals dim / heads) loads in llama.cpp and computes what smelt computes.
+TEST(SynthPeer, StructurallyPrunedModelMatchesLlamaCpp) {
+  if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
+  SynthOptions o;
+  o.dim = 128;
+  o.layers = 3;
+  o.heads = 8;
+  o.kv_heads = 4;
+  o.ff = 352;
+  o.vocab = 1024;
+  o.seed = 9;
+  Model m = SynthesizeModel(o);
+  m = RemoveUnits(m, StructuredTarget::kHeads, {{1}, {0}, {3}});
+  std::vector<std::vector<int>> channels(3);
+  for (int l = 0; l < 3; ++l)
+    for (int j = l; j < o.ff; j += 4) channels[l].push_back(j);
+  m = RemoveUnits(m, StructuredTarget::kChannels, channels);
+  m = RemoveUnits(m, StructuredTarget::kLayers, {{1}});
+  ASSERT_EQ(m.config.n_heads, 6);
+  ASSERT_NE(m.config.head_dim, m.config.dim / m.config.n_heads);
+  std::mt19937 rng(4);
+  std::vector<int32_t> tokens = {m.vocab.bos};
+  while (tokens.size() < 200) tokens.push_back(3 + (int32_t)(rng() % (o.vocab - 3)));
+  const auto path = std::filesystem::temp_directory_path() / ("smelt-pruned-peer-" + std::to_string(::getpid()) + ".gguf");
+  SaveGgufModel(m, path.string(), {});
+  const Comparison c = CompareWithPeer(path.string(), tokens);
+  std::filesystem::remove(path);
+  std::printf("pruned synth: %d positions, max |d log-prob| %.2e\n", c.positions, c.max_abs);
+  EXPECT_GE(c.positions, 190);
+  EXPECT_LE(c.max_abs, 1e-3);
+  EXPECT_EQ(c.top_mismatch, 0);
 }
 
 // Every GGUF type smelt quantizes to, written by `QuantizeModel` (rtn, and mse where the format
