@@ -8,10 +8,15 @@
 #include <functional>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "compress/quantize.h"
 #include "compress/structured.h"
+#include "train/vocab_train.h"
 #include "eval/perplexity.h"
 #include "formats/types.h"
 #include "io/gguf_model.h"
@@ -145,6 +150,40 @@ TEST(SynthPeer, StructurallyPrunedModelMatchesLlamaCpp) {
   EXPECT_GE(c.positions, 190);
   EXPECT_LE(c.max_abs, 1e-3);
   EXPECT_EQ(c.top_mismatch, 0);
+}
+
+// A vocabulary learned from the King James Bible (train/vocab_train.h) on a random model: the GGUF
+// file loads in llama.cpp, which cuts held-out text into the same number of tokens and gets the
+// same perplexity as smelt.
+TEST(SynthPeer, TrainedVocabularyLoadsAndTokenizesAsInLlamaCpp) {
+  if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
+  const std::string bible = std::string(SMELT_SHARED_DIR) + "/assets/kjv_bible/kjv.txt";
+  std::ifstream f(bible, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string all = ss.str();
+  SynthOptions o;
+  o.dim = 64;
+  o.layers = 2;
+  o.heads = 4;
+  o.vocab = 1024;
+  Model m = SynthesizeModel(o);
+  m.vocab = TrainBpeVocab(std::string_view(all).substr(0, 1 << 20), {.vocab_size = o.vocab}, "kjv");
+  ASSERT_EQ(m.vocab.size(), o.vocab);
+  const auto dir = std::filesystem::temp_directory_path() / ("smelt-vocab-peer-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string gguf = (dir / "m.gguf").string(), text_file = (dir / "held_out.txt").string();
+  SaveGgufModel(m, gguf, {});
+  const std::string text = all.substr(3000000, 6000) + "naïve Ωmega 漢字\n";
+  std::ofstream(text_file, std::ios::binary) << text;
+  PplOptions po;
+  po.ctx = 64;
+  const PplResult ours = Perplexity(LoadGgufModel(gguf), text, po);
+  const auto theirs = nlohmann::json::parse(peer::RunCommand(peer::Script() + " ppl '" + gguf + "' '" + text_file + "' 64 1 2>/dev/null"));
+  std::filesystem::remove_all(dir);
+  std::printf("trained vocabulary: smelt %d tokens, ppl %.3f; llama.cpp %s\n", ours.n_tokens, ours.ppl(), theirs.dump().c_str());
+  EXPECT_EQ(ours.n_tokens, theirs["tokens"].get<int>());
+  EXPECT_NEAR(ours.ppl(), theirs["ppl"].get<double>(), 1e-3 * ours.ppl());
 }
 
 // Every GGUF type smelt quantizes to, written by `QuantizeModel` (rtn, and mse where the format
