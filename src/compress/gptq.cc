@@ -1,6 +1,7 @@
 // GPTQ over the block formats (compress/gptq.h). Both entry points share the set-up (checks,
 // dead inputs, act-order permutation, grids, dampening retries) and the output encoding; they
-// differ in how H^-1's Cholesky factor is computed and how error feedback is applied:
+// differ in how H^-1's Cholesky factor is computed (compress/hessian.h: the dampening retries
+// and both factorizations) and how error feedback is applied:
 //
 //   GptqQuantizeNaive: after each column, update every later column of every row (O(OC C^2)
 //                      scalar work), H^-1 by hand-written Cholesky and triangular inversion.
@@ -13,17 +14,13 @@
 // (the act-order permutation applied), so "column k" below is the k-th column GPTQ visits.
 #include "compress/gptq.h"
 
-#include <cblas.h>
-#include <lapacke.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include <algorithm>
 #include <climits>
 #include <cmath>
 #include <numeric>
 
+#include "compress/hessian.h"
 #include "core/error.h"
 #include "formats/codes.h"
 #include "formats/types.h"
@@ -31,10 +28,6 @@
 
 namespace smelt {
 namespace {
-
-// A dampening that leaves H indefinite is multiplied by 10 up to this many times before giving
-// up (the reference code has no retry; with damp 0.01 this tries 0.1, 1 and 10 x mean(diag)).
-constexpr int kDampRetries = 3;
 
 // The scale and offset of one element's grid; qmin, qmax and table are the same for every
 // element of a format, so storing them once keeps the per-element grid at 8 bytes.
@@ -137,8 +130,7 @@ Problem Prepare(const float* W, int64_t OC, int64_t C, const double* H, DType ty
 
   // Dead inputs (never active in the calibration data): any value is as good as another for
   // the output, so the column is zeroed and H_ii set to 1 to keep H invertible.
-  std::vector<char> dead((size_t)C);
-  for (int64_t i = 0; i < C; ++i) dead[(size_t)i] = upper(i, i) == 0.0;
+  const std::vector<char> dead = DeadInputs(H, C);
 
   p.perm.resize((size_t)C);
   std::iota(p.perm.begin(), p.perm.end(), 0);
@@ -190,35 +182,6 @@ Problem Prepare(const float* W, int64_t OC, int64_t C, const double* H, DType ty
   return p;
 }
 
-// Overwrites a (C, C) symmetric positive definite matrix with the upper Cholesky factor U of
-// its inverse (A^-1 = Uᵀ U) in the upper triangle; false if A is not positive definite.
-using InverseFactorFn = bool (*)(std::vector<double>& a, int64_t n);
-
-// The dampened H's inverse factor, raising the dampening while H stays indefinite. p.h is
-// released once factored (a (C, C) matrix is 1.6 GB for C = 14336).
-std::vector<double> DampedInverseFactor(Problem& p, float damp, InverseFactorFn factor,
-                                        double* damp_used) {
-  double mean = 0;
-  for (int64_t i = 0; i < p.c; ++i) mean += p.h[(size_t)(i * p.c + i)];
-  mean /= (double)p.c;
-  double d = damp;
-  for (int attempt = 0;; ++attempt) {
-    std::vector<double> a = p.h;
-    for (int64_t i = 0; i < p.c; ++i) a[(size_t)(i * p.c + i)] += d * mean;
-    if (factor(a, p.c)) {
-      *damp_used = d;
-      std::vector<double>().swap(p.h);
-      return a;
-    }
-    if (attempt == kDampRetries) {
-      Fail("gptq: H ({}x{}, mean diagonal {:.4g}) is not positive definite even with dampening "
-           "{:.4g} x its mean diagonal",
-           p.c, p.c, mean, d);
-    }
-    d = std::max(d * 10.0, 1e-4);
-  }
-}
-
 // Writes the chosen codes into the encoded blocks (whose scales FixBlockGrids set).
 GptqResult Finish(Problem& p, const std::vector<double>& row_loss, double damp) {
   std::vector<int> codes((size_t)p.bs);
@@ -236,80 +199,13 @@ GptqResult Finish(Problem& p, const std::vector<double>& row_loss, double damp) 
   return out;
 }
 
-// ---- the naive twin -------------------------------------------------------------------------
-
-bool NaiveInverseFactor(std::vector<double>& a, int64_t n) {
-  auto at = [n](std::vector<double>& m, int64_t i, int64_t j) -> double& { return m[(size_t)(i * n + j)]; };
-  // Lower Cholesky factor L of a symmetric matrix (A = L Lᵀ); false unless positive definite.
-  auto cholesky = [&](std::vector<double>& m) {
-    std::vector<double> l((size_t)(n * n), 0.0);
-    for (int64_t j = 0; j < n; ++j) {
-      double s = at(m, j, j);
-      for (int64_t k = 0; k < j; ++k) s -= at(l, j, k) * at(l, j, k);
-      if (!(s > 0.0)) return false;
-      at(l, j, j) = std::sqrt(s);
-      for (int64_t i = j + 1; i < n; ++i) {
-        double t = at(m, i, j);
-        for (int64_t k = 0; k < j; ++k) t -= at(l, i, k) * at(l, j, k);
-        at(l, i, j) = t / at(l, j, j);
-      }
-    }
-    m = std::move(l);
-    return true;
-  };
-  if (!cholesky(a)) return false;
-  // L^-1 by forward substitution, column by column of the identity.
-  std::vector<double> li((size_t)(n * n), 0.0);
-  for (int64_t c = 0; c < n; ++c) {
-    for (int64_t i = c; i < n; ++i) {
-      double s = i == c ? 1.0 : 0.0;
-      for (int64_t k = c; k < i; ++k) s -= at(a, i, k) * at(li, k, c);
-      at(li, i, c) = s / at(a, i, i);
-    }
-  }
-  // A^-1 = L^-ᵀ L^-1.
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (int64_t k = std::max(i, j); k < n; ++k) s += at(li, k, i) * at(li, k, j);
-      at(a, i, j) = s;
-    }
-  }
-  if (!cholesky(a)) return false;
-  // U = Lᵀ of A^-1's factor, in the upper triangle.
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < i; ++j) {
-      at(a, j, i) = at(a, i, j);
-      at(a, i, j) = 0.0;
-    }
-  }
-  return true;
-}
-
-// ---- the fast version -----------------------------------------------------------------------
-
-bool LapackInverseFactor(std::vector<double>& a, int64_t n) {
-  // A row-major symmetric matrix is its own column-major transpose, and column-major 'L' is
-  // row-major 'U': factor A = L Lᵀ, form A^-1 from L, factor A^-1 = L2 L2ᵀ; the row-major upper
-  // triangle then holds L2ᵀ = U with A^-1 = Uᵀ U.
-  const lapack_int ln = (lapack_int)n;
-  if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', ln, a.data(), ln) != 0) return false;
-  if (LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', ln, a.data(), ln) != 0) return false;
-  if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', ln, a.data(), ln) != 0) return false;
-  for (int64_t i = 1; i < n; ++i) {  // the row-major lower triangle still holds A: clear it
-    std::fill_n(a.data() + i * n, i, 0.0);
-  }
-  return true;
-}
-
-
 }  // namespace
 
 GptqResult GptqQuantizeNaive(const float* W, int64_t OC, int64_t C, const double* H, DType type,
                              const GptqOptions& opts) {
   Problem p = Prepare(W, OC, C, H, type, opts);
   double damp = 0;
-  const std::vector<double> u = DampedInverseFactor(p, opts.damp, NaiveInverseFactor, &damp);
+  const std::vector<double> u = DampedInverseFactor(std::move(p.h), C, opts.damp, FactorMethod::kNaive, &damp, "gptq");
   std::vector<double> row_loss((size_t)OC, 0.0);
   for (int64_t k = 0; k < C; ++k) {
     for (int64_t r = 0; r < OC; ++r) {
@@ -328,7 +224,7 @@ GptqResult GptqQuantize(const float* W, int64_t OC, int64_t C, const double* H, 
   std::vector<double> u;
   {
     BlasThreads blas_threads(opts.threads);
-    u = DampedInverseFactor(p, opts.damp, LapackInverseFactor, &damp);
+    u = DampedInverseFactor(std::move(p.h), C, opts.damp, FactorMethod::kLapack, &damp, "gptq");
   }
 
   // Without act-order a block's scales are fixed from its fully updated weights, so a batch
@@ -339,35 +235,12 @@ GptqResult GptqQuantize(const float* W, int64_t OC, int64_t C, const double* H, 
   // Rows are independent, so each thread takes a contiguous slice of rows through every batch,
   // its batch updates by a single-threaded dgemm on its own rows: no synchronization between
   // batches and no BLAS threads competing with the team.
-  const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(opts.threads, OC / 16));
-  BlasThreads blas_threads(1);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    int team = 1, me = 0;
-#ifdef _OPENMP
-    team = omp_get_num_threads(), me = omp_get_thread_num();
-#endif
-    const int64_t r0 = OC * me / team, r1 = OC * (me + 1) / team, rows = r1 - r0;
-    std::vector<double> err((size_t)(rows * std::min(lazy, C)));  // (rows, n) errors of one batch
-    for (int64_t i1 = 0; i1 < C; i1 += lazy) {
-      const int64_t i2 = std::min(i1 + lazy, C), n = i2 - i1;
-      for (int64_t r = r0; r < r1; ++r) {
-        double* w = &p.w[(size_t)(r * C)];
-        for (int64_t k = i1; k < i2; ++k) {
-          if (!p.act_order && k % p.bs == 0) FixGridsAtBlockStart(p, r, k);
-          const double e = QuantizeElement(p, r, k, u[(size_t)(k * C + k)], &row_loss[(size_t)r]);
-          err[(size_t)((r - r0) * n + (k - i1))] = e;
-          const double* uk = &u[(size_t)(k * C)];
-          for (int64_t j = k + 1; j < i2; ++j) w[j] -= e * uk[j];
-        }
-      }
-      // W[r0:r1, i2:] -= Err (rows, n) x U[i1:i2, i2:] (n, C - i2).
-      if (i2 < C && rows > 0) {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(C - i2), (int)n, -1.0, err.data(),
-                    (int)n, &u[(size_t)(i1 * C + i2)], (int)C, 1.0, &p.w[(size_t)(r0 * C + i2)], (int)C);
-      }
-    }
-  }
+  ParallelSweep(OC, C, lazy, opts.threads, [&](int64_t r0, int64_t r1, int64_t i1, int64_t i2, double* err) {
+    SweepBatch(p.w.data(), C, u.data(), r0, r1, i1, i2, err, [&](int64_t r, int64_t k) {
+      if (!p.act_order && k % p.bs == 0) FixGridsAtBlockStart(p, r, k);
+      return QuantizeElement(p, r, k, u[(size_t)(k * C + k)], &row_loss[(size_t)r]);
+    });
+  });
   return Finish(p, row_loss, damp);
 }
 
