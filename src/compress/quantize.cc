@@ -32,7 +32,7 @@ Tensor EncodeTensor(const Tensor& t, DType type, const float* importance, int th
       }
     }
   }
-  return WithBytes(t, type, std::move(buf));
+  return TensorFromBytes(t, type, std::move(buf));
 }
 
 std::optional<QuantMethod> ParseQuantMethod(std::string_view name) {
@@ -154,7 +154,7 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
       GptqResult r = GptqQuantize(w.data(), t.nrows(), t.ne[0], s->hessian.data(), c.to, g);
       c.gptq = true;
       c.gptq_loss = r.proxy_loss;
-      out.weights.Set(WithBytes(t, c.to, std::move(r.data)));
+      out.weights.Set(TensorFromBytes(t, c.to, std::move(r.data)));
       return c;
     }
     if (c.to != t.type || c.weighted || tr.quantized)

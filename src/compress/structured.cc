@@ -72,7 +72,7 @@ Tensor KeepRows(const Tensor& t, int per, const std::vector<int>& kept) {
   bytes.reserve(kept.size() * per * row_bytes);
   const auto* src = static_cast<const uint8_t*>(t.data);
   for (int u : kept) bytes.insert(bytes.end(), src + (size_t)u * per * row_bytes, src + (size_t)(u + 1) * per * row_bytes);
-  Tensor out = WithBytes(t, t.type, std::move(bytes));
+  Tensor out = TensorFromBytes(t, t.type, std::move(bytes));
   out.ne[1] = (int64_t)kept.size() * per;
   return out;
 }

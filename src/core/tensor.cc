@@ -21,7 +21,7 @@ Tensor MakeF32Tensor(std::string name, std::vector<int64_t> shape_ne, std::vecto
   return t;
 }
 
-Tensor WithBytes(const Tensor& like, DType type, std::vector<uint8_t> bytes) {
+Tensor TensorFromBytes(const Tensor& like, DType type, std::vector<uint8_t> bytes) {
   auto buf = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
   Tensor out = like;
   out.type = type;

@@ -117,7 +117,7 @@ struct Tensor {
 Tensor MakeF32Tensor(std::string name, std::vector<int64_t> shape_ne, std::vector<float> values);
 
 // `like` (name, shape) with its data replaced by `bytes` of type `type`, owned by the result.
-Tensor WithBytes(const Tensor& like, DType type, std::vector<uint8_t> bytes);
+Tensor TensorFromBytes(const Tensor& like, DType type, std::vector<uint8_t> bytes);
 
 // Human-readable shape "[64, 512]" in ne order.
 std::string ShapeString(const Tensor& t);
