@@ -68,7 +68,7 @@ TEST(Cli, HelpTeachesEveryCommand) {
   Result r = Smelt("--help");
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo", "quant-report", "sensitivity",
-                        "sysinfo", "bench"})
+                        "sysinfo", "bench", "prune"})
     EXPECT_NE(r.out.find(c), std::string::npos) << c;
 }
 
@@ -363,6 +363,105 @@ TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
   Result missing = Smelt("quantize '" + (dir / "none.gguf").string() + "' -o '" + out + "' --type q4_0");
   EXPECT_EQ(missing.code, 1);
   EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
+// Magnitude pruning of stories260K: the report's sparsity per matrix and overall, the quality
+// cost on held-out text, the recipe in the file's metadata, and a file that loads and runs.
+TEST(Cli, PruneWritesASparseGgufWithItsRecipeAndReport) {
+  fs::path dir = TempDir("prune");
+  const std::string out = (dir / "p.gguf").string();
+  Result r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method magnitude --sparsity 0.5 --text '" +
+                   kDevText + "' --ctx 64 --chunks 8 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["matrices"].size(), 35u);
+  for (const auto& m : j["matrices"]) EXPECT_DOUBLE_EQ(m["sparsity"].get<double>(), 0.5) << m.dump();
+  EXPECT_EQ(j["layers"].size(), 5u);
+  EXPECT_DOUBLE_EQ(j["sparsity"].get<double>(), 0.5);
+  EXPECT_LT(j["model_sparsity"].get<double>(), 0.5);  // the embedding stays dense
+  const auto& q = j["quality"];
+  EXPECT_GT(q["kld_mean"].get<double>(), 0.0);
+  EXPECT_GT(q["ppl"].get<double>(), q["ppl_base"].get<double>());
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("method=magnitude sparsity=0.5"), std::string::npos);
+  Result ppl = Smelt("eval ppl '" + out + "' --text '" + kDevText + "' --ctx 64 --chunks 4 --json");
+  ASSERT_EQ(ppl.code, 0) << ppl.err;
+  EXPECT_TRUE(std::isfinite(nlohmann::json::parse(ppl.out)["ppl"].get<double>()));
+  // Text form: a line per matrix and the overall sparsity.
+  Result text = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method magnitude --sparsity 0.25");
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("blk.4.ffn_down.weight"), std::string::npos);
+  EXPECT_NE(text.out.find("(25.00 %)"), std::string::npos) << text.out;
+  fs::remove_all(dir);
+}
+
+// Wanda 2:4 and SparseGPT jointly quantized to q8_0, both with calibration text.
+TEST(Cli, PruneWandaTwoFourAndJointSparseGpt) {
+  fs::path dir = TempDir("prune-calib");
+  const std::string out = (dir / "p.gguf").string();
+  const std::string calib = " --calib '" + kTrainText + "' --calib-samples 4 --calib-tokens 64 --json";
+  Result r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method wanda --pattern 2:4" + calib);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const auto& m : nlohmann::json::parse(r.out)["matrices"]) EXPECT_DOUBLE_EQ(m["sparsity"].get<double>(), 0.5);
+  r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method sparsegpt --sparsity 0.5 --type q8_0" +
+            calib);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const auto& m : nlohmann::json::parse(r.out)["matrices"]) {
+    const bool q8 = m["to"] == "q8_0";
+    EXPECT_EQ(m["joint"].get<bool>(), q8) << m.dump();  // ffn_down's 172-value rows fall back
+    EXPECT_GE(m["sparsity"].get<double>(), 0.5) << m.dump();
+  }
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("method=sparsegpt"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Cli, PruneBadInputGivesOneLineAndNoOutput) {
+  fs::path dir = TempDir("prune-bad");
+  const std::string model = kStories + "/stories260K.gguf", out = (dir / "p.gguf").string();
+  const std::string calib = " --calib '" + kTrainText + "' --calib-samples 2 --calib-tokens 32";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--method magnitude --sparsity 1", "--sparsity 1"},
+      {"--method magnitude --sparsity -0.2", "--sparsity -0.2"},
+      {"--method magnitude", "--sparsity"},
+      {"--sparsity 0.5", "--method"},
+      {"--method prune9 --sparsity 0.5", "prune9"},
+      {"--method magnitude --pattern 4:8", "ffn_down"},  // 172-value rows
+      {"--method magnitude --pattern 4:4", "--pattern 4:4"},
+      {"--method magnitude --pattern two", "--pattern two"},
+      {"--method magnitude --pattern 2:4 --sparsity 0.6", "--sparsity 0.6"},
+      {"--method magnitude --pattern 2:4 --rounds 3", "--rounds"},
+      {"--method wanda --sparsity 0.5", "--calib"},
+      {"--method sparsegpt --sparsity 0.5", "--calib"},
+      {"--method magnitude --sparsity 0.5 --allocation owl", "--calib"},
+      {"--method magnitude --sparsity 0.5 --allocation best", "best"},
+      {"--method magnitude --sparsity 0.5 --type q4_1", "exactly zero"},
+      {"--method magnitude --sparsity 0.5 --type q9_9", "q9_9"},
+      {"--method magnitude --sparsity 0.5 --text '" + (dir / "none.txt").string() + "'", "none.txt"},
+      {"--method sparsegpt --sparsity 0.5 --calib '" + (dir / "none.txt").string() + "'", "none.txt"},
+      {"--method wanda --pattern 2:4 --allocation owl" + calib, "uniform"},
+  };
+  for (const auto& [args, named] : cases) {
+    Result r = Smelt("prune '" + model + "' -o '" + out + "' " + args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(named), std::string::npos) << args << ": " << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+  const std::string gguf = ReadAll(model);
+  std::ofstream((dir / "truncated.gguf").string(), std::ios::binary) << gguf.substr(0, gguf.size() / 2);
+  for (const std::string& f : {(dir / "truncated.gguf").string(), (dir / "missing.gguf").string()}) {
+    Result r = Smelt("prune '" + f + "' -o '" + out + "' --method magnitude --sparsity 0.5");
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(fs::path(f).filename().string()), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
   fs::remove_all(dir);
 }
 

@@ -32,6 +32,7 @@ Command AddConvert(CLI::App& root);
 Command AddSynth(CLI::App& root);
 Command AddDemo(CLI::App& root);
 Command AddQuantize(CLI::App& root);
+Command AddPrune(CLI::App& root);
 Command AddQuantReport(CLI::App& root);
 Command AddSensitivity(CLI::App& root);
 Command AddSysinfo(CLI::App& root);

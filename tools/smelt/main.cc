@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
       smelt::cli::AddInspect(app), smelt::cli::AddRun(app),   smelt::cli::AddEval(app),
       smelt::cli::AddConvert(app), smelt::cli::AddSynth(app), smelt::cli::AddDemo(app),
       smelt::cli::AddQuantize(app),
+      smelt::cli::AddPrune(app),
       smelt::cli::AddQuantReport(app),
       smelt::cli::AddSensitivity(app),
       smelt::cli::AddSysinfo(app),

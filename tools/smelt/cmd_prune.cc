@@ -1,0 +1,244 @@
+// smelt prune MODEL -o OUT.gguf --method magnitude|wanda|sparsegpt --sparsity S [--pattern N:M]
+// [--calib FILE] [--allocation uniform|global|owl] [--rounds R] [--type T] [--text EVAL --ctx N]:
+// weight pruning (compress/prune.h) to a GGUF file, with a report of the sparsity reached per
+// matrix and block and, with --text, its cost in perplexity and KL-divergence to the input.
+//
+// The command has one mode today, unstructured/N:M weight pruning (RunWeightPruning); a mode
+// that removes whole heads, channels or layers adds its flags and its Run function beside it and
+// shares the loading, evaluation and writing below.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include "cli_util.h"
+#include "compress/prune.h"
+#include "core/mapped_file.h"
+#include "eval/kld.h"
+#include "formats/types.h"
+#include "io/gguf_model.h"
+
+namespace smelt::cli {
+namespace {
+
+struct PruneArgs {
+  std::string model, out, method, pattern, allocation = "uniform", type, text;
+  std::optional<double> sparsity;
+  SensitivityArgs calib;  // --calib, --calib-samples, --calib-tokens
+  int rounds = 1;
+  float damp = 0.01f;
+  int block = 128;
+  double owl_m = 5.0, owl_lambda = 0.08;
+  bool prune_head = false, prune_embeddings = false;
+  int ctx = 128, chunks = 0;
+  LoadOptions load;
+  int threads = 1;
+  bool json = false;
+};
+
+// What any pruning mode measures on the result: KL-divergence to the input and both
+// perplexities on --text (absent without it).
+std::optional<KldResult> Quality(const PruneArgs& a, const Model& base, const Model& pruned, const std::string& text) {
+  if (a.text.empty()) return std::nullopt;
+  KldOptions ko;
+  ko.ppl.ctx = a.ctx;
+  ko.ppl.max_chunks = a.chunks;
+  ko.ppl.threads = a.threads;
+  ko.ppl.progress = Progress("kld");
+  return KlDivergence(pruned, &base, text, ko);
+}
+
+nlohmann::json QualityJson(const KldResult& k) {
+  return {{"positions", k.n},          {"ppl_base", k.ppl_base}, {"ppl", k.ppl_model},
+          {"kld_mean", k.kld_mean},    {"kld_stderr", k.kld_stderr}, {"kld_p99", k.kld_p99},
+          {"same_top", k.same_top}};
+}
+
+void PrintQuality(const KldResult& k, const PruneArgs& a) {
+  fmt::print("quality on {} ({} positions, ctx {}): ppl {:.4f} -> {:.4f}, KLD mean {:.6f} ± {:.6f}, same top {:.2f} %\n",
+             a.text, k.n, a.ctx, k.ppl_base, k.ppl_model, k.kld_mean, k.kld_stderr, 100 * k.same_top);
+}
+
+// The checked options of weight pruning (before the model is loaded, so bad flags cost nothing).
+PruneOptions WeightPruneOptions(const PruneArgs& a) {
+  PruneOptions o;
+  if (a.method.empty()) Fail("give --method magnitude, wanda or sparsegpt");
+  const std::optional<PruneMethod> method = ParsePruneMethod(a.method);
+  if (!method) Fail("--method {}: unknown method (magnitude, wanda, sparsegpt)", a.method);
+  o.method = *method;
+  const std::optional<PruneAllocation> alloc = ParsePruneAllocation(a.allocation);
+  if (!alloc) Fail("--allocation {}: unknown allocation (uniform, global, owl)", a.allocation);
+  o.allocation = *alloc;
+  if (!a.pattern.empty()) {
+    const std::optional<NmPattern> p = ParseNmPattern(a.pattern);
+    if (!p) Fail("--pattern {}: expected N:M with 0 < N < M, e.g. 2:4 or 4:8", a.pattern);
+    o.pattern = *p;
+    if (a.sparsity && std::abs(*a.sparsity - p->sparsity()) > 1e-9)
+      Fail("--sparsity {} does not match --pattern {} (which prunes {})", *a.sparsity, a.pattern, p->sparsity());
+    if (o.allocation != PruneAllocation::kUniform) Fail("--allocation {}: an N:M pattern needs uniform", a.allocation);
+    if (a.rounds != 1) Fail("--rounds {}: gradual pruning is for unstructured sparsity, not --pattern", a.rounds);
+  } else {
+    if (!a.sparsity) Fail("give --sparsity S (a fraction in [0, 1)) or --pattern N:M");
+    if (!(*a.sparsity >= 0.0 && *a.sparsity < 1.0)) Fail("--sparsity {}: must be in [0, 1)", *a.sparsity);
+    o.sparsity = *a.sparsity;
+  }
+  if (a.rounds < 1) Fail("--rounds {}: must be at least 1", a.rounds);
+  o.rounds = a.rounds;
+  const bool needs_calib = o.method != PruneMethod::kMagnitude || o.allocation == PruneAllocation::kOwl;
+  if (needs_calib && a.calib.calib.empty())
+    Fail("--method {}{} needs calibration text (--calib FILE)", a.method,
+         o.allocation == PruneAllocation::kOwl ? " --allocation owl" : "");
+  if (!needs_calib && !a.calib.calib.empty()) Fail("--calib: magnitude pruning with {} allocation uses no calibration data", a.allocation);
+  if (!a.type.empty()) {
+    o.type = ParseDType(a.type);
+    if (!o.type) Fail("--type {}: unknown type", a.type);
+  }
+  if (a.block < 1) Fail("--block {}: must be at least 1", a.block);
+  o.sparsegpt.damp = a.damp;
+  o.sparsegpt.block = a.block;
+  o.owl.m = a.owl_m;
+  o.owl.lambda = a.owl_lambda;
+  if (!(a.owl_m > 0) || !(a.owl_lambda >= 0)) Fail("--owl-m must be > 0 and --owl-lambda >= 0");
+  o.prune_head = a.prune_head;
+  o.prune_embeddings = a.prune_embeddings;
+  o.threads = a.threads;
+  return o;
+}
+
+std::string Recipe(const PruneArgs& a, const PruneOptions& o, int64_t calib_tokens) {
+  std::string r = fmt::format("method={} ", a.method);
+  r += o.pattern.structured() ? fmt::format("pattern={}:{}", o.pattern.n, o.pattern.m)
+                              : fmt::format("sparsity={} allocation={} rounds={}", o.sparsity, a.allocation, o.rounds);
+  if (o.allocation == PruneAllocation::kOwl) r += fmt::format(" owl_m={} owl_lambda={}", o.owl.m, o.owl.lambda);
+  if (o.method == PruneMethod::kSparseGpt) r += fmt::format(" damp={} block={}", o.sparsegpt.damp, o.sparsegpt.block);
+  if (o.type) r += fmt::format(" type={}", DTypeName(*o.type));
+  if (o.prune_head) r += " prune_head=1";
+  if (o.prune_embeddings) r += " prune_embeddings=1";
+  if (!a.calib.calib.empty())
+    r += fmt::format(" calib={} samples={} tokens={} calib_tokens_run={}", a.calib.calib, a.calib.calib_opt.samples,
+                     a.calib.calib_opt.tokens, calib_tokens);
+  return r;
+}
+
+void PrintReport(const PruneArgs& a, const PruneSummary& s, const std::optional<KldResult>& q, const Model& out) {
+  const int64_t all = ModelSize(out).parameters;
+  if (a.json) {
+    nlohmann::json mats = nlohmann::json::array();
+    std::map<int, std::pair<int64_t, int64_t>> layers;  // block -> (zeros, parameters)
+    for (const MatrixPruneInfo& m : s.matrices) {
+      nlohmann::json j = {{"name", m.name},       {"layer", m.layer},         {"parameters", m.parameters},
+                          {"zeros", m.zeros},     {"sparsity", m.sparsity()}, {"target", m.target},
+                          {"from", DTypeName(m.from)}, {"to", DTypeName(m.to)}, {"joint", m.joint}};
+      if (a.method == "sparsegpt") j["proxy_loss"] = m.proxy_loss;
+      mats.push_back(j);
+      layers[m.layer].first += m.zeros;
+      layers[m.layer].second += m.parameters;
+    }
+    nlohmann::json lj = nlohmann::json::array();
+    for (const auto& [layer, zp] : layers)
+      lj.push_back({{"layer", layer}, {"sparsity", (double)zp.first / (double)zp.second}, {"parameters", zp.second}});
+    nlohmann::json j = {{"input", a.model},
+                        {"output", a.out},
+                        {"seconds", s.seconds},
+                        {"matrices", mats},
+                        {"layers", lj},
+                        {"round_sparsity", s.round_sparsity},
+                        {"pruned_parameters", s.parameters()},
+                        {"zeros", s.zeros()},
+                        {"sparsity", s.parameters() ? (double)s.zeros() / (double)s.parameters() : 0.0},
+                        {"model_sparsity", all ? (double)s.zeros() / (double)all : 0.0}};
+    if (!s.owl_outlier_ratio.empty()) j["owl_outlier_ratio"] = s.owl_outlier_ratio;
+    if (q) j["quality"] = QualityJson(*q);
+    PrintJson(j);
+    return;
+  }
+  std::map<int, std::pair<int64_t, int64_t>> layers;
+  for (const MatrixPruneInfo& m : s.matrices) {
+    fmt::print("{:<28} {:>6} -> {:<6} sparsity {:6.2f} % (target {:6.2f} %){}\n", m.name, DTypeName(m.from),
+               DTypeName(m.to), 100 * m.sparsity(), 100 * m.target, m.joint ? "  joint quantization" : "");
+    layers[m.layer].first += m.zeros;
+    layers[m.layer].second += m.parameters;
+  }
+  for (const auto& [layer, zp] : layers)
+    fmt::print("{:<10} sparsity {:6.2f} % of {} weights\n", layer < 0 ? std::string("head/embd") : fmt::format("block {}", layer),
+               100.0 * (double)zp.first / (double)zp.second, zp.second);
+  fmt::print("pruned matrices: {} of {} weights zero ({:.2f} %), {:.2f} % of all {} parameters; {:.2f} s\n", s.zeros(),
+             s.parameters(), s.parameters() ? 100.0 * (double)s.zeros() / (double)s.parameters() : 0.0,
+             all ? 100.0 * (double)s.zeros() / (double)all : 0.0, all, s.seconds);
+  if (q) PrintQuality(*q, a);
+  fmt::print("wrote {}\n", a.out);
+}
+
+int RunWeightPruning(const PruneArgs& a) {
+  PruneOptions o = WeightPruneOptions(a);
+  const std::string text = a.text.empty() ? std::string() : ReadFileToString(a.text);
+  const Model m = LoadModel(a.model, a.load);
+  Calibration cal;
+  if (!a.calib.calib.empty()) {
+    cal = Calibrate(m, a.calib, CalibNeed::kSamples, a.threads);
+    o.samples = &cal.samples;
+  }
+  PruneTargets(m, o);  // every check before the work
+  o.progress = Progress("prune");
+  PruneSummary summary;
+  Model out = PruneModel(m, o, &summary);
+  out.info = m.info;
+  out.info["prune.recipe"] = Recipe(a, o, cal.tokens);
+  out.info["prune.source"] = a.model;
+  const std::optional<KldResult> q = Quality(a, m, out, text);  // before writing: a failure leaves no file
+  SaveGgufModel(out, a.out, GgufSaveOptions{});
+  PrintReport(a, summary, q, out);
+  return 0;
+}
+
+int RunPrune(const PruneArgs& a) {
+  if (!a.out.ends_with(".gguf")) Fail("-o {}: the output must be a .gguf file", a.out);
+  if (a.ctx < 8) Fail("--ctx {}: must be at least 8", a.ctx);
+  return RunWeightPruning(a);
+}
+
+}  // namespace
+
+Command AddPrune(CLI::App& root) {
+  auto a = std::make_shared<PruneArgs>();
+  CLI::App* app = root.add_subcommand("prune", "prune a model's weights (unstructured or N:M) to a GGUF file");
+  app->add_option("model", a->model, "GGUF file, Hugging Face folder or llama2.c checkpoint")->required();
+  app->add_option("-o,--output", a->out, "output GGUF file")->required();
+  app->add_option("--method", a->method,
+                  "magnitude: smallest |W| per matrix; wanda: smallest |W|·‖X‖ per output row (needs --calib); "
+                  "sparsegpt: OBS reconstruction with the inverse Hessian, column blocks of --block (needs --calib)");
+  app->add_option("--sparsity", a->sparsity, "fraction of each pruned matrix's weights set to zero, in [0, 1)");
+  app->add_option("--pattern", a->pattern, "N:M semi-structured sparsity (2:4, 4:8): at most N non-zeros in every M "
+                                           "consecutive weights of a row");
+  app->add_option("--allocation", a->allocation,
+                  "per-matrix sparsity: uniform; global (global magnitude across all pruned matrices); owl (outlier-"
+                  "weighted per block, within ±--owl-lambda of the target, needs --calib)")
+      ->capture_default_str();
+  app->add_option("--rounds", a->rounds,
+                  "gradual pruning: R rounds on a cubic schedule to the target, calibration statistics re-collected "
+                  "each round")
+      ->capture_default_str();
+  app->add_option("--type", a->type,
+                  "type of the pruned matrices (default: keep f32/f16/bf16): a type with an exact zero such as q8_0 or "
+                  "q4_0; with sparsegpt a type with code access is quantized in the same sweep (joint)");
+  app->add_option("--calib", a->calib.calib, "calibration text (wanda, sparsegpt, owl)");
+  AddCalibOptions(app, a->calib);
+  app->add_option("--damp", a->damp, "sparsegpt: dampening, a fraction of mean(diag(H))")->capture_default_str();
+  app->add_option("--block", a->block, "sparsegpt: columns per mask-selection block")->capture_default_str();
+  app->add_option("--owl-m", a->owl_m, "owl: a score above M times its block's mean is an outlier")->capture_default_str();
+  app->add_option("--owl-lambda", a->owl_lambda, "owl: largest deviation of a block's sparsity from the target")
+      ->capture_default_str();
+  app->add_flag("--prune-head", a->prune_head, "also prune the output head");
+  app->add_flag("--prune-embeddings", a->prune_embeddings, "also prune the token embedding (by magnitude)");
+  app->add_option("--text", a->text, "evaluation text: report perplexity and KL-divergence to the input model");
+  app->add_option("--ctx", a->ctx, "--text: window length in tokens")->capture_default_str();
+  app->add_option("--chunks", a->chunks, "--text: evaluate at most this many windows (0: all)")->capture_default_str();
+  AddThreads(app, a->threads);
+  AddLoadOptions(app, a->load);
+  app->add_flag("--json", a->json, "print JSON");
+  return {app, [a] { return RunPrune(*a); }};
+}
+
+}  // namespace smelt::cli
