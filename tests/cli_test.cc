@@ -419,6 +419,58 @@ TEST(Cli, PruneWandaTwoFourAndJointSparseGpt) {
   fs::remove_all(dir);
 }
 
+// Structured pruning of stories260K: a quarter of the channels, one KV group of heads, one block;
+// each result is a smaller model with its config and recipe that loads and runs.
+TEST(Cli, PruneStructuredWritesASmallerModel) {
+  fs::path dir = TempDir("prune-structured");
+  const std::string out = (dir / "p.gguf").string();
+  const std::string calib = " --calib '" + kTrainText + "' --calib-samples 4 --calib-tokens 64 --json";
+  struct Case {
+    std::string args;
+    int layers, heads, kv_heads, ff;
+  };
+  for (const Case& c : {Case{"--structured channels --ratio 0.25", 5, 8, 4, 129},
+                        Case{"--structured heads --ratio 0.25", 5, 6, 3, 172},
+                        Case{"--structured layers --ratio 0.2 --layer-score kld", 4, 8, 4, 172}}) {
+    Result r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' " + c.args + calib + " --text '" +
+                     kDevText + "' --ctx 64 --chunks 4");
+    ASSERT_EQ(r.code, 0) << c.args << ": " << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["config"]["layers"].get<int>(), c.layers) << c.args;
+    EXPECT_EQ(j["config"]["heads"].get<int>(), c.heads) << c.args;
+    EXPECT_EQ(j["config"]["kv_heads"].get<int>(), c.kv_heads) << c.args;
+    EXPECT_EQ(j["config"]["ff"].get<int>(), c.ff) << c.args;
+    EXPECT_LT(j["parameters_after"].get<int64_t>(), j["parameters_before"].get<int64_t>());
+    EXPECT_GT(j["quality"]["kld_mean"].get<double>(), 0.0);
+    Result info = Smelt("inspect '" + out + "' --json");
+    ASSERT_EQ(info.code, 0) << info.err;
+    EXPECT_NE(info.out.find("structured="), std::string::npos);
+    EXPECT_EQ(nlohmann::json::parse(info.out)["parameters"].get<int64_t>(), j["parameters_after"].get<int64_t>());
+    Result run = Smelt("run '" + out + "' -p 'Once upon a time' -n 8");
+    EXPECT_EQ(run.code, 0) << run.err;
+  }
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--structured heads --ratio 1" + calib, "--ratio 1"},
+      {"--structured heads --ratio 0.9" + calib, "at least one"},  // 4 kv groups: 3.6 rounds to all 4
+      {"--structured layers --ratio 0.95" + calib, "at least one"},
+      {"--structured rows --ratio 0.2" + calib, "rows"},
+      {"--structured channels" + calib, "--ratio"},
+      {"--structured channels --ratio 0.2", "--calib"},
+      {"--structured channels --ratio 0.2 --method wanda" + calib, "--method"},
+      {"--structured layers --ratio 0.2 --layer-score best" + calib, "best"},
+      {"--method magnitude --sparsity 0.5 --ratio 0.2", "--ratio"},
+  };
+  fs::remove(out);
+  for (const auto& [args, named] : bad) {
+    Result r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' " + args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(named), std::string::npos) << args << ": " << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+  fs::remove_all(dir);
+}
+
 TEST(Cli, PruneBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("prune-bad");
   const std::string model = kStories + "/stories260K.gguf", out = (dir / "p.gguf").string();

@@ -1,13 +1,14 @@
-// smelt prune MODEL -o OUT.gguf --method magnitude|wanda|sparsegpt --sparsity S [--pattern N:M]
+// smelt prune MODEL -o OUT.gguf --method magnitude|wanda|sparsegpt --sparsity S [--pattern N:M] | --structured heads|channels|layers --ratio R
 // [--calib FILE] [--allocation uniform|global|owl] [--rounds R] [--type T] [--text EVAL --ctx N]:
 // weight pruning (compress/prune.h) to a GGUF file, with a report of the sparsity reached per
 // matrix and block and, with --text, its cost in perplexity and KL-divergence to the input.
 //
-// The command has one mode today, unstructured/N:M weight pruning (RunWeightPruning); a mode
-// that removes whole heads, channels or layers adds its flags and its Run function beside it and
-// shares the loading, evaluation and writing below.
+// Two modes share the loading, evaluation and writing: unstructured/N:M weight pruning
+// (RunWeightPruning) and, with --structured heads|channels|layers --ratio R, the removal of whole
+// units into a smaller model (compress/structured.h, RunStructuredPruning).
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -15,6 +16,7 @@
 
 #include "cli_util.h"
 #include "compress/prune.h"
+#include "compress/structured.h"
 #include "core/mapped_file.h"
 #include "eval/kld.h"
 #include "formats/types.h"
@@ -26,6 +28,8 @@ namespace {
 struct PruneArgs {
   std::string model, out, method, pattern, allocation = "uniform", type, text;
   std::optional<double> sparsity;
+  std::string structured, layer_score = "cosine";  // structured mode: heads|channels|layers
+  std::optional<double> ratio;
   SensitivityArgs calib;  // --calib, --calib-samples, --calib-tokens
   int rounds = 1;
   float damp = 0.01f;
@@ -193,9 +197,102 @@ int RunWeightPruning(const PruneArgs& a) {
   return 0;
 }
 
+// The checked options of structured pruning (before the model is loaded).
+StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
+  StructuredOptions o;
+  o.target = ParseStructuredTarget(a.structured, "--structured");
+  if (!a.method.empty() || a.sparsity || !a.pattern.empty() || !a.type.empty() || a.rounds != 1)
+    Fail("--structured {} removes whole units: --method, --sparsity, --pattern, --type and --rounds belong to weight "
+         "pruning",
+         a.structured);
+  if (!a.ratio) Fail("--structured {}: give --ratio R, the fraction of its units removed, in [0, 1)", a.structured);
+  if (!(*a.ratio >= 0.0 && *a.ratio < 1.0)) Fail("--ratio {}: must be in [0, 1)", *a.ratio);
+  o.ratio = *a.ratio;
+  if (a.layer_score == "cosine") {
+    o.layer_score = LayerScore::kCosine;
+  } else if (a.layer_score == "kld") {
+    o.layer_score = LayerScore::kKld;
+  } else {
+    Fail("--layer-score {}: unknown score (cosine, kld)", a.layer_score);
+  }
+  if (a.calib.calib.empty())
+    Fail("--structured {} scores its units on calibration text: give --calib FILE", a.structured);
+  o.threads = a.threads;
+  return o;
+}
+
+void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const std::optional<KldResult>& q,
+                           const Model& in, const Model& out, double seconds) {
+  const char* what = StructuredTargetName(r.target);
+  const double removed = 1.0 - (double)r.params_after / (double)r.params_before;
+  if (a.json) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (size_t l = 0; l < r.removed.size(); ++l) layers.push_back({{"scores", r.scores[l]}, {"removed", r.removed[l]}});
+    nlohmann::json j = {{"input", a.model},
+                        {"output", a.out},
+                        {"structure", what},
+                        {"ratio", *a.ratio},
+                        {"units_per_layer", r.units_per_layer},
+                        {"removed_per_layer", r.removed_per_layer},
+                        {"layers", layers},
+                        {"parameters_before", r.params_before},
+                        {"parameters_after", r.params_after},
+                        {"parameters_removed", removed},
+                        {"config", {{"layers", out.config.n_layers}, {"heads", out.config.n_heads},
+                                    {"kv_heads", out.config.n_kv_heads}, {"ff", out.config.ff}}},
+                        {"seconds", seconds}};
+    if (q) j["quality"] = QualityJson(*q);
+    PrintJson(j);
+    return;
+  }
+  if (r.target == StructuredTarget::kLayers) {
+    std::string scores;
+    for (double s : r.scores[0]) scores += fmt::format(" {:.4g}", s);
+    fmt::print("block scores ({}):{}\n", a.layer_score == "kld" ? "KLD when skipped" : "1 - cos(input, output)", scores);
+    std::string gone;
+    for (int l : r.removed[0]) gone += fmt::format(" {}", l);
+    fmt::print("removed blocks:{}\n", gone.empty() ? " none" : gone);
+  } else {
+    for (size_t l = 0; l < r.removed.size(); ++l) {
+      std::string gone;
+      for (int u : r.removed[l]) gone += fmt::format(" {}", u);
+      if (gone.size() > 96) gone = gone.substr(0, 93) + " ...";
+      fmt::print("block {:<3} removed {} of {} {}:{}\n", l, r.removed_per_layer, r.units_per_layer,
+                 r.target == StructuredTarget::kHeads ? "kv groups" : "channels", gone.empty() ? " none" : gone);
+    }
+  }
+  fmt::print("config: layers {} -> {}, heads {}/{} -> {}/{} (kv), ff {} -> {}\n", in.config.n_layers, out.config.n_layers,
+             in.config.n_heads, in.config.n_kv_heads, out.config.n_heads, out.config.n_kv_heads, in.config.ff, out.config.ff);
+  fmt::print("parameters: {} -> {} ({:.2f} % removed); {:.2f} s\n", r.params_before, r.params_after, 100 * removed, seconds);
+  if (q) PrintQuality(*q, a);
+  fmt::print("wrote {}\n", a.out);
+}
+
+int RunStructuredPruning(const PruneArgs& a) {
+  const StructuredOptions o = StructuredPruneOptions(a);
+  const std::string text = a.text.empty() ? std::string() : ReadFileToString(a.text);
+  const Model m = LoadModel(a.model, a.load);
+  const Calibration cal = Calibrate(m, a.calib, CalibNeed::kSamples, a.threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  StructuredReport r;
+  Model out = PruneStructured(m, cal.samples, o, &r);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.info = m.info;
+  out.info["prune.recipe"] =
+      fmt::format("structured={} ratio={} layer_score={} calib={} samples={} tokens={}", a.structured, o.ratio,
+                  a.layer_score, a.calib.calib, a.calib.calib_opt.samples, a.calib.calib_opt.tokens);
+  out.info["prune.source"] = a.model;
+  const std::optional<KldResult> q = Quality(a, m, out, text);  // before writing: a failure leaves no file
+  SaveGgufModel(out, a.out, GgufSaveOptions{});
+  PrintStructuredReport(a, r, q, m, out, seconds);
+  return 0;
+}
+
 int RunPrune(const PruneArgs& a) {
   if (!a.out.ends_with(".gguf")) Fail("-o {}: the output must be a .gguf file", a.out);
   if (a.ctx < 8) Fail("--ctx {}: must be at least 8", a.ctx);
+  if (!a.structured.empty()) return RunStructuredPruning(a);
+  if (a.ratio) Fail("--ratio {}: belongs to --structured; weight pruning takes --sparsity", *a.ratio);
   return RunWeightPruning(a);
 }
 
@@ -203,7 +300,8 @@ int RunPrune(const PruneArgs& a) {
 
 Command AddPrune(CLI::App& root) {
   auto a = std::make_shared<PruneArgs>();
-  CLI::App* app = root.add_subcommand("prune", "prune a model's weights (unstructured or N:M) to a GGUF file");
+  CLI::App* app = root.add_subcommand("prune", "prune a model's weights (unstructured or N:M) or whole heads, channels or layers "
+                                                "(--structured) to a GGUF file");
   app->add_option("model", a->model, "GGUF file, Hugging Face folder or llama2.c checkpoint")->required();
   app->add_option("-o,--output", a->out, "output GGUF file")->required();
   app->add_option("--method", a->method,
@@ -232,6 +330,14 @@ Command AddPrune(CLI::App& root) {
       ->capture_default_str();
   app->add_flag("--prune-head", a->prune_head, "also prune the output head");
   app->add_flag("--prune-embeddings", a->prune_embeddings, "also prune the token embedding (by magnitude)");
+  app->add_option("--structured", a->structured,
+                  "remove whole units instead of weights: heads (KV groups), channels (SwiGLU neurons) or layers "
+                  "(blocks), the least important by their measured contribution (needs --calib); a smaller model");
+  app->add_option("--ratio", a->ratio, "--structured: fraction of the units removed (per layer for heads/channels)");
+  app->add_option("--layer-score", a->layer_score,
+                  "--structured layers: cosine (1 - cos of a block's input and output) or kld (KL-divergence when "
+                  "only that block is skipped)")
+      ->capture_default_str();
   app->add_option("--text", a->text, "evaluation text: report perplexity and KL-divergence to the input model");
   app->add_option("--ctx", a->ctx, "--text: window length in tokens")->capture_default_str();
   app->add_option("--chunks", a->chunks, "--text: evaluate at most this many windows (0: all)")->capture_default_str();
