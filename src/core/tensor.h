@@ -79,6 +79,13 @@ enum class DType : uint32_t {
   // Outlier-aware: 8 exact weights per row beside a base block format (formats/outliers.h).
   kQ4_0_O8 = 1057,
   kI3S_G32_O8 = 1058,
+  // Sparse (formats/sparse24.h, formats/sparse_mask.h): 2:4 structured blocks of 32 (the 16 kept
+  // values, their 2-bit positions, an fp16 scale), and unstructured rows (a bitmask per 32
+  // weights, the non-zero int8 values packed per row up to a fixed capacity, an f32 row scale).
+  kS24_Q8 = 1059,
+  kS24_Q4 = 1060,
+  kSP50_Q8 = 1061,  // up to 16 non-zeros per 32 weights on average over the row
+  kSP70_Q8 = 1062,  // up to 10 non-zeros per 32 weights (at least 68.75 % zeros)
 };
 
 // The id range reserved for smelt-native types (see DType).

@@ -48,7 +48,12 @@ DType ActivationType(DType weight) {
     case DType::kQ4_0:
     case DType::kQ5_0:
     case DType::kQ8_0:
-    case DType::kIQ4_NL: return DType::kQ8_0;
+    case DType::kIQ4_NL:
+    // The sparse types' kernels gather (2:4) or expand (bitmask) int8 codes against Q8_0 blocks.
+    case DType::kS24_Q8:
+    case DType::kS24_Q4:
+    case DType::kSP50_Q8:
+    case DType::kSP70_Q8: return DType::kQ8_0;
     case DType::kQ4_1:
     case DType::kQ5_1:
     case DType::kQ8_1: return DType::kQ8_1;

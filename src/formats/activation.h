@@ -12,6 +12,7 @@
 //   q4_0 q5_0 q8_0 iq4_nl  q8_0             d = amax/127 (fp16), q = round-half-even(x · 127/amax)
 //   q4_1 q5_1              q8_1             as q8_0, plus s = d · Σq
 //   q2_K … q6_K            q8_K             quantize_row_q8_K_ref (f32 d)
+//   s24_q{8,4} sp{50,70}_q8 q8_0             as for q8_0 (smelt-native sparse types)
 //   w8a8 (smelt-native)    i8_pc            per token: d = amax/127 (f32), q = round(x/d)
 //   other smelt types      f32              none (weight-only formats)
 //

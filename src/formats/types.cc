@@ -42,6 +42,12 @@
 // | i<b>a_pc      |     8 |           b | b + 32/n    | fp16 d, m per row   |
 // | km<b>_pc      |     8 |           b | b + 16·2^b/n| 2^b fp16 centroids  |
 // | <base>_o8     | base's block and bytes | base + 384/n | 8 exact weights |
+// Sparse types (formats/sparse24.h: 2:4 blocks; formats/sparse_mask.h: a bitmask per 32 weights,
+// the non-zero codes packed per row up to a capacity, an f32 scale in the row header):
+// | s24_q8        |    32 |          22 |       5.5   | 16 kept int8 + 2-bit positions |
+// | s24_q4        |    32 |          14 |       3.5   | 16 kept 4-bit + 2-bit positions |
+// | sp50_q8       |    32 |          20 | 5 + 32/n    | <= 16 non-zeros per 32 (row)    |
+// | sp70_q8       |    32 |          14 | 3.5 + 32/n  | <= 10 non-zeros per 32 (row)    |
 // Their from_float is smelt's own round to nearest with the format's natural scale (no ggml
 // reference exists); all but fp8 also have an importance-weighted from_float_weighted.
 //
@@ -80,6 +86,8 @@
 #include "formats/q5_0.h"
 #include "formats/q5_1.h"
 #include "formats/q8_0.h"
+#include "formats/sparse24.h"
+#include "formats/sparse_mask.h"
 #include "formats/weighted_quants.h"
 
 namespace smelt {
@@ -137,6 +145,12 @@ constexpr TypeTraits KMeansRow(DType type, std::string_view name) {
   using R = RowKMeans<Bits>;
   return PerChannelRow(type, name, R::kCodesPerByteGroup, Bits, R::kHeader, R::Dequantize, R::Quantize,
                        R::QuantizeWeighted);
+}
+
+template <int Cap>
+constexpr TypeTraits SparseMaskTypeRow(DType type, std::string_view name) {
+  using R = SparseMaskRow<Cap>;
+  return PerChannelRow(type, name, R::kBlock, R::kBlockBytes, R::kHeader, R::Dequantize, R::Quantize, nullptr);
 }
 
 template <DType Base, int K>
@@ -234,6 +248,10 @@ constexpr TypeTraits kTable[] = {
     KMeansRow<2>(DType::kKM2_PC, "km2_pc"),
     OutlierRow<DType::kQ4_0, 8>(DType::kQ4_0_O8, "q4_0_o8", kQK4_0, sizeof(BlockQ4_0)),
     OutlierRow<DType::kI3S_G32, 8>(DType::kI3S_G32_O8, "i3s_g32_o8", 32, sizeof(BlockGroupInt<3, true, 32>)),
+    NativeRow<BlockS24Q8, DequantizeRowS24Q8, QuantizeRowS24Q8>(DType::kS24_Q8, "s24_q8", kQKS24),
+    NativeRow<BlockS24Q4, DequantizeRowS24Q4, QuantizeRowS24Q4>(DType::kS24_Q4, "s24_q4", kQKS24),
+    SparseMaskTypeRow<16>(DType::kSP50_Q8, "sp50_q8"),
+    SparseMaskTypeRow<10>(DType::kSP70_Q8, "sp70_q8"),
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {

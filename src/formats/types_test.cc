@@ -81,6 +81,12 @@ const Expected kExpected[] = {
     {DType::kKM2_PC, 1056, "km2_pc", 8, 2.0, true, true, false, true},
     {DType::kQ4_0_O8, 1057, "q4_0_o8", 32, 4.5, true, true, false, true},
     {DType::kI3S_G32_O8, 1058, "i3s_g32_o8", 32, 3.5, true, true, false, true},
+    // Sparse: 2:4 blocks (16 kept codes + 32 bits of positions + fp16 d per 32 weights) and
+    // bitmask rows (a 32-bit mask and the capacity's codes per 32 weights, f32 d per row).
+    {DType::kS24_Q8, 1059, "s24_q8", 32, 5.5, true, true, false, false},
+    {DType::kS24_Q4, 1060, "s24_q4", 32, 3.5, true, true, false, false},
+    {DType::kSP50_Q8, 1061, "sp50_q8", 32, 5.0, true, true, false, false},
+    {DType::kSP70_Q8, 1062, "sp70_q8", 32, 3.5, true, true, false, false},
 };
 
 TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
@@ -108,7 +114,7 @@ TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
 }
 
 TEST(FormatsTypes, UnknownIdsHaveNoRow) {
-  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1059u, 1087u, 1088u, 2047u, 0xffffffffu}) {
+  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1063u, 1087u, 1088u, 2047u, 0xffffffffu}) {
     EXPECT_EQ(FindTraits(id), nullptr) << id;
   }
 }

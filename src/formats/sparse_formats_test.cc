@@ -1,0 +1,211 @@
+// The sparse formats: 2:4 blocks (formats/sparse24.h) keep the two largest magnitudes of every
+// group of four, a 2:4-sparse input keeps its positions exactly, and the kept values are within
+// half a step; bitmask rows (formats/sparse_mask.h) keep a pruned row's mask exactly, prune a row
+// over its capacity to its largest magnitudes, and cost fewer bytes than q8_0.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/half.h"
+#include "formats/sparse24.h"
+#include "formats/sparse_mask.h"
+#include "formats/types.h"
+
+namespace smelt {
+namespace {
+
+const DType kS24Types[] = {DType::kS24_Q8, DType::kS24_Q4};
+const DType kMaskTypes[] = {DType::kSP50_Q8, DType::kSP70_Q8};
+
+std::vector<float> Gaussian(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (float& v : x) v = g(rng);
+  return x;
+}
+
+std::vector<float> RoundTrip(DType t, const std::vector<float>& x) {
+  const int64_t n = (int64_t)x.size();
+  std::vector<uint8_t> packed(RowBytes(t, n));
+  Traits(t).from_float(x.data(), packed.data(), n);
+  std::vector<float> y(n);
+  Traits(t).to_float(packed.data(), y.data(), n);
+  return y;
+}
+
+// The largest rounding error for a block (2:4) or row (bitmask) whose largest kept magnitude is
+// amax: half a step d = amax/127 for q8; for q4 (d = amax/8, codes −8..7) a whole step, where
+// +8 steps clamp to 7 at the end opposite the largest value; plus the fp16 rounding of d.
+double HalfStep(DType t, double amax) {
+  const double err = t == DType::kS24_Q4 ? amax / 8 : amax / 254;
+  return err + amax * std::ldexp(1.0, -10);
+}
+
+// Brute force on every group of 4 of a Gaussian row: the decoded non-zeros sit where the two
+// largest magnitudes do, and each is within half a step of the input.
+TEST(SparseFormats, S24KeepsTheTwoLargestOfEveryFour) {
+  const int64_t n = 32 * 40;
+  const std::vector<float> x = Gaussian(n, 3);
+  for (DType t : kS24Types) {
+    const std::vector<float> y = RoundTrip(t, x);
+    for (int64_t b = 0; b < n / 32; ++b) {
+      double amax = 0;
+      std::vector<bool> keep(32, false);
+      for (int g = 0; g < 8; ++g) {
+        int order[4] = {0, 1, 2, 3};
+        const float* v = &x[b * 32 + 4 * g];
+        std::stable_sort(order, order + 4, [v](int i, int j) { return std::fabs(v[i]) > std::fabs(v[j]); });
+        keep[4 * g + order[0]] = keep[4 * g + order[1]] = true;
+        amax = std::max({amax, (double)std::fabs(v[order[0]])});
+      }
+      for (int j = 0; j < 32; ++j) {
+        const int64_t i = b * 32 + j;
+        if (!keep[j]) {
+          EXPECT_EQ(y[i], 0.0f) << DTypeName(t) << " " << i;
+        } else {
+          EXPECT_NEAR(y[i], x[i], HalfStep(t, amax)) << DTypeName(t) << " " << i;
+        }
+      }
+    }
+  }
+}
+
+// An input that is already 2:4 sparse (including groups with fewer than two non-zeros) keeps
+// its non-zero positions exactly; magnitudes in [0.5, 1] so no kept value rounds to zero.
+TEST(SparseFormats, S24KeepsAPrunedInputsMaskExactly) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> mag(0.5f, 1.0f);
+  const int64_t n = 32 * 16;
+  std::vector<float> x(n, 0.0f);
+  for (int64_t g = 0; g < n / 4; ++g) {
+    const int nonzeros = (int)(rng() % 3);  // 0, 1 or 2
+    int first = (int)(rng() % 4), second = (first + 1 + (int)(rng() % 3)) % 4;
+    if (nonzeros >= 1) x[4 * g + first] = (rng() & 1 ? 1.0f : -1.0f) * mag(rng);
+    if (nonzeros == 2) x[4 * g + second] = (rng() & 1 ? 1.0f : -1.0f) * mag(rng);
+  }
+  for (DType t : kS24Types) {
+    const std::vector<float> y = RoundTrip(t, x);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_EQ(y[i] != 0.0f, x[i] != 0.0f) << DTypeName(t) << " " << i;
+      EXPECT_NEAR(y[i], x[i], HalfStep(t, 1.0)) << DTypeName(t) << " " << i;
+    }
+    EXPECT_EQ(RoundTrip(t, std::vector<float>(64, 0.0f)), std::vector<float>(64, 0.0f));
+  }
+}
+
+// The layout of formats/sparse24.h read by hand: kept value k at position 4·(k/2) + bits
+// 2·(k/4) of index byte k % 4, s24_q4's code k in nibble k / 8 of byte k % 8; two values naming
+// one position add.
+TEST(SparseFormats, S24DecodeMatchesTheDocumentedLayout) {
+  BlockS24Q8 b8{};
+  BlockS24Q4 b4{};
+  b8.d = b4.d = FloatToFp16(0.5f);
+  const uint8_t pos[16] = {0, 3, 1, 2, 2, 2, 0, 1, 3, 0, 1, 3, 0, 2, 1, 1};  // p_k; k = 4, 5 collide
+  for (int k = 0; k < 16; ++k) {
+    b8.idx[k % 4] |= (uint8_t)(pos[k] << (2 * (k / 4)));
+    b8.qs[k] = (int8_t)(k - 7);
+    b4.qs[k % 8] |= (uint8_t)((k + 0) << (4 * (k / 8)));
+  }
+  std::memcpy(b4.idx, b8.idx, 4);
+  float want8[32] = {}, want4[32] = {}, y8[32], y4[32];
+  for (int k = 0; k < 16; ++k) {
+    want8[4 * (k / 2) + pos[k]] += 0.5f * (float)(k - 7);
+    want4[4 * (k / 2) + pos[k]] += 0.5f * (float)(k - 8);
+  }
+  DequantizeRowS24Q8(&b8, y8, 32);
+  DequantizeRowS24Q4(&b4, y4, 32);
+  for (int j = 0; j < 32; ++j) {
+    EXPECT_EQ(y8[j], want8[j]) << j;
+    EXPECT_EQ(y4[j], want4[j]) << j;
+  }
+}
+
+// A row with `sparsity` of its entries zero (random positions), magnitudes in [0.5, 1].
+std::vector<float> PrunedRow(int64_t n, double sparsity, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> mag(0.5f, 1.0f);
+  std::vector<float> x(n);
+  for (float& v : x) v = (rng() & 1 ? 1.0f : -1.0f) * mag(rng);
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), rng);
+  for (int64_t i = 0; i < (int64_t)std::llround(sparsity * (double)n); ++i) x[order[i]] = 0.0f;
+  return x;
+}
+
+TEST(SparseFormats, MaskRowsKeepAPrunedRowsMaskExactly) {
+  for (DType t : kMaskTypes) {
+    const double sparsity = t == DType::kSP70_Q8 ? 0.70 : 0.50;
+    for (int64_t n : {32, 96, 4096}) {
+      const std::vector<float> x = PrunedRow(n, sparsity, (uint32_t)n);
+      const std::vector<float> y = RoundTrip(t, x);
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_EQ(y[i] != 0.0f, x[i] != 0.0f) << DTypeName(t) << " n " << n << " " << i;
+        EXPECT_NEAR(y[i], x[i], HalfStep(t, 1.0)) << DTypeName(t) << " n " << n << " " << i;
+      }
+    }
+  }
+}
+
+// A dense row over the capacity keeps exactly its capacity's largest magnitudes.
+TEST(SparseFormats, MaskRowsOverCapacityKeepTheLargestMagnitudes) {
+  const int64_t n = 1024;
+  const std::vector<float> x = Gaussian(n, 9);
+  for (DType t : kMaskTypes) {
+    const int64_t capacity = (int64_t)(Traits(t).type_size - 4) * (n / 32);
+    const std::vector<float> y = RoundTrip(t, x);
+    std::vector<float> mags(n);
+    for (int64_t i = 0; i < n; ++i) mags[i] = std::fabs(x[i]);
+    std::nth_element(mags.begin(), mags.begin() + (capacity - 1), mags.end(), std::greater<float>());
+    const float threshold = mags[capacity - 1];  // the capacity-th largest magnitude
+    double amax = 0;
+    for (float v : x) amax = std::max(amax, (double)std::fabs(v));
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const bool large = std::fabs(x[i]) >= threshold;
+      if (large) {
+        ++kept;
+        EXPECT_NEAR(y[i], x[i], HalfStep(t, amax)) << DTypeName(t) << " " << i;
+      } else {
+        EXPECT_EQ(y[i], 0.0f) << DTypeName(t) << " " << i;
+      }
+    }
+    EXPECT_EQ(kept, capacity) << DTypeName(t);
+  }
+}
+
+// Every bit set (more set bits than codes): the codes are used in order and the bits past the
+// capacity decode as zero, never reading past the row.
+TEST(SparseFormats, MaskRowsWithTooManyBitsDecodeTheCapacity) {
+  const int64_t n = 64;
+  for (DType t : kMaskTypes) {
+    const int64_t capacity = (int64_t)(Traits(t).type_size - 4) * (n / 32);
+    std::vector<uint8_t> row(RowBytes(t, n), 0xFF);
+    const float d = 0.25f;
+    std::memcpy(row.data(), &d, 4);
+    for (int64_t k = 0; k < capacity; ++k) row[SparseCodesOffset(n) + k] = (uint8_t)(k + 1);
+    std::vector<float> y(n);
+    Traits(t).to_float(row.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], i < capacity ? 0.25f * (float)(i + 1) : 0.0f) << i;
+  }
+}
+
+// Bytes per weight fall with the capacity: a 4096-wide row of sp70_q8 is well under half of
+// q8_0's, sp50_q8 under two thirds; the 2:4 types cost 22/34 and 14/18 of q8_0 and q4_0.
+TEST(SparseFormats, BytesPerWeight) {
+  const int64_t n = 4096;
+  EXPECT_EQ(RowBytes(DType::kSP70_Q8, n), 4 + (n / 32) * 14);
+  EXPECT_EQ(RowBytes(DType::kSP50_Q8, n), 4 + (n / 32) * 20);
+  EXPECT_LT(RowBytes(DType::kSP70_Q8, n) * 2, RowBytes(DType::kQ8_0, n));
+  EXPECT_LT(RowBytes(DType::kSP50_Q8, n) * 3, RowBytes(DType::kQ8_0, n) * 2);
+  EXPECT_EQ(RowBytes(DType::kS24_Q8, n) * 34, RowBytes(DType::kQ8_0, n) * 22);
+  EXPECT_EQ(RowBytes(DType::kS24_Q4, n) * 18, RowBytes(DType::kQ4_0, n) * 14);
+}
+
+}  // namespace
+}  // namespace smelt

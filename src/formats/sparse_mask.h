@@ -1,0 +1,65 @@
+#pragma once
+// Unstructured sparsity with a bitmask: a row keeps any subset of its weights. It is stored as
+//
+//   f32 d                     the row's scale (header, TypeTraits::row_header)
+//   n/32 uint32 masks         bit j of mask b: weight 32·b + j is non-zero
+//   Cap·n/32 int8 codes       the non-zero weights' codes in position order, then zeros
+//
+// weight = d · q, q in −127..127 (−128 never written), d = max|x| / 127 (i8_pc's grid). A row
+// holds at most Cap·n/32 non-zeros (its capacity; the whole row's, not each block's, so the
+// non-zeros may cluster anywhere in it), which makes every row the same size, RowBytes =
+// 4 + (n/32)·(4 + Cap): rows stay addressable by index (threads take rows) and the GGUF machinery
+// sizes tensors as for any other type. Bits per weight: 8·(4 + Cap)/32 + 32/n, falling with the
+// capacity: sp50_q8 (Cap 16, a row at least 50 % zeros) 5.0, sp70_q8 (Cap 10, at least 68.75 %
+// zeros) 3.5, against 8.5 for q8_0.
+//
+// from_float marks every non-zero input weight (a pruned row keeps its mask exactly; a value
+// that rounds to code 0 keeps its bit). Where a row has more non-zeros than its capacity it keeps
+// the Cap·n/32 of largest magnitude (ties: the lower position) and zeroes the rest: magnitude
+// pruning to fit. Decoding accepts any bytes: set bits beyond the capacity decode as 0.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace smelt {
+
+inline constexpr int kQKSparseMask = 32;
+
+struct RowHeaderSparseMask {
+  float d;
+};
+static_assert(sizeof(RowHeaderSparseMask) == 4, "sparse mask row header is one f32");
+
+template <int Cap>
+struct SparseMaskRow {
+  static_assert(Cap > 0 && Cap <= kQKSparseMask);
+  static constexpr int64_t kBlock = kQKSparseMask;
+  static constexpr size_t kHeader = sizeof(RowHeaderSparseMask);
+  static constexpr size_t kBlockBytes = 4 + Cap;  // one mask word and Cap codes per 32 weights
+  // Rows start anywhere (RowBytes need not be a multiple of 4), so fields are read with memcpy.
+  static void Dequantize(const void* row, float* y, int64_t n);
+  static void Quantize(const float* x, void* row, int64_t n);
+};
+
+// Where the parts of a row of n weights lie, in bytes from the row's start.
+inline constexpr size_t kSparseMaskOffset = sizeof(RowHeaderSparseMask);
+inline size_t SparseCodesOffset(int64_t n) { return sizeof(RowHeaderSparseMask) + 4 * (size_t)(n / kQKSparseMask); }
+
+// Calls f(position, code) for every stored weight of a row of n weights with capacity Cap, in
+// position order: the set mask bits, each taking the next code, up to the capacity (set bits past
+// it hold no code and are skipped: they decode as 0).
+template <int Cap, class F>
+void ForEachStoredWeight(const void* row, int64_t n, F f) {
+  const auto* p = static_cast<const uint8_t*>(row);
+  const auto* codes = reinterpret_cast<const int8_t*>(p + SparseCodesOffset(n));
+  const int64_t capacity = Cap * (n / kQKSparseMask);
+  int64_t k = 0;
+  for (int64_t b = 0; b < n / kQKSparseMask && k < capacity; ++b) {
+    uint32_t mask;
+    std::memcpy(&mask, p + kSparseMaskOffset + 4 * b, sizeof mask);
+    for (int j = 0; j < kQKSparseMask && k < capacity; ++j)
+      if ((mask >> j) & 1) f(b * kQKSparseMask + j, codes[k++]);
+  }
+}
+
+}  // namespace smelt
