@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "core/error.h"
 #include "smelt/version.h"
@@ -23,13 +25,29 @@ struct SplitMix64 {
   float Uniform() { return (float)((double)(Next() >> 11) * (2.0 / 9007199254740992.0) - 1.0); }
 };
 
-// A tensor of uniform values with standard deviation `stddev` (uniform: sd = a / sqrt(3)).
-Tensor RandomTensor(SplitMix64& rng, std::string name, std::vector<int64_t> ne, float stddev) {
+// Zeroes the round(sparsity · cols) values of smallest magnitude (ties: the lower column) in
+// each row of cols values.
+void ZeroSmallestPerRow(std::vector<float>& v, int64_t cols, double sparsity) {
+  const auto zeros = (int64_t)std::llround(sparsity * (double)cols);
+  if (zeros <= 0) return;
+  std::vector<int64_t> order((size_t)cols);
+  for (size_t r = 0; r < v.size() / (size_t)cols; ++r) {
+    float* row = v.data() + r * (size_t)cols;
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [row](int64_t a, int64_t b) { return std::fabs(row[a]) < std::fabs(row[b]); });
+    for (int64_t i = 0; i < zeros; ++i) row[order[(size_t)i]] = 0.0f;
+  }
+}
+
+// A tensor of uniform values with standard deviation `stddev` (uniform: sd = a / sqrt(3)), the
+// `sparsity` fraction of each row's smallest magnitudes then set to zero.
+Tensor RandomTensor(SplitMix64& rng, std::string name, std::vector<int64_t> ne, float stddev, double sparsity = 0.0) {
   int64_t n = 1;
   for (int64_t d : ne) n *= d;
   std::vector<float> v((size_t)n);
   const float a = stddev * std::sqrt(3.0f);
   for (auto& x : v) x = a * rng.Uniform();
+  ZeroSmallestPerRow(v, ne[0], sparsity);
   return MakeF32Tensor(std::move(name), std::move(ne), std::move(v));
 }
 
@@ -91,6 +109,7 @@ Model SynthesizeModel(const SynthOptions& o) {
   c.name = fmt::format("smelt-synth-d{}-l{}-h{}-kv{}-ff{}-v{}-s{}", c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.ff,
                        c.vocab, o.seed);
   if (o.heads <= 0 || o.dim % o.heads != 0) Fail("synth: dim {} is not a multiple of heads {}", o.dim, o.heads);
+  if (!(o.sparsity >= 0.0 && o.sparsity < 1.0)) Fail("synth: sparsity {} is not in [0, 1)", o.sparsity);
   ValidateConfig(c, "synth");
   m.vocab = SyntheticVocab(o.vocab);
   m.format = ModelFormat::kSynthetic;
@@ -104,14 +123,14 @@ Model SynthesizeModel(const SynthOptions& o) {
   for (int l = 0; l < c.n_layers; ++l) {
     auto name = [&](const char* s) { return BlockTensorName(l, s); };
     m.weights.Add(NormTensor(rng, name("attn_norm.weight"), d));
-    m.weights.Add(RandomTensor(rng, name("attn_q.weight"), {d, q}, sd_in));
-    m.weights.Add(RandomTensor(rng, name("attn_k.weight"), {d, kv}, sd_in));
-    m.weights.Add(RandomTensor(rng, name("attn_v.weight"), {d, kv}, sd_in));
-    m.weights.Add(RandomTensor(rng, name("attn_output.weight"), {q, d}, 1.0f / std::sqrt((float)q)));
+    m.weights.Add(RandomTensor(rng, name("attn_q.weight"), {d, q}, sd_in, o.sparsity));
+    m.weights.Add(RandomTensor(rng, name("attn_k.weight"), {d, kv}, sd_in, o.sparsity));
+    m.weights.Add(RandomTensor(rng, name("attn_v.weight"), {d, kv}, sd_in, o.sparsity));
+    m.weights.Add(RandomTensor(rng, name("attn_output.weight"), {q, d}, 1.0f / std::sqrt((float)q), o.sparsity));
     m.weights.Add(NormTensor(rng, name("ffn_norm.weight"), d));
-    m.weights.Add(RandomTensor(rng, name("ffn_gate.weight"), {d, ff}, sd_in));
-    m.weights.Add(RandomTensor(rng, name("ffn_up.weight"), {d, ff}, sd_in));
-    m.weights.Add(RandomTensor(rng, name("ffn_down.weight"), {ff, d}, sd_ff));
+    m.weights.Add(RandomTensor(rng, name("ffn_gate.weight"), {d, ff}, sd_in, o.sparsity));
+    m.weights.Add(RandomTensor(rng, name("ffn_up.weight"), {d, ff}, sd_in, o.sparsity));
+    m.weights.Add(RandomTensor(rng, name("ffn_down.weight"), {ff, d}, sd_ff, o.sparsity));
   }
   m.weights.Add(NormTensor(rng, "output_norm.weight", d));
   if (!o.tied) m.weights.Add(RandomTensor(rng, "output.weight", {d, c.vocab}, sd_in));

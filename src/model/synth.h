@@ -18,6 +18,10 @@ struct SynthOptions {
   int context = 2048;
   uint64_t seed = 1;
   bool tied = false;
+  // Fraction of each row of the block matrices (attention and feed-forward projections) set to
+  // zero, the smallest magnitudes first: an unstructured-sparse model for the sparse formats'
+  // benchmarks. 0 (dense) to below 1; the embeddings and the output head stay dense.
+  double sparsity = 0.0;
 };
 
 // A model with F32 weights and a synthetic SentencePiece-style vocabulary (<unk>, <s>, </s>,

@@ -50,6 +50,9 @@ Command AddSynth(CLI::App& root) {
   app->add_option("--context", a->opt.context, "context length")->capture_default_str();
   app->add_option("--seed", a->opt.seed, "random seed")->capture_default_str();
   app->add_flag("--tied", a->opt.tied, "tie the output head to the token embeddings");
+  app->add_option("--sparsity", a->opt.sparsity,
+                  "fraction of each row of the block matrices zeroed, smallest magnitudes first (0: dense)")
+      ->capture_default_str();
   app->add_option("--type", a->type, "weight type: f32, f16, bf16, q8_0, q4_0")->capture_default_str();
   app->add_option("-o,--output", a->out, "output GGUF file")->required();
   app->add_flag("--json", a->json, "print JSON");
