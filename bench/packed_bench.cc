@@ -11,8 +11,8 @@
 
 #include "core/cpu.h"
 #include "formats/types.h"
-#include "kernels/matmul.h"
 #include "kernels/packed.h"
+#include "product_bench.h"
 
 namespace smelt {
 namespace {
@@ -27,34 +27,14 @@ void BM_Product(benchmark::State& state, DType type, bool packed) {
   }
   std::mt19937 rng(1);
   std::normal_distribution<float> g(0.0f, 1.0f);
-  std::vector<float> w(kCols), x(T * kCols), y(T * kRows);
-  for (float& v : x) v = g(rng);
+  std::vector<float> w(kCols);
   const size_t row_bytes = RowBytes(type, kCols);
   std::vector<uint8_t> bytes(row_bytes * kRows);
   for (int64_t r = 0; r < kRows; ++r) {
     for (float& v : w) v = g(rng);
     Traits(type).from_float(w.data(), bytes.data() + r * row_bytes, kCols);
   }
-  Tensor t;
-  t.name = std::string("bench.weight");
-  t.type = type;
-  t.n_dims = 2;
-  t.ne = {kCols, kRows, 1, 1};
-  t.data = bytes.data();
-  t.nbytes = bytes.size();
-  const PackedMatrix p = PackWeights(t);
-  for (auto _ : state) {
-    if (packed) {
-      MatMulPacked(p, x.data(), T, y.data(), 1);
-    } else {
-      MatMul(t, x.data(), T, y.data(), 1);
-    }
-    benchmark::DoNotOptimize(y.data());
-  }
-  const double n = (double)state.iterations();
-  state.counters["GB/s"] = benchmark::Counter(n * (double)bytes.size() / 1e9, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(n * 2.0 * (double)kRows * kCols * (double)T / 1e9, benchmark::Counter::kIsRate);
+  TimeProducts(state, MatrixView(type, kCols, kRows, bytes), packed, T);
 }
 
 void Register() {

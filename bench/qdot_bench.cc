@@ -69,7 +69,8 @@ void BM_QDot(benchmark::State& state, DType type, int kind) {
 
 void Register() {
   for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ2_K,
-                  DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+                  DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4,
+                  DType::kSP50_Q8, DType::kSP70_Q8}) {
     const std::string name = "QDot/" + std::string(DTypeName(t));
     benchmark::RegisterBenchmark((name + "/ref").c_str(), BM_QDot, t, 0);
     benchmark::RegisterBenchmark((name + "/avx2").c_str(), BM_QDot, t, 1);

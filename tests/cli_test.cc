@@ -744,3 +744,35 @@ TEST(Cli, BenchParallelSequences) {
   EXPECT_FALSE(j["results"][1].contains("ceiling_ts"));  // the one-sequence ceiling does not bound it
   EXPECT_TRUE(j["results"][0].contains("ceiling_ts"));
 }
+
+// A 70 %-sparse synth model, stored as sparse types by `quantize --type`: the bitmask type keeps
+// every row's zeros, the files are smaller than q8_0's, inspect says llama.cpp cannot load them,
+// and they run; an impossible --sparsity is refused with one line.
+TEST(Cli, SynthSparsityAndSparseTypes) {
+  fs::path dir = TempDir("sparse");
+  const std::string f32 = (dir / "f32.gguf").string();
+  ASSERT_EQ(Smelt("synth --dim 64 --layers 1 --heads 4 --ff 128 --vocab 300 --sparsity 0.7 -o '" + f32 + "'").code, 0);
+  std::uintmax_t q8_size = 0;
+  for (const char* type : {"q8_0", "s24_q8", "s24_q4", "sp70_q8"}) {
+    SCOPED_TRACE(type);
+    const std::string out = (dir / (std::string(type) + ".gguf")).string();
+    Result q = Smelt("quantize '" + f32 + "' -o '" + out + "' --type " + type);
+    ASSERT_EQ(q.code, 0) << q.err;
+    if (std::string(type) == "q8_0") {
+      q8_size = fs::file_size(out);
+    } else {
+      EXPECT_LT(fs::file_size(out), q8_size);
+      Result inspect = Smelt("inspect '" + out + "' --json");
+      ASSERT_EQ(inspect.code, 0) << inspect.err;
+      EXPECT_FALSE(nlohmann::json::parse(inspect.out)["llama_cpp_loadable"].get<bool>());
+    }
+    Result bench = Smelt("bench '" + out + "' -t 1 -p 0 -n 4 -r 1 --mib 8 --json");
+    ASSERT_EQ(bench.code, 0) << bench.err;
+  }
+  Result bad = Smelt("synth --dim 64 --layers 1 --heads 4 --ff 128 --vocab 300 --sparsity 1 -o '" +
+                     (dir / "bad.gguf").string() + "'");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "bad.gguf"));
+  fs::remove_all(dir);
+}

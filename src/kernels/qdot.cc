@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "core/cpu.h"
 #include "core/error.h"
@@ -15,6 +16,8 @@
 #include "formats/q5_0.h"
 #include "formats/q5_1.h"
 #include "formats/q8_0.h"
+#include "formats/sparse24.h"
+#include "formats/sparse_mask.h"
 #include "kernels/qdot_kernels.h"
 
 namespace smelt {
@@ -171,6 +174,35 @@ float DotI8PCRef(const void* w_row, const void* a_row, int64_t n) {
   return dw * sum;
 }
 
+// 2:4 blocks against Q8_0: per block d_w·d_a · Σ_k code_k · q_a[position of kept value k], the
+// 16 kept values only (the activations at the pruned positions are never read).
+template <class B>
+float DotS24Ref(const void* w, const void* a, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n / kQKS24; ++i) {
+    const auto x = LoadBlock<B>(w, i);
+    const auto y = LoadBlock<BlockQ8_0>(a, i);
+    int s = 0;
+    for (int k = 0; k < 16; ++k) s += S24Code(x, k) * y.qs[S24Position(x.idx, k)];
+    sum += Fp16ToFloat(x.d) * Fp16ToFloat(y.d) * (float)s;
+  }
+  return sum;
+}
+
+// Bitmask rows against Q8_0: per block of 32 d_a · Σ over its set bits of code · q_a (codes
+// taken in order; set bits past the row's capacity count as 0), then d_w times the sum.
+template <int Cap>
+float DotSparseMaskRef(const void* w_row, const void* a_row, int64_t n) {
+  std::vector<int> sums((size_t)(n / kQKSparseMask), 0);  // Σ code·q_a per block
+  ForEachStoredWeight<Cap>(w_row, n, [&](int64_t i, int8_t q) {
+    sums[(size_t)(i / kQKSparseMask)] += q * LoadBlock<BlockQ8_0>(a_row, i / kQKSparseMask).qs[i % kQKSparseMask];
+  });
+  float dw, sum = 0.0f;
+  std::memcpy(&dw, w_row, sizeof dw);
+  for (int64_t b = 0; b < n / kQKSparseMask; ++b) sum += Fp16ToFloat(LoadBlock<BlockQ8_0>(a_row, b).d) * (float)sums[(size_t)b];
+  return dw * sum;
+}
+
 // f16 · f16 (bf16 · bf16): each product in f32, summed in order in f32.
 template <float (*Widen)(uint16_t)>
 float DotHalvesRef(const void* w_row, const void* a_row, int64_t n) {
@@ -205,6 +237,10 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kBF16: return DotHalvesRef<Bf16ToFloat>;
     case DType::kW8A8: return DotW8A8Ref;
     case DType::kI8_PC: return DotI8PCRef;
+    case DType::kS24_Q8: return DotS24Ref<BlockS24Q8>;
+    case DType::kS24_Q4: return DotS24Ref<BlockS24Q4>;
+    case DType::kSP50_Q8: return DotSparseMaskRef<16>;
+    case DType::kSP70_Q8: return DotSparseMaskRef<10>;
     default: return nullptr;
   }
 }
@@ -228,6 +264,10 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kBF16: return k->bf16;
     case DType::kW8A8: return k->w8a8;
     case DType::kI8_PC: return k->i8_pc;
+    case DType::kS24_Q8: return k->s24_q8;
+    case DType::kS24_Q4: return k->s24_q4;
+    case DType::kSP50_Q8: return k->sp50_q8;
+    case DType::kSP70_Q8: return k->sp70_q8;
     default: return nullptr;
   }
 }
@@ -248,6 +288,10 @@ QDotX4Fn FastQDotX4(DType weight) {
     case DType::kQ4_0: return k->x4_q4_0;
     case DType::kQ5_0: return k->x4_q5_0;
     case DType::kIQ4_NL: return k->x4_iq4_nl;
+    case DType::kS24_Q8: return k->x4_s24_q8;
+    case DType::kS24_Q4: return k->x4_s24_q4;
+    case DType::kSP50_Q8: return k->x4_sp50_q8;
+    case DType::kSP70_Q8: return k->x4_sp70_q8;
     default: return nullptr;
   }
 }

@@ -19,6 +19,10 @@
 //   w8a8     i8_pc       d_w·d_a · Σ q_w·q_a over the whole row (per-channel weight scale,
 //                        per-token activation scale; smelt-native, no ggml counterpart)
 //   i8_pc    f32         d_w · Σ q_w·x (int8 weights, f32 activations as given)
+//   s24_q8   q8_0        d_w·d_a · Σ_k q_k·q_a[p_k] over the 16 kept values (2:4 sparse,
+//   s24_q4   q8_0        the same with q_k = c_k − 8          activations gathered at p_k)
+//   sp50_q8  q8_0        d_w · Σ_blocks d_a · Σ_{set bits j} q·q_a[j] (bitmask rows: the
+//   sp70_q8  q8_0        codes expanded to the set positions, per-row scale applied once)
 //
 // Q4_1/Q5_1 use the Q8_1 block's stored s, so they differ from "decode both, then dot" by up to
 // 2^-11·|m_w·d_a·Σq_a| per block (the fp16 rounding of s): that is what llama.cpp computes (and
@@ -45,7 +49,7 @@ QDotFn ReferenceQDot(DType weight);
 // CpuHasAvx2FmaF16c(): the twins also use FMA and F16C).
 QDotFn Avx2QDot(DType weight);
 // The kernel to run on this CPU: the AVX2 twin where the CPU has AVX2/FMA/F16C, else the reference;
-// nullptr where `weight` has no quantized dot product (f32, f16, smelt-native types, ...).
+// nullptr where `weight` has no quantized dot product (f32, most smelt-native types, ...).
 QDotFn SelectQDot(DType weight);
 
 // The kernel MatMul runs instead of decoding weight rows: the SIMD twin where this CPU runs one,
@@ -58,7 +62,7 @@ QDotFn FastQDot(DType weight);
 // once (prompts and batches reuse a row across tokens).
 using QDotX4Fn = void (*)(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out);
 // The four-row kernel MatMul uses where T >= 4; nullptr where FastQDot(weight) is null or the type
-// has none (today: q8_0, q4_0, q5_0 and iq4_nl have one).
+// has none (today: q8_0, q4_0, q5_0, iq4_nl and the sparse s24_q8, s24_q4, sp50_q8, sp70_q8).
 QDotX4Fn FastQDotX4(DType weight);
 
 // SelectQDot(weight)(w_row, a_row, n); `weight` must have a kernel.

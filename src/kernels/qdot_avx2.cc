@@ -15,6 +15,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 
@@ -27,6 +29,8 @@
 #include "formats/q5_0.h"
 #include "formats/q5_1.h"
 #include "formats/q8_0.h"
+#include "formats/sparse24.h"
+#include "formats/sparse_mask.h"
 
 #define SMELT_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -465,6 +469,244 @@ SMELT_AVX2 float DotI8PC(const void* w_row, const void* a_row, int64_t n) {
   return dw * sum;
 }
 
+// ---- sparse weights against Q8_0 ----
+
+// Two 16-byte loads as the two lanes of one register.
+SMELT_AVX2 inline __m256i Load16x2(const uint8_t* lo, const uint8_t* hi) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+}
+
+// 2:4 blocks, two per step, one per 128-bit lane: the 16 kept codes of a block against the 16
+// activation bytes at their positions, gathered with one byte shuffle per half block. Kept value
+// k's position in its half (16 activations) is 4·((k % 8) / 2) + p_k; p_k comes from the index
+// word shifted right by 2·(k / 4) in 32-bit lane k / 4 (formats/sparse24.h's bit order).
+SMELT_AVX2 inline __m256i S24Shuffle(const uint8_t* x0, const uint8_t* x1) {
+  const __m256i words = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi32((int)LoadU32(x0))),
+                                                _mm_set1_epi32((int)LoadU32(x1)), 1);
+  const __m256i p = _mm256_and_si256(_mm256_srlv_epi32(words, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)), _mm256_set1_epi8(3));
+  const __m256i group = _mm256_setr_epi8(0, 0, 4, 4, 8, 8, 12, 12, 0, 0, 4, 4, 8, 8, 12, 12, 0, 0, 4, 4, 8, 8, 12, 12,
+                                         0, 0, 4, 4, 8, 8, 12, 12);
+  return _mm256_add_epi8(p, group);
+}
+
+SMELT_AVX2 __m256i S24CodesQ8(const uint8_t* x0, const uint8_t* x1) {
+  return Load16x2(x0 + offsetof(BlockS24Q8, qs), x1 + offsetof(BlockS24Q8, qs));
+}
+// Kept codes 0..7 are the low nibbles of the 8 code bytes, 8..15 the high ones: the 8 bytes
+// loaded into both halves of a lane, the upper half shifted right by 4, masked; minus 8.
+SMELT_AVX2 __m256i S24CodesQ4(const uint8_t* x0, const uint8_t* x1) {
+  const auto* p0 = reinterpret_cast<const double*>(x0 + offsetof(BlockS24Q4, qs));
+  const auto* p1 = reinterpret_cast<const double*>(x1 + offsetof(BlockS24Q4, qs));
+  const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_castpd_si128(_mm_loaddup_pd(p0))),
+                                            _mm_castpd_si128(_mm_loaddup_pd(p1)), 1);
+  const __m256i codes = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 4, 0, 4)), _mm256_set1_epi8(0x0F));
+  return _mm256_sub_epi8(codes, _mm256_set1_epi8(8));
+}
+
+// The weight side of two 2:4 blocks (lanes 0 and 1): the activation gather control and the codes.
+struct S24Weights {
+  __m256i ctrl, codes;
+};
+template <class Block, __m256i (*Codes)(const uint8_t*, const uint8_t*)>
+SMELT_AVX2 inline S24Weights S24Unpack(const uint8_t* x0, const uint8_t* x1) {
+  return {S24Shuffle(x0 + offsetof(Block, idx), x1 + offsetof(Block, idx)), Codes(x0, x1)};
+}
+
+// acc + the terms of two 2:4 weight blocks (unpacked as w) against Q8_0 blocks y0, y1 (lanes
+// 0..3: block 0, 4..7: block 1), d holding the two blocks' d_w·d_a in those lanes.
+SMELT_AVX2 inline __m256 S24Term(const S24Weights& w, __m256 d, const uint8_t* y0, const uint8_t* y1, __m256 acc) {
+  const __m256i lo = Load16x2(y0 + kQ8_0Qs, y1 + kQ8_0Qs), hi = Load16x2(y0 + kQ8_0Qs + 16, y1 + kQ8_0Qs + 16);
+  const __m256i act = _mm256_blend_epi32(_mm256_shuffle_epi8(lo, w.ctrl), _mm256_shuffle_epi8(hi, w.ctrl), 0xCC);
+  return _mm256_fmadd_ps(d, DotSigned(w.codes, act), acc);
+}
+
+// Four fp16 values at p, p + stride, p + 2·stride, p + 3·stride as f32 (assembled in a 64-bit
+// integer register, one conversion).
+SMELT_AVX2 inline __m128 Halves4(const uint8_t* p, size_t stride) {
+  uint16_t h[4];
+  for (int k = 0; k < 4; ++k) std::memcpy(&h[k], p + k * stride, 2);
+  uint64_t v;
+  std::memcpy(&v, h, sizeof v);
+  return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
+}
+
+// Lanes 0..3 s[i], lanes 4..7 s[i + 1] (i = 0 or 2).
+SMELT_AVX2 inline __m256 PairScales(__m128 s, int i) {
+  return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s), _mm256_setr_epi32(i, i, i, i, i + 1, i + 1, i + 1, i + 1));
+}
+
+// The pair scales of blocks x0, x1 against y0, y1 (`second` false: block 1 is not there, scale 0).
+template <class Block>
+SMELT_AVX2 inline __m256 S24PairScale(const uint8_t* x0, const uint8_t* x1, const uint8_t* y0, const uint8_t* y1,
+                                      bool second) {
+  const float d0 = LoadHalf(x0 + offsetof(Block, d)) * LoadHalf(y0);
+  const float d1 = second ? LoadHalf(x1 + offsetof(Block, d)) * LoadHalf(y1) : 0.0f;
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(d0)), _mm_set1_ps(d1), 1);
+}
+
+// 2:4 rows against `rows` Q8_0 rows (a + k·stride), four blocks per step: the weight blocks'
+// gather controls, codes and scales are unpacked once and the four scales d_w·d_a of a row
+// converted together. Per activation row the operations do not depend on `rows`, so the
+// four-row kernel's results equal the single-row kernel's bit for bit.
+template <class Block, __m256i (*Codes)(const uint8_t*, const uint8_t*), int rows>
+SMELT_AVX2 void DotS24Rows(const void* w, const void* a, size_t stride, int64_t n, float* out) {
+  constexpr size_t B = sizeof(Block), A = sizeof(BlockQ8_0);
+  const auto* x = static_cast<const uint8_t*>(w);
+  const auto* y = static_cast<const uint8_t*>(a);
+  __m256 acc0[rows], acc1[rows];
+  for (int k = 0; k < rows; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
+  const int64_t blocks = n / kQKS24;
+  int64_t i = 0;
+  for (; i + 3 < blocks; i += 4, x += 4 * B, y += 4 * A) {
+    PrefetchAhead<4 * B>(x);
+    const S24Weights u01 = S24Unpack<Block, Codes>(x, x + B), u23 = S24Unpack<Block, Codes>(x + 2 * B, x + 3 * B);
+    const __m128 dw = Halves4(x + offsetof(Block, d), B);
+    for (int k = 0; k < rows; ++k) {
+      const uint8_t* yk = y + k * stride;
+      const __m128 d = _mm_mul_ps(dw, Halves4(yk, A));
+      acc0[k] = S24Term(u01, PairScales(d, 0), yk, yk + A, acc0[k]);
+      acc1[k] = S24Term(u23, PairScales(d, 2), yk + 2 * A, yk + 3 * A, acc1[k]);
+    }
+  }
+  for (; i < blocks; i += 2, x += 2 * B, y += 2 * A) {  // the last one to three blocks
+    const bool second = i + 1 < blocks;
+    const uint8_t* x1 = second ? x + B : x;
+    const S24Weights u = S24Unpack<Block, Codes>(x, x1);
+    for (int k = 0; k < rows; ++k) {
+      const uint8_t *y0 = y + k * stride, *y1 = second ? y0 + A : y0;
+      acc0[k] = S24Term(u, S24PairScale<Block>(x, x1, y0, y1, second), y0, y1, acc0[k]);
+    }
+  }
+  for (int k = 0; k < rows; ++k) out[k] = HorizontalSum(_mm256_add_ps(acc0[k], acc1[k]));
+}
+
+template <class Block, __m256i (*Codes)(const uint8_t*, const uint8_t*)>
+SMELT_AVX2 float DotS24(const void* w, const void* a, int64_t n) {
+  float out;
+  DotS24Rows<Block, Codes, 1>(w, a, 0, n, &out);
+  return out;
+}
+
+template <class Block, __m256i (*Codes)(const uint8_t*, const uint8_t*)>
+SMELT_AVX2 void DotS24x4(const void* w, const void* a, size_t stride, int64_t n, float* out) {
+  DotS24Rows<Block, Codes, 4>(w, a, stride, n, out);
+}
+
+// Bitmask rows: per block of 32 each mask byte's codes are loaded at its first code and spread to
+// the byte's set positions by one byte shuffle (controls from a 256-entry table; 0 where unset),
+// then a dense Q8_0 block term.
+struct MaskRow {
+  const uint8_t* masks;
+  const uint8_t* codes;
+  const uint8_t* end;  // codes + capacity
+  int64_t blocks;
+};
+SMELT_AVX2 inline MaskRow MaskRowOf(const void* w_row, int64_t n, int cap) {
+  const auto* p = static_cast<const uint8_t*>(w_row);
+  const uint8_t* codes = p + SparseCodesOffset(n);
+  return {p + kSparseMaskOffset, codes, codes + cap * (n / kQKSparseMask), n / kQKSparseMask};
+}
+
+// Byte shuffle controls that expand the codes of one mask byte m: byte j is the rank of bit j
+// among m's set bits, plus `base`, where bit j is set, and 0x80 (write 0) where it is clear.
+constexpr std::array<uint64_t, 256> ExpandControls(int base) {
+  std::array<uint64_t, 256> t{};
+  for (int m = 0; m < 256; ++m) {
+    int rank = 0;
+    for (int j = 0; j < 8; ++j) {
+      const uint64_t c = (m >> j) & 1 ? (uint64_t)(base + rank++) : 0x80;
+      t[m] |= c << (8 * j);
+    }
+  }
+  return t;
+}
+// Bytes 0..7 of a lane read the codes of its first mask byte from code byte 0, bytes 8..15 those
+// of its second from code byte 8 (where that byte's codes are loaded).
+constexpr std::array<uint64_t, 256> kExpandLow = ExpandControls(0), kExpandHigh = ExpandControls(8);
+
+// The 8 bytes at lo and the 8 at hi as one 128-bit register (two loads, no integer registers).
+SMELT_AVX2 inline __m128i Pair64(const void* lo, const void* hi) {
+  const __m128d low = _mm_castsi128_pd(_mm_loadl_epi64(static_cast<const __m128i*>(lo)));
+  return _mm_castpd_si128(_mm_loadh_pd(low, static_cast<const double*>(hi)));
+}
+
+// Block b's 32 codes in place (0 where its mask bit is clear), from the codes at c; *c advances
+// past them. Each mask byte's 8 codes are loaded at their first code (8 bytes, of which its
+// popcount are its own) and spread by the byte's control from a 256-entry table.
+SMELT_AVX2 inline __m256i ExpandMaskBlock(const MaskRow& r, int64_t b, const uint8_t** c) {
+  PrefetchAhead<64>(*c);
+  if (b % 16 == 0) PrefetchAhead<64>(r.masks + 4 * b);
+  const uint8_t* m = r.masks + 4 * b;
+  const uint32_t word = LoadU32(m);
+  const int n0 = __builtin_popcount(m[0]), n01 = __builtin_popcount(word & 0xFFFF),
+            n012 = __builtin_popcount(word & 0xFFFFFF);
+  const uint8_t* p = *c;
+  const __m256i codes =
+      _mm256_inserti128_si256(_mm256_castsi128_si256(Pair64(p, p + n0)), Pair64(p + n01, p + n012), 1);
+  const __m256i ctrl = _mm256_inserti128_si256(_mm256_castsi128_si256(Pair64(&kExpandLow[m[0]], &kExpandHigh[m[1]])),
+                                               Pair64(&kExpandLow[m[2]], &kExpandHigh[m[3]]), 1);
+  *c += __builtin_popcount(word);
+  return _mm256_shuffle_epi8(codes, ctrl);
+}
+
+SMELT_AVX2 inline float RowScale(const void* w_row) {
+  float d;
+  std::memcpy(&d, w_row, sizeof d);
+  return d;
+}
+
+// acc[k] + block b's term against activation row k (y + k·stride), the block expanded once.
+// Even and odd blocks go to separate accumulators (acc[2k], acc[2k + 1]), so that consecutive
+// blocks' multiply-adds do not wait for each other.
+template <int rows>
+SMELT_AVX2 inline void MaskBlockTerms(const MaskRow& r, int64_t b, const uint8_t** codes, const uint8_t* y,
+                                      size_t stride, __m256* acc) {
+  const __m256i q = ExpandMaskBlock(r, b, codes);
+  for (int k = 0; k < rows; ++k) {
+    const uint8_t* yk = y + k * stride + b * sizeof(BlockQ8_0);
+    __m256& sum = acc[2 * k + (b & 1)];
+    sum = _mm256_fmadd_ps(_mm256_set1_ps(LoadHalf(yk)), DotSigned(q, Load32(yk + kQ8_0Qs)), sum);
+  }
+}
+
+// Bitmask rows against `rows` Q8_0 rows (a + k·stride), each block expanded once. The blocks
+// whose 32-byte code reads could pass the row's last code read a zero-padded copy of the
+// remaining codes instead (codes past the capacity read as 0, as the reference counts them).
+// Per activation row the operations do not depend on `rows` (bit for bit the same results).
+template <int Cap, int rows>
+SMELT_AVX2 void DotSparseMaskRows(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  const MaskRow r = MaskRowOf(w_row, n, Cap);
+  const auto* y = static_cast<const uint8_t*>(a);
+  const uint8_t* c = r.codes;
+  __m256 acc[2 * rows];
+  for (int k = 0; k < 2 * rows; ++k) acc[k] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b < r.blocks && c + 32 <= r.end; ++b) MaskBlockTerms<rows>(r, b, &c, y, stride, acc);
+  if (b < r.blocks) {
+    uint8_t tail[64] = {};  // fewer than 32 codes remain
+    std::memcpy(tail, c, (size_t)(r.end - c));
+    const uint8_t* t = tail;
+    for (; b < r.blocks; ++b) {
+      MaskBlockTerms<rows>(r, b, &t, y, stride, acc);
+      t = std::min<const uint8_t*>(t, tail + 32);  // past the codes: reads stay on the zeros
+    }
+  }
+  for (int k = 0; k < rows; ++k) out[k] = RowScale(w_row) * HorizontalSum(_mm256_add_ps(acc[2 * k], acc[2 * k + 1]));
+}
+
+template <int Cap>
+SMELT_AVX2 float DotSparseMask(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  DotSparseMaskRows<Cap, 1>(w_row, a_row, 0, n, &out);
+  return out;
+}
+
+template <int Cap>
+SMELT_AVX2 void DotSparseMaskx4(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  DotSparseMaskRows<Cap, 4>(w_row, a, stride, n, out);
+}
+
 SMELT_AVX2 inline float LoadBf16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, sizeof(h));
@@ -486,10 +728,18 @@ const Avx2Kernels* Avx2() {
                                      DotHalves<LoadBf16x8, LoadBf16>,
                                      DotW8A8,
                                      DotI8PC,
+                                     DotS24<BlockS24Q8, S24CodesQ8>,
+                                     DotS24<BlockS24Q4, S24CodesQ4>,
+                                     DotSparseMask<16>,
+                                     DotSparseMask<10>,
                                      DotAgainstQ8_0x4<BlockQ8_0, CodesQ8_0>,
                                      DotAgainstQ8_0x4<BlockQ4_0, CodesQ4_0>,
                                      DotAgainstQ8_0x4<BlockQ5_0, CodesQ5_0>,
-                                     DotAgainstQ8_0x4<BlockIQ4_NL, CodesIQ4_NL>};
+                                     DotAgainstQ8_0x4<BlockIQ4_NL, CodesIQ4_NL>,
+                                     DotS24x4<BlockS24Q8, S24CodesQ8>,
+                                     DotS24x4<BlockS24Q4, S24CodesQ4>,
+                                     DotSparseMaskx4<16>,
+                                     DotSparseMaskx4<10>};
   return &kAvx2;
 }
 

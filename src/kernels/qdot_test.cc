@@ -29,7 +29,8 @@ using testing::KernelTolerance;
 using testing::MinTermCorrection;
 
 const DType kKernelTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_1,
-                              DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+                              DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
+                              DType::kS24_Q8, DType::kS24_Q4};
 
 // An fp16 scale of kind k % 5: zero (a zero block), ordinary, huge, fp16-subnormal, ordinary.
 fp16_t ScaleOfKind(int64_t k, std::mt19937& rng) {
@@ -271,14 +272,90 @@ TEST(QDot, I8PCKernelsAgreeWithADoubleSum) {
   }
 }
 
+// A bitmask row (formats/sparse_mask.h) of n weights: a finite f32 scale of kind `seed` % 5 (zero,
+// ordinary, huge, tiny, ordinary), masks of the given density (1.0: every bit, more than the
+// capacity holds), random codes of every bit pattern.
+std::vector<uint8_t> RandomMaskRow(DType type, int64_t n, double density, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> row(RowBytes(type, n));
+  for (uint8_t& byte : row) byte = (uint8_t)rng();
+  const float scales[] = {0.0f, 0.013f, 3.0e4f, 1.0e-30f, -0.7f};
+  std::memcpy(row.data(), &scales[seed % 5], 4);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    uint32_t m = 0;
+    for (int j = 0; j < 32; ++j) m |= (uint32_t)(u(rng) < density) << j;
+    std::memcpy(row.data() + 4 + 4 * b, &m, 4);
+  }
+  return row;
+}
+
+// Bitmask rows: the reference against the decoded rows' dot in double, the AVX2 twin against
+// both, at densities from empty to over the capacity, rows from one block to 4096 weights (the
+// twin's scalar tail and its vector loop), every scale kind of the activations.
+TEST(QDot, SparseMaskKernelsAgreeWithTheDecodedDot) {
+  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8}) {
+    const QDotFn ref = ReferenceQDot(type), fast = FastQDot(type);
+    ASSERT_NE(ref, nullptr);
+    EXPECT_EQ(fast != nullptr, CpuHasAvx2FmaF16c());
+    uint32_t seed = 1;
+    for (int64_t n : {32, 64, 37 * 32, 4096})
+      for (double density : {0.0, 0.1, 0.3, 0.5, 1.0})
+        for (int rep = 0; rep < 5; ++rep, ++seed) {
+          const std::vector<uint8_t> w = RandomMaskRow(type, n, density, seed);
+          const std::vector<uint8_t> a = RandomActivationRow(type, n, 200 + seed);
+          const std::vector<float> wf = Decode(type, w, n), af = Decode(ActivationType(type), a, n);
+          const double want = DotDouble(wf.data(), af.data(), n);
+          const double tol = KernelTolerance(n, DotMass(type, w.data(), a.data(), wf.data(), af.data(), n));
+          const float got = ref(w.data(), a.data(), n);
+          EXPECT_NEAR(got, want, tol) << DTypeName(type) << " n " << n << " density " << density << " seed " << seed;
+          if (fast) {
+            EXPECT_NEAR(fast(w.data(), a.data(), n), want, tol) << DTypeName(type) << " n " << n << " seed " << seed;
+            EXPECT_NEAR(fast(w.data(), a.data(), n), got, 2 * tol) << DTypeName(type) << " n " << n << " seed " << seed;
+          }
+        }
+  }
+}
+
+// MatMul on bitmask weights (encoded from a 70 %-sparse f32 matrix) against the decoded weights
+// times the rounded activations, and the same bits for 1 and 2 threads.
+TEST(QDot, MatMulOnSparseMaskWeights) {
+  const int64_t C = 512, OC = 37;
+  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8}) {
+    std::vector<float> values = tiny::RandomVector(C * OC, 31);
+    for (size_t i = 0; i < values.size(); ++i)
+      if (i % 10 < 7) values[i] = 0.0f;
+    const Tensor w = tiny::EncodeTensor(MakeF32Tensor("w", {C, OC}, values), type);
+    const Tensor decoded = MakeF32Tensor("w", {C, OC}, DequantizeAll(w));
+    for (int64_t T : {1, 5}) {
+      const std::vector<float> x = tiny::RandomVector(T * C, 32 + (uint32_t)T);
+      std::vector<float> rounded(T * C), got(T * OC), got2(T * OC), want(T * OC);
+      for (int64_t t = 0; t < T; ++t) RoundActivationRow(type, x.data() + t * C, rounded.data() + t * C, C);
+      MatMul(w, x.data(), T, got.data(), 1, Activations::kGgml);
+      MatMul(w, x.data(), T, got2.data(), 2, Activations::kGgml);
+      EXPECT_EQ(got, got2) << DTypeName(type);
+      MatMul(decoded, rounded.data(), T, want.data(), 1, Activations::kExact);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t o = 0; o < OC; ++o) {
+          double mass = 0;
+          const float* wf = decoded.as<float>() + o * C;
+          for (int64_t c = 0; c < C; ++c) mass += std::fabs((double)wf[c] * rounded[t * C + c]);
+          EXPECT_NEAR(got[t * OC + o], want[t * OC + o], (C / 32 + 2 + C) * std::ldexp(mass, -23)) << DTypeName(type);
+        }
+    }
+  }
+}
+
 // The four-row kernels give, bit for bit, what four single-row calls give: on random blocks,
 // rows of one, two and 37 blocks, activation rows strided with padding between them.
 TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
-  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL}) {
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kS24_Q8, DType::kS24_Q4,
+                     DType::kSP50_Q8, DType::kSP70_Q8}) {
     const QDotX4Fn four = FastQDotX4(type);
     if (!four) GTEST_SKIP() << "no four-row kernel on this CPU";
-    for (int64_t n : {32, 64, 37 * 32}) {
-      const std::vector<uint8_t> w = RandomWeightRow(type, n, 3);
+    for (int64_t n : {32, 64, 37 * 32, 4096}) {
+      const std::vector<uint8_t> w =
+          Traits(type).row_header ? RandomMaskRow(type, n, 0.3, 4 + (uint32_t)n) : RandomWeightRow(type, n, 3);
       const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + 5;
       std::vector<uint8_t> a(4 * stride);
       for (int k = 0; k < 4; ++k) {
