@@ -657,42 +657,46 @@ SMELT_AVX2 inline float RowScale(const void* w_row) {
 }
 
 // acc[k] + block b's term against activation row k (y + k·stride), the block expanded once.
-// Even and odd blocks go to separate accumulators (acc[2k], acc[2k + 1]), so that consecutive
-// blocks' multiply-adds do not wait for each other.
+// acc[k] + block b's term against activation row k (y + k·stride), the block expanded once.
 template <int rows>
 SMELT_AVX2 inline void MaskBlockTerms(const MaskRow& r, int64_t b, const uint8_t** codes, const uint8_t* y,
                                       size_t stride, __m256* acc) {
   const __m256i q = ExpandMaskBlock(r, b, codes);
   for (int k = 0; k < rows; ++k) {
     const uint8_t* yk = y + k * stride + b * sizeof(BlockQ8_0);
-    __m256& sum = acc[2 * k + (b & 1)];
-    sum = _mm256_fmadd_ps(_mm256_set1_ps(LoadHalf(yk)), DotSigned(q, Load32(yk + kQ8_0Qs)), sum);
+    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(LoadHalf(yk)), DotSigned(q, Load32(yk + kQ8_0Qs)), acc[k]);
   }
 }
 
-// Bitmask rows against `rows` Q8_0 rows (a + k·stride), each block expanded once. The blocks
-// whose 32-byte code reads could pass the row's last code read a zero-padded copy of the
-// remaining codes instead (codes past the capacity read as 0, as the reference counts them).
-// Per activation row the operations do not depend on `rows` (bit for bit the same results).
+// Bitmask rows against `rows` Q8_0 rows (a + k·stride), each block expanded once; blocks taken
+// in pairs, each with its own accumulators (consecutive multiply-adds do not wait for each
+// other). The blocks whose 32-byte code reads could pass the row's last code read a zero-padded
+// copy of the remaining codes instead (codes past the capacity read as 0, as the reference
+// counts them). Per activation row the operations do not depend on `rows` (bit for bit the same
+// results).
 template <int Cap, int rows>
 SMELT_AVX2 void DotSparseMaskRows(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
   const MaskRow r = MaskRowOf(w_row, n, Cap);
   const auto* y = static_cast<const uint8_t*>(a);
   const uint8_t* c = r.codes;
-  __m256 acc[2 * rows];
-  for (int k = 0; k < 2 * rows; ++k) acc[k] = _mm256_setzero_ps();
+  __m256 acc0[rows], acc1[rows];
+  for (int k = 0; k < rows; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
   int64_t b = 0;
-  for (; b < r.blocks && c + 32 <= r.end; ++b) MaskBlockTerms<rows>(r, b, &c, y, stride, acc);
+  for (; b + 1 < r.blocks && c + 64 <= r.end; b += 2) {  // a block reads at most 32 codes ahead
+    MaskBlockTerms<rows>(r, b, &c, y, stride, acc0);
+    MaskBlockTerms<rows>(r, b + 1, &c, y, stride, acc1);
+  }
+  for (; b < r.blocks && c + 32 <= r.end; ++b) MaskBlockTerms<rows>(r, b, &c, y, stride, acc0);
   if (b < r.blocks) {
     uint8_t tail[64] = {};  // fewer than 32 codes remain
     std::memcpy(tail, c, (size_t)(r.end - c));
     const uint8_t* t = tail;
     for (; b < r.blocks; ++b) {
-      MaskBlockTerms<rows>(r, b, &t, y, stride, acc);
+      MaskBlockTerms<rows>(r, b, &t, y, stride, acc0);
       t = std::min<const uint8_t*>(t, tail + 32);  // past the codes: reads stay on the zeros
     }
   }
-  for (int k = 0; k < rows; ++k) out[k] = RowScale(w_row) * HorizontalSum(_mm256_add_ps(acc[2 * k], acc[2 * k + 1]));
+  for (int k = 0; k < rows; ++k) out[k] = RowScale(w_row) * HorizontalSum(_mm256_add_ps(acc0[k], acc1[k]));
 }
 
 template <int Cap>
