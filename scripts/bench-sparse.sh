@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Decode speed of the sparse weight types against the dense type of the same precision, on the
+# 219.7M synth model (dim 1024, 12 layers, 16 heads, ff 2816, vocab 32000): 2:4 int8 (s24_q8)
+# against q8_0 and 2:4 int4 (s24_q4) against q4_0 on the dense F32 model (the 2:4 types prune it
+# by magnitude as they encode), and the 70 %-unstructured model (`smelt synth --sparsity 0.7`)
+# in sp70_q8 against q8_0. Each sparse file comes twice: every matrix in the sparse type
+# (`--type`), and only the block matrices with the embeddings and the head in the dense type
+# (`--rules 'blk.*=TYPE' --type DENSE`). The dense and sparse files run alternately, A/B/A/B
+# (ROUNDS times), with `smelt bench -t THREADS -p 0 -n N -r R`; one line per run: file, tg t/s.
+#   bash scripts/bench-sparse.sh [WORKDIR] [THREADS]
+# Environment: ROUNDS (2), N (64), R (3). Needs build/smelt and jq.
+set -euo pipefail
+WORK=${1:-$(mktemp -d)}
+THREADS=${2:-1}
+ROUNDS=${ROUNDS:-2}
+N=${N:-64}
+R=${R:-3}
+cd "$(dirname "$0")/.."
+SMELT=$PWD/build/smelt
+mkdir -p "$WORK"
+make_file() {  # make_file OUT SOURCE ARGS...
+  local out=$1 src=$2
+  shift 2
+  [ -f "$out" ] || "$SMELT" quantize "$src" -o "$out" "$@" >/dev/null
+}
+dense="$WORK/synth-220m-f32.gguf"
+sparse70="$WORK/synth-220m-sp70-f32.gguf"
+[ -f "$dense" ] || "$SMELT" synth --dim 1024 --layers 12 --heads 16 --ff 2816 --vocab 32000 --type f32 -o "$dense" >/dev/null
+[ -f "$sparse70" ] || "$SMELT" synth --dim 1024 --layers 12 --heads 16 --ff 2816 --vocab 32000 --type f32 \
+  --sparsity 0.7 -o "$sparse70" >/dev/null
+make_file "$WORK/q8_0.gguf" "$dense" --type q8_0
+make_file "$WORK/q4_0.gguf" "$dense" --type q4_0
+make_file "$WORK/s24_q8.gguf" "$dense" --type s24_q8
+make_file "$WORK/s24_q8-blk.gguf" "$dense" --rules 'blk.*=s24_q8' --type q8_0
+make_file "$WORK/s24_q4.gguf" "$dense" --type s24_q4
+make_file "$WORK/s24_q4-blk.gguf" "$dense" --rules 'blk.*=s24_q4' --type q4_0
+make_file "$WORK/sp70-q8_0.gguf" "$sparse70" --type q8_0
+make_file "$WORK/sp70_q8.gguf" "$sparse70" --type sp70_q8
+make_file "$WORK/sp70_q8-blk.gguf" "$sparse70" --rules 'blk.*=sp70_q8' --type q8_0
+echo "threads $THREADS; tg$N, $R repetitions per run; kernel path $("$SMELT" sysinfo --json --mib 0 | jq -r .kernel_path);" \
+  "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+run() {
+  "$SMELT" bench "$WORK/$1" -t "$THREADS" -p 0 -n "$N" -r "$R" --json |
+    jq -r --arg f "$1" '.results[0] as $r | "\($f) \(.size_bytes / 1e6 * 10 | round / 10) MB: \($r.avg_ts * 100 | round / 100) ± \($r.stddev_ts * 100 | round / 100) t/s"'
+}
+for pair in "q8_0 s24_q8 s24_q8-blk" "q4_0 s24_q4 s24_q4-blk" "sp70-q8_0 sp70_q8 sp70_q8-blk"; do
+  read -ra files <<<"$pair"
+  for ((i = 0; i < ROUNDS; ++i)); do
+    for f in "${files[@]}"; do run "$f.gguf"; done
+  done
+done
