@@ -393,7 +393,7 @@ GgufWriter::Producer ConvertingProducer(const Tensor& src, DType type) {
 
 }  // namespace
 
-void SaveGgufModel(const Model& m, const std::string& path, const GgufSaveOptions& opt) {
+GgufWriter GgufModelWriter(const Model& m, const std::string& path, const GgufSaveOptions& opt) {
   const ModelConfig& c = m.config;
   ValidateConfig(c, path);
   const RopeLayout want = c.arch == "qwen2" ? RopeLayout::kNeox : RopeLayout::kNormal;
@@ -464,7 +464,11 @@ void SaveGgufModel(const Model& m, const std::string& path, const GgufSaveOption
     Tensor t = MakeF32Tensor(kRopeFreqs, {(int64_t)rope_factors.size()}, rope_factors);
     w.AddTensor(t);
   }
-  w.WriteFile(path);
+  return w;
+}
+
+void SaveGgufModel(const Model& m, const std::string& path, const GgufSaveOptions& opt) {
+  GgufModelWriter(m, path, opt).WriteFile(path);
 }
 
 }  // namespace smelt

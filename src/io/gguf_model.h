@@ -33,6 +33,9 @@ struct GgufSaveOptions {
   std::optional<DType> type;
 };
 void SaveGgufModel(const Model& m, const std::string& path, const GgufSaveOptions& opt);
+// The writer SaveGgufModel fills (keys and tensors, nothing written yet), for files that add
+// their own keys and tensors beside a model's (training checkpoints). `path` names errors.
+GgufWriter GgufModelWriter(const Model& m, const std::string& path, const GgufSaveOptions& opt);
 
 // --- lower-level pieces ---------------------------------------------------------------------
 

@@ -1,0 +1,69 @@
+#pragma once
+// The training loop's step: gradient accumulation over micro-batches, global-norm clipping, the
+// learning-rate schedule and AdamW, with deterministic data order (train/data.h). Everything a
+// step depends on is in TrainModel, AdamW and Trainer's counters, which is what a checkpoint
+// holds (train/checkpoint.h), so a resumed run repeats a straight run's losses bit for bit (on
+// the same machine and thread count).
+#include <cstdint>
+#include <vector>
+
+#include "train/data.h"
+#include "train/model.h"
+#include "train/optim.h"
+
+namespace smelt::train {
+
+struct TrainOptions {
+  int64_t steps = 100;     // optimizer steps in the run (the schedule's length)
+  int64_t batch = 8;       // sequences per micro-batch
+  int64_t accum = 1;       // micro-batches per optimizer step
+  float lr = 1e-3f;
+  int64_t warmup = 0;
+  float min_lr_ratio = 0.1f;
+  float clip = 1.0f;       // global gradient norm limit (0: none)
+  AdamWOptions adam;
+  int64_t eval_batches = 8;  // validation batches per evaluation (0: all)
+  int threads = 1;           // OpenMP threads of the ops and OpenBLAS threads of the GEMMs
+};
+
+struct StepStats {
+  int64_t step = 0;         // 1-based number of the step just taken
+  double loss = 0.0;        // mean training loss over the step's scored targets
+  double grad_norm = 0.0;   // before clipping
+  float lr = 0.0f;
+  int64_t tokens = 0;       // tokens processed (inputs of every micro-batch)
+};
+
+class Trainer {
+ public:
+  Trainer(TrainModel model, const TrainOptions& opt);
+
+  // One optimizer step on micro-batches micro_batches() ... + accum - 1 of `data`.
+  StepStats Step(const Dataset& data);
+  // Mean loss over the validation batches (options().eval_batches of them).
+  double ValLoss(const Dataset& data);
+
+  const TrainModel& model() const { return model_; }
+  TrainModel& model() { return model_; }
+  const TrainOptions& options() const { return opt_; }
+  const AdamW& optimizer() const { return adam_; }
+  int64_t step() const { return step_; }
+  int64_t micro_batches() const { return micro_; }  // the data position
+  const std::vector<float>& losses() const { return losses_; }  // mean loss of each step so far
+  LrSchedule schedule() const;
+  void set_threads(int threads) { opt_.threads = threads; }
+
+  // Restores the counters and optimizer state saved in a checkpoint.
+  void Restore(int64_t step, int64_t micro_batches, std::vector<float> losses, std::vector<float> adam_m,
+               std::vector<float> adam_v);
+
+ private:
+  TrainModel model_;
+  TrainOptions opt_;
+  AdamW adam_;
+  Workspace ws_;
+  int64_t step_ = 0, micro_ = 0;
+  std::vector<float> losses_;
+};
+
+}  // namespace smelt::train
