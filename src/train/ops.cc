@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "kernels/blas.h"
 #include "kernels/rope.h"
 
 namespace smelt::train {
@@ -70,6 +71,7 @@ template <class Fn>
 void Pieces(int64_t n, int threads, Fn fn) {
   const int k = (int)std::min<int64_t>(threads, n);
   if (k <= 1) return fn(int64_t{0}, n);
+  const BlasThreads blas(1);
 #pragma omp parallel for num_threads(k) schedule(static)
   for (int p = 0; p < k; ++p) fn(n * p / k, n * (p + 1) / k);
 }
@@ -139,8 +141,89 @@ void RopeBackward(float* dx, std::span<const int32_t> positions, const RopeShape
   Rotate(dx, positions, s, inv_freq, -1.0f, threads);
 }
 
+namespace {
+
+// Causal softmax of row i of the scaled scores (only j <= i count), in place; zeros after i.
+void CausalSoftmaxRow(float* p, int64_t i, int64_t T) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, p[j]);
+  float sum = 0.0f;
+  for (int64_t j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - mx));
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
+  std::fill(p + i + 1, p + T, 0.0f);
+}
+
+}  // namespace
+
 void AttentionForward(const float* q, const float* k, const float* v, const AttentionShape& s, float* out,
                       float* probs, int threads) {
+  const int64_t T = s.T, hd = s.head_dim, Qw = (int64_t)s.heads * hd, KVw = (int64_t)s.kv_heads * hd;
+  const int group = s.heads / s.kv_heads;
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const BlasThreads blas(1);  // each task's products run on its own thread
+#pragma omp parallel for collapse(2) num_threads(Workers(threads, s.B * s.heads * T * T * hd)) schedule(static)
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int h = 0; h < s.heads; ++h) {
+      const int64_t kvh = h / group;
+      float* P = probs + (b * s.heads + h) * T * T;
+      const float* Q = q + b * T * Qw + h * hd;
+      const float* K = k + b * T * KVw + kvh * hd;
+      const float* V = v + b * T * KVw + kvh * hd;
+      // P = softmax(Q Kᵀ · scale) with the future masked; O = P V.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd, scale, Q, (int)Qw, K, (int)KVw,
+                  0.0f, P, (int)T);
+      for (int64_t i = 0; i < T; ++i) CausalSoftmaxRow(P + i * T, i, T);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1.0f, P, (int)T, V, (int)KVw,
+                  0.0f, out + b * T * Qw + h * hd, (int)Qw);
+    }
+}
+
+void AttentionBackward(const float* dout, const float* q, const float* k, const float* v, const float* probs,
+                       const AttentionShape& s, float* dq, float* dk, float* dv, int threads) {
+  const int64_t T = s.T, hd = s.head_dim, Qw = (int64_t)s.heads * hd, KVw = (int64_t)s.kv_heads * hd;
+  const int group = s.heads / s.kv_heads;
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const BlasThreads blas(1);
+  // One task per (sequence, kv head), its query heads in order: dk/dv sums have a fixed order.
+#pragma omp parallel for collapse(2) num_threads(Workers(threads, 2 * s.B * s.heads * T * T * hd)) schedule(static)
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int kvh = 0; kvh < s.kv_heads; ++kvh) {
+      std::vector<float> dS((size_t)(T * T));
+      const float* K = k + b * T * KVw + kvh * hd;
+      const float* V = v + b * T * KVw + kvh * hd;
+      float* dK = dk + b * T * KVw + kvh * hd;
+      float* dV = dv + b * T * KVw + kvh * hd;
+      for (int64_t j = 0; j < T; ++j) std::fill_n(dK + j * KVw, hd, 0.0f), std::fill_n(dV + j * KVw, hd, 0.0f);
+      for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const float* P = probs + (b * s.heads + h) * T * T;
+        const float* dO = dout + b * T * Qw + h * hd;
+        const float* Q = q + b * T * Qw + h * hd;
+        // dV += Pᵀ dO; dP = dO Vᵀ.
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1.0f, P, (int)T, dO, (int)Qw,
+                    1.0f, dV, (int)KVw);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd, 1.0f, dO, (int)Qw, V, (int)KVw,
+                    0.0f, dS.data(), (int)T);
+        // Softmax backward: dS_ij = P_ij (dP_ij - Σ_j P_ij dP_ij) · scale (zero where P is).
+        for (int64_t i = 0; i < T; ++i) {
+          const float* p = P + i * T;
+          float* d = dS.data() + i * T;
+          float pdp = 0.0f;
+          for (int64_t j = 0; j <= i; ++j) pdp += p[j] * d[j];
+          for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - pdp) * scale;
+          std::fill(d + i + 1, d + T, 0.0f);
+        }
+        // dQ = dS K; dK += dSᵀ Q.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1.0f, dS.data(), (int)T, K,
+                    (int)KVw, 0.0f, dq + b * T * Qw + h * hd, (int)Qw);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1.0f, dS.data(), (int)T, Q,
+                    (int)Qw, 1.0f, dK, (int)KVw);
+      }
+    }
+}
+
+void AttentionForwardReference(const float* q, const float* k, const float* v, const AttentionShape& s, float* out,
+                               float* probs, int threads) {
   const int64_t T = s.T, hd = s.head_dim, Qw = (int64_t)s.heads * hd, KVw = (int64_t)s.kv_heads * hd;
   const int group = s.heads / s.kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);
@@ -152,19 +235,13 @@ void AttentionForward(const float* q, const float* k, const float* v, const Atte
       for (int64_t i = 0; i < T; ++i) {
         const float* qi = q + (b * T + i) * Qw + h * hd;
         float* p = P + i * T;
-        float mx = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j <= i; ++j) {
           const float* kj = k + (b * T + j) * KVw + kvh * hd;
           float d = 0.0f;
           for (int64_t e = 0; e < hd; ++e) d += qi[e] * kj[e];
           p[j] = d * scale;
-          mx = std::max(mx, p[j]);
         }
-        float sum = 0.0f;
-        for (int64_t j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - mx));
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
-        std::fill(p + i + 1, p + T, 0.0f);
+        CausalSoftmaxRow(p, i, T);
         float* o = out + (b * T + i) * Qw + h * hd;
         std::fill(o, o + hd, 0.0f);
         for (int64_t j = 0; j <= i; ++j) {
@@ -175,8 +252,9 @@ void AttentionForward(const float* q, const float* k, const float* v, const Atte
     }
 }
 
-void AttentionBackward(const float* dout, const float* q, const float* k, const float* v, const float* probs,
-                       const AttentionShape& s, float* dq, float* dk, float* dv, int threads) {
+void AttentionBackwardReference(const float* dout, const float* q, const float* k, const float* v,
+                                const float* probs, const AttentionShape& s, float* dq, float* dk, float* dv,
+                                int threads) {
   const int64_t T = s.T, hd = s.head_dim, Qw = (int64_t)s.heads * hd, KVw = (int64_t)s.kv_heads * hd;
   const int group = s.heads / s.kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);

@@ -65,6 +65,13 @@ void AttentionForward(const float* q, const float* k, const float* v, const Atte
 // Writes dq, dk, dv (kv heads gather the gradients of every query head of their group).
 void AttentionBackward(const float* dout, const float* q, const float* k, const float* v, const float* probs,
                        const AttentionShape& s, float* dq, float* dk, float* dv, int threads);
+// The plain twins: the same definitions as loops over every query, key and element (the fast
+// pair above runs each (sequence, head) as sgemm products of whole (T, T) score matrices).
+void AttentionForwardReference(const float* q, const float* k, const float* v, const AttentionShape& s, float* out,
+                               float* probs, int threads);
+void AttentionBackwardReference(const float* dout, const float* q, const float* k, const float* v,
+                                const float* probs, const AttentionShape& s, float* dq, float* dk, float* dv,
+                                int threads);
 
 // ---- SwiGLU: out = silu(gate) · up, silu(g) = g / (1 + e^-g) ---------------------------------
 void SwigluForward(const float* gate, const float* up, int64_t n, float* out, int threads);

@@ -203,18 +203,34 @@ TEST(TrainOps, GroupedCausalAttentionForwardAndBackward) {
   ExpectGradient(f, v.data(), v.size(), dv.data(), noise, "dv");
 }
 
-TEST(TrainOps, AttentionIsTheSameOnOneOrTwoThreads) {
+// The sgemm attention against its loop twin, and the same bits on one or two threads.
+TEST(TrainOps, AttentionMatchesItsReferenceTwin) {
   const AttentionShape s{2, 64, 4, 2, 16};  // large enough to run on a team of threads
   const int64_t N = s.B * s.T, Qw = s.heads * s.head_dim, KVw = s.kv_heads * s.head_dim;
   const std::vector<float> q = Random(N * Qw, 20), k = Random(N * KVw, 21), v = Random(N * KVw, 22);
   const std::vector<float> r = Random(N * Qw, 23);
-  auto run = [&](int threads) {
+  auto run = [&](bool reference, int threads) {
     std::vector<float> out(N * Qw), probs(s.B * s.heads * s.T * s.T), dq(q.size()), dk(k.size()), dv(v.size());
-    AttentionForward(q.data(), k.data(), v.data(), s, out.data(), probs.data(), 2);
-    AttentionBackward(r.data(), q.data(), k.data(), v.data(), probs.data(), s, dq.data(), dk.data(), dv.data(), 2);
-    return std::vector<std::vector<float>>{out, dq, dk, dv};
+    (reference ? AttentionForwardReference : AttentionForward)(q.data(), k.data(), v.data(), s, out.data(),
+                                                               probs.data(), threads);
+    (reference ? AttentionBackwardReference : AttentionBackward)(r.data(), q.data(), k.data(), v.data(),
+                                                                 probs.data(), s, dq.data(), dk.data(), dv.data(),
+                                                                 threads);
+    return std::vector<std::vector<float>>{out, dq, dk, dv, probs};
   };
-  EXPECT_EQ(run(1), run(2));
+  const auto fast = run(false, 2), ref = run(true, 1);
+  EXPECT_EQ(run(false, 1), fast);
+  EXPECT_EQ(run(true, 2), ref);
+  const char* names[] = {"out", "dq", "dk", "dv", "probs"};
+  for (size_t t = 0; t < fast.size(); ++t) {
+    double norm = 0, diff = 0;
+    for (size_t i = 0; i < fast[t].size(); ++i) {
+      norm += (double)ref[t][i] * ref[t][i];
+      diff += ((double)fast[t][i] - ref[t][i]) * ((double)fast[t][i] - ref[t][i]);
+    }
+    // Sums of T·hd products in another order: fp32 rounding of that length, relative to the norm.
+    EXPECT_LE(std::sqrt(diff), 4 * (s.T + s.head_dim) * kF32Eps * std::sqrt(norm)) << names[t];
+  }
 }
 
 TEST(TrainOps, SwigluForwardAndBackward) {

@@ -119,7 +119,7 @@ TEST(TrainLoop, ResumeFromACheckpointRepeatsTheStraightRun) {
   Trainer first = fx.Make(12);
   for (int i = 0; i < 6; ++i) first.Step(fx.data);
   SaveCheckpoint(first, fx.data.Fingerprint(), ckpt);
-  Checkpoint c = LoadCheckpoint(ckpt, 2);
+  Checkpoint c = LoadCheckpoint(ckpt, fx.Options(12).threads);  // the same threads: the same bits
   EXPECT_EQ(c.data_fingerprint, fx.data.Fingerprint());
   EXPECT_EQ(c.trainer.step(), 6);
   EXPECT_EQ(c.trainer.micro_batches(), 6);
@@ -156,7 +156,9 @@ TEST(TrainLoop, CorruptCheckpointIsOneClearErrorAndChangesNothing) {
       {write("empty.ckpt", ""), "empty.ckpt"},
       {assets::kStoriesGguf, "not a smelt training checkpoint"},
   };
-  for (const auto& [path, want] : cases) {
+  for (const auto& c : cases) {
+    const std::string& path = c.first;
+    const std::string& want = c.second;
     const std::string before = ReadFileToString(path);
     const std::string e = ErrorOf([&] { LoadCheckpoint(path, 1); });
     EXPECT_NE(e.find(want), std::string::npos) << path << ": " << e;
