@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
       smelt::cli::AddSensitivity(app),
       smelt::cli::AddSysinfo(app),
       smelt::cli::AddBench(app),
+      smelt::cli::AddTrain(app),
   };
   try {
     app.parse(argc, argv);
