@@ -12,13 +12,16 @@ namespace {
 constexpr uint32_t kCheckpointVersion = 1;
 const std::string kMoment1 = "train.adam_m.", kMoment2 = "train.adam_v.";
 
+// Covers the numbers a resumed run depends on: weights, moments, counters, losses, the data's
+// fingerprint and the options.
 uint64_t Checksum(const std::vector<float>& params, const std::vector<float>& m, const std::vector<float>& v,
-                  int64_t step, int64_t micro, const std::vector<float>& losses, uint64_t data) {
+                  int64_t step, int64_t micro, const std::vector<float>& losses, uint64_t data,
+                  const TrainOptions& o) {
   Fnv1a h;
   for (const std::vector<float>* x : {&params, &m, &v, &losses}) h.Mix(x->data(), x->size() * sizeof(float));
-  h.MixValue(step);
-  h.MixValue(micro);
-  h.MixValue(data);
+  for (int64_t n : {step, micro, (int64_t)data, o.steps, o.batch, o.accum, o.warmup, o.eval_batches}) h.MixValue(n);
+  for (float f : {o.lr, o.min_lr_ratio, o.clip, o.adam.beta1, o.adam.beta2, o.adam.eps, o.adam.weight_decay})
+    h.MixValue(f);
   return h.value();
 }
 
@@ -64,7 +67,7 @@ void SaveCheckpoint(const Trainer& t, uint64_t data_fingerprint, const std::stri
   w.Set("train.losses", GgufValue::F32Array(t.losses()));
   const AdamW& adam = t.optimizer();
   u64("train.checksum", (int64_t)Checksum(model.params(), adam.m(), adam.v(), t.step(), t.micro_batches(),
-                                          t.losses(), data_fingerprint));
+                                          t.losses(), data_fingerprint, o));
   for (const ParamSlice& s : model.slices()) {
     w.AddTensor(SliceTensor(kMoment1 + s.name, s, adam.m()));
     w.AddTensor(SliceTensor(kMoment2 + s.name, s, adam.v()));
@@ -108,7 +111,7 @@ Checkpoint LoadCheckpoint(const std::string& path, int threads) {
       std::copy_n(t->as<float>(), s.size, dst->begin() + (ptrdiff_t)s.offset);
     }
   const uint64_t want = GetU64(f, "train.checksum");
-  if (Checksum(model.params(), m1, m2, step, micro, losses, data) != want)
+  if (Checksum(model.params(), m1, m2, step, micro, losses, data, o) != want)
     Fail("{}: checksum mismatch: the checkpoint is corrupt", path);
 
   Checkpoint c{Trainer(std::move(model), o), data};

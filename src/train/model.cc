@@ -156,7 +156,11 @@ void Forward(const TrainModel& m, const Batch& batch, Workspace& ws, int threads
   Resize(ws.blocks[0].x, N * C);
   EmbeddingForward(m.Param("token_embd.weight"), batch.inputs, C, ws.blocks[0].x.data());
   for (int l = 0; l < c.n_layers; ++l) {
-    float* out = l + 1 < c.n_layers ? (Resize(ws.blocks[l + 1].x, N * C), ws.blocks[l + 1].x.data()) : ws.x_final.data();
+    float* out = ws.x_final.data();
+    if (l + 1 < c.n_layers) {
+      Resize(ws.blocks[l + 1].x, N * C);
+      out = ws.blocks[l + 1].x.data();
+    }
     BlockForward(m, l, ws.blocks[l].x.data(), batch.B, batch.T, ws.blocks[l], out, ws.positions, threads);
   }
   Resize(ws.rstd_final, N);

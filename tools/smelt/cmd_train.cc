@@ -224,7 +224,9 @@ Command AddTrain(CLI::App& root) {
   app->add_option("--ckpt", a->ckpt, "checkpoint file, written every --ckpt-every steps and at the end");
   app->add_option("--ckpt-every", a->ckpt_every, "steps between checkpoints (0: only at the end)")
       ->capture_default_str();
-  app->add_flag("--resume", a->resume, "continue from --ckpt when it exists (same flags and data)");
+  app->add_flag("--resume", a->resume,
+                "continue from --ckpt when it exists (same flags and data; the same --threads repeats a straight "
+                "run bit for bit)");
   app->add_option("-o,--output", a->out, "output GGUF model (f32)")->required();
   app->add_flag("--json", a->json, "print JSON");
   return {app, [a] { return RunTrain(*a); }};
