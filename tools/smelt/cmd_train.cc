@@ -154,7 +154,8 @@ int RunTrain(TrainArgs& a) {
   }
   if (tty) std::fputc('\n', stderr);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const double val = data.val_sequences() > 0 ? t.ValLoss(data) : 0.0;
+  const bool has_val = data.val_sequences() > 0;  // --val-frac 0: no validation split
+  const double val = has_val ? t.ValLoss(data) : 0.0;
   save();
   train::ExportGguf(t.model(), a.out);
 
@@ -175,7 +176,7 @@ int RunTrain(TrainArgs& a) {
                {"train_sequences", data.train_sequences()},
                {"val_sequences", data.val_sequences()},
                {"final_loss", final_loss},
-               {"val_loss", val},
+               {"val_loss", has_val ? nlohmann::json(val) : nlohmann::json(nullptr)},
                {"losses", t.losses()},
                {"val_losses", vl},
                {"tokens", tokens},
@@ -187,7 +188,8 @@ int RunTrain(TrainArgs& a) {
              t.model().config().name, (double)t.model().params().size() / 1e6, a.data, data.train_sequences(),
              data.val_sequences(), data.seq());
   if (resumed_from > 0) fmt::print("resumed from step {} of {}\n", resumed_from, steps);
-  fmt::print("steps {}  final loss {:.4f}  validation loss {:.4f}\n", steps, final_loss, val);
+  fmt::print("steps {}  final loss {:.4f}  validation loss {}\n", steps, final_loss,
+             has_val ? fmt::format("{:.4f}", val) : std::string("(no validation split)"));
   fmt::print("{} tokens in {:.1f} s: {:.0f} tokens/s, threads: {}\n", tokens, seconds, tps, t.options().threads);
   fmt::print("wrote {}{}\n", a.out, a.ckpt.empty() ? "" : fmt::format(" (checkpoint {})", a.ckpt));
   return 0;
