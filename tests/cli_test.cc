@@ -842,6 +842,23 @@ TEST(Cli, TrainKilledAndResumedEqualsStraightRun) {
   fs::remove_all(dir);
 }
 
+// A new model with a vocabulary learned from its own training text: the file carries that
+// vocabulary, and the model generates through it.
+TEST(Cli, TrainWithANewVocabulary) {
+  fs::path dir = TempDir("train-vocab");
+  const std::string corpus = SmallCorpus(dir), out = (dir / "m.gguf").string();
+  Result r = Smelt("train --data '" + corpus + "' --config dim=32,layers=1,heads=4,ff=64 --vocab-size 400 --steps 20 " +
+                   "--batch 2 --seq 32 --lr 3e-3 -t 1 --json -o '" + out + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_EQ(nlohmann::json::parse(info.out)["config"]["vocab"].get<int>(), 400) << info.out;
+  Result run = Smelt("run '" + out + "' -n 8 --temp 0 -p 'Once upon'");
+  EXPECT_EQ(run.code, 0) << run.err;
+  EXPECT_FALSE(run.out.empty());
+  fs::remove_all(dir);
+}
+
 TEST(Cli, TrainBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("train-bad");
   const std::string corpus = SmallCorpus(dir), out = (dir / "out.gguf").string();
@@ -855,6 +872,10 @@ TEST(Cli, TrainBadInputGivesOneLineAndNoOutput) {
       {"--data '" + corpus + "' --config dim=30,layers=2,heads=4,ff=64 --tokenizer '" + kStories + "/stories260K.gguf'",
        "--config"},
       {"--data '" + corpus + "'", "--init"},
+      {"--data '" + corpus + "'" + model + " --vocab-size 400", "--vocab-size 400"},
+      {"--data '" + corpus + "' --config dim=32,layers=2,heads=4,ff=64 --vocab-size 100", "vocabulary size 100"},
+      {"--data '" + (dir / "empty.txt").string() + "' --config dim=32,layers=2,heads=4,ff=64 --vocab-size 400",
+       "empty.txt"},
   };
   for (const auto& [args, want] : bad) {
     Result e = Smelt("train " + args + " --steps 2 --seq 16 -o '" + out + "'");

@@ -168,7 +168,7 @@ TEST(SynthPeer, TrainedVocabularyLoadsAndTokenizesAsInLlamaCpp) {
   o.heads = 4;
   o.vocab = 1024;
   Model m = SynthesizeModel(o);
-  m.vocab = TrainBpeVocab(std::string_view(all).substr(0, 1 << 20), {.vocab_size = o.vocab}, "kjv");
+  m.vocab = train::TrainBpeVocab(std::string_view(all).substr(0, 1 << 20), {.vocab_size = o.vocab}, "kjv");
   ASSERT_EQ(m.vocab.size(), o.vocab);
   const auto dir = std::filesystem::temp_directory_path() / ("smelt-vocab-peer-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "io/utf8.h"
 
-namespace smelt {
+namespace smelt::train {
 namespace {
 
 constexpr std::string_view kSpace = "\xE2\x96\x81";  // "▁" U+2581
@@ -205,4 +205,4 @@ Vocab TrainBpeVocab(std::string_view text, const VocabTrainOptions& opt, const s
   return v;
 }
 
-}  // namespace smelt
+}  // namespace smelt::train

@@ -17,7 +17,7 @@
 
 #include "model/vocab.h"
 
-namespace smelt {
+namespace smelt::train {
 
 struct VocabTrainOptions {
   int vocab_size = 1024;   // total tokens, specials and byte tokens included (>= 260)
@@ -28,4 +28,4 @@ struct VocabTrainOptions {
 // `source` for an empty text or a vocab_size below 260.
 Vocab TrainBpeVocab(std::string_view text, const VocabTrainOptions& opt, const std::string& source);
 
-}  // namespace smelt
+}  // namespace smelt::train

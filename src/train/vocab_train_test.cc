@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "io/tokenizer.h"
 
-namespace smelt {
+namespace smelt::train {
 namespace {
 
 const std::string kBible = std::string(SMELT_SHARED_DIR) + "/assets/kjv_bible/kjv.txt";
@@ -142,4 +142,4 @@ TEST(TrainVocab, BadInputFailsWithOneLine) {
 }
 
 }  // namespace
-}  // namespace smelt
+}  // namespace smelt::train

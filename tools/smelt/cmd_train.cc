@@ -10,9 +10,11 @@
 #include <optional>
 
 #include "cli_util.h"
+#include "core/mapped_file.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/trainer.h"
+#include "train/vocab_train.h"
 
 namespace smelt::cli {
 namespace {
@@ -22,6 +24,7 @@ struct TrainArgs {
   train::TrainOptions opt;
   train::DataOptions data_opt;
   int64_t eval_every = 0, ckpt_every = 0;
+  int vocab_size = 0;  // > 0: learn a vocabulary of this size from --data
   uint64_t seed = 1;
   bool resume = false, json = false;
 };
@@ -92,7 +95,10 @@ void CheckSameRun(const train::TrainOptions& flags, const train::TrainOptions& s
 int RunTrain(TrainArgs& a) {
   using Clock = std::chrono::steady_clock;
   if (a.init.empty() == a.config.empty()) Fail("train needs either --init MODEL or --config ... --tokenizer MODEL");
-  if (!a.config.empty() && a.tokenizer.empty()) Fail("train --config needs --tokenizer MODEL for the vocabulary");
+  if (!a.config.empty() && a.tokenizer.empty() && a.vocab_size == 0)
+    Fail("train --config needs --tokenizer MODEL or --vocab-size N for the vocabulary");
+  if (a.vocab_size != 0 && (!a.tokenizer.empty() || !a.init.empty()))
+    Fail("--vocab-size {}: learns a new vocabulary for --config, not with --tokenizer or --init", a.vocab_size);
   if (a.resume && a.ckpt.empty()) Fail("--resume needs --ckpt FILE");
   a.data_opt.seed = a.seed;
 
@@ -101,8 +107,14 @@ int RunTrain(TrainArgs& a) {
   if (!a.init.empty()) {
     init = LoadModel(a.init);
     vocab = init->vocab;
-  } else {
+  } else if (!a.tokenizer.empty()) {
     vocab = LoadModel(a.tokenizer).vocab;
+  } else {
+    // A new vocabulary from the training text itself (document separators are not text).
+    std::string text = ReadFileToString(a.data);
+    const std::string& sep = a.data_opt.separator;
+    for (size_t p; !sep.empty() && (p = text.find(sep)) != std::string::npos;) text.erase(p, sep.size());
+    vocab = train::TrainBpeVocab(text, {.vocab_size = a.vocab_size}, a.data);
   }
   if (vocab.tokens.empty()) Fail("{}: the model has no tokenizer", a.init.empty() ? a.tokenizer : a.init);
   const train::Dataset data = train::Dataset::FromFile(vocab, a.data, a.data_opt);
@@ -204,6 +216,9 @@ Command AddTrain(CLI::App& root) {
   app->add_option("--config", a->config,
                   "a new model: dim=..,layers=..,heads=..,kv-heads=..,ff=..[,ctx=..,theta=..,eps=..,tied=1]");
   app->add_option("--tokenizer", a->tokenizer, "model whose vocabulary a new model (--config) uses");
+  app->add_option("--vocab-size", a->vocab_size,
+                  "a new model (--config) with a new SentencePiece-style BPE vocabulary of N tokens learned from --data "
+                  "(instead of --tokenizer)");
   app->add_option("--init", a->init, "start from this model instead (any weight type, dequantized to f32)");
   app->add_option("--steps", a->opt.steps, "optimizer steps")->capture_default_str()->check(CLI::PositiveNumber);
   app->add_option("--batch", a->opt.batch, "sequences per micro-batch")->capture_default_str()->check(CLI::PositiveNumber);
