@@ -142,8 +142,13 @@ std::vector<uint8_t> SelectMask(const std::vector<float>& scores, int64_t OC, in
   if (pattern.structured()) {
     for (int64_t r = 0; r < OC; ++r) MarkNm(&scores[(size_t)(r * C)], C, pattern, &mask[(size_t)(r * C)]);
   } else if (per_row) {
-    const int64_t k = std::llround(sparsity * (double)C);
-    for (int64_t r = 0; r < OC; ++r) MarkLowest(&scores[(size_t)(r * C)], C, k, &mask[(size_t)(r * C)]);
+    // Row r prunes round(S·C·(r+1)) - round(S·C·r): within one of S·C, and the matrix holds
+    // exactly round(S·OC·C) whatever S is.
+    const double per = sparsity * (double)C;
+    for (int64_t r = 0; r < OC; ++r) {
+      const int64_t k = std::llround(per * (double)(r + 1)) - std::llround(per * (double)r);
+      MarkLowest(&scores[(size_t)(r * C)], C, k, &mask[(size_t)(r * C)]);
+    }
   } else {
     MarkLowest(scores.data(), OC * C, std::llround(sparsity * (double)(OC * C)), mask.data());
   }

@@ -70,9 +70,10 @@ void MarkNm(const float* scores, int64_t n, NmPattern p, uint8_t* pruned);
 // -inf where W is exactly zero.
 std::vector<float> PruneScores(const float* W, int64_t OC, int64_t C, const InputStats* input);
 
-// The weights kept for round(sparsity · count) pruned, as the criteria above compare them:
-// per_row false: across the whole matrix (magnitude); true: the same count in each row
-// (round(sparsity · C) per row, Wanda). With an N:M pattern, sparsity is ignored.
+// The mask of round(sparsity · OC · C) pruned weights, compared as the criteria above do:
+// per_row false: across the whole matrix (magnitude); true: within each row (Wanda), row r
+// pruning round(S·C·(r+1)) - round(S·C·r), i.e. S·C rounded so that the rows add up exactly.
+// With an N:M pattern, sparsity is ignored.
 std::vector<uint8_t> SelectMask(const std::vector<float>& scores, int64_t OC, int64_t C, double sparsity,
                                 bool per_row, NmPattern pattern);
 
