@@ -366,6 +366,33 @@ TEST(Prune, GlobalMagnitudeUsesOneThreshold) {
   EXPECT_EQ(sum.zeros(), std::llround(0.4 * (double)sum.parameters()));
 }
 
+// The head and the embedding stay dense unless asked: the head then by the method (Wanda, on
+// the head's inputs), the embedding by magnitude (no projection reads it).
+TEST(Prune, HeadAndEmbeddingOnlyWhenAsked) {
+  const Model m = LoadModel(assets::kStoriesGguf);
+  ASSERT_TRUE(m.weights.Contains("output.weight"));  // untied
+  PruneOptions o;
+  o.method = PruneMethod::kWanda;
+  o.sparsity = 0.5;
+  o.samples = &Samples(m);
+  o.prune_head = true;
+  o.prune_embeddings = true;
+  PruneSummary sum;
+  const Model p = PruneModel(m, o, &sum);
+  ASSERT_EQ(sum.matrices.size(), 7u * 5u + 2u);
+  for (const char* name : {"output.weight", "token_embd.weight"}) {
+    const Tensor& t = p.weights.Get(name);
+    EXPECT_EQ(CountZeros(t), t.nelements() / 2) << name;
+  }
+  // The embedding by magnitude: its mask is the matrix-wide magnitude mask.
+  const std::vector<float> e = Values(m, "token_embd.weight");
+  const Tensor& te = m.weights.Get("token_embd.weight");
+  const std::vector<uint8_t> mask = SelectMask(PruneScores(e.data(), te.nrows(), te.ne[0], nullptr), te.nrows(),
+                                               te.ne[0], 0.5, false, {});
+  const std::vector<float> pe = Values(p, "token_embd.weight");
+  for (size_t i = 0; i < pe.size(); ++i) EXPECT_EQ(pe[i] == 0.0f, mask[i] == 1) << i;
+}
+
 TEST(Prune, BadOptionsNameTheProblem) {
   const Model m = LoadModel(assets::kStoriesGguf);
   auto error = [&](PruneOptions o) { return ErrorOf([&] { PruneTargets(m, o); }); };
