@@ -319,8 +319,9 @@ Command AddPrune(CLI::App& root) {
                   "each round")
       ->capture_default_str();
   app->add_option("--type", a->type,
-                  "type of the pruned matrices (default: keep f32/f16/bf16): a type with an exact zero such as q8_0 or "
-                  "q4_0; with sparsegpt a type with code access is quantized in the same sweep (joint)");
+                  "type of the pruned matrices (default: keep f32/f16/bf16; other input types are written as f32): a "
+                  "type with an exact zero such as q8_0 or q4_0; with sparsegpt a type with code access is quantized in "
+                  "the same sweep (joint)");
   app->add_option("--calib", a->calib.calib, "calibration text (wanda, sparsegpt, owl)");
   AddCalibOptions(app, a->calib);
   app->add_option("--damp", a->damp, "sparsegpt: dampening, a fraction of mean(diag(H))")->capture_default_str();
