@@ -32,7 +32,9 @@
 // staged pass (compress/activation_stats.h), each projection group pruned as soon as its inputs
 // are complete and its pruned outputs fed on (sequential, as GPTQ does); gradual pruning over R
 // rounds on Zhu & Gupta's cubic schedule S_r = S (1 - (1 - r/R)³), statistics re-collected each
-// round, with a hook between rounds for a recovery step.
+// round, with a hook between rounds for a recovery step. The allocation is decided once, on the
+// input model, and round r prunes each matrix to its final share times S_r / S, so no matrix's
+// count ever falls between rounds.
 #include <cstdint>
 #include <functional>
 #include <optional>
