@@ -5,10 +5,14 @@
 
 namespace smelt {
 
-void RmsNorm(float* out, const float* x, const float* w, int64_t n, float eps) {
+float RmsScale(const float* x, int64_t n, float eps) {
   double ss = 0.0;
   for (int64_t i = 0; i < n; ++i) ss += (double)x[i] * (double)x[i];
-  const float scale = 1.0f / std::sqrt((float)(ss / (double)n) + eps);
+  return 1.0f / std::sqrt((float)(ss / (double)n) + eps);
+}
+
+void RmsNorm(float* out, const float* x, const float* w, int64_t n, float eps) {
+  const float scale = RmsScale(x, n, eps);
   for (int64_t i = 0; i < n; ++i) out[i] = (x[i] * scale) * w[i];
 }
 

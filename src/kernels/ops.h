@@ -26,9 +26,11 @@ inline float DotF32(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
-// out[i] = x[i] / sqrt(mean(x²) + eps) * w[i], i < n. The mean is accumulated in double (as
-// ggml does). out may alias x.
+// out[i] = (x[i] · RmsScale(x, n, eps)) · w[i], i < n. out may alias x.
 void RmsNorm(float* out, const float* x, const float* w, int64_t n, float eps);
+
+// 1 / sqrt(mean(x²) + eps) over x[0..n), the mean accumulated in double (as ggml does).
+float RmsScale(const float* x, int64_t n, float eps);
 
 // In-place softmax of x[0..n): exp(x - max) / sum (sum in double).
 void Softmax(float* x, int64_t n);

@@ -11,6 +11,7 @@
 #include "formats/q4_0.h"
 #include "formats/q8_0.h"
 #include "formats/types.h"
+#include "kernels/fused.h"
 
 namespace smelt {
 namespace {
@@ -152,19 +153,12 @@ void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, in
   const PackedGemmFn gemm = FastPackedGemm(p.type);
   SMELT_ASSERT(gemm);
   const int64_t C = p.cols, OC = p.rows, nb = p.blocks_per_row();
-  const size_t a_bytes = RowBytes(DType::kQ8_0, C);
+  const size_t a_bytes = EncodedRowBytes(DType::kQ8_0, C);
   std::vector<uint8_t> encoded(a_bytes * (size_t)T);
-  std::vector<int32_t> sums(p.type == DType::kQ4_0 ? T * nb : 0);  // Q4_0's offset term needs them
-  for (int64_t t = 0; t < T; ++t) {
-    QuantizeActivationRow(DType::kQ8_0, x + t * C, encoded.data() + t * a_bytes, C);
-    if (sums.empty()) continue;
-    const auto* blocks = reinterpret_cast<const BlockQ8_0*>(encoded.data() + t * a_bytes);
-    for (int64_t b = 0; b < nb; ++b) {
-      int32_t s = 0;
-      for (int8_t q : blocks[b].qs) s += q;
-      sums[t * nb + b] = s;
-    }
-  }
+  std::vector<int32_t> sums(EncodedRowSums(DType::kQ8_0, C) * T);  // Q4_0's offset term needs them
+  EncodedRows a;
+  a.type = DType::kQ8_0, a.data = encoded.data(), a.sums = sums.data();
+  EncodeRows(x, T, C, a);
   const int64_t panels = p.panels();
   threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, panels));
   if (C * OC * T < kMinParallelWork) threads = 1;

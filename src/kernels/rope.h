@@ -21,4 +21,16 @@ void RopeAngles(int64_t pos, const float* inv_freq, int n_pairs, float* cos_out,
 // (rope_dim / 2 of them). neox selects the "halves" pairing, else "adjacent".
 void ApplyRope(float* x, int n_heads, int head_dim, int rope_dim, const float* cos, const float* sin, bool neox);
 
+// The rotation of one position: its angles (RopeAngles) and the model's pairing.
+struct RopeRotation {
+  const float* cos;
+  const float* sin;
+  int rope_dim;
+  bool neox;
+};
+
+// dst[head_dim] = src rotated (one head; dst may be src): what ApplyRope does to each head, so a
+// rotated copy can be written straight to where it is kept (a KV cache row).
+void RopeHead(float* dst, const float* src, int head_dim, const RopeRotation& r);
+
 }  // namespace smelt

@@ -111,9 +111,32 @@ void KvCache::Store(int layer, int64_t pos, const float* k, const float* v) {
   }
 }
 
+void KvCache::StoreRoped(int layer, int64_t pos, const float* k, const float* v, const RopeRotation& rope) {
+  SMELT_ASSERT(pos >= 0 && pos < reserved_);
+  uint8_t* kd = k_[layer].data() + (size_t)pos * RowBytes();
+  uint8_t* vd = v_[layer].data() + (size_t)pos * RowBytes();
+  constexpr int kMaxHead = 512;
+  float rotated[kMaxHead];
+  SMELT_ASSERT(type_ == KvType::kF32 || head_dim_ <= kMaxHead);
+  for (int h = 0; h < n_kv_heads_; ++h) {
+    const float* kh = k + (int64_t)h * head_dim_;
+    if (type_ == KvType::kF32) {
+      RopeHead(reinterpret_cast<float*>(kd + h * head_bytes_), kh, head_dim_, rope);
+    } else {
+      RopeHead(rotated, kh, head_dim_, rope);
+      EncodeHead(type_, rotated, head_dim_, kd + h * head_bytes_);
+    }
+    EncodeHead(type_, v + (int64_t)h * head_dim_, head_dim_, vd + h * head_bytes_);
+  }
+}
+
 void KvCache::LoadHead(int layer, bool values, int head, int64_t n, float* dst) const {
-  SMELT_ASSERT(n >= 0 && n <= reserved_ && head >= 0 && head < n_kv_heads_);
-  const uint8_t* src = (values ? v_ : k_)[layer].data() + head * head_bytes_;
+  LoadHeadRange(layer, values, head, 0, n, dst);
+}
+
+void KvCache::LoadHeadRange(int layer, bool values, int head, int64_t start, int64_t n, float* dst) const {
+  SMELT_ASSERT(start >= 0 && n >= 0 && start + n <= reserved_ && head >= 0 && head < n_kv_heads_);
+  const uint8_t* src = (values ? v_ : k_)[layer].data() + (size_t)start * RowBytes() + head * head_bytes_;
   for (int64_t p = 0; p < n; ++p) DecodeHead(type_, src + (size_t)p * RowBytes(), head_dim_, dst + p * head_dim_);
 }
 

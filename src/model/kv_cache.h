@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/rope.h"
+
 namespace smelt {
 
 enum class KvType { kF32, kF16, kI8 };
@@ -40,10 +42,16 @@ class KvCache {
   // Stores the key and value rows (kv_dim values each) of position `pos` (< reserved()) of
   // `layer`, rounded to the cache type.
   void Store(int layer, int64_t pos, const float* k, const float* v);
+  // Store with each key head rotated by `rope` on its way in (kernels/rope.h RopeHead): the same
+  // bytes as ApplyRope on k and then Store, without a rotated copy of the row (f32 caches are
+  // written directly). k is left as given.
+  void StoreRoped(int layer, int64_t pos, const float* k, const float* v, const RopeRotation& rope);
 
   // Keys (or values) of kv head `head` at positions [0, n) of `layer` as f32 rows of head_dim
   // values into dst (n, head_dim): what attention sees.
   void LoadHead(int layer, bool values, int head, int64_t n, float* dst) const;
+  // The same for positions [start, start + n) (a tile of keys).
+  void LoadHeadRange(int layer, bool values, int head, int64_t start, int64_t n, float* dst) const;
 
   // f32 caches only: the (reserved(), kv_dim) rows of one layer, read in place.
   const float* keys_f32(int layer) const;

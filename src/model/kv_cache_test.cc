@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "core/half.h"
@@ -58,6 +59,39 @@ TEST(KvCache, TypesRoundAsDocumented) {
     EXPECT_EQ(cache.BytesFor(10), 2u * layers * heads * 10 *
                                       (type == KvType::kF32 ? 4 * hd : type == KvType::kF16 ? 2 * hd : hd + 4));
   }
+}
+
+// Keys rotated on their way in (the fused forward step) are the bytes of ApplyRope, then Store;
+// a tile of positions reads back what the whole-prefix LoadHead reads at those positions.
+TEST(KvCache, StoreRopedIsApplyRopeThenStoreAndRangesMatchLoadHead) {
+  const int heads = 2, hd = 16, n_pairs = 6;  // rope_dim 12 < head_dim: the last 4 values pass through
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0f, 1.5f);
+  std::vector<float> k(heads * hd), v(heads * hd), cos(n_pairs), sin(n_pairs);
+  for (float& x : k) x = dist(rng);
+  for (float& x : v) x = dist(rng);
+  for (int i = 0; i < n_pairs; ++i) cos[i] = std::cos(0.3f * (i + 1)), sin[i] = std::sin(0.3f * (i + 1));
+  for (KvType type : {KvType::kF32, KvType::kF16, KvType::kI8})
+    for (bool neox : {false, true}) {
+      SCOPED_TRACE(std::string(KvTypeName(type)) + (neox ? " neox" : ""));
+      KvCache fused(1, heads, hd, 8, type), plain(1, heads, hd, 8, type);
+      fused.Reserve(8), plain.Reserve(8);
+      for (int p = 0; p < 8; ++p) {
+        const std::vector<float> kept = k;
+        fused.StoreRoped(0, p, k.data(), v.data(), RopeRotation{cos.data(), sin.data(), 2 * n_pairs, neox});
+        EXPECT_EQ(k, kept) << "the input row is left as given";
+        std::vector<float> rotated = k;
+        ApplyRope(rotated.data(), heads, hd, 2 * n_pairs, cos.data(), sin.data(), neox);
+        plain.Store(0, p, rotated.data(), v.data());
+        for (bool values : {false, true})
+          EXPECT_EQ(0, std::memcmp(fused.RawRow(0, values, p), plain.RawRow(0, values, p), fused.RowBytes()));
+        for (float& x : k) x = dist(rng);
+      }
+      std::vector<float> all(8 * hd), tile(3 * hd);
+      fused.LoadHead(0, false, 1, 8, all.data());
+      fused.LoadHeadRange(0, false, 1, 4, 3, tile.data());
+      EXPECT_EQ(tile, std::vector<float>(all.begin() + 4 * hd, all.begin() + 7 * hd));
+    }
 }
 
 TEST(KvCache, ParsesItsNames) {

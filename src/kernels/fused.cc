@@ -1,0 +1,187 @@
+#include "kernels/fused.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "formats/activation.h"
+#include "formats/q8_0.h"
+#include "formats/types.h"
+#include "kernels/ops.h"
+
+namespace smelt {
+namespace {
+
+// Output rows per work item: two packed panels, or MatMul's block of rows reused across tokens.
+constexpr int64_t kBlockRows = 2 * kPackRows;
+// Below this many multiply-adds a group runs on one thread: waking a team costs more.
+constexpr int64_t kMinParallelWork = 1 << 16;
+// Values normalized at a time before encoding, for encodings without blocks (f32, f16, bf16).
+constexpr int64_t kPlainChunk = 256;
+
+// Rows [o0, o0 + n) of `w` times every row of `a` into tile (T, kBlockRows): tile[t][r] is output
+// row o0 + r of token t. Packed panels write all 8 lanes (padding rows included).
+void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRows& a, float* tile) {
+  const int64_t T = a.T, C = a.C;
+  if (w.packed) {
+    const PackedGemmFn gemm = FastPackedGemm(w.packed->type);
+    for (int64_t r = 0; r < n; r += kPackRows)
+      gemm(w.packed->panel((o0 + r) / kPackRows), w.packed->blocks_per_row(), a.data, a.row_bytes, a.sums, T,
+           tile + r, kBlockRows);
+    return;
+  }
+  const size_t w_bytes = RowBytes(w.w->type, C);
+  const auto* rows = static_cast<const uint8_t*>(w.w->data);
+  for (int64_t r = 0; r < n; ++r) {
+    const uint8_t* row = rows + (o0 + r) * w_bytes;
+    int64_t t = 0;
+    if (w.dot4) {
+      float out[4];
+      for (; t + 4 <= T; t += 4) {
+        w.dot4(row, a.data + t * a.row_bytes, a.row_bytes, C, out);
+        for (int k = 0; k < 4; ++k) tile[(t + k) * kBlockRows + r] = out[k];
+      }
+    }
+    for (; t < T; ++t) tile[t * kBlockRows + r] = w.dot(row, a.data + t * a.row_bytes, C);
+  }
+}
+
+int64_t Blocks(const EncodedWeight& w) { return (w.rows + kBlockRows - 1) / kBlockRows; }
+
+int TeamSize(int threads, int64_t items, int64_t work) {
+  if (work < kMinParallelWork) return 1;
+  return (int)std::max<int64_t>(1, std::min<int64_t>(threads, items));
+}
+
+void BlockSums(const uint8_t* row, int64_t nb, int32_t* sums) {
+  const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row);
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t s = 0;
+    for (int8_t q : blocks[b].qs) s += q;
+    sums[b] = s;
+  }
+}
+
+}  // namespace
+
+bool FindEncodedWeight(const Tensor& w, const PackedMatrix* packed, Activations act, EncodedWeight& out) {
+  out = EncodedWeight{};
+  out.w = &w;
+  out.rows = w.nrows();
+  out.cols = w.ne[0];
+  if (packed && FastPackedGemm(packed->type)) {
+    out.packed = packed;
+    out.act = DType::kQ8_0;
+    return true;
+  }
+  if (act != Activations::kGgml) return false;
+  out.dot = FastQDot(w.type);
+  out.dot4 = FastQDotX4(w.type);
+  out.act = ActivationType(w.type);
+  return out.dot != nullptr;
+}
+
+size_t EncodedRowBytes(DType type, int64_t C) { return RowBytes(type, C); }
+
+int64_t EncodedRowSums(DType type, int64_t C) { return type == DType::kQ8_0 ? C / 32 : 0; }
+
+void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out) {
+  const int64_t nb = EncodedRowSums(out.type, C);
+  out.T = T, out.C = C, out.row_bytes = EncodedRowBytes(out.type, C);
+  for (int64_t t = 0; t < T; ++t) {
+    uint8_t* row = out.data + t * out.row_bytes;
+    QuantizeActivationRow(out.type, x + t * C, row, C);
+    if (nb) BlockSums(row, nb, out.sums + t * nb);
+  }
+}
+
+void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t C, EncodedRows& out,
+                   float* row_scratch) {
+  const int64_t nb = EncodedRowSums(out.type, C);
+  out.T = T, out.C = C, out.row_bytes = EncodedRowBytes(out.type, C);
+  const int64_t block = FindTraits((uint32_t)out.type)->block_size;
+  // Encodings with one scale per row see the whole normalized row; the others a block at a time.
+  const bool whole_row = out.type == DType::kI8_PC;
+  const int64_t chunk = block == 1 ? kPlainChunk : block;
+  alignas(32) float piece[256];
+  SMELT_ASSERT(chunk <= 256);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xr = x + t * C;
+    uint8_t* row = out.data + t * out.row_bytes;
+    const float scale = RmsScale(xr, C, eps);
+    if (whole_row) {
+      for (int64_t i = 0; i < C; ++i) row_scratch[i] = (xr[i] * scale) * w[i];
+      QuantizeActivationRow(out.type, row_scratch, row, C);
+      continue;
+    }
+    size_t offset = 0;
+    for (int64_t c0 = 0; c0 < C; c0 += chunk) {
+      const int64_t m = std::min(chunk, C - c0);
+      for (int64_t i = 0; i < m; ++i) piece[i] = (xr[c0 + i] * scale) * w[c0 + i];
+      QuantizeActivationRow(out.type, piece, row + offset, m);
+      offset += RowBytes(out.type, m);
+    }
+    if (nb) BlockSums(row, nb, out.sums + t * nb);
+  }
+}
+
+int64_t ProjectScratchFloats(int64_t T) { return 2 * kBlockRows * T; }
+
+void ProjectGroup(std::span<const Projection> group, const EncodedRows& a, int threads, float* scratch) {
+  // Work items: the row blocks of every projection, in group order.
+  constexpr int kMaxGroup = 4;
+  SMELT_ASSERT(!group.empty() && group.size() <= kMaxGroup);
+  int64_t first[kMaxGroup + 1] = {0};
+  int64_t work = 0;
+  for (size_t i = 0; i < group.size(); ++i) {
+    SMELT_ASSERT(group[i].w->act == a.type && group[i].w->cols == a.C);
+    first[i + 1] = first[i] + Blocks(*group[i].w);
+    work += group[i].w->rows * a.C * a.T;
+  }
+  const int64_t items = first[group.size()], T = a.T;
+  const int team = TeamSize(threads, items, work);
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    float* tile = scratch + ProjectScratchFloats(T) * omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      size_t i = 0;
+      while (item >= first[i + 1]) ++i;
+      const Projection& p = group[i];
+      const int64_t OC = p.w->rows, o0 = (item - first[i]) * kBlockRows, n = std::min(kBlockRows, OC - o0);
+      BlockProduct(*p.w, o0, n, a, tile);
+      for (int64_t t = 0; t < T; ++t) {
+        float* y = p.y + t * OC + o0;
+        const float* src = tile + t * kBlockRows;
+        if (p.write == Write::kAdd) {
+          for (int64_t r = 0; r < n; ++r) y[r] += src[r];
+        } else {
+          for (int64_t r = 0; r < n; ++r) y[r] = src[r];
+        }
+      }
+    }
+  }
+}
+
+void ProjectSwiGlu(const EncodedWeight& gate, const EncodedWeight& up, const EncodedRows& a, float* y, int threads,
+                   float* scratch) {
+  SMELT_ASSERT(gate.act == a.type && up.act == a.type && gate.cols == a.C && up.cols == a.C && gate.rows == up.rows);
+  const int64_t F = gate.rows, T = a.T, items = Blocks(gate);
+  const int team = TeamSize(threads, items, 2 * F * a.C * T);
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    float* g = scratch + ProjectScratchFloats(T) * omp_get_thread_num();
+    float* u = g + kBlockRows * T;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t o0 = item * kBlockRows, n = std::min(kBlockRows, F - o0);
+      BlockProduct(gate, o0, n, a, g);
+      BlockProduct(up, o0, n, a, u);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t r = 0; r < n; ++r) y[t * F + o0 + r] = Silu(g[t * kBlockRows + r]) * u[t * kBlockRows + r];
+    }
+  }
+}
+
+}  // namespace smelt

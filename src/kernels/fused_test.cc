@@ -1,0 +1,211 @@
+// The fused forward steps (kernels/fused.h) against the plain steps they replace: RmsNorm then
+// QuantizeActivationRow gives the same bytes as RmsNormEncode; one ProjectGroup gives each
+// MatMul/MatMulPacked output (and output + residual) bit for bit; ProjectSwiGlu gives SwiGlu of
+// the two products bit for bit. Online-softmax attention (kernels/attention.h) against the
+// two-pass AttendHead and a double-precision sum, within bounds derived from the values' norms.
+#include "kernels/fused.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/cpu.h"
+#include "formats/activation.h"
+#include "formats/types.h"
+#include "kernels/attention.h"
+#include "kernels/ops.h"
+#include "tiny_models.h"
+
+namespace smelt {
+namespace {
+
+using tiny::RandomVector;
+
+// rows × cols f32 weights encoded as `type` (an f32 tensor for kF32).
+Tensor Weight(DType type, int64_t rows, int64_t cols, uint32_t seed) {
+  const Tensor f32 = MakeF32Tensor("w" + std::to_string(seed), {cols, rows}, RandomVector(rows * cols, seed, 0.1f));
+  return type == DType::kF32 ? f32 : tiny::EncodeTensor(f32, type);
+}
+
+struct Encoded {
+  std::vector<uint8_t> bytes;
+  std::vector<int32_t> sums;
+  EncodedRows rows;
+  Encoded(DType type, int64_t T, int64_t C)
+      : bytes(EncodedRowBytes(type, C) * T + 1), sums(EncodedRowSums(type, C) * T + 1) {
+    rows.type = type;
+    rows.data = bytes.data();
+    rows.sums = sums.data();
+  }
+};
+
+TEST(FusedKernels, RmsNormEncodeIsRmsNormThenEncodeByteForByte) {
+  for (DType act : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ8_1, DType::kQ8_K, DType::kI8_PC})
+    for (int64_t C : {256, 512, 96}) {
+      if (C % Traits(act).block_size) continue;
+      const int64_t T = 3;
+      std::vector<float> x = RandomVector(T * C, 1 + C), w = RandomVector(C, 2, 0.3f);
+      x[5] *= 40.0f;  // an outlier: codes at ±127 in its block
+      Encoded fused(act, T, C);
+      std::vector<float> scratch(C);
+      RmsNormEncode(x.data(), w.data(), 1e-5f, T, C, fused.rows, scratch.data());
+      // The plain steps, and each Q8_0 block's code sum counted here.
+      const size_t row_bytes = RowBytes(act, C);
+      std::vector<uint8_t> want(row_bytes * T);
+      std::vector<float> h(C);
+      for (int64_t t = 0; t < T; ++t) {
+        RmsNorm(h.data(), x.data() + t * C, w.data(), C, 1e-5f);
+        QuantizeActivationRow(act, h.data(), want.data() + t * row_bytes, C);
+        if (act != DType::kQ8_0) continue;
+        for (int64_t b = 0; b < C / 32; ++b) {
+          int32_t s = 0;
+          for (int j = 0; j < 32; ++j) s += (int8_t)want[t * row_bytes + b * 34 + 2 + j];
+          EXPECT_EQ(fused.sums[t * (C / 32) + b], s) << "row " << t << " block " << b;
+        }
+      }
+      EXPECT_EQ(fused.rows.row_bytes, row_bytes);
+      EXPECT_EQ(0, std::memcmp(fused.bytes.data(), want.data(), want.size())) << Traits(act).name << " C=" << C;
+    }
+}
+
+// The plain product of one weight: MatMulPacked for a packed copy, else MatMul.
+std::vector<float> Plain(const Tensor& w, const PackedMatrix* packed, const std::vector<float>& x, int64_t T,
+                         int threads) {
+  std::vector<float> y(T * w.nrows());
+  if (packed) {
+    MatMulPacked(*packed, x.data(), T, y.data(), threads);
+  } else {
+    MatMul(w, x.data(), T, y.data(), threads, Activations::kGgml);
+  }
+  return y;
+}
+
+struct Case {
+  DType type;
+  bool pack;
+};
+
+TEST(FusedKernels, GroupedProjectionsEqualSeparateProductsBitForBit) {
+  if (!CpuHasAvx2FmaF16c()) GTEST_SKIP() << "no fast kernels on this CPU";
+  const int64_t C = 256;
+  for (Case k : {Case{DType::kQ4_0, true}, Case{DType::kQ8_0, true}, Case{DType::kIQ4_NL, true},
+                 Case{DType::kQ4_0, false}, Case{DType::kQ5_0, false}, Case{DType::kQ4_K, false},
+                 Case{DType::kF16, false}}) {
+    // Row counts that leave a partial block and a padded packed panel.
+    const Tensor wq = Weight(k.type, 40, C, 11), wk = Weight(k.type, 20, C, 12), wv = Weight(k.type, 24, C, 13);
+    std::vector<PackedMatrix> packs;
+    if (k.pack)
+      for (const Tensor* w : {&wq, &wk, &wv}) packs.push_back(PackWeights(*w));
+    EncodedWeight e[3];
+    const Tensor* ws[3] = {&wq, &wk, &wv};
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(FindEncodedWeight(*ws[i], k.pack ? &packs[i] : nullptr, Activations::kGgml, e[i]));
+    for (int64_t T : {1, 3, 4, 7, 20})
+      for (int threads : {1, 2}) {
+        const std::vector<float> x = RandomVector(T * C, 100 + T);
+        Encoded a(e[0].act, T, C);
+        EncodeRows(x.data(), T, C, a.rows);
+        std::vector<float> yq(T * 40), yk(T * 20), yv = RandomVector(T * 24, 7);  // v: a residual to add to
+        const std::vector<float> residual = yv;
+        const Projection group[] = {{&e[0], yq.data(), Write::kStore},
+                                    {&e[1], yk.data(), Write::kStore},
+                                    {&e[2], yv.data(), Write::kAdd}};
+        std::vector<float> scratch(ProjectScratchFloats(T) * threads);
+        ProjectGroup(group, a.rows, threads, scratch.data());
+        const std::string what = std::string(Traits(k.type).name) + (k.pack ? " packed" : "") +
+                                 " T=" + std::to_string(T) + " threads=" + std::to_string(threads);
+        EXPECT_EQ(yq, Plain(wq, k.pack ? &packs[0] : nullptr, x, T, 1)) << what;
+        EXPECT_EQ(yk, Plain(wk, k.pack ? &packs[1] : nullptr, x, T, 1)) << what;
+        std::vector<float> want_v = Plain(wv, k.pack ? &packs[2] : nullptr, x, T, 1);
+        std::vector<float> sum = residual;
+        AddInPlace(sum.data(), want_v.data(), (int64_t)sum.size());
+        EXPECT_EQ(yv, sum) << what;
+      }
+  }
+}
+
+TEST(FusedKernels, SwiGluProjectionIsSwiGluOfTheTwoProductsBitForBit) {
+  if (!CpuHasAvx2FmaF16c()) GTEST_SKIP() << "no fast kernels on this CPU";
+  const int64_t C = 256, F = 72;
+  for (Case k : {Case{DType::kQ4_0, true}, Case{DType::kQ8_0, true}, Case{DType::kQ4_K, false},
+                 Case{DType::kF16, false}}) {
+    const Tensor gate = Weight(k.type, F, C, 21), up = Weight(k.type, F, C, 22);
+    std::vector<PackedMatrix> packs;
+    if (k.pack) packs = {PackWeights(gate), PackWeights(up)};
+    EncodedWeight eg, eu;
+    ASSERT_TRUE(FindEncodedWeight(gate, k.pack ? &packs[0] : nullptr, Activations::kGgml, eg));
+    ASSERT_TRUE(FindEncodedWeight(up, k.pack ? &packs[1] : nullptr, Activations::kGgml, eu));
+    for (int64_t T : {1, 5, 20})
+      for (int threads : {1, 2}) {
+        const std::vector<float> x = RandomVector(T * C, 200 + T, 3.0f);
+        Encoded a(eg.act, T, C);
+        EncodeRows(x.data(), T, C, a.rows);
+        std::vector<float> y(T * F), scratch(ProjectScratchFloats(T) * threads);
+        ProjectSwiGlu(eg, eu, a.rows, y.data(), threads, scratch.data());
+        std::vector<float> g = Plain(gate, k.pack ? &packs[0] : nullptr, x, T, 1);
+        const std::vector<float> u = Plain(up, k.pack ? &packs[1] : nullptr, x, T, 1);
+        SwiGlu(g.data(), g.data(), u.data(), T * F);
+        EXPECT_EQ(y, g) << Traits(k.type).name << " T=" << T << " threads=" << threads;
+      }
+  }
+}
+
+TEST(FusedKernels, WeightsWithoutAnEncodedKernelAreDeclined) {
+  const Tensor f32 = Weight(DType::kF32, 8, 64, 31), q8 = Weight(DType::kQ8_0, 8, 64, 32);
+  EncodedWeight e;
+  EXPECT_FALSE(FindEncodedWeight(f32, nullptr, Activations::kGgml, e));  // f32: MatMul reads it in place
+  EXPECT_FALSE(FindEncodedWeight(q8, nullptr, Activations::kExact, e));  // exact activations: no encoding
+  if (CpuHasAvx2FmaF16c()) {
+    EXPECT_TRUE(FindEncodedWeight(q8, nullptr, Activations::kGgml, e));
+  }
+}
+
+// Online softmax over tiles against the two-pass AttendHead and a double sum. Both are convex
+// combinations of the value rows; each weight carries a few f32 roundings (exp, the running
+// rescale once per tile, the normalization), so |error| ≤ c·2^-24·max_j |v_j| with c growing with
+// the number of keys summed in f32 and the tiles.
+TEST(FusedKernels, OnlineAttentionMatchesTwoPassSoftmax) {
+  const int hd = 32;
+  const int64_t stride = 3 * hd;  // a head inside a wider cache row
+  for (int64_t n : {1, 2, 63, 64, 65, 130, 300})
+    for (float logit_scale : {1.0f, 30.0f}) {
+      const std::vector<float> q = RandomVector(hd, 1 + n, logit_scale), k = RandomVector(n * stride, 2 + n),
+                               v = RandomVector(n * stride, 3 + n);
+      const float scale = 1.0f / std::sqrt((float)hd);
+      std::vector<float> online(hd), two_pass(hd), scores(n);
+      AttendHeadOnline(q.data(), k.data(), v.data(), n, stride, hd, scale, online.data());
+      AttendHead(q.data(), k.data(), v.data(), n, stride, hd, scale, two_pass.data(), scores.data());
+      // The double-precision reference.
+      std::vector<double> s(n);
+      double mx = -INFINITY, vmax = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        double d = 0;
+        for (int i = 0; i < hd; ++i) d += (double)q[i] * k[j * stride + i];
+        s[j] = d * scale;
+        mx = std::max(mx, s[j]);
+        for (int i = 0; i < hd; ++i) vmax = std::max(vmax, (double)std::fabs(v[j * stride + i]));
+      }
+      double sum = 0;
+      for (double& e : s) sum += (e = std::exp(e - mx));
+      // Scores carry the f32 dot's rounding (hd terms of |q|·|k|) times up to max|s|, amplified by exp.
+      double qk_mass = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        double m = 0;
+        for (int i = 0; i < hd; ++i) m += std::fabs((double)q[i] * k[j * stride + i]);
+        qk_mass = std::max(qk_mass, m * scale);
+      }
+      const double tol = vmax * std::ldexp(1.0, -24) * (4.0 * hd * qk_mass + 8.0 * (double)(n / kAttnTile + 8));
+      for (int i = 0; i < hd; ++i) {
+        double want = 0;
+        for (int64_t j = 0; j < n; ++j) want += s[j] / sum * v[j * stride + i];
+        EXPECT_NEAR(online[i], want, tol) << "n=" << n << " scale=" << logit_scale << " dim " << i;
+        EXPECT_NEAR(online[i], two_pass[i], 2 * tol) << "n=" << n << " scale=" << logit_scale << " dim " << i;
+      }
+    }
+}
+
+}  // namespace
+}  // namespace smelt
