@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <array>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "kernels/attention.h"
+#include "kernels/fused.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/rope.h"
@@ -53,7 +55,8 @@ std::vector<float> RopeInvFrequencies(const ModelConfig& c, const float* freq_fa
   Fail("{}: rope scaling type '{}' is not supported", c.name, s.type);
 }
 
-LlamaForward::LlamaForward(const Model& model, Activations act, bool repack) : model_(model), act_(act) {
+LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, ForwardOptions opt)
+    : model_(model), act_(act), opt_(opt) {
   const ModelConfig& c = model.config;
   const std::string src = model.source.empty() ? (c.name.empty() ? "model" : c.name) : model.source;
   ValidateConfig(c, src);
@@ -109,6 +112,27 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack) : m
         if (w->InFileMapping() && w != token_embd_) DropPages(w->data, w->nbytes);
       }
   }
+  // The products that can run on encoded activations (kernels/fused.h), and the longest input
+  // row they encode.
+  auto encoded = [&](const Tensor* w, EncodedWeight& e) {
+    const auto it = packed_.find(w);
+    if (!FindEncodedWeight(*w, it == packed_.end() ? nullptr : &it->second, act_, e)) {
+      e = EncodedWeight{};  // e.w == nullptr: the plain MatMul
+      return false;
+    }
+    encoded_row_bytes_ = std::max(encoded_row_bytes_, EncodedRowBytes(e.act, e.cols));
+    encoded_row_sums_ = std::max(encoded_row_sums_, EncodedRowSums(e.act, e.cols));
+    return true;
+  };
+  for (Layer& L : layers_) {
+    const bool q = encoded(L.wq, L.eq), k = encoded(L.wk, L.ek), v = encoded(L.wv, L.ev);
+    L.qkv_fused = q && k && v && L.eq.act == L.ek.act && L.eq.act == L.ev.act;
+    const bool gate = encoded(L.gate, L.egate), up = encoded(L.up, L.eup);
+    L.ffn_fused = gate && up && L.egate.act == L.eup.act;
+    encoded(L.wo, L.eo);
+    encoded(L.down, L.edown);
+  }
+  encoded(output_, eout_);
   if (has("rope_freqs.weight")) {
     const std::vector<float> factors = vector("rope_freqs.weight", c.rope_dim / 2);
     inv_freq_ = RopeInvFrequencies(c, factors.data());
@@ -139,36 +163,28 @@ void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache
   ForwardBatch(batch_, caches, outputs_, threads, logits);
 }
 
-void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches,
-                          const float* q, float* att, int threads) const {
+void LlamaForward::Fit(int64_t T, int threads) {
+  if (T <= arena_.tokens && threads <= arena_.threads) return;
   const ModelConfig& c = model_.config;
-  const int64_t T = (int64_t)batch.size(), Q = c.q_dim(), KV = c.kv_dim();
-  const int hd = c.head_dim, H = c.n_heads, group = c.n_heads / c.n_kv_heads;
-  const float scale = 1.0f / std::sqrt((float)hd);
-  // Multiply-adds of this attention step: every query head × the keys it reads × head_dim × 2.
-  int64_t keys = 0, max_keys = 0;
-  for (const BatchToken& b : batch) keys += b.pos + 1, max_keys = std::max(max_keys, b.pos + 1);
-  const int64_t work = keys * H * hd * 2;
-  if (caches[0]->type() == KvType::kF32) {
-    // Rows read in place: one task per (entry, head).
-    const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, T * H);
-#pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
-    {
-      std::vector<float> scores(max_keys);
-#pragma omp for schedule(dynamic, 4)
-      for (int64_t i = 0; i < T * H; ++i) {
-        const int64_t t = i / H, head = i % H, kv_head = head / group;
-        const KvCache& cache = *caches[batch[t].seq];
-        AttendHead(q + t * Q + head * hd, cache.keys_f32(layer) + kv_head * hd, cache.values_f32(layer) + kv_head * hd,
-                   batch[t].pos + 1, KV, hd, scale, att + t * Q + head * hd, scores.data());
-      }
-    }
-    return;
-  }
-  // Rounded rows: per sequence and kv head, the keys and values are decoded once, then every
-  // query head of its group at every entry of the sequence attends to them.
-  // The distinct sequences in order of first appearance, each with the keys its latest entry reads.
-  std::vector<std::pair<int32_t, int64_t>> seqs;
+  const int64_t C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ff, n_pairs = c.rope_dim / 2;
+  Arena& a = arena_;
+  a.tokens = T = std::max(T, a.tokens);
+  a.threads = threads = std::max(threads, a.threads);
+  const std::pair<std::vector<float>*, int64_t> rows[] = {
+      {&a.x, C}, {&a.h, C}, {&a.q, Q}, {&a.att, Q}, {&a.k, KV}, {&a.v, KV},
+      {&a.g, F}, {&a.u, F}, {&a.rope_cos, n_pairs}, {&a.rope_sin, n_pairs}};
+  for (const auto& [buf, n] : rows) buf->resize(T * n);
+  a.encoded.resize(encoded_row_bytes_ * T);
+  a.sums.resize(encoded_row_sums_ * T);
+  a.thread_floats = std::max(ProjectScratchFloats(T), 2 * kAttnTile * c.head_dim);
+  a.scratch.resize(a.thread_floats * threads);
+  a.online.resize(T * c.n_heads);
+  a.seqs.reserve(T);
+}
+
+void LlamaForward::FindSequences(std::span<const BatchToken> batch) {
+  std::vector<std::pair<int32_t, int64_t>>& seqs = arena_.seqs;
+  seqs.clear();
   for (const BatchToken& b : batch) {
     auto it = std::find_if(seqs.begin(), seqs.end(), [&](const auto& s) { return s.first == b.seq; });
     if (it == seqs.end()) {
@@ -177,17 +193,63 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
       it->second = std::max(it->second, b.pos + 1);
     }
   }
+}
+
+void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches,
+                          const float* q, float* att, int threads) {
+  const ModelConfig& c = model_.config;
+  const int64_t T = (int64_t)batch.size(), Q = c.q_dim(), KV = c.kv_dim();
+  const int hd = c.head_dim, H = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const bool online = opt_.online_attention;
+  // Multiply-adds of this attention step: every query head × the keys it reads × head_dim × 2.
+  int64_t keys = 0, max_keys = 0;
+  for (const BatchToken& b : batch) keys += b.pos + 1, max_keys = std::max(max_keys, b.pos + 1);
+  const int64_t work = keys * H * hd * 2;
+  if (caches[0]->type() == KvType::kF32) {
+    // Rows read in place (the online softmax a tile at a time): one task per (entry, head).
+    const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, T * H);
+#pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
+    {
+      std::vector<float> scores(online ? 0 : max_keys);  // the two-pass softmax's score row
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t i = 0; i < T * H; ++i) {
+        const int64_t t = i / H, head = i % H, kv_head = head / group;
+        const KvCache& cache = *caches[batch[t].seq];
+        const float *qh = q + t * Q + head * hd, *k = cache.keys_f32(layer) + kv_head * hd;
+        const float* v = cache.values_f32(layer) + kv_head * hd;
+        if (online) {
+          AttendHeadOnline(qh, k, v, batch[t].pos + 1, KV, hd, scale, att + t * Q + head * hd);
+        } else {
+          AttendHead(qh, k, v, batch[t].pos + 1, KV, hd, scale, att + t * Q + head * hd, scores.data());
+        }
+      }
+    }
+    return;
+  }
+  // Rounded rows: per sequence and kv head, the keys and values are decoded once (the online
+  // softmax: one tile at a time, into the arena), then every query head of its group at every
+  // entry of the sequence attends to them (online: the same tiles in the same order as
+  // AttendHeadOnline).
+  FindSequences(batch);
+  const std::vector<std::pair<int32_t, int64_t>>& seqs = arena_.seqs;
   const int n_kv = c.n_kv_heads;
   const int64_t tasks = (int64_t)seqs.size() * n_kv;
   const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, tasks);
 #pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
   {
-    std::vector<float> kh(max_keys * hd), vh(max_keys * hd), scores(max_keys);
+    std::vector<float> kh(online ? 0 : max_keys * hd), vh(kh.size()), scores(online ? 0 : max_keys);
+    float* tile_k = arena_.scratch.data() + arena_.thread_floats * omp_get_thread_num();
+    float* tile_v = tile_k + kAttnTile * hd;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; ++task) {
       const int32_t seq = seqs[task / n_kv].first;
       const int64_t n = seqs[task / n_kv].second;
       const int kv_head = (int)(task % n_kv);
+      if (online) {
+        AttendTiles(layer, batch, *caches[seq], seq, n, kv_head, q, att, tile_k, tile_v);
+        continue;
+      }
       caches[seq]->LoadHead(layer, false, kv_head, n, kh.data());
       caches[seq]->LoadHead(layer, true, kv_head, n, vh.data());
       for (int64_t t = 0; t < T; ++t) {
@@ -198,6 +260,34 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
       }
     }
   }
+}
+
+void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> batch, const KvCache& cache, int32_t seq,
+                               int64_t n, int kv_head, const float* q, float* att, float* tile_k, float* tile_v) {
+  const ModelConfig& c = model_.config;
+  const int64_t T = (int64_t)batch.size(), Q = c.q_dim();
+  const int hd = c.head_dim, H = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const int h0 = kv_head * group, h1 = h0 + group;
+  OnlineSoftmax* state = arena_.online.data();
+  for (int64_t t = 0; t < T; ++t)
+    if (batch[t].seq == seq)
+      for (int head = h0; head < h1; ++head) state[t * H + head] = OnlineSoftmax::Start(att + t * Q + head * hd, hd);
+  for (int64_t j0 = 0; j0 < n; j0 += kAttnTile) {
+    const int64_t m = std::min(kAttnTile, n - j0);
+    cache.LoadHeadRange(layer, false, kv_head, j0, m, tile_k);
+    cache.LoadHeadRange(layer, true, kv_head, j0, m, tile_v);
+    for (int64_t t = 0; t < T; ++t) {
+      if (batch[t].seq != seq || batch[t].pos < j0) continue;
+      const int64_t seen = std::min(m, batch[t].pos + 1 - j0);  // this entry's keys in the tile
+      for (int head = h0; head < h1; ++head)
+        AttendTile(q + t * Q + head * hd, tile_k, tile_v, seen, hd, hd, scale, state[t * H + head],
+                   att + t * Q + head * hd);
+    }
+  }
+  for (int64_t t = 0; t < T; ++t)
+    if (batch[t].seq == seq)
+      for (int head = h0; head < h1; ++head) FinishAttend(state[t * H + head], att + t * Q + head * hd, hd);
 }
 
 void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
@@ -213,48 +303,101 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
                  caches[b.seq]->type() == caches[0]->type());
   for (int32_t o : outputs) SMELT_ASSERT(o >= 0 && o < T);
 
-  x_.resize(T * C), h_.resize(T * C), q_.resize(T * Q), att_.resize(T * Q);
-  k_.resize(T * KV), v_.resize(T * KV), g_.resize(T * F), u_.resize(T * F);
-  rope_cos_.resize(T * n_pairs), rope_sin_.resize(T * n_pairs);
-  float *x = x_.data(), *h = h_.data(), *q = q_.data(), *att = att_.data(), *k = k_.data(), *v = v_.data();
-  float *g = g_.data(), *u = u_.data();
+  Fit(T, std::max(threads, 1));
+  Arena& a = arena_;
+  float *x = a.x.data(), *h = a.h.data(), *q = a.q.data(), *att = a.att.data(), *k = a.k.data(), *v = a.v.data();
+  float *g = a.g.data(), *u = a.u.data(), *scratch = a.scratch.data();
+  // The fused products see encoded rows only: an observer, which wants the f32 inputs, gets the
+  // plain steps.
+  const bool fuse = opt_.fuse && !observer_;
+  EncodedRows enc;
+  enc.data = a.encoded.data();
+  enc.sums = a.sums.data();
 
   for (int64_t t = 0; t < T; ++t) {
     ReadRowF32(*token_embd_, batch[t].token, x + t * C);
-    RopeAngles(batch[t].pos, inv_freq_.data(), n_pairs, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs]);
+    RopeAngles(batch[t].pos, inv_freq_.data(), n_pairs, &a.rope_cos[t * n_pairs], &a.rope_sin[t * n_pairs]);
   }
+
+  // out (=, or += for a residual add) = in (T, w.ne[0]) · wᵀ: on the arena's encoded rows where
+  // w has an encoded kernel (e.w set), else the plain Project (and AddInPlace through h).
+  auto product = [&](int l, const Tensor& w, const EncodedWeight& e, const float* in, float* out, Write write) {
+    if (fuse && e.w) {
+      enc.type = e.act;
+      EncodeRows(in, T, e.cols, enc);
+      const Projection one[] = {{&e, out, write}};
+      ProjectGroup(one, enc, threads, scratch);
+    } else if (write == Write::kAdd) {
+      Project(l, w, in, T, h, threads);
+      AddInPlace(out, h, T * w.nrows());
+    } else {
+      Project(l, w, in, T, out, threads);
+    }
+  };
 
   for (int l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
     // --- attention ---
-    for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.attn_norm.data(), C, eps);
-    Project(l, *L.wq, h, T, q, threads);
-    Project(l, *L.wk, h, T, k, threads);
-    Project(l, *L.wv, h, T, v, threads);
+    if (fuse && L.qkv_fused) {
+      enc.type = L.eq.act;
+      RmsNormEncode(x, L.attn_norm.data(), eps, T, C, enc, h);
+      const Projection qkv[] = {{&L.eq, q, Write::kStore}, {&L.ek, k, Write::kStore}, {&L.ev, v, Write::kStore}};
+      ProjectGroup(qkv, enc, threads, scratch);
+    } else {
+      for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.attn_norm.data(), C, eps);
+      product(l, *L.wq, L.eq, h, q, Write::kStore);
+      product(l, *L.wk, L.ek, h, k, Write::kStore);
+      product(l, *L.wv, L.ev, h, v, Write::kStore);
+    }
     for (int64_t t = 0; t < T; ++t) {
       if (!L.bq.empty()) AddInPlace(q + t * Q, L.bq.data(), Q);
       if (!L.bk.empty()) AddInPlace(k + t * KV, L.bk.data(), KV);
       if (!L.bv.empty()) AddInPlace(v + t * KV, L.bv.data(), KV);
-      ApplyRope(q + t * Q, c.n_heads, hd, c.rope_dim, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs], neox);
-      ApplyRope(k + t * KV, c.n_kv_heads, hd, c.rope_dim, &rope_cos_[t * n_pairs], &rope_sin_[t * n_pairs], neox);
+      const float *cos = &a.rope_cos[t * n_pairs], *sin = &a.rope_sin[t * n_pairs];
+      ApplyRope(q + t * Q, c.n_heads, hd, c.rope_dim, cos, sin, neox);
+      KvCache& cache = *caches[batch[t].seq];
+      if (opt_.fuse) {  // keys rotated on their way into the cache
+        cache.StoreRoped(l, batch[t].pos, k + t * KV, v + t * KV, RopeRotation{cos, sin, c.rope_dim, neox});
+      } else {
+        ApplyRope(k + t * KV, c.n_kv_heads, hd, c.rope_dim, cos, sin, neox);
+        cache.Store(l, batch[t].pos, k + t * KV, v + t * KV);
+      }
     }
-    for (int64_t t = 0; t < T; ++t) caches[batch[t].seq]->Store(l, batch[t].pos, k + t * KV, v + t * KV);
     Attend(l, batch, caches, q, att, threads);
-    Project(l, *L.wo, att, T, h, threads);
-    AddInPlace(x, h, T * C);
+    product(l, *L.wo, L.eo, att, x, Write::kAdd);  // x += att · Woᵀ, fused: as the rows are written
 
     // --- feed-forward ---
-    for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.ffn_norm.data(), C, eps);
-    Project(l, *L.gate, h, T, g, threads);
-    Project(l, *L.up, h, T, u, threads);
-    SwiGlu(g, g, u, T * F);
-    Project(l, *L.down, g, T, h, threads);
-    AddInPlace(x, h, T * C);
+    if (fuse && L.ffn_fused) {  // g = silu(h · Wgateᵀ) ⊙ (h · Wupᵀ) in one pass
+      enc.type = L.egate.act;
+      RmsNormEncode(x, L.ffn_norm.data(), eps, T, C, enc, h);
+      ProjectSwiGlu(L.egate, L.eup, enc, g, threads, scratch);
+    } else {
+      for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.ffn_norm.data(), C, eps);
+      product(l, *L.gate, L.egate, h, g, Write::kStore);
+      product(l, *L.up, L.eup, h, u, Write::kStore);
+      SwiGlu(g, g, u, T * F);
+    }
+    product(l, *L.down, L.edown, g, x, Write::kAdd);  // x += g · Wdownᵀ
     if (observer_) observer_->OnBlockOutput(l, x, T);
   }
 
   const int64_t n_out = (int64_t)outputs.size();
   if (n_out == 0) return;
+  if (fuse && eout_.w) {
+    enc.type = eout_.act;
+    const size_t row_bytes = EncodedRowBytes(enc.type, C);
+    const int64_t row_sums = EncodedRowSums(enc.type, C);
+    for (int64_t i = 0; i < n_out; ++i) {
+      EncodedRows row = enc;
+      row.data += i * row_bytes;
+      row.sums += i * row_sums;
+      RmsNormEncode(x + outputs[i] * C, output_norm_.data(), eps, 1, C, row, h);
+    }
+    enc.T = n_out, enc.C = C, enc.row_bytes = row_bytes;
+    const Projection head[] = {{&eout_, logits, Write::kStore}};
+    ProjectGroup(head, enc, threads, scratch);
+    return;
+  }
   for (int64_t i = 0; i < n_out; ++i) RmsNorm(h + i * C, x + outputs[i] * C, output_norm_.data(), C, eps);
   Project(c.n_layers, *output_, h, n_out, logits, threads);
 }

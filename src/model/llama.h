@@ -18,6 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/attention.h"
+#include "kernels/fused.h"
 #include "kernels/matmul.h"
 #include "kernels/packed.h"
 #include "model/config.h"
@@ -55,6 +57,21 @@ struct BatchToken {
   int64_t pos;
 };
 
+// How LlamaForward computes; the defaults are the fast path, the alternatives its plain twins
+// (tests compare them).
+struct ForwardOptions {
+  // The fused steps of kernels/fused.h where the weights allow (a packed copy or a quantized dot
+  // kernel; q/k/v and gate/up each need one activation type): rmsnorm encoded in the weights'
+  // activation type in one pass, q/k/v (and gate/up with SiLU·mul) in one parallel region, the
+  // residual adds folded into the attn_output and ffn_down writes; and keys rotated by RoPE as
+  // they are written to the cache. The same bits as the plain steps. An observer (which sees
+  // f32 inputs) turns the fused products off.
+  bool fuse = true;
+  // Attention by the online softmax over tiles of keys (kernels/attention.h AttendHeadOnline)
+  // instead of the two-pass AttendHead over every key's score.
+  bool online_attention = true;
+};
+
 class LlamaForward {
  public:
   // Resolves the weights of `model` (kept by reference) and checks that every tensor exists with
@@ -64,7 +81,9 @@ class LlamaForward {
   // `repack`: with kGgml activations, matrices of a type with a packed kernel on this CPU
   // (kernels/packed.h: Q4_0, IQ4_NL and Q8_0 with AVX2) are copied at construction into the packed layout, which
   // every later product uses (the copy costs their bytes in memory and the time of one pass).
-  explicit LlamaForward(const Model& model, Activations act = Activations::kGgml, bool repack = false);
+  // `opt`: ForwardOptions above.
+  explicit LlamaForward(const Model& model, Activations act = Activations::kGgml, bool repack = false,
+                        ForwardOptions opt = ForwardOptions());
   ~LlamaForward();
 
   const ModelConfig& config() const { return model_.config; }
@@ -95,10 +114,15 @@ class LlamaForward {
     std::vector<float> attn_norm, ffn_norm;  // (C)
     std::vector<float> bq, bk, bv;           // (Q), (KV), (KV); empty without biases
     const Tensor *wq, *wk, *wv, *wo, *gate, *up, *down;
+    // The weights as the fused products read them (w == nullptr: no encoded kernel, the plain
+    // MatMul), and whether q/k/v and gate/up can run as one group (one activation type).
+    EncodedWeight eq, ek, ev, eo, egate, eup, edown;
+    bool qkv_fused = false, ffn_fused = false;
   };
 
   const Model& model_;
   Activations act_;
+  ForwardOptions opt_;
   ForwardObserver* observer_ = nullptr;
   std::vector<Layer> layers_;
   const Tensor* token_embd_;
@@ -106,16 +130,44 @@ class LlamaForward {
   std::vector<float> output_norm_;  // (C)
   std::vector<float> inv_freq_;     // (rope_dim / 2)
   std::unordered_map<const Tensor*, PackedMatrix> packed_;  // repacked copies of the weights
+  EncodedWeight eout_;                                      // the output head for the fused path
+  size_t encoded_row_bytes_ = 0;  // the longest encoded input row of any fused product
+  int64_t encoded_row_sums_ = 0;  // and its Q8_0 block sums
 
-  // Scratch, resized per call: x, h: (T, C); q, att: (T, Q); k, v: (T, KV); g, u: (T, F);
-  // rope_cos/sin: (T, rope_dim / 2).
-  std::vector<float> x_, h_, q_, k_, v_, att_, g_, u_, rope_cos_, rope_sin_;
+  // The activation arena: every buffer of a forward pass, sized for the largest batch and thread
+  // count seen so far (Fit) and reused, so decoding steps allocate nothing. x, h: (T, C);
+  // q, att: (T, Q); k, v: (T, KV); g, u: (T, F); rope_cos/sin: (T, rope_dim / 2); encoded, sums:
+  // one encoded input (kernels/fused.h); scratch: per thread, the fused products' tiles or the
+  // attention's key/value tiles; online: per (token, head) online-softmax state; seqs: the
+  // sequences of a batch with the keys their latest entry reads.
+  struct Arena {
+    int64_t tokens = 0;
+    int threads = 0;
+    int64_t thread_floats = 0;
+    std::vector<float> x, h, q, k, v, att, g, u, rope_cos, rope_sin, scratch;
+    std::vector<uint8_t> encoded;
+    std::vector<int32_t> sums;
+    std::vector<OnlineSoftmax> online;
+    std::vector<std::pair<int32_t, int64_t>> seqs;
+  } arena_;
   std::vector<BatchToken> batch_;  // Forward's tokens as one sequence
   std::vector<int32_t> outputs_;   // Forward's output rows
 
-  // Attention of every entry of `batch` over its sequence's cache: q (T, Q) -> att (T, Q).
+  // Grows the arena to hold a batch of T tokens run by `threads` threads.
+  void Fit(int64_t T, int threads);
+  // The distinct sequences of `batch` in order of first appearance, each with the keys its latest
+  // entry reads, into arena_.seqs.
+  void FindSequences(std::span<const BatchToken> batch);
+
+  // Attention of every entry of `batch` over its sequence's cache: q (T, Q) -> att (T, Q), by the
+  // online softmax over key tiles or, with online_attention off, the two-pass one.
   void Attend(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches, const float* q,
-              float* att, int threads) const;
+              float* att, int threads);
+  // Online attention of the entries of sequence `seq` (whose latest entry reads n keys) over kv
+  // head `kv_head` of a rounded cache, decoding a tile of keys and values at a time into tile_k,
+  // tile_v (kAttnTile × head_dim each); state in the arena.
+  void AttendTiles(int layer, std::span<const BatchToken> batch, const KvCache& cache, int32_t seq, int64_t n,
+                   int kv_head, const float* q, float* att, float* tile_k, float* tile_v);
 
   // MatMul of block `layer`'s weight w, reporting its input to the observer first.
   void Project(int layer, const Tensor& w, const float* x, int64_t T, float* y, int threads);

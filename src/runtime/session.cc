@@ -56,7 +56,8 @@ std::span<const float> Session::Eval(std::span<const int32_t> tokens, bool all_l
 std::span<const float> Session::Decode(std::span<const SeqToken> batch) {
   const int64_t n = (int64_t)batch.size(), V = model_.config.vocab, S = sequences();
   if (n == 0) Fail("Decode: no tokens to evaluate");
-  std::vector<int64_t> next = positions_;
+  std::vector<int64_t>& next = next_;
+  next = positions_;  // within its capacity after the first call
   batch_.resize(n);
   int64_t n_out = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -79,7 +80,7 @@ std::span<const float> Session::Decode(std::span<const SeqToken> batch) {
     forward_->ForwardBatch(std::span(batch_).subspan(done, m), cache_ptrs_, outputs_, threads_, out);
     out += outputs_.size() * V;
   }
-  positions_ = std::move(next);
+  positions_.swap(next);
   return logits_;
 }
 

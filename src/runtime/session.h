@@ -104,6 +104,7 @@ class Session {
   std::vector<KvCache*> cache_ptrs_;
   std::vector<float> logits_;
   std::vector<BatchToken> batch_;  // scratch of Decode
+  std::vector<int64_t> next_;      // Decode's positions after the batch
   std::vector<int32_t> outputs_;
 };
 
