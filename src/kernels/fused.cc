@@ -20,15 +20,15 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 // Values normalized at a time before encoding, for encodings without blocks (f32, f16, bf16).
 constexpr int64_t kPlainChunk = 256;
 
-// Rows [o0, o0 + n) of `w` times every row of `a` into tile (T, kBlockRows): tile[t][r] is output
+// Rows [o0, o0 + n) of `w` times every row of `a` into out: out[t * ld + r] is output
 // row o0 + r of token t. Packed panels write all 8 lanes (padding rows included).
-void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRows& a, float* tile) {
+void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRows& a, float* out, int64_t ld) {
   const int64_t T = a.T, C = a.C;
   if (w.packed) {
     const PackedGemmFn gemm = FastPackedGemm(w.packed->type);
     for (int64_t r = 0; r < n; r += kPackRows)
       gemm(w.packed->panel((o0 + r) / kPackRows), w.packed->blocks_per_row(), a.data, a.row_bytes, a.sums, T,
-           tile + r, kBlockRows);
+           out + r, ld);
     return;
   }
   const size_t w_bytes = RowBytes(w.w->type, C);
@@ -37,13 +37,13 @@ void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRo
     const uint8_t* row = rows + (o0 + r) * w_bytes;
     int64_t t = 0;
     if (w.dot4) {
-      float out[4];
+      float four[4];
       for (; t + 4 <= T; t += 4) {
-        w.dot4(row, a.data + t * a.row_bytes, a.row_bytes, C, out);
-        for (int k = 0; k < 4; ++k) tile[(t + k) * kBlockRows + r] = out[k];
+        w.dot4(row, a.data + t * a.row_bytes, a.row_bytes, C, four);
+        for (int k = 0; k < 4; ++k) out[(t + k) * ld + r] = four[k];
       }
     }
-    for (; t < T; ++t) tile[t * kBlockRows + r] = w.dot(row, a.data + t * a.row_bytes, C);
+    for (; t < T; ++t) out[t * ld + r] = w.dot(row, a.data + t * a.row_bytes, C);
   }
 }
 
@@ -150,7 +150,11 @@ void ProjectGroup(std::span<const Projection> group, const EncodedRows& a, int t
       while (item >= first[i + 1]) ++i;
       const Projection& p = group[i];
       const int64_t OC = p.w->rows, o0 = (item - first[i]) * kBlockRows, n = std::min(kBlockRows, OC - o0);
-      BlockProduct(*p.w, o0, n, a, tile);
+      if (p.write == Write::kStore && o0 + kBlockRows <= OC) {  // a whole block: straight into place
+        BlockProduct(*p.w, o0, n, a, p.y + o0, OC);
+        continue;
+      }
+      BlockProduct(*p.w, o0, n, a, tile, kBlockRows);
       for (int64_t t = 0; t < T; ++t) {
         float* y = p.y + t * OC + o0;
         const float* src = tile + t * kBlockRows;
@@ -176,10 +180,15 @@ void ProjectSwiGlu(const EncodedWeight& gate, const EncodedWeight& up, const Enc
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t o0 = item * kBlockRows, n = std::min(kBlockRows, F - o0);
-      BlockProduct(gate, o0, n, a, g);
-      BlockProduct(up, o0, n, a, u);
+      // A whole block's gate products go straight into place and are gated there; the last,
+      // partial one (padded panels write 8 lanes) through the tile.
+      const bool whole = o0 + kBlockRows <= F;
+      float* gy = whole ? y + o0 : g;
+      const int64_t ld = whole ? F : kBlockRows;
+      BlockProduct(gate, o0, n, a, gy, ld);
+      BlockProduct(up, o0, n, a, u, kBlockRows);
       for (int64_t t = 0; t < T; ++t)
-        for (int64_t r = 0; r < n; ++r) y[t * F + o0 + r] = Silu(g[t * kBlockRows + r]) * u[t * kBlockRows + r];
+        for (int64_t r = 0; r < n; ++r) y[t * F + o0 + r] = Silu(gy[t * ld + r]) * u[t * kBlockRows + r];
     }
   }
 }
