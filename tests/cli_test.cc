@@ -406,11 +406,13 @@ TEST(Cli, PruneWandaTwoFourAndJointSparseGpt) {
   const std::string calib = " --calib '" + kTrainText + "' --calib-samples 4 --calib-tokens 64 --json";
   Result r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method wanda --pattern 2:4" + calib);
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const auto& m : nlohmann::json::parse(r.out)["matrices"]) EXPECT_DOUBLE_EQ(m["sparsity"].get<double>(), 0.5);
+  const auto wanda = nlohmann::json::parse(r.out);  // bound: a range-for over a temporary's member dangles
+  for (const auto& m : wanda["matrices"]) EXPECT_DOUBLE_EQ(m["sparsity"].get<double>(), 0.5);
   r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method sparsegpt --sparsity 0.5 --type q8_0" +
             calib);
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const auto& m : nlohmann::json::parse(r.out)["matrices"]) {
+  const auto joint = nlohmann::json::parse(r.out);
+  for (const auto& m : joint["matrices"]) {
     const bool q8 = m["to"] == "q8_0";
     EXPECT_EQ(m["joint"].get<bool>(), q8) << m.dump();  // ffn_down's 172-value rows fall back
     EXPECT_GE(m["sparsity"].get<double>(), 0.5) << m.dump();
