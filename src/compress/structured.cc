@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "eval/perplexity.h"
 #include "formats/types.h"
 #include "kernels/blas.h"
 #include "model/llama.h"
@@ -199,15 +200,6 @@ int MaxLength(const std::vector<std::vector<int32_t>>& samples, const std::strin
 }
 
 // log-softmax of one row of logits, in double.
-void LogSoftmax(const float* z, int64_t V, std::vector<double>& out) {
-  out.resize(V);
-  const double mx = *std::max_element(z, z + V);
-  double sum = 0;
-  for (int64_t i = 0; i < V; ++i) sum += std::exp((double)z[i] - mx);
-  const double lse = mx + std::log(sum);
-  for (int64_t i = 0; i < V; ++i) out[i] = (double)z[i] - lse;
-}
-
 // Mean KL(full ‖ without block l) over every position of every sample, for each l.
 std::vector<double> LayerKld(const Model& model, const std::vector<std::vector<int32_t>>& samples, int threads) {
   const int L = model.config.n_layers;
@@ -220,7 +212,8 @@ std::vector<double> LayerKld(const Model& model, const std::vector<std::vector<i
   std::vector<std::unique_ptr<Session>> sessions;
   for (const Model& a : ablated) sessions.push_back(std::make_unique<Session>(a, so));
   const int64_t V = model.config.vocab;
-  std::vector<double> kld(L, 0.0), lp, lq;
+  std::vector<double> kld(L, 0.0);
+  std::vector<float> lp(V), lq(V);
   int64_t positions = 0;
   for (const auto& s : samples) {
     base.Reset();
@@ -231,10 +224,10 @@ std::vector<double> LayerKld(const Model& model, const std::vector<std::vector<i
       sessions[l]->Reset();
       std::span<const float> z = sessions[l]->Eval(s, true);
       for (size_t t = 0; t < s.size(); ++t) {
-        LogSoftmax(&full[t * V], V, lp);
-        LogSoftmax(&z[t * V], V, lq);
+        LogSoftmax(std::span<const float>(&full[t * V], V), lp);
+        LogSoftmax(z.subspan(t * V, V), lq);
         double k = 0;
-        for (int64_t i = 0; i < V; ++i) k += std::exp(lp[i]) * (lp[i] - lq[i]);
+        for (int64_t i = 0; i < V; ++i) k += std::exp((double)lp[i]) * ((double)lp[i] - lq[i]);
         kld[l] += k;
       }
     }

@@ -144,7 +144,8 @@ const float* HeadWeight(const TrainModel& m) {
   return m.Param(m.config().tied_embeddings ? "token_embd.weight" : "output.weight");
 }
 
-// Runs the embeddings, every block and the final norm and head; leaves logits in ws.logits.
+}  // namespace
+
 void Forward(const TrainModel& m, const Batch& batch, Workspace& ws, int threads) {
   CheckBatch(m, batch);
   const ModelConfig& c = m.config();
@@ -170,8 +171,6 @@ void Forward(const TrainModel& m, const Batch& batch, Workspace& ws, int threads
   Resize(ws.logits, N * c.vocab);
   LinearForward(ws.h_final.data(), HeadWeight(m), nullptr, N, C, c.vocab, ws.logits.data(), threads);
 }
-
-}  // namespace
 
 void BlockForward(const TrainModel& m, int l, const float* x, int64_t B, int64_t T, BlockActivations& a, float* out,
                   std::span<const int32_t> positions, int threads) {
@@ -252,10 +251,15 @@ double Loss(const TrainModel& m, const Batch& batch, Workspace& ws, int threads)
 
 double ForwardBackward(TrainModel& m, const Batch& batch, float grad_scale, Workspace& ws, int threads) {
   Forward(m, batch, ws, threads);
+  const double loss =
+      CrossEntropyForwardBackward(ws.logits.data(), batch.targets, m.config().vocab, grad_scale, threads);
+  Backward(m, batch, ws, threads);  // ws.logits now holds ∂loss/∂logits
+  return loss;
+}
+
+void Backward(TrainModel& m, const Batch& batch, Workspace& ws, int threads) {
   const ModelConfig& c = m.config();
   const int64_t N = batch.B * batch.T, C = c.dim;
-  const double loss = CrossEntropyForwardBackward(ws.logits.data(), batch.targets, c.vocab, grad_scale, threads);
-  // ws.logits now holds ∂loss/∂logits.
   Resize(ws.dh, N * C);
   Resize(ws.dx, N * C);
   LinearBackward(ws.logits.data(), ws.h_final.data(), HeadWeight(m), N, C, c.vocab, ws.dh.data(), false,
@@ -265,7 +269,6 @@ double ForwardBackward(TrainModel& m, const Batch& batch, float grad_scale, Work
   for (int l = c.n_layers - 1; l >= 0; --l)
     BlockBackward(m, l, ws.blocks[l], batch.B, batch.T, ws.dx.data(), ws.positions, ws, threads);
   EmbeddingBackward(ws.dx.data(), batch.inputs, C, m.Grad("token_embd.weight"));
-  return loss;
 }
 
 int64_t ScoredTargets(const Batch& batch) {

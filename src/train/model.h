@@ -104,6 +104,13 @@ void BlockForward(const TrainModel& m, int layer, const float* x, int64_t B, int
 void BlockBackward(TrainModel& m, int layer, const BlockActivations& a, int64_t B, int64_t T, float* dx,
                    std::span<const int32_t> positions, Workspace& ws, int threads);
 
+// Runs the embeddings, every block, the final norm and the head on a batch's inputs (each
+// sequence starting at position 0): leaves every block's activations in ws.blocks, the last
+// block's output in ws.x_final and the logits (B·T, vocab) in ws.logits.
+void Forward(const TrainModel& m, const Batch& batch, Workspace& ws, int threads);
+// The backward pass of the Forward just run on `batch`, from ws.logits holding ∂loss/∂logits
+// (overwritten by callers after Forward): adds every parameter gradient to m's grads.
+void Backward(TrainModel& m, const Batch& batch, Workspace& ws, int threads);
 // Logits (B·T, vocab) of a batch's inputs (each sequence starting at position 0).
 std::vector<float> Logits(const TrainModel& m, const Batch& batch, Workspace& ws, int threads);
 // Σ over scored targets of -log softmax(logits)[target], no gradients.

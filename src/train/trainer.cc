@@ -25,6 +25,7 @@ StepStats Trainer::Step(const Dataset& data) {
     batches.push_back(data.TrainBatch(micro_ + k, opt_.batch));
     scored += ScoredTargets(batches.back());
   }
+  if (reducer_) scored = reducer_->SumCount(scored);
   if (scored == 0) Fail("training: step {} has no scored targets", step_ + 1);
   model_.ZeroGrad();
   StepStats s;
@@ -32,8 +33,14 @@ StepStats Trainer::Step(const Dataset& data) {
   // Every micro-batch's gradient is scaled by 1 / (targets of the whole step): the sum is the
   // gradient of the step's mean loss, as if the micro-batches were one batch.
   for (const Batch& b : batches) {
-    loss += ForwardBackward(model_, b, (float)(1.0 / (double)scored), ws_, opt_.threads);
+    const float scale = (float)(1.0 / (double)scored);
+    loss += objective_ ? objective_(model_, b, scale, ws_, opt_.threads)
+                       : ForwardBackward(model_, b, scale, ws_, opt_.threads);
     s.tokens += b.B * b.T;
+  }
+  if (reducer_) {
+    reducer_->SumInPlace(model_.grads());
+    loss = reducer_->SumValue(loss);
   }
   s.grad_norm = ClipGradNorm(model_.grads(), opt_.clip);
   s.lr = schedule().At(step_);

@@ -5,6 +5,8 @@
 // holds (train/checkpoint.h), so a resumed run repeats a straight run's losses bit for bit (on
 // the same machine and thread count).
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <vector>
 
 #include "train/data.h"
@@ -34,6 +36,22 @@ struct StepStats {
   int64_t tokens = 0;       // tokens processed (inputs of every micro-batch)
 };
 
+// What the step minimises on one micro-batch: returns the sum of its loss terms and adds
+// grad_scale · ∂(sum)/∂params to m's gradients. The default is next-token cross-entropy
+// (ForwardBackward); distillation (train/distill.h) and quantization-aware training supply
+// their own. `scored` is the number of units the sum runs over (the step divides by the total).
+using Objective = std::function<double(TrainModel& m, const Batch& b, float grad_scale, Workspace& ws, int threads)>;
+
+// Sums a step's gradients, loss and scored count over data-parallel workers before the update
+// (train/mpi.h); every worker then takes the same step. A single process needs none.
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  virtual int64_t SumCount(int64_t local) = 0;
+  virtual double SumValue(double local) = 0;
+  virtual void SumInPlace(std::span<float> values) = 0;
+};
+
 class Trainer {
  public:
   Trainer(TrainModel model, const TrainOptions& opt);
@@ -52,6 +70,10 @@ class Trainer {
   const std::vector<float>& losses() const { return losses_; }  // mean loss of each step so far
   LrSchedule schedule() const;
   void set_threads(int threads) { opt_.threads = threads; }
+  // Replaces the cross-entropy objective (see Objective).
+  void set_objective(Objective objective) { objective_ = std::move(objective); }
+  // Sums every step over data-parallel workers (not owned; null: one process).
+  void set_reducer(GradientReducer* reducer) { reducer_ = reducer; }
 
   // Restores the counters and optimizer state saved in a checkpoint.
   void Restore(int64_t step, int64_t micro_batches, std::vector<float> losses, std::vector<float> adam_m,
@@ -64,6 +86,8 @@ class Trainer {
   Workspace ws_;
   int64_t step_ = 0, micro_ = 0;
   std::vector<float> losses_;
+  Objective objective_;
+  GradientReducer* reducer_ = nullptr;
 };
 
 }  // namespace smelt::train
