@@ -74,22 +74,36 @@ Comparison CompareWithPeer(const std::string& path, const std::vector<int32_t>& 
   return c;
 }
 
+// A synthetic model of the given shape and BOS followed by n - 1 random ordinary tokens.
+SynthOptions Shape(int dim, int layers, int heads, int kv_heads, int ff, int vocab, uint64_t seed) {
+  SynthOptions o;
+  o.dim = dim;
+  o.layers = layers;
+  o.heads = heads;
+  o.kv_heads = kv_heads;
+  o.ff = ff;
+  o.vocab = vocab;
+  o.seed = seed;
+  return o;
+}
+std::vector<int32_t> RandomTokens(const Model& m, size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> tokens = {m.vocab.bos};
+  while (tokens.size() < n) tokens.push_back(3 + (int32_t)(rng() % (m.config.vocab - 3)));
+  return tokens;
+}
+// A fresh folder under the temp directory for one test's files.
+std::filesystem::path TempDir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("smelt-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 TEST(SynthPeer, LogprobsMatchLlamaCppForF32F16Q8_0Q4_0) {
   if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
-  SynthOptions o;
-  o.dim = 128;
-  o.layers = 3;
-  o.heads = 8;
-  o.kv_heads = 4;
-  o.ff = 352;
-  o.vocab = 1024;
-  o.seed = 7;
-  Model m = SynthesizeModel(o);
-  std::mt19937 rng(3);
-  std::vector<int32_t> tokens = {m.vocab.bos};
-  while (tokens.size() < 300) tokens.push_back(3 + (int32_t)(rng() % (o.vocab - 3)));
-  const auto dir = std::filesystem::temp_directory_path() / ("smelt-synth-peer-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const Model m = SynthesizeModel(Shape(128, 3, 8, 4, 352, 1024, 7));
+  const std::vector<int32_t> tokens = RandomTokens(m, 300, 3);
+  const auto dir = TempDir("synth-peer");
   for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
     const std::string path = (dir / (std::string(DTypeName(t)) + ".gguf")).string();
     GgufSaveOptions so;
@@ -127,14 +141,7 @@ TEST(SynthPeer, LogprobsMatchLlamaCppForF32F16Q8_0Q4_0) {
 // the head size no longer equals dim / heads) loads in llama.cpp and computes what smelt computes.
 TEST(SynthPeer, StructurallyPrunedModelMatchesLlamaCpp) {
   if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
-  SynthOptions o;
-  o.dim = 128;
-  o.layers = 3;
-  o.heads = 8;
-  o.kv_heads = 4;
-  o.ff = 352;
-  o.vocab = 1024;
-  o.seed = 9;
+  const SynthOptions o = Shape(128, 3, 8, 4, 352, 1024, 9);
   Model m = SynthesizeModel(o);
   m = RemoveUnits(m, StructuredTarget::kHeads, {{1}, {0}, {3}});
   std::vector<std::vector<int>> channels(3);
@@ -144,9 +151,7 @@ TEST(SynthPeer, StructurallyPrunedModelMatchesLlamaCpp) {
   m = RemoveUnits(m, StructuredTarget::kLayers, {{1}});
   ASSERT_EQ(m.config.n_heads, 6);
   ASSERT_NE(m.config.head_dim, m.config.dim / m.config.n_heads);
-  std::mt19937 rng(4);
-  std::vector<int32_t> tokens = {m.vocab.bos};
-  while (tokens.size() < 200) tokens.push_back(3 + (int32_t)(rng() % (o.vocab - 3)));
+  const std::vector<int32_t> tokens = RandomTokens(m, 200, 4);
   const auto path = std::filesystem::temp_directory_path() / ("smelt-pruned-peer-" + std::to_string(::getpid()) + ".gguf");
   SaveGgufModel(m, path.string(), {});
   const Comparison c = CompareWithPeer(path.string(), tokens);
@@ -167,16 +172,11 @@ TEST(SynthPeer, TrainedVocabularyLoadsAndTokenizesAsInLlamaCpp) {
   std::stringstream ss;
   ss << f.rdbuf();
   const std::string all = ss.str();
-  SynthOptions o;
-  o.dim = 64;
-  o.layers = 2;
-  o.heads = 4;
-  o.vocab = 1024;
+  const SynthOptions o = Shape(64, 2, 4, 0, 0, 1024, 1);
   Model m = SynthesizeModel(o);
   m.vocab = train::TrainBpeVocab(std::string_view(all).substr(0, 1 << 20), {.vocab_size = o.vocab}, "kjv");
   ASSERT_EQ(m.vocab.size(), o.vocab);
-  const auto dir = std::filesystem::temp_directory_path() / ("smelt-vocab-peer-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const auto dir = TempDir("vocab-peer");
   const std::string gguf = (dir / "m.gguf").string(), text_file = (dir / "held_out.txt").string();
   SaveGgufModel(m, gguf, {});
   const std::string text = all.substr(3000000, 6000) + "naïve Ωmega 漢字\n";
@@ -196,19 +196,9 @@ TEST(SynthPeer, TrainedVocabularyLoadsAndTokenizesAsInLlamaCpp) {
 // llama.cpp and gives the log-probs smelt computes on the same file (same limits as above).
 TEST(SynthPeer, QuantizedExportsOfEveryTypeMatchLlamaCpp) {
   if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
-  SynthOptions o;
-  o.dim = 256;
-  o.layers = 2;
-  o.heads = 4;
-  o.ff = 512;
-  o.vocab = 512;
-  o.seed = 11;
-  const Model m = SynthesizeModel(o);
-  std::mt19937 rng(5);
-  std::vector<int32_t> tokens = {m.vocab.bos};
-  while (tokens.size() < 260) tokens.push_back(3 + (int32_t)(rng() % (o.vocab - 3)));
-  const auto dir = std::filesystem::temp_directory_path() / ("smelt-quant-peer-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const Model m = SynthesizeModel(Shape(256, 2, 4, 4, 512, 512, 11));
+  const std::vector<int32_t> tokens = RandomTokens(m, 260, 5);
+  const auto dir = TempDir("quant-peer");
   for (const char* type : {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_nl"}) {
     for (QuantMethod method : {QuantMethod::kRtn, QuantMethod::kMse}) {
       // mse writes different bytes only where the format has a weighted encoder.

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "calib_layer.h"
 #include "error_of.h"
 #include "core/error.h"
 #include "formats/codes.h"
@@ -20,45 +21,11 @@
 namespace smelt {
 namespace {
 
-// A layer and its calibration data: W (oc, c), X (n, c), H = 2/n Xᵀ X.
-struct Layer {
-  int64_t oc, c, n;
-  std::vector<float> w;
-  std::vector<float> x;
-  std::vector<double> h;
-};
+using Layer = testing::CalibLayer;
+using testing::DampedQuadratic;
 
-// Inputs as in a transformer: a few dominant directions shared by all samples, per-channel
-// scales that vary widely, and some outlier channels. dead: channels that are always zero.
 Layer MakeLayer(int64_t oc, int64_t c, int64_t n, uint32_t seed, const std::vector<int64_t>& dead = {}) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  Layer l{oc, c, n, std::vector<float>((size_t)(oc * c)), std::vector<float>((size_t)(n * c)),
-          std::vector<double>((size_t)(c * c), 0.0)};
-  for (float& v : l.w) v = 0.02f * g(rng);
-  constexpr int kDirections = 4;
-  std::vector<float> dirs((size_t)(kDirections * c)), chan_scale((size_t)c);
-  for (float& v : dirs) v = g(rng);
-  for (int64_t j = 0; j < c; ++j) chan_scale[(size_t)j] = std::exp(0.5f * g(rng)) * (j % 29 == 3 ? 8.0f : 1.0f);
-  for (int64_t s = 0; s < n; ++s) {
-    float z[kDirections];
-    for (float& v : z) v = g(rng);
-    for (int64_t j = 0; j < c; ++j) {
-      float v = g(rng);
-      for (int d = 0; d < kDirections; ++d) v += z[d] * dirs[(size_t)(d * c + j)];
-      l.x[(size_t)(s * c + j)] = v * chan_scale[(size_t)j];
-    }
-  }
-  for (int64_t j : dead) {
-    for (int64_t s = 0; s < n; ++s) l.x[(size_t)(s * c + j)] = 0.0f;
-  }
-  for (int64_t s = 0; s < n; ++s) {
-    const float* xs = &l.x[(size_t)(s * c)];
-    for (int64_t i = 0; i < c; ++i) {
-      for (int64_t j = 0; j < c; ++j) l.h[(size_t)(i * c + j)] += 2.0 / (double)n * xs[i] * xs[j];
-    }
-  }
-  return l;
+  return testing::MakeCalibLayer(oc, c, n, seed, dead);
 }
 
 std::vector<float> Decode(DType t, const std::vector<uint8_t>& data, int64_t oc, int64_t c) {
@@ -99,25 +66,6 @@ const DType kAllCodeTypes[] = {DType::kQ4_0,     DType::kQ4_1,      DType::kQ5_0
                                DType::kQ5_K,     DType::kQ6_K,      DType::kIQ4_NL,    DType::kI4S_G32,
                                DType::kI3S_G32,  DType::kI3A_G64,   DType::kI2A_G128,  DType::kNF4,
                                DType::kPow2_B32, DType::kF8E4M3_B32, DType::kF8E5M2_B32};
-
-// Σ_rows (W − Ŵ)_r (H + λI) (W − Ŵ)_rᵀ with λ = damp · mean(diag(H)): the quadratic GPTQ's
-// proxy loss stands for, evaluated directly on decoded weights.
-double DampedQuadratic(const Layer& l, const std::vector<float>& w_hat, double damp) {
-  double mean_diag = 0;
-  for (int64_t i = 0; i < l.c; ++i) mean_diag += l.h[(size_t)(i * l.c + i)] / (double)l.c;
-  double quadratic = 0;
-  std::vector<double> d((size_t)l.c);
-  for (int64_t o = 0; o < l.oc; ++o) {
-    for (int64_t j = 0; j < l.c; ++j) d[(size_t)j] = (double)l.w[(size_t)(o * l.c + j)] - w_hat[(size_t)(o * l.c + j)];
-    for (int64_t i = 0; i < l.c; ++i) {
-      for (int64_t j = 0; j < l.c; ++j) {
-        const double hij = l.h[(size_t)(i * l.c + j)] + (i == j ? damp * mean_diag : 0.0);
-        quadratic += d[(size_t)i] * hij * d[(size_t)j];
-      }
-    }
-  }
-  return quadratic;
-}
 
 // Both compute every quantity in double and visit the same elements in the same order; they
 // differ only in summation order (batched dgemm vs one update at a time, LAPACK vs the plain

@@ -17,6 +17,7 @@
 #include "error_of.h"
 #include "formats/types.h"
 #include "io/load.h"
+#include "calib_layer.h"
 #include "shared_assets.h"
 
 namespace smelt {
@@ -24,53 +25,14 @@ namespace {
 
 using testing::ErrorOf;
 
-struct Layer {
-  int64_t oc, c;
-  std::vector<float> w;
-  std::vector<double> h;  // Σ x xᵀ
-};
+using Layer = testing::CalibLayer;
 
-// Correlated inputs with uneven channel scales (a few shared directions, outlier channels).
-Layer MakeLayer(int64_t oc, int64_t c, int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, 1.0f);
-  Layer l{oc, c, std::vector<float>((size_t)(oc * c)), std::vector<double>((size_t)(c * c), 0.0)};
-  for (float& v : l.w) v = 0.05f * g(rng);
-  std::vector<float> dirs((size_t)(3 * c)), scale((size_t)c), x((size_t)c);
-  for (float& v : dirs) v = g(rng);
-  for (int64_t j = 0; j < c; ++j) scale[(size_t)j] = std::exp(0.5f * g(rng)) * (j % 17 == 2 ? 6.0f : 1.0f);
-  for (int64_t s = 0; s < n; ++s) {
-    const float z[3] = {g(rng), g(rng), g(rng)};
-    for (int64_t j = 0; j < c; ++j) {
-      float v = g(rng);
-      for (int d = 0; d < 3; ++d) v += z[d] * dirs[(size_t)(d * c + j)];
-      x[(size_t)j] = v * scale[(size_t)j];
-    }
-    for (int64_t i = 0; i < c; ++i)
-      for (int64_t j = 0; j < c; ++j) l.h[(size_t)(i * c + j)] += (double)x[(size_t)i] * x[(size_t)j];
-  }
-  return l;
-}
+Layer MakeLayer(int64_t oc, int64_t c, int64_t n, uint32_t seed) { return testing::MakeCalibLayer(oc, c, n, seed); }
 
 double Norm(const std::vector<float>& v) {
   double s = 0;
   for (float x : v) s += (double)x * x;
   return std::sqrt(s);
-}
-
-// Σ_rows ΔW_r (H + λI) ΔW_rᵀ, λ = damp · mean(diag(H)): with damp 0 the layer's squared output
-// error ‖(W − Ŵ) X‖² over the inputs H was summed from.
-double Quadratic(const Layer& l, const std::vector<float>& w_hat, double damp) {
-  double mean = 0;
-  for (int64_t i = 0; i < l.c; ++i) mean += l.h[(size_t)(i * l.c + i)] / (double)l.c;
-  double q = 0;
-  std::vector<double> d((size_t)l.c);
-  for (int64_t o = 0; o < l.oc; ++o) {
-    for (int64_t j = 0; j < l.c; ++j) d[(size_t)j] = (double)l.w[(size_t)(o * l.c + j)] - w_hat[(size_t)(o * l.c + j)];
-    for (int64_t i = 0; i < l.c; ++i)
-      for (int64_t j = 0; j < l.c; ++j) q += d[(size_t)i] * (l.h[(size_t)(i * l.c + j)] + (i == j ? damp * mean : 0)) * d[(size_t)j];
-  }
-  return q;
 }
 
 int64_t Zeros(const std::vector<float>& w) { return std::count(w.begin(), w.end(), 0.0f); }
@@ -116,7 +78,7 @@ TEST(SparseGpt, ExactCountsPatternsAndProxyLoss) {
     const SparseGptResult r = SparseGptPrune(l.w.data(), l.oc, l.c, l.h.data(), s, {}, o);
     EXPECT_EQ(r.pruned, std::llround(s * (double)(l.oc * l.c))) << s;
     EXPECT_EQ(Zeros(r.w), r.pruned) << s;
-    EXPECT_NEAR(r.proxy_loss, Quadratic(l, r.w, r.damp), 1e-6 * r.proxy_loss) << s;
+    EXPECT_NEAR(r.proxy_loss, testing::DampedQuadratic(l, r.w, r.damp), 1e-6 * r.proxy_loss) << s;
   }
   for (NmPattern p : {NmPattern{2, 4}, NmPattern{4, 8}}) {
     const SparseGptResult r = SparseGptPrune(l.w.data(), l.oc, l.c, l.h.data(), 0, p, o);
@@ -193,7 +155,7 @@ TEST(SparseGpt, LowerOutputErrorThanWandaAndMagnitudeOnStories260K) {
     const Tensor& t = m.weights.Get(name);
     const InputStats* in = st.Find(name);
     ASSERT_TRUE(in && !in->hessian.empty()) << name;
-    const Layer l{t.nrows(), t.ne[0], DequantizeAll(t), in->hessian};
+    const Layer l{t.nrows(), t.ne[0], 0, DequantizeAll(t), {}, in->hessian};
     for (NmPattern p : {NmPattern{}, NmPattern{2, 4}}) {
       const SparseGptResult sg = SparseGptPrune(l.w.data(), l.oc, l.c, l.h.data(), 0.5, p, {});
       auto apply = [&](const InputStats* input) {
@@ -207,7 +169,7 @@ TEST(SparseGpt, LowerOutputErrorThanWandaAndMagnitudeOnStories260K) {
       const std::vector<float> wanda = apply(in), magnitude = apply(nullptr);
       ASSERT_EQ(Zeros(wanda), Zeros(sg.w)) << name;
       ASSERT_EQ(Zeros(magnitude), Zeros(sg.w)) << name;
-      const double e_sg = Quadratic(l, sg.w, 0), e_wanda = Quadratic(l, wanda, 0), e_mag = Quadratic(l, magnitude, 0);
+      const double e_sg = testing::DampedQuadratic(l, sg.w, 0), e_wanda = testing::DampedQuadratic(l, wanda, 0), e_mag = testing::DampedQuadratic(l, magnitude, 0);
       EXPECT_LT(e_sg, e_wanda) << name << " " << p.n << ":" << p.m;
       EXPECT_LT(e_sg, e_mag) << name << " " << p.n << ":" << p.m;
     }
