@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake ninja-build pkg-config git
-  clang-14 libclang-rt-14-dev libomp-14-dev   # sanitizer build and libFuzzer targets
+  clang-14 libclang-rt-14-dev libomp-14-dev lld-14   # sanitizer build and libFuzzer targets
   libopenblas-dev liblapacke-dev        # fp32 GEMM, Cholesky
   nlohmann-json3-dev libcli11-dev libfmt-dev libyaml-cpp-dev
   libcpp-httplib-dev libpcre2-dev libsentencepiece-dev
