@@ -11,6 +11,7 @@ namespace {
 
 constexpr uint32_t kCheckpointVersion = 1;
 const std::string kMoment1 = "train.adam_m.", kMoment2 = "train.adam_v.";
+const std::string kAuxiliary = "train.aux.";  // auxiliary parameters (not part of the model)
 
 // Covers the numbers a resumed run depends on: weights, moments, counters, losses, the data's
 // fingerprint and the options.
@@ -69,6 +70,7 @@ void SaveCheckpoint(const Trainer& t, uint64_t data_fingerprint, const std::stri
   u64("train.checksum", (int64_t)Checksum(model.params(), adam.m(), adam.v(), t.step(), t.micro_batches(),
                                           t.losses(), data_fingerprint, o));
   for (const ParamSlice& s : model.slices()) {
+    if (s.auxiliary) w.AddTensor(SliceTensor(kAuxiliary + s.name, s, model.params()));
     w.AddTensor(SliceTensor(kMoment1 + s.name, s, adam.m()));
     w.AddTensor(SliceTensor(kMoment2 + s.name, s, adam.v()));
   }
@@ -82,6 +84,17 @@ Checkpoint LoadCheckpoint(const std::string& path, int threads) {
   if (*version != kCheckpointVersion) Fail("{}: checkpoint version {} is not supported (expected {})", path, *version, kCheckpointVersion);
   const Model m = GgufToModel(f);
   TrainModel model = TrainModel::FromModel(m);
+  for (const Tensor& t : f.tensors()) {  // in file order, which is the order they were added in
+    if (!t.name.starts_with(kAuxiliary)) continue;
+    if (t.type != DType::kF32) Fail("{}: tensor {} is not f32", path, t.name);
+    const float* v = t.as<float>();
+    try {
+      model.AddAuxiliary(t.name.substr(kAuxiliary.size()), std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims),
+                         std::vector<float>(v, v + t.nelements()));
+    } catch (const Error& e) {
+      Rethrow(path, e);
+    }
+  }
 
   TrainOptions o;
   o.steps = f.GetInt("train.steps");

@@ -14,12 +14,22 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
 namespace smelt::train::testing {
 
 inline constexpr double kF32Eps = std::numeric_limits<float>::epsilon();
+
+// n values drawn from N(0, scale²) with a fixed seed.
+inline std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(gen);
+  return v;
+}
 
 // Checks analytic[i] against central differences of f at coordinates `indices` of x (all of
 // them when empty). `h` is the step relative to max(|x_i|, 1).

@@ -86,6 +86,23 @@ bool TrainModel::Has(const std::string& name) const {
   return std::any_of(slices_.begin(), slices_.end(), [&](const ParamSlice& p) { return p.name == name; });
 }
 
+void TrainModel::AddAuxiliary(const std::string& name, std::vector<int64_t> ne, const std::vector<float>& init) {
+  if (Has(name)) Fail("training model: parameter {} already exists", name);
+  if (ne.empty() || ne.size() > 4) Fail("training model: auxiliary {} has {} dimensions", name, ne.size());
+  ParamSlice p;
+  p.name = name;
+  p.n_dims = (int)ne.size();
+  p.size = 1;
+  for (size_t d = 0; d < ne.size(); ++d) p.size *= (size_t)(p.ne[d] = ne[d]);
+  if (init.size() != p.size) Fail("training model: auxiliary {} has {} values, not {}", name, init.size(), p.size);
+  p.offset = params_.size();
+  p.decay = p.n_dims >= 2;
+  p.auxiliary = true;
+  params_.insert(params_.end(), init.begin(), init.end());
+  grads_.resize(params_.size(), 0.0f);
+  slices_.push_back(std::move(p));
+}
+
 void TrainModel::ZeroGrad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
 Model TrainModel::ToModel() const {
@@ -95,6 +112,7 @@ Model TrainModel::ToModel() const {
   m.format = ModelFormat::kSynthetic;
   m.source = config_.name;
   for (const ParamSlice& p : slices_) {
+    if (p.auxiliary) continue;
     std::vector<int64_t> ne(p.ne.begin(), p.ne.begin() + p.n_dims);
     m.weights.Add(MakeF32Tensor(p.name, std::move(ne),
                                 std::vector<float>(params_.begin() + (ptrdiff_t)p.offset,
@@ -138,6 +156,11 @@ void CheckBatch(const TrainModel& m, const Batch& batch) {
          batch.targets.size(), batch.B, batch.T);
   for (int32_t t : batch.inputs)
     if (t < 0 || t >= m.config().vocab) Fail("training batch: token {} is outside the vocabulary of {}", t, m.config().vocab);
+}
+
+// The tap of block `layer`, or null.
+const float* Tap(const std::vector<const float*>& taps, int layer) {
+  return (size_t)layer < taps.size() ? taps[(size_t)layer] : nullptr;
 }
 
 const float* HeadWeight(const TrainModel& m) {
@@ -225,7 +248,9 @@ void BlockBackward(TrainModel& m, int l, const BlockActivations& a, int64_t B, i
                  m.Grad(L(l, "attn_output.weight")), nullptr, threads);
   const AttentionShape as{B, T, c.n_heads, c.n_kv_heads, c.head_dim};
   AttentionBackward(ws.datt.data(), a.q.data(), a.k.data(), a.v.data(), a.probs.data(), as, ws.dq.data(),
-                    ws.dk.data(), ws.dv.data(), threads);
+                    ws.dk.data(), ws.dv.data(), threads, Tap(ws.taps.probs, l));
+  if (const float* tv = Tap(ws.taps.v, l))
+    for (int64_t i = 0; i < N * KV; ++i) ws.dv[i] += tv[i];
   RopeBackward(ws.dq.data(), positions, QRope(c), m.inv_freq().data(), threads);
   RopeBackward(ws.dk.data(), positions, KRope(c), m.inv_freq().data(), threads);
   LinearBackward(ws.dq.data(), a.h1.data(), m.Param(L(l, "attn_q.weight")), N, C, Q, ws.dh.data(), false,
@@ -266,8 +291,11 @@ void Backward(TrainModel& m, const Batch& batch, Workspace& ws, int threads) {
                  m.Grad(c.tied_embeddings ? "token_embd.weight" : "output.weight"), nullptr, threads);
   RmsNormBackward(ws.dh.data(), ws.x_final.data(), m.Param("output_norm.weight"), ws.rstd_final.data(), N, C,
                   ws.dx.data(), m.Grad("output_norm.weight"), threads);
-  for (int l = c.n_layers - 1; l >= 0; --l)
+  for (int l = c.n_layers - 1; l >= 0; --l) {
+    if (const float* th = Tap(ws.taps.hidden, l))  // ws.dx is ∂/∂(block l's output) here
+      for (int64_t i = 0; i < N * C; ++i) ws.dx[i] += th[i];
     BlockBackward(m, l, ws.blocks[l], batch.B, batch.T, ws.dx.data(), ws.positions, ws, threads);
+  }
   EmbeddingBackward(ws.dx.data(), batch.inputs, C, m.Grad("token_embd.weight"));
 }
 

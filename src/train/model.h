@@ -25,6 +25,7 @@ struct ParamSlice {
   size_t offset = 0;
   size_t size = 0;
   bool decay = false;  // weight decay applies (matrices; not norms or biases)
+  bool auxiliary = false;  // trained alongside the model (a loss's own parameters), not part of it
 };
 
 // B sequences of T tokens: inputs[b·T + t] predicts targets[b·T + t] (kIgnoreIndex: not scored).
@@ -59,10 +60,15 @@ class TrainModel {
   float* Grad(const std::string& name) { return grads_.data() + Slice(name).offset; }
   bool Has(const std::string& name) const;
 
+  // Appends a trained tensor that is not part of the model (a distillation projection, say):
+  // the optimizer and checkpoints carry it, ToModel and the forward pass ignore it. Its values
+  // start as `init` (its element count must match ne). Throws Error for a name already taken.
+  void AddAuxiliary(const std::string& name, std::vector<int64_t> ne, const std::vector<float>& init);
+
   void ZeroGrad();
   // A Model with copies of the current parameters as f32 tensors, the config and the
   // vocabulary (what the GGUF writer and the runtime take). Keeps rope_freqs.weight when the
-  // source had it.
+  // source had it; auxiliary tensors are left out.
   Model ToModel() const;
 
  private:
@@ -88,8 +94,17 @@ struct BlockActivations {
   std::vector<float> gate, up, act; // (N, F): gate/up projections and silu(gate)·up
 };
 
+// Gradients a loss adds inside the backward pass, per block (null or missing: none): at the
+// block's output hidden state (N, C), at its attention probabilities (B, H, T, T; before the
+// softmax backward) and at its values v (N, KVH·hd). Distillation losses on a model's
+// internals use them (train/distill.h); the buffers belong to the caller.
+struct Taps {
+  std::vector<const float*> hidden, probs, v;
+};
+
 // Buffers of a forward/backward pass, reused across steps (sized on first use per shape).
 struct Workspace {
+  Taps taps;  // read by Backward; Forward leaves it alone
   std::vector<BlockActivations> blocks;
   std::vector<float> x_final, rstd_final, h_final, logits;  // logits (N, V)
   std::vector<float> dx, dtmp, dh, dq, dk, dv, datt, dgate, dup, dact;
@@ -109,7 +124,8 @@ void BlockBackward(TrainModel& m, int layer, const BlockActivations& a, int64_t 
 // block's output in ws.x_final and the logits (B·T, vocab) in ws.logits.
 void Forward(const TrainModel& m, const Batch& batch, Workspace& ws, int threads);
 // The backward pass of the Forward just run on `batch`, from ws.logits holding ∂loss/∂logits
-// (overwritten by callers after Forward): adds every parameter gradient to m's grads.
+// (overwritten by callers after Forward) plus the gradients in ws.taps: adds every parameter
+// gradient to m's grads.
 void Backward(TrainModel& m, const Batch& batch, Workspace& ws, int threads);
 // Logits (B·T, vocab) of a batch's inputs (each sequence starting at position 0).
 std::vector<float> Logits(const TrainModel& m, const Batch& batch, Workspace& ws, int threads);

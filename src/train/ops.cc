@@ -180,7 +180,7 @@ void AttentionForward(const float* q, const float* k, const float* v, const Atte
 }
 
 void AttentionBackward(const float* dout, const float* q, const float* k, const float* v, const float* probs,
-                       const AttentionShape& s, float* dq, float* dk, float* dv, int threads) {
+                       const AttentionShape& s, float* dq, float* dk, float* dv, int threads, const float* dprobs) {
   const int64_t T = s.T, hd = s.head_dim, Qw = (int64_t)s.heads * hd, KVw = (int64_t)s.kv_heads * hd;
   const int group = s.heads / s.kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);
@@ -208,6 +208,10 @@ void AttentionBackward(const float* dout, const float* q, const float* k, const 
         for (int64_t i = 0; i < T; ++i) {
           const float* p = P + i * T;
           float* d = dS.data() + i * T;
+          if (dprobs) {
+            const float* e = dprobs + (b * s.heads + h) * T * T + i * T;
+            for (int64_t j = 0; j <= i; ++j) d[j] += e[j];
+          }
           float pdp = 0.0f;
           for (int64_t j = 0; j <= i; ++j) pdp += p[j] * d[j];
           for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - pdp) * scale;
@@ -254,7 +258,7 @@ void AttentionForwardReference(const float* q, const float* k, const float* v, c
 
 void AttentionBackwardReference(const float* dout, const float* q, const float* k, const float* v,
                                 const float* probs, const AttentionShape& s, float* dq, float* dk, float* dv,
-                                int threads) {
+                                int threads, const float* dprobs) {
   const int64_t T = s.T, hd = s.head_dim, Qw = (int64_t)s.heads * hd, KVw = (int64_t)s.kv_heads * hd;
   const int group = s.heads / s.kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);
@@ -285,6 +289,7 @@ void AttentionBackwardReference(const float* dout, const float* q, const float* 
               d += doi[e] * vj[e];
               dvj[e] += p[j] * doi[e];
             }
+            if (dprobs) d += dprobs[(b * s.heads + h) * T * T + i * T + j];
             dp[j] = d;
             pdp += p[j] * d;
           }

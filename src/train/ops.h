@@ -63,15 +63,18 @@ struct AttentionShape {
 void AttentionForward(const float* q, const float* k, const float* v, const AttentionShape& s, float* out,
                       float* probs, int threads);
 // Writes dq, dk, dv (kv heads gather the gradients of every query head of their group).
+// dprobs, when not null, is an extra ∂loss/∂probs (B, H, T, T) from a loss on the attention
+// distribution itself (distillation), added to the one from `out` before the softmax backward.
 void AttentionBackward(const float* dout, const float* q, const float* k, const float* v, const float* probs,
-                       const AttentionShape& s, float* dq, float* dk, float* dv, int threads);
+                       const AttentionShape& s, float* dq, float* dk, float* dv, int threads,
+                       const float* dprobs = nullptr);
 // The plain twins: the same definitions as loops over every query, key and element (the fast
 // pair above runs each (sequence, head) as sgemm products of whole (T, T) score matrices).
 void AttentionForwardReference(const float* q, const float* k, const float* v, const AttentionShape& s, float* out,
                                float* probs, int threads);
 void AttentionBackwardReference(const float* dout, const float* q, const float* k, const float* v,
                                 const float* probs, const AttentionShape& s, float* dq, float* dk, float* dv,
-                                int threads);
+                                int threads, const float* dprobs = nullptr);
 
 // ---- SwiGLU: out = silu(gate) · up, silu(g) = g / (1 + e^-g) ---------------------------------
 void SwigluForward(const float* gate, const float* up, int64_t n, float* out, int threads);

@@ -21,14 +21,7 @@ namespace {
 using testing::ExpectGradient;
 using testing::kF32Eps;
 using testing::Project;
-
-std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(gen);
-  return v;
-}
+using testing::Random;
 
 double AbsSum(const std::vector<float>& v) {
   double s = 0;
@@ -215,7 +208,7 @@ TEST(TrainOps, AttentionMatchesItsReferenceTwin) {
                                                                probs.data(), threads);
     (reference ? AttentionBackwardReference : AttentionBackward)(r.data(), q.data(), k.data(), v.data(),
                                                                  probs.data(), s, dq.data(), dk.data(), dv.data(),
-                                                                 threads);
+                                                                 threads, nullptr);
     return std::vector<std::vector<float>>{out, dq, dk, dv, probs};
   };
   const auto fast = run(false, 2), ref = run(true, 1);
