@@ -70,7 +70,7 @@ TEST(Cli, HelpTeachesEveryCommand) {
   Result r = Smelt("--help");
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo", "quant-report", "sensitivity",
-                        "sysinfo", "bench", "prune", "train"})
+                        "sysinfo", "bench", "prune", "train", "distill"})
     EXPECT_NE(r.out.find(c), std::string::npos) << c;
 }
 
@@ -792,6 +792,19 @@ std::string SmallCorpus(const fs::path& dir) {
   return p;
 }
 
+// Each `PREFIX ARGS SUFFIX` run fails with exit 1 and one line that contains its expected text,
+// and leaves no `out`.
+void ExpectOneLineFailures(const std::string& prefix, const std::vector<std::pair<std::string, std::string>>& bad,
+                           const std::string& suffix, const std::string& out) {
+  for (const auto& [args, want] : bad) {
+    Result e = Smelt(prefix + args + suffix);
+    EXPECT_EQ(e.code, 1) << args << "\n" << e.err;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << e.err;
+    EXPECT_NE(e.err.find(want), std::string::npos) << e.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
 }  // namespace
 
 // A run killed with SIGKILL after its first checkpoint and started again with --resume ends
@@ -879,14 +892,65 @@ TEST(Cli, TrainBadInputGivesOneLineAndNoOutput) {
       {"--data '" + (dir / "empty.txt").string() + "' --config dim=32,layers=2,heads=4,ff=64 --vocab-size 400",
        "empty.txt"},
   };
-  for (const auto& [args, want] : bad) {
-    Result e = Smelt("train " + args + " --steps 2 --seq 16 -o '" + out + "'");
-    EXPECT_EQ(e.code, 1) << args << "\n" << e.err;
-    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << e.err;
-    EXPECT_NE(e.err.find(want), std::string::npos) << e.err;
-    EXPECT_FALSE(fs::exists(out));
-  }
+  ExpectOneLineFailures("train ", bad, " --steps 2 --seq 16 -o '" + out + "'", out);
   EXPECT_EQ(ReadAll((dir / "broken.ckpt").string()), "GGUF but not really");
   fs::remove_all(dir);
 }
 
+
+// A small student distilled from stories260K with every loss on (its narrower hidden states go
+// through learned projections): the model runs, and a resumed run at its last checkpoint
+// continues exactly (the checkpoint carries the projections).
+TEST(Cli, DistillWritesAStudentAndResumesFromItsCheckpoint) {
+  fs::path dir = TempDir("distill");
+  const std::string corpus = SmallCorpus(dir), ckpt = (dir / "run.ckpt").string(), out = (dir / "s.gguf").string();
+  const std::string args = "distill --teacher '" + kStories + "/stories260K.gguf' --student-config " +
+                           "dim=32,layers=2,heads=4,kv-heads=2,ff=86 --data '" + corpus +
+                           "' --alpha 0.2 --temperature 2 --feature-weight 0.5 --attention-weight 0.5 " +
+                           "--value-weight 0.5 --relation-weight 0.5 --steps 12 --batch 2 --seq 32 --lr 3e-3 -t 1 " +
+                           "--json --ckpt '" + ckpt + "' -o '" + out + "'";
+  Result r = Smelt(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["val_kld_teacher0"].get<double>(), 0.0);
+  EXPECT_EQ(j["distill"]["layer_map"], "uniform");
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_EQ(info.out.find("distill.proj"), std::string::npos);  // projections are not exported
+  Result run = Smelt("run '" + out + "' -n 8 --temp 0 -p 'Once'");
+  EXPECT_EQ(run.code, 0) << run.err;
+  Result again = Smelt(args + " --resume");
+  ASSERT_EQ(again.code, 0) << again.err;
+  auto k = nlohmann::json::parse(again.out);
+  EXPECT_EQ(k["resumed_from"], 12);
+  EXPECT_EQ(k["losses"], j["losses"]);
+  EXPECT_EQ(k["val_loss"], j["val_loss"]);
+  fs::remove_all(dir);
+}
+
+TEST(Cli, DistillBadInputGivesOneLineAndNoOutput) {
+  fs::path dir = TempDir("distill-bad");
+  const std::string corpus = SmallCorpus(dir), out = (dir / "out.gguf").string();
+  const std::string other = (dir / "other-vocab.gguf").string();
+  Result o = Smelt("train --data '" + corpus + "' --config dim=16,layers=1,heads=2,ff=32 --vocab-size 300 --steps 1 " +
+                   "--batch 1 --seq 16 -t 1 -o '" + other + "'");
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::ofstream((dir / "empty.txt").string()) << "\n\n";
+  std::ofstream((dir / "broken.ckpt").string()) << "GGUF but not really";
+  const std::string teacher = " --teacher '" + kStories + "/stories260K.gguf'";
+  const std::string small = " --student-config dim=32,layers=2,heads=4,ff=64";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {teacher + small + " --data '" + (dir / "empty.txt").string() + "'", "empty.txt"},
+      {teacher + " --student-config dim=128,layers=2,heads=4,ff=64 --data '" + corpus + "'", "wider"},
+      {teacher + " --student '" + other + "' --data '" + corpus + "'", "other-vocab.gguf"},
+      {teacher + " --teacher '" + other + "'" + small + " --data '" + corpus + "'", "other-vocab.gguf"},
+      {teacher + small + " --data '" + corpus + "' --ckpt '" + (dir / "broken.ckpt").string() + "' --resume",
+       "broken.ckpt"},
+      {small + " --data '" + corpus + "'", "--teacher"},
+      {teacher + small + " --data '" + corpus + "' --layer-map 0:9", "layer map"},
+      {teacher + small + " --data '" + corpus + "' --divergence js", "js"},
+  };
+  ExpectOneLineFailures("distill", bad, " --steps 2 --seq 16 -o '" + out + "'", out);
+  EXPECT_EQ(ReadAll((dir / "broken.ckpt").string()), "GGUF but not really");
+  fs::remove_all(dir);
+}

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
       smelt::cli::AddSysinfo(app),
       smelt::cli::AddBench(app),
       smelt::cli::AddTrain(app),
+      smelt::cli::AddDistill(app),
   };
   try {
     app.parse(argc, argv);
