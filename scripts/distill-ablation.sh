@@ -38,6 +38,8 @@ row plus-feature --alpha 0.2 --feature-weight 1
 row plus-attention --alpha 0.2 --feature-weight 1 --attention-weight 1
 row plus-relation --alpha 0.2 --feature-weight 1 --attention-weight 1 --relation-weight 1
 row plus-value --alpha 0.2 --feature-weight 1 --attention-weight 1 --relation-weight 1 --value-weight 1
+row soft-plus-feature-0.1 --alpha 0.2 --feature-weight 0.1
+row soft-plus-attention-0.1 --alpha 0.2 --attention-weight 0.1
 row reverse-kl --alpha 0.2 --divergence reverse-kl
 row multi-teacher --alpha 0.2 --teacher "$T2"
 row multi-teacher-loss-weighted --alpha 0.2 --teacher "$T2" --teacher-weighting loss
