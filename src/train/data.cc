@@ -80,13 +80,16 @@ Batch Dataset::Gather(const std::vector<int64_t>& starts) const {
   return b;
 }
 
-Batch Dataset::TrainBatch(int64_t index, int64_t B) const {
+Batch Dataset::TrainBatch(int64_t index, int64_t B) const { return TrainBatch(index, B, 0, 1); }
+
+Batch Dataset::TrainBatch(int64_t index, int64_t B, int rank, int ranks) const {
+  SMELT_ASSERT(ranks >= 1 && rank >= 0 && rank < ranks);
   const int64_t n = (int64_t)train_.size();
   std::vector<int64_t> order;
   int64_t order_epoch = -1;
   std::vector<int64_t> starts;
   for (int64_t j = 0; j < B; ++j) {
-    const int64_t p = index * B + j, epoch = p / n;
+    const int64_t p = (index * ranks + rank) * B + j, epoch = p / n;
     if (epoch != order_epoch) {
       order.resize(n);
       std::iota(order.begin(), order.end(), 0);
@@ -99,10 +102,16 @@ Batch Dataset::TrainBatch(int64_t index, int64_t B) const {
 }
 
 std::vector<Batch> Dataset::ValBatches(int64_t B, int64_t max_batches) const {
+  return ValBatches(B, max_batches, 0, 1);
+}
+
+std::vector<Batch> Dataset::ValBatches(int64_t B, int64_t max_batches, int rank, int ranks) const {
+  SMELT_ASSERT(ranks >= 1 && rank >= 0 && rank < ranks);
+  const size_t global = (size_t)(B * ranks);
   std::vector<Batch> out;
-  for (size_t i = 0; i < val_.size() && (max_batches <= 0 || (int64_t)out.size() < max_batches); i += B) {
-    std::vector<int64_t> starts(val_.begin() + i, val_.begin() + std::min(val_.size(), i + (size_t)B));
-    out.push_back(Gather(starts));
+  for (size_t i = 0, k = 0; i < val_.size() && (max_batches <= 0 || (int64_t)k < max_batches); i += global, ++k) {
+    const size_t lo = std::min(val_.size(), i + (size_t)(rank * B)), hi = std::min(val_.size(), lo + (size_t)B);
+    if (lo < hi) out.push_back(Gather(std::vector<int64_t>(val_.begin() + lo, val_.begin() + hi)));
   }
   return out;
 }

@@ -56,9 +56,16 @@ class Dataset {
 
   // Training micro-batch `index` of B sequences (see above).
   Batch TrainBatch(int64_t index, int64_t B) const;
+  // Data parallelism: worker `rank` of `ranks`, each with B sequences per micro-batch, takes
+  // slice `rank` (sequences rank·B ... rank·B + B - 1) of TrainBatch(index, ranks·B), so R
+  // workers together see exactly what one with batch R·B sees.
+  Batch TrainBatch(int64_t index, int64_t B, int rank, int ranks) const;
   // The validation sequences in order, B per batch (the last one may be smaller), at most
   // max_batches of them (0: all).
   std::vector<Batch> ValBatches(int64_t B, int64_t max_batches) const;
+  // Worker `rank`'s slices of ValBatches(ranks·B, max_batches), the same way (a slice past the
+  // end of a short last batch is left out, so a worker may get fewer batches).
+  std::vector<Batch> ValBatches(int64_t B, int64_t max_batches, int rank, int ranks) const;
 
  private:
   Batch Gather(const std::vector<int64_t>& starts) const;

@@ -85,6 +85,41 @@ TEST(TrainData, ShuffleIsSeededAndEachEpochCoversEverySequence) {
   EXPECT_TRUE(std::equal(two.inputs.begin(), two.inputs.end(), one.inputs.begin() + 6));
 }
 
+// R workers with batch B each take their slice of the global batch of R·B sequences: together,
+// and in rank order, exactly what one worker with batch R·B gets, epoch boundaries included.
+TEST(TrainData, RankSlicesTileTheGlobalBatch) {
+  DataOptions o;
+  o.seq = 2, o.val_frac = 0.3;
+  const Dataset d = Dataset::FromTokens(Iota(3 * 20), "toks", o);  // 14 training, 6 validation
+  for (int ranks : {1, 2, 3}) {
+    for (int64_t k = 0; k < 7; ++k) {  // 7 · 3 · 2 = 42 sequences: three epochs of 14
+      const Batch global = d.TrainBatch(k, 2 * ranks);
+      std::vector<int32_t> joined;
+      for (int r = 0; r < ranks; ++r) {
+        const Batch part = d.TrainBatch(k, 2, r, ranks);
+        EXPECT_EQ(part.B, 2);
+        joined.insert(joined.end(), part.inputs.begin(), part.inputs.end());
+      }
+      EXPECT_EQ(joined, global.inputs) << "ranks " << ranks << " micro-batch " << k;
+    }
+    // Validation: batches of 2 · ranks, a short last one split as far as it goes.
+    for (int64_t max_batches : {0, 1}) {
+      const std::vector<Batch> global = d.ValBatches(2 * ranks, max_batches);
+      std::vector<int32_t> want, got;
+      for (const Batch& b : global) want.insert(want.end(), b.inputs.begin(), b.inputs.end());
+      for (size_t i = 0; i < global.size(); ++i)
+        for (int r = 0; r < ranks; ++r) {
+          const std::vector<Batch> mine = d.ValBatches(2, max_batches, r, ranks);
+          if (i < mine.size()) got.insert(got.end(), mine[i].inputs.begin(), mine[i].inputs.end());
+        }
+      EXPECT_EQ(got, want) << "ranks " << ranks << " max " << max_batches;
+    }
+  }
+  // 6 validation sequences in global batches of 4: the second, short one is rank 0's alone.
+  EXPECT_EQ(d.ValBatches(2, 0, 0, 2).size(), 2u);
+  EXPECT_EQ(d.ValBatches(2, 0, 1, 2).size(), 1u);
+}
+
 TEST(TrainData, EmptyOrShortTextIsOneClearError) {
   const Vocab v = LoadGgufVocab(assets::kStoriesGguf);
   DataOptions o;

@@ -19,10 +19,11 @@ LrSchedule Trainer::schedule() const { return {opt_.lr, opt_.warmup, opt_.steps,
 
 StepStats Trainer::Step(const Dataset& data) {
   const BlasThreads blas(1);  // the ops split their products over opt_.threads themselves
+  const int rank = reducer_ ? reducer_->rank() : 0, ranks = reducer_ ? reducer_->ranks() : 1;
   std::vector<Batch> batches;
   int64_t scored = 0;
   for (int64_t k = 0; k < opt_.accum; ++k) {
-    batches.push_back(data.TrainBatch(micro_ + k, opt_.batch));
+    batches.push_back(data.TrainBatch(micro_ + k, opt_.batch, rank, ranks));
     scored += ScoredTargets(batches.back());
   }
   if (reducer_) scored = reducer_->SumCount(scored);
@@ -36,7 +37,7 @@ StepStats Trainer::Step(const Dataset& data) {
     const float scale = (float)(1.0 / (double)scored);
     loss += objective_ ? objective_(model_, b, scale, ws_, opt_.threads)
                        : ForwardBackward(model_, b, scale, ws_, opt_.threads);
-    s.tokens += b.B * b.T;
+    s.tokens += b.B * b.T * ranks;  // every worker's batch has the same shape
   }
   if (reducer_) {
     reducer_->SumInPlace(model_.grads());
@@ -57,9 +58,14 @@ double Trainer::ValLoss(const Dataset& data) {
   const BlasThreads blas(1);  // the ops split their products over opt_.threads themselves
   double loss = 0.0;
   int64_t scored = 0;
-  for (const Batch& b : data.ValBatches(opt_.batch, opt_.eval_batches)) {
+  const int rank = reducer_ ? reducer_->rank() : 0, ranks = reducer_ ? reducer_->ranks() : 1;
+  for (const Batch& b : data.ValBatches(opt_.batch, opt_.eval_batches, rank, ranks)) {
     loss += Loss(model_, b, ws_, opt_.threads);
     scored += ScoredTargets(b);
+  }
+  if (reducer_) {
+    loss = reducer_->SumValue(loss);
+    scored = reducer_->SumCount(scored);
   }
   return scored ? loss / (double)scored : 0.0;
 }

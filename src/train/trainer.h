@@ -43,10 +43,14 @@ struct StepStats {
 using Objective = std::function<double(TrainModel& m, const Batch& b, float grad_scale, Workspace& ws, int threads)>;
 
 // Sums a step's gradients, loss and scored count over data-parallel workers before the update
-// (train/mpi.h); every worker then takes the same step. A single process needs none.
+// (train/mpi.h); every worker then takes the same step. A single process needs none. Worker
+// rank() of ranks() trains on its slice of every global micro-batch (Dataset::TrainBatch), and
+// every sum must come out the same on all workers so that their parameters stay identical.
 class GradientReducer {
  public:
   virtual ~GradientReducer() = default;
+  virtual int rank() const { return 0; }
+  virtual int ranks() const { return 1; }
   virtual int64_t SumCount(int64_t local) = 0;
   virtual double SumValue(double local) = 0;
   virtual void SumInPlace(std::span<float> values) = 0;
@@ -58,7 +62,8 @@ class Trainer {
 
   // One optimizer step on micro-batches micro_batches() ... + accum - 1 of `data`.
   StepStats Step(const Dataset& data);
-  // Mean loss over the validation batches (options().eval_batches of them).
+  // Mean loss over the validation batches (options().eval_batches of them; with a reducer,
+  // batches of ranks · batch sequences, each worker scoring its slice).
   double ValLoss(const Dataset& data);
 
   const TrainModel& model() const { return model_; }

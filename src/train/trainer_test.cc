@@ -7,7 +7,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <barrier>
 #include <limits>
+#include <thread>
 
 #include "core/mapped_file.h"
 #include "error_of.h"
@@ -90,6 +92,84 @@ TEST(TrainLoop, TwoMicroBatchesOfBEqualOneBatchOf2B) {
   EXPECT_NEAR(s1.grad_norm, s2.grad_norm, 1e-4 * s1.grad_norm);
   EXPECT_EQ(s1.tokens, s2.tokens);
   EXPECT_EQ(two.micro_batches(), 2);
+}
+
+// A reducer over worker threads of one process, standing in for MPI: each sum waits for every
+// worker's value and adds them in rank order, so all workers get the same bits.
+class ThreadReducer final : public GradientReducer {
+ public:
+  struct Shared {
+    explicit Shared(int n) : barrier(n), values(n) {}
+    std::barrier<> barrier;
+    std::vector<std::vector<double>> values;
+  };
+  ThreadReducer(Shared& s, int rank) : s_(s), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int ranks() const override { return (int)s_.values.size(); }
+  int64_t SumCount(int64_t local) override { return (int64_t)Sum(std::vector<double>{(double)local})[0]; }
+  double SumValue(double local) override { return Sum({local})[0]; }
+  void SumInPlace(std::span<float> v) override {
+    const std::vector<double> sum = Sum(std::vector<double>(v.begin(), v.end()));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = (float)sum[i];
+  }
+
+ private:
+  std::vector<double> Sum(std::vector<double> local) {
+    s_.values[rank_] = std::move(local);
+    s_.barrier.arrive_and_wait();
+    std::vector<double> sum(s_.values[0].size(), 0.0);
+    for (const auto& v : s_.values)
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += v[i];
+    s_.barrier.arrive_and_wait();  // everyone has read before anyone writes again
+    return sum;
+  }
+  Shared& s_;
+  int rank_;
+};
+
+// Data parallelism: two workers with batch B, summing through a reducer, take the steps of one
+// worker with batch 2B (losses, validation loss and weights equal up to the order of the sums),
+// and stay identical to each other.
+TEST(TrainLoop, TwoWorkersOfBatchBEqualOneOfBatch2B) {
+  const Fixture fx;
+  const int steps = 6;
+  TrainOptions o = fx.Options(steps);
+  o.batch = 8;
+  Trainer one(TrainModel::FromScratch(fx.config, fx.vocab, 1), o);
+  for (int i = 0; i < steps; ++i) one.Step(fx.data);
+  const double val_one = one.ValLoss(fx.data);
+
+  o.batch = 4;
+  ThreadReducer::Shared shared(2);
+  std::vector<Trainer> workers;
+  for (int r = 0; r < 2; ++r) workers.emplace_back(TrainModel::FromScratch(fx.config, fx.vocab, 1), o);
+  std::vector<ThreadReducer> reducers{{shared, 0}, {shared, 1}};
+  double val[2] = {0, 0};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      workers[r].set_reducer(&reducers[r]);
+      for (int i = 0; i < steps; ++i) workers[r].Step(fx.data);
+      val[r] = workers[r].ValLoss(fx.data);
+    });
+  for (auto& t : threads) t.join();
+
+  EXPECT_EQ(workers[0].model().params(), workers[1].model().params());
+  EXPECT_EQ(workers[0].losses(), workers[1].losses());
+  EXPECT_EQ(val[0], val[1]);
+  ASSERT_EQ(workers[0].losses().size(), one.losses().size());
+  for (int i = 0; i < steps; ++i) EXPECT_NEAR(workers[0].losses()[i], one.losses()[i], 1e-5 * one.losses()[i]);
+  EXPECT_NEAR(val[0], val_one, 1e-5 * val_one);
+  // Weights: the same sums in another order, carried through a few AdamW steps; AdamW divides by
+  // sqrt(v), so a gradient's rounding moves a weight by at most about lr · (its relative error).
+  double norm = 0, diff = 0;
+  const std::vector<float>&a = one.model().params(), &b = workers[0].model().params();
+  for (size_t i = 0; i < a.size(); ++i) {
+    norm += (double)a[i] * a[i];
+    diff += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+  }
+  EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm));
+  EXPECT_GT(std::sqrt(diff), 0.0);  // the two runs did sum in different orders
 }
 
 TEST(TrainLoop, SameSeedSameBitsAndTheLossFalls) {
