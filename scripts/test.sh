@@ -24,6 +24,6 @@ if [ "${1:-}" != "--no-asan" ]; then
     -DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=lld \
     -DSMELT_SANITIZE=ON -DSMELT_FUZZ=ON -DSMELT_BUILD_BENCH=OFF >/dev/null
   cmake --build build-asan -j"$JOBS"
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$JOBS" -E "Peer|Slow")
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$JOBS" -E "Peer|Slow|Mpi")
   bash scripts/fuzz.sh build-asan "${FUZZ_SECONDS:-15}"
 fi

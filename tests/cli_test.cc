@@ -14,7 +14,9 @@
 #include <sstream>
 #include <string>
 
+#include "io/load.h"
 #include "peer.h"
+#include "train/model.h"
 
 namespace fs = std::filesystem;
 
@@ -30,13 +32,13 @@ struct Result {
   std::string out, err;
 };
 
-// Runs the smelt binary with `args` (a shell-quoted string), capturing stdout and stderr.
-Result Smelt(const std::string& args) {
+// Runs a shell command line, capturing stdout and stderr.
+Result Shell(const std::string& command) {
   static int counter = 0;
   fs::path dir = fs::temp_directory_path() / ("smelt-cli-test-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::string base = (dir / std::to_string(counter++)).string();
-  std::string cmd = std::string(SMELT_BINARY) + " " + args + " >" + base + ".out 2>" + base + ".err";
+  std::string cmd = command + " >" + base + ".out 2>" + base + ".err";
   int rc = std::system(cmd.c_str());
   Result r;
   if (WIFEXITED(rc)) r.code = WEXITSTATUS(rc);
@@ -51,6 +53,9 @@ Result Smelt(const std::string& args) {
   r.err = slurp(base + ".err");
   return r;
 }
+
+// Runs the smelt binary with `args` (a shell-quoted string), capturing stdout and stderr.
+Result Smelt(const std::string& args) { return Shell(std::string(SMELT_BINARY) + " " + args); }
 
 std::string ReadAll(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
@@ -805,6 +810,25 @@ void ExpectOneLineFailures(const std::string& prefix, const std::vector<std::pai
   }
 }
 
+// Starts `command` (a shell command line), waits until it has written `ckpt`, stops it with
+// `signal` and reaps it. Returns "" or what went wrong.
+std::string StopAfterFirstCheckpoint(const std::string& command, const std::string& ckpt, int signal) {
+  const pid_t pid = fork();
+  if (pid < 0) return "fork failed";
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + command + " >/dev/null 2>&1").c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  int status;
+  while (!fs::exists(ckpt)) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return "exited before its first checkpoint";
+    usleep(2000);
+  }
+  kill(pid, signal);
+  waitpid(pid, &status, 0);
+  return "";
+}
+
 }  // namespace
 
 // A run killed with SIGKILL after its first checkpoint and started again with --resume ends
@@ -823,20 +847,7 @@ TEST(Cli, TrainKilledAndResumedEqualsStraightRun) {
 
   const std::string resumable = std::string(SMELT_BINARY) + " train" + flags + " --ckpt '" + ckpt +
                                 "' --ckpt-every 1 --resume -o '" + (dir / "resumed.gguf").string() + "'";
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + resumable + " >/dev/null 2>&1").c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  while (!fs::exists(ckpt)) {
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) FAIL() << "train exited before its first checkpoint";
-    usleep(2000);
-  }
-  kill(pid, SIGKILL);
-  int status;
-  waitpid(pid, &status, 0);
+  ASSERT_EQ(StopAfterFirstCheckpoint(resumable, ckpt, SIGKILL), "");
   ASSERT_FALSE(fs::exists(dir / "resumed.gguf"));
   Result resumed = Smelt(resumable.substr(std::string(SMELT_BINARY).size() + 1));
   ASSERT_EQ(resumed.code, 0) << resumed.err;
@@ -952,5 +963,86 @@ TEST(Cli, DistillBadInputGivesOneLineAndNoOutput) {
   };
   ExpectOneLineFailures("distill", bad, " --steps 2 --seq 16 -o '" + out + "'", out);
   EXPECT_EQ(ReadAll((dir / "broken.ckpt").string()), "GGUF but not really");
+  fs::remove_all(dir);
+}
+
+// ---- data-parallel training over MPI ---------------------------------------------------------
+
+namespace {
+
+// mpirun for `ranks` processes on this machine (as root too, more ranks than cores allowed), or
+// "" when Open MPI's launcher is not installed.
+std::string Mpirun(int ranks) {
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) return "";
+  return "mpirun --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) + " " + SMELT_BINARY;
+}
+
+std::vector<float> TrainedWeights(const std::string& gguf) {
+  return smelt::train::TrainModel::FromModel(smelt::LoadModel(gguf)).params();
+}
+
+}  // namespace
+
+// Two ranks with batch B, under mpirun, train what one process with batch 2B trains: the same
+// losses and weights up to the order of the float sums, printed and written by rank 0 alone.
+// Named Mpi: the sanitizer build
+// skips it (Open MPI's own allocations).
+TEST(Cli, TrainMpiTwoRanksEqualOneRankOfTwiceTheBatch) {
+  const std::string mpirun = Mpirun(2);
+  if (mpirun.empty()) GTEST_SKIP() << "mpirun (Open MPI) is not installed";
+  constexpr int kSteps = 40;
+  fs::path dir = TempDir("train-mpi");
+  const std::string corpus = SmallCorpus(dir), ckpt = (dir / "run.ckpt").string();
+  const std::string flags = " train --data '" + corpus + "' --config dim=32,layers=2,heads=4,kv-heads=2,ff=64,ctx=64 " +
+                            "--tokenizer '" + kStories + "/stories260K.gguf' --steps " + std::to_string(kSteps) + " --seq 32 --lr 3e-3 --warmup 2 " +
+                            "--eval-every 10 --eval-batches 2 -t 1 --seed 5 --json";
+  Result one = Smelt(flags.substr(1) + " --batch 4 -o '" + (dir / "one.gguf").string() + "'");
+  ASSERT_EQ(one.code, 0) << one.err;
+  Result two = Shell(mpirun + flags + " --batch 2 -o '" + (dir / "two.gguf").string() + "'");
+  ASSERT_EQ(two.code, 0) << two.err;
+  const auto a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(two.out);  // rank 0 alone prints
+  EXPECT_EQ(b["ranks"].get<int>(), 2);
+  EXPECT_EQ(a["tokens"], b["tokens"]);
+  ASSERT_EQ(a["losses"].size(), (size_t)kSteps);
+  ASSERT_EQ(b["losses"].size(), (size_t)kSteps);
+  // Losses are means of about 128 terms summed in double over fp32 logits: the order of the
+  // sums moves them by a few fp32 roundings, which AdamW carries into later steps.
+  for (size_t i = 0; i < kSteps; ++i)
+    EXPECT_NEAR(a["losses"][i].get<double>(), b["losses"][i].get<double>(), 1e-5 * a["losses"][i].get<double>()) << i;
+  EXPECT_NEAR(a["val_loss"].get<double>(), b["val_loss"].get<double>(), 1e-5 * a["val_loss"].get<double>());
+  const std::vector<float> wa = TrainedWeights((dir / "one.gguf").string()), wb = TrainedWeights((dir / "two.gguf").string());
+  ASSERT_EQ(wa.size(), wb.size());
+  double norm = 0, diff = 0;
+  for (size_t i = 0; i < wa.size(); ++i) {
+    norm += (double)wa[i] * wa[i];
+    diff += ((double)wa[i] - wb[i]) * ((double)wa[i] - wb[i]);
+  }
+  EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm));
+
+  // Resume: a 2-rank run stopped (SIGTERM to mpirun) after rank 0's first checkpoint, started
+  // again with --resume, gives the other rank rank 0's state and ends with the straight 2-rank
+  // run's losses and weights, bit for bit.
+  const std::string resumable = mpirun + flags + " --batch 2 --ckpt '" + ckpt + "' --ckpt-every 1 --resume -o '" +
+                                (dir / "resumed.gguf").string() + "'";
+  ASSERT_EQ(StopAfterFirstCheckpoint(resumable, ckpt, SIGTERM), "");
+  ASSERT_FALSE(fs::exists(dir / "resumed.gguf"));
+  Result resumed = Shell(resumable);
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  const auto r = nlohmann::json::parse(resumed.out);
+  EXPECT_GT(r["resumed_from"].get<int>(), 0);
+  EXPECT_LT(r["resumed_from"].get<int>(), kSteps);
+  EXPECT_EQ(r["losses"], b["losses"]);
+  EXPECT_EQ(r["val_loss"], b["val_loss"]);
+  EXPECT_EQ(ReadAll((dir / "resumed.gguf").string()), ReadAll((dir / "two.gguf").string()));
+
+  // A failure on the ranks (here an empty corpus) is one line per rank naming the file, a
+  // non-zero exit and no output.
+  std::ofstream((dir / "empty.txt").string()) << "\n\n";
+  Result bad = Shell(mpirun + " train --data '" + (dir / "empty.txt").string() +
+                     "' --config dim=32,layers=2,heads=4,ff=64 --tokenizer '" + kStories +
+                     "/stories260K.gguf' --steps 2 --seq 16 -t 1 -o '" + (dir / "bad.gguf").string() + "'");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("smelt: rank 0: " + (dir / "empty.txt").string()), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "bad.gguf"));
   fs::remove_all(dir);
 }

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "cli_util.h"
+#include "data_parallel.h"
 #include "train/data.h"
 #include "train/distill.h"
 #include "train/trainer.h"
@@ -25,7 +26,7 @@ struct DistillArgs {
   bool allow_wider = false;
 };
 
-int RunDistill(DistillArgs& a) {
+int RunDistill(DistillArgs& a, DataParallel& dp) {
   TrainRunArgs& r = a.run;
   if (a.teachers.empty()) Fail("distill needs --teacher MODEL");
   if (a.student.empty() == a.student_config.empty())
@@ -68,7 +69,7 @@ int RunDistill(DistillArgs& a) {
   const train::Dataset data = train::Dataset::FromFile(vocab, r.data, r.data_opt);
   auto distiller = std::make_shared<train::Distiller>(std::move(teachers), a.distill);
 
-  std::optional<train::Trainer> trainer = ResumeTrainer(r, data, vocab.size());
+  std::optional<train::Trainer> trainer = ResumeTrainer(r, data, vocab.size(), dp);
   const int64_t resumed_from = trainer ? trainer->step() : 0;
   if (trainer) {
     const size_t n = trainer->model().params().size();
@@ -83,13 +84,14 @@ int RunDistill(DistillArgs& a) {
   }
   student.reset();
   trainer->set_objective(train::DistillObjective(distiller));
-  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from);
+  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from, dp);
+  if (!dp.root()) return 0;  // rank 0 measures and prints
   const double kld = res.has_val ? train::ValidationKld(trainer->model(), distiller->teachers()[0], data, r.opt.batch,
                                                         r.opt.eval_batches, r.opt.threads)
                                  : 0.0;
   const train::DistillOptions& o = distiller->options();
   if (r.json) {
-    nlohmann::json j = TrainRunJson(*trainer, data, r, res);
+    nlohmann::json j = TrainRunJson(*trainer, data, r, res, dp.ranks());
     j["teachers"] = a.teachers;
     j["val_kld_teacher0"] = res.has_val ? nlohmann::json(kld) : nlohmann::json(nullptr);
     j["distill"] = {{"alpha", o.alpha},
@@ -143,7 +145,7 @@ Command AddDistill(CLI::App& root) {
   app->add_option("--teacher-weighting", a->weighting, "avg | confidence | loss (several teachers)")
       ->capture_default_str();
   AddTrainRunOptions(app, a->run);
-  return {app, [a] { return RunDistill(*a); }};
+  return {app, [a] { return RunDataParallel([&](DataParallel& dp) { return RunDistill(*a, dp); }); }};
 }
 
 }  // namespace smelt::cli

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "cli_util.h"
+#include "data_parallel.h"
 #include "core/mapped_file.h"
 #include "train/data.h"
 #include "train/trainer.h"
@@ -18,7 +19,7 @@ struct TrainArgs {
   int vocab_size = 0;  // > 0: learn a vocabulary of this size from --data
 };
 
-int RunTrain(TrainArgs& a) {
+int RunTrain(TrainArgs& a, DataParallel& dp) {
   TrainRunArgs& r = a.run;
   if (a.init.empty() == a.config.empty()) Fail("train needs either --init MODEL or --config ... --tokenizer MODEL");
   if (!a.config.empty() && a.tokenizer.empty() && a.vocab_size == 0)
@@ -45,7 +46,7 @@ int RunTrain(TrainArgs& a) {
   if (vocab.tokens.empty()) Fail("{}: the model has no tokenizer", a.init.empty() ? a.tokenizer : a.init);
   const train::Dataset data = train::Dataset::FromFile(vocab, r.data, r.data_opt);
 
-  std::optional<train::Trainer> trainer = ResumeTrainer(r, data, vocab.size());
+  std::optional<train::Trainer> trainer = ResumeTrainer(r, data, vocab.size(), dp);
   const int64_t resumed_from = trainer ? trainer->step() : 0;
   if (!trainer) {
     train::TrainModel model =
@@ -54,9 +55,10 @@ int RunTrain(TrainArgs& a) {
     trainer.emplace(std::move(model), r.opt);
   }
   init.reset();
-  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from);
+  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from, dp);
+  if (!dp.root()) return 0;  // rank 0 prints
   if (r.json)
-    PrintJson(TrainRunJson(*trainer, data, r, res));
+    PrintJson(TrainRunJson(*trainer, data, r, res, dp.ranks()));
   else
     PrintTrainRun("trained", *trainer, data, r, res);
   return 0;
@@ -75,7 +77,7 @@ Command AddTrain(CLI::App& root) {
                   "(instead of --tokenizer)");
   app->add_option("--init", a->init, "start from this model instead (any weight type, dequantized to f32)");
   AddTrainRunOptions(app, a->run);
-  return {app, [a] { return RunTrain(*a); }};
+  return {app, [a] { return RunDataParallel([&](DataParallel& dp) { return RunTrain(*a, dp); }); }};
 }
 
 }  // namespace smelt::cli

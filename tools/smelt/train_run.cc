@@ -115,8 +115,10 @@ ModelConfig ParseModelConfig(const std::string& spec, int vocab, const std::stri
   return c;
 }
 
-std::optional<train::Trainer> ResumeTrainer(const TrainRunArgs& a, const train::Dataset& data, int vocab) {
-  if (!a.resume || !std::filesystem::exists(a.ckpt)) return std::nullopt;
+std::optional<train::Trainer> ResumeTrainer(const TrainRunArgs& a, const train::Dataset& data, int vocab,
+                                            const DataParallel& dp) {
+  const bool resume = dp.Agree(a.resume && std::filesystem::exists(a.ckpt));
+  if (!resume || !dp.root()) return std::nullopt;
   train::Checkpoint c = train::LoadCheckpoint(a.ckpt, a.opt.threads);
   if (c.data_fingerprint != data.Fingerprint())
     Fail("{}: the checkpoint was trained on other data (or another --seq, --val-frac or tokenizer) than {}", a.ckpt,
@@ -127,16 +129,17 @@ std::optional<train::Trainer> ResumeTrainer(const TrainRunArgs& a, const train::
 }
 
 TrainRunResult RunTrainingLoop(train::Trainer& t, const train::Dataset& data, const TrainRunArgs& a,
-                               int64_t resumed_from) {
+                               int64_t resumed_from, DataParallel& dp) {
   using Clock = std::chrono::steady_clock;
+  dp.Attach(t, data.Fingerprint());
   TrainRunResult r;
   r.resumed_from = resumed_from;
   const int64_t steps = t.options().steps;
-  const bool tty = isatty(fileno(stderr));
+  const bool tty = dp.root() && isatty(fileno(stderr));
   const auto start = Clock::now();
   double last_val = -1;
   auto save = [&] {
-    if (!a.ckpt.empty()) train::SaveCheckpoint(t, data.Fingerprint(), a.ckpt);
+    if (!a.ckpt.empty() && dp.root()) train::SaveCheckpoint(t, data.Fingerprint(), a.ckpt);
   };
   while (t.step() < steps) {
     const train::StepStats s = t.Step(data);
@@ -159,6 +162,8 @@ TrainRunResult RunTrainingLoop(train::Trainer& t, const train::Dataset& data, co
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   r.has_val = data.val_sequences() > 0;
   r.val = r.has_val ? t.ValLoss(data) : 0.0;
+  r.final_loss = t.losses().empty() ? 0.0 : t.losses().back();
+  if (!dp.root()) return r;
   save();
   train::ExportGguf(t.model(), a.out);
   r.final_loss = t.losses().empty() ? 0.0 : t.losses().back();
@@ -166,7 +171,7 @@ TrainRunResult RunTrainingLoop(train::Trainer& t, const train::Dataset& data, co
 }
 
 nlohmann::json TrainRunJson(const train::Trainer& t, const train::Dataset& data, const TrainRunArgs& a,
-                            const TrainRunResult& r) {
+                            const TrainRunResult& r, int ranks) {
   nlohmann::json vl = nlohmann::json::array();
   for (const auto& [step, loss] : r.val_losses) vl.push_back({{"step", step}, {"loss", loss}});
   return {{"output", a.out},
@@ -178,6 +183,7 @@ nlohmann::json TrainRunJson(const train::Trainer& t, const train::Dataset& data,
           {"accum", t.options().accum},
           {"seq", data.seq()},
           {"threads", t.options().threads},
+          {"ranks", ranks},
           {"train_sequences", data.train_sequences()},
           {"val_sequences", data.val_sequences()},
           {"final_loss", r.final_loss},

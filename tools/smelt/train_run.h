@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli_util.h"
+#include "data_parallel.h"
 #include "train/data.h"
 #include "train/trainer.h"
 
@@ -32,8 +33,10 @@ ModelConfig ParseModelConfig(const std::string& spec, int vocab, const std::stri
 
 // With --resume and an existing --ckpt: the trainer saved there, after checking that it was
 // made on the same data, with the same schedule flags and a `vocab`-token vocabulary. Otherwise
-// nothing. Throws Error("CKPT: ...") before anything is written.
-std::optional<train::Trainer> ResumeTrainer(const TrainRunArgs& a, const train::Dataset& data, int vocab);
+// nothing. Throws Error("CKPT: ...") before anything is written. In a data-parallel run rank 0
+// alone reads it (the loop hands its state to the other ranks).
+std::optional<train::Trainer> ResumeTrainer(const TrainRunArgs& a, const train::Dataset& data, int vocab,
+                                            const DataParallel& dp);
 
 struct TrainRunResult {
   int64_t resumed_from = 0, tokens = 0;
@@ -44,13 +47,14 @@ struct TrainRunResult {
 };
 // Steps `t` to its step count (validation every --eval-every steps, checkpoints every
 // --ckpt-every steps and at the end, a progress line on a terminal), then exports the model to
-// -o (atomically).
+// -o (atomically). Data-parallel: the trainer first takes rank 0's state and sums every step over
+// the ranks (DataParallel::Attach); rank 0 alone shows progress and writes files.
 TrainRunResult RunTrainingLoop(train::Trainer& t, const train::Dataset& data, const TrainRunArgs& a,
-                               int64_t resumed_from);
+                               int64_t resumed_from, DataParallel& dp);
 
 // The summary's JSON fields (output, data, parameters, steps, ..., tokens_per_second).
 nlohmann::json TrainRunJson(const train::Trainer& t, const train::Dataset& data, const TrainRunArgs& a,
-                            const TrainRunResult& r);
+                            const TrainRunResult& r, int ranks);
 // The summary as text: "VERB NAME (...) on DATA", steps and losses, speed, output.
 void PrintTrainRun(const char* verb, const train::Trainer& t, const train::Dataset& data, const TrainRunArgs& a,
                    const TrainRunResult& r);
