@@ -810,12 +810,14 @@ void ExpectOneLineFailures(const std::string& prefix, const std::vector<std::pai
   }
 }
 
-// Starts `command` (a shell command line), waits until it has written `ckpt`, stops it with
-// `signal` and reaps it. Returns "" or what went wrong.
+// Starts `command` (a shell command line) in a process group of its own, waits until it has
+// written `ckpt`, sends `signal` to the whole group (so mpirun and its ranks stop at once, not
+// after mpirun has passed the signal on) and reaps it. Returns "" or what went wrong.
 std::string StopAfterFirstCheckpoint(const std::string& command, const std::string& ckpt, int signal) {
   const pid_t pid = fork();
   if (pid < 0) return "fork failed";
   if (pid == 0) {
+    setpgid(0, 0);
     execl("/bin/sh", "sh", "-c", ("exec " + command + " >/dev/null 2>&1").c_str(), (char*)nullptr);
     _exit(127);
   }
@@ -824,7 +826,7 @@ std::string StopAfterFirstCheckpoint(const std::string& command, const std::stri
     if (waitpid(pid, &status, WNOHANG) == pid) return "exited before its first checkpoint";
     usleep(2000);
   }
-  kill(pid, signal);
+  kill(-pid, signal);
   waitpid(pid, &status, 0);
   return "";
 }
@@ -1019,12 +1021,12 @@ TEST(Cli, TrainMpiTwoRanksEqualOneRankOfTwiceTheBatch) {
   }
   EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm));
 
-  // Resume: a 2-rank run stopped (SIGTERM to mpirun) after rank 0's first checkpoint, started
+  // Resume: a 2-rank run killed (SIGKILL to mpirun and its ranks) after rank 0's first checkpoint, started
   // again with --resume, gives the other rank rank 0's state and ends with the straight 2-rank
   // run's losses and weights, bit for bit.
   const std::string resumable = mpirun + flags + " --batch 2 --ckpt '" + ckpt + "' --ckpt-every 1 --resume -o '" +
                                 (dir / "resumed.gguf").string() + "'";
-  ASSERT_EQ(StopAfterFirstCheckpoint(resumable, ckpt, SIGTERM), "");
+  ASSERT_EQ(StopAfterFirstCheckpoint(resumable, ckpt, SIGKILL), "");
   ASSERT_FALSE(fs::exists(dir / "resumed.gguf"));
   Result resumed = Shell(resumable);
   ASSERT_EQ(resumed.code, 0) << resumed.err;
