@@ -1048,3 +1048,54 @@ TEST(Cli, TrainMpiTwoRanksEqualOneRankOfTwiceTheBatch) {
   EXPECT_FALSE(fs::exists(dir / "bad.gguf"));
   fs::remove_all(dir);
 }
+
+// smelt qat writes a quantized GGUF that smelt loads, closer to its teacher than before training,
+// with the recipe in its metadata.
+TEST(Cli, QatWritesAQuantizedModelCloserToTheTeacher) {
+  fs::path dir = TempDir("qat");
+  const std::string corpus = SmallCorpus(dir), out = (dir / "qat.gguf").string();
+  Result r = Smelt("qat --model '" + kStories + "/stories260K.gguf' --type q4_0 --learn-scales --data '" + corpus +
+                   "' --steps 15 --batch 4 --seq 64 --lr 5e-4 -t 1 --json -o '" + out + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_LT(j["val_kl_after"].get<double>(), j["val_kl_before"].get<double>());
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("method=qat"), std::string::npos);
+  EXPECT_NE(info.out.find("q4_0"), std::string::npos);
+  Result run = Smelt("run '" + out + "' -p 'Once upon a time' -n 8 --temp 0");
+  EXPECT_EQ(run.code, 0) << run.err;
+  fs::remove_all(dir);
+}
+
+TEST(Cli, QatBadInputGivesOneLineAndKeepsTheOutput) {
+  fs::path dir = TempDir("qat-bad");
+  const std::string corpus = SmallCorpus(dir), out = (dir / "out.gguf").string();
+  std::ofstream((dir / "empty.txt").string()) << "\n\n";
+  std::ofstream((dir / "broken.gguf").string()) << "GGUF but not really";
+  std::ofstream(out) << "previous output";
+  const std::string model = " --model '" + kStories + "/stories260K.gguf'";
+  const std::string other = (dir / "other-vocab.gguf").string();
+  ASSERT_EQ(Smelt("synth --dim 64 --layers 1 --heads 4 --ff 96 --vocab 300 -o '" + other + "'").code, 0);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {model + " --type q4_0 --data '" + (dir / "empty.txt").string() + "'", "empty.txt"},
+      {model + " --type q4_0 --data '" + (dir / "missing.txt").string() + "'", "missing.txt"},
+      {" --model '" + (dir / "broken.gguf").string() + "' --type q4_0 --data '" + corpus + "'", "broken.gguf"},
+      {model + " --teacher '" + (dir / "broken.gguf").string() + "' --type q4_0 --data '" + corpus + "'",
+       "broken.gguf"},
+      {model + " --teacher '" + other + "' --type q4_0 --data '" + corpus + "'", "vocabulary"},
+      {model + " --type q9_9 --data '" + corpus + "'", "q9_9"},
+      {model + " --data '" + corpus + "'", "--type"},
+      {model + " --rules 'nothing*=q4_0' --data '" + corpus + "'", "no matrix"},
+      {model + " --type q4_0 --alpha 2 --data '" + corpus + "'", "--alpha"},
+      {model + " --type q4_0 --temperature 0 --data '" + corpus + "'", "--temperature"},
+  };
+  for (const auto& [args, want] : bad) {
+    Result e = Smelt("qat" + args + " --steps 2 --seq 16 -o '" + out + "'");
+    EXPECT_EQ(e.code, 1) << args << "\n" << e.err;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << e.err;
+    EXPECT_NE(e.err.find(want), std::string::npos) << e.err;
+    EXPECT_EQ(ReadAll(out), "previous output");
+  }
+  fs::remove_all(dir);
+}

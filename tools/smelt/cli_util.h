@@ -39,6 +39,7 @@ Command AddSysinfo(CLI::App& root);
 Command AddBench(CLI::App& root);
 Command AddTrain(CLI::App& root);
 Command AddDistill(CLI::App& root);
+Command AddQat(CLI::App& root);
 
 // --tokenizer for llama2.c checkpoints, used by every command that loads a model.
 void AddLoadOptions(CLI::App* app, LoadOptions& opt);

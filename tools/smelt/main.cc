@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
       smelt::cli::AddBench(app),
       smelt::cli::AddTrain(app),
       smelt::cli::AddDistill(app),
+      smelt::cli::AddQat(app),
   };
   try {
     app.parse(argc, argv);
