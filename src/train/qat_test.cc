@@ -96,6 +96,31 @@ TEST(Qat, FakeQuantizedForwardIsTheExportedModel) {
   }
 }
 
+// The k-quants with their own super-blocks (rows of 256 values, which stories260K lacks): the
+// same equality, on a small model initialised from scratch.
+TEST(Qat, FakeQuantizedKQuantsAreTheExportedModel) {
+  ModelConfig c;
+  c.name = "qat-kquants";
+  c.dim = 256, c.n_layers = 1, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 64, c.rope_dim = 64, c.ff = 512;
+  c.vocab = 256, c.context = 32;
+  const Batch batch = TokenBatch(16, c.vocab);
+  for (const char* type : {"q4_K", "q3_K", "q2_K", "q6_K"}) {
+    SCOPED_TRACE(type);
+    TrainModel m = TrainModel::FromScratch(c, Vocab{}, 5);
+    FakeQuantizer fq(m, Rules(type), false);
+    for (const QatMatrix& q : fq.matrices()) EXPECT_EQ(q.type, q.wanted) << q.name;
+    Workspace ws;
+    const std::vector<float> f32 = Logits(m, batch, ws, 1);
+    fq.Apply(m, 1);
+    const std::vector<float> fake = Logits(m, batch, ws, 1);
+    fq.Restore(m);
+    const std::vector<float> ref = NaiveLlamaLogits(fq.Export(m, 1), batch.inputs);
+    const double tol = 1e-5 * Norm(ref);
+    EXPECT_LE(DiffNorm(fake, ref), tol);
+    EXPECT_GT(DiffNorm(f32, ref), 20 * tol);
+  }
+}
+
 // The master gradient is the gradient at the quantized weights, computed here on an independent
 // copy (smelt quantize's model, dequantized), zero exactly where q4_0's encoder clamped the code:
 // w/d beyond 7.5 or below -8.5 with d the block's stored scale. With learned scales, each
