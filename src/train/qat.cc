@@ -17,26 +17,40 @@ namespace {
 // Block formats whose scale is one fp16 at the start of the block and whose grid is d·q.
 bool HasLearnableScale(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0; }
 
+// The two lowest and two highest finite values of a codebook grid (lo2/hi2 infinite when it
+// has a single value).
+struct TableEnds {
+  double lo = INFINITY, lo2 = INFINITY, hi = -INFINITY, hi2 = -INFINITY;
+};
+TableEnds EndsOf(const ElementGrid& g) {
+  TableEnds r;
+  for (int q = g.qmin; q <= g.qmax; ++q) {
+    const double v = GridValue(g, q);
+    if (!std::isfinite(v) || v == r.lo || v == r.hi) continue;
+    if (v < r.lo) r.lo2 = r.lo, r.lo = v;
+    else if (v < r.lo2) r.lo2 = v;
+    if (v > r.hi) r.hi2 = r.hi, r.hi = v;
+    else if (v > r.hi2) r.hi2 = v;
+  }
+  return r;
+}
+
+bool SameGrid(const ElementGrid& a, const ElementGrid& b) {
+  return a.scale == b.scale && a.offset == b.offset && a.qmin == b.qmin && a.qmax == b.qmax && a.table == b.table;
+}
+
 // Whether w lies beyond either end of grid g by more than half a step: the value the encoder's
 // clamp moved, not merely rounded. Linear grids are tested in code units; a codebook against
-// the half gap to its outermost neighbour at each end.
-bool Clipped(const ElementGrid& g, float w) {
+// the half gap to its outermost neighbour at each end (`ends`: EndsOf(g), which elements of a
+// sub-block share).
+bool Clipped(const ElementGrid& g, const TableEnds& ends, float w) {
   if (!(g.scale != 0.0f) || !std::isfinite(g.scale)) return false;
   if (!g.table) {
     const double u = ((double)w - (double)g.offset) / (double)g.scale;
     return u < g.qmin - 0.5 || u > g.qmax + 0.5;
   }
-  double lo = INFINITY, lo2 = INFINITY, hi = -INFINITY, hi2 = -INFINITY;
-  for (int q = g.qmin; q <= g.qmax; ++q) {
-    const double v = GridValue(g, q);
-    if (!std::isfinite(v) || v == lo || v == hi) continue;
-    if (v < lo) lo2 = lo, lo = v;
-    else if (v < lo2) lo2 = v;
-    if (v > hi) hi2 = hi, hi = v;
-    else if (v > hi2) hi2 = v;
-  }
-  if (!std::isfinite(lo2)) return false;  // a single value: nothing to clip against
-  return w < lo - (lo2 - lo) / 2 || w > hi + (hi - hi2) / 2;
+  if (!std::isfinite(ends.lo2)) return false;  // a single value: nothing to clip against
+  return w < ends.lo - (ends.lo2 - ends.lo) / 2 || w > ends.hi + (ends.hi - ends.hi2) / 2;
 }
 
 // Row buffers aligned for every block struct's fields (to_float reads blocks in place).
@@ -131,8 +145,10 @@ void FakeQuantizer::EncodeRow(const QatMatrix& q, int64_t r, const float* w, uin
     if (!clip && !dq) continue;
     BlockGrids(q.type, block, grids.data());
     GetBlockCodes(q.type, block, code.data());
+    TableEnds ends;
     for (int64_t e = 0; e < bs; ++e) {
-      const bool c = Clipped(grids[e], x[e]);
+      if (grids[e].table && (e == 0 || !SameGrid(grids[e], grids[e - 1]))) ends = EndsOf(grids[e]);
+      const bool c = Clipped(grids[e], ends, x[e]);
       if (clip) clip[b * bs + e] = c;
       if (dq) {
         // ∂wq/∂θ = s·∂wq/∂s; LSQ: ∂wq/∂s = q - w/s inside the grid, q at a clipped end.
