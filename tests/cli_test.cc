@@ -75,7 +75,7 @@ TEST(Cli, HelpTeachesEveryCommand) {
   Result r = Smelt("--help");
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* c : {"inspect", "run", "eval", "convert", "synth", "demo", "quant-report", "sensitivity",
-                        "sysinfo", "bench", "prune", "train", "distill"})
+                        "sysinfo", "bench", "prune", "train", "distill", "qat"})
     EXPECT_NE(r.out.find(c), std::string::npos) << c;
 }
 
