@@ -90,6 +90,12 @@ Batch Dataset::TrainBatch(int64_t index, int64_t B, int rank, int ranks) const {
   std::vector<int64_t> starts;
   for (int64_t j = 0; j < B; ++j) {
     const int64_t p = (index * ranks + rank) * B + j, epoch = p / n;
+    if (order_) {
+      const int64_t i = order_(p);
+      SMELT_ASSERT(i >= 0 && i < n);
+      starts.push_back(train_[i]);
+      continue;
+    }
     if (epoch != order_epoch) {
       order.resize(n);
       std::iota(order.begin(), order.end(), 0);

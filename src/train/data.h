@@ -15,6 +15,7 @@
 // and so on (epoch e shuffled with seed mixed with e), so a resumed run that knows its index
 // continues exactly where it stopped.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,11 @@ class Dataset {
   // slice `rank` (sequences rank·B ... rank·B + B - 1) of TrainBatch(index, ranks·B), so R
   // workers together see exactly what one with batch R·B sees.
   Batch TrainBatch(int64_t index, int64_t B, int rank, int ranks) const;
+  // Replaces the seeded shuffle: slot j of micro-batch `index` holds training sequence
+  // order(index·B + j) (an index into train_starts()). It must be a function of the position
+  // only, as the shuffle is; curricula and replay mixes supply one (train/schedule.h).
+  using Order = std::function<int64_t(int64_t position)>;
+  void set_order(Order order) { order_ = std::move(order); }
   // The validation sequences in order, B per batch (the last one may be smaller), at most
   // max_batches of them (0: all).
   std::vector<Batch> ValBatches(int64_t B, int64_t max_batches) const;
@@ -73,6 +79,7 @@ class Dataset {
   DataOptions opt_;
   std::vector<int32_t> tokens_;
   std::vector<int64_t> train_, val_;
+  Order order_;
 };
 
 }  // namespace smelt::train
