@@ -170,6 +170,10 @@ const float* HeadWeight(const TrainModel& m) {
 }  // namespace
 
 void Forward(const TrainModel& m, const Batch& batch, Workspace& ws, int threads) {
+  ForwardPerturbed(m, batch, nullptr, ws, threads);
+}
+
+void ForwardPerturbed(const TrainModel& m, const Batch& batch, const float* delta, Workspace& ws, int threads) {
   CheckBatch(m, batch);
   const ModelConfig& c = m.config();
   const int64_t N = batch.B * batch.T, C = c.dim;
@@ -179,6 +183,8 @@ void Forward(const TrainModel& m, const Batch& batch, Workspace& ws, int threads
   // The input of block l is kept in blocks[l].x; the output of the last one lands in x_final.
   Resize(ws.blocks[0].x, N * C);
   EmbeddingForward(m.Param("token_embd.weight"), batch.inputs, C, ws.blocks[0].x.data());
+  if (delta)
+    for (int64_t i = 0; i < N * C; ++i) ws.blocks[0].x[i] += delta[i];
   for (int l = 0; l < c.n_layers; ++l) {
     float* out = ws.x_final.data();
     if (l + 1 < c.n_layers) {

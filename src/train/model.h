@@ -123,9 +123,12 @@ void BlockBackward(TrainModel& m, int layer, const BlockActivations& a, int64_t 
 // sequence starting at position 0): leaves every block's activations in ws.blocks, the last
 // block's output in ws.x_final and the logits (B·T, vocab) in ws.logits.
 void Forward(const TrainModel& m, const Batch& batch, Workspace& ws, int threads);
+// Forward with `delta` (B·T, dim) added to the token embeddings before the first block
+// (adversarial training, train/adversarial.h); a Backward after it treats delta as a constant.
+void ForwardPerturbed(const TrainModel& m, const Batch& batch, const float* delta, Workspace& ws, int threads);
 // The backward pass of the Forward just run on `batch`, from ws.logits holding ∂loss/∂logits
 // (overwritten by callers after Forward) plus the gradients in ws.taps: adds every parameter
-// gradient to m's grads.
+// gradient to m's grads and leaves ∂loss/∂(embedding output) (B·T, dim) in ws.dx.
 void Backward(TrainModel& m, const Batch& batch, Workspace& ws, int threads);
 // Logits (B·T, vocab) of a batch's inputs (each sequence starting at position 0).
 std::vector<float> Logits(const TrainModel& m, const Batch& batch, Workspace& ws, int threads);
