@@ -1099,3 +1099,87 @@ TEST(Cli, QatBadInputGivesOneLineAndKeepsTheOutput) {
   }
   fs::remove_all(dir);
 }
+
+// Schedules through `smelt train`: a student from every other block of stories260K that grows
+// back to three blocks, on a paced curriculum; a replay run whose forgetting numbers are the
+// original domain's validation loss before and after (before: the same as a run that does not
+// move the model).
+TEST(Cli, TrainSchedulesFromATeacher) {
+  fs::path dir = TempDir("train-sched");
+  const std::string corpus = SmallCorpus(dir), out = (dir / "s.gguf").string(), teacher = kStories + "/stories260K.gguf";
+  Result r = Smelt("train --data '" + corpus + "' --teacher '" + teacher + "' --init-from-teacher every:2 " +
+                   "--grow-at 4,8 --curriculum --pacing 0.3,6 --adversarial 0.05 --steps 10 --batch 2 --seq 32 " +
+                   "--lr 1e-3 -t 1 --json -o '" + out + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["blocks"].get<int>(), 3);
+  EXPECT_EQ(j["schedule"]["student_blocks"], nlohmann::json({0, 2, 4}));
+  EXPECT_EQ(j["losses"].size(), 10u);
+  Result info = Smelt("inspect --json '" + out + "'");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_EQ(nlohmann::json::parse(info.out)["config"]["layers"].get<int>(), 3) << info.out;
+
+  const std::string kjv = (dir / "kjv.txt").string();
+  std::ofstream(kjv, std::ios::binary) << ReadAll(kShared + "/assets/kjv_bible/kjv.txt").substr(0, 40000);
+  const std::string common = " --batch 2 --seq 32 -t 1 --json --val-frac 0.2 --eval-batches 4 --init '" + teacher + "'";
+  Result rep = Smelt("train --data '" + kjv + "' --replay '" + corpus + "' --replay-share 0.25 --steps 6 --lr 1e-3" +
+                     common + " -o '" + (dir / "r.gguf").string() + "'");
+  ASSERT_EQ(rep.code, 0) << rep.err;
+  auto f = nlohmann::json::parse(rep.out)["schedule"]["replay"];
+  Result still = Smelt("train --data '" + corpus + "' --steps 1 --lr 1e-12" + common + " -o '" +
+                       (dir / "z.gguf").string() + "'");
+  ASSERT_EQ(still.code, 0) << still.err;
+  const double before = f["original_val_loss_before"].get<double>();
+  EXPECT_NEAR(before, nlohmann::json::parse(still.out)["val_loss"].get<double>(), 1e-5 * before);
+  EXPECT_NEAR(f["forgetting"].get<double>(), f["original_val_loss_after"].get<double>() - before, 1e-12);
+  EXPECT_NE(f["original_val_loss_after"].get<double>(), before);
+  fs::remove_all(dir);
+}
+
+TEST(Cli, TrainScheduleBadInputGivesOneLineAndNoOutput) {
+  fs::path dir = TempDir("train-sched-bad");
+  const std::string corpus = SmallCorpus(dir), out = (dir / "out.gguf").string(), teacher = kStories + "/stories260K.gguf";
+  const std::string wide = (dir / "wide.gguf").string(), other = (dir / "other.gguf").string();
+  ASSERT_EQ(Smelt("synth -o '" + wide + "' --dim 128 --layers 2 --heads 16 --kv-heads 4 --ff 160 --vocab 512").code, 0);
+  ASSERT_EQ(Smelt("synth -o '" + other + "' --dim 64 --layers 2 --heads 8 --kv-heads 4 --ff 160 --vocab 300").code, 0);
+  const std::string data = "--data '" + corpus + "' ";
+  const std::string student = " --config dim=32,layers=2,heads=4,ff=64 --tokenizer '" + teacher + "'";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {data + "--teacher '" + teacher + "' --init-from-teacher pruned:'" + wide + "'", "exceed"},
+      {data + "--teacher '" + teacher + "' --init-from-teacher layers:1,7", "outside"},
+      {data + "--teacher '" + teacher + "' --init-from-teacher every:2 --init '" + teacher + "'", "one of"},
+      {data + "--init-from-teacher every:2", "--teacher"},
+      {data + "--teacher '" + teacher + "' --init-from-teacher every:2 --grow-at 5,3", "increasing"},
+      {data + "--teacher '" + other + "' --curriculum" + student, "vocabulary differs"},
+      {data + "--teacher '" + teacher + "' --curriculum --pacing 2,10" + student, "--pacing"},
+      {data + "--grow-at 3" + student, "--grow-at"},
+      {data + "--replay '" + (dir / "missing.txt").string() + "'" + student, "missing.txt"},
+      {data + "--replay '" + corpus + "' --replay-share 1.5" + student, "--replay-share"},
+  };
+  ExpectOneLineFailures("train ", bad, " --steps 2 --seq 16 -o '" + out + "'", out);
+  fs::remove_all(dir);
+}
+
+// The same schedules under `smelt distill` (soft labels from the first teacher): a student of
+// every other teacher block grown back at step 3, on a curriculum; layer-wise losses do not
+// combine with growth yet, and adversarial embeddings are train's only.
+TEST(Cli, DistillWithSchedules) {
+  fs::path dir = TempDir("distill-sched");
+  const std::string corpus = SmallCorpus(dir), out = (dir / "d.gguf").string();
+  const std::string teacher = " --teacher '" + kStories + "/stories260K.gguf' --data '" + corpus + "'";
+  Result r = Smelt("distill" + teacher + " --init-from-teacher every:2 --grow-at 3 --curriculum --steps 6 " +
+                   "--batch 2 --seq 32 --lr 1e-3 -t 1 --json -o '" + out + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["blocks"].get<int>(), 3);
+  EXPECT_EQ(j["schedule"]["student_blocks"], nlohmann::json({0, 2, 4}));
+  EXPECT_TRUE(j["val_kld_teacher0"].is_number());
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {teacher + " --init-from-teacher every:2 --grow-at 3 --feature-weight 1", "layer-wise"},
+      {teacher + " --init-from-teacher every:2 --adversarial 0.1", "--adversarial"},
+      {teacher + " --init-from-teacher every:2 --student-config dim=32,layers=2,heads=4,ff=64", "one of"},
+  };
+  const std::string none = (dir / "none.gguf").string();
+  ExpectOneLineFailures("distill", bad, " --steps 2 --seq 16 -o '" + none + "'", none);
+  fs::remove_all(dir);
+}

@@ -64,7 +64,7 @@ std::vector<int> EveryKthLayer(int teacher_layers, int k) {
   return out;
 }
 
-std::vector<int> ParseLayerMap(const std::string& spec, int teacher_layers) {
+std::vector<int> ParseTeacherBlocks(const std::string& spec, int teacher_layers) {
   const std::string what = "teacher blocks '" + spec + "'";
   std::vector<int> out;
   if (spec.starts_with("every:")) {

@@ -26,7 +26,7 @@ std::vector<int> EveryKthLayer(int teacher_layers, int k);
 
 // The teacher blocks a student starts from: "every:K" or "layers:I,J,...". Throws Error naming
 // the spec for another form, a block outside the teacher, or a list that is not increasing.
-std::vector<int> ParseLayerMap(const std::string& spec, int teacher_layers);
+std::vector<int> ParseTeacherBlocks(const std::string& spec, int teacher_layers);
 
 // A student whose block i is a copy of teacher block layers[i], with the teacher's embeddings,
 // norms and head. `layers` must be strictly increasing and inside the teacher (throws Error).

@@ -55,13 +55,13 @@ TEST(StudentInit, LayerMaps) {
   EXPECT_EQ(EveryKthLayer(5, 2), (std::vector<int>{0, 2, 4}));
   EXPECT_EQ(EveryKthLayer(6, 2), (std::vector<int>{0, 2, 4}));
   EXPECT_EQ(EveryKthLayer(5, 1), (std::vector<int>{0, 1, 2, 3, 4}));
-  EXPECT_EQ(ParseLayerMap("every:3", 7), (std::vector<int>{0, 3, 6}));
-  EXPECT_EQ(ParseLayerMap("layers:1,4", 5), (std::vector<int>{1, 4}));
-  EXPECT_NE(ErrorOf([] { ParseLayerMap("layers:2,1", 5); }).find("increasing"), std::string::npos);
-  EXPECT_NE(ErrorOf([] { ParseLayerMap("layers:0,5", 5); }).find("outside"), std::string::npos);
-  EXPECT_NE(ErrorOf([] { ParseLayerMap("every:0", 5); }).find("at least 1"), std::string::npos);
-  EXPECT_NE(ErrorOf([] { ParseLayerMap("every:x", 5); }).find("whole number"), std::string::npos);
-  EXPECT_NE(ErrorOf([] { ParseLayerMap("half", 5); }).find("every:K"), std::string::npos);
+  EXPECT_EQ(ParseTeacherBlocks("every:3", 7), (std::vector<int>{0, 3, 6}));
+  EXPECT_EQ(ParseTeacherBlocks("layers:1,4", 5), (std::vector<int>{1, 4}));
+  EXPECT_NE(ErrorOf([] { ParseTeacherBlocks("layers:2,1", 5); }).find("increasing"), std::string::npos);
+  EXPECT_NE(ErrorOf([] { ParseTeacherBlocks("layers:0,5", 5); }).find("outside"), std::string::npos);
+  EXPECT_NE(ErrorOf([] { ParseTeacherBlocks("every:0", 5); }).find("at least 1"), std::string::npos);
+  EXPECT_NE(ErrorOf([] { ParseTeacherBlocks("every:x", 5); }).find("whole number"), std::string::npos);
+  EXPECT_NE(ErrorOf([] { ParseTeacherBlocks("half", 5); }).find("every:K"), std::string::npos);
 }
 
 TEST(StudentInit, StudentIsTheTeacherWithTheOtherBlocksRemoved) {

@@ -8,6 +8,7 @@
 
 #include "cli_util.h"
 #include "data_parallel.h"
+#include "schedule_flags.h"
 #include "train/data.h"
 #include "train/distill.h"
 #include "train/trainer.h"
@@ -24,13 +25,23 @@ struct DistillArgs {
   train::DistillOptions distill;
   std::string divergence = "kl", feature_loss = "mse", weighting = "avg";
   bool allow_wider = false;
+  ScheduleArgs sched;  // the first teacher is the schedules' teacher
 };
 
 int RunDistill(DistillArgs& a, DataParallel& dp) {
   TrainRunArgs& r = a.run;
   if (a.teachers.empty()) Fail("distill needs --teacher MODEL");
-  if (a.student.empty() == a.student_config.empty())
-    Fail("distill needs either --student MODEL or --student-config dim=..,layers=..,...");
+  const int starts =
+      (int)!a.student.empty() + (int)!a.student_config.empty() + (int)!a.sched.init_from_teacher.empty();
+  if (starts != 1)
+    Fail("distill needs one of --student MODEL, --student-config dim=..,layers=..,..., or --init-from-teacher ...");
+  if (a.sched.adversarial > 0.0f) Fail("--adversarial {}: only smelt train takes it so far", a.sched.adversarial);
+  const train::DistillOptions& w = a.distill;
+  if (!a.sched.grow_at.empty() &&
+      (w.feature_weight > 0 || w.attention_weight > 0 || w.value_weight > 0 || w.relation_weight > 0))
+    Fail("--grow-at: the layer-wise losses (feature, attention, value, relation) do not follow a growing student yet");
+  a.sched.teacher = a.teachers[0];
+  Schedules sched(a.sched);
   if (r.resume && r.ckpt.empty()) Fail("--resume needs --ckpt FILE");
   r.data_opt.seed = r.seed;
   a.distill.soft.divergence = train::ParseDivergence(a.divergence);
@@ -49,8 +60,12 @@ int RunDistill(DistillArgs& a, DataParallel& dp) {
   }
   const Vocab vocab = teachers[0].vocab();  // (the teachers move into the distiller)
   std::optional<Model> student;
+  std::optional<train::TrainModel> from_teacher;
   ModelConfig sc;
-  if (!a.student.empty()) {
+  if (sched.starts_from_teacher()) {
+    from_teacher = sched.Student();
+    sc = from_teacher->config();
+  } else if (!a.student.empty()) {
     student = LoadModel(a.student);
     if (student->vocab.tokens != vocab.tokens)
       Fail("{} and {}: the student's vocabulary ({} tokens) differs from the teacher's ({} tokens)", a.student,
@@ -66,7 +81,9 @@ int RunDistill(DistillArgs& a, DataParallel& dp) {
            "(--allow-wider to do it anyway)",
            a.teachers[k], sc.dim, sc.ff, tc.dim, tc.ff);
   }
-  const train::Dataset data = train::Dataset::FromFile(vocab, r.data, r.data_opt);
+  // Validation stays on --data's own split; the steps may draw from a curriculum or replay mix.
+  const train::Dataset val_data = train::Dataset::FromFile(vocab, r.data, r.data_opt);
+  const train::Dataset data = sched.TrainData(val_data, vocab, r.data_opt, r.opt);
   auto distiller = std::make_shared<train::Distiller>(std::move(teachers), a.distill);
 
   std::optional<train::Trainer> trainer = ResumeTrainer(r, data, vocab.size(), dp);
@@ -76,22 +93,30 @@ int RunDistill(DistillArgs& a, DataParallel& dp) {
     distiller->Prepare(trainer->model());
     if (trainer->model().params().size() != n)
       Fail("{}: the checkpoint lacks the feature projections of these distillation options", r.ckpt);
-  } else {
-    train::TrainModel model =
-        student ? train::TrainModel::FromModel(*student) : train::TrainModel::FromScratch(sc, vocab, r.seed);
-    distiller->Prepare(model);
-    trainer.emplace(std::move(model), r.opt);
+    sched.Resumed(*trainer, r.ckpt);
+  }
+  train::TrainModel first = from_teacher ? std::move(*from_teacher)
+                            : student    ? train::TrainModel::FromModel(*student)
+                                         : train::TrainModel::FromScratch(sc, vocab, r.seed);
+  sched.MeasureOriginal(first, r.opt, /*after=*/false);
+  if (!trainer) {
+    distiller->Prepare(first);
+    trainer.emplace(std::move(first), r.opt);
   }
   student.reset();
-  trainer->set_objective(train::DistillObjective(distiller));
-  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from, dp);
+  auto set_objective = [distiller](train::Trainer& t) { t.set_objective(train::DistillObjective(distiller)); };
+  set_objective(*trainer);
+  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from, dp, sched.Hooks(val_data, set_objective));
   if (!dp.root()) return 0;  // rank 0 measures and prints
-  const double kld = res.has_val ? train::ValidationKld(trainer->model(), distiller->teachers()[0], data, r.opt.batch,
-                                                        r.opt.eval_batches, r.opt.threads)
+  sched.MeasureOriginal(trainer->model(), r.opt, /*after=*/true);
+  const double kld = res.has_val ? train::ValidationKld(trainer->model(), distiller->teachers()[0], val_data,
+                                                        r.opt.batch, r.opt.eval_batches, r.opt.threads)
                                  : 0.0;
   const train::DistillOptions& o = distiller->options();
   if (r.json) {
-    nlohmann::json j = TrainRunJson(*trainer, data, r, res, dp.ranks());
+    nlohmann::json j = TrainRunJson(*trainer, val_data, r, res, dp.ranks());
+    j["blocks"] = trainer->model().config().n_layers;
+    j["schedule"] = sched.Json();
     j["teachers"] = a.teachers;
     j["val_kld_teacher0"] = res.has_val ? nlohmann::json(kld) : nlohmann::json(nullptr);
     j["distill"] = {{"alpha", o.alpha},
@@ -107,7 +132,8 @@ int RunDistill(DistillArgs& a, DataParallel& dp) {
     PrintJson(j);
     return 0;
   }
-  PrintTrainRun("distilled", *trainer, data, r, res);
+  PrintTrainRun("distilled", *trainer, val_data, r, res);
+  fmt::print("{}", sched.Summary());
   if (res.has_val) fmt::print("validation KL-divergence to {}: {:.4f}\n", a.teachers[0], kld);
   return 0;
 }
@@ -145,6 +171,7 @@ Command AddDistill(CLI::App& root) {
   app->add_option("--teacher-weighting", a->weighting, "avg | confidence | loss (several teachers)")
       ->capture_default_str();
   AddTrainRunOptions(app, a->run);
+  AddScheduleFlags(app, a->sched, /*teacher_flag=*/false);
   return {app, [a] { return RunDataParallel([&](DataParallel& dp) { return RunDistill(*a, dp); }); }};
 }
 

@@ -1,10 +1,13 @@
 // smelt train: trains a Llama-family model on a text file (from scratch or from a model), with
 // checkpoints it resumes from, and writes the result as an f32 GGUF model.
+#include <fmt/format.h>
+
 #include <optional>
 
 #include "cli_util.h"
 #include "data_parallel.h"
 #include "core/mapped_file.h"
+#include "schedule_flags.h"
 #include "train/data.h"
 #include "train/trainer.h"
 #include "train/vocab_train.h"
@@ -17,11 +20,15 @@ struct TrainArgs {
   TrainRunArgs run;
   std::string config, tokenizer, init;
   int vocab_size = 0;  // > 0: learn a vocabulary of this size from --data
+  ScheduleArgs sched;
 };
 
 int RunTrain(TrainArgs& a, DataParallel& dp) {
   TrainRunArgs& r = a.run;
-  if (a.init.empty() == a.config.empty()) Fail("train needs either --init MODEL or --config ... --tokenizer MODEL");
+  Schedules sched(a.sched);
+  const int starts = (int)!a.init.empty() + (int)!a.config.empty() + (int)sched.starts_from_teacher();
+  if (starts != 1)
+    Fail("train needs one of --init MODEL, --config ... --tokenizer MODEL, or --teacher MODEL --init-from-teacher ...");
   if (!a.config.empty() && a.tokenizer.empty() && a.vocab_size == 0)
     Fail("train --config needs --tokenizer MODEL or --vocab-size N for the vocabulary");
   if (a.vocab_size != 0 && (!a.tokenizer.empty() || !a.init.empty()))
@@ -34,6 +41,8 @@ int RunTrain(TrainArgs& a, DataParallel& dp) {
   if (!a.init.empty()) {
     init = LoadModel(a.init);
     vocab = init->vocab;
+  } else if (sched.starts_from_teacher()) {
+    vocab = sched.teacher()->vocab;
   } else if (!a.tokenizer.empty()) {
     vocab = LoadModel(a.tokenizer).vocab;
   } else {
@@ -44,23 +53,39 @@ int RunTrain(TrainArgs& a, DataParallel& dp) {
     vocab = train::TrainBpeVocab(text, {.vocab_size = a.vocab_size}, r.data);
   }
   if (vocab.tokens.empty()) Fail("{}: the model has no tokenizer", a.init.empty() ? a.tokenizer : a.init);
-  const train::Dataset data = train::Dataset::FromFile(vocab, r.data, r.data_opt);
+  // Validation stays on --data's own split; the steps may draw from a curriculum or replay mix.
+  const train::Dataset val_data = train::Dataset::FromFile(vocab, r.data, r.data_opt);
+  const train::Dataset data = sched.TrainData(val_data, vocab, r.data_opt, r.opt);
 
+  train::TrainModel first =
+      sched.starts_from_teacher()
+          ? sched.Student()
+          : (init ? train::TrainModel::FromModel(*init)
+                  : train::TrainModel::FromScratch(ParseModelConfig(a.config, vocab.size(), "--config"), vocab, r.seed));
+  sched.MeasureOriginal(first, r.opt, /*after=*/false);
   std::optional<train::Trainer> trainer = ResumeTrainer(r, data, vocab.size(), dp);
   const int64_t resumed_from = trainer ? trainer->step() : 0;
-  if (!trainer) {
-    train::TrainModel model =
-        init ? train::TrainModel::FromModel(*init)
-             : train::TrainModel::FromScratch(ParseModelConfig(a.config, vocab.size(), "--config"), vocab, r.seed);
-    trainer.emplace(std::move(model), r.opt);
-  }
-  init.reset();
-  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from, dp);
-  if (!dp.root()) return 0;  // rank 0 prints
-  if (r.json)
-    PrintJson(TrainRunJson(*trainer, data, r, res, dp.ranks()));
+  if (trainer)
+    sched.Resumed(*trainer, r.ckpt);
   else
-    PrintTrainRun("trained", *trainer, data, r, res);
+    trainer.emplace(std::move(first), r.opt);
+  init.reset();
+  const train::LogitLoss ce = train::CrossEntropyLogitLoss(vocab.size());
+  auto set_objective = [&sched, ce](train::Trainer& t) { sched.SetObjective(t, ce); };
+  set_objective(*trainer);
+  const TrainRunResult res =
+      RunTrainingLoop(*trainer, data, r, resumed_from, dp, sched.Hooks(val_data, set_objective));
+  if (!dp.root()) return 0;  // rank 0 measures and prints
+  sched.MeasureOriginal(trainer->model(), r.opt, /*after=*/true);
+  if (r.json) {
+    nlohmann::json j = TrainRunJson(*trainer, val_data, r, res, dp.ranks());
+    j["blocks"] = trainer->model().config().n_layers;
+    j["schedule"] = sched.Json();
+    PrintJson(j);
+  } else {
+    PrintTrainRun("trained", *trainer, val_data, r, res);
+    fmt::print("{}", sched.Summary());
+  }
   return 0;
 }
 
@@ -77,6 +102,7 @@ Command AddTrain(CLI::App& root) {
                   "(instead of --tokenizer)");
   app->add_option("--init", a->init, "start from this model instead (any weight type, dequantized to f32)");
   AddTrainRunOptions(app, a->run);
+  AddScheduleFlags(app, a->sched, /*teacher_flag=*/true);
   return {app, [a] { return RunDataParallel([&](DataParallel& dp) { return RunTrain(*a, dp); }); }};
 }
 

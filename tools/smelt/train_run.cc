@@ -129,7 +129,8 @@ std::optional<train::Trainer> ResumeTrainer(const TrainRunArgs& a, const train::
 }
 
 TrainRunResult RunTrainingLoop(train::Trainer& t, const train::Dataset& data, const TrainRunArgs& a,
-                               int64_t resumed_from, DataParallel& dp) {
+                               int64_t resumed_from, DataParallel& dp, const LoopHooks& hooks) {
+  const train::Dataset& val = hooks.val ? *hooks.val : data;
   using Clock = std::chrono::steady_clock;
   dp.Attach(t, data.Fingerprint());
   TrainRunResult r;
@@ -142,10 +143,11 @@ TrainRunResult RunTrainingLoop(train::Trainer& t, const train::Dataset& data, co
     if (!a.ckpt.empty() && dp.root()) train::SaveCheckpoint(t, data.Fingerprint(), a.ckpt);
   };
   while (t.step() < steps) {
+    if (hooks.before_step) hooks.before_step(t);
     const train::StepStats s = t.Step(data);
     r.tokens += s.tokens;
-    if (a.eval_every > 0 && s.step % a.eval_every == 0 && data.val_sequences() > 0) {
-      last_val = t.ValLoss(data);
+    if (a.eval_every > 0 && s.step % a.eval_every == 0 && val.val_sequences() > 0) {
+      last_val = t.ValLoss(val);
       r.val_losses.emplace_back(s.step, last_val);
     }
     if (a.ckpt_every > 0 && s.step % a.ckpt_every == 0 && s.step < steps) save();
@@ -160,13 +162,12 @@ TrainRunResult RunTrainingLoop(train::Trainer& t, const train::Dataset& data, co
   }
   if (tty) std::fputc('\n', stderr);
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  r.has_val = data.val_sequences() > 0;
-  r.val = r.has_val ? t.ValLoss(data) : 0.0;
+  r.has_val = val.val_sequences() > 0;
+  r.val = r.has_val ? t.ValLoss(val) : 0.0;
   r.final_loss = t.losses().empty() ? 0.0 : t.losses().back();
   if (!dp.root()) return r;
   save();
   train::ExportGguf(t.model(), a.out);
-  r.final_loss = t.losses().empty() ? 0.0 : t.losses().back();
   return r;
 }
 

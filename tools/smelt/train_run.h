@@ -3,6 +3,7 @@
 // checkpoints, output), a model config from --config-style text, resuming from a checkpoint,
 // the step loop with its progress line, and the summary printed at the end (text or JSON).
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -49,8 +50,14 @@ struct TrainRunResult {
 // --ckpt-every steps and at the end, a progress line on a terminal), then exports the model to
 // -o (atomically). Data-parallel: the trainer first takes rank 0's state and sums every step over
 // the ranks (DataParallel::Attach); rank 0 alone shows progress and writes files.
+// Schedules may validate on other data than the steps draw from (a replay mix has no split of
+// its own) and change the trainer before a step (progressive growth).
+struct LoopHooks {
+  const train::Dataset* val = nullptr;  // null: `data`
+  std::function<void(train::Trainer&)> before_step;
+};
 TrainRunResult RunTrainingLoop(train::Trainer& t, const train::Dataset& data, const TrainRunArgs& a,
-                               int64_t resumed_from, DataParallel& dp);
+                               int64_t resumed_from, DataParallel& dp, const LoopHooks& hooks = {});
 
 // The summary's JSON fields (output, data, parameters, steps, ..., tokens_per_second).
 nlohmann::json TrainRunJson(const train::Trainer& t, const train::Dataset& data, const TrainRunArgs& a,
