@@ -43,3 +43,4 @@ row soft-plus-attention-0.1 --alpha 0.2 --attention-weight 0.1
 row reverse-kl --alpha 0.2 --divergence reverse-kl
 row multi-teacher --alpha 0.2 --teacher "$T2"
 row multi-teacher-loss-weighted --alpha 0.2 --teacher "$T2" --teacher-weighting loss
+row curriculum --alpha 0.2 --curriculum --pacing 0.2,150
