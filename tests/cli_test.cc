@@ -810,9 +810,24 @@ void ExpectOneLineFailures(const std::string& prefix, const std::vector<std::pai
   }
 }
 
+// Pids of the processes (other than this one) whose command line contains `needle`.
+std::vector<pid_t> ProcessesNaming(const std::string& needle) {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadAll((e.path() / "cmdline").string());
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    const pid_t pid = (pid_t)std::stol(name);
+    if (pid != getpid() && cmdline.find(needle) != std::string::npos) out.push_back(pid);
+  }
+  return out;
+}
+
 // Starts `command` (a shell command line) in a process group of its own, waits until it has
-// written `ckpt`, sends `signal` to the whole group (so mpirun and its ranks stop at once, not
-// after mpirun has passed the signal on) and reaps it. Returns "" or what went wrong.
+// written `ckpt`, sends `signal` to the group and to every process naming `ckpt` (mpirun's ranks
+// live in process groups of their own), and waits until all are gone. Returns "" or what went
+// wrong.
 std::string StopAfterFirstCheckpoint(const std::string& command, const std::string& ckpt, int signal) {
   const pid_t pid = fork();
   if (pid < 0) return "fork failed";
@@ -827,8 +842,10 @@ std::string StopAfterFirstCheckpoint(const std::string& command, const std::stri
     usleep(2000);
   }
   kill(-pid, signal);
+  for (pid_t p : ProcessesNaming(ckpt)) kill(p, signal);
   waitpid(pid, &status, 0);
-  return "";
+  for (int i = 0; i < 5000 && !ProcessesNaming(ckpt).empty(); ++i) usleep(2000);
+  return ProcessesNaming(ckpt).empty() ? "" : "processes still running after the signal";
 }
 
 }  // namespace
