@@ -13,6 +13,7 @@ PKGS=(
   libopenmpi-dev openmpi-bin
   time                                  # peak memory in scripts/bench-load.sh, bench-quant-speed.sh
   jq                                    # JSON in scripts/bench-runtime.sh
+  bible-kjv                             # `bible`: the King James Bible, the demo's default corpus
 )
 
 missing=()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: installs what is needed, builds smelt, and runs the end-to-end demo on the
-# embedded default model (or --model PATH). See README.md.
+# The main job: installs what is needed, builds smelt, and runs `smelt demo`: a teacher trained on
+# the King James Bible, a student distilled from it, quantized and pruned, one table of size, ppl,
+# KLD and speed (cached in ~/.cache/smelt/demo after the first run; --model PATH runs the
+# compression part on your model instead). See README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
