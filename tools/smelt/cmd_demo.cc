@@ -54,6 +54,7 @@ struct DemoArgs {
   int threads = 1;
   int ctx = 128;
   int gen = 32;
+  int chunks = 0;
   bool quick = false, json = false;
 };
 
@@ -186,7 +187,7 @@ int RunOnModel(const DemoArgs& a) {
   std::vector<pipeline::DemoRow> rows;
   auto measure = [&](const std::string& stage, const std::string& file) {
     const Model m = LoadModel(file);
-    rows.push_back(pipeline::MeasureStage(stage, file, m, base, text, a.ctx, 0, a.gen, a.threads));
+    rows.push_back(pipeline::MeasureStage(stage, file, m, base, text, a.ctx, a.chunks, a.gen, a.threads));
     if (isatty(fileno(stderr)) && !a.json) fmt::print(stderr, "demo: {} done\n", stage);
   };
   for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
@@ -232,8 +233,8 @@ int RunDemo(const DemoArgs& a) {
     if (!a.corpus.empty() || a.quick) Fail("demo: --model measures your model; --corpus and --quick are for the training job");
     return RunOnModel(a);
   }
-  if (!a.text.empty() || !a.calib.empty())
-    Fail("demo: --text and --calib go with --model; the training job evaluates on its held-out corpus sections");
+  if (!a.text.empty() || !a.calib.empty() || a.chunks != 0)
+    Fail("demo: --text, --calib and --chunks go with --model; the training job evaluates on its held-out corpus sections");
   return RunPipeline(a);
 }
 
@@ -253,6 +254,7 @@ Command AddDemo(CLI::App& root) {
   app->add_option("--text", a->text, "with --model: evaluation text (default: an embedded public-domain passage)");
   app->add_option("--calib", a->calib, "with --model: calibration text for Wanda (default: magnitude pruning)");
   app->add_option("--ctx", a->ctx, "with --model: evaluation window")->capture_default_str();
+  app->add_option("--chunks", a->chunks, "with --model: evaluate at most N windows (0: all)")->capture_default_str();
   app->add_option("--gen", a->gen, "with --model: tokens generated for the speed figure")->capture_default_str();
   AddThreads(app, a->threads);
   AddLoadOptions(app, a->load);
