@@ -1,6 +1,7 @@
 #include "pipeline/demo.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +23,7 @@
 #include "smelt/version.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/distill.h"
 #include "train/ops.h"
 #include "train/rng.h"
 #include "train/vocab_train.h"
@@ -210,28 +212,12 @@ std::string CacheKey(const DemoRecipe& r, const std::string& corpus) {
 train::Objective SoftLabelDistillObjective(const train::TrainModel& teacher, float alpha,
                                            const train::SoftLabelOptions& soft) {
   if (!(alpha >= 0.0f && alpha <= 1.0f)) Fail("distillation: alpha {} is outside [0, 1]", alpha);
-  // The teacher's activations and the soft-label gradient, reused across micro-batches.
-  struct Buffers {
-    train::Workspace teacher;
-    std::vector<float> grad;
-  };
-  auto buf = std::make_shared<Buffers>();
-  return [&teacher, buf, alpha, soft](train::TrainModel& m, const train::Batch& b, float scale, train::Workspace& ws,
-                                      int threads) {
-    const int64_t V = m.config().vocab;
-    if (teacher.config().vocab != V)
-      Fail("distillation: the teacher's vocabulary has {} tokens, the student's {}", teacher.config().vocab, V);
-    train::Forward(teacher, b, buf->teacher, threads);
-    train::Forward(m, b, ws, threads);
-    buf->grad.assign(ws.logits.size(), 0.0f);
-    const double kl = train::SoftLabelLoss(ws.logits.data(), buf->teacher.logits.data(), b.targets, V, soft,
-                                           alpha * scale, buf->grad.data(), threads);
-    // Overwrites the logits with the cross-entropy's gradient, then adds the soft labels'.
-    const double ce = train::CrossEntropyForwardBackward(ws.logits.data(), b.targets, V, (1.0f - alpha) * scale, threads);
-    for (size_t i = 0; i < ws.logits.size(); ++i) ws.logits[i] += buf->grad[i];
-    train::Backward(m, b, ws, threads);
-    return alpha * kl + (1.0 - alpha) * ce;
-  };
+  train::DistillOptions o;
+  o.alpha = 1.0f - alpha;  // the distiller's alpha weighs the hard labels
+  o.soft = soft;
+  std::vector<train::TrainModel> teachers;
+  teachers.push_back(teacher);
+  return train::DistillObjective(std::make_shared<train::Distiller>(std::move(teachers), o));
 }
 
 double DecodeTokensPerSecond(const Model& m, int n, int threads) {
@@ -250,6 +236,7 @@ double DecodeTokensPerSecond(const Model& m, int n, int threads) {
 }
 
 DemoRow MeasureStage(const std::string& stage, const std::string& file, const Model& m, const Model& base,
+                     const std::string& base_logprobs, bool write_base,
                      const std::string& text, int ctx, int chunks, int decode_tokens, int threads) {
   DemoRow row;
   row.stage = stage;
@@ -264,6 +251,7 @@ DemoRow MeasureStage(const std::string& stage, const std::string& file, const Mo
   ko.ppl.ctx = ctx;
   ko.ppl.threads = threads;
   ko.ppl.max_chunks = chunks;
+  if (!base_logprobs.empty()) (write_base ? ko.base_logits_out : ko.base_logits_in) = base_logprobs;
   const KldResult k = KlDivergence(m, &base, text, ko);
   row.ppl = k.ppl_model;
   row.kld = k.kld_mean;
@@ -410,10 +398,13 @@ DemoResult RunDemoPipeline(const std::string& corpus, const std::string& corpus_
          compressed[3].file, compressed[3].stage, "method=rtn rules='token_embd.weight=q8_0; *=s24_q8' (of the 2:4 model)");
   });
 
-  // Measurements, every run.
+  // Measurements, every run. The teacher's log-probs on the held-out text are computed once (with
+  // its own row) and read back for every other row.
+  const std::string base_logprobs = (dir / fmt::format("teacher-logprobs.{}.tmp", ::getpid())).string();
   auto measure = [&](const std::string& name, const std::string& file, const Model& m) {
     note(fmt::format("measuring {}", name));
-    DemoRow row = MeasureStage(name, file, m, teacher, split.held_out, r.eval_ctx, r.eval_chunks, r.decode_tokens, threads);
+    DemoRow row = MeasureStage(name, file, m, teacher, base_logprobs, res.rows.empty(), split.held_out, r.eval_ctx,
+                               r.eval_chunks, r.decode_tokens, threads);
     const auto it = made.find(name);
     row.cached = it == made.end();
     row.stage_seconds = row.cached ? 0.0 : it->second;
@@ -422,6 +413,7 @@ DemoResult RunDemoPipeline(const std::string& corpus, const std::string& corpus_
   measure("teacher", teacher_file, teacher);
   measure("student", student_file, student);
   for (const Compressed& c : compressed) measure(c.stage, c.file, LoadModel(c.file));
+  fs::remove(base_logprobs);
   res.seconds = SecondsSince(t0);
   return res;
 }

@@ -44,7 +44,7 @@ struct DemoRecipe {
   int64_t vocab_text_bytes = 1 << 20;
   // Models and their training.
   DemoShape teacher{128, 4, 4, 4, 352};
-  DemoShape student{64, 4, 4, 4, 176};
+  DemoShape student{64, 4, 4, 4, 192};  // ff a multiple of 32: every block format fits
   int64_t seq = 128, batch = 16;
   int64_t teacher_steps = 300, student_steps = 300;
   float teacher_lr = 3e-3f, student_lr = 3e-3f;
@@ -100,8 +100,10 @@ struct DemoRow {
 };
 
 // Measures `m` against `base` on `text`: size from the file, ppl, KLD, same-top, decode speed.
+// base_logprobs: a file of base's log-probs on `text`, written by this call when write_base is
+// set and read instead of running base otherwise ("": base runs).
 DemoRow MeasureStage(const std::string& stage, const std::string& file, const Model& m, const Model& base,
-                     const std::string& text, int ctx, int chunks, int decode_tokens, int threads);
+                     const std::string& base_logprobs, bool write_base, const std::string& text, int ctx, int chunks, int decode_tokens, int threads);
 
 // Greedy decoding of n tokens after BOS: tokens/s of the decode steps.
 double DecodeTokensPerSecond(const Model& m, int n, int threads);

@@ -315,6 +315,9 @@ double Distiller::operator()(TrainModel& student, const Batch& b, float grad_sca
   const ModelConfig& sc = student.config();
   const int64_t N = b.B * b.T, V = sc.vocab;
   const size_t K = teachers_.size();
+  for (size_t k = 0; k < K; ++k)
+    if (teachers_[k].config().vocab != V)
+      Fail("distillation: teacher {} has {} tokens in its vocabulary, the student {}", k, teachers_[k].config().vocab, V);
   if (pairs_.empty()) {
     std::vector<int> layers;
     for (const TrainModel& t : teachers_) layers.push_back(t.config().n_layers);

@@ -6,6 +6,7 @@
 
 #include "compress/quantize.h"
 #include "core/error.h"
+#include "train/distill.h"
 #include "core/half.h"
 #include "formats/codes.h"
 #include "formats/types.h"
@@ -272,34 +273,16 @@ Objective FakeQuantized(std::shared_ptr<FakeQuantizer> fq, Objective inner) {
 }
 
 namespace {
-struct DistillState {
-  std::shared_ptr<const TrainModel> teacher;
-  DistillTarget target;
-  Workspace teacher_ws;
-  std::vector<float> student_logits;
-};
 }  // namespace
 
 Objective DistillObjective(std::shared_ptr<const TrainModel> teacher, const DistillTarget& target) {
   if (!(target.alpha >= 0.0f && target.alpha <= 1.0f)) Fail("qat: alpha {} must be in [0, 1]", target.alpha);
-  auto st = std::make_shared<DistillState>();
-  st->teacher = std::move(teacher);
-  st->target = target;
-  return [st](TrainModel& m, const Batch& b, float scale, Workspace& ws, int threads) {
-    const int64_t V = m.config().vocab;
-    if (st->teacher->config().vocab != V)
-      Fail("qat: the teacher has {} tokens in its vocabulary, the student {}", st->teacher->config().vocab, V);
-    Forward(*st->teacher, b, st->teacher_ws, threads);
-    Forward(m, b, ws, threads);
-    st->student_logits.assign(ws.logits.begin(), ws.logits.end());
-    const float alpha = st->target.alpha;
-    // ws.logits becomes α·scale·∂CE/∂logits, then the soft term's gradient is added to it.
-    const double ce = CrossEntropyForwardBackward(ws.logits.data(), b.targets, V, alpha * scale, threads);
-    const double kl = SoftLabelLoss(st->student_logits.data(), st->teacher_ws.logits.data(), b.targets, V,
-                                    st->target.soft, (1.0f - alpha) * scale, ws.logits.data(), threads);
-    Backward(m, b, ws, threads);
-    return alpha * ce + (1.0 - alpha) * kl;
-  };
+  DistillOptions o;
+  o.alpha = target.alpha;
+  o.soft = target.soft;
+  std::vector<TrainModel> teachers;
+  teachers.push_back(*teacher);
+  return DistillObjective(std::make_shared<Distiller>(std::move(teachers), o));
 }
 
 KlCe MeasureKlCe(const TrainModel& m, const TrainModel& teacher, const std::vector<Batch>& batches, int threads) {

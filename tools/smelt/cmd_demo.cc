@@ -187,7 +187,7 @@ int RunOnModel(const DemoArgs& a) {
   std::vector<pipeline::DemoRow> rows;
   auto measure = [&](const std::string& stage, const std::string& file) {
     const Model m = LoadModel(file);
-    rows.push_back(pipeline::MeasureStage(stage, file, m, base, text, a.ctx, a.chunks, a.gen, a.threads));
+    rows.push_back(pipeline::MeasureStage(stage, file, m, base, "", false, text, a.ctx, a.chunks, a.gen, a.threads));
     if (isatty(fileno(stderr)) && !a.json) fmt::print(stderr, "demo: {} done\n", stage);
   };
   for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
