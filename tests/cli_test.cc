@@ -1284,6 +1284,22 @@ TEST(Cli, DemoTrainsDistilsCompressesAndCaches) {
   }
   for (const auto& e : fs::recursive_directory_iterator(work)) EXPECT_NE(e.path().extension(), ".ckpt") << e.path();
 
+  // --baseline adds the student trained without its teacher as a row after the student's, made
+  // beside the cached files without remaking any of them.
+  Result base = Smelt(args + " --baseline");
+  ASSERT_EQ(base.code, 0) << base.err;
+  const auto b = nlohmann::json::parse(base.out);
+  ASSERT_EQ(b["rows"].size(), stages.size() + 1);
+  EXPECT_EQ(b["rows"][2]["stage"], "student, no teacher");
+  EXPECT_FALSE(b["rows"][2]["cached"].get<bool>());
+  EXPECT_EQ(b["rows"][2]["parameters"], j["rows"][1]["parameters"]);
+  EXPECT_NE(b["rows"][2]["kld"], j["rows"][1]["kld"]);
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const auto& row = b["rows"][i < 2 ? i : i + 1];
+    EXPECT_TRUE(row["cached"].get<bool>()) << stages[i];
+    EXPECT_EQ(row["kld"], j["rows"][i]["kld"]) << stages[i];
+  }
+
   // A corrupt checkpoint of a stage to be made again: one line naming it, and it stays as it was.
   const fs::path folder = j["folder"].get<std::string>();
   fs::remove(folder / "student.gguf");

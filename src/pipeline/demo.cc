@@ -347,6 +347,8 @@ DemoResult RunDemoPipeline(const std::string& corpus, const std::string& corpus_
                Info(r, corpus_id, "student"), threads, progress);
   });
   const Model student = LoadModel(student_file);
+  const ModelConfig student_config = MakeConfig(r.student, r, teacher.config.vocab,
+                                                fmt::format("smelt-demo student d{} l{}", r.student.dim, r.student.layers));
 
   // (d), (e) The student quantized and pruned; calibration windows come from the training part.
   std::optional<std::vector<std::vector<int32_t>>> samples;
@@ -398,6 +400,17 @@ DemoResult RunDemoPipeline(const std::string& corpus, const std::string& corpus_
          compressed[3].file, compressed[3].stage, "method=rtn rules='token_embd.weight=q8_0; *=s24_q8' (of the 2:4 model)");
   });
 
+  // (c') With r.baseline: the student's twin trained without a teacher, made last so that making
+  // it never remakes the stages above.
+  const std::string baseline_file = path("student-no-teacher.gguf"), baseline_ckpt = path("student-no-teacher.ckpt");
+  if (r.baseline) {
+    stage("student, no teacher", baseline_file, [&] {
+      TrainStage("student, no teacher", train::TrainModel::FromScratch(student_config, teacher.vocab, r.seed + 1),
+                 dataset(), r.student_steps, r.student_lr, r, nullptr, baseline_ckpt, baseline_file,
+                 Info(r, corpus_id, "student, no teacher"), threads, progress);
+    });
+  }
+
   // Measurements, every run. The teacher's log-probs on the held-out text are computed once (with
   // its own row) and read back for every other row.
   const std::string base_logprobs = (dir / fmt::format("teacher-logprobs.{}.tmp", ::getpid())).string();
@@ -412,6 +425,7 @@ DemoResult RunDemoPipeline(const std::string& corpus, const std::string& corpus_
   };
   measure("teacher", teacher_file, teacher);
   measure("student", student_file, student);
+  if (r.baseline) measure("student, no teacher", baseline_file, LoadModel(baseline_file));
   for (const Compressed& c : compressed) measure(c.stage, c.file, LoadModel(c.file));
   fs::remove(base_logprobs);
   res.seconds = SecondsSince(t0);

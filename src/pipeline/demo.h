@@ -58,6 +58,10 @@ struct DemoRecipe {
   int eval_ctx = 128, eval_chunks = 160;
   int decode_tokens = 64;  // tokens generated for the decode speed figure
   uint64_t seed = 1;
+  // Also train the student without a teacher (cross-entropy only, same initialisation, batches and
+  // steps) and measure it beside the distilled one. Not part of the cache key: the extra file sits
+  // beside the others and is made once.
+  bool baseline = false;
 };
 
 // The full job's recipe (what `smelt demo` runs) and a tiny one for tests (seconds).

