@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 
 #include "cli_util.h"
@@ -21,6 +22,9 @@
 #include "eval/kld.h"
 #include "formats/types.h"
 #include "io/gguf_model.h"
+#include "train/data.h"
+#include "train/distill.h"
+#include "train/recover.h"
 
 namespace smelt::cli {
 namespace {
@@ -32,6 +36,10 @@ struct PruneArgs {
   std::optional<double> ratio;
   SensitivityArgs calib;  // --calib, --calib-samples, --calib-tokens
   int rounds = 1;
+  // Recovery between rounds: distillation from the unpruned model on --recover-data.
+  int64_t recover_steps = 0, recover_batch = 8, recover_seq = 128;
+  float recover_lr = 1e-3f, recover_alpha = 0.0f;
+  std::string recover_data;
   float damp = 0.01f;
   int block = 128;
   double owl_m = 5.0, owl_lambda = 0.08;
@@ -90,6 +98,14 @@ PruneOptions WeightPruneOptions(const PruneArgs& a) {
   }
   if (a.rounds < 1) Fail("--rounds {}: must be at least 1", a.rounds);
   o.rounds = a.rounds;
+  if (a.recover_steps < 0 || a.recover_batch < 1 || a.recover_seq < 1)
+    Fail("--recover-steps {} must not be negative, --recover-batch {} and --recover-seq {} positive", a.recover_steps,
+         a.recover_batch, a.recover_seq);
+  if (a.recover_steps > 0 && a.rounds < 2)
+    Fail("--recover-steps {}: recovery runs between gradual rounds; give --rounds 2 or more", a.recover_steps);
+  if ((a.recover_steps > 0) != !a.recover_data.empty())
+    Fail("--recover-steps and --recover-data go together (steps of distillation from the unpruned model on that text)");
+  if (!(a.recover_alpha >= 0.0f && a.recover_alpha <= 1.0f)) Fail("--recover-alpha {}: must be in [0, 1]", a.recover_alpha);
   const bool needs_calib = o.method != PruneMethod::kMagnitude || o.allocation == PruneAllocation::kOwl;
   if (needs_calib && a.calib.calib.empty())
     Fail("--method {}{} needs calibration text (--calib FILE)", a.method,
@@ -186,10 +202,39 @@ int RunWeightPruning(const PruneArgs& a) {
   }
   PruneTargets(m, o);  // every check before the work
   o.progress = Progress("prune");
+  // Recovery: the pruned model distilled from the unpruned one (soft labels, plus α of the text's
+  // own next tokens) for --recover-steps after every round but the last.
+  std::optional<train::Dataset> recover_data;
+  std::shared_ptr<train::Distiller> teacher;
+  int64_t recovered = 0;
+  if (a.recover_steps > 0) {
+    train::DataOptions d;
+    d.seq = a.recover_seq;
+    d.val_frac = 0.0;
+    recover_data = train::Dataset::FromFile(m.vocab, a.recover_data, d);
+    train::DistillOptions dopt;
+    dopt.alpha = a.recover_alpha;
+    std::vector<train::TrainModel> teachers;
+    teachers.push_back(train::TrainModel::FromModel(m));
+    teacher = std::make_shared<train::Distiller>(std::move(teachers), dopt);
+    o.recovery = [&](int, Model& pruned) {
+      train::TrainOptions t;
+      t.steps = a.recover_steps;
+      t.batch = a.recover_batch;
+      t.lr = a.recover_lr;
+      t.warmup = 0;
+      t.threads = a.threads;
+      pruned = train::RecoverPruned(pruned, *recover_data, t, train::DistillObjective(teacher)).model;
+      recovered += a.recover_steps;
+    };
+  }
   PruneSummary summary;
   Model out = PruneModel(m, o, &summary);
   out.info = m.info;
-  out.info["prune.recipe"] = Recipe(a, o, cal.tokens);
+  out.info["prune.recipe"] = Recipe(a, o, cal.tokens) +
+                            (recovered ? fmt::format(" recover_steps={} recover_data={} recover_lr={} recover_alpha={}",
+                                                     a.recover_steps, a.recover_data, a.recover_lr, a.recover_alpha)
+                                       : std::string());
   out.info["prune.source"] = a.model;
   const std::optional<KldResult> q = Quality(a, m, out, text);  // before writing: a failure leaves no file
   SaveGgufModel(out, a.out, GgufSaveOptions{});
@@ -201,9 +246,10 @@ int RunWeightPruning(const PruneArgs& a) {
 StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
   StructuredOptions o;
   o.target = ParseStructuredTarget(a.structured, "--structured");
-  if (!a.method.empty() || a.sparsity || !a.pattern.empty() || !a.type.empty() || a.rounds != 1)
-    Fail("--structured {} removes whole units: --method, --sparsity, --pattern, --type and --rounds belong to weight "
-         "pruning",
+  if (!a.method.empty() || a.sparsity || !a.pattern.empty() || !a.type.empty() || a.rounds != 1 ||
+      a.recover_steps != 0)
+    Fail("--structured {} removes whole units: --method, --sparsity, --pattern, --type, --rounds and --recover-steps "
+         "belong to weight pruning",
          a.structured);
   if (!a.ratio) Fail("--structured {}: give --ratio R, the fraction of its units removed, in [0, 1)", a.structured);
   if (!(*a.ratio >= 0.0 && *a.ratio < 1.0)) Fail("--ratio {}: must be in [0, 1)", *a.ratio);
@@ -317,6 +363,16 @@ Command AddPrune(CLI::App& root) {
   app->add_option("--rounds", a->rounds,
                   "gradual pruning: R rounds on a cubic schedule to the target, calibration statistics re-collected "
                   "each round")
+      ->capture_default_str();
+  app->add_option("--recover-steps", a->recover_steps,
+                  "between gradual rounds: steps of distillation from the unpruned model (pruned weights stay zero)")
+      ->capture_default_str();
+  app->add_option("--recover-data", a->recover_data, "text the recovery steps train on");
+  app->add_option("--recover-lr", a->recover_lr, "recovery learning rate")->capture_default_str();
+  app->add_option("--recover-batch", a->recover_batch, "recovery sequences per step")->capture_default_str();
+  app->add_option("--recover-seq", a->recover_seq, "recovery tokens per sequence")->capture_default_str();
+  app->add_option("--recover-alpha", a->recover_alpha,
+                  "weight of the text's own next tokens (cross-entropy) beside the soft labels")
       ->capture_default_str();
   app->add_option("--type", a->type,
                   "type of the pruned matrices (default: keep f32/f16/bf16; other input types are written as f32): a "
