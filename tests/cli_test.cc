@@ -1033,6 +1033,29 @@ std::vector<float> TrainedWeights(const std::string& gguf) {
 
 }  // namespace
 
+// `smelt distill` under mpirun: 2 ranks of batch 2 distil what one process of batch 4 does (the
+// teacher runs on each rank's slice), and the reported KL to the teacher covers the same batches.
+TEST(Cli, DistillMpiTwoRanksEqualOneRankOfTwiceTheBatch) {
+  const std::string mpirun = Mpirun(2);
+  if (mpirun.empty()) GTEST_SKIP() << "mpirun (Open MPI) is not installed";
+  fs::path dir = TempDir("distill-mpi");
+  const std::string flags = " distill --teacher '" + kStories + "/stories260K.gguf' --student-config " +
+                            "dim=32,layers=2,heads=4,kv-heads=2,ff=64 --data '" + SmallCorpus(dir) +
+                            "' --steps 10 --seq 32 --lr 3e-3 -t 1 --seed 3 --json";
+  Result one = Smelt(flags.substr(1) + " --batch 4 -o '" + (dir / "one.gguf").string() + "'");
+  ASSERT_EQ(one.code, 0) << one.err;
+  Result two = Shell(mpirun + flags + " --batch 2 -o '" + (dir / "two.gguf").string() + "'");
+  ASSERT_EQ(two.code, 0) << two.err;
+  const auto a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(two.out);
+  EXPECT_EQ(b["ranks"].get<int>(), 2);
+  ASSERT_EQ(a["losses"].size(), b["losses"].size());
+  for (size_t i = 0; i < a["losses"].size(); ++i)
+    EXPECT_NEAR(a["losses"][i].get<double>(), b["losses"][i].get<double>(), 1e-5 * a["losses"][i].get<double>()) << i;
+  for (const char* key : {"val_loss", "val_kld_teacher0"})
+    EXPECT_NEAR(a[key].get<double>(), b[key].get<double>(), 1e-5 * a[key].get<double>()) << key;
+  fs::remove_all(dir);
+}
+
 // Two ranks with batch B, under mpirun, train what one process with batch 2B trains: the same
 // losses and weights up to the order of the float sums, printed and written by rank 0 alone.
 // Named Mpi: the sanitizer build

@@ -109,8 +109,9 @@ int RunDistill(DistillArgs& a, DataParallel& dp) {
   const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from, dp, sched.Hooks(val_data, set_objective));
   if (!dp.root()) return 0;  // rank 0 measures and prints
   sched.MeasureOriginal(trainer->model(), r.opt, /*after=*/true);
+  // On the validation batches the loss used: the global batch of all ranks.
   const double kld = res.has_val ? train::ValidationKld(trainer->model(), distiller->teachers()[0], val_data,
-                                                        r.opt.batch, r.opt.eval_batches, r.opt.threads)
+                                                        r.opt.batch * dp.ranks(), r.opt.eval_batches, r.opt.threads)
                                  : 0.0;
   const train::DistillOptions& o = distiller->options();
   if (r.json) {
