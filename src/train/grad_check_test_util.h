@@ -10,6 +10,8 @@
 // that of D(h).
 #include <gtest/gtest.h>
 
+#include "tiny_models.h"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -22,13 +24,9 @@ namespace smelt::train::testing {
 
 inline constexpr double kF32Eps = std::numeric_limits<float>::epsilon();
 
-// n values drawn from N(0, scale²) with a fixed seed.
+// n values drawn from N(0, scale²) with a fixed seed (tests/tiny_models.h's generator).
 inline std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(gen);
-  return v;
+  return tiny::RandomVector(n, seed, scale);
 }
 
 // Checks analytic[i] against central differences of f at coordinates `indices` of x (all of
