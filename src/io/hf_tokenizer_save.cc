@@ -1,6 +1,7 @@
 // Vocab -> tokenizer.json, plus the "smelt" extension that makes the round trip exact.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
@@ -131,16 +132,28 @@ json SmeltExtension(const Vocab& v) {
 
 void ApplySmeltExtension(const json& ext, const std::string& source, const std::vector<std::string>& merges, Vocab& v) {
   if (!ext.is_object()) Fail("{}: model.smelt is not an object", source);
-  if (ext.value("version", 0) != kExtensionVersion) Fail("{}: model.smelt version {} is not supported", source, ext.value("version", 0));
+  // Integers are read only from JSON integers in range: a float or a huge number is an error,
+  // never a conversion.
+  auto integer = [&](const json& j, const std::string& what, int64_t lo, int64_t hi) -> int64_t {
+    if (!j.is_number_integer()) Fail("{}: model.smelt.{} is not an integer", source, what);
+    if (j.is_number_unsigned() ? j.get<uint64_t>() > static_cast<uint64_t>(hi) : j.get<int64_t>() < lo || j.get<int64_t>() > hi) {
+      Fail("{}: model.smelt.{} is outside [{}, {}]", source, what, lo, hi);
+    }
+    return j.get<int64_t>();
+  };
+  const auto version = ext.find("version");
+  if (version == ext.end() || !version->is_number_integer() || version->get<int64_t>() != kExtensionVersion) {
+    Fail("{}: model.smelt version {} is not supported", source, version == ext.end() ? "(none)" : version->dump());
+  }
   if (ext.value("model", std::string()) != v.model) {
     Fail("{}: model.smelt says model '{}' but the file describes '{}'", source, ext.value("model", std::string()), v.model);
   }
   const int32_t n = v.size();
   v.pre = ext.value("pre", v.pre);
-  auto id = [&](const char* key) {
-    const int32_t i = ext.value(key, -1);
-    if (i < -1 || i >= n) Fail("{}: model.smelt.{} = {} outside the vocabulary", source, key, i);
-    return i;
+  auto id = [&](const char* key) -> int32_t {
+    const auto it = ext.find(key);
+    if (it == ext.end()) return -1;
+    return static_cast<int32_t>(integer(*it, key, -1, n - 1));
   };
   v.bos = id("bos");
   v.eos = id("eos");
@@ -154,14 +167,19 @@ void ApplySmeltExtension(const json& ext, const std::string& source, const std::
     Fail("{}: model.smelt.types has {} entries for {} tokens", source, types.is_array() ? types.size() : 0, n);
   }
   for (int32_t i = 0; i < n; ++i) {
-    const int t = types[i].get<int>();
-    if (t < 0 || t > static_cast<int>(TokenType::kByte)) Fail("{}: model.smelt.types[{}] = {} is not a token type", source, i, t);
+    const int64_t t = integer(types[i], fmt::format("types[{}]", i), 0, static_cast<int64_t>(TokenType::kByte));
     v.types[i] = static_cast<TokenType>(t);
   }
   v.scores.clear();
   if (auto s = ext.find("scores"); s != ext.end()) {
     if (!s->is_array() || static_cast<int32_t>(s->size()) != n) Fail("{}: model.smelt.scores has the wrong length", source);
-    v.scores = s->get<std::vector<float>>();
+    v.scores.reserve(n);
+    for (const json& x : *s) {
+      if (!x.is_number()) Fail("{}: model.smelt.scores holds a non-number", source);
+      const double d = x.get<double>();
+      if (!(std::fabs(d) <= std::numeric_limits<float>::max())) Fail("{}: model.smelt.scores holds {} (not a finite float)", source, d);
+      v.scores.push_back(static_cast<float>(d));
+    }
   }
   v.merges = ext.value("keep_merges", false) ? merges : std::vector<std::string>{};
 }
