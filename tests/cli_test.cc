@@ -17,15 +17,13 @@
 #include "io/load.h"
 #include "peer.h"
 #include "train/model.h"
+#include "shared_assets.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kShared = SMELT_SHARED_DIR;
-const std::string kStories = kShared + "/assets/stories260K";
-const std::string kDevText = kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt";
-const std::string kTrainText = kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
+const std::string kTrainText = smelt::assets::kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
 
 struct Result {
   int code = -1;        // exit status, or -signal
@@ -80,11 +78,11 @@ TEST(Cli, HelpTeachesEveryCommand) {
 }
 
 TEST(Cli, GreedyStories260KMatchesLlama2cGolden) {
-  const std::string want = ReadAll(kStories + "/greedy_t0_n256.expected.txt");
+  const std::string want = ReadAll(smelt::assets::kStoriesDir + "/greedy_t0_n256.expected.txt");
   ASSERT_FALSE(want.empty());
-  for (const std::string& model : {kStories + "/stories260K.bin", kStories + "/stories260K_v1.bin",
-                                  kStories + "/stories260K.gguf"}) {
-    Result r = Smelt("run '" + model + "' --tokenizer '" + kStories + "/tok512.bin' -n 256 --temp 0");
+  for (const std::string& model : {smelt::assets::kStoriesDir + "/stories260K.bin", smelt::assets::kStoriesDir + "/stories260K_v1.bin",
+                                  smelt::assets::kStoriesDir + "/stories260K.gguf"}) {
+    Result r = Smelt("run '" + model + "' --tokenizer '" + smelt::assets::kStoriesDir + "/tok512.bin' -n 256 --temp 0");
     ASSERT_EQ(r.code, 0) << model << ": " << r.err;
     EXPECT_EQ(r.out, want) << model;
     EXPECT_NE(r.err.find("tok/s"), std::string::npos);
@@ -92,7 +90,7 @@ TEST(Cli, GreedyStories260KMatchesLlama2cGolden) {
 }
 
 TEST(Cli, InspectJsonDescribesStories260K) {
-  Result r = Smelt("inspect --json '" + kStories + "/stories260K.gguf'");
+  Result r = Smelt("inspect --json '" + smelt::assets::kStoriesDir + "/stories260K.gguf'");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["config"]["dim"], 64);
@@ -108,13 +106,13 @@ TEST(Cli, InspectJsonDescribesStories260K) {
 // method (the peer's `ppl`), within 0.5 %.
 TEST(Cli, PeerPerplexityMatchesLlamaCpp) {
   if (!smelt::peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
-  const std::string model = kStories + "/stories260K.gguf";
+  const std::string model = smelt::assets::kStoriesDir + "/stories260K.gguf";
   // The first 40 windows of 512 tokens (10,200 scored tokens) keep the test short.
-  Result r = Smelt("eval ppl --json -t 2 '" + model + "' --text '" + kDevText + "' --ctx 512 --chunks 40");
+  Result r = Smelt("eval ppl --json -t 2 '" + model + "' --text '" + smelt::assets::kDevText + "' --ctx 512 --chunks 40");
   ASSERT_EQ(r.code, 0) << r.err;
   auto ours = nlohmann::json::parse(r.out);
   auto theirs = nlohmann::json::parse(
-      smelt::peer::RunCommand(smelt::peer::Script() + " ppl '" + model + "' '" + kDevText + "' 512 2 40 2>/dev/null"));
+      smelt::peer::RunCommand(smelt::peer::Script() + " ppl '" + model + "' '" + smelt::assets::kDevText + "' 512 2 40 2>/dev/null"));
   std::printf("ppl: smelt %.5f (%d chunks, %lld scored), llama.cpp %s\n", ours["ppl"].get<double>(),
               ours["chunks"].get<int>(), (long long)ours["scored"].get<int64_t>(), theirs.dump().c_str());
   const double p_ref = theirs["ppl"].get<double>();
@@ -123,11 +121,11 @@ TEST(Cli, PeerPerplexityMatchesLlamaCpp) {
 
 TEST(Cli, ConvertToHfAndGgufKeepsPerplexity) {
   fs::path dir = TempDir("convert");
-  const std::string src = kStories + "/stories260K.bin";
+  const std::string src = smelt::assets::kStoriesDir + "/stories260K.bin";
   ASSERT_EQ(Smelt("convert '" + src + "' '" + (dir / "hf").string() + "' --shard-mb 0.3").code, 0);
   ASSERT_EQ(Smelt("convert '" + (dir / "hf").string() + "' '" + (dir / "m.gguf").string() + "'").code, 0);
   auto ppl = [&](const std::string& m) {
-    Result r = Smelt("eval ppl --json '" + m + "' --text '" + kDevText + "' --ctx 128 --chunks 8");
+    Result r = Smelt("eval ppl --json '" + m + "' --text '" + smelt::assets::kDevText + "' --ctx 128 --chunks 8");
     EXPECT_EQ(r.code, 0) << r.err;
     return nlohmann::json::parse(r.out)["ppl"].get<double>();
   };
@@ -140,7 +138,7 @@ TEST(Cli, ConvertToHfAndGgufKeepsPerplexity) {
 // Bad input: one line on stderr naming the file, exit status 1, no crash, nothing left behind.
 TEST(Cli, BadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("bad");
-  const std::string gguf = ReadAll(kStories + "/stories260K.gguf");
+  const std::string gguf = ReadAll(smelt::assets::kStoriesDir + "/stories260K.gguf");
   auto write = [&](const std::string& name, const std::string& bytes) {
     std::ofstream((dir / name).string(), std::ios::binary) << bytes;
     return (dir / name).string();
@@ -171,9 +169,9 @@ TEST(Cli, BadInputGivesOneLineAndNoOutput) {
 // summary as `eval kld`, a readable text form; bad input gives one line naming the file.
 TEST(Cli, QuantReportOfQ8_0Conversion) {
   fs::path dir = TempDir("quant-report");
-  const std::string base = kStories + "/stories260K.gguf", q8 = (dir / "q8.gguf").string();
+  const std::string base = smelt::assets::kStoriesDir + "/stories260K.gguf", q8 = (dir / "q8.gguf").string();
   ASSERT_EQ(Smelt("convert '" + base + "' '" + q8 + "' --type q8_0").code, 0);
-  const std::string flags = " --text '" + kDevText + "' --ctx 128 --chunks 4 -t 2";
+  const std::string flags = " --text '" + smelt::assets::kDevText + "' --ctx 128 --chunks 4 -t 2";
   Result r = Smelt("quant-report --json '" + base + "' '" + q8 + "'" + flags);
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
@@ -229,7 +227,7 @@ TEST(Cli, SynthIsDeterministicAndLoads) {
 // `smelt quantize` of stories260K to `out` with `args`, calibrated on 4 × 64 tokens of the
 // training text, printing JSON.
 Result QuantizeStoriesWithCalib(const std::string& out, const std::string& args) {
-  return Smelt("quantize '" + kStories + "/stories260K.gguf' -o '" + out + "' " + args + " --calib '" + kTrainText +
+  return Smelt("quantize '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' " + args + " --calib '" + kTrainText +
                "' --calib-samples 4 --calib-tokens 64 --json");
 }
 
@@ -246,7 +244,7 @@ TEST(Cli, QuantizeWritesALoadableGgufWithItsRecipe) {
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("method=mse"), std::string::npos);  // the recipe travels in the metadata
   EXPECT_NE(info.out.find("blk.0.ffn_down.weight=f16"), std::string::npos);  // 172-value rows fell back
-  Result ppl = Smelt("eval ppl '" + out + "' --text '" + kDevText + "' --ctx 128 --chunks 4 --json");
+  Result ppl = Smelt("eval ppl '" + out + "' --text '" + smelt::assets::kDevText + "' --ctx 128 --chunks 4 --json");
   ASSERT_EQ(ppl.code, 0) << ppl.err;
   EXPECT_LT(nlohmann::json::parse(ppl.out)["ppl"].get<double>(), 20.0);
   fs::remove_all(dir);
@@ -313,9 +311,9 @@ static void ExpectQuantizeFails(const std::string& model, const std::string& out
 TEST(Cli, QuantizeFormatInt3WithGptq) {
   fs::path dir = TempDir("quantize-int3");
   const std::string out = (dir / "q.gguf").string();
-  Result r = Smelt("quantize '" + kStories + "/stories260K.gguf' -o '" + out +
+  Result r = Smelt("quantize '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out +
                    "' --format int3 --group 32 --rules 'blk.*.ffn_down.weight=f16' --method gptq --calib '" +
-                   kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt' --calib-samples 4 "
+                   smelt::assets::kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt' --calib-samples 4 "
                    "--calib-tokens 64 --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -332,7 +330,7 @@ TEST(Cli, QuantizeFormatInt3WithGptq) {
   }
   EXPECT_EQ(int3, 5 * 6 + 1);  // attn_q/k/v/output, ffn_gate/up of 5 layers; output.weight
   EXPECT_NE(j["recipe"].get<std::string>().find("*=i3s_g32"), std::string::npos);
-  Result ppl = Smelt("eval ppl '" + out + "' --text '" + kDevText + "' --ctx 128 --chunks 4 --json");
+  Result ppl = Smelt("eval ppl '" + out + "' --text '" + smelt::assets::kDevText + "' --ctx 128 --chunks 4 --json");
   ASSERT_EQ(ppl.code, 0) << ppl.err;
   EXPECT_TRUE(std::isfinite(nlohmann::json::parse(ppl.out)["ppl"].get<double>()));
   fs::remove_all(dir);
@@ -340,7 +338,7 @@ TEST(Cli, QuantizeFormatInt3WithGptq) {
 
 TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("quantize-bad");
-  const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
+  const std::string model = smelt::assets::kStoriesDir + "/stories260K.gguf", out = (dir / "q.gguf").string();
   std::ofstream((dir / "empty.txt").string()) << "";
   std::ofstream((dir / "short.txt").string()) << "Once upon a time.";
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -378,8 +376,8 @@ TEST(Cli, QuantizeBadInputGivesOneLineAndNoOutput) {
 TEST(Cli, PruneWritesASparseGgufWithItsRecipeAndReport) {
   fs::path dir = TempDir("prune");
   const std::string out = (dir / "p.gguf").string();
-  Result r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method magnitude --sparsity 0.5 --text '" +
-                   kDevText + "' --ctx 64 --chunks 8 --json");
+  Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' --method magnitude --sparsity 0.5 --text '" +
+                   smelt::assets::kDevText + "' --ctx 64 --chunks 8 --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["matrices"].size(), 35u);
@@ -393,11 +391,11 @@ TEST(Cli, PruneWritesASparseGgufWithItsRecipeAndReport) {
   Result info = Smelt("inspect '" + out + "' --json");
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("method=magnitude sparsity=0.5"), std::string::npos);
-  Result ppl = Smelt("eval ppl '" + out + "' --text '" + kDevText + "' --ctx 64 --chunks 4 --json");
+  Result ppl = Smelt("eval ppl '" + out + "' --text '" + smelt::assets::kDevText + "' --ctx 64 --chunks 4 --json");
   ASSERT_EQ(ppl.code, 0) << ppl.err;
   EXPECT_TRUE(std::isfinite(nlohmann::json::parse(ppl.out)["ppl"].get<double>()));
   // Text form: a line per matrix and the overall sparsity.
-  Result text = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method magnitude --sparsity 0.25");
+  Result text = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' --method magnitude --sparsity 0.25");
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("blk.4.ffn_down.weight"), std::string::npos);
   EXPECT_NE(text.out.find("(25.00 %)"), std::string::npos) << text.out;
@@ -410,8 +408,8 @@ TEST(Cli, PruneWritesASparseGgufWithItsRecipeAndReport) {
 TEST(Cli, PruneRecoversBetweenGradualRounds) {
   fs::path dir = TempDir("prune-recover");
   const std::string out = (dir / "p.gguf").string();
-  const std::string base = "prune '" + kStories + "/stories260K.gguf' -o '" + out +
-                           "' --method magnitude --sparsity 0.6 --rounds 3 --text '" + kDevText +
+  const std::string base = "prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out +
+                           "' --method magnitude --sparsity 0.6 --rounds 3 --text '" + smelt::assets::kDevText +
                            "' --ctx 64 --chunks 8 -t 1 --json";
   Result plain = Smelt(base);
   ASSERT_EQ(plain.code, 0) << plain.err;
@@ -437,11 +435,11 @@ TEST(Cli, PruneWandaTwoFourAndJointSparseGpt) {
   fs::path dir = TempDir("prune-calib");
   const std::string out = (dir / "p.gguf").string();
   const std::string calib = " --calib '" + kTrainText + "' --calib-samples 4 --calib-tokens 64 --json";
-  Result r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method wanda --pattern 2:4" + calib);
+  Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' --method wanda --pattern 2:4" + calib);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto wanda = nlohmann::json::parse(r.out);  // bound: a range-for over a temporary's member dangles
   for (const auto& m : wanda["matrices"]) EXPECT_DOUBLE_EQ(m["sparsity"].get<double>(), 0.5);
-  r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' --method sparsegpt --sparsity 0.5 --type q8_0" +
+  r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' --method sparsegpt --sparsity 0.5 --type q8_0" +
             calib);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto joint = nlohmann::json::parse(r.out);
@@ -469,8 +467,8 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
   for (const Case& c : {Case{"--structured channels --ratio 0.25", 5, 8, 4, 129},
                         Case{"--structured heads --ratio 0.25", 5, 6, 3, 172},
                         Case{"--structured layers --ratio 0.2 --layer-score kld", 4, 8, 4, 172}}) {
-    Result r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' " + c.args + calib + " --text '" +
-                     kDevText + "' --ctx 64 --chunks 4");
+    Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' " + c.args + calib + " --text '" +
+                     smelt::assets::kDevText + "' --ctx 64 --chunks 4");
     ASSERT_EQ(r.code, 0) << c.args << ": " << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["config"]["layers"].get<int>(), c.layers) << c.args;
@@ -499,7 +497,7 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
   };
   fs::remove(out);
   for (const auto& [args, named] : bad) {
-    Result r = Smelt("prune '" + kStories + "/stories260K.gguf' -o '" + out + "' " + args);
+    Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' " + args);
     EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find(named), std::string::npos) << args << ": " << r.err;
@@ -510,7 +508,7 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
 
 TEST(Cli, PruneBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("prune-bad");
-  const std::string model = kStories + "/stories260K.gguf", out = (dir / "p.gguf").string();
+  const std::string model = smelt::assets::kStoriesDir + "/stories260K.gguf", out = (dir / "p.gguf").string();
   const std::string calib = " --calib '" + kTrainText + "' --calib-samples 2 --calib-tokens 32";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--method magnitude --sparsity 1", "--sparsity 1"},
@@ -559,7 +557,7 @@ TEST(Cli, PruneBadInputGivesOneLineAndNoOutput) {
 
 TEST(Cli, QuantizeToATargetBitsPerWeightOrFileSize) {
   fs::path dir = TempDir("quantize-target");
-  const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
+  const std::string model = smelt::assets::kStoriesDir + "/stories260K.gguf", out = (dir / "q.gguf").string();
   const std::string calib =
       " --calib '" + kTrainText + "' --calib-samples 4 --calib-tokens 64 --candidates i3s_g32,q4_0,q5_0,q8_0";
   // ffn_down's rows of 172 take no block of 32: f16 in every candidate, so stories260K's matrices
@@ -616,7 +614,7 @@ TEST(Cli, QuantizeToATargetBitsPerWeightOrFileSize) {
 
 TEST(Cli, QuantizeTargetBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("quantize-target-bad");
-  const std::string model = kStories + "/stories260K.gguf", out = (dir / "q.gguf").string();
+  const std::string model = smelt::assets::kStoriesDir + "/stories260K.gguf", out = (dir / "q.gguf").string();
   const std::string calib = " --calib '" + kTrainText + "' --calib-samples 2 --calib-tokens 64";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--target-bpw 2 --candidates q4_0,q8_0" + calib, "smallest candidates"},
@@ -669,7 +667,7 @@ TEST(Cli, SysinfoJsonNamesTheMachine) {
 // bench on stories260K: one pp and one tg row per thread count, positive speeds whose mean and
 // sd agree with their samples, and tg's ceiling; the text and markdown tables; a bad model path.
 TEST(Cli, BenchStories260K) {
-  const std::string model = kStories + "/stories260K.gguf";
+  const std::string model = smelt::assets::kStoriesDir + "/stories260K.gguf";
   Result r = Smelt("bench '" + model + "' -t 1,2 -p 16 -n 8 -r 3 --mib 8 --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -715,7 +713,7 @@ TEST(Cli, BenchStories260K) {
   EXPECT_EQ(r.out.find("tg ceiling, 1 thread"), std::string::npos) << r.out;
 
   fs::path dir = TempDir("bench-bad");
-  for (const std::string& bad : {(dir / "missing.gguf").string(), kDevText}) {
+  for (const std::string& bad : {(dir / "missing.gguf").string(), smelt::assets::kDevText}) {
     r = Smelt("bench '" + bad + "' -p 8 -n 4 -r 1");
     EXPECT_EQ(r.code, 1) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -729,7 +727,7 @@ TEST(Cli, BenchStories260K) {
 }
 
 TEST(Cli, RunWithPromptCacheAndDraftKeepsTheOutput) {
-  const std::string model = kStories + "/stories260K.gguf";
+  const std::string model = smelt::assets::kStoriesDir + "/stories260K.gguf";
   fs::path dir = TempDir("run-cache");
   const std::string cache = (dir / "prompt.smkv").string(), draft = (dir / "draft.gguf").string();
   const std::string prompt = "-p 'Once upon a time, there was a dog' -n 24 --json";
@@ -774,7 +772,7 @@ TEST(Cli, RunWithPromptCacheAndDraftKeepsTheOutput) {
 }
 
 TEST(Cli, BenchParallelSequences) {
-  Result r = Smelt("bench '" + kStories + "/stories260K.gguf' -t 1 -p 0 -n 8 --parallel 4 -r 2 --mib 8 --json");
+  Result r = Smelt("bench '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -t 1 -p 0 -n 8 --parallel 4 -r 2 --mib 8 --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["results"].size(), 2u);
@@ -887,7 +885,7 @@ TEST(Cli, TrainKilledAndResumedEqualsStraightRun) {
   fs::path dir = TempDir("train-resume");
   const std::string corpus = SmallCorpus(dir), ckpt = (dir / "run.ckpt").string();
   const std::string flags = " --data '" + corpus + "' --config dim=32,layers=2,heads=4,kv-heads=2,ff=64,ctx=256 " +
-                            "--tokenizer '" + kStories + "/stories260K.gguf' --steps 60 --batch 4 --seq 32 " +
+                            "--tokenizer '" + smelt::assets::kStoriesDir + "/stories260K.gguf' --steps 60 --batch 4 --seq 32 " +
                             "--lr 3e-3 --warmup 5 --eval-every 20 -t 1 --seed 5 --json";
   Result straight = Smelt("train" + flags + " -o '" + (dir / "straight.gguf").string() + "'");
   ASSERT_EQ(straight.code, 0) << straight.err;
@@ -911,7 +909,7 @@ TEST(Cli, TrainKilledAndResumedEqualsStraightRun) {
   // The result loads in `run` and `eval ppl`.
   Result run = Smelt("run '" + (dir / "resumed.gguf").string() + "' -n 8 --temp 0 -p 'Once'");
   EXPECT_EQ(run.code, 0) << run.err;
-  Result ppl = Smelt("eval ppl --json '" + (dir / "resumed.gguf").string() + "' --text '" + kDevText +
+  Result ppl = Smelt("eval ppl --json '" + (dir / "resumed.gguf").string() + "' --text '" + smelt::assets::kDevText +
                      "' --ctx 64 --chunks 4");
   ASSERT_EQ(ppl.code, 0) << ppl.err;
   EXPECT_LT(nlohmann::json::parse(ppl.out)["ppl"].get<double>(), 512.0);  // better than a uniform guess
@@ -940,12 +938,12 @@ TEST(Cli, TrainBadInputGivesOneLineAndNoOutput) {
   const std::string corpus = SmallCorpus(dir), out = (dir / "out.gguf").string();
   std::ofstream((dir / "empty.txt").string()) << "\n\n";
   std::ofstream((dir / "broken.ckpt").string()) << "GGUF but not really";
-  const std::string model = " --config dim=32,layers=2,heads=4,ff=64 --tokenizer '" + kStories + "/stories260K.gguf'";
+  const std::string model = " --config dim=32,layers=2,heads=4,ff=64 --tokenizer '" + smelt::assets::kStoriesDir + "/stories260K.gguf'";
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"--data '" + (dir / "empty.txt").string() + "'" + model, "empty.txt"},
       {"--data '" + (dir / "missing.txt").string() + "'" + model, "missing.txt"},
       {"--data '" + corpus + "'" + model + " --ckpt '" + (dir / "broken.ckpt").string() + "' --resume", "broken.ckpt"},
-      {"--data '" + corpus + "' --config dim=30,layers=2,heads=4,ff=64 --tokenizer '" + kStories + "/stories260K.gguf'",
+      {"--data '" + corpus + "' --config dim=30,layers=2,heads=4,ff=64 --tokenizer '" + smelt::assets::kStoriesDir + "/stories260K.gguf'",
        "--config"},
       {"--data '" + corpus + "'", "--init"},
       {"--data '" + corpus + "'" + model + " --vocab-size 400", "--vocab-size 400"},
@@ -965,7 +963,7 @@ TEST(Cli, TrainBadInputGivesOneLineAndNoOutput) {
 TEST(Cli, DistillWritesAStudentAndResumesFromItsCheckpoint) {
   fs::path dir = TempDir("distill");
   const std::string corpus = SmallCorpus(dir), ckpt = (dir / "run.ckpt").string(), out = (dir / "s.gguf").string();
-  const std::string args = "distill --teacher '" + kStories + "/stories260K.gguf' --student-config " +
+  const std::string args = "distill --teacher '" + smelt::assets::kStoriesDir + "/stories260K.gguf' --student-config " +
                            "dim=32,layers=2,heads=4,kv-heads=2,ff=86 --data '" + corpus +
                            "' --alpha 0.2 --temperature 2 --feature-weight 0.5 --attention-weight 0.5 " +
                            "--value-weight 0.5 --relation-weight 0.5 --steps 12 --batch 2 --seq 32 --lr 3e-3 -t 1 " +
@@ -998,7 +996,7 @@ TEST(Cli, DistillBadInputGivesOneLineAndNoOutput) {
   ASSERT_EQ(o.code, 0) << o.err;
   std::ofstream((dir / "empty.txt").string()) << "\n\n";
   std::ofstream((dir / "broken.ckpt").string()) << "GGUF but not really";
-  const std::string teacher = " --teacher '" + kStories + "/stories260K.gguf'";
+  const std::string teacher = " --teacher '" + smelt::assets::kStoriesDir + "/stories260K.gguf'";
   const std::string small = " --student-config dim=32,layers=2,heads=4,ff=64";
   const std::vector<std::pair<std::string, std::string>> bad = {
       {teacher + small + " --data '" + (dir / "empty.txt").string() + "'", "empty.txt"},
@@ -1039,7 +1037,7 @@ TEST(Cli, DistillMpiTwoRanksEqualOneRankOfTwiceTheBatch) {
   const std::string mpirun = Mpirun(2);
   if (mpirun.empty()) GTEST_SKIP() << "mpirun (Open MPI) is not installed";
   fs::path dir = TempDir("distill-mpi");
-  const std::string flags = " distill --teacher '" + kStories + "/stories260K.gguf' --student-config " +
+  const std::string flags = " distill --teacher '" + smelt::assets::kStoriesDir + "/stories260K.gguf' --student-config " +
                             "dim=32,layers=2,heads=4,kv-heads=2,ff=64 --data '" + SmallCorpus(dir) +
                             "' --steps 10 --seq 32 --lr 3e-3 -t 1 --seed 3 --json";
   Result one = Smelt(flags.substr(1) + " --batch 4 -o '" + (dir / "one.gguf").string() + "'");
@@ -1067,7 +1065,7 @@ TEST(Cli, TrainMpiTwoRanksEqualOneRankOfTwiceTheBatch) {
   fs::path dir = TempDir("train-mpi");
   const std::string corpus = SmallCorpus(dir), ckpt = (dir / "run.ckpt").string();
   const std::string flags = " train --data '" + corpus + "' --config dim=32,layers=2,heads=4,kv-heads=2,ff=64,ctx=64 " +
-                            "--tokenizer '" + kStories + "/stories260K.gguf' --steps " + std::to_string(kSteps) + " --seq 32 --lr 3e-3 --warmup 2 " +
+                            "--tokenizer '" + smelt::assets::kStoriesDir + "/stories260K.gguf' --steps " + std::to_string(kSteps) + " --seq 32 --lr 3e-3 --warmup 2 " +
                             "--eval-every 10 --eval-batches 2 -t 1 --seed 5 --json";
   Result one = Smelt(flags.substr(1) + " --batch 4 -o '" + (dir / "one.gguf").string() + "'");
   ASSERT_EQ(one.code, 0) << one.err;
@@ -1112,7 +1110,7 @@ TEST(Cli, TrainMpiTwoRanksEqualOneRankOfTwiceTheBatch) {
   // non-zero exit and no output.
   std::ofstream((dir / "empty.txt").string()) << "\n\n";
   Result bad = Shell(mpirun + " train --data '" + (dir / "empty.txt").string() +
-                     "' --config dim=32,layers=2,heads=4,ff=64 --tokenizer '" + kStories +
+                     "' --config dim=32,layers=2,heads=4,ff=64 --tokenizer '" + smelt::assets::kStoriesDir +
                      "/stories260K.gguf' --steps 2 --seq 16 -t 1 -o '" + (dir / "bad.gguf").string() + "'");
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("smelt: rank 0: " + (dir / "empty.txt").string()), std::string::npos) << bad.err;
@@ -1125,7 +1123,7 @@ TEST(Cli, TrainMpiTwoRanksEqualOneRankOfTwiceTheBatch) {
 TEST(Cli, QatWritesAQuantizedModelCloserToTheTeacher) {
   fs::path dir = TempDir("qat");
   const std::string corpus = SmallCorpus(dir), out = (dir / "qat.gguf").string();
-  Result r = Smelt("qat --model '" + kStories + "/stories260K.gguf' --type q4_0 --learn-scales --data '" + corpus +
+  Result r = Smelt("qat --model '" + smelt::assets::kStoriesDir + "/stories260K.gguf' --type q4_0 --learn-scales --data '" + corpus +
                    "' --steps 15 --batch 4 --seq 64 --lr 5e-4 -t 1 --json -o '" + out + "'");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
@@ -1145,7 +1143,7 @@ TEST(Cli, QatBadInputGivesOneLineAndKeepsTheOutput) {
   std::ofstream((dir / "empty.txt").string()) << "\n\n";
   std::ofstream((dir / "broken.gguf").string()) << "GGUF but not really";
   std::ofstream(out) << "previous output";
-  const std::string model = " --model '" + kStories + "/stories260K.gguf'";
+  const std::string model = " --model '" + smelt::assets::kStoriesDir + "/stories260K.gguf'";
   const std::string other = (dir / "other-vocab.gguf").string();
   ASSERT_EQ(Smelt("synth --dim 64 --layers 1 --heads 4 --ff 96 --vocab 300 -o '" + other + "'").code, 0);
   const std::vector<std::pair<std::string, std::string>> bad = {
@@ -1177,7 +1175,7 @@ TEST(Cli, QatBadInputGivesOneLineAndKeepsTheOutput) {
 // move the model).
 TEST(Cli, TrainSchedulesFromATeacher) {
   fs::path dir = TempDir("train-sched");
-  const std::string corpus = SmallCorpus(dir), out = (dir / "s.gguf").string(), teacher = kStories + "/stories260K.gguf";
+  const std::string corpus = SmallCorpus(dir), out = (dir / "s.gguf").string(), teacher = smelt::assets::kStoriesDir + "/stories260K.gguf";
   Result r = Smelt("train --data '" + corpus + "' --teacher '" + teacher + "' --init-from-teacher every:2 " +
                    "--grow-at 4,8 --curriculum --pacing 0.3,6 --adversarial 0.05 --steps 10 --batch 2 --seq 32 " +
                    "--lr 1e-3 -t 1 --json -o '" + out + "'");
@@ -1191,7 +1189,7 @@ TEST(Cli, TrainSchedulesFromATeacher) {
   EXPECT_EQ(nlohmann::json::parse(info.out)["config"]["layers"].get<int>(), 3) << info.out;
 
   const std::string kjv = (dir / "kjv.txt").string();
-  std::ofstream(kjv, std::ios::binary) << ReadAll(kShared + "/assets/kjv_bible/kjv.txt").substr(0, 40000);
+  std::ofstream(kjv, std::ios::binary) << ReadAll(smelt::assets::kShared + "/assets/kjv_bible/kjv.txt").substr(0, 40000);
   const std::string common = " --batch 2 --seq 32 -t 1 --json --val-frac 0.2 --eval-batches 4 --init '" + teacher + "'";
   Result rep = Smelt("train --data '" + kjv + "' --replay '" + corpus + "' --replay-share 0.25 --steps 6 --lr 1e-3" +
                      common + " -o '" + (dir / "r.gguf").string() + "'");
@@ -1209,7 +1207,7 @@ TEST(Cli, TrainSchedulesFromATeacher) {
 
 TEST(Cli, TrainScheduleBadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("train-sched-bad");
-  const std::string corpus = SmallCorpus(dir), out = (dir / "out.gguf").string(), teacher = kStories + "/stories260K.gguf";
+  const std::string corpus = SmallCorpus(dir), out = (dir / "out.gguf").string(), teacher = smelt::assets::kStoriesDir + "/stories260K.gguf";
   const std::string wide = (dir / "wide.gguf").string(), other = (dir / "other.gguf").string();
   ASSERT_EQ(Smelt("synth -o '" + wide + "' --dim 128 --layers 2 --heads 16 --kv-heads 4 --ff 160 --vocab 512").code, 0);
   ASSERT_EQ(Smelt("synth -o '" + other + "' --dim 64 --layers 2 --heads 8 --kv-heads 4 --ff 160 --vocab 300").code, 0);
@@ -1237,7 +1235,7 @@ TEST(Cli, TrainScheduleBadInputGivesOneLineAndNoOutput) {
 TEST(Cli, DistillWithSchedules) {
   fs::path dir = TempDir("distill-sched");
   const std::string corpus = SmallCorpus(dir), out = (dir / "d.gguf").string();
-  const std::string teacher = " --teacher '" + kStories + "/stories260K.gguf' --data '" + corpus + "'";
+  const std::string teacher = " --teacher '" + smelt::assets::kStoriesDir + "/stories260K.gguf' --data '" + corpus + "'";
   Result r = Smelt("distill" + teacher + " --init-from-teacher every:2 --grow-at 3 --curriculum --steps 6 " +
                    "--batch 2 --seq 32 --lr 1e-3 -t 1 --json -o '" + out + "'");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -1260,7 +1258,7 @@ TEST(Cli, DistillWithSchedules) {
 TEST(Cli, TrainGrowingRunResumes) {
   fs::path dir = TempDir("train-grow-resume");
   const std::string corpus = SmallCorpus(dir), ckpt = (dir / "g.ckpt").string();
-  const std::string flags = " --data '" + corpus + "' --teacher '" + kStories + "/stories260K.gguf' " +
+  const std::string flags = " --data '" + corpus + "' --teacher '" + smelt::assets::kStoriesDir + "/stories260K.gguf' " +
                             "--init-from-teacher every:2 --grow-at 3,6 --steps 10 --batch 2 --seq 32 -t 1 --json";
   Result straight = Smelt("train" + flags + " -o '" + (dir / "straight.gguf").string() + "'");
   ASSERT_EQ(straight.code, 0) << straight.err;
@@ -1283,7 +1281,7 @@ TEST(Cli, TrainGrowingRunResumes) {
 TEST(Cli, DemoTrainsDistilsCompressesAndCaches) {
   fs::path dir = TempDir("demo");
   const std::string corpus = (dir / "kjv.txt").string(), work = (dir / "cache").string();
-  std::ofstream(corpus) << ReadAll(kShared + "/assets/kjv_bible/kjv.txt").substr(0, 200000);
+  std::ofstream(corpus) << ReadAll(smelt::assets::kShared + "/assets/kjv_bible/kjv.txt").substr(0, 200000);
   const std::string args = "demo --quick --json -t 2 --corpus '" + corpus + "' --workdir '" + work + "'";
   Result first = Smelt(args);
   ASSERT_EQ(first.code, 0) << first.err;
@@ -1376,7 +1374,7 @@ TEST(Cli, DemoBadInputGivesOneLine) {
       {"--corpus '" + (dir / "empty.txt").string() + "'", "empty"},
       {"--corpus '" + (dir / "short.txt").string() + "'", "too short"},
       {"--corpus '" + (dir / "missing.txt").string() + "'", "missing.txt"},
-      {"--corpus '" + (dir / "short.txt").string() + "' --model '" + kStories + "/stories260K.gguf'", "--model"},
+      {"--corpus '" + (dir / "short.txt").string() + "' --model '" + smelt::assets::kStoriesDir + "/stories260K.gguf'", "--model"},
   };
   for (const auto& [args, want] : bad) {
     Result e = Smelt("demo --quick " + args + " --workdir '" + work + "'");
@@ -1400,7 +1398,7 @@ TEST(Cli, DemoBadInputGivesOneLine) {
 // --model: the user's model through f16, q8_0, q4_0 and 2:4 pruning, measured against itself.
 TEST(Cli, DemoOnAGivenModel) {
   fs::path dir = TempDir("demo-model");
-  Result r = Smelt("demo --json -t 1 --model '" + kStories + "/stories260K.gguf' --text '" + kDevText +
+  Result r = Smelt("demo --json -t 1 --model '" + smelt::assets::kStoriesDir + "/stories260K.gguf' --text '" + smelt::assets::kDevText +
                    "' --calib '" + kTrainText + "' --ctx 64 --chunks 8 --gen 8 --workdir '" + dir.string() + "'");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);

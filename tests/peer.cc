@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <sys/wait.h>
 
+#include "shared_assets.h"
+
 namespace smelt::peer {
 namespace {
 
@@ -33,7 +35,7 @@ await llama.dispose();
 
 }  // namespace
 
-std::string Script() { return std::string(SMELT_SHARED_DIR) + "/peer/llamacpp"; }
+std::string Script() { return assets::kShared + "/peer/llamacpp"; }
 
 std::string RunCommand(const std::string& cmd) {
   FILE* p = popen(cmd.c_str(), "r");

@@ -5,12 +5,17 @@
 
 namespace smelt::assets {
 
-inline const std::string kStoriesGguf = std::string(SMELT_SHARED_DIR) + "/assets/stories260K/stories260K.gguf";
+inline const std::string kShared = SMELT_SHARED_DIR;
+// stories260K: the GGUF, the llama2c checkpoints (legacy and v1) and tokenizer, and the HF folder.
+inline const std::string kStoriesDir = kShared + "/assets/stories260K";
+inline const std::string kStoriesGguf = kStoriesDir + "/stories260K.gguf";
+// llama.cpp's vocabulary test files (ggml-vocab-*.gguf with their .inp/.out cases); ends in '/'.
+inline const std::string kVocabDir = kShared + "/assets/llamacpp_vocab_tests/";
 // Calibration text (TinyStories training prefix): for statistics only, never for evaluation.
 inline const std::string kTrainText =
-    std::string(SMELT_SHARED_DIR) + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
+    kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
 // Held-out evaluation text.
 inline const std::string kDevText =
-    std::string(SMELT_SHARED_DIR) + "/assets/tinystories_valid_sample/tinystories_val_dev.txt";
+    kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt";
 
 }  // namespace smelt::assets

@@ -65,7 +65,7 @@ Model Encoded(const Model& m, DType block_type, DType other) {
   return out;
 }
 
-std::vector<float> Logits(const Model& m, const std::vector<int32_t>& tokens) {
+std::vector<float> DefaultLogits(const Model& m, const std::vector<int32_t>& tokens) {
   Session s(m, {.threads = 1});
   const auto l = s.Eval(tokens, true);
   return {l.begin(), l.end()};
@@ -93,10 +93,10 @@ TEST(SparseModel, SparseTypesRunCloseToThePrunedModel) {
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(DTypeName(c.sparse)));
     const Model pruned = Pruned(f32, c.sparsity);
-    const std::vector<float> want = Logits(pruned, tokens);
+    const std::vector<float> want = DefaultLogits(pruned, tokens);
     const Model sparse_model = Encoded(pruned, c.sparse, c.dense);
-    const std::vector<float> sparse = Logits(sparse_model, tokens);
-    const std::vector<float> dense = Logits(Encoded(pruned, c.dense, c.dense), tokens);
+    const std::vector<float> sparse = DefaultLogits(sparse_model, tokens);
+    const std::vector<float> dense = DefaultLogits(Encoded(pruned, c.dense, c.dense), tokens);
     const double err = Rms(sparse, want), dense_err = Rms(dense, want);
     std::printf("%s: rms logit error %.3g (dense %s %.3g), rms logits %.3g\n", std::string(DTypeName(c.sparse)).c_str(),
                 err, std::string(DTypeName(c.dense)).c_str(), dense_err, Rms(want, {}));

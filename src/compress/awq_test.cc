@@ -268,7 +268,7 @@ TEST(CompressAwq, SearchPicksTheGridMinimumAndNeverLosesToRtn) {
 
 // End to end: AWQ (then rtn, and with the clipping search) has a lower KL-divergence to the f32
 // model than plain round-to-nearest on held-out text, for q4_0 and the AWQ-layout i4a_g32.
-TEST(CompressAwq, LowersKlDivergenceOnStories260K) {
+TEST(CompressAwqSlow, LowersKlDivergenceOnStories260K) {
   const StoriesCalib s;
   const std::string text = ReadFileToString(kDevText);
   KldOptions ko;

@@ -24,9 +24,7 @@ namespace {
 using Layer = testing::CalibLayer;
 using testing::DampedQuadratic;
 
-Layer MakeLayer(int64_t oc, int64_t c, int64_t n, uint32_t seed, const std::vector<int64_t>& dead = {}) {
-  return testing::MakeCalibLayer(oc, c, n, seed, dead);
-}
+using testing::MakeCalibLayer;
 
 std::vector<float> Decode(DType t, const std::vector<uint8_t>& data, int64_t oc, int64_t c) {
   std::vector<float> y((size_t)(oc * c));
@@ -74,8 +72,8 @@ const DType kAllCodeTypes[] = {DType::kQ4_0,     DType::kQ4_1,      DType::kQ5_0
 // weights has a chance of order 1e-9, so the encoded bytes must be identical; the proxy losses
 // agree to the same relative precision.
 TEST(CompressGptq, FastEqualsNaiveTwin) {
-  const Layer small = MakeLayer(12, 256, 300, 1);
-  const Layer wide = MakeLayer(6, 512, 400, 2);  // two super-blocks, several batches
+  const Layer small = MakeCalibLayer(12, 256, 300, 1);
+  const Layer wide = MakeCalibLayer(6, 512, 400, 2);  // two super-blocks, several batches
   for (DType t : kAllCodeTypes) {
     for (bool act_order : {false, true}) {
       for (const Layer* l : {&small, &wide}) {
@@ -99,7 +97,7 @@ TEST(CompressGptq, FastEqualsNaiveTwin) {
 
 // The point of GPTQ: a smaller layer output error than rounding each weight to nearest.
 TEST(CompressGptq, LowerLayerOutputErrorThanRtn) {
-  const Layer l = MakeLayer(64, 256, 512, 3);
+  const Layer l = MakeCalibLayer(64, 256, 512, 3);
   for (DType t : kAllCodeTypes) {
     const double rtn = OutputError(l, Decode(t, Encode(t, l.w, l.oc, l.c), l.oc, l.c));
     for (bool act_order : {false, true}) {
@@ -117,7 +115,7 @@ TEST(CompressGptq, LowerLayerOutputErrorThanRtn) {
 // to nearest on the grids that from_float fixes from the unchanged weights.
 TEST(CompressGptq, IdentityHessianIsRoundToNearestOnTheGrids) {
   const int64_t oc = 8, c = 512;
-  const Layer l = MakeLayer(oc, c, 1, 4);
+  const Layer l = MakeCalibLayer(oc, c, 1, 4);
   std::vector<double> identity((size_t)(c * c), 0.0);
   for (int64_t i = 0; i < c; ++i) identity[(size_t)(i * c + i)] = 1.0;
   for (DType t : kAllCodeTypes) {
@@ -146,7 +144,7 @@ TEST(CompressGptq, IdentityHessianIsRoundToNearestOnTheGrids) {
 // when that weight is fixed and the later ones optimally compensate, so the proxy loss must
 // equal the quadratic evaluated directly on the decoded output (with the dampened H).
 TEST(CompressGptq, ProxyLossIsTheDampedQuadraticError) {
-  const Layer l = MakeLayer(16, 256, 512, 5);
+  const Layer l = MakeCalibLayer(16, 256, 512, 5);
   for (DType t : {DType::kQ4_0, DType::kQ2_K, DType::kQ6_K, DType::kIQ4_NL, DType::kI3S_G32, DType::kPow2_B32}) {
     for (bool act_order : {false, true}) {
       GptqOptions opts;
@@ -163,7 +161,7 @@ TEST(CompressGptq, ProxyLossIsTheDampedQuadraticError) {
 // rounding errors are largest relative to the weights) its loss must be below that of
 // round-to-nearest, the format's own from_float, measured by the same quadratic.
 TEST(CompressGptq, NativeThreeBitProxyLossBelowRtn) {
-  const Layer l = MakeLayer(32, 256, 512, 11);
+  const Layer l = MakeCalibLayer(32, 256, 512, 11);
   for (DType t : {DType::kI3S_G32, DType::kI3A_G32, DType::kI3S_G128, DType::kI3A_G128}) {
     for (bool act_order : {false, true}) {
       GptqOptions opts;
@@ -179,7 +177,7 @@ TEST(CompressGptq, NativeThreeBitProxyLossBelowRtn) {
 // The output's codes lie in each format's range (Q8_0 never uses -128), and with act-order the
 // scales are exactly from_float's of the original weights (static groups).
 TEST(CompressGptq, OutputCodesAreOnTheGrids) {
-  const Layer l = MakeLayer(8, 256, 256, 6);
+  const Layer l = MakeCalibLayer(8, 256, 256, 6);
   for (DType t : kAllCodeTypes) {
     const TypeTraits& tr = Traits(t);
     const std::vector<uint8_t> rtn = Encode(t, l.w, l.oc, l.c);
@@ -216,7 +214,7 @@ TEST(CompressGptq, OutputCodesAreOnTheGrids) {
 // still beats RTN.
 TEST(CompressGptq, DeadInputsAreIgnored) {
   const std::vector<int64_t> dead = {0, 5, 31, 32, 100, 255};
-  const Layer l = MakeLayer(16, 256, 512, 7, dead);
+  const Layer l = MakeCalibLayer(16, 256, 512, 7, dead);
   Layer other = l;
   std::mt19937 rng(8);
   std::normal_distribution<float> g(0.0f, 5.0f);
@@ -253,7 +251,7 @@ TEST(CompressGptq, DeadInputsAreIgnored) {
 // factorization succeeds, and reported.
 TEST(CompressGptq, IndefiniteHessianRaisesTheDampening) {
   const int64_t oc = 4, c = 64;
-  const Layer l = MakeLayer(oc, c, 1, 9);
+  const Layer l = MakeCalibLayer(oc, c, 1, 9);
   std::vector<double> h((size_t)(c * c), 0.0);
   for (int64_t i = 0; i < c; ++i) h[(size_t)(i * c + i)] = i == 7 ? -0.05 : 1.0;
   for (auto quantize : {GptqQuantize, GptqQuantizeNaive}) {
@@ -266,7 +264,7 @@ TEST(CompressGptq, IndefiniteHessianRaisesTheDampening) {
 using testing::ErrorOf;
 
 TEST(CompressGptq, BadArgumentsAreErrors) {
-  const Layer l = MakeLayer(4, 288, 64, 10);  // 288 = 9 x 32: fine for Q4_0, not for Q4_K
+  const Layer l = MakeCalibLayer(4, 288, 64, 10);  // 288 = 9 x 32: fine for Q4_0, not for Q4_K
   const GptqOptions ok;
   auto run = [&](int64_t oc, int64_t c, const double* h, DType t, const GptqOptions& o) {
     return ErrorOf([&] { GptqQuantize(l.w.data(), oc, c, h, t, o); });

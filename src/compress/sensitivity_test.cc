@@ -1,6 +1,7 @@
 // Sensitivity analysis against direct recomputation, and mixed precision against uniform types
 // on a real model (the mixed-precision papers' ordering: at the same size, spending bits where
 // the damage is, lowers the KL-divergence).
+#include "core/mapped_file.h"
 #include "compress/sensitivity.h"
 
 #include <gtest/gtest.h>
@@ -18,14 +19,13 @@
 #include "io/load.h"
 #include "runtime/session.h"
 #include "tiny_models.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
 
-const std::string kShared = SMELT_SHARED_DIR;
-const std::string kStories = kShared + "/assets/stories260K/stories260K.gguf";
-const std::string kTrain = kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
-const std::string kHeldOut = kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt";
+const std::string kTrain = assets::kShared + "/assets/tinystories_train_prefix/tinystories_train_prefix_2MiB.txt";
+const std::string kHeldOut = assets::kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt";
 
 const std::vector<std::vector<int32_t>> kSamples = {{1, 4, 9, 16, 25, 36, 49, 4, 4}, {2, 3, 5, 7, 11, 13}};
 
@@ -125,21 +125,14 @@ TEST(CompressSensitivity, KlIsTheDivergenceWithOneMatrixQuantized) {
   EXPECT_THROW(AnalyzeSensitivity(m, o), Error);
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // stories260K: with candidates of block 32 (ffn_down's rows of 172 fall back to f16 in every
 // model alike), the allocator at uniform q4_0's bits per weight beats uniform q4_0 on held-out
 // text, with either measure of damage.
 TEST(CompressSensitivitySlow, Stories260KMixedBeatsUniformAtTheSameBits) {
-  const Model m = LoadModel(kStories);
+  const Model m = LoadModel(assets::kStoriesGguf);
   const auto samples = CalibrationSamples(m, kTrain, {.samples = 4, .tokens = 128});
   const ActivationStats stats = CollectActivationStats(m, samples, {});
-  const std::string text = ReadText(kHeldOut);
+  const std::string text = ReadFileToString(kHeldOut);
   KldOptions ko;
   ko.ppl.ctx = 128;
   ko.ppl.max_chunks = 12;

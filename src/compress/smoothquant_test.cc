@@ -53,7 +53,7 @@ TEST(CompressSmoothQuant, ScaleBalancesActivationAndWeightRanges) {
   }
 }
 
-std::vector<float> Logits(const Model& m, const std::vector<int32_t>& tokens) {
+std::vector<float> ExactLogits(const Model& m, const std::vector<int32_t>& tokens) {
   Session s(m, {.threads = 1, .activations = Activations::kExact});
   const auto l = s.Eval(tokens, true);
   return {l.begin(), l.end()};
@@ -77,7 +77,7 @@ TEST(CompressSmoothQuant, FoldingKeepsTheFunctionAndStatisticsFollowTheInputs) {
   for (const SmoothGroupChoice& g : r.groups) smoothed += g.smoothed;
   EXPECT_EQ(smoothed, 3 * m.config.n_layers);  // qkv, gate/up, down (GQA: no v → o group)
   const std::vector<int32_t> tokens = {1, 5, 17, 42, 9, 3, 28, 11};
-  const auto a = Logits(m, tokens), b = Logits(r.model, tokens);
+  const auto a = ExactLogits(m, tokens), b = ExactLogits(r.model, tokens);
   double max_abs = 0, max_err = 0;
   for (size_t i = 0; i < a.size(); ++i)
     max_abs = std::max(max_abs, (double)std::abs(a[i])), max_err = std::max(max_err, (double)std::abs(a[i] - b[i]));

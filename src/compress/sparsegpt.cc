@@ -29,7 +29,7 @@ namespace {
 
 constexpr float kFrozen = -std::numeric_limits<float>::infinity();
 
-struct GridPoint {
+struct SweepGridPoint {
   float scale, offset;
 };
 
@@ -45,7 +45,7 @@ struct Sweep {
   int64_t bs = 0;                // the type's block size
   size_t row_bytes = 0;
   std::vector<uint8_t> data;     // encoded tensor: scales from from_float, codes at the end
-  std::vector<GridPoint> grids;  // (oc, c)
+  std::vector<SweepGridPoint> grids;  // (oc, c)
   std::vector<int16_t> codes;    // (oc, c)
   ElementGrid grid_shape{};
   std::vector<uint8_t> no_exact_zero;  // (oc) a block of the row had a grid without an exact zero

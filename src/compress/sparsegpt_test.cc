@@ -27,7 +27,7 @@ using testing::ErrorOf;
 
 using Layer = testing::CalibLayer;
 
-Layer MakeLayer(int64_t oc, int64_t c, int64_t n, uint32_t seed) { return testing::MakeCalibLayer(oc, c, n, seed); }
+using testing::MakeCalibLayer;
 
 double Norm(const std::vector<float>& v) {
   double s = 0;
@@ -40,7 +40,7 @@ int64_t Zeros(const std::vector<float>& w) { return std::count(w.begin(), w.end(
 // Fast (lazy batches, LAPACK, 1 and 3 threads) == naive (whole-row updates, plain loops): the same
 // mask and weights within the double sums' rounding, stored as f32: tolerance 1e-6 ‖W‖.
 TEST(SparseGpt, FastEqualsNaiveTwin) {
-  const Layer l = MakeLayer(48, 256, 600, 1);
+  const Layer l = MakeCalibLayer(48, 256, 600, 1);
   struct Case {
     double s;
     NmPattern p;
@@ -71,7 +71,7 @@ TEST(SparseGpt, FastEqualsNaiveTwin) {
 // Exactly round(S·OC·C) pruned (in blocks of Bs), every N:M group with exactly M - N zeros, and
 // the proxy loss equal to the dampened quadratic of the result.
 TEST(SparseGpt, ExactCountsPatternsAndProxyLoss) {
-  const Layer l = MakeLayer(20, 192, 400, 2);
+  const Layer l = MakeCalibLayer(20, 192, 400, 2);
   SparseGptOptions o;
   o.block = 64;
   for (double s : {0.1, 0.5, 0.73}) {
@@ -91,7 +91,7 @@ TEST(SparseGpt, ExactCountsPatternsAndProxyLoss) {
 // updates, and with one block over the whole row the result is plain magnitude pruning.
 TEST(SparseGpt, IdentityHessianIsMagnitudePruning) {
   const int64_t OC = 10, C = 64;
-  const Layer l = MakeLayer(OC, C, 10, 3);
+  const Layer l = MakeCalibLayer(OC, C, 10, 3);
   std::vector<double> eye((size_t)(C * C), 0.0);
   for (int64_t i = 0; i < C; ++i) eye[(size_t)(i * C + i)] = 1.0;
   SparseGptOptions o;
@@ -103,7 +103,7 @@ TEST(SparseGpt, IdentityHessianIsMagnitudePruning) {
 
 // Weights that are zero on input and dead input columns stay exactly zero and count as pruned.
 TEST(SparseGpt, ZerosAndDeadInputsStayZero) {
-  Layer l = MakeLayer(16, 128, 300, 4);
+  Layer l = MakeCalibLayer(16, 128, 300, 4);
   for (int64_t i = 0; i < l.oc * l.c; i += 5) l.w[(size_t)i] = 0.0f;  // 20 % zero already
   for (int64_t i = 0; i < l.c; ++i) l.h[(size_t)(i * l.c + 7)] = l.h[(size_t)(7 * l.c + i)] = 0.0;  // column 7 dead
   for (auto prune : {SparseGptPrune, SparseGptPruneNaive}) {
@@ -124,7 +124,7 @@ TEST(SparseGpt, ZerosAndDeadInputsStayZero) {
 // Joint pruning and quantization: the encoded tensor decodes to the returned weights bit for
 // bit, pruned weights are exact zeros of the grid; a grid with an offset is refused.
 TEST(SparseGpt, JointQuantizationWritesItsGridAndKeepsZeros) {
-  const Layer l = MakeLayer(12, 128, 300, 5);
+  const Layer l = MakeCalibLayer(12, 128, 300, 5);
   for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kI4S_G32}) {
     SparseGptOptions o;
     o.quantize = t;
@@ -177,7 +177,7 @@ TEST(SparseGpt, LowerOutputErrorThanWandaAndMagnitudeOnStories260K) {
 }
 
 TEST(SparseGpt, BadArgumentsNameTheProblem) {
-  const Layer l = MakeLayer(4, 32, 50, 6);
+  const Layer l = MakeCalibLayer(4, 32, 50, 6);
   auto run = [&](int64_t C, double s, NmPattern p, SparseGptOptions o) {
     return ErrorOf([&] { SparseGptPrune(l.w.data(), 4, C, l.h.data(), s, p, o); });
   };

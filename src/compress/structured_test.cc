@@ -26,7 +26,7 @@ namespace {
 
 using assets::kStoriesGguf;
 
-std::vector<float> Logits(const Model& m, const std::vector<int32_t>& tokens) {
+std::vector<float> UnpackedLogits(const Model& m, const std::vector<int32_t>& tokens) {
   Session s(m, {.context = (int)tokens.size(), .activations = Activations::kExact, .repack = false});
   std::span<const float> z = s.Eval(tokens, true);
   return {z.begin(), z.end()};
@@ -69,7 +69,7 @@ TEST(CompressStructured, SmallerModelEqualsSilencedUnitsInTheFullOne) {
           for (int h = 0; h < G; ++h) q.push_back(g * G + h);
         ZeroColumns(ref, BlockTensorName(l, "attn_output.weight"), c.head_dim, q);
       }
-      ExpectClose(Logits(p, kTokens), Logits(ref, kTokens));
+      ExpectClose(UnpackedLogits(p, kTokens), UnpackedLogits(ref, kTokens));
     }
     {  // channels: a different third of the channels in each layer
       const std::vector<std::vector<int>> removed = {{0, 5, 6, 23, 9, 12, 1, 2}, {3, 4, 7, 8, 10, 11, 20, 21},
@@ -78,7 +78,7 @@ TEST(CompressStructured, SmallerModelEqualsSilencedUnitsInTheFullOne) {
       EXPECT_EQ(p.config.ff, 16);
       Model ref = m;
       for (int l = 0; l < c.n_layers; ++l) ZeroColumns(ref, BlockTensorName(l, "ffn_down.weight"), 1, removed[l]);
-      ExpectClose(Logits(p, kTokens), Logits(ref, kTokens));
+      ExpectClose(UnpackedLogits(p, kTokens), UnpackedLogits(ref, kTokens));
     }
     {  // layers: the middle block becomes the identity when both of its outputs are zero
       const Model p = RemoveUnits(m, StructuredTarget::kLayers, {{1}});
@@ -88,7 +88,7 @@ TEST(CompressStructured, SmallerModelEqualsSilencedUnitsInTheFullOne) {
       Model ref = m;
       ZeroColumns(ref, "blk.1.attn_output.weight", (int)c.q_dim(), {0});
       ZeroColumns(ref, "blk.1.ffn_down.weight", c.ff, {0});
-      ExpectClose(Logits(p, kTokens), Logits(ref, kTokens));
+      ExpectClose(UnpackedLogits(p, kTokens), UnpackedLogits(ref, kTokens));
     }
   }
 }
@@ -115,7 +115,7 @@ TEST(CompressStructured, QuantizedRowsAreKeptByteForByteAndTheFileRoundTrips) {
   std::filesystem::remove(path);
   EXPECT_EQ(back.config.head_dim, m.config.head_dim);
   EXPECT_EQ(back.config.n_heads, 2);
-  ExpectClose(Logits(back, kTokens), Logits(p, kTokens));
+  ExpectClose(UnpackedLogits(back, kTokens), UnpackedLogits(p, kTokens));
 }
 
 double HeldOutKld(const Model& m, const Model& base) {
@@ -177,10 +177,10 @@ TEST(CompressStructured, LayerKldScoreIsTheMeasuredCostOfSkippingThatBlock) {
   o.layer_score = LayerScore::kKld;
   const auto scores = StructuredScores(m, samples, o);
   ASSERT_EQ(scores.size(), 1u);
-  const std::vector<float> full = Logits(m, kTokens);
+  const std::vector<float> full = UnpackedLogits(m, kTokens);
   const int V = m.config.vocab;
   for (int l = 0; l < 3; ++l) {
-    const std::vector<float> z = Logits(RemoveUnits(m, StructuredTarget::kLayers, {{l}}), kTokens);
+    const std::vector<float> z = UnpackedLogits(RemoveUnits(m, StructuredTarget::kLayers, {{l}}), kTokens);
     double kl = 0;  // plain loops, in double
     for (size_t t = 0; t < kTokens.size(); ++t) {
       double mp = -1e300, mq = -1e300, sp = 0, sq = 0;

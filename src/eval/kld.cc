@@ -14,7 +14,7 @@ namespace smelt {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'M', 'L', 'T', 'L', 'O', 'G', 'P'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kLogprobFileVersion = 1;
 // Log-probs below max - kRange are stored as the floor (their probability is < e^-kRange).
 constexpr float kRange = 40.0f;
 
@@ -146,7 +146,7 @@ KldResult KlDivergence(const Model& model, const Model* base, const std::string&
     if (in->size() < sizeof(h)) Fail("{}: too short for a smelt log-prob file", path);
     std::memcpy(&h, in->data(), sizeof(h));
     if (std::memcmp(h.magic, kMagic, 8) != 0) Fail("{}: not a smelt log-prob file (bad magic)", path);
-    if (h.version != kVersion) Fail("{}: unsupported log-prob file version {}", path, h.version);
+    if (h.version != kLogprobFileVersion) Fail("{}: unsupported log-prob file version {}", path, h.version);
     if ((int)h.n_vocab != vocab) Fail("{}: saved for a vocabulary of {}, the model has {}", path, h.n_vocab, vocab);
     if (h.n_windows != windows.size())
       Fail("{}: saved for {} windows, this text and --ctx give {}", path, h.n_windows, windows.size());
@@ -171,7 +171,7 @@ KldResult KlDivergence(const Model& model, const Model* base, const std::string&
     out = std::make_unique<AtomicFileWriter>(opt.base_logits_out);
     LogitFileHeader h{};
     std::memcpy(h.magic, kMagic, 8);
-    h.version = kVersion;
+    h.version = kLogprobFileVersion;
     h.n_vocab = (uint32_t)vocab;
     h.n_windows = (uint32_t)windows.size();
     for (const auto& w : windows) h.n_positions += w.tokens.size() - 1 - w.first_scored;

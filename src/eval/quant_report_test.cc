@@ -18,13 +18,11 @@
 #include "model/llama.h"
 #include "runtime/session.h"
 #include "tiny_models.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
 
-const std::string kShared = SMELT_SHARED_DIR;
-const std::string kStories = kShared + "/assets/stories260K/stories260K.gguf";
-const std::string kDevText = kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt";
 
 // `m` with every 2-D weight whose rows split into whole blocks re-encoded as `type` through the
 // format table's reference encoder (the others stay as they are, as `smelt convert` leaves
@@ -47,8 +45,8 @@ QuantReportOptions SmallRun() {
 }
 
 struct Stories {
-  Model base = LoadGgufModel(kStories);
-  std::string text = ReadFileToString(kDevText);
+  Model base = LoadGgufModel(assets::kStoriesGguf);
+  std::string text = ReadFileToString(assets::kDevText);
 };
 
 TEST(QuantReport, ModelAgainstItselfLosesNothing) {

@@ -7,7 +7,6 @@
 namespace smelt {
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;
 
 // One block of 32 (ggml's quantize_row_iq4_nl_impl for a super-block of one block, no
 // importance weights). ntry > 0: search 2*ntry+1 scales and re-choose codes at the end;

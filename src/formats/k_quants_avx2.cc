@@ -25,7 +25,6 @@
 namespace smelt::kquant {
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;  // as k_quants_ref.cc
 
 // ggml's nearest_int on 8 lanes: the same add of 1.5 * 2^23 and the same bit arithmetic.
 SMELT_AVX2 inline __m256i NearestInt8(__m256 v) {
@@ -303,3 +302,5 @@ const Searches* Avx2Searches() { return nullptr; }
 }  // namespace smelt::kquant
 
 #endif
+
+#undef SMELT_AVX2  // this file's own (unity builds put several files in one unit)

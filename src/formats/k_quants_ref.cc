@@ -22,7 +22,6 @@
 namespace smelt {
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;  // a group whose largest |x| is below this is all-zero
 
 int Clamp(int v, int lo, int hi) { return std::max(lo, std::min(hi, v)); }
 

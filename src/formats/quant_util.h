@@ -16,6 +16,9 @@
 
 namespace smelt {
 
+// A group whose largest |x| is below this is all zero (ggml's GROUP_MAX_EPS).
+inline constexpr float kGroupMaxEps = 1e-15f;
+
 // (int)v: truncation toward zero, as a C cast does; 0 for NaN and values outside int's range.
 inline int TruncToInt(float v) {
   return (v > -2147483648.0f && v < 2147483648.0f) ? (int)v : 0;

@@ -29,14 +29,7 @@ std::vector<float> Gaussian(int64_t n, uint32_t seed) {
   return x;
 }
 
-std::vector<float> RoundTrip(DType t, const std::vector<float>& x) {
-  const int64_t n = (int64_t)x.size();
-  std::vector<uint8_t> packed(RowBytes(t, n));
-  Traits(t).from_float(x.data(), packed.data(), n);
-  std::vector<float> y(n);
-  Traits(t).to_float(packed.data(), y.data(), n);
-  return y;
-}
+using testing::RoundTrip;
 
 // The largest rounding error for a block (2:4) or row (bitmask) whose largest kept magnitude is
 // amax: half a step d = amax/127 for q8; for q4 (d = amax/8, codes −8..7) a whole step, where

@@ -21,7 +21,7 @@ namespace smelt {
 namespace {
 
 // Independently written: ggml's type ids, names and the bits/weight its headers state.
-struct Expected {
+struct TypeExpected {
   DType type;
   uint32_t id;
   const char* name;
@@ -32,7 +32,7 @@ struct Expected {
   bool llama_cpp = true;
   bool has_weighted = false;  // checked for the smelt-native rows only
 };
-const Expected kExpected[] = {
+const TypeExpected kTypeExpected[] = {
     {DType::kF32, 0, "f32", 1, 32, false, true},         {DType::kF16, 1, "f16", 1, 16, false, true},
     {DType::kQ4_0, 2, "q4_0", 32, 4.5, true, true},      {DType::kQ4_1, 3, "q4_1", 32, 5.0, true, true},
     {DType::kQ5_0, 6, "q5_0", 32, 5.5, true, true},      {DType::kQ5_1, 7, "q5_1", 32, 6.0, true, true},
@@ -91,7 +91,7 @@ const Expected kExpected[] = {
 
 TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
   std::set<std::string> names;
-  for (const Expected& e : kExpected) {
+  for (const TypeExpected& e : kTypeExpected) {
     SCOPED_TRACE(e.name);
     const TypeTraits* t = FindTraits(e.id);
     ASSERT_NE(t, nullptr);
@@ -120,7 +120,7 @@ TEST(FormatsTypes, UnknownIdsHaveNoRow) {
 }
 
 TEST(FormatsTypes, NamesRoundTripCaseInsensitively) {
-  for (const Expected& e : kExpected) {
+  for (const TypeExpected& e : kTypeExpected) {
     EXPECT_EQ(DTypeName(e.type), e.name);
     EXPECT_EQ(ParseDType(e.name), e.type);
     std::string upper = e.name;

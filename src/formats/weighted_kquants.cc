@@ -149,12 +149,12 @@ double WeightedError(const float* x, const float* xh, const float* w) {
 }
 
 // Writers of KParams into each block type.
-void Write(const KParams& p, BlockQ2_K& y) {
+void StoreKParams(const KParams& p, BlockQ2_K& y) {
   for (int j = 0; j < kQK_K / 16; ++j) y.scales[j] = (uint8_t)(p.sc[j] | (p.mn[j] << 4));
   y.d = p.d, y.dmin = p.dmin;
   kquant::Pack2BitPlanes(p.L, y.qs);
 }
-void Write(const KParams& p, BlockQ3_K& y) {
+void StoreKParams(const KParams& p, BlockQ3_K& y) {
   int8_t sc[kQK_K / 16], L[kQK_K];
   for (int j = 0; j < kQK_K / 16; ++j) sc[j] = (int8_t)p.sc[j];
   for (int i = 0; i < kQK_K; ++i) L[i] = (int8_t)p.L[i];
@@ -169,15 +169,15 @@ void WriteK4(const KParams& p, Block& y) {
   kquant::PackK4Scales(sc, mn, y.scales);
   y.d = p.d, y.dmin = p.dmin;
 }
-void Write(const KParams& p, BlockQ4_K& y) {
+void StoreKParams(const KParams& p, BlockQ4_K& y) {
   WriteK4(p, y);
   kquant::PackQ4KCodes(p.L, y);
 }
-void Write(const KParams& p, BlockQ5_K& y) {
+void StoreKParams(const KParams& p, BlockQ5_K& y) {
   WriteK4(p, y);
   kquant::PackQ5KCodes(p.L, y);
 }
-void Write(const KParams& p, BlockQ6_K& y) {
+void StoreKParams(const KParams& p, BlockQ6_K& y) {
   int8_t L[kQK_K];
   for (int j = 0; j < kQK_K / 16; ++j) y.scales[j] = (int8_t)p.sc[j];
   for (int i = 0; i < kQK_K; ++i) L[i] = (int8_t)p.L[i];
@@ -198,7 +198,7 @@ void QuantizeRowKWeighted(const KLayout& f, const float* x, const float* w, Bloc
     KParams p;
     SearchParams(f, x, wb, p);
     Block cand;
-    Write(p, cand);
+    StoreKParams(p, cand);
     Decode(&cand, xh.data(), kQK_K);
     if (WeightedError(x, xh.data(), wb) < ref_err) y[i] = cand;
   }

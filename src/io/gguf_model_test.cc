@@ -19,6 +19,7 @@
 #include "model/synth.h"
 #include "peer.h"
 #include "smelt/version.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
@@ -27,9 +28,6 @@ using testing_util::ExpectError;
 using testing_util::ReadAll;
 using testing_util::ScratchDir;
 
-const std::string kShared = SMELT_SHARED_DIR;
-const std::string kStories = kShared + "/assets/stories260K/stories260K.gguf";
-const std::string kVocabDir = kShared + "/assets/llamacpp_vocab_tests/";
 
 // A small SentencePiece-style vocabulary of n tokens.
 Vocab TinySpmVocab(int n) {
@@ -119,7 +117,7 @@ void ExpectSameVocab(const Vocab& a, const Vocab& b) {
 // ---- loading -------------------------------------------------------------------------------
 
 TEST(GgufModel, LoadStories260K) {
-  Model m = LoadGgufModel(kStories);
+  Model m = LoadGgufModel(assets::kStoriesGguf);
   const ModelConfig& c = m.config;
   // The README: dim 64, hidden 172, 5 layers, 8 heads, 4 kv heads, vocab 512, rope dim 8,
   // rms eps 1e-5, context_length 2048; the GGUF carries output.weight.
@@ -141,7 +139,7 @@ TEST(GgufModel, LoadStories260K) {
   EXPECT_TRUE(c.rope_scaling.type.empty());
   EXPECT_EQ(m.weights.size(), 48u);
   EXPECT_EQ(m.format, ModelFormat::kGguf);
-  EXPECT_EQ(m.source, kStories);
+  EXPECT_EQ(m.source, assets::kStoriesGguf);
   EXPECT_EQ(m.info.at("general.name"), "llama");
 
   const Vocab& v = m.vocab;
@@ -181,7 +179,7 @@ TEST(GgufModel, VocabOnlyFilesWithLlamaCppDefaults) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);
-    Vocab v = LoadGgufVocab(kVocabDir + c.file);
+    Vocab v = LoadGgufVocab(assets::kVocabDir + c.file);
     EXPECT_EQ(v.bos, c.bos);
     EXPECT_EQ(v.eos, c.eos);
     EXPECT_EQ(v.unk, c.unk);
@@ -199,7 +197,7 @@ TEST(GgufModel, VocabOnlyFilesWithLlamaCppDefaults) {
     }
   }
   // phi-3's vocabulary file says architecture phi3, which smelt does not run.
-  ExpectError([] { LoadGgufModel(kVocabDir + "ggml-vocab-phi-3.gguf"); }, kVocabDir + "ggml-vocab-phi-3.gguf: ",
+  ExpectError([] { LoadGgufModel(assets::kVocabDir + "ggml-vocab-phi-3.gguf"); }, assets::kVocabDir + "ggml-vocab-phi-3.gguf: ",
               "architecture phi3 is not supported");
 }
 
@@ -283,7 +281,7 @@ TEST(GgufModel, VocabDefaultsFollowLlamaCpp) {
 
 TEST(GgufModel, SaveF32IsExactAndByteStable) {
   ScratchDir dir("gguf_model_f32");
-  Model m = LoadGgufModel(kStories);
+  Model m = LoadGgufModel(assets::kStoriesGguf);
   const std::string a = dir.Path("a.gguf"), b = dir.Path("b.gguf");
   SaveGgufModel(m, a, {});
   SaveGgufModel(m, b, {DType::kF32});
@@ -320,7 +318,7 @@ float BlockMax(const std::vector<float>& x, int64_t ne0, int64_t r, int64_t j, i
 
 TEST(GgufModel, SaveQuantizedConvertsMatricesAndFallsBackToF16) {
   ScratchDir dir("gguf_model_q");
-  Model m = LoadGgufModel(kStories);
+  Model m = LoadGgufModel(assets::kStoriesGguf);
   struct Case {
     DType type;
     uint32_t ftype;
@@ -368,7 +366,7 @@ TEST(GgufModel, SaveQuantizedConvertsMatricesAndFallsBackToF16) {
 TEST(GgufModel, FileTypeFollowsTheMatricesWritten) {
   if (!Traits(DType::kQ4_K).from_float) GTEST_SKIP() << "no q4_K encoder";
   ScratchDir dir("gguf_model_k");
-  Model m = LoadGgufModel(kStories);
+  Model m = LoadGgufModel(assets::kStoriesGguf);
   SaveGgufModel(m, dir.Path("k.gguf"), {DType::kQ4_K});
   GgufFile f = GgufFile::Open(dir.Path("k.gguf"));
   EXPECT_EQ(f.GetInt("general.file_type"), 1);
@@ -526,7 +524,7 @@ TEST(GgufModel, LinearRopeScalingUsesLlamaCppKeys) {
 
 // stories260K re-written with `edit` applied to its tensor list.
 std::vector<uint8_t> EditedStories(const std::function<void(std::vector<Tensor>&)>& edit) {
-  GgufFile f = GgufFile::Open(kStories);
+  GgufFile f = GgufFile::Open(assets::kStoriesGguf);
   GgufWriter w;
   for (const GgufKV& kv : f.kvs()) w.Set(kv.key, kv.value);
   std::vector<Tensor> tensors = f.tensors();
@@ -554,7 +552,7 @@ TEST(GgufModel, MissingOrMisshapedTensorsAreNamed) {
 }
 
 TEST(GgufModel, BadConfigValuesAreNamed) {
-  GgufFile f = GgufFile::Open(kStories);
+  GgufFile f = GgufFile::Open(assets::kStoriesGguf);
   auto with = [&](const std::string& key, GgufValue v) {
     GgufWriter w;
     for (const GgufKV& kv : f.kvs()) w.Set(kv.key, kv.key == key ? v : kv.value);
@@ -618,14 +616,14 @@ const std::string kStoryText =
     "saw a big, red ball.";
 
 const std::vector<peer::PositionLogprobs>& OriginalLogprobs(const std::vector<int32_t>& ids) {
-  static const std::vector<peer::PositionLogprobs> lp = peer::Logprobs(kStories, ids);
+  static const std::vector<peer::PositionLogprobs> lp = peer::Logprobs(assets::kStoriesGguf, ids);
   return lp;
 }
 
 TEST(GgufModelPeer, F32RewriteGivesIdenticalLogprobs) {
   if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer not available";
   ScratchDir dir("gguf_peer_f32");
-  Model m = LoadGgufModel(kStories);
+  Model m = LoadGgufModel(assets::kStoriesGguf);
   const std::vector<int32_t> ids = NaiveIds(m.vocab, kStoryText);
   const std::string path = dir.Path("f32.gguf");
   SaveGgufModel(m, path, {DType::kF32});
@@ -642,7 +640,7 @@ TEST(GgufModelPeer, F32RewriteGivesIdenticalLogprobs) {
 TEST(GgufModelPeer, QuantizedRewritesLoadAndAgreeOnTopTokens) {
   if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer not available";
   ScratchDir dir("gguf_peer_q");
-  Model m = LoadGgufModel(kStories);
+  Model m = LoadGgufModel(assets::kStoriesGguf);
   const std::vector<int32_t> ids = NaiveIds(m.vocab, kStoryText);
   const auto& want = OriginalLogprobs(ids);
   for (auto [type, min_agree] : {std::pair{DType::kF16, 0.95}, {DType::kQ8_0, 0.9}, {DType::kQ4_0, 0.6}}) {

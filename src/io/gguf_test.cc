@@ -13,6 +13,7 @@
 
 #include "formats/types.h"
 #include "io/io_test_util.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
@@ -22,9 +23,6 @@ using testing_util::ReadAll;
 using testing_util::ScratchDir;
 using testing_util::WriteAll;
 
-const std::string kShared = SMELT_SHARED_DIR;
-const std::string kStories = kShared + "/assets/stories260K/stories260K.gguf";
-const std::string kVocabDir = kShared + "/assets/llamacpp_vocab_tests/";
 
 // ---- naive little-endian readers of the raw files (independent of the code under test) -----
 
@@ -53,8 +51,8 @@ std::vector<float> ReadTok512Scores(const std::string& path, int n) {
 // ---- stories260K ---------------------------------------------------------------------------
 
 TEST(Gguf, Stories260KFacts) {
-  GgufFile f = GgufFile::Open(kStories);
-  EXPECT_EQ(f.path(), kStories);
+  GgufFile f = GgufFile::Open(assets::kStoriesGguf);
+  EXPECT_EQ(f.path(), assets::kStoriesGguf);
   EXPECT_EQ(f.version(), 3u);
   EXPECT_EQ(f.alignment(), 32u);
   ASSERT_EQ(f.tensors().size(), 48u);
@@ -88,7 +86,7 @@ TEST(Gguf, Stories260KFacts) {
 
   // The embedding table is bit-identical to the one in the llama2.c export (after its 7 x i32
   // header), per the asset's README.
-  std::vector<uint8_t> bin = ReadAll(kShared + "/assets/stories260K/stories260K.bin");
+  std::vector<uint8_t> bin = ReadAll(assets::kShared + "/assets/stories260K/stories260K.bin");
   ASSERT_GE(bin.size(), 28 + embd->nbytes);
   EXPECT_EQ(std::memcmp(embd->data, bin.data() + 28, embd->nbytes), 0);
 
@@ -98,14 +96,14 @@ TEST(Gguf, Stories260KFacts) {
   EXPECT_EQ(tokens[1], "<s>");
   std::optional<std::vector<float>> scores = f.FindFloats("tokenizer.ggml.scores");
   ASSERT_TRUE(scores.has_value());
-  std::vector<float> want = ReadTok512Scores(kShared + "/assets/stories260K/tok512.bin", 512);
+  std::vector<float> want = ReadTok512Scores(assets::kShared + "/assets/stories260K/tok512.bin", 512);
   ASSERT_EQ(scores->size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ((*scores)[i], want[i]) << i;
 }
 
 TEST(Gguf, TensorsPointIntoTheMapping) {
-  std::vector<uint8_t> raw = ReadAll(kStories);
-  GgufFile f = GgufFile::Open(kStories);
+  std::vector<uint8_t> raw = ReadAll(assets::kStoriesGguf);
+  GgufFile f = GgufFile::Open(assets::kStoriesGguf);
   EXPECT_EQ(f.data_offset() % 32, 0u);
   for (size_t i = 0; i < f.tensors().size(); ++i) {
     const Tensor& t = f.tensors()[i];
@@ -147,7 +145,7 @@ TEST(Gguf, VocabOnlyFiles) {
   };
   for (const auto& fact : facts) {
     SCOPED_TRACE(fact.file);
-    GgufFile f = GgufFile::Open(kVocabDir + fact.file);
+    GgufFile f = GgufFile::Open(assets::kVocabDir + fact.file);
     EXPECT_TRUE(f.tensors().empty());
     EXPECT_EQ(f.GetString("tokenizer.ggml.model"), fact.model);
     const auto& tokens = f.GetStrings("tokenizer.ggml.tokens");
@@ -166,10 +164,10 @@ TEST(Gguf, VocabOnlyFiles) {
       EXPECT_EQ(f.FindStrings("tokenizer.ggml.merges"), nullptr);
     }
   }
-  GgufFile spm = GgufFile::Open(kVocabDir + "ggml-vocab-llama-spm.gguf");
+  GgufFile spm = GgufFile::Open(assets::kVocabDir + "ggml-vocab-llama-spm.gguf");
   EXPECT_EQ(spm.GetStrings("tokenizer.ggml.tokens")[3], "<0x00>");
   EXPECT_EQ((*spm.FindInts("tokenizer.ggml.token_type"))[3], 6);  // byte token
-  GgufFile gpt2 = GgufFile::Open(kVocabDir + "ggml-vocab-gpt-2.gguf");
+  GgufFile gpt2 = GgufFile::Open(assets::kVocabDir + "ggml-vocab-gpt-2.gguf");
   EXPECT_EQ(gpt2.GetStrings("tokenizer.ggml.merges")[0], "\xc4\xa0 t");  // "Ġ t"
   EXPECT_EQ(gpt2.GetInt("tokenizer.ggml.bos_token_id"), 50256);
 }

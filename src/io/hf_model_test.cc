@@ -23,6 +23,7 @@
 #include "io/tokenizer.h"
 #include "model/synth.h"
 #include "peer.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
@@ -31,7 +32,6 @@ namespace fs = std::filesystem;
 using testing_util::ExpectError;
 using testing_util::ScratchDir;
 
-const std::string kStories = std::string(SMELT_SHARED_DIR) + "/assets/stories260K/";
 
 std::vector<float> RandomVector(size_t n, std::mt19937& rng) {
   std::normal_distribution<float> nd;
@@ -124,7 +124,7 @@ TEST(HfModel, QkPermutationTurnsRotateHalfIntoInterleavedRope) {
   ExpectError([&] { PermuteQkHfToGguf(wq, 3); }, "tensor blk.0.attn_q.weight", "heads");
 }
 
-Model Stories() { return LoadLlama2cModel(kStories + "stories260K.bin", kStories + "tok512.bin"); }
+Model StoriesFromLlama2c() { return LoadLlama2cModel(assets::kStoriesDir + "/stories260K.bin", assets::kStoriesDir + "/tok512.bin"); }
 
 void ExpectBitIdentical(const Model& a, const Model& b) {
   ASSERT_EQ(a.weights.size(), b.weights.size());
@@ -154,7 +154,7 @@ void ExpectBitIdentical(const Model& a, const Model& b) {
 
 TEST(HfModel, StoriesRoundTripF32IsBitIdentical) {
   ScratchDir dir("hf_rt");
-  Model m = Stories();
+  Model m = StoriesFromLlama2c();
   const std::string out = dir.Path("stories-hf");
   SaveHfModel(m, out, {});
   EXPECT_TRUE(fs::exists(out + "/model.safetensors"));
@@ -197,7 +197,7 @@ TEST(HfModel, StoriesRoundTripF32IsBitIdentical) {
 
 TEST(HfModel, StoriesRoundTripSharded) {
   ScratchDir dir("hf_shards");
-  Model m = Stories();
+  Model m = StoriesFromLlama2c();
   const std::string out = dir.Path("sharded");
   const uint64_t max = 150000;
   SaveHfModel(m, out, {DType::kF32, max});
@@ -223,7 +223,7 @@ TEST(HfModel, StoriesRoundTripSharded) {
 
 TEST(HfModel, HalfPrecisionExportsRoundEachValue) {
   ScratchDir dir("hf_half");
-  Model m = Stories();
+  Model m = StoriesFromLlama2c();
   for (DType type : {DType::kF16, DType::kBF16}) {
     const std::string out = dir.Path(type == DType::kF16 ? "f16" : "bf16");
     SaveHfModel(m, out, {type, 0});
@@ -251,7 +251,7 @@ TEST(HfModel, HalfPrecisionExportsRoundEachValue) {
 
 TEST(HfModel, RefusedExportsLeaveNothing) {
   ScratchDir dir("hf_refuse");
-  Model m = Stories();
+  Model m = StoriesFromLlama2c();
   ExpectError([&] { SaveHfModel(m, dir.Path("q"), {DType::kQ4_0, 0}); }, dir.Path("q"), "F32, F16 or BF16");
   Model broken = m;
   broken.weights = Weights();
@@ -469,14 +469,14 @@ TEST(HfModel, BrokenFoldersFail) {
 TEST(HfModelPeer, StoriesThroughHfRunsInLlamaCppLikeTheOfficialGguf) {
   if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer not available";
   ScratchDir dir("hf_peer");
-  SaveHfModel(Stories(), dir.Path("hf"), {});
+  SaveHfModel(StoriesFromLlama2c(), dir.Path("hf"), {});
   Model m = LoadHfModel(dir.Path("hf"));
   const std::string gguf = dir.Path("via_hf.gguf");
   SaveGgufModel(m, gguf, {});
   const std::vector<int32_t> ids =
       Tokenizer(m.vocab).Encode("Once upon a time, there was a little girl named Lily. She loved to play.", true);
   ASSERT_GT(ids.size(), 10u);
-  const auto want = peer::Logprobs(kStories + "stories260K.gguf", ids);
+  const auto want = peer::Logprobs(assets::kStoriesDir + "/stories260K.gguf", ids);
   const auto got = peer::Logprobs(gguf, ids);
   ASSERT_EQ(got.size(), ids.size());
   ASSERT_EQ(want.size(), ids.size());

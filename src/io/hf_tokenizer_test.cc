@@ -2,6 +2,7 @@
 // (no smelt extension) that must still tokenize like the original, hand-written files checked
 // field by field, clear errors, and sentencepiece models trained here checked against
 // sentencepiece's own encoder.
+#include "core/mapped_file.h"
 #include "io/hf_tokenizer.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 #include "io/gguf_model.h"
 #include "io/io_test_util.h"
 #include "io/tokenizer.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
@@ -24,27 +26,17 @@ namespace {
 using json = nlohmann::json;
 using testing_util::ScratchDir;
 
-const std::string kShared = SMELT_SHARED_DIR;
-const std::string kStoriesGguf = kShared + "/assets/stories260K/stories260K.gguf";
-const std::string kVocabDir = kShared + "/assets/llamacpp_vocab_tests/";
-const std::string kSpace = "\xE2\x96\x81";  // ▁
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing_util::kSpace;
 
 // Sample texts: TinyStories and KJV lines, and the llama.cpp vocabulary test inputs.
 std::vector<std::string> SampleTexts(size_t n_lines) {
   std::vector<std::string> texts;
   for (const char* file : {"/assets/tinystories_valid_sample/tinystories_val_dev.txt", "/assets/kjv_bible/kjv.txt"}) {
-    std::ifstream in(kShared + file);
+    std::ifstream in(assets::kShared + file);
     size_t k = 0;
     for (std::string line; std::getline(in, line) && k < n_lines; ++k) texts.push_back(line);
   }
-  const std::string inp = ReadText(kVocabDir + "ggml-vocab-gpt-2.gguf.inp");
+  const std::string inp = ReadFileToString(assets::kVocabDir + "ggml-vocab-gpt-2.gguf.inp");
   const std::string sep = "\n__ggml_vocab_test__\n";
   for (size_t pos = 0, next; pos < inp.size(); pos = next + sep.size()) {
     next = inp.find(sep, pos);
@@ -80,7 +72,7 @@ std::string WithoutExtension(const std::string& text) {
 // Saved and read back: an equal Vocab. Read back without smelt's extension (as any other
 // tokenizer.json): the same tokens for every sample text.
 void CheckGgufVocabThroughTokenizerJson(const std::string& name) {
-  const Vocab v = LoadGgufVocab(name == std::string("stories260K") ? kStoriesGguf : kVocabDir + name);
+  const Vocab v = LoadGgufVocab(name == std::string("stories260K") ? assets::kStoriesGguf : assets::kVocabDir + name);
   const std::string text = HfTokenizerJsonString(v);
   ExpectSameVocab(ParseHfTokenizerJson(text), v, name);
 
@@ -104,11 +96,11 @@ TEST(HfTokenizerGgufSlow, DeepseekLlm) { CheckGgufVocabThroughTokenizerJson("ggm
 
 TEST(HfTokenizer, SaveAndLoadThroughAFile) {
   ScratchDir dir("hf_tok");
-  const Vocab v = LoadGgufVocab(kStoriesGguf);
+  const Vocab v = LoadGgufVocab(assets::kStoriesGguf);
   SaveHfTokenizerJson(v, dir.Path("tokenizer.json"));
   ExpectSameVocab(LoadHfTokenizerJson(dir.Path("tokenizer.json")), v, "file");
   // What the file says to other readers: standard BPE with byte fallback, BOS by template.
-  const json j = json::parse(ReadText(dir.Path("tokenizer.json")));
+  const json j = json::parse(ReadFileToString(dir.Path("tokenizer.json")));
   EXPECT_EQ(j["model"]["type"], "BPE");
   EXPECT_EQ(j["model"]["byte_fallback"], true);
   EXPECT_EQ(j["model"]["vocab"]["<s>"], 1);
@@ -240,12 +232,33 @@ TEST(HfTokenizer, ErrorsNameTheFileAndTheProblem) {
   expect_error(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [3]}})", "merge #0");
   expect_error(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})", "neither byte-level");
   expect_error(ByteLevelJson(SplitThenByteLevel("[a-z]+"), false), "unknown pre-tokenizer regex [\"[a-z]+\"");
-  json bad_ext = json::parse(HfTokenizerJsonString(LoadGgufVocab(kStoriesGguf)));
+  json bad_ext = json::parse(HfTokenizerJsonString(LoadGgufVocab(assets::kStoriesGguf)));
+  // Numbers that do not fit the field are errors, not conversions (a float, a huge id, a score
+  // beyond float's range).
+  const json good_ext = bad_ext;
+  bad_ext["model"]["smelt"]["types"][3] = 1.5;
+  expect_error(bad_ext.dump(), "types[3] is not an integer");
+  bad_ext = good_ext;
+  bad_ext["model"]["smelt"]["types"][3] = 5.5e42;
+  expect_error(bad_ext.dump(), "types[3] is not an integer");
+  bad_ext = good_ext;
+  bad_ext["model"]["smelt"]["bos"] = 1e300;
+  expect_error(bad_ext.dump(), "model.smelt.bos is not an integer");
+  bad_ext = good_ext;
+  bad_ext["model"]["smelt"]["eos"] = 18446744073709551615ull;
+  expect_error(bad_ext.dump(), "model.smelt.eos is outside");
+  bad_ext = good_ext;
+  bad_ext["model"]["smelt"]["version"] = 1.0e40;
+  expect_error(bad_ext.dump(), "version");
+  bad_ext = good_ext;
+  bad_ext["model"]["smelt"]["scores"][0] = 1e300;
+  expect_error(bad_ext.dump(), "not a finite float");
+  bad_ext = good_ext;
   bad_ext["model"]["smelt"]["types"].erase(0);
   expect_error(bad_ext.dump(), "types has 511 entries");
   bad_ext["model"]["smelt"]["model"] = "gpt2";
   expect_error(bad_ext.dump(), "model.smelt says model");
-  Vocab unwritable = LoadGgufVocab(kStoriesGguf);
+  Vocab unwritable = LoadGgufVocab(assets::kStoriesGguf);
   unwritable.tokens[5] = unwritable.tokens[6];
   EXPECT_THROW(HfTokenizerJsonString(unwritable), Error);
   unwritable.tokens[5] = "\xFF";
@@ -257,7 +270,7 @@ TEST(HfTokenizer, ErrorsNameTheFileAndTheProblem) {
 // Trains a small BPE sentencepiece model on the first ~8 KB of TinyStories (no normalization, so
 // that text reaches the model unchanged, as in llama.cpp); returns the model path.
 std::string TrainSentencePiece(const ScratchDir& dir, const std::string& extra = "", const std::string& type = "bpe") {
-  const std::string text = ReadText(kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt").substr(0, 8000);
+  const std::string text = ReadFileToString(assets::kDevText).substr(0, 8000);
   std::ofstream(dir.Path("train.txt"), std::ios::binary) << text;
   const std::string prefix = dir.Path("sp");
   const auto status = sentencepiece::SentencePieceTrainer::Train(
@@ -298,7 +311,7 @@ TEST(SentencePieceModel, TokenizesLikeSentencePieceOnHeldOutText) {
   // which both sides spell as byte tokens. (Not user-defined tokens inside text: llama.cpp, and
   // so smelt, starts the text after a special token with a new "▁", sentencepiece does not.)
   const Tokenizer tok(v);
-  const std::string held_out = ReadText(kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt").substr(200000, 30000);
+  const std::string held_out = ReadFileToString(assets::kDevText).substr(200000, 30000);
   std::istringstream lines(held_out + "\nZürich ünïcödé 中文 🦙 x\n  two  spaces\n");
   int compared = 0;
   for (std::string line; std::getline(lines, line);) {

@@ -17,6 +17,9 @@
 
 namespace smelt::testing_util {
 
+// SentencePiece's word-boundary mark U+2581 in UTF-8.
+inline const std::string kSpace = "\xE2\x96\x81";
+
 // A fresh, empty folder under the test temp dir, removed with everything in it at scope end.
 class ScratchDir {
  public:

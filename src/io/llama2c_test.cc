@@ -10,6 +10,7 @@
 
 #include "io/gguf_model.h"
 #include "io/io_test_util.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
@@ -18,12 +19,11 @@ using testing_util::ExpectError;
 using testing_util::ExpectSameTensor;
 using testing_util::ReadAll;
 
-const std::string kDir = std::string(SMELT_SHARED_DIR) + "/assets/stories260K/";
 
 TEST(Llama2c, StoriesLegacyV1AndGgufHoldEqualTensors) {
-  Model legacy = LoadLlama2cModel(kDir + "stories260K.bin", kDir + "tok512.bin");
-  Model v1 = LoadLlama2cModel(kDir + "stories260K_v1.bin", kDir + "tok512.bin");
-  Model gguf = LoadGgufModel(kDir + "stories260K.gguf");
+  Model legacy = LoadLlama2cModel(assets::kStoriesDir + "/stories260K.bin", assets::kStoriesDir + "/tok512.bin");
+  Model v1 = LoadLlama2cModel(assets::kStoriesDir + "/stories260K_v1.bin", assets::kStoriesDir + "/tok512.bin");
+  Model gguf = LoadGgufModel(assets::kStoriesDir + "/stories260K.gguf");
 
   const ModelConfig& c = legacy.config;
   EXPECT_EQ(c.dim, 64);
@@ -159,8 +159,8 @@ std::vector<uint8_t> WithInt(std::vector<uint8_t> b, size_t offset, int32_t v) {
 
 TEST(Llama2c, CorruptCheckpointsFail) {
   const std::string src = "stories.bin";
-  const std::vector<uint8_t> good = ReadAll(kDir + "stories260K.bin");
-  const std::vector<uint8_t> good_v1 = ReadAll(kDir + "stories260K_v1.bin");
+  const std::vector<uint8_t> good = ReadAll(assets::kStoriesDir + "/stories260K.bin");
+  const std::vector<uint8_t> good_v1 = ReadAll(assets::kStoriesDir + "/stories260K_v1.bin");
   ASSERT_EQ(good.size(), 1056540u);
   auto expect = [&](const std::vector<uint8_t>& b, const std::string& keyword) {
     SCOPED_TRACE(keyword);
@@ -206,7 +206,7 @@ TEST(Llama2c, CorruptCheckpointsFail) {
 }
 
 TEST(Llama2c, MissingFilesNameThePath) {
-  ExpectError([] { LoadLlama2cModel("/nonexistent/x.bin", kDir + "tok512.bin"); }, "/nonexistent/x.bin", "cannot open");
+  ExpectError([] { LoadLlama2cModel("/nonexistent/x.bin", assets::kStoriesDir + "/tok512.bin"); }, "/nonexistent/x.bin", "cannot open");
 }
 
 }  // namespace

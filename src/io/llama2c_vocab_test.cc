@@ -12,17 +12,17 @@
 #include "io/gguf_model.h"
 #include "io/io_test_util.h"
 #include "io/tokenizer.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
 
 using testing_util::ScratchDir;
 
-const std::string kDir = std::string(SMELT_SHARED_DIR) + "/assets/stories260K/";
 
 TEST(Llama2cVocab, Tok512IsTheVocabularyOfStories260KGguf) {
-  const Vocab a = LoadLlama2cVocab(kDir + "tok512.bin", 512);
-  const Vocab b = LoadGgufVocab(kDir + "stories260K.gguf");
+  const Vocab a = LoadLlama2cVocab(assets::kStoriesDir + "/tok512.bin", 512);
+  const Vocab b = LoadGgufVocab(assets::kStoriesDir + "/stories260K.gguf");
   ASSERT_EQ(a.size(), 512);
   EXPECT_EQ(a.model, b.model);
   EXPECT_EQ(a.tokens, b.tokens);
@@ -37,8 +37,8 @@ TEST(Llama2cVocab, Tok512IsTheVocabularyOfStories260KGguf) {
 }
 
 TEST(Llama2cVocab, TokenizesLikeTheGgufVocabulary) {
-  const Tokenizer a(LoadLlama2cVocab(kDir + "tok512.bin", 512));
-  const Tokenizer b(LoadGgufVocab(kDir + "stories260K.gguf"));
+  const Tokenizer a(LoadLlama2cVocab(assets::kStoriesDir + "/tok512.bin", 512));
+  const Tokenizer b(LoadGgufVocab(assets::kStoriesDir + "/stories260K.gguf"));
   std::vector<std::string> texts;
   std::ifstream in(std::string(SMELT_SHARED_DIR) + "/assets/tinystories_valid_sample/tinystories_val_dev.txt");
   for (std::string line; std::getline(in, line) && texts.size() < 300;) texts.push_back(line);

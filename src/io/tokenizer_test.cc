@@ -1,6 +1,7 @@
 // Tokenizer: both merge algorithms against naive reference implementations written here from
 // the definitions (random vocabularies and texts), special tokens, BOS/EOS, pieces, decoding,
 // round trips on real text, speed, and llama.cpp itself through the peer.
+#include "core/mapped_file.h"
 #include "io/tokenizer.h"
 
 #include <gtest/gtest.h>
@@ -18,26 +19,14 @@
 #include "io/gguf_model.h"
 #include "io/io_test_util.h"
 #include "peer.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
 
 using testing_util::ScratchDir;
 
-const std::string kShared = SMELT_SHARED_DIR;
-const std::string kStoriesGguf = kShared + "/assets/stories260K/stories260K.gguf";
-const std::string kVocabDir = kShared + "/assets/llamacpp_vocab_tests/";
-const std::string kSpace = "\xE2\x96\x81";  // ▁
-
-std::string ReadText(const std::string& path, size_t max_bytes = std::string::npos) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  if (s.size() > max_bytes) s.resize(max_bytes);
-  return s;
-}
+using testing_util::kSpace;
 
 // UTF-8 characters of s.
 std::vector<std::string> Chars(const std::string& s) {
@@ -294,7 +283,7 @@ TEST(TokenizerSpecial, PiecesFollowLlamaCppTokenToPiece) {
 }
 
 TEST(TokenizerSpecial, ByteLevelPiecesAndSpaceCleanup) {
-  const Tokenizer tok(LoadGgufVocab(kVocabDir + "ggml-vocab-gpt-2.gguf"));
+  const Tokenizer tok(LoadGgufVocab(assets::kVocabDir + "ggml-vocab-gpt-2.gguf"));
   const std::vector<int32_t> hello = tok.Encode(" Hello\n", false);
   ASSERT_EQ(hello.size(), 2u);
   EXPECT_EQ(tok.TokenToPiece(hello[0]), " Hello");  // "ĠHello"
@@ -329,11 +318,11 @@ TEST(TokenizerSpecial, RejectsWhatItCannotTokenize) {
 // the leading space" on the BOS token, so SPM vocabularies give the text with the space Encode
 // put in front; smelt does the same.
 TEST(TokenizerRoundTrip, DecodeEncodeGivesBackTinyStoriesAndKjv) {
-  const std::string stories = ReadText(kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt", 30000);
-  const std::string kjv = ReadText(kShared + "/assets/kjv_bible/kjv.txt", 30000);
+  const std::string stories = ReadFileToString(assets::kDevText).substr(0, 30000);
+  const std::string kjv = ReadFileToString(assets::kShared + "/assets/kjv_bible/kjv.txt").substr(0, 30000);
   for (const std::string& name : {std::string("stories260K"), std::string("ggml-vocab-llama-spm.gguf"),
                                   std::string("ggml-vocab-gpt-2.gguf"), std::string("ggml-vocab-deepseek-llm.gguf")}) {
-    const Tokenizer tok(LoadGgufVocab(name == "stories260K" ? kStoriesGguf : kVocabDir + name));
+    const Tokenizer tok(LoadGgufVocab(name == "stories260K" ? assets::kStoriesGguf : assets::kVocabDir + name));
     const bool spm = tok.vocab().model == "llama";
     for (const std::string* text : {&stories, &kjv}) {
       const std::vector<int32_t> ids = tok.Encode(*text, false);
@@ -353,10 +342,10 @@ TEST(TokenizerRoundTrip, DecodeEncodeGivesBackTinyStoriesAndKjv) {
 }
 
 TEST(TokenizerSlow, Encodes400KBWellUnderASecond) {
-  const std::string text = ReadText(kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt");
+  const std::string text = ReadFileToString(assets::kDevText);
   ASSERT_GT(text.size(), 390000u);
-  for (const std::string& path : {kStoriesGguf, kVocabDir + "ggml-vocab-llama-spm.gguf", kVocabDir + "ggml-vocab-gpt-2.gguf",
-                                 kVocabDir + "ggml-vocab-deepseek-llm.gguf"}) {
+  for (const std::string& path : {assets::kStoriesGguf, assets::kVocabDir + "ggml-vocab-llama-spm.gguf", assets::kVocabDir + "ggml-vocab-gpt-2.gguf",
+                                 assets::kVocabDir + "ggml-vocab-deepseek-llm.gguf"}) {
     const Tokenizer tok(LoadGgufVocab(path));
     const std::clock_t start = std::clock();  // CPU time: robust to a busy machine
     const std::vector<int32_t> ids = tok.Encode(text, true);
@@ -370,13 +359,13 @@ TEST(TokenizerSlow, Encodes400KBWellUnderASecond) {
 TEST(TokenizerPeer, TokenCountOfAFileMatchesLlamaCpp) {
   if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
   ScratchDir dir("tok_peer");
-  const std::string text = ReadText(kShared + "/assets/tinystories_valid_sample/tinystories_val_dev.txt", 12000) +
+  const std::string text = ReadFileToString(assets::kDevText).substr(0, 12000) +
                            "\n  Odd  spacing,\ttabs\t and ünïcödé — “quotes” 🦙 <s> </s> end.\n";
   const std::string path = dir.Path("text.txt");
   std::ofstream(path, std::ios::binary) << text;
   const auto out = nlohmann::json::parse(
-      peer::RunCommand(peer::Script() + " ppl '" + kStoriesGguf + "' '" + path + "' 128 1 1 2>/dev/null"));
-  const Tokenizer tok(LoadGgufVocab(kStoriesGguf));
+      peer::RunCommand(peer::Script() + " ppl '" + assets::kStoriesGguf + "' '" + path + "' 128 1 1 2>/dev/null"));
+  const Tokenizer tok(LoadGgufVocab(assets::kStoriesGguf));
   EXPECT_EQ(out.at("tokens").get<size_t>(), tok.Encode(text, true).size());
 }
 

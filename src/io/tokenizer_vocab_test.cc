@@ -9,30 +9,23 @@
 #include <string>
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "io/gguf_model.h"
 #include "io/tokenizer.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
 
-const std::string kVocabDir = std::string(SMELT_SHARED_DIR) + "/assets/llamacpp_vocab_tests/";
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct Case {
+struct VocabCase {
   std::string text;
   std::vector<int32_t> ids;
 };
 
 // .inp: cases separated by "\n__ggml_vocab_test__\n"; .out: one line of ids per case.
-std::vector<Case> ReadCases(const std::string& name) {
-  const std::string inp = ReadText(kVocabDir + name + ".inp");
+std::vector<VocabCase> ReadCases(const std::string& name) {
+  const std::string inp = ReadFileToString(assets::kVocabDir + name + ".inp");
   const std::string sep = "\n__ggml_vocab_test__\n";
   std::vector<std::string> texts;
   for (size_t pos = 0; pos < inp.size();) {
@@ -44,11 +37,11 @@ std::vector<Case> ReadCases(const std::string& name) {
     texts.push_back(inp.substr(pos, next - pos));
     pos = next + sep.size();
   }
-  std::istringstream out(ReadText(kVocabDir + name + ".out"));
-  std::vector<Case> cases;
+  std::istringstream out(ReadFileToString(assets::kVocabDir + name + ".out"));
+  std::vector<VocabCase> cases;
   std::string line;
   for (size_t i = 0; std::getline(out, line); ++i) {
-    Case c;
+    VocabCase c;
     if (i < texts.size()) c.text = texts[i];
     std::istringstream ids(line);
     for (int32_t id; ids >> id;) c.ids.push_back(id);
@@ -68,11 +61,11 @@ class LlamaCppVocabTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(LlamaCppVocabTest, EveryCaseMatchesLlamaCpp) {
   const std::string name = GetParam();
-  const Tokenizer tok(LoadGgufVocab(kVocabDir + name));
-  const std::vector<Case> cases = ReadCases(name);
+  const Tokenizer tok(LoadGgufVocab(assets::kVocabDir + name));
+  const std::vector<VocabCase> cases = ReadCases(name);
   ASSERT_GT(cases.size(), 30u);
   int failures = 0;
-  for (const Case& c : cases) {
+  for (const VocabCase& c : cases) {
     const std::vector<int32_t> got = tok.Encode(c.text, /*add_special=*/false);
     EXPECT_EQ(got, c.ids) << name << ": text '" << c.text << "'\n  got     " << Show(got) << "\n  llama.cpp" << Show(c.ids);
     failures += got != c.ids;

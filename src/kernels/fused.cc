@@ -9,6 +9,7 @@
 #include "formats/q8_0.h"
 #include "formats/types.h"
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 
 namespace smelt {
 namespace {
@@ -16,7 +17,6 @@ namespace {
 // Output rows per work item: two packed panels, or MatMul's block of rows reused across tokens.
 constexpr int64_t kBlockRows = 2 * kPackRows;
 // Below this many multiply-adds a group runs on one thread: waking a team costs more.
-constexpr int64_t kMinParallelWork = 1 << 16;
 // Values normalized at a time before encoding, for encodings without blocks (f32, f16, bf16).
 constexpr int64_t kPlainChunk = 256;
 

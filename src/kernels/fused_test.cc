@@ -30,11 +30,11 @@ Tensor Weight(DType type, int64_t rows, int64_t cols, uint32_t seed) {
   return type == DType::kF32 ? f32 : tiny::EncodeTensor(f32, type);
 }
 
-struct Encoded {
+struct FusedEncoded {
   std::vector<uint8_t> bytes;
   std::vector<int32_t> sums;
   EncodedRows rows;
-  Encoded(DType type, int64_t T, int64_t C)
+  FusedEncoded(DType type, int64_t T, int64_t C)
       : bytes(EncodedRowBytes(type, C) * T + 1), sums(EncodedRowSums(type, C) * T + 1) {
     rows.type = type;
     rows.data = bytes.data();
@@ -49,7 +49,7 @@ TEST(FusedKernels, RmsNormEncodeIsRmsNormThenEncodeByteForByte) {
       const int64_t T = 3;
       std::vector<float> x = RandomVector(T * C, 1 + C), w = RandomVector(C, 2, 0.3f);
       x[5] *= 40.0f;  // an outlier: codes at ±127 in its block
-      Encoded fused(act, T, C);
+      FusedEncoded fused(act, T, C);
       std::vector<float> scratch(C);
       RmsNormEncode(x.data(), w.data(), 1e-5f, T, C, fused.rows, scratch.data());
       // The plain steps, and each Q8_0 block's code sum counted here.
@@ -83,7 +83,7 @@ std::vector<float> Plain(const Tensor& w, const PackedMatrix* packed, const std:
   return y;
 }
 
-struct Case {
+struct FusedCase {
   DType type;
   bool pack;
 };
@@ -91,9 +91,9 @@ struct Case {
 TEST(FusedKernels, GroupedProjectionsEqualSeparateProductsBitForBit) {
   if (!CpuHasAvx2FmaF16c()) GTEST_SKIP() << "no fast kernels on this CPU";
   const int64_t C = 256;
-  for (Case k : {Case{DType::kQ4_0, true}, Case{DType::kQ8_0, true}, Case{DType::kIQ4_NL, true},
-                 Case{DType::kQ4_0, false}, Case{DType::kQ5_0, false}, Case{DType::kQ4_K, false},
-                 Case{DType::kF16, false}}) {
+  for (FusedCase k : {FusedCase{DType::kQ4_0, true}, FusedCase{DType::kQ8_0, true}, FusedCase{DType::kIQ4_NL, true},
+                 FusedCase{DType::kQ4_0, false}, FusedCase{DType::kQ5_0, false}, FusedCase{DType::kQ4_K, false},
+                 FusedCase{DType::kF16, false}}) {
     // Row counts that leave a partial block and a padded packed panel.
     const Tensor wq = Weight(k.type, 40, C, 11), wk = Weight(k.type, 20, C, 12), wv = Weight(k.type, 24, C, 13);
     std::vector<PackedMatrix> packs;
@@ -106,7 +106,7 @@ TEST(FusedKernels, GroupedProjectionsEqualSeparateProductsBitForBit) {
     for (int64_t T : {1, 3, 4, 7, 20})
       for (int threads : {1, 2}) {
         const std::vector<float> x = RandomVector(T * C, 100 + T);
-        Encoded a(e[0].act, T, C);
+        FusedEncoded a(e[0].act, T, C);
         EncodeRows(x.data(), T, C, a.rows);
         std::vector<float> yq(T * 40), yk(T * 20), yv = RandomVector(T * 24, 7);  // v: a residual to add to
         const std::vector<float> residual = yv;
@@ -130,8 +130,8 @@ TEST(FusedKernels, GroupedProjectionsEqualSeparateProductsBitForBit) {
 TEST(FusedKernels, SwiGluProjectionIsSwiGluOfTheTwoProductsBitForBit) {
   if (!CpuHasAvx2FmaF16c()) GTEST_SKIP() << "no fast kernels on this CPU";
   const int64_t C = 256, F = 72;
-  for (Case k : {Case{DType::kQ4_0, true}, Case{DType::kQ8_0, true}, Case{DType::kQ4_K, false},
-                 Case{DType::kF16, false}}) {
+  for (FusedCase k : {FusedCase{DType::kQ4_0, true}, FusedCase{DType::kQ8_0, true}, FusedCase{DType::kQ4_K, false},
+                 FusedCase{DType::kF16, false}}) {
     const Tensor gate = Weight(k.type, F, C, 21), up = Weight(k.type, F, C, 22);
     std::vector<PackedMatrix> packs;
     if (k.pack) packs = {PackWeights(gate), PackWeights(up)};
@@ -141,7 +141,7 @@ TEST(FusedKernels, SwiGluProjectionIsSwiGluOfTheTwoProductsBitForBit) {
     for (int64_t T : {1, 5, 20})
       for (int threads : {1, 2}) {
         const std::vector<float> x = RandomVector(T * C, 200 + T, 3.0f);
-        Encoded a(eg.act, T, C);
+        FusedEncoded a(eg.act, T, C);
         EncodeRows(x.data(), T, C, a.rows);
         std::vector<float> y(T * F), scratch(ProjectScratchFloats(T) * threads);
         ProjectSwiGlu(eg, eu, a.rows, y.data(), threads, scratch.data());

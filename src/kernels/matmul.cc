@@ -8,6 +8,7 @@
 #include "formats/activation.h"
 #include "formats/types.h"
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 #include "kernels/qdot.h"
 
 namespace smelt {
@@ -20,7 +21,6 @@ constexpr int64_t kRowBlock = 16;  // output rows dequantized together and reuse
 // gives exactly the logits of one-token steps.
 constexpr int64_t kMinTransposeBatch = 17;
 // Below this many multiply-adds a product runs on one thread: waking a team costs more.
-constexpr int64_t kMinParallelWork = 1 << 16;
 
 // Weights whose type has a quantized dot product (kernels/qdot.h), with kGgml activations: each
 // input row is encoded once in the activation type, then every output is one call of `dot` on a

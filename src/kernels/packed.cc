@@ -12,12 +12,12 @@
 #include "formats/q8_0.h"
 #include "formats/types.h"
 #include "kernels/fused.h"
+#include "kernels/parallel.h"
 
 namespace smelt {
 namespace {
 
 // Below this many multiply-adds a product runs on one thread: waking a team costs more.
-constexpr int64_t kMinParallelWork = 1 << 16;
 
 }  // namespace
 

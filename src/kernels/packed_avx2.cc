@@ -148,3 +148,5 @@ PackedGemmFn Avx2PackedGemm(DType) { return nullptr; }
 }  // namespace smelt
 
 #endif
+
+#undef SMELT_AVX2  // this file's own (unity builds put several files in one unit)

@@ -756,3 +756,5 @@ const Avx2Kernels* Avx2() { return nullptr; }
 }  // namespace smelt::qdot
 
 #endif
+
+#undef SMELT_AVX2  // this file's own (unity builds put several files in one unit)

@@ -74,20 +74,20 @@ std::vector<uint8_t> RandomActivationRow(DType weight, int64_t n, uint32_t seed)
   return row;
 }
 
-std::vector<float> Decode(DType type, const std::vector<uint8_t>& row, int64_t n) {
+std::vector<float> DecodeRow(DType type, const std::vector<uint8_t>& row, int64_t n) {
   std::vector<float> out(n);
   Traits(type).to_float(row.data(), out.data(), n);
   return out;
 }
 
-struct Case {
+struct QDotCase {
   DType type;
   int64_t n;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << DTypeName(c.type) << " n " << c.n; }
+void PrintTo(const QDotCase& c, std::ostream* os) { *os << DTypeName(c.type) << " n " << c.n; }
 
-class QDotKernels : public ::testing::TestWithParam<Case> {};
+class QDotKernels : public ::testing::TestWithParam<QDotCase> {};
 
 TEST_P(QDotKernels, ReferenceMatchesDecodedDotAndAvx2MatchesReference) {
   const auto [type, n] = GetParam();
@@ -100,7 +100,7 @@ TEST_P(QDotKernels, ReferenceMatchesDecodedDotAndAvx2MatchesReference) {
   for (uint32_t seed = 1; seed <= 20; ++seed) {
     const std::vector<uint8_t> w = RandomWeightRow(type, n, seed);
     const std::vector<uint8_t> a = RandomActivationRow(type, n, 100 + seed);
-    const std::vector<float> wf = Decode(type, w, n), af = Decode(ActivationType(type), a, n);
+    const std::vector<float> wf = DecodeRow(type, w, n), af = DecodeRow(ActivationType(type), a, n);
     const double want = DotDouble(wf.data(), af.data(), n) + MinTermCorrection(type, w.data(), a.data(), af.data(), n);
     const double tol = KernelTolerance(n, DotMass(type, w.data(), a.data(), wf.data(), af.data(), n));
     const float got = ref(w.data(), a.data(), n);
@@ -113,8 +113,8 @@ TEST_P(QDotKernels, ReferenceMatchesDecodedDotAndAvx2MatchesReference) {
   }
 }
 
-std::vector<Case> AllCases() {
-  std::vector<Case> cases;
+std::vector<QDotCase> AllCases() {
+  std::vector<QDotCase> cases;
   for (DType t : kKernelTypes)
     for (int64_t blocks : {1, 37}) cases.push_back({t, blocks * Traits(t).block_size});
   return cases;
@@ -304,7 +304,7 @@ TEST(QDot, SparseMaskKernelsAgreeWithTheDecodedDot) {
         for (int rep = 0; rep < 5; ++rep, ++seed) {
           const std::vector<uint8_t> w = RandomMaskRow(type, n, density, seed);
           const std::vector<uint8_t> a = RandomActivationRow(type, n, 200 + seed);
-          const std::vector<float> wf = Decode(type, w, n), af = Decode(ActivationType(type), a, n);
+          const std::vector<float> wf = DecodeRow(type, w, n), af = DecodeRow(ActivationType(type), a, n);
           const double want = DotDouble(wf.data(), af.data(), n);
           const double tol = KernelTolerance(n, DotMass(type, w.data(), a.data(), wf.data(), af.data(), n));
           const float got = ref(w.data(), a.data(), n);

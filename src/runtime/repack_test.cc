@@ -14,15 +14,15 @@
 #include "kernels/packed.h"
 #include "runtime/session.h"
 #include "tiny_models.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
 
-const std::string kStories = std::string(SMELT_SHARED_DIR) + "/assets/stories260K/stories260K.gguf";
 
 // stories260K with every matrix whose rows hold whole blocks in Q4_0 (attention) or Q8_0 (the rest).
 Model Quantized() {
-  const Model f32 = LoadGgufModel(kStories);
+  const Model f32 = LoadGgufModel(assets::kStoriesGguf);
   Model q = f32;
   for (const Tensor& t : f32.weights.all())
     if (t.n_dims == 2 && t.ne[0] % 32 == 0)
@@ -39,7 +39,7 @@ std::vector<float> Logits(const Model& m, bool repack) {
 }
 
 // The packed kernels sum the same block terms in another order: logits agree to f32 rounding.
-void ExpectClose(const std::vector<float>& a, const std::vector<float>& b) {
+void ExpectRepackClose(const std::vector<float>& a, const std::vector<float>& b) {
   ASSERT_EQ(a.size(), b.size());
   double max_diff = 0;
   for (size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, (double)std::fabs(a[i] - b[i]));
@@ -53,7 +53,7 @@ TEST(Repack, InMemoryWeightsAreLeftIntact) {
   std::vector<std::vector<uint8_t>> before;
   for (const Tensor& t : q.weights.all()) before.emplace_back((const uint8_t*)t.data, (const uint8_t*)t.data + t.nbytes);
   const std::vector<float> unpacked = Logits(q, false), packed = Logits(q, true);
-  ExpectClose(packed, unpacked);
+  ExpectRepackClose(packed, unpacked);
   size_t i = 0;
   for (const Tensor& t : q.weights.all()) {
     EXPECT_FALSE(t.InFileMapping() && (t.type == DType::kQ4_0 || t.type == DType::kQ8_0)) << t.name;
@@ -72,7 +72,7 @@ TEST(Repack, MappedPagesDroppedByPackingAreReadAgain) {
   EXPECT_EQ(in_mapping, (int)mapped.weights.all().size());
   const std::vector<float> packed = Logits(mapped, true);  // drops the pages of the packed matrices
   const std::vector<float> unpacked = Logits(mapped, false);  // reads them from the file again
-  ExpectClose(packed, unpacked);
+  ExpectRepackClose(packed, unpacked);
   EXPECT_EQ(unpacked, Logits(Quantized(), false));
   std::remove(path.c_str());
 }

@@ -16,11 +16,11 @@
 #include "runtime/sampler.h"
 #include "runtime/session.h"
 #include "tiny_models.h"
+#include "shared_assets.h"
 
 namespace smelt {
 namespace {
 
-const std::string kStories = std::string(SMELT_SHARED_DIR) + "/assets/stories260K/stories260K.gguf";
 
 // stories260K with every matrix whose rows hold whole blocks in Q8_0: a draft that mostly agrees.
 Model Q8Copy(const Model& m) {
@@ -87,7 +87,7 @@ void ExpectSame(const Outcome& want, const Outcome& got, const std::string& what
 class SpeculativeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    target_ = LoadGgufModel(kStories);
+    target_ = LoadGgufModel(assets::kStoriesGguf);
     Tokenizer tok(target_.vocab);
     prompt_ = tok.Encode("Once upon a time, Lily", /*add_special=*/true);
   }

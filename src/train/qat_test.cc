@@ -210,7 +210,7 @@ TEST(Qat, StraightThroughGradientFollowsItsDefinition) {
 
 // A short QAT run towards the f32 model ends closer to it than round-to-nearest of the same
 // model, measured by llama-perplexity's KL-divergence on held-out text.
-TEST(Qat, TrainingLowersKldBelowRoundToNearest) {
+TEST(QatSlow, TrainingLowersKldBelowRoundToNearest) {
   const Model base = LoadModel(assets::kStoriesGguf);
   DataOptions d;
   d.seq = 64;
