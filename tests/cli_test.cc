@@ -1230,22 +1230,25 @@ TEST(Cli, TrainScheduleBadInputGivesOneLineAndNoOutput) {
 }
 
 // The same schedules under `smelt distill` (soft labels from the first teacher): a student of
-// every other teacher block grown back at step 3, on a curriculum; layer-wise losses do not
-// combine with growth yet, and adversarial embeddings are train's only.
+// every other teacher block grown back at step 3, on a curriculum, with hidden-state and
+// attention losses (their layer map remade at each depth) and adversarial embeddings; explicit
+// layer pairs do not follow a growing student.
 TEST(Cli, DistillWithSchedules) {
   fs::path dir = TempDir("distill-sched");
   const std::string corpus = SmallCorpus(dir), out = (dir / "d.gguf").string();
   const std::string teacher = " --teacher '" + smelt::assets::kStoriesDir + "/stories260K.gguf' --data '" + corpus + "'";
   Result r = Smelt("distill" + teacher + " --init-from-teacher every:2 --grow-at 3 --curriculum --steps 6 " +
+                   "--feature-weight 0.5 --attention-weight 0.2 --adversarial 0.05 " +
                    "--batch 2 --seq 32 --lr 1e-3 -t 1 --json -o '" + out + "'");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["blocks"].get<int>(), 3);
   EXPECT_EQ(j["schedule"]["student_blocks"], nlohmann::json({0, 2, 4}));
+  EXPECT_FLOAT_EQ(j["schedule"]["adversarial"].get<float>(), 0.05f);
   EXPECT_TRUE(j["val_kld_teacher0"].is_number());
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {teacher + " --init-from-teacher every:2 --grow-at 3 --feature-weight 1", "layer-wise"},
-      {teacher + " --init-from-teacher every:2 --adversarial 0.1", "--adversarial"},
+      {teacher + " --init-from-teacher every:2 --grow-at 3 --feature-weight 1 --layer-map 0:0", "--layer-map"},
+      {teacher + " --init-from-teacher every:2 --adversarial -0.1", "--adversarial"},
       {teacher + " --init-from-teacher every:2 --student-config dim=32,layers=2,heads=4,ff=64", "one of"},
   };
   const std::string none = (dir / "none.gguf").string();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "formats/format_test_util.h"
 #include "formats/sparse24.h"
 #include "formats/sparse_mask.h"
 #include "formats/types.h"

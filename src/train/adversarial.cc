@@ -28,22 +28,32 @@ LogitLoss CrossEntropyLogitLoss(int64_t vocab) {
   };
 }
 
-Objective AdversarialObjective(const AdversarialOptions& opt, LogitLoss loss) {
+PerturbableLoss Perturbable(LogitLoss loss) {
+  return [loss = std::move(loss)](TrainModel& m, const Batch& b, const float* delta, float scale, Workspace& ws,
+                                  int threads) {
+    if (delta) {
+      ForwardPerturbed(m, b, delta, ws, threads);
+    } else {
+      Forward(m, b, ws, threads);
+    }
+    const double sum = loss(b, ws.logits.data(), scale, threads);
+    Backward(m, b, ws, threads);
+    return sum;
+  };
+}
+
+Objective AdversarialObjective(const AdversarialOptions& opt, PerturbableLoss loss) {
   if (!(opt.epsilon >= 0.0f) || !(opt.weight >= 0.0f))
     Fail("adversarial training: epsilon {} and weight {} must not be negative", opt.epsilon, opt.weight);
   auto delta = std::make_shared<std::vector<float>>();  // the objective's own buffer
   return [opt, loss = std::move(loss), delta](TrainModel& m, const Batch& b, float scale, Workspace& ws,
                                               int threads) {
-    Forward(m, b, ws, threads);
-    const double clean = loss(b, ws.logits.data(), scale, threads);
-    Backward(m, b, ws, threads);
+    const double clean = loss(m, b, nullptr, scale, ws, threads);
     // ws.dx = scale · ∂loss/∂x; scale > 0 does not change the direction.
     const int64_t C = m.config().dim;
     delta->resize((size_t)(b.B * b.T * C));
     FgmPerturbation(ws.dx.data(), b.B, b.T, C, opt, delta->data());
-    ForwardPerturbed(m, b, delta->data(), ws, threads);
-    const double adv = loss(b, ws.logits.data(), scale * opt.weight, threads);
-    Backward(m, b, ws, threads);
+    const double adv = loss(m, b, delta->data(), scale * opt.weight, ws, threads);
     return clean + (double)opt.weight * adv;
   };
 }

@@ -30,8 +30,19 @@ using LogitLoss = std::function<double(const Batch& b, float* logits, float scal
 // Next-token cross-entropy (CrossEntropyForwardBackward).
 LogitLoss CrossEntropyLogitLoss(int64_t vocab);
 
+// A whole micro-batch objective (forward, loss, backward: see Objective) whose student input
+// embeddings get `delta` (B·T, dim) added, or nothing when delta is null; ws.dx ends holding
+// scale · ∂loss/∂(embeddings). The adversarial objective calls it clean, then perturbed, on the
+// same batch. A LogitLoss becomes one through Perturbable; distillation (train/distill.h) is one.
+using PerturbableLoss =
+    std::function<double(TrainModel& m, const Batch& b, const float* delta, float scale, Workspace& ws, int threads)>;
+PerturbableLoss Perturbable(LogitLoss loss);
+
 // The objective loss(x) + w·loss(x + δ) (see above) for Trainer::set_objective. Throws Error for
 // ε < 0 or w < 0.
-Objective AdversarialObjective(const AdversarialOptions& opt, LogitLoss loss);
+Objective AdversarialObjective(const AdversarialOptions& opt, PerturbableLoss loss);
+inline Objective AdversarialObjective(const AdversarialOptions& opt, LogitLoss loss) {
+  return AdversarialObjective(opt, Perturbable(std::move(loss)));
+}
 
 }  // namespace smelt::train

@@ -129,7 +129,7 @@ TEST(Adversarial, CombinedObjectiveGradientMatchesFiniteDifferences) {
       ExpectGradient(f, m.params().data() + p.offset, p.size, m.grads().data() + p.offset, LossNoise(loss, m.config()),
                      p.name);
   }
-  EXPECT_NE(ErrorOf([] { AdversarialObjective({-1.0f, PerturbNorm::kSequence, 1.0f}, nullptr); }).find("epsilon"),
+  EXPECT_NE(ErrorOf([] { AdversarialObjective({-1.0f, PerturbNorm::kSequence, 1.0f}, LogitLoss(nullptr)); }).find("epsilon"),
             std::string::npos);
 }
 

@@ -311,20 +311,30 @@ void Distiller::Prepare(TrainModel& student) const {
   }
 }
 
-double Distiller::operator()(TrainModel& student, const Batch& b, float grad_scale, Workspace& ws, int threads) {
+double Distiller::Run(TrainModel& student, const Batch& b, const float* delta, float grad_scale, Workspace& ws,
+                      int threads) {
   const ModelConfig& sc = student.config();
   const int64_t N = b.B * b.T, V = sc.vocab;
   const size_t K = teachers_.size();
   for (size_t k = 0; k < K; ++k)
     if (teachers_[k].config().vocab != V)
       Fail("distillation: teacher {} has {} tokens in its vocabulary, the student {}", k, teachers_[k].config().vocab, V);
-  if (pairs_.empty()) {
+  if (pairs_for_layers_ != sc.n_layers) {  // first use, or a student grown since
     std::vector<int> layers;
     for (const TrainModel& t : teachers_) layers.push_back(t.config().n_layers);
     pairs_ = ParseLayerMap(opt_.layer_map, sc.n_layers, layers);
+    pairs_for_layers_ = sc.n_layers;
   }
-  for (size_t k = 0; k < K; ++k) Forward(teachers_[k], b, tws_[k], threads);
-  Forward(student, b, ws, threads);
+  if (b.B != teacher_B_ || b.T != teacher_T_ || b.inputs != teacher_inputs_) {
+    for (size_t k = 0; k < K; ++k) Forward(teachers_[k], b, tws_[k], threads);
+    teacher_inputs_ = b.inputs;
+    teacher_B_ = b.B, teacher_T_ = b.T;
+  }
+  if (delta) {
+    ForwardPerturbed(student, b, delta, ws, threads);
+  } else {
+    Forward(student, b, ws, threads);
+  }
   const int64_t scored = ScoredTargets(b);
 
   // Teacher weights of this micro-batch.
@@ -353,8 +363,8 @@ double Distiller::operator()(TrainModel& student, const Batch& b, float grad_sca
       for (size_t k = 0; k < K; ++k) w[k] = score[k] / z;
     }
   }
-  terms_ = DistillTerms{};
-  terms_.teacher_weights = w;
+  DistillTerms terms;
+  terms.teacher_weights = w;
 
   // Soft target: one teacher's logits, or logits whose softened distribution is the weighted
   // mixture: τ · log Σ_k w_k softmax(z_k / τ).
@@ -376,9 +386,9 @@ double Distiller::operator()(TrainModel& student, const Batch& b, float grad_sca
   const float alpha = opt_.alpha;
   dlogits_.assign((size_t)(N * V), 0.0f);
   if (alpha < 1.0f)
-    terms_.soft = SoftLabelLoss(ws.logits.data(), target, b.targets, V, opt_.soft, (1.0f - alpha) * grad_scale,
+    terms.soft = SoftLabelLoss(ws.logits.data(), target, b.targets, V, opt_.soft, (1.0f - alpha) * grad_scale,
                                 dlogits_.data(), threads);
-  terms_.ce = CrossEntropyForwardBackward(ws.logits.data(), b.targets, V, alpha * grad_scale, threads);
+  terms.ce = CrossEntropyForwardBackward(ws.logits.data(), b.targets, V, alpha * grad_scale, threads);
   for (int64_t i = 0; i < N * V; ++i) ws.logits[(size_t)i] += dlogits_[(size_t)i];
 
   // Layer-wise terms into per-block tap buffers.
@@ -406,33 +416,41 @@ double Distiller::operator()(TrainModel& student, const Batch& b, float grad_sca
       if (opt_.feature_weight > 0) {
         const std::string name = ProjectionName(p);
         const bool proj = student.Has(name);
-        terms_.feature += FeatureTerm(hs, sc.dim, ht, tc.dim, proj ? student.Param(name) : nullptr, b.targets,
+        terms.feature += FeatureTerm(hs, sc.dim, ht, tc.dim, proj ? student.Param(name) : nullptr, b.targets,
                                       opt_.feature_loss, opt_.feature_weight * grad_scale, d_hidden_[s].data(),
                                       proj ? student.Grad(name) : nullptr, threads);
       }
       if (opt_.relation_weight > 0)
-        terms_.relation += RelationTerm(hs, sc.dim, ht, tc.dim, b.B, b.T, b.targets,
+        terms.relation += RelationTerm(hs, sc.dim, ht, tc.dim, b.B, b.T, b.targets,
                                         opt_.relation_weight * grad_scale, d_hidden_[s].data());
       if (attn)
-        terms_.attention += AttentionTerm(ws.blocks[s].probs.data(), sc.n_heads, tw.blocks[(size_t)p.layer].probs.data(),
+        terms.attention += AttentionTerm(ws.blocks[s].probs.data(), sc.n_heads, tw.blocks[(size_t)p.layer].probs.data(),
                                           tc.n_heads, b.B, b.T, b.targets, opt_.attention_weight * grad_scale,
                                           d_probs_[s].data());
       if (value)
-        terms_.value += ValueRelationTerm(ws.blocks[s].v.data(), sc.kv_dim(), tw.blocks[(size_t)p.layer].v.data(),
+        terms.value += ValueRelationTerm(ws.blocks[s].v.data(), sc.kv_dim(), tw.blocks[(size_t)p.layer].v.data(),
                                           tc.kv_dim(), R, b.B, b.T, b.targets, opt_.value_weight * grad_scale,
                                           d_v_[s].data());
     }
   }
   Backward(student, b, ws, threads);
   ws.taps = Taps{};
-  return alpha * terms_.ce + (1.0 - alpha) * terms_.soft + opt_.feature_weight * terms_.feature +
-         opt_.attention_weight * terms_.attention + opt_.value_weight * terms_.value +
-         opt_.relation_weight * terms_.relation;
+  const double sum = alpha * terms.ce + (1.0 - alpha) * terms.soft + opt_.feature_weight * terms.feature +
+                     opt_.attention_weight * terms.attention + opt_.value_weight * terms.value +
+                     opt_.relation_weight * terms.relation;
+  if (!delta) terms_ = std::move(terms);
+  return sum;
 }
 
 Objective DistillObjective(std::shared_ptr<Distiller> d) {
   return [d](TrainModel& m, const Batch& b, float grad_scale, Workspace& ws, int threads) {
     return (*d)(m, b, grad_scale, ws, threads);
+  };
+}
+
+PerturbableLoss DistillLoss(std::shared_ptr<Distiller> d) {
+  return [d](TrainModel& m, const Batch& b, const float* delta, float grad_scale, Workspace& ws, int threads) {
+    return d->Run(m, b, delta, grad_scale, ws, threads);
   };
 }
 

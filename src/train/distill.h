@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "train/adversarial.h"
 #include "train/data.h"
 #include "train/model.h"
 #include "train/soft_label.h"
@@ -104,7 +105,14 @@ class Distiller {
   void Prepare(TrainModel& student) const;
 
   // The objective: the loss above on one micro-batch (see Objective).
-  double operator()(TrainModel& student, const Batch& b, float grad_scale, Workspace& ws, int threads);
+  double operator()(TrainModel& student, const Batch& b, float grad_scale, Workspace& ws, int threads) {
+    return Run(student, b, nullptr, grad_scale, ws, threads);
+  }
+  // The same with `delta` (B·T, dim) added to the student's input embeddings (null: none; see
+  // train/adversarial.h's PerturbableLoss); the teachers always see the clean batch. Teachers are
+  // frozen, so a batch of the same tokens as the last one reuses their pass. last_terms() keeps
+  // the clean pass's terms.
+  double Run(TrainModel& student, const Batch& b, const float* delta, float grad_scale, Workspace& ws, int threads);
 
   const std::vector<TrainModel>& teachers() const { return teachers_; }
   const DistillOptions& options() const { return opt_; }
@@ -115,6 +123,9 @@ class Distiller {
   std::vector<TrainModel> teachers_;
   DistillOptions opt_;
   std::vector<LayerPair> pairs_;
+  int pairs_for_layers_ = -1;           // the student depth pairs_ was made for (it may grow)
+  std::vector<int32_t> teacher_inputs_;  // the batch the teachers' workspaces hold
+  int64_t teacher_B_ = 0, teacher_T_ = 0;
   std::vector<Workspace> tws_;  // one per teacher
   std::vector<std::vector<float>> d_hidden_, d_probs_, d_v_;
   std::vector<float> soft_target_, dlogits_;
@@ -123,6 +134,8 @@ class Distiller {
 
 // The distiller as a Trainer objective (shared: the trainer's copy and the caller's are one).
 Objective DistillObjective(std::shared_ptr<Distiller> d);
+// The distiller as the loss of adversarial training (AdversarialObjective).
+PerturbableLoss DistillLoss(std::shared_ptr<Distiller> d);
 
 // Mean over the validation batches' scored tokens of KL(teacher ‖ student) at temperature 1
 // (how far the student's next-token distribution is from the teacher's).

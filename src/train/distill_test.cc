@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "io/gguf_model.h"
 #include "shared_assets.h"
+#include "train/adversarial.h"
 #include "train/checkpoint.h"
 #include "train/ops.h"
 #include "train/tiny_model_test_util.h"
@@ -336,6 +337,68 @@ TEST(Distiller, WholeObjectiveGradientMatchesFiniteDifferences) {
   for (const ParamSlice& p : m.slices())
     ExpectGradient(f, m.params().data() + p.offset, p.size, grads.data() + p.offset, LossNoise(loss, sc), p.name);
   EXPECT_FALSE(m.ToModel().weights.Find("distill.proj.0.0.1"));  // not part of the exported model
+}
+
+// Adversarial distillation: D(x) + w·D(x + δ) with the student's embeddings perturbed along the
+// distillation loss's own gradient (teachers on the clean batch); its gradient matches finite
+// differences of that sum with δ held fixed, the perturbed pass costs more than the clean one,
+// and the reported terms are the clean pass's.
+TEST(Distiller, AdversarialObjectiveGradientMatchesFiniteDifferences) {
+  const ModelConfig sc = SmallStudent();
+  std::vector<TrainModel> teachers;
+  teachers.push_back(RoughModel(TinyConfig(false), 71));
+  DistillOptions o;
+  o.alpha = 0.2f;
+  o.feature_weight = 0.5f, o.attention_weight = 0.3f;
+  auto d = std::make_shared<Distiller>(std::move(teachers), o);
+  TrainModel m = RoughModel(sc, 72);
+  d->Prepare(m);
+  Batch b = RandomBatch(2, 5, sc.vocab, 73);
+  b.targets[4] = kIgnoreIndex;
+  const AdversarialOptions adv{0.4f, PerturbNorm::kSequence, 0.6f};
+
+  Workspace ws;
+  m.ZeroGrad();
+  const double clean = d->Run(m, b, nullptr, 1.0f, ws, 1);
+  const DistillTerms clean_terms = d->last_terms();
+  std::vector<float> delta((size_t)(b.B * b.T * sc.dim));
+  FgmPerturbation(ws.dx.data(), b.B, b.T, sc.dim, adv, delta.data());
+
+  m.ZeroGrad();
+  const double loss = AdversarialObjective(adv, DistillLoss(d))(m, b, 1.0f, ws, 2);
+  const std::vector<float> grads = m.grads();
+  EXPECT_NEAR(d->last_terms().soft, clean_terms.soft, 1e-9 * clean_terms.soft);
+  EXPECT_NEAR(d->last_terms().feature, clean_terms.feature, 1e-9 * clean_terms.feature);
+  Workspace ws2;
+  const double perturbed = d->Run(m, b, delta.data(), 1.0f, ws2, 1);
+  EXPECT_GT(perturbed, clean);
+  EXPECT_NEAR(loss, clean + adv.weight * perturbed, 1e-6 * loss);
+  auto f = [&] { return d->Run(m, b, nullptr, 1.0f, ws2, 1) + adv.weight * d->Run(m, b, delta.data(), 1.0f, ws2, 1); };
+  for (const ParamSlice& p : m.slices())
+    ExpectGradient(f, m.params().data() + p.offset, p.size, grads.data() + p.offset, LossNoise(loss, sc), p.name);
+}
+
+// A student that grows between calls (progressive distillation) gets the layer map of its new
+// depth: the same loss as a distiller that only ever saw the grown student.
+TEST(Distiller, LayerMapFollowsAGrowingStudent) {
+  ModelConfig tc = TinyConfig(false);
+  tc.n_layers = 4;
+  ModelConfig small = tc, grown = tc;
+  small.n_layers = 2;
+  DistillOptions o;
+  o.feature_weight = 0.5f, o.attention_weight = 0.3f, o.relation_weight = 0.2f;
+  std::vector<TrainModel> t1, t2;
+  t1.push_back(RoughModel(tc, 91));
+  t2.push_back(RoughModel(tc, 91));
+  Distiller growing(std::move(t1), o), fresh(std::move(t2), o);
+  const Batch b = RandomBatch(2, 5, tc.vocab, 92);
+  TrainModel s2 = RoughModel(small, 93), s4 = RoughModel(grown, 94);
+  Workspace w2, w4, wf;
+  growing(s2, b, 1.0f, w2, 1);
+  EXPECT_EQ(growing.pairs().size(), 2u);
+  const double after_growth = growing(s4, b, 1.0f, w4, 1);
+  EXPECT_EQ(growing.pairs().size(), 4u);
+  EXPECT_NEAR(after_growth, fresh(s4, b, 1.0f, wf, 1), 1e-9 * after_growth);
 }
 
 TEST(Distiller, SoftTermIsTheSoftLabelLossAndAlphaOneIsCrossEntropy) {

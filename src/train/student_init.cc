@@ -195,6 +195,8 @@ Trainer GrowTrainer(const Trainer& trainer, std::span<const int> map, const Trai
   }
   Trainer out(std::move(grown), trainer.options());
   out.Restore(trainer.step(), trainer.micro_batches(), trainer.losses(), std::move(m), std::move(v));
+  out.set_objective(trainer.objective());
+  out.set_reducer(trainer.reducer());
   return out;
 }
 

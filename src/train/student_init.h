@@ -67,8 +67,8 @@ TrainModel GrowStudent(const TrainModel& student, std::span<const int> map, cons
                        std::span<const int> add, std::vector<int>* new_map);
 
 // GrowStudent applied to a trainer: the same options, step, data position and losses; AdamW's
-// moments of the old parameters carried over, those of the new blocks zero. The objective and
-// reducer are not carried (set them again on the result).
+// moments of the old parameters carried over, those of the new blocks zero; the same objective
+// and data-parallel reducer.
 Trainer GrowTrainer(const Trainer& trainer, std::span<const int> map, const TrainModel& teacher,
                     std::span<const int> add, std::vector<int>* new_map);
 

@@ -17,6 +17,7 @@
 #include "shared_assets.h"
 #include "tiny_models.h"
 #include "train/data.h"
+#include "train/ops.h"
 #include "train/tiny_model_test_util.h"
 
 namespace smelt::train {
@@ -154,9 +155,27 @@ TEST(StudentInit, GrowingATrainedStudentKeepsItsFunctionAndMoments) {
   const std::vector<int> map = {0, 4};
   Trainer t(StudentFromTeacher(teacher, map), opt);
   for (int i = 0; i < 3; ++i) t.Step(data);
+  // A one-worker reducer and a cross-entropy objective that count their calls: the grown trainer
+  // must keep both (a data-parallel run that lost its reducer would go on unsynchronised).
+  struct CountingReducer : GradientReducer {
+    int calls = 0;
+    int64_t SumCount(int64_t local) override { return ++calls, local; }
+    double SumValue(double local) override { return local; }
+    void SumInPlace(std::span<float>) override {}
+  } reducer;
+  int objective_calls = 0;
+  t.set_reducer(&reducer);
+  t.set_objective([&objective_calls](TrainModel& m, const Batch& b, float scale, Workspace& ws, int threads) {
+    ++objective_calls;
+    Forward(m, b, ws, threads);
+    const double loss = CrossEntropyForwardBackward(ws.logits.data(), b.targets, m.config().vocab, scale, threads);
+    Backward(m, b, ws, threads);
+    return loss;
+  });
 
   std::vector<int> grown_map;
   Trainer g = GrowTrainer(t, map, teacher, std::vector<int>{2}, &grown_map);
+  EXPECT_EQ(g.reducer(), &reducer);
   EXPECT_EQ(grown_map, (std::vector<int>{0, 2, 4}));
   EXPECT_EQ(g.step(), t.step());
   EXPECT_EQ(g.micro_batches(), t.micro_batches());
@@ -192,10 +211,12 @@ TEST(StudentInit, GrowingATrainedStudentKeepsItsFunctionAndMoments) {
     EXPECT_TRUE(std::equal(gmom, gmom + p.size, t.optimizer().m().data() + q.offset)) << p.name;
     EXPECT_TRUE(std::equal(gvar, gvar + p.size, t.optimizer().v().data() + q.offset)) << p.name;
   }
-  // Training goes on from there.
+  // Training goes on from there, through the same objective and reducer.
   const StepStats s = g.Step(data);
   EXPECT_EQ(s.step, 4);
   EXPECT_TRUE(std::isfinite(s.loss));
+  EXPECT_EQ(objective_calls, (int)opt.accum);
+  EXPECT_GT(reducer.calls, 0);
 }
 
 }  // namespace

@@ -79,6 +79,8 @@ class Trainer {
   void set_objective(Objective objective) { objective_ = std::move(objective); }
   // Sums every step over data-parallel workers (not owned; null: one process).
   void set_reducer(GradientReducer* reducer) { reducer_ = reducer; }
+  const Objective& objective() const { return objective_; }
+  GradientReducer* reducer() const { return reducer_; }
 
   // Restores the counters and optimizer state saved in a checkpoint.
   void Restore(int64_t step, int64_t micro_batches, std::vector<float> losses, std::vector<float> adam_m,

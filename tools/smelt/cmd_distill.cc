@@ -35,11 +35,14 @@ int RunDistill(DistillArgs& a, DataParallel& dp) {
       (int)!a.student.empty() + (int)!a.student_config.empty() + (int)!a.sched.init_from_teacher.empty();
   if (starts != 1)
     Fail("distill needs one of --student MODEL, --student-config dim=..,layers=..,..., or --init-from-teacher ...");
-  if (a.sched.adversarial > 0.0f) Fail("--adversarial {}: only smelt train takes it so far", a.sched.adversarial);
   const train::DistillOptions& w = a.distill;
-  if (!a.sched.grow_at.empty() &&
+  // A growing student's layer map is remade at each depth from "uniform" or "last"; explicit
+  // pairs name blocks of one depth.
+  if (!a.sched.grow_at.empty() && w.layer_map != "uniform" && w.layer_map != "last" &&
       (w.feature_weight > 0 || w.attention_weight > 0 || w.value_weight > 0 || w.relation_weight > 0))
-    Fail("--grow-at: the layer-wise losses (feature, attention, value, relation) do not follow a growing student yet");
+    Fail("--grow-at with --layer-map {}: a growing student takes the uniform or last map (explicit pairs name "
+         "blocks of one depth)",
+         w.layer_map);
   a.sched.teacher = a.teachers[0];
   Schedules sched(a.sched);
   if (r.resume && r.ckpt.empty()) Fail("--resume needs --ckpt FILE");
@@ -104,9 +107,9 @@ int RunDistill(DistillArgs& a, DataParallel& dp) {
     trainer.emplace(std::move(first), r.opt);
   }
   student.reset();
-  auto set_objective = [distiller](train::Trainer& t) { t.set_objective(train::DistillObjective(distiller)); };
-  set_objective(*trainer);
-  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from, dp, sched.Hooks(val_data, set_objective));
+  trainer->set_objective(train::DistillObjective(distiller));
+  sched.SetObjective(*trainer, train::DistillLoss(distiller));  // with --adversarial
+  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from, dp, sched.Hooks(val_data));
   if (!dp.root()) return 0;  // rank 0 measures and prints
   sched.MeasureOriginal(trainer->model(), r.opt, /*after=*/true);
   // On the validation batches the loss used: the global batch of all ranks.

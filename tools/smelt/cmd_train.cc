@@ -70,11 +70,8 @@ int RunTrain(TrainArgs& a, DataParallel& dp) {
   else
     trainer.emplace(std::move(first), r.opt);
   init.reset();
-  const train::LogitLoss ce = train::CrossEntropyLogitLoss(vocab.size());
-  auto set_objective = [&sched, ce](train::Trainer& t) { sched.SetObjective(t, ce); };
-  set_objective(*trainer);
-  const TrainRunResult res =
-      RunTrainingLoop(*trainer, data, r, resumed_from, dp, sched.Hooks(val_data, set_objective));
+  sched.SetObjective(*trainer, train::Perturbable(train::CrossEntropyLogitLoss(vocab.size())));
+  const TrainRunResult res = RunTrainingLoop(*trainer, data, r, resumed_from, dp, sched.Hooks(val_data));
   if (!dp.root()) return 0;  // rank 0 measures and prints
   sched.MeasureOriginal(trainer->model(), r.opt, /*after=*/true);
   if (r.json) {

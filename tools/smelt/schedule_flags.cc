@@ -134,17 +134,14 @@ void Schedules::Resumed(const train::Trainer& t, const std::string& ckpt) {
          t.model().config().n_layers, map_.size(), t.step());
 }
 
-void Schedules::SetObjective(train::Trainer& t, train::LogitLoss loss) const {
+void Schedules::SetObjective(train::Trainer& t, train::PerturbableLoss loss) const {
   if (a_.adversarial > 0.0f) t.set_objective(train::AdversarialObjective({a_.adversarial}, std::move(loss)));
 }
 
-LoopHooks Schedules::Hooks(const train::Dataset& val, std::function<void(train::Trainer&)> set_objective) {
+LoopHooks Schedules::Hooks(const train::Dataset& val) {
   LoopHooks h;
   h.val = &val;
-  if (plan_)
-    h.before_step = [this, set_objective = std::move(set_objective)](train::Trainer& t) {
-      if (MaybeGrow(t) && set_objective) set_objective(t);
-    };
+  if (plan_) h.before_step = [this](train::Trainer& t) { MaybeGrow(t); };
   return h;
 }
 

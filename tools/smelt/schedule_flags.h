@@ -54,11 +54,12 @@ class Schedules {
   // Checks a resumed trainer's depth against the stages passed (a stage at step s is applied
   // before step s + 1); throws naming `ckpt` otherwise.
   void Resumed(const train::Trainer& t, const std::string& ckpt);
-  // Sets the adversarial objective on top of `loss` when --adversarial is given.
-  void SetObjective(train::Trainer& t, train::LogitLoss loss) const;
-  // The training loop's hooks: validation on `val`, growth before a step (then `set_objective`
-  // on the grown trainer, which does not carry the objective).
-  LoopHooks Hooks(const train::Dataset& val, std::function<void(train::Trainer&)> set_objective);
+  // Sets the adversarial objective on top of `loss` when --adversarial is given (otherwise
+  // leaves the trainer's objective alone).
+  void SetObjective(train::Trainer& t, train::PerturbableLoss loss) const;
+  // The training loop's hooks: validation on `val`, growth before a step (the grown trainer keeps
+  // the objective and the data-parallel reducer).
+  LoopHooks Hooks(const train::Dataset& val);
   // Original-domain validation loss of `m` (with --replay; called before and after the run).
   void MeasureOriginal(const train::TrainModel& m, const train::TrainOptions& opt, bool after);
   // What the schedules did, for --json (null members when unused) and the text summary.
