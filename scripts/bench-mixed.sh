@@ -3,17 +3,17 @@
 # few targets, and each candidate type alone, measured on held-out text against the unquantized
 # model.
 #   bash scripts/bench-mixed.sh [MODEL] [EVAL_TEXT] [CALIB_TEXT] [CTX] [CHUNKS]
-# Env: TARGETS (bits per weight over the weight matrices), CANDIDATES, CALIB_SAMPLES (x 256
-# tokens), THREADS. Defaults: stories260K.gguf, the TinyStories validation sample (held out), the
-# TinyStories training prefix for calibration, ctx 512, all windows. Needs build/smelt. Prints a
-# markdown table: recipe, bits/weight over the matrices, file size, perplexity, KL-divergence to
-# the base (mean, p99), same-top-token %, the types chosen.
+# Env: TARGETS (bits per weight over the weight matrices), CANDIDATES, CALIB_SAMPLES (x
+# CALIB_TOKENS, default 256 tokens), THREADS. Defaults: stories260K.gguf, the TinyStories
+# validation sample (held out), the TinyStories training prefix for calibration, ctx 512, all
+# windows. Needs build/smelt. Prints a markdown table: recipe, bits/weight over the matrices,
+# file size, perplexity, KL-divergence to the base (mean, p99), same-top-token %, the types chosen.
 source "$(dirname "$0")/bench-common.sh"
 CANDIDATES=${CANDIDATES:-i3s_g32,q4_0,q5_0,q8_0}
 TARGETS=${TARGETS:-"6.2 6.67 7.0 7.48 8.0"}
 SAMPLES=${CALIB_SAMPLES:-32}
 
-echo "model: $MODEL; eval: $(basename "$TEXT") ctx $CTX chunks $CHUNKS; calibration: $(basename "$CALIB") $SAMPLES x 256; candidates $CANDIDATES; method rtn; threads $THREADS"
+echo "model: $MODEL; eval: $(basename "$TEXT") ctx $CTX chunks $CHUNKS; calibration: $(basename "$CALIB") $SAMPLES x ${CALIB_TOKENS:-256}; candidates $CANDIDATES; method rtn; threads $THREADS"
 "$SMELT" eval kld "$MODEL" --base "$MODEL" --text "$TEXT" --ctx "$CTX" --chunks "$CHUNKS" -t "$THREADS" \
   --save-base-logits "$WORK/base.logp" --json >"$WORK/base.json"
 echo
@@ -39,6 +39,6 @@ for t in ${CANDIDATES//,/ }; do measure "uniform $t" --type "$t"; done
 for b in $TARGETS; do
   for s in proxy kl; do
     measure "mixed $b, $s" --target-bpw "$b" --candidates "$CANDIDATES" --sensitivity "$s" \
-      --calib "$CALIB" --calib-samples "$SAMPLES" --calib-tokens 256
+      --calib "$CALIB" --calib-samples "$SAMPLES" --calib-tokens "${CALIB_TOKENS:-256}"
   done
 done

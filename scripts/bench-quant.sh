@@ -6,13 +6,13 @@
 # (awq, then the importance-weighted mse search), smooth (SmoothQuant alpha 0.5, then rtn)
 # (METHODS=... to pick).
 # Defaults: stories260K.gguf, the TinyStories validation sample (held out), the TinyStories
-# training prefix for calibration (64 samples × 512 tokens), ctx 512, all windows. Needs
-# build/smelt. Prints a markdown table: type, method, bits/weight over all tensors, file size,
-# perplexity, KL-divergence to the base (mean, p99), same-top-token %.
+# training prefix for calibration (CALIB_SAMPLES=64 samples × CALIB_TOKENS=512 tokens), ctx 512,
+# all windows. Needs build/smelt. Prints a markdown table: type, method, bits/weight over all
+# tensors, file size, perplexity, KL-divergence to the base (mean, p99), same-top-token %.
 source "$(dirname "$0")/bench-common.sh"
 TYPES=${TYPES:-"q8_0 q6_K q5_1 q5_0 q5_K q4_1 q4_0 q4_K iq4_nl q3_K q2_K"}
 
-echo "model: $MODEL; eval: $(basename "$TEXT") ctx $CTX chunks $CHUNKS; calibration: $(basename "$CALIB") ${CALIB_SAMPLES:-64} x 512; threads $THREADS"
+echo "model: $MODEL; eval: $(basename "$TEXT") ctx $CTX chunks $CHUNKS; calibration: $(basename "$CALIB") ${CALIB_SAMPLES:-64} x ${CALIB_TOKENS:-512}; threads $THREADS"
 "$SMELT" eval kld "$MODEL" --base "$MODEL" --text "$TEXT" --ctx "$CTX" --chunks "$CHUNKS" -t "$THREADS" \
   --save-base-logits "$WORK/base.logp" --json >"$WORK/base.json"
 base_ppl=$(python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["ppl_base"])' "$WORK/base.json")
@@ -30,7 +30,7 @@ for t in $TYPES; do
       *) args=(--method "$m") ;;
     esac
     args+=(--type "$t")
-    case $m in imatrix | gptq | awq | awq_clip | smooth) args+=(--calib "$CALIB" --calib-samples "${CALIB_SAMPLES:-64}" --calib-tokens 512) ;; esac
+    case $m in imatrix | gptq | awq | awq_clip | smooth) args+=(--calib "$CALIB" --calib-samples "${CALIB_SAMPLES:-64}" --calib-tokens "${CALIB_TOKENS:-512}") ;; esac
     "$SMELT" quantize "$MODEL" -o "$WORK/q.gguf" "${args[@]}" -t "$THREADS" --json >"$WORK/q.json"
     "$SMELT" eval kld "$WORK/q.gguf" --base-logits "$WORK/base.logp" --text "$TEXT" --ctx "$CTX" \
       --chunks "$CHUNKS" -t "$THREADS" --json >"$WORK/k.json"
