@@ -1314,6 +1314,13 @@ TEST(Cli, DemoTrainsDistilsCompressesAndCaches) {
   }
   EXPECT_EQ(row["teacher"]["kld"].get<double>(), 0.0);
   for (size_t i = 1; i < stages.size(); ++i) EXPECT_GT(row[stages[i]]["kld"].get<double>(), 0.0) << stages[i];
+  // The split is in the folder beside the models: the held-out text every row was scored on and
+  // the training text, together no longer than the corpus.
+  const fs::path cache = j["folder"].get<std::string>();
+  ASSERT_TRUE(fs::exists(cache / "held_out.txt") && fs::exists(cache / "train.txt"));
+  EXPECT_EQ(fs::file_size(cache / "held_out.txt"), j["held_out_bytes"].get<uint64_t>());
+  EXPECT_GT(fs::file_size(cache / "train.txt"), fs::file_size(cache / "held_out.txt"));
+  EXPECT_LE(fs::file_size(cache / "train.txt") + fs::file_size(cache / "held_out.txt"), fs::file_size(corpus));
   EXPECT_LT(row["student"]["parameters"].get<int64_t>(), row["teacher"]["parameters"].get<int64_t>());
   EXPECT_LT(row["student q8_0"]["bytes"].get<uint64_t>(), row["student"]["bytes"].get<uint64_t>() / 2);
   EXPECT_LT(row["student q4_0 (gptq)"]["bytes"].get<uint64_t>(), row["student q8_0"]["bytes"].get<uint64_t>());

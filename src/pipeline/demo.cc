@@ -15,6 +15,7 @@
 #include "compress/quantize.h"
 #include "compress/rules.h"
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "eval/kld.h"
 #include "eval/perplexity.h"
 #include "io/gguf_model.h"
@@ -278,6 +279,11 @@ DemoResult RunDemoPipeline(const std::string& corpus, const std::string& corpus_
     if (progress.note) progress.note(s);
   };
   auto path = [&](const char* name) { return (dir / name).string(); };
+  // The split itself, for measuring the stages' models (or one's own) on the same texts:
+  // held_out.txt is what every row is scored on, train.txt what trained and calibrated them.
+  for (const auto& [name, text] : {std::pair{"held_out.txt", &split.held_out}, std::pair{"train.txt", &split.train}}) {
+    if (!fs::exists(path(name))) WriteFileAtomic(path(name), text->data(), text->size());
+  }
 
   // A stage runs when its file is missing or an earlier stage ran in this call.
   bool rebuild = false;
