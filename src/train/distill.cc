@@ -454,20 +454,27 @@ PerturbableLoss DistillLoss(std::shared_ptr<Distiller> d) {
   };
 }
 
+KlCe MeasureKlCe(const TrainModel& m, const TrainModel& teacher, const std::vector<Batch>& batches, int threads) {
+  const int64_t V = m.config().vocab;
+  if (teacher.config().vocab != V)
+    Fail("KL to the teacher: the teacher has {} tokens in its vocabulary, the model {}", teacher.config().vocab, V);
+  KlCe r;
+  Workspace ws, tws;
+  for (const Batch& b : batches) {
+    Forward(teacher, b, tws, threads);
+    Forward(m, b, ws, threads);
+    r.kl += SoftLabelLoss(ws.logits.data(), tws.logits.data(), b.targets, V, SoftLabelOptions{}, 0.0f, nullptr, threads);
+    r.ce += CrossEntropyLoss(ws.logits.data(), b.targets, V, threads);
+    r.scored += ScoredTargets(b);
+  }
+  if (r.scored) r.kl /= (double)r.scored, r.ce /= (double)r.scored;
+  return r;
+}
+
 double ValidationKld(const TrainModel& student, const TrainModel& teacher, const Dataset& data, int64_t batch,
                      int64_t max_batches, int threads) {
   const BlasThreads blas(1);
-  Workspace ws, tws;
-  double sum = 0;
-  int64_t scored = 0;
-  for (const Batch& b : data.ValBatches(batch, max_batches)) {
-    Forward(teacher, b, tws, threads);
-    Forward(student, b, ws, threads);
-    sum += SoftLabelLoss(ws.logits.data(), tws.logits.data(), b.targets, student.config().vocab, {}, 1.0f, nullptr,
-                         threads);
-    scored += ScoredTargets(b);
-  }
-  return scored ? sum / (double)scored : 0.0;
+  return MeasureKlCe(student, teacher, data.ValBatches(batch, max_batches), threads).kl;
 }
 
 }  // namespace smelt::train

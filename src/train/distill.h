@@ -137,8 +137,16 @@ Objective DistillObjective(std::shared_ptr<Distiller> d);
 // The distiller as the loss of adversarial training (AdversarialObjective).
 PerturbableLoss DistillLoss(std::shared_ptr<Distiller> d);
 
-// Mean over the validation batches' scored tokens of KL(teacher ‖ student) at temperature 1
-// (how far the student's next-token distribution is from the teacher's).
+// Mean KL(teacher ‖ model) per scored target and mean cross-entropy over `batches`, forward
+// only (τ = 1). Throws Error when the vocabularies differ.
+struct KlCe {
+  double kl = 0, ce = 0;
+  int64_t scored = 0;
+};
+KlCe MeasureKlCe(const TrainModel& m, const TrainModel& teacher, const std::vector<Batch>& batches, int threads);
+
+// MeasureKlCe's KL over the validation batches (how far the student's next-token distribution
+// is from the teacher's), with OpenBLAS on one thread.
 double ValidationKld(const TrainModel& student, const TrainModel& teacher, const Dataset& data, int64_t batch,
                      int64_t max_batches, int threads);
 

@@ -14,6 +14,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "error_of.h"
 #include "io/gguf_model.h"
 #include "shared_assets.h"
 #include "train/adversarial.h"
@@ -399,6 +400,43 @@ TEST(Distiller, LayerMapFollowsAGrowingStudent) {
   const double after_growth = growing(s4, b, 1.0f, w4, 1);
   EXPECT_EQ(growing.pairs().size(), 4u);
   EXPECT_NEAR(after_growth, fresh(s4, b, 1.0f, wf, 1), 1e-9 * after_growth);
+}
+
+// MeasureKlCe against the definitions written out in long double on the two models' logits.
+TEST(Distiller, MeasureKlCeIsTheMeanKlAndCrossEntropyOfTheScoredRows) {
+  const ModelConfig sc = SmallStudent();
+  const TrainModel teacher = RoughModel(TinyConfig(false), 101), m = RoughModel(sc, 102);
+  std::vector<Batch> batches = {RandomBatch(2, 5, sc.vocab, 103), RandomBatch(1, 7, sc.vocab, 104)};
+  batches[0].targets[2] = kIgnoreIndex;
+  long double kl = 0, ce = 0;
+  int64_t scored = 0;
+  for (const Batch& b : batches) {
+    Workspace w1, w2;
+    const std::vector<float> zs = Logits(m, b, w1, 1), zt = Logits(teacher, b, w2, 1);
+    const int64_t V = sc.vocab;
+    for (int64_t r = 0; r < b.B * b.T; ++r) {
+      if (b.targets[(size_t)r] == kIgnoreIndex) continue;
+      auto log_softmax = [V](const float* z) {
+        long double mx = *std::max_element(z, z + V), sum = 0;
+        for (int64_t j = 0; j < V; ++j) sum += std::exp((long double)z[j] - mx);
+        std::vector<long double> out((size_t)V);
+        for (int64_t j = 0; j < V; ++j) out[(size_t)j] = (long double)z[j] - mx - std::log(sum);
+        return out;
+      };
+      const auto ls = log_softmax(zs.data() + r * V), lt = log_softmax(zt.data() + r * V);
+      for (int64_t j = 0; j < V; ++j) kl += std::exp(lt[(size_t)j]) * (lt[(size_t)j] - ls[(size_t)j]);
+      ce -= ls[(size_t)b.targets[(size_t)r]];
+      ++scored;
+    }
+  }
+  const KlCe got = MeasureKlCe(m, teacher, batches, 2);
+  EXPECT_EQ(got.scored, scored);
+  EXPECT_NEAR(got.kl, (double)(kl / scored), 1e-5 * (double)(kl / scored));
+  EXPECT_NEAR(got.ce, (double)(ce / scored), 1e-5 * (double)(ce / scored));
+  ModelConfig other = sc;
+  other.vocab = 21;
+  EXPECT_NE(smelt::testing::ErrorOf([&] { MeasureKlCe(RoughModel(other, 105), teacher, batches, 1); }).find("vocabulary"),
+            std::string::npos);
 }
 
 TEST(Distiller, SoftTermIsTheSoftLabelLossAndAlphaOneIsCrossEntropy) {

@@ -285,21 +285,4 @@ Objective DistillObjective(std::shared_ptr<const TrainModel> teacher, const Dist
   return DistillObjective(std::make_shared<Distiller>(std::move(teachers), o));
 }
 
-KlCe MeasureKlCe(const TrainModel& m, const TrainModel& teacher, const std::vector<Batch>& batches, int threads) {
-  if (teacher.config().vocab != m.config().vocab)
-    Fail("qat: the teacher has {} tokens in its vocabulary, the model {}", teacher.config().vocab, m.config().vocab);
-  KlCe r;
-  Workspace ws, tws;
-  const int64_t V = m.config().vocab;
-  for (const Batch& b : batches) {
-    Forward(teacher, b, tws, threads);
-    Forward(m, b, ws, threads);
-    r.kl += SoftLabelLoss(ws.logits.data(), tws.logits.data(), b.targets, V, SoftLabelOptions{}, 0.0f, nullptr, threads);
-    r.ce += CrossEntropyLoss(ws.logits.data(), b.targets, V, threads);
-    r.scored += ScoredTargets(b);
-  }
-  if (r.scored) r.kl /= (double)r.scored, r.ce /= (double)r.scored;
-  return r;
-}
-
 }  // namespace smelt::train

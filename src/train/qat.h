@@ -105,12 +105,6 @@ struct DistillTarget {
 // size (Error otherwise).
 Objective DistillObjective(std::shared_ptr<const TrainModel> teacher, const DistillTarget& target);
 
-// Mean KL(teacher ‖ model) per scored target and mean cross-entropy over `batches`, forward
-// only (τ = 1), with m as it is (callers Apply a quantizer first to measure the quantized one).
-struct KlCe {
-  double kl = 0, ce = 0;
-  int64_t scored = 0;
-};
-KlCe MeasureKlCe(const TrainModel& m, const TrainModel& teacher, const std::vector<Batch>& batches, int threads);
+// MeasureKlCe (train/distill.h) measures the model with its quantizer Applied.
 
 }  // namespace smelt::train

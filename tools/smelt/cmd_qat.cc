@@ -14,6 +14,7 @@
 #include "formats/types.h"
 #include "io/gguf_model.h"
 #include "train/data.h"
+#include "train/distill.h"
 #include "train/qat.h"
 #include "train/trainer.h"
 
