@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "formats/types.h"
@@ -220,34 +222,69 @@ const InputStats& GroupInputStats(const ActivationStats& stats, const Weights& w
   return *s;
 }
 
+namespace {
+
+// Searches group g of out.model (earlier groups' scales already folded in) on `stats` and folds
+// its scale; a group that is kept or has nothing quantized is skipped (s = 1).
+AwqGroupChoice SearchAndFold(AwqFolded& out, const AwqGroup& g, const ActivationStats& stats,
+                             const std::function<std::optional<DType>(const Tensor&)>& target, const AwqOptions& opt) {
+  const std::string& source = out.model.source;
+  const Weights& w = out.model.weights;
+  AwqGroupChoice choice{g, false, {}};
+  const std::optional<std::vector<DType>> types = GroupTargets(w, g, target, source, "awq");
+  const bool quantized = types && std::any_of(types->begin(), types->end(), [](DType t) { return Traits(t).quantized; });
+  if (!quantized) return choice;
+  const InputStats& s = GroupInputStats(stats, w, g, source, "awq");
+  std::vector<std::vector<float>> data;
+  std::vector<AwqMember> members;
+  for (size_t i = 0; i < g.weights.size(); ++i) {
+    const Tensor& t = GroupTensor(w, g.weights[i], source, "awq");
+    data.push_back(DequantizeAll(t));
+    members.push_back({nullptr, t.nrows(), (*types)[i]});
+  }
+  for (size_t i = 0; i < members.size(); ++i) members[i].w = data[i].data();
+  choice.result = AwqSearchScale(members, s, opt);
+  choice.searched = true;
+  if (choice.result.alpha != 0.0) FoldAwqScale(out.model.weights, g, choice.result.scale);
+  return choice;
+}
+
+}  // namespace
+
 AwqFolded AwqScaleModel(const Model& model, const ActivationStats& stats,
                         const std::function<std::optional<DType>(const Tensor&)>& target, const AwqOptions& opt) {
   AwqFolded out{model, {}};
-  const Weights& w = out.model.weights;
-  auto get = [&](const std::string& n) -> const Tensor& { return GroupTensor(w, n, model.source, "awq"); };
-  for (const AwqGroup& g : AwqGroups(model)) {
-    AwqGroupChoice choice{g, false, {}};
-    const std::optional<std::vector<DType>> types = GroupTargets(w, g, target, model.source, "awq");
-    const bool quantized =
-        types && std::any_of(types->begin(), types->end(), [](DType t) { return Traits(t).quantized; });
-    if (!quantized) {  // kept, or nothing in it is quantized
-      out.groups.push_back(std::move(choice));
-      continue;
-    }
-    const InputStats* s = &GroupInputStats(stats, w, g, model.source, "awq");
-    std::vector<std::vector<float>> data;
-    std::vector<AwqMember> members;
-    for (size_t i = 0; i < g.weights.size(); ++i) {
-      const Tensor& t = get(g.weights[i]);
-      data.push_back(DequantizeAll(t));
-      members.push_back({nullptr, t.nrows(), (*types)[i]});
-    }
-    for (size_t i = 0; i < members.size(); ++i) members[i].w = data[i].data();
-    choice.result = AwqSearchScale(members, *s, opt);
-    choice.searched = true;
-    if (choice.result.alpha != 0.0) FoldAwqScale(out.model.weights, g, choice.result.scale);
-    out.groups.push_back(std::move(choice));
+  for (const AwqGroup& g : AwqGroups(model)) out.groups.push_back(SearchAndFold(out, g, stats, target, opt));
+  return out;
+}
+
+AwqFolded AwqScaleModelStaged(const Model& model, const std::vector<std::vector<int32_t>>& samples,
+                              const StatsOptions& stats_opt,
+                              const std::function<std::optional<DType>(const Tensor&)>& target, const AwqOptions& opt,
+                              ActivationStats* stats_out) {
+  AwqFolded out{model, {}};
+  const std::vector<AwqGroup> groups = AwqGroups(model);
+  std::map<std::string, size_t> group_of;  // first weight -> group
+  for (size_t i = 0; i < groups.size(); ++i) group_of[groups[i].weights.front()] = i;
+  std::vector<std::optional<AwqGroupChoice>> chosen(groups.size());
+  StatsOptions so = stats_opt;
+  so.hessian = true;
+  so.keep_hessians = false;
+  // The pass runs the unfolded model: folding keeps the function, so every group's input is the
+  // one the folded model computes (the search wants the unscaled input's statistics).
+  ActivationStats stats =
+      CollectActivationStatsStaged(model, samples, so, [&](int, std::span<const std::string> weights, const ActivationStats& st) {
+        for (const std::string& name : weights) {
+          const auto it = group_of.find(name);
+          if (it == group_of.end() || chosen[it->second]) continue;
+          chosen[it->second] = SearchAndFold(out, groups[it->second], st, target, opt);
+        }
+      });
+  for (size_t i = 0; i < groups.size(); ++i) {
+    if (!chosen[i]) Fail("{}: awq: the calibration pass never reached {}", model.source, groups[i].weights.front());
+    out.groups.push_back(std::move(*chosen[i]));
   }
+  if (stats_out) *stats_out = std::move(stats);
   return out;
 }
 

@@ -131,4 +131,14 @@ struct AwqFolded {
 AwqFolded AwqScaleModel(const Model& model, const ActivationStats& stats,
                         const std::function<std::optional<DType>(const Tensor&)>& target, const AwqOptions& opt);
 
+// The same from calibration samples in bounded memory: the staged pass (CollectActivationStatsStaged)
+// hands over each group's input statistics when they are complete, the group is searched and
+// folded there, and its Hessian is freed; only one group's Hessian is held at a time (not every
+// layer's). The choices match AwqScaleModel on statistics of the same samples, up to summation
+// order. `stats_out` (optional) receives the statistics without Hessians (for the encoders).
+AwqFolded AwqScaleModelStaged(const Model& model, const std::vector<std::vector<int32_t>>& samples,
+                              const StatsOptions& stats_opt,
+                              const std::function<std::optional<DType>(const Tensor&)>& target, const AwqOptions& opt,
+                              ActivationStats* stats_out = nullptr);
+
 }  // namespace smelt

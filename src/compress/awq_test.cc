@@ -266,6 +266,51 @@ TEST(CompressAwq, SearchPicksTheGridMinimumAndNeverLosesToRtn) {
   EXPECT_GT(better, 0);
 }
 
+// The staged search (one group's Hessian at a time) chooses what the search on every layer's
+// statistics at once chooses: the same α for every group, losses and folded weights equal up to
+// the two passes' summation order; the statistics it hands back match too.
+TEST(CompressAwq, StagedSearchMatchesTheSearchOnWholeModelStatistics) {
+  const Model m = LoadGgufModel(kStoriesGguf);
+  const auto samples = CalibrationSamples(m, kTrainText, {.samples = 6, .tokens = 96});
+  StatsOptions so;
+  so.hessian = true;
+  const ActivationStats whole = CollectActivationStats(m, samples, so);
+  auto target = [](const Tensor& t) -> std::optional<DType> { return FallbackType(DType::kQ4_0, t.ne[0]); };
+  const AwqOptions opt{.grid = 10, .clip = false, .threads = 2};
+  const AwqFolded want = AwqScaleModel(m, whole, target, opt);
+  ActivationStats staged_stats;
+  StatsOptions staged;
+  staged.threads = 2;
+  const AwqFolded got = AwqScaleModelStaged(m, samples, staged, target, opt, &staged_stats);
+  ASSERT_EQ(got.groups.size(), want.groups.size());
+  int searched = 0;
+  for (size_t i = 0; i < got.groups.size(); ++i) {
+    const AwqGroupChoice &g = got.groups[i], &w = want.groups[i];
+    EXPECT_EQ(g.group.weights, w.group.weights);
+    EXPECT_EQ(g.searched, w.searched) << w.group.prev_name;
+    if (!w.searched) continue;
+    ++searched;
+    EXPECT_EQ(g.result.alpha, w.result.alpha) << w.group.prev_name;
+    EXPECT_NEAR(g.result.loss, w.result.loss, 1e-4 * w.result.loss) << w.group.prev_name;
+    EXPECT_NEAR(g.result.loss_rtn, w.result.loss_rtn, 1e-4 * w.result.loss_rtn) << w.group.prev_name;
+  }
+  EXPECT_EQ(searched, 2 * m.config.n_layers);
+  for (const Tensor& t : want.model.weights.all()) {
+    const std::string& name = t.name;
+    const std::vector<float> a = DequantizeAll(t), b = DequantizeAll(got.model.weights.Get(name));
+    double d = 0, n = 0;
+    for (size_t i = 0; i < a.size(); ++i) d += std::pow((double)a[i] - b[i], 2), n += (double)a[i] * a[i];
+    EXPECT_LE(std::sqrt(d), 1e-5 * std::sqrt(n) + 1e-12) << name;
+  }
+  for (const auto& [name, st] : whole.by_weight) {
+    const InputStats* s = staged_stats.Find(name);
+    ASSERT_NE(s, nullptr) << name;
+    EXPECT_TRUE(s->hessian.empty()) << name << ": Hessians are freed group by group";
+    const std::vector<float> a = st->MeanSquare(), b = s->MeanSquare();
+    for (size_t c = 0; c < a.size(); ++c) EXPECT_NEAR(b[c], a[c], 1e-4 * a[c] + 1e-9) << name;
+  }
+}
+
 // End to end: AWQ (then rtn, and with the clipping search) has a lower KL-divergence to the f32
 // model than plain round-to-nearest on held-out text, for q4_0 and the AWQ-layout i4a_g32.
 TEST(CompressAwqSlow, LowersKlDivergenceOnStories260K) {

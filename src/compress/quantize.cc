@@ -91,11 +91,21 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
   };
   std::map<std::string, AwqTensor> awq_of;
   const bool awq = opt.method == QuantMethod::kAwq;
+  std::optional<ActivationStats> awq_stats;
   if (awq) {
-    if (!stats) Fail("{}: awq needs calibration data (--calib)", model.source);
+    if (!stats && !opt.samples) Fail("{}: awq needs calibration data (--calib)", model.source);
     AwqOptions ao = opt.awq;
     ao.threads = opt.threads;
-    folded = AwqScaleModel(base, *stats, target, ao);
+    if (opt.samples) {  // one group's Hessian at a time (see AwqScaleModelStaged)
+      StatsOptions so;
+      so.threads = opt.threads;
+      so.progress = opt.calib_progress;
+      awq_stats.emplace();
+      folded = AwqScaleModelStaged(base, *opt.samples, so, target, ao, &*awq_stats);
+      stats = &*awq_stats;
+    } else {
+      folded = AwqScaleModel(base, *stats, target, ao);
+    }
     for (const AwqGroupChoice& g : folded->groups)
       if (g.searched)
         for (const std::string& n : g.group.weights) awq_of[n] = {&g, &g.result.scale};

@@ -49,8 +49,8 @@ struct QuantizeOptions {
   QuantMethod method = QuantMethod::kRtn;
   const ActivationStats* stats = nullptr;  // importance (mean x² per input column), optional;
                                            // with Hessians for gptq without samples
-  // Calibration samples for gptq's staged pass (preferred to stats' Hessians when both are given;
-  // stats then only serve smoothing).
+  // Calibration samples for gptq's and awq's staged passes, which hold one group's Hessian at a
+  // time (preferred to stats' Hessians when both are given; stats then only serve smoothing).
   const std::vector<std::vector<int32_t>>* samples = nullptr;
   GptqOptions gptq;                        // damp, act_order (threads: from `threads`)
   AwqOptions awq;                          // grid, clip (threads: from `threads`)

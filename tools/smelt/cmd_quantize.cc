@@ -188,14 +188,14 @@ int RunQuantize(const QuantizeArgs& a) {
   q.awq.clip = a.awq_clip;
   Calibration cal;
   if (!calib.empty()) {
-    // gptq's Hessians come from its own staged pass over the samples; statistics are gathered
-    // first only for what runs before it (smoothing, the sensitivity table).
-    const CalibNeed need = q.method == QuantMethod::kAwq    ? CalibNeed::kHessians
-                           : q.method == QuantMethod::kGptq ? (a.smooth || mixed ? CalibNeed::kStats : CalibNeed::kSamples)
-                                                            : CalibNeed::kStats;
+    // gptq's and awq's Hessians come from their own staged pass over the samples (one group's at
+    // a time); statistics are gathered first only for what runs before it (smoothing, the
+    // sensitivity table).
+    const bool staged = q.method == QuantMethod::kGptq || q.method == QuantMethod::kAwq;
+    const CalibNeed need = staged && !a.smooth && !mixed ? CalibNeed::kSamples : CalibNeed::kStats;
     cal = Calibrate(m, a.sens, need, a.threads);
     if (need != CalibNeed::kSamples) q.stats = &cal.stats;
-    if (q.method == QuantMethod::kGptq) q.samples = &cal.samples;  // progress: per tensor as groups finish
+    if (staged) q.samples = &cal.samples;  // progress: per tensor as groups finish
   }
 
   std::string recipe = fmt::format("method={} rules='{}{}{}'", a.method, a.rules,
