@@ -1,24 +1,14 @@
 #include "train/recover.h"
 
-#include <string_view>
+#include "core/error.h"
 
 namespace smelt::train {
-namespace {
 
-// The projections the pruning passes sparsify (compress/prune.h: the block matrices).
-bool IsBlockMatrix(const ParamSlice& s) {
-  if (s.n_dims != 2 || s.name.rfind("blk.", 0) != 0) return false;
-  for (std::string_view m : {"attn_q.", "attn_k.", "attn_v.", "attn_output.", "ffn_gate.", "ffn_up.", "ffn_down."})
-    if (s.name.find(m) != std::string::npos) return true;
-  return false;
-}
-
-}  // namespace
-
-std::vector<size_t> PrunedOffsets(const TrainModel& m) {
+std::vector<size_t> PrunedOffsets(const TrainModel& m, std::span<const std::string> matrices) {
   std::vector<size_t> out;
-  for (const ParamSlice& s : m.slices()) {
-    if (!IsBlockMatrix(s)) continue;
+  for (const std::string& name : matrices) {
+    if (!m.Has(name)) Fail("pruning recovery: the model has no tensor {}", name);
+    const ParamSlice& s = m.Slice(name);
     for (size_t i = s.offset; i < s.offset + s.size; ++i)
       if (m.params()[i] == 0.0f) out.push_back(i);
   }
@@ -26,10 +16,10 @@ std::vector<size_t> PrunedOffsets(const TrainModel& m) {
 }
 
 RecoveryResult RecoverPruned(const Model& pruned, const Dataset& data, const TrainOptions& opt,
-                             const Objective& objective) {
+                             const Objective& objective, std::span<const std::string> matrices) {
   Trainer t(TrainModel::FromModel(pruned), opt);
   if (objective) t.set_objective(objective);
-  const std::vector<size_t> mask = PrunedOffsets(t.model());
+  const std::vector<size_t> mask = PrunedOffsets(t.model(), matrices);
   RecoveryResult r;
   r.masked = (int64_t)mask.size();
   const bool has_val = data.val_sequences() > 0;

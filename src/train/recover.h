@@ -3,9 +3,12 @@
 // usually distilling from the unpruned model, that keeps every pruned weight at zero. It is the
 // step between rounds of gradual pruning (compress/prune.h: PruneOptions::recovery).
 //
-// The mask is read from the model itself: every weight of a block matrix (attention and
-// feed-forward projections) that is exactly zero on entry is pruned, and is set back to zero after
-// every optimizer step (AdamW's moments may move it; the model it returns never has it non-zero).
+// The mask is read from the model itself: every weight of the pruned matrices (the names that
+// compress/prune.h's PruneTargets gives: the block projections, and the head when it is pruned)
+// that is exactly zero on entry is pruned, and is set back to zero after every optimizer step
+// (AdamW's moments may move it; the model it returns never has it non-zero).
+#include <span>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -22,11 +25,12 @@ struct RecoveryResult {
 };
 
 // Trains `pruned` for opt.steps steps on `data` with `objective` (an empty one: next-token
-// cross-entropy), keeping its zeros. Throws Error for a model the trainer does not cover.
+// cross-entropy), keeping the zeros of `matrices`. Throws Error for a model the trainer does not
+// cover or a name it lacks.
 RecoveryResult RecoverPruned(const Model& pruned, const Dataset& data, const TrainOptions& opt,
-                             const Objective& objective);
+                             const Objective& objective, std::span<const std::string> matrices);
 
-// The block matrices' zeros of `m` as offsets into its flat parameter vector.
-std::vector<size_t> PrunedOffsets(const TrainModel& m);
+// The zeros of `matrices` in `m` as offsets into its flat parameter vector.
+std::vector<size_t> PrunedOffsets(const TrainModel& m, std::span<const std::string> matrices);
 
 }  // namespace smelt::train

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "compress/prune.h"
@@ -29,16 +30,21 @@ TrainOptions Short(int64_t steps) {
   return o;
 }
 
-// Recovery after pruning half of stories260K's block weights: every pruned weight stays zero,
-// the kept ones change, and the held-out loss falls back towards the dense model's.
+// Recovery after pruning half of stories260K's block weights and its (tied) head: every pruned
+// weight stays zero, the kept ones change, and the held-out loss falls back towards the dense
+// model's.
 TEST(TrainRecover, KeepsTheMaskAndLowersTheValidationLoss) {
   const Model dense = LoadModel(assets::kStoriesGguf);
   PruneOptions po;
   po.sparsity = 0.5;
+  po.prune_head = true;
+  const std::vector<std::string> targets = PruneTargets(dense, po);
   PruneSummary sum;
   const Model pruned = PruneModel(dense, po, &sum);
+  ASSERT_EQ(sum.matrices.size(), targets.size());
+  EXPECT_TRUE(std::any_of(targets.begin(), targets.end(), [](const std::string& n) { return !n.starts_with("blk."); }));
   const Dataset data = TrainPrefix(dense);
-  const RecoveryResult r = RecoverPruned(pruned, data, Short(12), {});
+  const RecoveryResult r = RecoverPruned(pruned, data, Short(12), {}, targets);
   int64_t zeros = 0;
   for (const MatrixPruneInfo& mi : sum.matrices) {
     const int64_t after = CountZeros(r.model.weights.Get(mi.name));
@@ -63,7 +69,7 @@ TEST(TrainRecover, RunsBetweenGradualPruningRounds) {
   std::vector<int> rounds;
   po.recovery = [&](int round, Model& m) {
     rounds.push_back(round);
-    m = RecoverPruned(m, data, Short(3), {}).model;
+    m = RecoverPruned(m, data, Short(3), {}, PruneTargets(dense, po)).model;
   };
   PruneSummary sum;
   const Model out = PruneModel(dense, po, &sum);

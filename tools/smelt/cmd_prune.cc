@@ -200,7 +200,7 @@ int RunWeightPruning(const PruneArgs& a) {
     cal = Calibrate(m, a.calib, CalibNeed::kSamples, a.threads);
     o.samples = &cal.samples;
   }
-  PruneTargets(m, o);  // every check before the work
+  const std::vector<std::string> targets = PruneTargets(m, o);  // every check before the work
   o.progress = Progress("prune");
   // Recovery: the pruned model distilled from the unpruned one (soft labels, plus α of the text's
   // own next tokens) for --recover-steps after every round but the last.
@@ -224,7 +224,7 @@ int RunWeightPruning(const PruneArgs& a) {
       t.lr = a.recover_lr;
       t.warmup = 0;
       t.threads = a.threads;
-      pruned = train::RecoverPruned(pruned, *recover_data, t, train::DistillObjective(teacher)).model;
+      pruned = train::RecoverPruned(pruned, *recover_data, t, train::DistillObjective(teacher), targets).model;
       recovered += a.recover_steps;
     };
   }
