@@ -1,5 +1,7 @@
 // libFuzzer target: the weight formats on arbitrary bytes. Input: byte 0 picks a type id (below
-// 128: ggml's ids, byte mod 32; from 128: smelt's own, kFirstNativeTypeId + byte mod 32), bytes 1..16 are four little-endian int32 extents for TensorBytes, the rest is payload.
+// 128: ggml's ids, byte mod 32; from 128: smelt's own, kFirstNativeTypeId + (byte - 128) mod 64,
+// which reaches every native id, the sparse and outlier types included), bytes 1..16 are four
+// little-endian int32 extents for TensorBytes, the rest is payload.
 // Decoding any payload, encoding any floats (NaN and infinity included) and sizing any shape
 // must neither crash nor trip a sanitizer; TensorBytes must agree with plain arithmetic.
 #include <array>
@@ -14,7 +16,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 17) return 0;
-  const uint32_t id = data[0] < 128 ? data[0] % 32u : smelt::kFirstNativeTypeId + data[0] % 32u;
+  const uint32_t id = data[0] < 128 ? data[0] % 32u : smelt::kFirstNativeTypeId + (data[0] - 128u) % 64u;
   const smelt::TypeTraits* tr = smelt::FindTraits(id);
   if (tr == nullptr) return 0;
   std::array<int64_t, 4> ne;
