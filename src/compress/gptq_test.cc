@@ -70,8 +70,9 @@ const DType kAllCodeTypes[] = {DType::kQ4_0,     DType::kQ4_1,      DType::kQ5_0
 // Cholesky), i.e. in the last few bits of double values. A code can only differ when a weight
 // lies within ~1e-13 of a midpoint between two grid values, which for these few thousand f32
 // weights has a chance of order 1e-9, so the encoded bytes must be identical; the proxy losses
-// agree to the same relative precision.
-TEST(CompressGptq, FastEqualsNaiveTwin) {
+// agree to the same relative precision. (Slow: not in the sanitizer build, where the other GPTQ
+// tests run the fast path.)
+TEST(CompressGptq, FastEqualsNaiveTwinSlow) {
   const Layer small = MakeCalibLayer(12, 256, 300, 1);
   const Layer wide = MakeCalibLayer(6, 512, 400, 2);  // two super-blocks, several batches
   for (DType t : kAllCodeTypes) {

@@ -103,8 +103,9 @@ TEST(Adversarial, PerturbationRaisesTheLossToFirstOrder) {
 }
 
 // The objective's gradient is that of f(θ) = loss(θ; x) + w·loss(θ; x + δ) with δ as the
-// objective computed it, held fixed.
-TEST(Adversarial, CombinedObjectiveGradientMatchesFiniteDifferences) {
+// objective computed it, held fixed. (Slow: not in the sanitizer build, where
+// Distiller.AdversarialObjectiveGradientMatchesFiniteDifferences runs the same objective.)
+TEST(Adversarial, CombinedObjectiveGradientMatchesFiniteDifferencesSlow) {
   for (bool qwen : {false, true}) {
     TrainModel m = RoughModel(qwen);
     Batch b = RandomBatch(2, 5, m.config().vocab, 6);
