@@ -41,8 +41,5 @@ PerturbableLoss Perturbable(LogitLoss loss);
 // The objective loss(x) + w·loss(x + δ) (see above) for Trainer::set_objective. Throws Error for
 // ε < 0 or w < 0.
 Objective AdversarialObjective(const AdversarialOptions& opt, PerturbableLoss loss);
-inline Objective AdversarialObjective(const AdversarialOptions& opt, LogitLoss loss) {
-  return AdversarialObjective(opt, Perturbable(std::move(loss)));
-}
 
 }  // namespace smelt::train

@@ -116,7 +116,7 @@ TEST(Adversarial, CombinedObjectiveGradientMatchesFiniteDifferencesSlow) {
     std::vector<float> delta(b.B * b.T * m.config().dim);
     FgmPerturbation(EmbeddingGradient(m, b, ws).data(), b.B, b.T, m.config().dim, opt, delta.data());
 
-    const Objective obj = AdversarialObjective(opt, CrossEntropyLogitLoss(m.config().vocab));
+    const Objective obj = AdversarialObjective(opt, Perturbable(CrossEntropyLogitLoss(m.config().vocab)));
     m.ZeroGrad();
     const double loss = obj(m, b, (float)(1.0 / scored), ws, 2) / scored;
     Workspace ws2;
@@ -130,7 +130,7 @@ TEST(Adversarial, CombinedObjectiveGradientMatchesFiniteDifferencesSlow) {
       ExpectGradient(f, m.params().data() + p.offset, p.size, m.grads().data() + p.offset, LossNoise(loss, m.config()),
                      p.name);
   }
-  EXPECT_NE(ErrorOf([] { AdversarialObjective({-1.0f, PerturbNorm::kSequence, 1.0f}, LogitLoss(nullptr)); }).find("epsilon"),
+  EXPECT_NE(ErrorOf([] { AdversarialObjective({-1.0f, PerturbNorm::kSequence, 1.0f}, nullptr); }).find("epsilon"),
             std::string::npos);
 }
 
@@ -145,7 +145,7 @@ TEST(Adversarial, TrainerRunsTheObjective) {
   TrainOptions o;
   o.steps = 3, o.batch = 2;
   Trainer plain(m, o), adv(m, o);
-  adv.set_objective(AdversarialObjective({0.0f, PerturbNorm::kSequence, 1.0f}, CrossEntropyLogitLoss(20)));
+  adv.set_objective(AdversarialObjective({0.0f, PerturbNorm::kSequence, 1.0f}, Perturbable(CrossEntropyLogitLoss(20))));
   // ε = 0: the adversarial term repeats the clean one, so the loss doubles and the gradient
   // doubles (AdamW's update is unchanged up to eps: the same parameters after a step).
   const StepStats a = plain.Step(data), c = adv.Step(data);

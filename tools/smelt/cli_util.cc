@@ -109,7 +109,6 @@ Calibration Calibrate(const Model& m, const SensitivityArgs& a, CalibNeed need, 
   if (need == CalibNeed::kSamples) return c;
   StatsOptions so;
   so.threads = threads;
-  so.hessian = need == CalibNeed::kHessians;
   so.progress = Progress("calibration");
   c.stats = CollectActivationStatsStaged(m, c.samples, so);
   return c;

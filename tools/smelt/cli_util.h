@@ -85,8 +85,8 @@ std::vector<DType> CandidatesOf(const SensitivityArgs& a);
 SensitivityKind KindOf(const SensitivityArgs& a);
 
 // Calibration samples of a.calib and, as asked, their activation statistics (the staged pass of
-// compress/activation_stats.h), with every input's Hessian too.
-enum class CalibNeed { kSamples, kStats, kHessians };
+// compress/activation_stats.h; no Hessians: GPTQ and AWQ take theirs from their own staged pass).
+enum class CalibNeed { kSamples, kStats };
 struct Calibration {
   std::vector<std::vector<int32_t>> samples;
   ActivationStats stats;  // empty with kSamples
