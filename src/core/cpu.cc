@@ -47,6 +47,8 @@ CpuFeatures Detect() {
   f.avx_vnni = Bit(l7s1.eax, 4);
   if (zmm) {
     f.avx512f = Bit(l7.ebx, 16);
+    f.avx512bw = f.avx512f && Bit(l7.ebx, 30);
+    f.avx512vl = f.avx512f && Bit(l7.ebx, 31);
     f.avx512_vnni = f.avx512f && Bit(l7.ecx, 11);
     f.avx512_bf16 = f.avx512f && Bit(l7s1.eax, 5);
   }
@@ -104,6 +106,10 @@ const std::string& CpuModelName() {
 
 namespace smelt {
 
-const char* KernelPath() { return CpuHasAvx2FmaF16c() ? "avx2" : "scalar"; }
+const char* KernelPath() {
+  if (!CpuHasAvx2FmaF16c()) return "scalar";
+  if (CpuHasAvx512Vnni()) return "avx2+avx512vnni";
+  return CpuHasAvxVnni() ? "avx2+avxvnni" : "avx2";
+}
 
 }  // namespace smelt

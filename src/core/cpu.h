@@ -23,6 +23,8 @@ struct CpuFeatures {
   bool fma = false;
   bool f16c = false;
   bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
   bool avx512_vnni = false;
   bool avx512_bf16 = false;
   bool avx_vnni = false;  // the VEX-encoded VNNI of Alder Lake / Zen 5 (no AVX-512 needed)
@@ -36,7 +38,8 @@ const CpuFeatures& GetCpuFeatures();
 const std::string& CpuModelName();
 
 // Which of smelt's kernel twins this CPU runs: "avx2" where CpuHasAvx2FmaF16c() (declared below), else
-// "scalar".
+// "scalar"; with "+avx512vnni" or "+avxvnni" appended where the kernels that have a VNNI twin
+// (the packed Q4_0/IQ4_NL/Q8_0 products, kernels/packed.h) run it.
 const char* KernelPath();
 
 // True when the CPU supports AVX2 together with FMA and F16C (every AVX2 CPU of Intel and AMD
@@ -45,5 +48,14 @@ inline bool CpuHasAvx2FmaF16c() {
   const CpuFeatures& f = GetCpuFeatures();
   return f.avx2 && f.fma && f.f16c;
 }
+
+// AVX-512 VNNI on 256-bit registers (vpdpbusd with AVX512VL and AVX512BW) besides AVX2/FMA/F16C.
+inline bool CpuHasAvx512Vnni() {
+  const CpuFeatures& f = GetCpuFeatures();
+  return CpuHasAvx2FmaF16c() && f.avx512f && f.avx512bw && f.avx512vl && f.avx512_vnni;
+}
+
+// AVX-VNNI (the VEX-encoded vpdpbusd) besides AVX2/FMA/F16C.
+inline bool CpuHasAvxVnni() { return CpuHasAvx2FmaF16c() && GetCpuFeatures().avx_vnni; }
 
 }  // namespace smelt

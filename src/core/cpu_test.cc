@@ -37,6 +37,8 @@ TEST(Cpu, FeaturesMatchTheKernelsFlags) {
   EXPECT_EQ(f.fma, flags.count("fma") == 1);
   EXPECT_EQ(f.f16c, flags.count("f16c") == 1);
   EXPECT_EQ(f.avx512f, flags.count("avx512f") == 1);
+  EXPECT_EQ(f.avx512bw, flags.count("avx512bw") == 1);
+  EXPECT_EQ(f.avx512vl, flags.count("avx512vl") == 1);
   EXPECT_EQ(f.avx512_vnni, flags.count("avx512_vnni") == 1);
   EXPECT_EQ(f.avx512_bf16, flags.count("avx512_bf16") == 1);
   EXPECT_EQ(f.avx_vnni, flags.count("avx_vnni") == 1);
@@ -44,7 +46,13 @@ TEST(Cpu, FeaturesMatchTheKernelsFlags) {
 
 TEST(Cpu, Avx2AgreesWithTheCompilerRuntimeAndKernelPath) {
   EXPECT_EQ(GetCpuFeatures().avx2, CpuHasAvx2());
-  EXPECT_EQ(std::string(KernelPath()), CpuHasAvx2FmaF16c() ? "avx2" : "scalar");
+  const std::string path = KernelPath();
+  if (!CpuHasAvx2FmaF16c()) {
+    EXPECT_EQ(path, "scalar");
+  } else {
+    const std::string vnni = CpuHasAvx512Vnni() ? "+avx512vnni" : CpuHasAvxVnni() ? "+avxvnni" : "";
+    EXPECT_EQ(path, "avx2" + vnni);
+  }
 }
 
 TEST(Cpu, ModelNameIsOneTrimmedLine) {

@@ -147,7 +147,24 @@ PackedGemmFn PackedGemmReference(DType type) {
   }
 }
 
-PackedGemmFn FastPackedGemm(DType type) { return CpuHasAvx2FmaF16c() ? Avx2PackedGemm(type) : nullptr; }
+std::vector<NamedPackedGemm> PackedGemmTwins(DType type) {
+  std::vector<NamedPackedGemm> twins;
+  auto add = [&](bool runs, const char* name, PackedGemmFn fn) {
+    if (runs && fn) twins.push_back({name, fn});
+  };
+  add(CpuHasAvx512Vnni(), "avx512vnni", Avx512VnniPackedGemm(type));
+  add(CpuHasAvxVnni(), "avxvnni", AvxVnniPackedGemm(type));
+  add(CpuHasAvx2FmaF16c(), "avx2", Avx2PackedGemm(type));
+  return twins;
+}
+
+PackedGemmFn FastPackedGemm(DType type) {
+  if (CpuHasAvx512Vnni())
+    if (PackedGemmFn f = Avx512VnniPackedGemm(type)) return f;
+  if (CpuHasAvxVnni())
+    if (PackedGemmFn f = AvxVnniPackedGemm(type)) return f;
+  return CpuHasAvx2FmaF16c() ? Avx2PackedGemm(type) : nullptr;
+}
 
 void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, int threads) {
   const PackedGemmFn gemm = FastPackedGemm(p.type);

@@ -62,8 +62,8 @@ PackedMatrix PackWeights(const Tensor& w);
 void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks);
 
 // y[t * y_stride + r] for r < 8, t < T: the 8 rows of one panel (nb packed blocks) times T
-// activation rows encoded as Q8_0 (row t at a + t * a_stride bytes). Q4_0 also reads the sums
-// of the activation blocks' codes, a_sums[t * nb + b] (Q8_0 ignores them).
+// activation rows encoded as Q8_0 (row t at a + t * a_stride bytes), and the sums of the
+// activation blocks' codes, a_sums[t * nb + b] (read by the Q4_0 kernels and every VNNI twin).
 using PackedGemmFn = void (*)(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride,
                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
 // The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL or Q8_0); nullptr for another type.
@@ -71,8 +71,22 @@ PackedGemmFn PackedGemmReference(DType type);
 // The AVX2 twin (only valid where CpuHasAvx2FmaF16c()); nullptr where it is not built or `type`
 // has none.
 PackedGemmFn Avx2PackedGemm(DType type);
-// What this CPU runs: the AVX2 twin, else nullptr (packing pays only with the SIMD kernel).
+// The VNNI twins (kernels/packed_vnni.cc): one vpdpbusd per chunk instead of the AVX2 twin's
+// maddubs/add/madd, every type's codes offset to unsigned bytes, so they read a_sums for every
+// type. Valid only where CpuHasAvx512Vnni() (resp. CpuHasAvxVnni()); nullptr where not built.
+PackedGemmFn Avx512VnniPackedGemm(DType type);
+PackedGemmFn AvxVnniPackedGemm(DType type);
+// What this CPU runs: the AVX-512 VNNI twin, else the AVX-VNNI twin, else the AVX2 twin, else
+// nullptr (packing pays only with a SIMD kernel).
 PackedGemmFn FastPackedGemm(DType type);
+
+// Every SIMD twin this CPU can run for `type`, with its name ("avx2", "avxvnni", "avx512vnni"):
+// for tests and micro-benchmarks that compare them.
+struct NamedPackedGemm {
+  const char* name;
+  PackedGemmFn fn;
+};
+std::vector<NamedPackedGemm> PackedGemmTwins(DType type);
 
 // y: (T, rows) = x: (T, cols) · pᵀ, each input row rounded to Q8_0 first as llama.cpp rounds a
 // Q4_0, IQ4_NL or Q8_0 product's input; OpenMP over panels. Needs FastPackedGemm(p.type).

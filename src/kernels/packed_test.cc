@@ -114,9 +114,10 @@ TEST_P(Packed, PackingIsLosslessAndPadsTheLastPanel) {
   EXPECT_EQ(PackedGemmReference(DType::kF16), nullptr);
 }
 
-TEST_P(Packed, ReferenceIsTheDecodedDotAndAvx2IsTheReferenceBitForBit) {
+TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) {
   const DType type = GetParam();
-  const PackedGemmFn reference = PackedGemmReference(type), avx2 = FastPackedGemm(type);
+  const PackedGemmFn reference = PackedGemmReference(type);
+  const std::vector<NamedPackedGemm> twins = PackedGemmTwins(type);
   for (size_t set = 0; set < kScaleSets.size(); ++set) {
     const int64_t C = 256, T = 9;
     const QMatrix m = RandomQ(type, 8, C, 10 + set, kScaleSets[set]);
@@ -136,15 +137,17 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndAvx2IsTheReferenceBitForBit) {
         EXPECT_NEAR(ref[t * 8 + r], exact, testing::KernelTolerance(C, mass)) << "set " << set << " t " << t;
       }
     }
-    if (!avx2) continue;
-    // Every batch size, so each token-tile path runs.
-    for (int64_t n : {1, 3, 4, 5, 9}) {
-      std::fill(fast.begin(), fast.end(), 0.0f);
-      avx2(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), n, fast.data(), 8);
-      for (int64_t i = 0; i < n * 8; ++i) ASSERT_EQ(fast[i], ref[i]) << "set " << set << " T " << n << " i " << i;
-    }
+    // Every twin at every batch size, so each token-tile path runs.
+    for (const NamedPackedGemm& twin : twins)
+      for (int64_t n : {1, 3, 4, 5, 9}) {
+        std::fill(fast.begin(), fast.end(), 0.0f);
+        twin.fn(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), n, fast.data(), 8);
+        for (int64_t i = 0; i < n * 8; ++i)
+          ASSERT_EQ(fast[i], ref[i]) << twin.name << " set " << set << " T " << n << " i " << i;
+      }
   }
-  if (!avx2) GTEST_SKIP() << "no AVX2 on this CPU: only the reference was checked";
+  if (twins.empty()) GTEST_SKIP() << "no SIMD twin on this CPU: only the reference was checked";
+  if (twins.front().fn != FastPackedGemm(type)) ADD_FAILURE() << "the dispatch does not pick the widest twin";
 }
 
 TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {

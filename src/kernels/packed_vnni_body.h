@@ -1,0 +1,115 @@
+// The body of the VNNI twins of PackedGemmReference (kernels/packed.h), included by
+// packed_vnni.cc once per instruction encoding: SMELT_VNNI_NS names the namespace,
+// SMELT_VNNI_TARGET is the target attribute every function carries, and SMELT_DPBUSD(acc, u, s)
+// is the 256-bit dot product of unsigned by signed bytes (AVX-512 VNNI's EVEX form, or
+// AVX-VNNI's VEX form). No include guard: it is meant to be read twice.
+//
+// Each packed chunk (4 codes of each of the 8 rows) meets a broadcast of the 4 matching
+// activation bytes in one vpdpbusd, which adds the four products of every row into its int32 lane
+// without the int16 pair sums (and their saturation) of the AVX2 twin. vpdpbusd takes unsigned
+// weights, so every type's codes are made non-negative with an offset taken off once per block:
+//   Q4_0    the stored nibble q_w (0..15), value q_w − 8:   Σ q_w·q_a − 8·Σ q_a
+//   IQ4_NL  table[q_w] + 128 (1..241):                        Σ (v + 128)·q_a − 128·Σ q_a
+//   Q8_0    q_w + 128 (q_w ^ 0x80, 0..255):                   Σ (q_w + 128)·q_a − 128·Σ q_a
+// so every type reads the activation blocks' code sums a_sums. The integer sums are exact
+// (|Σ| < 2^31), and the f32 operations are the reference's in the reference's order, so the
+// results are the same bits.
+
+namespace SMELT_VNNI_NS {
+
+SMELT_VNNI_TARGET inline __m256i Broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+
+// A packed block's codes as unsigned bytes: c[j] holds the 8 rows' codes that meet activation
+// bytes 4j .. 4j+3 (Q4_0/IQ4_NL: chunk j's low nibbles for j < 4, chunk j − 4's high nibbles after).
+struct UnsignedQ4_0 {
+  static constexpr int32_t kOffset = 8;
+  __m256i c[8];
+  SMELT_VNNI_TARGET explicit UnsignedQ4_0(const BlockQ4_0x8& w) {
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      c[k] = _mm256_and_si256(bytes, mask);
+      c[4 + k] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
+    }
+  }
+};
+struct UnsignedIQ4_NL {
+  static constexpr int32_t kOffset = 128;
+  __m256i c[8];
+  SMELT_VNNI_TARGET explicit UnsignedIQ4_NL(const BlockQ4_0x8& w) {
+    const __m256i table = _mm256_add_epi8(
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues))),
+        _mm256_set1_epi8((char)0x80));  // + 128 mod 256: every entry lies in -127..113
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      c[k] = _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, mask));
+      c[4 + k] = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
+    }
+  }
+};
+struct UnsignedQ8_0 {
+  static constexpr int32_t kOffset = 128;
+  __m256i c[8];
+  SMELT_VNNI_TARGET explicit UnsignedQ8_0(const BlockQ8_0x8& w) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int k = 0; k < 8; ++k)
+      c[k] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k])), flip);
+  }
+};
+
+// Lane r: row r's exact Σ value·q_a for one activation block (two accumulators: the integer
+// sums do not depend on the order, and the chain is half as long).
+template <class Codes>
+SMELT_VNNI_TARGET inline __m256i RowSums(const Codes& w, const BlockQ8_0& a, int32_t a_sum) {
+  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+  for (int j = 0; j < 8; j += 2) {
+    s0 = SMELT_DPBUSD(s0, w.c[j], Broadcast4(a.qs + 4 * j));
+    s1 = SMELT_DPBUSD(s1, w.c[j + 1], Broadcast4(a.qs + 4 * j + 4));
+  }
+  return _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_set1_epi32(Codes::kOffset * a_sum));
+}
+
+// Tokens t0 .. t0+NT-1 against the whole panel, accumulators in registers.
+template <class Packed, class Codes, int NT>
+SMELT_VNNI_TARGET inline void Tokens(const Packed* panel, int64_t nb, const uint8_t* a, size_t a_stride,
+                                     const int32_t* a_sums, int64_t t0, float* y, int64_t y_stride) {
+  __m256 acc[NT];
+  for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    PrefetchAhead<sizeof(Packed)>(panel + b);
+    const Codes codes(panel[b]);
+    const __m256 d_w = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel[b].d)));
+    for (int k = 0; k < NT; ++k) {
+      const BlockQ8_0& act = reinterpret_cast<const BlockQ8_0*>(a + (t0 + k) * a_stride)[b];
+      const __m256i sums = RowSums(codes, act, a_sums[(t0 + k) * nb + b]);
+      const __m256 d = _mm256_mul_ps(d_w, _mm256_set1_ps(_cvtsh_ss(act.d)));
+      acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc[k]);
+    }
+  }
+  for (int k = 0; k < NT; ++k) _mm256_storeu_ps(y + (t0 + k) * y_stride, acc[k]);
+}
+
+template <class Packed, class Codes>
+SMELT_VNNI_TARGET void Gemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride,
+                            const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
+  const auto* panel = static_cast<const Packed*>(panel_bytes);
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) Tokens<Packed, Codes, 4>(panel, nb, a, a_stride, a_sums, t, y, y_stride);
+  for (; t < T; ++t) Tokens<Packed, Codes, 1>(panel, nb, a, a_stride, a_sums, t, y, y_stride);
+}
+
+inline PackedGemmFn Select(DType type) {
+  switch (type) {
+    case DType::kQ4_0: return Gemm<BlockQ4_0x8, UnsignedQ4_0>;
+    case DType::kIQ4_NL: return Gemm<BlockQ4_0x8, UnsignedIQ4_NL>;
+    case DType::kQ8_0: return Gemm<BlockQ8_0x8, UnsignedQ8_0>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace SMELT_VNNI_NS
