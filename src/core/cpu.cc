@@ -3,6 +3,11 @@
 #include <cstdint>
 #include <fstream>
 
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #define SMELT_X86_CPUID 1
@@ -45,9 +50,12 @@ CpuFeatures Detect() {
   f.f16c = Bit(l1.ecx, 29);
   f.avx2 = Bit(l7.ebx, 5);
   f.avx_vnni = Bit(l7s1.eax, 4);
+  // AMX: TILECFG and TILEDATA state (XCR0 bits 17, 18), AMX-TILE and AMX-INT8 (leaf 7 EDX 24, 25).
+  f.amx_int8 = (xcr0 & 0x60000) == 0x60000 && Bit(l7.edx, 24) && Bit(l7.edx, 25);
   if (zmm) {
     f.avx512f = Bit(l7.ebx, 16);
     f.avx512bw = f.avx512f && Bit(l7.ebx, 30);
+    f.avx512dq = f.avx512f && Bit(l7.ebx, 17);
     f.avx512vl = f.avx512f && Bit(l7.ebx, 31);
     f.avx512_vnni = f.avx512f && Bit(l7.ecx, 11);
     f.avx512_bf16 = f.avx512f && Bit(l7s1.eax, 5);
@@ -90,7 +98,23 @@ std::string ModelName() {
   return "unknown";
 }
 
+// Linux keeps the AMX tile data state off until a process asks for it (since 5.16).
+bool RequestTileData() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureTileData = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureTileData) == 0;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
+
+bool CpuHasAmxInt8() {
+  static const bool usable =
+      CpuHasAvx512Vnni() && GetCpuFeatures().avx512dq && GetCpuFeatures().amx_int8 && RequestTileData();
+  return usable;
+}
 
 const CpuFeatures& GetCpuFeatures() {
   static const CpuFeatures f = Detect();
@@ -108,6 +132,7 @@ namespace smelt {
 
 const char* KernelPath() {
   if (!CpuHasAvx2FmaF16c()) return "scalar";
+  if (CpuHasAmxInt8()) return "avx2+avx512vnni+amx";
   if (CpuHasAvx512Vnni()) return "avx2+avx512vnni";
   return CpuHasAvxVnni() ? "avx2+avxvnni" : "avx2";
 }

@@ -24,10 +24,12 @@ struct CpuFeatures {
   bool f16c = false;
   bool avx512f = false;
   bool avx512bw = false;
+  bool avx512dq = false;
   bool avx512vl = false;
   bool avx512_vnni = false;
   bool avx512_bf16 = false;
   bool avx_vnni = false;  // the VEX-encoded VNNI of Alder Lake / Zen 5 (no AVX-512 needed)
+  bool amx_int8 = false;  // AMX tiles with int8 dot products, state enabled in XCR0 (Sapphire Rapids on)
 };
 
 // Read from CPUID and XGETBV directly (not through the compiler's runtime), once.
@@ -39,7 +41,8 @@ const std::string& CpuModelName();
 
 // Which of smelt's kernel twins this CPU runs: "avx2" where CpuHasAvx2FmaF16c() (declared below), else
 // "scalar"; with "+avx512vnni" or "+avxvnni" appended where the kernels that have a VNNI twin
-// (the packed Q4_0/IQ4_NL/Q8_0 products, kernels/packed.h) run it.
+// (the packed Q4_0/IQ4_NL/Q8_0 products, kernels/packed.h) run it, and "+amx" where those
+// products run on AMX tiles from 16 tokens on.
 const char* KernelPath();
 
 // True when the CPU supports AVX2 together with FMA and F16C (every AVX2 CPU of Intel and AMD
@@ -54,6 +57,11 @@ inline bool CpuHasAvx512Vnni() {
   const CpuFeatures& f = GetCpuFeatures();
   return CpuHasAvx2FmaF16c() && f.avx512f && f.avx512bw && f.avx512vl && f.avx512_vnni;
 }
+
+// AMX-INT8 usable by this process, besides AVX-512 VNNI and DQ: the CPU has it, XCR0 enables the tile
+// state, and Linux granted the process the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM,
+// asked once, on the first call; without it the first tile instruction faults).
+bool CpuHasAmxInt8();
 
 // AVX-VNNI (the VEX-encoded vpdpbusd) besides AVX2/FMA/F16C.
 inline bool CpuHasAvxVnni() { return CpuHasAvx2FmaF16c() && GetCpuFeatures().avx_vnni; }

@@ -38,10 +38,12 @@ TEST(Cpu, FeaturesMatchTheKernelsFlags) {
   EXPECT_EQ(f.f16c, flags.count("f16c") == 1);
   EXPECT_EQ(f.avx512f, flags.count("avx512f") == 1);
   EXPECT_EQ(f.avx512bw, flags.count("avx512bw") == 1);
+  EXPECT_EQ(f.avx512dq, flags.count("avx512dq") == 1);
   EXPECT_EQ(f.avx512vl, flags.count("avx512vl") == 1);
   EXPECT_EQ(f.avx512_vnni, flags.count("avx512_vnni") == 1);
   EXPECT_EQ(f.avx512_bf16, flags.count("avx512_bf16") == 1);
   EXPECT_EQ(f.avx_vnni, flags.count("avx_vnni") == 1);
+  EXPECT_EQ(f.amx_int8, flags.count("amx_tile") == 1 && flags.count("amx_int8") == 1);
 }
 
 TEST(Cpu, Avx2AgreesWithTheCompilerRuntimeAndKernelPath) {
@@ -50,7 +52,10 @@ TEST(Cpu, Avx2AgreesWithTheCompilerRuntimeAndKernelPath) {
   if (!CpuHasAvx2FmaF16c()) {
     EXPECT_EQ(path, "scalar");
   } else {
-    const std::string vnni = CpuHasAvx512Vnni() ? "+avx512vnni" : CpuHasAvxVnni() ? "+avxvnni" : "";
+    const std::string vnni = CpuHasAmxInt8()      ? "+avx512vnni+amx"
+                             : CpuHasAvx512Vnni() ? "+avx512vnni"
+                             : CpuHasAvxVnni()    ? "+avxvnni"
+                                                  : "";
     EXPECT_EQ(path, "avx2" + vnni);
   }
 }

@@ -152,6 +152,7 @@ std::vector<NamedPackedGemm> PackedGemmTwins(DType type) {
   auto add = [&](bool runs, const char* name, PackedGemmFn fn) {
     if (runs && fn) twins.push_back({name, fn});
   };
+  add(CpuHasAmxInt8(), "amx", AmxPackedGemm(type));
   add(CpuHasAvx512Vnni(), "avx512vnni", Avx512VnniPackedGemm(type));
   add(CpuHasAvxVnni(), "avxvnni", AvxVnniPackedGemm(type));
   add(CpuHasAvx2FmaF16c(), "avx2", Avx2PackedGemm(type));
@@ -159,6 +160,8 @@ std::vector<NamedPackedGemm> PackedGemmTwins(DType type) {
 }
 
 PackedGemmFn FastPackedGemm(DType type) {
+  if (CpuHasAmxInt8())
+    if (PackedGemmFn f = AmxPackedGemm(type)) return f;
   if (CpuHasAvx512Vnni())
     if (PackedGemmFn f = Avx512VnniPackedGemm(type)) return f;
   if (CpuHasAvxVnni())

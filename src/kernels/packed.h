@@ -76,11 +76,15 @@ PackedGemmFn Avx2PackedGemm(DType type);
 // type. Valid only where CpuHasAvx512Vnni() (resp. CpuHasAvxVnni()); nullptr where not built.
 PackedGemmFn Avx512VnniPackedGemm(DType type);
 PackedGemmFn AvxVnniPackedGemm(DType type);
-// What this CPU runs: the AVX-512 VNNI twin, else the AVX-VNNI twin, else the AVX2 twin, else
+// The AMX twin (kernels/packed_amx.cc): 16 tokens at a time on the tile unit, fewer on the
+// AVX-512 VNNI twin. Valid only where CpuHasAmxInt8(); nullptr where not built.
+PackedGemmFn AmxPackedGemm(DType type);
+// What this CPU runs: the AMX twin, else the AVX-512 VNNI twin, else the AVX-VNNI twin, else the AVX2 twin, else
 // nullptr (packing pays only with a SIMD kernel).
 PackedGemmFn FastPackedGemm(DType type);
 
-// Every SIMD twin this CPU can run for `type`, with its name ("avx2", "avxvnni", "avx512vnni"):
+// Every SIMD twin this CPU can run for `type`, with its name ("avx2", "avxvnni", "avx512vnni", "amx"),
+// the one FastPackedGemm picks first:
 // for tests and micro-benchmarks that compare them.
 struct NamedPackedGemm {
   const char* name;

@@ -119,7 +119,7 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) 
   const PackedGemmFn reference = PackedGemmReference(type);
   const std::vector<NamedPackedGemm> twins = PackedGemmTwins(type);
   for (size_t set = 0; set < kScaleSets.size(); ++set) {
-    const int64_t C = 256, T = 9;
+    const int64_t C = 256, T = 37;  // past two tiles of 16 tokens
     const QMatrix m = RandomQ(type, 8, C, 10 + set, kScaleSets[set]);
     const PackedMatrix p = PackWeights(m.tensor);
     const std::vector<float> x = RandomActivations(T * C, 20 + set);
@@ -139,7 +139,7 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) 
     }
     // Every twin at every batch size, so each token-tile path runs.
     for (const NamedPackedGemm& twin : twins)
-      for (int64_t n : {1, 3, 4, 5, 9}) {
+      for (int64_t n : {1, 3, 4, 5, 9, 16, 21, 32, 37}) {
         std::fill(fast.begin(), fast.end(), 0.0f);
         twin.fn(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), n, fast.data(), 8);
         for (int64_t i = 0; i < n * 8; ++i)
@@ -153,7 +153,7 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) 
 TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
   const DType type = GetParam();
   if (!FastPackedGemm(type)) GTEST_SKIP() << "no packed kernel on this CPU";
-  const int64_t OC = 45, C = 512, T = 7;  // 45 rows: the sixth panel is padded
+  const int64_t OC = 45, C = 512, T = 23;  // 45 rows: the sixth panel is padded; a tile of 16 tokens and 7 more
   const QMatrix m = RandomQ(type, OC, C, 3, kScaleSets[0]);
   const PackedMatrix p = PackWeights(m.tensor);
   const std::vector<float> x = RandomActivations(T * C, 4);

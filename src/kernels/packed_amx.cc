@@ -1,0 +1,204 @@
+// The AMX twin of PackedGemmReference (kernels/packed.h), for prompts and batches: 16 tokens of
+// one packed panel at a time through Intel's tile unit. Per block of 32 columns:
+//   A        = the 16 tokens' 32 activation codes, loaded straight from the encoded Q8_0 rows
+//              (one tile row per token, the row stride as the tile stride);
+//   B        = the panel block's codes as signed bytes in VNNI order: tile row j holds codes
+//              4j .. 4j+3 of each of the 8 rows, which is exactly a packed Q8_0 block's chunk j
+//              (loaded in place) and what Q4_0 (q_w − 8) and IQ4_NL (table[q_w]) unpack to;
+//   C        = tdpbssd of the two: token t's 8 exact row sums in tile row t.
+// C goes to a small buffer, and each token's 8 sums take the reference's f32 steps in the
+// reference's order (acc = fma(d_w·d_a, (float) sum, acc), blocks in column order), so the results
+// are the same bits as PackedGemmReference's and the other twins'. Fewer than 16 remaining tokens
+// go to the AVX-512 VNNI twin (the same bits).
+//
+// Only these functions carry the target attribute; dispatch: CpuHasAmxInt8() in packed.cc (which
+// also asks the kernel for the tile state).
+#include "kernels/packed.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <immintrin.h>
+
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values, which its uninitialized-use
+// warnings flag inside functions that enable AVX-512 by attribute (a false positive).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "formats/iq4_nl.h"
+#include "formats/q8_0.h"
+#include "kernels/prefetch.h"
+
+#define SMELT_AMX __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
+
+namespace smelt {
+namespace {
+
+constexpr int kTileTokens = 16;
+constexpr int kCodeBytes = 32;  // one block's codes: a tile row of A, and 8 rows × 4 codes per row of B
+
+// ldtilecfg's 64-byte operand (palette 1): bytes per row and rows of each tile register.
+struct TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads 64 bytes");
+
+// Tells the compiler that memory written before this point may be read by the tile loads after
+// it (the tile intrinsics are asm statements that do not say they read memory).
+inline void MemoryBarrier() { __asm__ volatile("" ::: "memory"); }
+
+// The 8 rows' codes of one packed block as signed bytes in tile order (B), 8 × 32 bytes.
+struct SignedTileQ8_0 {
+  const int8_t* codes;
+  SMELT_AMX explicit SignedTileQ8_0(const BlockQ8_0x8& w, int8_t*) : codes(&w.qs[0][0]) {}
+};
+struct SignedTileQ4_0 {
+  const int8_t* codes;
+  SMELT_AMX SignedTileQ4_0(const BlockQ4_0x8& w, int8_t* buf) : codes(buf) {
+    const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(bytes, mask), eight);
+      const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask), eight);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + k * kCodeBytes), lo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + (4 + k) * kCodeBytes), hi);
+    }
+    MemoryBarrier();
+  }
+};
+struct SignedTileIQ4_NL {
+  const int8_t* codes;
+  SMELT_AMX SignedTileIQ4_NL(const BlockQ4_0x8& w, int8_t* buf) : codes(buf) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + k * kCodeBytes),
+                          _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, mask)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + (4 + k) * kCodeBytes),
+                          _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask)));
+    }
+    MemoryBarrier();
+  }
+};
+
+// One block's product into tile C (0..3), through A (4 or 6) and B (5 or 7): the tile numbers
+// are part of the instructions, so they are spelled out.
+#define SMELT_TILE_PRODUCT(C, A, B, act, codes, stride) \
+  do {                                                  \
+    _tile_zero(C);                                      \
+    _tile_loadd(A, act, stride);                        \
+    _tile_loadd(B, codes, kCodeBytes);                  \
+    _tile_dpbssd(C, A, B);                              \
+  } while (0)
+
+// Tokens t0 .. t0+15 against the whole panel (the tile configuration already loaded). Up to four
+// blocks are in flight at once (C tiles 0..3, the A and B tiles alternating), so the tile unit's
+// latency overlaps; then their sums take the f32 steps block by block, in column order.
+template <class Packed, class Tile>
+SMELT_AMX void SixteenTokens(const Packed* panel, int64_t nb, const uint8_t* a, size_t a_stride, int64_t t0,
+                             float* y, int64_t y_stride) {
+  constexpr int kInFlight = 4;
+  alignas(64) int8_t codes[kInFlight][8 * kCodeBytes];
+  alignas(64) int32_t sums[kInFlight][kTileTokens][8];
+  // Token pairs: lanes 0..7 hold token 2p's 8 rows, lanes 8..15 token 2p + 1's.
+  __m512 acc[kTileTokens / 2];
+  for (int p = 0; p < kTileTokens / 2; ++p) acc[p] = _mm512_setzero_ps();
+  const uint8_t* rows = a + t0 * a_stride;
+  const long stride = (long)a_stride;
+  // Byte offsets of the 16 tokens' rows, to gather their blocks' fp16 scales in one instruction.
+  const __m512i token_offsets = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int32_t)a_stride));
+  const __m512i low_half = _mm512_set1_epi32(0xFFFF);
+  for (int64_t b0 = 0; b0 < nb; b0 += kInFlight) {
+    const int n = (int)std::min<int64_t>(kInFlight, nb - b0);
+    const uint8_t* act[kInFlight];
+    const int8_t* tile_codes[kInFlight];
+    for (int i = 0; i < n; ++i) {
+      PrefetchAhead<sizeof(Packed)>(panel + b0 + i);
+      act[i] = rows + (b0 + i) * sizeof(BlockQ8_0);
+      tile_codes[i] = Tile(panel[b0 + i], codes[i]).codes;
+    }
+    MemoryBarrier();
+    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + offsetof(BlockQ8_0, qs), tile_codes[0], stride);
+    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + offsetof(BlockQ8_0, qs), tile_codes[1], stride);
+    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + offsetof(BlockQ8_0, qs), tile_codes[2], stride);
+    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + offsetof(BlockQ8_0, qs), tile_codes[3], stride);
+    _tile_stored(0, sums[0], 8 * sizeof(int32_t));
+    if (n > 1) _tile_stored(1, sums[1], 8 * sizeof(int32_t));
+    if (n > 2) _tile_stored(2, sums[2], 8 * sizeof(int32_t));
+    if (n > 3) _tile_stored(3, sums[3], 8 * sizeof(int32_t));
+    for (int i = 0; i < n; ++i) {
+      // d_w of the 8 rows in both halves; d_a of the 16 tokens (the fp16 scale opens each block).
+      const __m256 d_w8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel[b0 + i].d)));
+      const __m512 d_w = _mm512_insertf32x8(_mm512_castps256_ps512(d_w8), d_w8, 1);
+      const __m512i words = _mm512_and_si512(_mm512_i32gather_epi32(token_offsets, act[i], 1), low_half);
+      const __m512 d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+      for (int p = 0; p < kTileTokens / 2; ++p) {
+        const __m512i pick = _mm512_inserti32x8(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1);
+        const __m512 d = _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
+        const __m512i s = _mm512_load_si512(sums[i][2 * p]);
+        acc[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[p]);
+      }
+    }
+  }
+  for (int p = 0; p < kTileTokens / 2; ++p) {
+    _mm256_storeu_ps(y + (t0 + 2 * p) * y_stride, _mm512_castps512_ps256(acc[p]));
+    _mm256_storeu_ps(y + (t0 + 2 * p + 1) * y_stride, _mm512_extractf32x8_ps(acc[p], 1));
+  }
+}
+
+#undef SMELT_TILE_PRODUCT
+
+template <class Packed, class Tile, DType kType>
+SMELT_AMX void AmxGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t* a_sums,
+                       int64_t T, float* y, int64_t y_stride) {
+  const auto* panel = static_cast<const Packed*>(panel_bytes);
+  int64_t t = 0;
+  if (T >= kTileTokens) {
+    TileConfig cfg;
+    for (int c = 0; c < 4; ++c) cfg.rows[c] = kTileTokens, cfg.colsb[c] = 8 * sizeof(int32_t);  // C: 16 tokens × 8 int32
+    for (int ab : {4, 6}) {
+      cfg.rows[ab] = kTileTokens, cfg.colsb[ab] = kCodeBytes;  // A: 16 tokens × 32 codes
+      cfg.rows[ab + 1] = 8, cfg.colsb[ab + 1] = kCodeBytes;    // B: 8 groups of 4 codes × 8 rows
+    }
+    _tile_loadconfig(&cfg);
+    for (; t + kTileTokens <= T; t += kTileTokens) SixteenTokens<Packed, Tile>(panel, nb, a, a_stride, t, y, y_stride);
+    _tile_release();
+  }
+  if (t < T)
+    Avx512VnniPackedGemm(kType)(panel_bytes, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride,
+                                y_stride);
+}
+
+}  // namespace
+
+PackedGemmFn AmxPackedGemm(DType type) {
+  switch (type) {
+    case DType::kQ4_0: return AmxGemm<BlockQ4_0x8, SignedTileQ4_0, DType::kQ4_0>;
+    case DType::kIQ4_NL: return AmxGemm<BlockQ4_0x8, SignedTileIQ4_NL, DType::kIQ4_NL>;
+    case DType::kQ8_0: return AmxGemm<BlockQ8_0x8, SignedTileQ8_0, DType::kQ8_0>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace smelt
+
+#else
+
+namespace smelt {
+PackedGemmFn AmxPackedGemm(DType) { return nullptr; }
+}  // namespace smelt
+
+#endif
+
+#undef SMELT_AMX
