@@ -645,9 +645,16 @@ TEST(Cli, SysinfoJsonNamesTheMachine) {
   EXPECT_FALSE(j["cpu"].get<std::string>().empty());
   const int cores = j["logical_cores"].get<int>();
   EXPECT_GE(cores, 1);
-  for (const char* f : {"avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni"})
+  for (const char* f : {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni",
+                        "avx512_bf16", "avx_vnni", "amx_int8"})
     EXPECT_TRUE(j["simd"][f].is_boolean()) << f;
-  EXPECT_EQ(j["kernel_path"], j["simd"]["avx2"].get<bool>() ? "avx2" : "scalar");
+  // The kernel path names only what the CPU has.
+  const std::string path = j["kernel_path"].get<std::string>();
+  const auto has = [&](const char* f) { return j["simd"][f].get<bool>(); };
+  EXPECT_EQ(path.rfind(has("avx2") ? "avx2" : "scalar", 0), 0u) << path;
+  if (path.find("+avx512vnni") != std::string::npos) EXPECT_TRUE(has("avx512_vnni") && has("avx512vl")) << path;
+  if (path.find("+avxvnni") != std::string::npos) EXPECT_TRUE(has("avx_vnni")) << path;
+  if (path.find("+amx") != std::string::npos) EXPECT_TRUE(has("amx_int8")) << path;
   EXPECT_FALSE(j["openblas"]["core"].get<std::string>().empty());
   EXPECT_GE(j["openblas"]["threads"].get<int>(), 1);
   EXPECT_GE(j["openmp_max_threads"].get<int>(), 1);

@@ -52,6 +52,12 @@ inline bool CpuHasAvx2FmaF16c() {
   return f.avx2 && f.fma && f.f16c;
 }
 
+// AVX-512 F, DQ, VL and BW besides AVX2/FMA/F16C: what the 512-bit f32 kernels use.
+inline bool CpuHasAvx512F() {
+  const CpuFeatures& f = GetCpuFeatures();
+  return CpuHasAvx2FmaF16c() && f.avx512f && f.avx512dq && f.avx512vl && f.avx512bw;
+}
+
 // AVX-512 VNNI on 256-bit registers (vpdpbusd with AVX512VL and AVX512BW) besides AVX2/FMA/F16C.
 inline bool CpuHasAvx512Vnni() {
   const CpuFeatures& f = GetCpuFeatures();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu.h"
 #include "kernels/ops.h"
 
 namespace smelt {
@@ -44,8 +45,8 @@ OnlineSoftmax OnlineSoftmax::Start(float* acc, int head_dim) {
   return {-INFINITY, 0.0f};
 }
 
-void AttendTile(const float* q, const float* k, const float* v, int64_t n, int64_t stride, int head_dim, float scale,
-                OnlineSoftmax& s, float* acc) {
+void ReferenceAttendTile(const float* q, const float* k, const float* v, int64_t n, int64_t stride, int head_dim,
+                         float scale, OnlineSoftmax& s, float* acc) {
   float p[kAttnTile];
   float tile_max = -INFINITY;
   for (int64_t j = 0; j < n; ++j) {
@@ -62,6 +63,12 @@ void AttendTile(const float* q, const float* k, const float* v, int64_t n, int64
   for (int64_t j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - s.m));
   s.l += sum;
   WeightedValues<true>(p, v, n, stride, head_dim, acc);
+}
+
+void AttendTile(const float* q, const float* k, const float* v, int64_t n, int64_t stride, int head_dim, float scale,
+                OnlineSoftmax& s, float* acc) {
+  static const AttendTileFn tile = CpuHasAvx512F() && Avx512AttendTile() ? Avx512AttendTile() : ReferenceAttendTile;
+  tile(q, k, v, n, stride, head_dim, scale, s, acc);
 }
 
 void FinishAttend(const OnlineSoftmax& s, float* acc, int head_dim) {

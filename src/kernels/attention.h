@@ -31,9 +31,20 @@ struct OnlineSoftmax {
   static OnlineSoftmax Start(float* acc, int head_dim);
 };
 
-// Folds keys/values rows [0, n) (n ≤ kAttnTile; row j at k + j * stride) into `s` and acc.
+// Folds keys/values rows [0, n) (n ≤ kAttnTile; row j at k + j * stride) into `s` and acc: the
+// twin this CPU runs (Avx512AttendTile where the CPU has AVX-512, else the reference).
 void AttendTile(const float* q, const float* k, const float* v, int64_t n, int64_t stride, int head_dim, float scale,
                 OnlineSoftmax& s, float* acc);
+
+using AttendTileFn = void (*)(const float* q, const float* k, const float* v, int64_t n, int64_t stride, int head_dim,
+                              float scale, OnlineSoftmax& s, float* acc);
+// The plain-loop reference of one tile step.
+void ReferenceAttendTile(const float* q, const float* k, const float* v, int64_t n, int64_t stride, int head_dim,
+                         float scale, OnlineSoftmax& s, float* acc);
+// The AVX-512 twin (kernels/attention_avx512.cc; valid only where CpuHasAvx512F()); nullptr where
+// not built. Another order of sums and its own exp: it agrees with the reference within rounding
+// bounds, not bit for bit.
+AttendTileFn Avx512AttendTile();
 
 // acc[head_dim] /= s.l: the attention output.
 void FinishAttend(const OnlineSoftmax& s, float* acc, int head_dim);

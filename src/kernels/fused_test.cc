@@ -163,48 +163,103 @@ TEST(FusedKernels, WeightsWithoutAnEncodedKernelAreDeclined) {
   }
 }
 
-// Online softmax over tiles against the two-pass AttendHead and a double sum. Both are convex
-// combinations of the value rows; each weight carries a few f32 roundings (exp, the running
-// rescale once per tile, the normalization), so |error| ≤ c·2^-24·max_j |v_j| with c growing with
-// the number of keys summed in f32 and the tiles.
-TEST(FusedKernels, OnlineAttentionMatchesTwoPassSoftmax) {
-  const int hd = 32;
-  const int64_t stride = 3 * hd;  // a head inside a wider cache row
-  for (int64_t n : {1, 2, 63, 64, 65, 130, 300})
-    for (float logit_scale : {1.0f, 30.0f}) {
-      const std::vector<float> q = RandomVector(hd, 1 + n, logit_scale), k = RandomVector(n * stride, 2 + n),
-                               v = RandomVector(n * stride, 3 + n);
-      const float scale = 1.0f / std::sqrt((float)hd);
-      std::vector<float> online(hd), two_pass(hd), scores(n);
-      AttendHeadOnline(q.data(), k.data(), v.data(), n, stride, hd, scale, online.data());
-      AttendHead(q.data(), k.data(), v.data(), n, stride, hd, scale, two_pass.data(), scores.data());
-      // The double-precision reference.
-      std::vector<double> s(n);
-      double mx = -INFINITY, vmax = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        double d = 0;
-        for (int i = 0; i < hd; ++i) d += (double)q[i] * k[j * stride + i];
-        s[j] = d * scale;
-        mx = std::max(mx, s[j]);
-        for (int i = 0; i < hd; ++i) vmax = std::max(vmax, (double)std::fabs(v[j * stride + i]));
-      }
-      double sum = 0;
-      for (double& e : s) sum += (e = std::exp(e - mx));
-      // Scores carry the f32 dot's rounding (hd terms of |q|·|k|) times up to max|s|, amplified by exp.
-      double qk_mass = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        double m = 0;
-        for (int i = 0; i < hd; ++i) m += std::fabs((double)q[i] * k[j * stride + i]);
-        qk_mass = std::max(qk_mass, m * scale);
-      }
-      const double tol = vmax * std::ldexp(1.0, -24) * (4.0 * hd * qk_mass + 8.0 * (double)(n / kAttnTile + 8));
+// One head's attention over n keys in a strided cache, with the double-precision result and the
+// error bound an f32 computation must meet. Every method is a convex combination of the value
+// rows; each weight carries a few f32 roundings (exp, the running rescale once per tile, the
+// normalization), so |error| ≤ c·2^-24·max_j |v_j| with c growing with the number of keys summed in
+// f32 and the tiles, plus the scores' own rounding (hd terms of |q|·|k|) amplified by exp.
+struct AttentionCase {
+  static constexpr int hd = 32;
+  int64_t n, stride;  // stride: 3·hd, a head inside a wider cache row; hd, a decoded tile
+  float scale = 1.0f / std::sqrt((float)hd);
+  std::vector<float> q, k, v;
+  std::vector<double> want;
+  double tol = 0;
+
+  AttentionCase(int64_t n_keys, float logit_scale, int64_t row_stride = 3 * hd)
+      : n(n_keys),
+        stride(row_stride),
+        q(RandomVector(hd, 1 + n_keys, logit_scale)),
+        k(RandomVector(n_keys * row_stride, 2 + n_keys)),
+        v(RandomVector(n_keys * row_stride, 3 + n_keys)),
+        want(hd) {
+    std::vector<double> s(n);
+    double mx = -INFINITY, vmax = 0, qk_mass = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      double d = 0, m = 0;
       for (int i = 0; i < hd; ++i) {
-        double want = 0;
-        for (int64_t j = 0; j < n; ++j) want += s[j] / sum * v[j * stride + i];
-        EXPECT_NEAR(online[i], want, tol) << "n=" << n << " scale=" << logit_scale << " dim " << i;
-        EXPECT_NEAR(online[i], two_pass[i], 2 * tol) << "n=" << n << " scale=" << logit_scale << " dim " << i;
+        d += (double)q[i] * k[j * stride + i];
+        m += std::fabs((double)q[i] * k[j * stride + i]);
+        vmax = std::max(vmax, (double)std::fabs(v[j * stride + i]));
+      }
+      s[j] = d * scale;
+      mx = std::max(mx, s[j]);
+      qk_mass = std::max(qk_mass, m * scale);
+    }
+    double sum = 0;
+    for (double& e : s) sum += (e = std::exp(e - mx));
+    for (int i = 0; i < hd; ++i)
+      for (int64_t j = 0; j < n; ++j) want[i] += s[j] / sum * v[j * stride + i];
+    tol = vmax * std::ldexp(1.0, -24) * (4.0 * hd * qk_mass + 8.0 * (double)(n / kAttnTile + 8));
+  }
+};
+
+constexpr int64_t kKeyCounts[] = {1, 2, 17, 63, 64, 65, 130, 300};
+
+// Online softmax over tiles against the two-pass AttendHead and the double sum.
+TEST(FusedKernels, OnlineAttentionMatchesTwoPassSoftmax) {
+  for (int64_t n : kKeyCounts)
+    for (float logit_scale : {1.0f, 30.0f}) {
+      const AttentionCase c(n, logit_scale);
+      std::vector<float> online(c.hd), two_pass(c.hd), scores(n);
+      AttendHeadOnline(c.q.data(), c.k.data(), c.v.data(), n, c.stride, c.hd, c.scale, online.data());
+      AttendHead(c.q.data(), c.k.data(), c.v.data(), n, c.stride, c.hd, c.scale, two_pass.data(), scores.data());
+      for (int i = 0; i < c.hd; ++i) {
+        EXPECT_NEAR(online[i], c.want[i], c.tol) << "n=" << n << " scale=" << logit_scale << " dim " << i;
+        EXPECT_NEAR(online[i], two_pass[i], 2 * c.tol) << "n=" << n << " scale=" << logit_scale << " dim " << i;
       }
     }
+}
+
+// Each twin of the tile step, run through the whole recurrence on its own, against the double sum
+// (and so against each other), at head sizes with and without a partial register.
+TEST(FusedKernels, AttendTileTwinsMatchTheDoubleSum) {
+  std::vector<std::pair<const char*, AttendTileFn>> twins = {{"reference", ReferenceAttendTile}};
+  if (CpuHasAvx512F() && Avx512AttendTile()) twins.push_back({"avx512", Avx512AttendTile()});
+  for (const auto& [name, tile] : twins)
+    for (int64_t n : kKeyCounts)
+      for (float logit_scale : {1.0f, 30.0f})
+        for (int64_t stride : {(int64_t)3 * AttentionCase::hd, (int64_t)AttentionCase::hd}) {
+        const AttentionCase c(n, logit_scale, stride);
+        // hd 32 as in the case, and the first 24 dimensions of it (a masked register), whose
+        // double result is recomputed here.
+        for (int hd : {32, 24}) {
+          std::vector<float> out(hd);
+          OnlineSoftmax s = OnlineSoftmax::Start(out.data(), hd);
+          for (int64_t j0 = 0; j0 < n; j0 += kAttnTile)
+            tile(c.q.data(), c.k.data() + j0 * c.stride, c.v.data() + j0 * c.stride, std::min(kAttnTile, n - j0),
+                 c.stride, hd, c.scale, s, out.data());
+          FinishAttend(s, out.data(), hd);
+          std::vector<double> want(c.want.begin(), c.want.begin() + hd);
+          if (hd != c.hd) {
+            std::vector<double> e(n);
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < n; ++j) {
+              double d = 0;
+              for (int i = 0; i < hd; ++i) d += (double)c.q[i] * c.k[j * c.stride + i];
+              mx = std::max(mx, e[j] = d * c.scale);
+            }
+            for (double& x : e) sum += (x = std::exp(x - mx));
+            std::fill(want.begin(), want.end(), 0.0);
+            for (int i = 0; i < hd; ++i)
+              for (int64_t j = 0; j < n; ++j) want[i] += e[j] / sum * c.v[j * c.stride + i];
+          }
+          for (int i = 0; i < hd; ++i)
+            EXPECT_NEAR(out[i], want[i], c.tol) << name << " n=" << n << " scale=" << logit_scale << " hd " << hd
+                                                << " dim " << i;
+        }
+      }
+  if (twins.size() == 1) GTEST_SKIP() << "no AVX-512 on this CPU: only the reference was checked";
 }
 
 }  // namespace

@@ -48,10 +48,17 @@ std::function<void(int, int)> Progress(std::string label) {
 void PrintJson(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
 std::vector<std::pair<std::string, bool>> SimdFeatureList(const CpuFeatures& f) {
-  return {{"avx2", f.avx2},           {"fma", f.fma},
-          {"f16c", f.f16c},           {"avx512f", f.avx512f},
-          {"avx512_vnni", f.avx512_vnni}, {"avx512_bf16", f.avx512_bf16},
-          {"avx_vnni", f.avx_vnni}};
+  return {{"avx2", f.avx2},
+          {"fma", f.fma},
+          {"f16c", f.f16c},
+          {"avx512f", f.avx512f},
+          {"avx512bw", f.avx512bw},
+          {"avx512dq", f.avx512dq},
+          {"avx512vl", f.avx512vl},
+          {"avx512_vnni", f.avx512_vnni},
+          {"avx512_bf16", f.avx512_bf16},
+          {"avx_vnni", f.avx_vnni},
+          {"amx_int8", f.amx_int8}};
 }
 
 nlohmann::json SystemJson(const SystemInfo& s) {

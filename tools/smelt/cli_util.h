@@ -57,8 +57,9 @@ std::function<void(int, int)> Progress(std::string label);
 // Prints JSON (indented) to stdout.
 void PrintJson(const nlohmann::json& j);
 
-// The SIMD features by name ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16",
-// "avx_vnni"), in that order, each with whether the CPU has it.
+// The SIMD features by name ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq",
+// "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8"), in that order, each with
+// whether the CPU has it.
 std::vector<std::pair<std::string, bool>> SimdFeatureList(const CpuFeatures& f);
 // The machine as JSON: cpu, logical_cores, simd {name: bool}, kernel_path, openblas {core,
 // threads}, openmp_max_threads (`sysinfo --json` and `bench --json` share it).
