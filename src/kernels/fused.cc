@@ -8,6 +8,7 @@
 #include "formats/activation.h"
 #include "formats/q8_0.h"
 #include "formats/types.h"
+#include "kernels/half_gemm.h"
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
 
@@ -21,9 +22,16 @@ constexpr int64_t kBlockRows = 2 * kPackRows;
 constexpr int64_t kPlainChunk = 256;
 
 // Rows [o0, o0 + n) of `w` times every row of `a` into out: out[t * ld + r] is output
-// row o0 + r of token t. Packed panels write all 8 lanes (padding rows included).
-void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRows& a, float* out, int64_t ld) {
+// row o0 + r of token t. Packed panels write all 8 lanes (padding rows included). widened:
+// kBlockRows × C floats of scratch (the half-precision prompt kernel's rows).
+void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRows& a, float* out, int64_t ld,
+                  float* widened) {
   const int64_t T = a.T, C = a.C;
+  if (w.half_gemm && T >= kMinHalfGemmBatch) {  // as MatMul: kernels/half_gemm.h
+    for (int64_t r = 0; r < n; ++r) DequantizeRow(*w.w, o0 + r, widened + r * C);
+    w.half_gemm(widened, n, a.data, a.row_bytes, T, C, out, ld);
+    return;
+  }
   if (w.packed) {
     const PackedGemmFn gemm = FastPackedGemm(w.packed->type);
     for (int64_t r = 0; r < n; r += kPackRows)
@@ -78,6 +86,7 @@ bool FindEncodedWeight(const Tensor& w, const PackedMatrix* packed, Activations 
   if (act != Activations::kGgml) return false;
   out.dot = FastQDot(w.type);
   out.dot4 = FastQDotX4(w.type);
+  out.half_gemm = FastHalfGemm(w.type);
   out.act = ActivationType(w.type);
   return out.dot != nullptr;
 }
@@ -126,7 +135,7 @@ void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t
   }
 }
 
-int64_t ProjectScratchFloats(int64_t T) { return 2 * kBlockRows * T; }
+int64_t ProjectScratchFloats(int64_t T, int64_t C) { return 2 * kBlockRows * T + kBlockRows * C; }
 
 void ProjectGroup(std::span<const Projection> group, const EncodedRows& a, int threads, float* scratch) {
   // Work items: the row blocks of every projection, in group order.
@@ -143,7 +152,8 @@ void ProjectGroup(std::span<const Projection> group, const EncodedRows& a, int t
   const int team = TeamSize(threads, items, work);
 #pragma omp parallel num_threads(team) if (team > 1)
   {
-    float* tile = scratch + ProjectScratchFloats(T) * omp_get_thread_num();
+    float* tile = scratch + ProjectScratchFloats(T, a.C) * omp_get_thread_num();
+    float* widened = tile + 2 * kBlockRows * T;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       size_t i = 0;
@@ -151,10 +161,10 @@ void ProjectGroup(std::span<const Projection> group, const EncodedRows& a, int t
       const Projection& p = group[i];
       const int64_t OC = p.w->rows, o0 = (item - first[i]) * kBlockRows, n = std::min(kBlockRows, OC - o0);
       if (p.write == Write::kStore && o0 + kBlockRows <= OC) {  // a whole block: straight into place
-        BlockProduct(*p.w, o0, n, a, p.y + o0, OC);
+        BlockProduct(*p.w, o0, n, a, p.y + o0, OC, widened);
         continue;
       }
-      BlockProduct(*p.w, o0, n, a, tile, kBlockRows);
+      BlockProduct(*p.w, o0, n, a, tile, kBlockRows, widened);
       for (int64_t t = 0; t < T; ++t) {
         float* y = p.y + t * OC + o0;
         const float* src = tile + t * kBlockRows;
@@ -175,8 +185,9 @@ void ProjectSwiGlu(const EncodedWeight& gate, const EncodedWeight& up, const Enc
   const int team = TeamSize(threads, items, 2 * F * a.C * T);
 #pragma omp parallel num_threads(team) if (team > 1)
   {
-    float* g = scratch + ProjectScratchFloats(T) * omp_get_thread_num();
+    float* g = scratch + ProjectScratchFloats(T, a.C) * omp_get_thread_num();
     float* u = g + kBlockRows * T;
+    float* widened = u + kBlockRows * T;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t o0 = item * kBlockRows, n = std::min(kBlockRows, F - o0);
@@ -185,8 +196,8 @@ void ProjectSwiGlu(const EncodedWeight& gate, const EncodedWeight& up, const Enc
       const bool whole = o0 + kBlockRows <= F;
       float* gy = whole ? y + o0 : g;
       const int64_t ld = whole ? F : kBlockRows;
-      BlockProduct(gate, o0, n, a, gy, ld);
-      BlockProduct(up, o0, n, a, u, kBlockRows);
+      BlockProduct(gate, o0, n, a, gy, ld, widened);
+      BlockProduct(up, o0, n, a, u, kBlockRows, widened);
       for (int64_t t = 0; t < T; ++t)
         for (int64_t r = 0; r < n; ++r) y[t * F + o0 + r] = Silu(gy[t * ld + r]) * u[t * kBlockRows + r];
     }

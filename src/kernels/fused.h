@@ -15,6 +15,7 @@
 #include <span>
 
 #include "core/tensor.h"
+#include "kernels/half_gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/packed.h"
 #include "kernels/qdot.h"
@@ -28,6 +29,7 @@ struct EncodedWeight {
   const PackedMatrix* packed = nullptr;  // the packed kernel when set
   QDotFn dot = nullptr;                  // otherwise FastQDot(w->type) (and its four-row twin)
   QDotX4Fn dot4 = nullptr;
+  HalfGemmFn half_gemm = nullptr;        // F16/BF16 prompts: FastHalfGemm(w->type), as MatMul
   DType act = DType::kF32;  // the activation type its input is encoded in
   int64_t rows = 0, cols = 0;
 };
@@ -68,8 +70,9 @@ struct Projection {
   Write write = Write::kStore;
 };
 
-// Floats of scratch each thread needs for T tokens; give ProjectGroup/ProjectSwiGlu threads × this.
-int64_t ProjectScratchFloats(int64_t T);
+// Floats of scratch each thread needs for T tokens of C inputs (the longest input row of the
+// products it serves); give ProjectGroup/ProjectSwiGlu threads × this.
+int64_t ProjectScratchFloats(int64_t T, int64_t C);
 
 // Every projection of `group` (all reading `a`, whose type each one's act must be) in one
 // parallel region over all their row blocks.

@@ -93,7 +93,7 @@ TEST(FusedKernels, GroupedProjectionsEqualSeparateProductsBitForBit) {
   const int64_t C = 256;
   for (FusedCase k : {FusedCase{DType::kQ4_0, true}, FusedCase{DType::kQ8_0, true}, FusedCase{DType::kIQ4_NL, true},
                  FusedCase{DType::kQ4_0, false}, FusedCase{DType::kQ5_0, false}, FusedCase{DType::kQ4_K, false},
-                 FusedCase{DType::kF16, false}}) {
+                 FusedCase{DType::kF16, false}, FusedCase{DType::kBF16, false}}) {
     // Row counts that leave a partial block and a padded packed panel.
     const Tensor wq = Weight(k.type, 40, C, 11), wk = Weight(k.type, 20, C, 12), wv = Weight(k.type, 24, C, 13);
     std::vector<PackedMatrix> packs;
@@ -113,7 +113,7 @@ TEST(FusedKernels, GroupedProjectionsEqualSeparateProductsBitForBit) {
         const Projection group[] = {{&e[0], yq.data(), Write::kStore},
                                     {&e[1], yk.data(), Write::kStore},
                                     {&e[2], yv.data(), Write::kAdd}};
-        std::vector<float> scratch(ProjectScratchFloats(T) * threads);
+        std::vector<float> scratch(ProjectScratchFloats(T, C) * threads);
         ProjectGroup(group, a.rows, threads, scratch.data());
         const std::string what = std::string(Traits(k.type).name) + (k.pack ? " packed" : "") +
                                  " T=" + std::to_string(T) + " threads=" + std::to_string(threads);
@@ -131,7 +131,7 @@ TEST(FusedKernels, SwiGluProjectionIsSwiGluOfTheTwoProductsBitForBit) {
   if (!CpuHasAvx2FmaF16c()) GTEST_SKIP() << "no fast kernels on this CPU";
   const int64_t C = 256, F = 72;
   for (FusedCase k : {FusedCase{DType::kQ4_0, true}, FusedCase{DType::kQ8_0, true}, FusedCase{DType::kQ4_K, false},
-                 FusedCase{DType::kF16, false}}) {
+                 FusedCase{DType::kF16, false}, FusedCase{DType::kBF16, false}}) {
     const Tensor gate = Weight(k.type, F, C, 21), up = Weight(k.type, F, C, 22);
     std::vector<PackedMatrix> packs;
     if (k.pack) packs = {PackWeights(gate), PackWeights(up)};
@@ -143,7 +143,7 @@ TEST(FusedKernels, SwiGluProjectionIsSwiGluOfTheTwoProductsBitForBit) {
         const std::vector<float> x = RandomVector(T * C, 200 + T, 3.0f);
         FusedEncoded a(eg.act, T, C);
         EncodeRows(x.data(), T, C, a.rows);
-        std::vector<float> y(T * F), scratch(ProjectScratchFloats(T) * threads);
+        std::vector<float> y(T * F), scratch(ProjectScratchFloats(T, C) * threads);
         ProjectSwiGlu(eg, eu, a.rows, y.data(), threads, scratch.data());
         std::vector<float> g = Plain(gate, k.pack ? &packs[0] : nullptr, x, T, 1);
         const std::vector<float> u = Plain(up, k.pack ? &packs[1] : nullptr, x, T, 1);

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "formats/activation.h"
 #include "formats/types.h"
+#include "kernels/half_gemm.h"
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
 #include "kernels/qdot.h"
@@ -38,19 +39,31 @@ void MatMulQuantized(const Tensor& w, QDotFn dot, QDotX4Fn dot4, const float* x,
   const int64_t n_blocks = (OC + kRowBlock - 1) / kRowBlock;
   threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, n_blocks));
   if (C * OC * T < kMinParallelWork) threads = 1;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const int64_t o_end = std::min(OC, (b + 1) * kRowBlock);
-    for (int64_t o = b * kRowBlock; o < o_end; ++o) {
-      int64_t t = 0;
-      if (dot4) {
-        float out[4];
-        for (; t + 4 <= T; t += 4) {
-          dot4(rows + o * w_bytes, encoded.data() + t * a_bytes, a_bytes, C, out);
-          for (int k = 0; k < 4; ++k) y[(t + k) * OC + o] = out[k];
-        }
+  // Half-precision weights and a prompt-sized batch: each block of rows widened once
+  // (kernels/half_gemm.h).
+  const HalfGemmFn half = T >= kMinHalfGemmBatch ? FastHalfGemm(w.type) : nullptr;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    std::vector<float> widened(half ? kRowBlock * C : 0);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t o0 = b * kRowBlock, o_end = std::min(OC, o0 + kRowBlock);
+      if (half) {
+        for (int64_t o = o0; o < o_end; ++o) DequantizeRow(w, o, widened.data() + (o - o0) * C);
+        half(widened.data(), o_end - o0, encoded.data(), a_bytes, T, C, y + o0, OC);
+        continue;
       }
-      for (; t < T; ++t) y[t * OC + o] = dot(rows + o * w_bytes, encoded.data() + t * a_bytes, C);
+      for (int64_t o = o0; o < o_end; ++o) {
+        int64_t t = 0;
+        if (dot4) {
+          float out[4];
+          for (; t + 4 <= T; t += 4) {
+            dot4(rows + o * w_bytes, encoded.data() + t * a_bytes, a_bytes, C, out);
+            for (int k = 0; k < 4; ++k) y[(t + k) * OC + o] = out[k];
+          }
+        }
+        for (; t < T; ++t) y[t * OC + o] = dot(rows + o * w_bytes, encoded.data() + t * a_bytes, C);
+      }
     }
   }
 }

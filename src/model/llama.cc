@@ -176,7 +176,7 @@ void LlamaForward::Fit(int64_t T, int threads) {
   for (const auto& [buf, n] : rows) buf->resize(T * n);
   a.encoded.resize(encoded_row_bytes_ * T);
   a.sums.resize(encoded_row_sums_ * T);
-  a.thread_floats = std::max(ProjectScratchFloats(T), 2 * kAttnTile * c.head_dim);
+  a.thread_floats = std::max(ProjectScratchFloats(T, std::max({C, Q, F})), 2 * kAttnTile * c.head_dim);
   a.scratch.resize(a.thread_floats * threads);
   a.online.resize(T * c.n_heads);
   a.seqs.reserve(T);
