@@ -59,6 +59,7 @@ CpuFeatures Detect() {
     f.avx512vl = f.avx512f && Bit(l7.ebx, 31);
     f.avx512_vnni = f.avx512f && Bit(l7.ecx, 11);
     f.avx512_bf16 = f.avx512f && Bit(l7s1.eax, 5);
+    f.avx512_vbmi2 = f.avx512f && Bit(l7.ecx, 6);
   }
   return f;
 }

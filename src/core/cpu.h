@@ -28,6 +28,7 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512_vnni = false;
   bool avx512_bf16 = false;
+  bool avx512_vbmi2 = false;  // byte expand/compress (vpexpandb)
   bool avx_vnni = false;  // the VEX-encoded VNNI of Alder Lake / Zen 5 (no AVX-512 needed)
   bool amx_int8 = false;  // AMX tiles with int8 dot products, state enabled in XCR0 (Sapphire Rapids on)
 };
@@ -56,6 +57,12 @@ inline bool CpuHasAvx2FmaF16c() {
 inline bool CpuHasAvx512F() {
   const CpuFeatures& f = GetCpuFeatures();
   return CpuHasAvx2FmaF16c() && f.avx512f && f.avx512dq && f.avx512vl && f.avx512bw;
+}
+
+// AVX-512 VBMI2 (vpexpandb) and VNNI besides CpuHasAvx512F(): the sparse-row twins.
+inline bool CpuHasAvx512Vbmi2() {
+  const CpuFeatures& f = GetCpuFeatures();
+  return CpuHasAvx512F() && f.avx512_vbmi2 && f.avx512_vnni;
 }
 
 // AVX-512 VNNI on 256-bit registers (vpdpbusd with AVX512VL and AVX512BW) besides AVX2/FMA/F16C.

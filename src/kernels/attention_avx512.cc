@@ -17,6 +17,7 @@
 #include <cmath>
 
 #if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's _mm512_undefined_*() in the intrinsics
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
@@ -109,6 +110,10 @@ SMELT_AVX512 void Avx512AttendTileImpl(const float* q, const float* k, const flo
 AttendTileFn Avx512AttendTile() { return Avx512AttendTileImpl; }
 
 }  // namespace smelt
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #else
 

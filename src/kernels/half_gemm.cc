@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's _mm512_undefined_*() in the intrinsics
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
@@ -75,6 +76,10 @@ HalfGemmFn FastHalfGemm(DType type) {
 }
 
 }  // namespace smelt
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #else
 

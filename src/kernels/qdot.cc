@@ -273,14 +273,19 @@ QDotFn Avx2QDot(DType weight) {
 }
 
 QDotFn SelectQDot(DType weight) {
-  if (CpuHasAvx2FmaF16c())
-    if (QDotFn f = Avx2QDot(weight)) return f;
+  if (QDotFn f = FastQDot(weight)) return f;
   return ReferenceQDot(weight);
 }
 
-QDotFn FastQDot(DType weight) { return CpuHasAvx2FmaF16c() ? Avx2QDot(weight) : nullptr; }
+QDotFn FastQDot(DType weight) {
+  if (CpuHasAvx512F())
+    if (QDotFn f = Avx512QDot(weight)) return f;
+  return CpuHasAvx2FmaF16c() ? Avx2QDot(weight) : nullptr;
+}
 
 QDotX4Fn FastQDotX4(DType weight) {
+  if (CpuHasAvx512F())
+    if (QDotX4Fn f = Avx512QDotX4(weight)) return f;
   const qdot::Avx2Kernels* k = CpuHasAvx2FmaF16c() ? qdot::Avx2() : nullptr;
   if (!k) return nullptr;
   switch (weight) {

@@ -48,11 +48,16 @@ QDotFn ReferenceQDot(DType weight);
 // The AVX2 twin; nullptr where there is none or it is not built (only valid when
 // CpuHasAvx2FmaF16c(): the twins also use FMA and F16C).
 QDotFn Avx2QDot(DType weight);
-// The kernel to run on this CPU: the AVX2 twin where the CPU has AVX2/FMA/F16C, else the reference;
+// The AVX-512 twins (qdot_avx512.cc), the AVX2 twin's bits: f16 and bf16 (16-lane registers), and
+// sp50_q8/sp70_q8 where the CPU also has VBMI2 and VNNI (vpexpandb, vpdpbusd); nullptr for other
+// types or where not built (valid only where CpuHasAvx512F()).
+QDotFn Avx512QDot(DType weight);
+// The kernel to run on this CPU: the AVX-512 twin where it has one and the CPU has AVX-512, else
+// the AVX2 twin where the CPU has AVX2/FMA/F16C, else the reference;
 // nullptr where `weight` has no quantized dot product (f32, most smelt-native types, ...).
 QDotFn SelectQDot(DType weight);
 
-// The kernel MatMul runs instead of decoding weight rows: the SIMD twin where this CPU runs one,
+// The kernel MatMul runs instead of decoding weight rows: the widest SIMD twin this CPU runs,
 // else nullptr. (The scalar references are written to be read, and are slower than decoding a
 // row and an f32 dot: docs/BENCHMARKS.md, "Quantized dot kernels".)
 QDotFn FastQDot(DType weight);
@@ -62,8 +67,12 @@ QDotFn FastQDot(DType weight);
 // once (prompts and batches reuse a row across tokens).
 using QDotX4Fn = void (*)(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out);
 // The four-row kernel MatMul uses where T >= 4; nullptr where FastQDot(weight) is null or the type
-// has none (today: q8_0, q4_0, q5_0, iq4_nl and the sparse s24_q8, s24_q4, sp50_q8, sp70_q8).
+// has none (today: q8_0, q4_0, q5_0, iq4_nl and the sparse s24_q8, s24_q4, sp50_q8, sp70_q8; f16
+// and bf16 where the CPU has AVX-512).
 QDotX4Fn FastQDotX4(DType weight);
+// The AVX-512 four-row twins (f16, bf16, and the bitmask types as Avx512QDot); nullptr for other
+// types or where not built.
+QDotX4Fn Avx512QDotX4(DType weight);
 
 // SelectQDot(weight)(w_row, a_row, n); `weight` must have a kernel.
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n);

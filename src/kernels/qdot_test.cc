@@ -371,5 +371,67 @@ TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
   EXPECT_EQ(FastQDotX4(DType::kQ4_K), nullptr);
 }
 
+// The AVX-512 half-precision twins give the AVX2 twin's bits (so the logits do not depend on which
+// of the two a CPU runs), and their four-row form four single calls' bits: rows with and without
+// 8-value and single-value tails, activation rows strided with padding.
+TEST(QDot, Avx512HalfDotsAreTheAvx2BitsAndFourRowsAreFourCalls) {
+  if (!CpuHasAvx512F()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (DType type : {DType::kF16, DType::kBF16}) {
+    const QDotFn wide = Avx512QDot(type), avx2 = Avx2QDot(type);
+    const QDotX4Fn four = Avx512QDotX4(type);
+    ASSERT_TRUE(wide && avx2 && four) << DTypeName(type);
+    EXPECT_EQ(FastQDot(type), wide);
+    EXPECT_EQ(FastQDotX4(type), four);
+    for (int64_t n : {1, 7, 8, 40, 64, 96, 1000, 1027}) {
+      const std::vector<uint8_t> w = RandomWeightRow(type, n, 11 + (uint32_t)n);
+      const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + 6;
+      std::vector<uint8_t> a(4 * stride);
+      for (int k = 0; k < 4; ++k) {
+        const std::vector<uint8_t> row = RandomActivationRow(type, n, 60 + k + (uint32_t)n);
+        std::memcpy(a.data() + k * stride, row.data(), a_bytes);
+      }
+      float out[4];
+      four(w.data(), a.data(), stride, n, out);
+      for (int k = 0; k < 4; ++k) {
+        const float want = avx2(w.data(), a.data() + k * stride, n);
+        EXPECT_EQ(wide(w.data(), a.data() + k * stride, n), want) << DTypeName(type) << " n " << n;
+        EXPECT_EQ(out[k], want) << DTypeName(type) << " n " << n << " row " << k;
+      }
+    }
+  }
+  EXPECT_EQ(Avx512QDot(DType::kQ8_0), nullptr);
+}
+
+// The VBMI2 twins of the bitmask rows give the AVX2 twin's bits, alone and four rows at a time, at
+// densities from empty to past the capacity (set bits beyond it read as zeros) and rows ending in
+// the zero-padded tail.
+TEST(QDot, Avx512SparseMaskRowsAreTheAvx2Bits) {
+  if (!CpuHasAvx512Vbmi2()) GTEST_SKIP() << "no AVX-512 VBMI2 on this CPU";
+  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8}) {
+    const QDotFn wide = Avx512QDot(type), avx2 = Avx2QDot(type);
+    const QDotX4Fn four = Avx512QDotX4(type);
+    ASSERT_TRUE(wide && avx2 && four) << DTypeName(type);
+    EXPECT_EQ(FastQDot(type), wide);
+    uint32_t seed = 1;
+    for (int64_t n : {32, 64, 37 * 32, 4096})
+      for (double density : {0.0, 0.1, 0.3, 0.5, 1.0}) {
+        const std::vector<uint8_t> w = RandomMaskRow(type, n, density, seed++);
+        const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + 3;
+        std::vector<uint8_t> a(4 * stride);
+        for (int k = 0; k < 4; ++k) {
+          const std::vector<uint8_t> row = RandomActivationRow(type, n, 300 + seed + k);
+          std::memcpy(a.data() + k * stride, row.data(), a_bytes);
+        }
+        float out[4];
+        four(w.data(), a.data(), stride, n, out);
+        for (int k = 0; k < 4; ++k) {
+          const float want = avx2(w.data(), a.data() + k * stride, n);
+          EXPECT_EQ(wide(w.data(), a.data() + k * stride, n), want) << DTypeName(type) << " n " << n << " " << density;
+          EXPECT_EQ(out[k], want) << DTypeName(type) << " n " << n << " density " << density << " row " << k;
+        }
+      }
+  }
+}
+
 }  // namespace
 }  // namespace smelt

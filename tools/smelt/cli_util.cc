@@ -57,6 +57,7 @@ std::vector<std::pair<std::string, bool>> SimdFeatureList(const CpuFeatures& f) 
           {"avx512vl", f.avx512vl},
           {"avx512_vnni", f.avx512_vnni},
           {"avx512_bf16", f.avx512_bf16},
+          {"avx512_vbmi2", f.avx512_vbmi2},
           {"avx_vnni", f.avx_vnni},
           {"amx_int8", f.amx_int8}};
 }

@@ -1,0 +1,222 @@
+// AVX-512 twins of the half-precision row dots (kernels/qdot.h: f16 · f16 and bf16 · bf16) and
+// their four-token forms, and of the bitmask-sparse rows (further below). The AVX2 twin (qdot_avx2.cc DotHalves) keeps four 8-lane accumulators
+// over steps of 32 values; here the same four are two 16-lane registers, (acc0 | acc1) and
+// (acc2 | acc3), each lane doing the AVX2 twin's fused multiply-adds on the same values, the
+// 8-value tail steps masked to acc0's lanes, and the same final additions in the same order: the
+// results are the AVX2 twin's bits, so a CPU gives the same logits whichever of the two runs. The
+// four-token form widens each step's weights once for the four tokens.
+//
+// Only these functions carry the target attribute (dispatch: CpuHasAvx512F() in qdot.cc).
+#include "kernels/qdot.h"
+
+#include "core/cpu.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "core/half.h"
+#include "formats/q8_0.h"
+#include "formats/sparse_mask.h"
+#include "kernels/prefetch.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's _mm512_undefined_*() in the intrinsics
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#define SMELT_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw")))
+#define SMELT_VBMI2 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vbmi2,avx512vnni")))
+
+namespace smelt {
+namespace {
+
+// Sixteen halves at p widened to f32 (only the first 8 when `low8`; the others read as 0).
+SMELT_AVX512 inline __m512 WidenF16(const uint8_t* p, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+SMELT_AVX512 inline __m512 WidenBf16(const uint8_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+inline float HalfF16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof h);
+  return Fp16ToFloat(h);
+}
+inline float HalfBf16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof h);
+  return Bf16ToFloat(h);
+}
+
+constexpr __mmask16 kAll = 0xFFFF, kLow8 = 0x00FF;
+
+// The AVX2 twin's finish: HorizontalSum((acc0 + acc1) + (acc2 + acc3)), then the scalar tail.
+SMELT_AVX512 inline float Finish(__m512 a01, __m512 a23) {
+  const __m256 s01 = _mm256_add_ps(_mm512_castps512_ps256(a01), _mm512_extractf32x8_ps(a01, 1));
+  const __m256 s23 = _mm256_add_ps(_mm512_castps512_ps256(a23), _mm512_extractf32x8_ps(a23, 1));
+  const __m256 v = _mm256_add_ps(s01, s23);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
+SMELT_AVX512 float DotHalves512(const void* w_row, const void* a_row, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(w_row);
+  const auto* y = static_cast<const uint8_t*>(a_row);
+  __m512 a01 = _mm512_setzero_ps(), a23 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    PrefetchAhead<64>(x + 2 * i);
+    a01 = _mm512_fmadd_ps(Widen(x + 2 * i, kAll), Widen(y + 2 * i, kAll), a01);
+    a23 = _mm512_fmadd_ps(Widen(x + 2 * (i + 16), kAll), Widen(y + 2 * (i + 16), kAll), a23);
+  }
+  for (; i + 8 <= n; i += 8) a01 = _mm512_mask3_fmadd_ps(Widen(x + 2 * i, kLow8), Widen(y + 2 * i, kLow8), a01, kLow8);
+  float sum = Finish(a01, a23);
+  for (; i < n; ++i) sum += Half(x + 2 * i) * Half(y + 2 * i);
+  return sum;
+}
+
+template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
+SMELT_AVX512 void DotHalves512x4(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out) {
+  const auto* x = static_cast<const uint8_t*>(w_row);
+  const uint8_t* y[4];
+  for (int k = 0; k < 4; ++k) y[k] = static_cast<const uint8_t*>(a_rows) + k * a_stride;
+  __m512 a01[4], a23[4];
+  for (int k = 0; k < 4; ++k) a01[k] = a23[k] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    PrefetchAhead<64>(x + 2 * i);
+    const __m512 w0 = Widen(x + 2 * i, kAll), w1 = Widen(x + 2 * (i + 16), kAll);
+    for (int k = 0; k < 4; ++k) {
+      a01[k] = _mm512_fmadd_ps(w0, Widen(y[k] + 2 * i, kAll), a01[k]);
+      a23[k] = _mm512_fmadd_ps(w1, Widen(y[k] + 2 * (i + 16), kAll), a23[k]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m512 w = Widen(x + 2 * i, kLow8);
+    for (int k = 0; k < 4; ++k) a01[k] = _mm512_mask3_fmadd_ps(w, Widen(y[k] + 2 * i, kLow8), a01[k], kLow8);
+  }
+  for (int k = 0; k < 4; ++k) {
+    float sum = Finish(a01[k], a23[k]);
+    for (int64_t j = i; j < n; ++j) sum += Half(x + 2 * j) * Half(y[k] + 2 * j);
+    out[k] = sum;
+  }
+}
+
+// Bitmask rows (formats/sparse_mask.h) against Q8_0 activations: the AVX2 twin's algorithm
+// (qdot_avx2.cc DotSparseMaskRows) with each block's codes put in place by one vpexpandb from
+// memory (AVX512-VBMI2) instead of four table-driven byte shuffles, and its signed sums by one
+// vpdpbusd (|q_w| times q_a with q_w's sign: the same exact int32 lanes as maddubs + madd). The
+// f32 operations are the AVX2 twin's in its order, so the results are its bits.
+SMELT_VBMI2 inline __m256 MaskBlockSums(__m256i q, const uint8_t* act_qs) {
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act_qs));
+  return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(a, q)));
+}
+
+template <int rows>
+SMELT_VBMI2 inline void MaskBlockTerms512(const uint8_t* masks, int64_t b, const uint8_t** codes, const uint8_t* y,
+                                          size_t stride, __m256* acc) {
+  PrefetchAhead<64>(*codes);
+  if (b % 16 == 0) PrefetchAhead<64>(masks + 4 * b);
+  uint32_t word;
+  std::memcpy(&word, masks + 4 * b, sizeof word);
+  const __m256i q = _mm256_maskz_expandloadu_epi8(word, *codes);
+  *codes += __builtin_popcount(word);
+  for (int k = 0; k < rows; ++k) {
+    const uint8_t* yk = y + k * stride + b * sizeof(BlockQ8_0);
+    fp16_t d;
+    std::memcpy(&d, yk, sizeof d);
+    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(Fp16ToFloat(d)), MaskBlockSums(q, yk + offsetof(BlockQ8_0, qs)), acc[k]);
+  }
+}
+
+template <int Cap, int rows>
+SMELT_VBMI2 void DotSparseMaskRows512(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  const auto* p = static_cast<const uint8_t*>(w_row);
+  const uint8_t* masks = p + kSparseMaskOffset;
+  const uint8_t* c = p + SparseCodesOffset(n);
+  const uint8_t* end = c + Cap * (n / kQKSparseMask);
+  const int64_t blocks = n / kQKSparseMask;
+  const auto* y = static_cast<const uint8_t*>(a);
+  __m256 acc0[rows], acc1[rows];
+  for (int k = 0; k < rows; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 1 < blocks && c + 64 <= end; b += 2) {  // a block reads at most 32 codes ahead
+    MaskBlockTerms512<rows>(masks, b, &c, y, stride, acc0);
+    MaskBlockTerms512<rows>(masks, b + 1, &c, y, stride, acc1);
+  }
+  for (; b < blocks && c + 32 <= end; ++b) MaskBlockTerms512<rows>(masks, b, &c, y, stride, acc0);
+  if (b < blocks) {
+    uint8_t tail[64] = {};  // fewer than 32 codes remain: set bits past the capacity read zeros
+    std::memcpy(tail, c, (size_t)(end - c));
+    const uint8_t* t = tail;
+    for (; b < blocks; ++b) {
+      MaskBlockTerms512<rows>(masks, b, &t, y, stride, acc0);
+      t = std::min<const uint8_t*>(t, tail + 32);
+    }
+  }
+  float d;
+  std::memcpy(&d, w_row, sizeof d);
+  for (int k = 0; k < rows; ++k) {
+    const __m256 v = _mm256_add_ps(acc0[k], acc1[k]);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    out[k] = d * _mm_cvtss_f32(s);
+  }
+}
+
+template <int Cap>
+SMELT_VBMI2 float DotSparseMask512(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  DotSparseMaskRows512<Cap, 1>(w_row, a_row, 0, n, &out);
+  return out;
+}
+
+}  // namespace
+
+QDotFn Avx512QDot(DType weight) {
+  switch (weight) {
+    case DType::kF16: return DotHalves512<WidenF16, HalfF16>;
+    case DType::kBF16: return DotHalves512<WidenBf16, HalfBf16>;
+    case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMask512<16> : nullptr;
+    case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMask512<10> : nullptr;
+    default: return nullptr;
+  }
+}
+
+QDotX4Fn Avx512QDotX4(DType weight) {
+  switch (weight) {
+    case DType::kF16: return DotHalves512x4<WidenF16, HalfF16>;
+    case DType::kBF16: return DotHalves512x4<WidenBf16, HalfBf16>;
+    case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMaskRows512<16, 4> : nullptr;
+    case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMaskRows512<10, 4> : nullptr;
+    default: return nullptr;
+  }
+}
+
+}  // namespace smelt
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#else
+
+namespace smelt {
+QDotFn Avx512QDot(DType) { return nullptr; }
+QDotX4Fn Avx512QDotX4(DType) { return nullptr; }
+}  // namespace smelt
+
+#endif
+
+#undef SMELT_AVX512
+#undef SMELT_VBMI2
