@@ -43,10 +43,10 @@ SMELT_AVX512 inline __m512 WidenF16(const uint8_t* p, __mmask16 m) {
 SMELT_AVX512 inline __m512 WidenBf16(const uint8_t* p, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
-inline float HalfF16(const uint8_t* p) {
+SMELT_AVX512 inline float HalfF16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, sizeof h);
-  return Fp16ToFloat(h);
+  return _cvtsh_ss(h);
 }
 inline float HalfBf16(const uint8_t* p) {
   uint16_t h;
@@ -134,7 +134,7 @@ SMELT_VBMI2 inline void MaskBlockTerms512(const uint8_t* masks, int64_t b, const
     const uint8_t* yk = y + k * stride + b * sizeof(BlockQ8_0);
     fp16_t d;
     std::memcpy(&d, yk, sizeof d);
-    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(Fp16ToFloat(d)), MaskBlockSums(q, yk + offsetof(BlockQ8_0, qs)), acc[k]);
+    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(d)), MaskBlockSums(q, yk + offsetof(BlockQ8_0, qs)), acc[k]);
   }
 }
 
