@@ -8,8 +8,9 @@
 //   C        = tdpbssd of the two: token t's 8 exact row sums in tile row t.
 // C goes to a small buffer, and each token's 8 sums take the reference's f32 steps in the
 // reference's order (acc = fma(d_w·d_a, (float) sum, acc), blocks in column order), so the results
-// are the same bits as PackedGemmReference's and the other twins'. Fewer than 16 remaining tokens
-// go to the AVX-512 VNNI twin (the same bits).
+// are the same bits as PackedGemmReference's and the other twins'. A last partial tile of
+// kMinTileTokens or more tokens runs as a shorter tile; fewer go to the AVX-512 VNNI twin (the
+// same bits).
 //
 // Only these functions carry the target attribute; dispatch: CpuHasAmxInt8() in packed.cc (which
 // also asks the kernel for the tile state).
@@ -41,6 +42,9 @@ namespace smelt {
 namespace {
 
 constexpr int kTileTokens = 16;
+// From this many tokens a partial tile beats the VNNI twin (220M, 1 thread: 8 sequences decoded
+// together, Q8_0 272 -> 320 t/s; at 4 the VNNI twin was faster, Q4_0 320 against 228 t/s).
+constexpr int kMinTileTokens = 8;
 constexpr int kCodeBytes = 32;  // one block's codes: a tile row of A, and 8 rows × 4 codes per row of B
 
 // ldtilecfg's 64-byte operand (palette 1): bytes per row and rows of each tile register.
@@ -102,15 +106,16 @@ struct SignedTileIQ4_NL {
     _tile_dpbssd(C, A, B);                              \
   } while (0)
 
-// Tokens t0 .. t0+15 against the whole panel (the tile configuration already loaded). Up to four
-// blocks are in flight at once (C tiles 0..3, the A and B tiles alternating), so the tile unit's
-// latency overlaps; then their sums take the f32 steps block by block, in column order.
+// Tokens t0 .. t0+nt-1 (nt ≤ 16, the rows of the A and C tiles in the loaded configuration)
+// against the whole panel. Up to four blocks are in flight at once (C tiles 0..3, the A and B tiles
+// alternating), so the tile unit's latency overlaps; then their sums take the f32 steps block by
+// block, in column order.
 template <class Packed, class Tile>
-SMELT_AMX void SixteenTokens(const Packed* panel, int64_t nb, const uint8_t* a, size_t a_stride, int64_t t0,
-                             float* y, int64_t y_stride) {
+SMELT_AMX void TileTokens(const Packed* panel, int64_t nb, const uint8_t* a, size_t a_stride, int64_t t0, int nt,
+                          float* y, int64_t y_stride) {
   constexpr int kInFlight = 4;
   alignas(64) int8_t codes[kInFlight][8 * kCodeBytes];
-  alignas(64) int32_t sums[kInFlight][kTileTokens][8];
+  alignas(64) int32_t sums[kInFlight][kTileTokens][8] = {};  // rows past nt stay 0
   // Token pairs: lanes 0..7 hold token 2p's 8 rows, lanes 8..15 token 2p + 1's.
   __m512 acc[kTileTokens / 2];
   for (int p = 0; p < kTileTokens / 2; ++p) acc[p] = _mm512_setzero_ps();
@@ -120,6 +125,7 @@ SMELT_AMX void SixteenTokens(const Packed* panel, int64_t nb, const uint8_t* a, 
   const __m512i token_offsets = _mm512_mullo_epi32(
       _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int32_t)a_stride));
   const __m512i low_half = _mm512_set1_epi32(0xFFFF);
+  const __mmask16 tokens = (__mmask16)((1u << nt) - 1);  // the gather reads only real rows
   for (int64_t b0 = 0; b0 < nb; b0 += kInFlight) {
     const int n = (int)std::min<int64_t>(kInFlight, nb - b0);
     const uint8_t* act[kInFlight];
@@ -142,9 +148,10 @@ SMELT_AMX void SixteenTokens(const Packed* panel, int64_t nb, const uint8_t* a, 
       // d_w of the 8 rows in both halves; d_a of the 16 tokens (the fp16 scale opens each block).
       const __m256 d_w8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel[b0 + i].d)));
       const __m512 d_w = _mm512_insertf32x8(_mm512_castps256_ps512(d_w8), d_w8, 1);
-      const __m512i words = _mm512_and_si512(_mm512_i32gather_epi32(token_offsets, act[i], 1), low_half);
+      const __m512i words = _mm512_and_si512(
+          _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tokens, token_offsets, act[i], 1), low_half);
       const __m512 d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
-      for (int p = 0; p < kTileTokens / 2; ++p) {
+      for (int p = 0; 2 * p < nt; ++p) {
         const __m512i pick = _mm512_inserti32x8(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1);
         const __m512 d = _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
         const __m512i s = _mm512_load_si512(sums[i][2 * p]);
@@ -152,10 +159,22 @@ SMELT_AMX void SixteenTokens(const Packed* panel, int64_t nb, const uint8_t* a, 
       }
     }
   }
-  for (int p = 0; p < kTileTokens / 2; ++p) {
+  for (int p = 0; 2 * p < nt; ++p) {
     _mm256_storeu_ps(y + (t0 + 2 * p) * y_stride, _mm512_castps512_ps256(acc[p]));
-    _mm256_storeu_ps(y + (t0 + 2 * p + 1) * y_stride, _mm512_extractf32x8_ps(acc[p], 1));
+    if (2 * p + 1 < nt) _mm256_storeu_ps(y + (t0 + 2 * p + 1) * y_stride, _mm512_extractf32x8_ps(acc[p], 1));
   }
+}
+
+// The tiles' shapes for nt tokens: C tiles 0..3 (nt tokens × 8 int32), A tiles 4 and 6 (nt tokens ×
+// 32 codes), B tiles 5 and 7 (8 groups of 4 codes × 8 rows).
+SMELT_AMX inline void ConfigureTiles(int nt) {
+  TileConfig cfg;
+  for (int c = 0; c < 4; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = 8 * sizeof(int32_t);
+  for (int ab : {4, 6}) {
+    cfg.rows[ab] = (uint8_t)nt, cfg.colsb[ab] = kCodeBytes;
+    cfg.rows[ab + 1] = 8, cfg.colsb[ab + 1] = kCodeBytes;
+  }
+  _tile_loadconfig(&cfg);
 }
 
 #undef SMELT_TILE_PRODUCT
@@ -166,15 +185,15 @@ SMELT_AMX void AmxGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, si
   const auto* panel = static_cast<const Packed*>(panel_bytes);
   int64_t t = 0;
   if (T >= kTileTokens) {
-    TileConfig cfg;
-    for (int c = 0; c < 4; ++c) cfg.rows[c] = kTileTokens, cfg.colsb[c] = 8 * sizeof(int32_t);  // C: 16 tokens × 8 int32
-    for (int ab : {4, 6}) {
-      cfg.rows[ab] = kTileTokens, cfg.colsb[ab] = kCodeBytes;  // A: 16 tokens × 32 codes
-      cfg.rows[ab + 1] = 8, cfg.colsb[ab + 1] = kCodeBytes;    // B: 8 groups of 4 codes × 8 rows
-    }
-    _tile_loadconfig(&cfg);
-    for (; t + kTileTokens <= T; t += kTileTokens) SixteenTokens<Packed, Tile>(panel, nb, a, a_stride, t, y, y_stride);
+    ConfigureTiles(kTileTokens);
+    for (; t + kTileTokens <= T; t += kTileTokens) TileTokens<Packed, Tile>(panel, nb, a, a_stride, t, kTileTokens, y, y_stride);
     _tile_release();
+  }
+  if (T - t >= kMinTileTokens) {  // a partial tile
+    ConfigureTiles((int)(T - t));
+    TileTokens<Packed, Tile>(panel, nb, a, a_stride, t, (int)(T - t), y, y_stride);
+    _tile_release();
+    t = T;
   }
   if (t < T)
     Avx512VnniPackedGemm(kType)(panel_bytes, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride,
