@@ -297,6 +297,8 @@ QDotX4Fn FastQDotX4(DType weight) {
     case DType::kS24_Q4: return k->x4_s24_q4;
     case DType::kSP50_Q8: return k->x4_sp50_q8;
     case DType::kSP70_Q8: return k->x4_sp70_q8;
+    case DType::kQ4_K: return k->x4_q4_k;
+    case DType::kQ5_K: return k->x4_q5_k;
     default: return nullptr;
   }
 }

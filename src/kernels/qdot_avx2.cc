@@ -327,35 +327,58 @@ SMELT_AVX2 inline int MinimumTerm(const uint8_t* y, const uint8_t* m) {
 }
 
 // Q4_K (kFifthBit false) and Q5_K: 8 sub-blocks of 32; chunk c of 32 code bytes holds
-// sub-block 2c in its low nibbles and 2c + 1 in its high ones.
-template <class Block, bool kFifthBit>
-SMELT_AVX2 float DotK4(const void* w, const void* a, int64_t n) {
+// sub-block 2c in its low nibbles and 2c + 1 in its high ones. Against `rows` Q8_K rows
+// (a + k·stride): each super-block's codes and scales are unpacked once for all of them, and per
+// activation row the operations do not depend on `rows` (the four-row kernel gives four single
+// calls' bits).
+template <class Block, bool kFifthBit, int rows>
+SMELT_AVX2 void DotK4Rows(const void* w, const void* a, size_t stride, int64_t n, float* out) {
   const auto* x = static_cast<const uint8_t*>(w);
-  const auto* y = static_cast<const uint8_t*>(a);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0.0f;
-  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(Block), y += sizeof(BlockQ8_K)) {
+  __m256 acc[rows];
+  float mins[rows];
+  for (int k = 0; k < rows; ++k) acc[k] = _mm256_setzero_ps(), mins[k] = 0.0f;
+  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(Block)) {
     PrefetchAhead<sizeof(Block)>(x);
-    const float dy = LoadF32(y);
     uint8_t sc[8], m[8];
     K4Scales(x + offsetof(Block, scales), sc, m);
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kFifthBit) qh = Load32(x + offsetof(BlockQ5_K, qh));
-    __m256i sums = _mm256_setzero_si256();
+    __m256i lo[4], hi[4];
     for (int c = 0; c < 4; ++c) {
       const __m256i q = Load32(x + offsetof(Block, qs) + 32 * c);
-      __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0F)), hi = BitsAt(q, 4, 0x0F);
+      lo[c] = _mm256_and_si256(q, _mm256_set1_epi8(0x0F)), hi[c] = BitsAt(q, 4, 0x0F);
       if constexpr (kFifthBit) {
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(BitsAt(qh, 2 * c, 1), 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(BitsAt(qh, 2 * c + 1, 1), 4));
+        lo[c] = _mm256_or_si256(lo[c], _mm256_slli_epi16(BitsAt(qh, 2 * c, 1), 4));
+        hi[c] = _mm256_or_si256(hi[c], _mm256_slli_epi16(BitsAt(qh, 2 * c + 1, 1), 4));
       }
-      sums = _mm256_add_epi32(sums, ScaledSums(lo, Load32(y + kQ8_KQs + 64 * c), _mm256_set1_epi16((int16_t)sc[2 * c])));
-      sums = _mm256_add_epi32(sums, ScaledSums(hi, Load32(y + kQ8_KQs + 64 * c + 32), _mm256_set1_epi16((int16_t)sc[2 * c + 1])));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * LoadHalf(x + offsetof(Block, d))), _mm256_cvtepi32_ps(sums), acc);
-    mins += dy * LoadHalf(x + offsetof(Block, dmin)) * (float)MinimumTerm(y, m);
+    const float d = LoadHalf(x + offsetof(Block, d)), dmin = LoadHalf(x + offsetof(Block, dmin));
+    for (int k = 0; k < rows; ++k) {
+      const uint8_t* y = static_cast<const uint8_t*>(a) + k * stride + i * sizeof(BlockQ8_K);
+      const float dy = LoadF32(y);
+      __m256i sums = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        sums = _mm256_add_epi32(sums, ScaledSums(lo[c], Load32(y + kQ8_KQs + 64 * c), _mm256_set1_epi16((int16_t)sc[2 * c])));
+        sums = _mm256_add_epi32(sums,
+                                ScaledSums(hi[c], Load32(y + kQ8_KQs + 64 * c + 32), _mm256_set1_epi16((int16_t)sc[2 * c + 1])));
+      }
+      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dy * d), _mm256_cvtepi32_ps(sums), acc[k]);
+      mins[k] += dy * dmin * (float)MinimumTerm(y, m);
+    }
   }
-  return HorizontalSum(acc) - mins;
+  for (int k = 0; k < rows; ++k) out[k] = HorizontalSum(acc[k]) - mins[k];
+}
+
+template <class Block, bool kFifthBit>
+SMELT_AVX2 float DotK4(const void* w, const void* a, int64_t n) {
+  float out;
+  DotK4Rows<Block, kFifthBit, 1>(w, a, 0, n, &out);
+  return out;
+}
+
+template <class Block, bool kFifthBit>
+SMELT_AVX2 void DotK4x4(const void* w, const void* a, size_t stride, int64_t n, float* out) {
+  DotK4Rows<Block, kFifthBit, 4>(w, a, stride, n, out);
 }
 
 // Q6_K: codes 0..63 multiplied unsigned, the offset 32 taken off through the bsums.
@@ -743,7 +766,9 @@ const Avx2Kernels* Avx2() {
                                      DotS24x4<BlockS24Q8, S24CodesQ8>,
                                      DotS24x4<BlockS24Q4, S24CodesQ4>,
                                      DotSparseMaskx4<16>,
-                                     DotSparseMaskx4<10>};
+                                     DotSparseMaskx4<10>,
+                                     DotK4x4<BlockQ4_K, false>,
+                                     DotK4x4<BlockQ5_K, true>};
   return &kAvx2;
 }
 

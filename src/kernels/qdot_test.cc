@@ -349,11 +349,12 @@ TEST(QDot, MatMulOnSparseMaskWeights) {
 // The four-row kernels give, bit for bit, what four single-row calls give: on random blocks,
 // rows of one, two and 37 blocks, activation rows strided with padding between them.
 TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
-  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kS24_Q8, DType::kS24_Q4,
-                     DType::kSP50_Q8, DType::kSP70_Q8}) {
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ4_K, DType::kQ5_K,
+                     DType::kS24_Q8, DType::kS24_Q4, DType::kSP50_Q8, DType::kSP70_Q8}) {
     const QDotX4Fn four = FastQDotX4(type);
     if (!four) GTEST_SKIP() << "no four-row kernel on this CPU";
-    for (int64_t n : {32, 64, 37 * 32, 4096}) {
+    const int64_t block = Traits(type).block_size;
+    for (int64_t n : {block, 2 * block, (int64_t)37 * 256, (int64_t)4096}) {
       const std::vector<uint8_t> w =
           Traits(type).row_header ? RandomMaskRow(type, n, 0.3, 4 + (uint32_t)n) : RandomWeightRow(type, n, 3);
       const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + 5;
@@ -368,7 +369,7 @@ TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
         EXPECT_EQ(out[k], FastQDot(type)(w.data(), a.data() + k * stride, n)) << DTypeName(type) << " n " << n;
     }
   }
-  EXPECT_EQ(FastQDotX4(DType::kQ4_K), nullptr);
+  EXPECT_EQ(FastQDotX4(DType::kQ3_K), nullptr);
 }
 
 // The AVX-512 half-precision twins give the AVX2 twin's bits (so the logits do not depend on which
