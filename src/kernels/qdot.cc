@@ -299,6 +299,7 @@ QDotX4Fn FastQDotX4(DType weight) {
     case DType::kSP70_Q8: return k->x4_sp70_q8;
     case DType::kQ4_K: return k->x4_q4_k;
     case DType::kQ5_K: return k->x4_q5_k;
+    case DType::kQ6_K: return k->x4_q6_k;
     default: return nullptr;
   }
 }

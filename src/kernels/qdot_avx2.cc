@@ -382,35 +382,56 @@ SMELT_AVX2 void DotK4x4(const void* w, const void* a, size_t stride, int64_t n, 
 }
 
 // Q6_K: codes 0..63 multiplied unsigned, the offset 32 taken off through the bsums.
-SMELT_AVX2 float DotQ6_K(const void* w, const void* a, int64_t n) {
+// Against `rows` Q8_K rows (a + k·stride), each super-block's codes unpacked once; per activation
+// row the single-row kernel's operations (DotQ6_K is rows = 1).
+template <int rows>
+SMELT_AVX2 void DotQ6_KRows(const void* w, const void* a, size_t stride, int64_t n, float* out) {
   const auto* x = static_cast<const uint8_t*>(w);
-  const auto* y = static_cast<const uint8_t*>(a);
-  __m256 acc = _mm256_setzero_ps();
-  float offsets = 0.0f;
-  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ6_K), y += sizeof(BlockQ8_K)) {
+  __m256 acc[rows];
+  float offsets[rows];
+  for (int k = 0; k < rows; ++k) acc[k] = _mm256_setzero_ps(), offsets[k] = 0.0f;
+  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ6_K)) {
     PrefetchAhead<sizeof(BlockQ6_K)>(x);
     const auto* scales = reinterpret_cast<const int8_t*>(x + offsetof(BlockQ6_K, scales));
     int sc[16];
     for (int j = 0; j < 16; ++j) sc[j] = scales[j];
-    __m256i sums = _mm256_setzero_si256();
+    __m256i code[8];  // values 128h + 32p + l: low (p < 2) or high nibbles of ql0/ql1, two bits of qh
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = Load32(x + offsetof(BlockQ6_K, ql) + 64 * h);
       const __m256i ql1 = Load32(x + offsetof(BlockQ6_K, ql) + 64 * h + 32);
       const __m256i qh = Load32(x + offsetof(BlockQ6_K, qh) + 32 * h);
-      for (int p = 0; p < 4; ++p) {  // values 128h + 32p + l: low (p < 2) or high nibbles of ql0/ql1
+      for (int p = 0; p < 4; ++p) {
         const __m256i low = BitsAt(p % 2 ? ql1 : ql0, p < 2 ? 0 : 4, 0x0F);
-        const __m256i code = _mm256_or_si256(low, _mm256_slli_epi16(BitsAt(qh, 2 * p, 3), 4));
-        const int j = 8 * h + 2 * p;
-        sums = _mm256_add_epi32(sums, ScaledSums(code, Load32(y + kQ8_KQs + 16 * j), ScalePair(sc[j], sc[j + 1])));
+        code[4 * h + p] = _mm256_or_si256(low, _mm256_slli_epi16(BitsAt(qh, 2 * p, 3), 4));
       }
     }
-    const float d = LoadF32(y) * LoadHalf(x + offsetof(BlockQ6_K, d));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), acc);
-    // Σ_j bsums[j]·scale_j in scalar code, which runs beside the vector work (one madd instead
-    // measured no faster here: this kernel is bound by its vector instructions).
-    offsets += d * (float)(32 * WeightedBsums(y, sc));
+    const float dx = LoadHalf(x + offsetof(BlockQ6_K, d));
+    for (int k = 0; k < rows; ++k) {
+      const uint8_t* y = static_cast<const uint8_t*>(a) + k * stride + i * sizeof(BlockQ8_K);
+      __m256i sums = _mm256_setzero_si256();
+      for (int h = 0; h < 2; ++h)
+        for (int p = 0; p < 4; ++p) {
+          const int j = 8 * h + 2 * p;
+          sums = _mm256_add_epi32(sums, ScaledSums(code[4 * h + p], Load32(y + kQ8_KQs + 16 * j), ScalePair(sc[j], sc[j + 1])));
+        }
+      const float d = LoadF32(y) * dx;
+      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), acc[k]);
+      // Σ_j bsums[j]·scale_j in scalar code, which runs beside the vector work (one madd instead
+      // measured no faster here: this kernel is bound by its vector instructions).
+      offsets[k] += d * (float)(32 * WeightedBsums(y, sc));
+    }
   }
-  return HorizontalSum(acc) - offsets;
+  for (int k = 0; k < rows; ++k) out[k] = HorizontalSum(acc[k]) - offsets[k];
+}
+
+SMELT_AVX2 float DotQ6_K(const void* w, const void* a, int64_t n) {
+  float out;
+  DotQ6_KRows<1>(w, a, 0, n, &out);
+  return out;
+}
+
+SMELT_AVX2 void DotQ6_Kx4(const void* w, const void* a, size_t stride, int64_t n, float* out) {
+  DotQ6_KRows<4>(w, a, stride, n, out);
 }
 
 // Eight halves at p widened to f32.
@@ -768,7 +789,8 @@ const Avx2Kernels* Avx2() {
                                      DotSparseMaskx4<16>,
                                      DotSparseMaskx4<10>,
                                      DotK4x4<BlockQ4_K, false>,
-                                     DotK4x4<BlockQ5_K, true>};
+                                     DotK4x4<BlockQ5_K, true>,
+                                     DotQ6_Kx4};
   return &kAvx2;
 }
 

@@ -11,7 +11,7 @@ struct Avx2Kernels {
   QDotFn s24_q8, s24_q4, sp50_q8, sp70_q8;
   QDotX4Fn x4_q8_0, x4_q4_0, x4_q5_0, x4_iq4_nl;  // four activation rows per call
   QDotX4Fn x4_s24_q8, x4_s24_q4, x4_sp50_q8, x4_sp70_q8;
-  QDotX4Fn x4_q4_k, x4_q5_k;
+  QDotX4Fn x4_q4_k, x4_q5_k, x4_q6_k;
 };
 
 // The AVX2/FMA/F16C twins (qdot_avx2.cc); nullptr where not built. Only valid when

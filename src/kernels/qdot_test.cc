@@ -350,7 +350,7 @@ TEST(QDot, MatMulOnSparseMaskWeights) {
 // rows of one, two and 37 blocks, activation rows strided with padding between them.
 TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ4_K, DType::kQ5_K,
-                     DType::kS24_Q8, DType::kS24_Q4, DType::kSP50_Q8, DType::kSP70_Q8}) {
+                     DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4, DType::kSP50_Q8, DType::kSP70_Q8}) {
     const QDotX4Fn four = FastQDotX4(type);
     if (!four) GTEST_SKIP() << "no four-row kernel on this CPU";
     const int64_t block = Traits(type).block_size;
