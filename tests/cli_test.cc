@@ -465,6 +465,7 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
     int layers, heads, kv_heads, ff;
   };
   for (const Case& c : {Case{"--structured channels --ratio 0.25", 5, 8, 4, 129},
+                        Case{"--structured channels --ratio 0.25 --multiple-of 32", 5, 8, 4, 128},
                         Case{"--structured heads --ratio 0.25", 5, 6, 3, 172},
                         Case{"--structured layers --ratio 0.2 --layer-score kld", 4, 8, 4, 172}}) {
     Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' " + c.args + calib + " --text '" +
@@ -494,6 +495,9 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
       {"--structured channels --ratio 0.2 --method wanda" + calib, "--method"},
       {"--structured layers --ratio 0.2 --layer-score best" + calib, "best"},
       {"--method magnitude --sparsity 0.5 --ratio 0.2", "--ratio"},
+      {"--structured heads --ratio 0.2 --multiple-of 32" + calib, "--multiple-of"},
+      {"--structured channels --ratio 0.2 --multiple-of 0" + calib, "--multiple-of 0"},
+      {"--structured channels --ratio 0.2 --multiple-of 256" + calib, "multiple of 256"},  // 172 channels
   };
   fs::remove(out);
   for (const auto& [args, named] : bad) {
@@ -652,9 +656,15 @@ TEST(Cli, SysinfoJsonNamesTheMachine) {
   const std::string path = j["kernel_path"].get<std::string>();
   const auto has = [&](const char* f) { return j["simd"][f].get<bool>(); };
   EXPECT_EQ(path.rfind(has("avx2") ? "avx2" : "scalar", 0), 0u) << path;
-  if (path.find("+avx512vnni") != std::string::npos) EXPECT_TRUE(has("avx512_vnni") && has("avx512vl")) << path;
-  if (path.find("+avxvnni") != std::string::npos) EXPECT_TRUE(has("avx_vnni")) << path;
-  if (path.find("+amx") != std::string::npos) EXPECT_TRUE(has("amx_int8")) << path;
+  if (path.find("+avx512vnni") != std::string::npos) {
+    EXPECT_TRUE(has("avx512_vnni") && has("avx512vl")) << path;
+  }
+  if (path.find("+avxvnni") != std::string::npos) {
+    EXPECT_TRUE(has("avx_vnni")) << path;
+  }
+  if (path.find("+amx") != std::string::npos) {
+    EXPECT_TRUE(has("amx_int8")) << path;
+  }
   EXPECT_FALSE(j["openblas"]["core"].get<std::string>().empty());
   EXPECT_GE(j["openblas"]["threads"].get<int>(), 1);
   EXPECT_GE(j["openmp_max_threads"].get<int>(), 1);

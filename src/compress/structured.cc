@@ -254,8 +254,14 @@ const char* StructuredTargetName(StructuredTarget t) {
   return "?";
 }
 
-int UnitsToRemove(int units, double ratio, const std::string& source) {
+int UnitsToRemove(int units, double ratio, const std::string& source, int multiple_of) {
   if (!(ratio >= 0.0 && ratio < 1.0)) Fail("{}: structured ratio {} is outside [0, 1)", source, ratio);
+  if (multiple_of < 1) Fail("{}: multiple {} must be at least 1", source, multiple_of);
+  if (multiple_of > 1) {
+    if (units < multiple_of) Fail("{}: {} units cannot keep a multiple of {}", source, units, multiple_of);
+    const long kept = std::max(1L, std::lround((1.0 - ratio) * units / multiple_of)) * multiple_of;
+    return units - (int)std::min<long>(kept, units - units % multiple_of);
+  }
   const int n = (int)std::lround(ratio * units);
   if (n >= units) Fail("{}: ratio {} would remove all {} units; at least one must remain", source, ratio, units);
   return n;
@@ -350,7 +356,8 @@ Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>
                       const StructuredOptions& opt, StructuredReport* report) {
   const ModelConfig& c = model.config;
   const int units = UnitCount(c, opt.target);
-  const int n = UnitsToRemove(units, opt.ratio, model.source);
+  const int n =
+      UnitsToRemove(units, opt.ratio, model.source, opt.target == StructuredTarget::kChannels ? opt.multiple_of : 1);
   std::vector<std::vector<double>> scores = StructuredScores(model, samples, opt);
   std::vector<std::vector<int>> removed(scores.size());
   for (size_t l = 0; l < scores.size(); ++l) {

@@ -36,6 +36,10 @@ struct StructuredOptions {
   // feed-forward channels or of the blocks. Rounded to the nearest whole unit per layer; at least
   // one unit always remains.
   double ratio = 0.0;
+  // Channels only: the kept channel count rounded to the nearest multiple of this (at least one
+  // multiple kept), so that ffn_down's rows stay whole blocks of the quantized types (32 for
+  // q4_0/q8_0, 256 for the k-quants). 1: the ratio as given.
+  int multiple_of = 1;
   LayerScore layer_score = LayerScore::kCosine;
   int threads = 1;
 };
@@ -72,7 +76,8 @@ Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>
 Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector<std::vector<int>>& removed);
 
 // How many of `units` a ratio removes (round to nearest, at most units - 1); throws for a ratio
-// outside [0, 1).
-int UnitsToRemove(int units, double ratio, const std::string& source);
+// outside [0, 1). With multiple_of > 1, units - (the result) is a multiple of it (the nearest to
+// what the ratio keeps, at least multiple_of); throws where units < multiple_of.
+int UnitsToRemove(int units, double ratio, const std::string& source, int multiple_of = 1);
 
 }  // namespace smelt

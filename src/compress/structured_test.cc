@@ -215,5 +215,28 @@ TEST(CompressStructured, BadRatiosFailWithOneLine) {
   EXPECT_THROW(PruneStructured(m, {}, {}), Error);
 }
 
+// Kept channels a multiple of M: the multiple nearest to what the ratio keeps (brute force over
+// every multiple that fits, ties to the larger), never none, never more than there are.
+TEST(CompressStructured, MultipleOfKeepsTheNearestWholeMultiple) {
+  for (int units : {96, 172, 1000, 2816})
+    for (int M : {32, 256}) {
+      if (units < M) {
+        EXPECT_THROW(UnitsToRemove(units, 0.25, "m", M), Error);
+        continue;
+      }
+      for (double ratio = 0.0; ratio < 0.999; ratio += 0.0625) {
+        const int kept = units - UnitsToRemove(units, ratio, "m", M);
+        const double want = (1.0 - ratio) * units;
+        int best = M;
+        for (int k = M; k <= units; k += M)
+          if (std::fabs(k - want) <= std::fabs(best - want)) best = k;
+        EXPECT_EQ(kept, best) << units << " units, ratio " << ratio << ", multiple " << M;
+        EXPECT_EQ(kept % M, 0);
+      }
+    }
+  EXPECT_EQ(UnitsToRemove(172, 0.25, "m", 1), UnitsToRemove(172, 0.25, "m"));
+  EXPECT_THROW(UnitsToRemove(172, 0.25, "m", 0), Error);
+}
+
 }  // namespace
 }  // namespace smelt

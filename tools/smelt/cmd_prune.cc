@@ -34,6 +34,7 @@ struct PruneArgs {
   std::optional<double> sparsity;
   std::string structured, layer_score = "cosine";  // structured mode: heads|channels|layers
   std::optional<double> ratio;
+  int multiple_of = 1;  // --structured channels: kept channels a multiple of this
   SensitivityArgs calib;  // --calib, --calib-samples, --calib-tokens
   int rounds = 1;
   // Recovery between rounds: distillation from the unpruned model on --recover-data.
@@ -254,6 +255,10 @@ StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
   if (!a.ratio) Fail("--structured {}: give --ratio R, the fraction of its units removed, in [0, 1)", a.structured);
   if (!(*a.ratio >= 0.0 && *a.ratio < 1.0)) Fail("--ratio {}: must be in [0, 1)", *a.ratio);
   o.ratio = *a.ratio;
+  if (a.multiple_of < 1) Fail("--multiple-of {}: must be at least 1", a.multiple_of);
+  if (a.multiple_of != 1 && o.target != StructuredTarget::kChannels)
+    Fail("--multiple-of {}: rounds the kept feed-forward channels; it belongs to --structured channels", a.multiple_of);
+  o.multiple_of = a.multiple_of;
   if (a.layer_score == "cosine") {
     o.layer_score = LayerScore::kCosine;
   } else if (a.layer_score == "kld") {
@@ -310,6 +315,11 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
   fmt::print("config: layers {} -> {}, heads {}/{} -> {}/{} (kv), ff {} -> {}\n", in.config.n_layers, out.config.n_layers,
              in.config.n_heads, in.config.n_kv_heads, out.config.n_heads, out.config.n_kv_heads, in.config.ff, out.config.ff);
   fmt::print("parameters: {} -> {} ({:.2f} % removed); {:.2f} s\n", r.params_before, r.params_after, 100 * removed, seconds);
+  if (in.config.ff % 32 == 0 && out.config.ff % 32 != 0)
+    fmt::print(stderr,
+               "note: ff {} is not a multiple of 32 (it was): ffn_down will not quantize to q4_0/q8_0/k-quants and "
+               "falls back to another type; --multiple-of 32 (or 256) keeps it quantizable\n",
+               out.config.ff);
   if (q) PrintQuality(*q, a);
   fmt::print("wrote {}\n", a.out);
 }
@@ -325,8 +335,8 @@ int RunStructuredPruning(const PruneArgs& a) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.info = m.info;
   out.info["prune.recipe"] =
-      fmt::format("structured={} ratio={} layer_score={} calib={} samples={} tokens={}", a.structured, o.ratio,
-                  a.layer_score, a.calib.calib, a.calib.calib_opt.samples, a.calib.calib_opt.tokens);
+      fmt::format("structured={} ratio={} multiple_of={} layer_score={} calib={} samples={} tokens={}", a.structured,
+                  o.ratio, o.multiple_of, a.layer_score, a.calib.calib, a.calib.calib_opt.samples, a.calib.calib_opt.tokens);
   out.info["prune.source"] = a.model;
   const std::optional<KldResult> q = Quality(a, m, out, text);  // before writing: a failure leaves no file
   SaveGgufModel(out, a.out, GgufSaveOptions{});
@@ -391,6 +401,9 @@ Command AddPrune(CLI::App& root) {
                   "remove whole units instead of weights: heads (KV groups), channels (SwiGLU neurons) or layers "
                   "(blocks), the least important by their measured contribution (needs --calib); a smaller model");
   app->add_option("--ratio", a->ratio, "--structured: fraction of the units removed (per layer for heads/channels)");
+  app->add_option("--multiple-of", a->multiple_of,
+                  "--structured channels: keep a multiple of N channels (32: q4_0/q8_0 blocks, 256: k-quants), the "
+                  "nearest to what --ratio keeps");
   app->add_option("--layer-score", a->layer_score,
                   "--structured layers: cosine (1 - cos of a block's input and output) or kld (KL-divergence when "
                   "only that block is skipped)")
