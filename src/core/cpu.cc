@@ -1,6 +1,7 @@
 #include "core/cpu.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 
 #if defined(__linux__)
@@ -109,6 +110,21 @@ bool RequestTileData() {
 #endif
 }
 
+// The features the dispatch may use: what Detect() found, capped by SMELT_MAX_ISA where it is set
+// (read once).
+CpuFeatures Capped(CpuFeatures f) {
+  const char* cap = std::getenv("SMELT_MAX_ISA");
+  const IsaCap level = cap ? ParseIsaCap(cap) : IsaCap::kAll;
+  if (level < IsaCap::kAll) f.amx_int8 = false;
+  if (level < IsaCap::kAvx512) {
+    f.avx512f = f.avx512bw = f.avx512dq = f.avx512vl = false;
+    f.avx512_vnni = f.avx512_bf16 = f.avx512_vbmi2 = false;
+    f.avx_vnni = false;
+  }
+  if (level < IsaCap::kAvx2) f = CpuFeatures{};
+  return f;
+}
+
 }  // namespace
 
 bool CpuHasAmxInt8() {
@@ -117,8 +133,15 @@ bool CpuHasAmxInt8() {
   return usable;
 }
 
+IsaCap ParseIsaCap(const std::string& s) {
+  if (s == "scalar") return IsaCap::kScalar;
+  if (s == "avx2") return IsaCap::kAvx2;
+  if (s == "avx512") return IsaCap::kAvx512;
+  return IsaCap::kAll;  // "all", or a value smelt does not know: nothing is capped
+}
+
 const CpuFeatures& GetCpuFeatures() {
-  static const CpuFeatures f = Detect();
+  static const CpuFeatures f = Capped(Detect());
   return f;
 }
 

@@ -6,16 +6,6 @@
 
 namespace smelt {
 
-// True when the CPU executing this process supports AVX2 (x86-64 only).
-inline bool CpuHasAvx2() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
-#else
-  return false;
-#endif
-}
-
 // SIMD extensions the CPU has and the operating system saves across context switches (a
 // feature whose register state XCR0 does not enable counts as absent). All false off x86-64.
 struct CpuFeatures {
@@ -33,8 +23,18 @@ struct CpuFeatures {
   bool amx_int8 = false;  // AMX tiles with int8 dot products, state enabled in XCR0 (Sapphire Rapids on)
 };
 
-// Read from CPUID and XGETBV directly (not through the compiler's runtime), once.
+// Read from CPUID and XGETBV directly (not through the compiler's runtime), once, then capped by
+// the environment variable SMELT_MAX_ISA where it is set: "scalar" (no SIMD twin runs), "avx2"
+// (no AVX-512, VNNI or AMX twin), "avx512" (no AMX), "all" (the default). The cap lets one machine
+// run, test and time the narrower twins.
 const CpuFeatures& GetCpuFeatures();
+
+enum class IsaCap { kScalar, kAvx2, kAvx512, kAll };
+// SMELT_MAX_ISA's values; anything else reads as kAll.
+IsaCap ParseIsaCap(const std::string& s);
+
+// True when the CPU executing this process supports AVX2 (x86-64 only) and SMELT_MAX_ISA allows it.
+inline bool CpuHasAvx2() { return GetCpuFeatures().avx2; }
 
 // The processor's brand string (CPUID leaves 0x80000002..4, trimmed); off x86-64 the first
 // "model name" of /proc/cpuinfo; "unknown" when neither says.

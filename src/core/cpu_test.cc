@@ -1,9 +1,10 @@
 // CPU feature detection (CPUID + XGETBV, read directly) against what the kernel reports in
-// /proc/cpuinfo and against the compiler runtime's answer for AVX2.
+// /proc/cpuinfo and against the compiler runtime's answer for AVX2; the SMELT_MAX_ISA cap.
 #include "core/cpu.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -28,6 +29,7 @@ std::set<std::string> ProcCpuFlags() {
 TEST(Cpu, FeaturesMatchTheKernelsFlags) {
   const std::set<std::string> flags = ProcCpuFlags();
   if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo flags";
+  if (std::getenv("SMELT_MAX_ISA")) GTEST_SKIP() << "SMELT_MAX_ISA caps the features";
 #if !defined(__x86_64__)
   GTEST_SKIP() << "x86-64 only";
 #endif
@@ -49,6 +51,11 @@ TEST(Cpu, FeaturesMatchTheKernelsFlags) {
 
 TEST(Cpu, Avx2AgreesWithTheCompilerRuntimeAndKernelPath) {
   EXPECT_EQ(GetCpuFeatures().avx2, CpuHasAvx2());
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (!std::getenv("SMELT_MAX_ISA")) {
+    EXPECT_EQ(CpuHasAvx2(), __builtin_cpu_supports("avx2") != 0);
+  }
+#endif
   const std::string path = KernelPath();
   if (!CpuHasAvx2FmaF16c()) {
     EXPECT_EQ(path, "scalar");
@@ -58,6 +65,23 @@ TEST(Cpu, Avx2AgreesWithTheCompilerRuntimeAndKernelPath) {
                              : CpuHasAvxVnni()    ? "+avxvnni"
                                                   : "";
     EXPECT_EQ(path, "avx2" + vnni);
+  }
+}
+
+TEST(Cpu, MaxIsaNamesAreOrdered) {
+  EXPECT_EQ(ParseIsaCap("scalar"), IsaCap::kScalar);
+  EXPECT_EQ(ParseIsaCap("avx2"), IsaCap::kAvx2);
+  EXPECT_EQ(ParseIsaCap("avx512"), IsaCap::kAvx512);
+  EXPECT_EQ(ParseIsaCap("all"), IsaCap::kAll);
+  EXPECT_EQ(ParseIsaCap("sse9"), IsaCap::kAll);
+  EXPECT_LT(IsaCap::kAvx2, IsaCap::kAvx512);
+  // Under a cap, nothing above it is reported (the cap is read once, at the first question).
+  if (const char* cap = std::getenv("SMELT_MAX_ISA")) {
+    const CpuFeatures& f = GetCpuFeatures();
+    const IsaCap level = ParseIsaCap(cap);
+    EXPECT_TRUE(level == IsaCap::kAll || !f.amx_int8);
+    EXPECT_TRUE(level >= IsaCap::kAvx512 || !(f.avx512f || f.avx512_vnni || f.avx_vnni));
+    EXPECT_TRUE(level >= IsaCap::kAvx2 || !(f.avx2 || f.fma || f.f16c));
   }
 }
 
