@@ -5,7 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/error.h"
+#include "formats/activation_simd.h"
 #include "formats/k_quants.h"
 #include "formats/per_channel.h"
 #include "formats/plain.h"
@@ -16,13 +18,12 @@
 namespace smelt {
 namespace {
 
-// x86 ggml-cpu's Q8_0 block encoder: returns the f32 scale d and writes the codes.
+// The Q8_0 block encoder the activations use: the AVX-512 twin where the CPU has it (the same
+// bits), else the reference.
 float EncodeQ8Block(const float* x, int8_t* q) {
-  float amax = 0.0f;
-  for (int j = 0; j < kQK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
-  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-  for (int j = 0; j < kQK8_0; ++j) q[j] = (int8_t)std::clamp(NearestInt(x[j] * id), -127, 127);
-  return amax / 127.0f;
+  static const EncodeQ8BlockFn fast = CpuHasAvx512F() ? Avx512EncodeQ8Block() : nullptr;
+  if (float amax; fast && fast(x, q, &amax)) return amax / 127.0f;
+  return ReferenceEncodeQ8Block(x, q);
 }
 
 void QuantizeActQ8_0(const float* x, BlockQ8_0* y, int64_t n) {
@@ -40,6 +41,14 @@ void QuantizeActQ8_1(const float* x, BlockQ8_1* y, int64_t n) {
 }
 
 }  // namespace
+
+float ReferenceEncodeQ8Block(const float* x, int8_t* q) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  for (int j = 0; j < kQK8_0; ++j) q[j] = (int8_t)std::clamp(NearestInt(x[j] * id), -127, 127);
+  return amax / 127.0f;
+}
 
 DType ActivationType(DType weight) {
   switch (weight) {

@@ -6,9 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <random>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/half.h"
+#include "formats/activation_simd.h"
 #include "formats/format_test_util.h"
 #include "formats/types.h"
 
@@ -69,6 +73,43 @@ TEST(FormatsActivation, Q8TiesRoundToEven) {
   EXPECT_EQ(y[1], 2.0f);
   EXPECT_EQ(y[2], 4.0f);
   EXPECT_EQ(y[3], -2.0f);
+}
+
+// The AVX-512 block encoder against the reference, bit for bit: Gaussian blocks, blocks of exact
+// halves (ties: to even in both), zero, tiny and huge blocks; non-finite blocks are refused (the
+// reference encodes them).
+TEST(FormatsActivation, Avx512Q8BlockEncoderIsTheReferenceBitForBit) {
+  if (!CpuHasAvx512F() || !Avx512EncodeQ8Block()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const EncodeQ8BlockFn fast = Avx512EncodeQ8Block();
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<std::vector<float>> blocks;
+  for (int b = 0; b < 200; ++b) {
+    std::vector<float> x(32);
+    for (float& v : x) v = g(rng) * std::ldexp(1.0f, (int)(rng() % 40) - 20);
+    blocks.push_back(x);
+  }
+  std::vector<float> halves(32);  // amax 127: the scale is 1, so k + 0.5 is a tie
+  for (int j = 0; j < 32; ++j) halves[j] = (j == 0) ? 127.0f : (float)(j % 9) - 4.5f;
+  blocks.push_back(halves);
+  blocks.push_back(std::vector<float>(32, 0.0f));
+  blocks.push_back(std::vector<float>(32, 1e-40f));
+  blocks.push_back(std::vector<float>(32, -3e38f));
+  for (const std::vector<float>& x : blocks) {
+    int8_t want[32], got[32];
+    const float d = ReferenceEncodeQ8Block(x.data(), want);
+    float amax = -1.0f;
+    ASSERT_TRUE(fast(x.data(), got, &amax));
+    EXPECT_EQ(amax / 127.0f, d);
+    EXPECT_EQ(std::memcmp(want, got, 32), 0);
+  }
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    std::vector<float> x(32, 1.0f);
+    x[7] = bad;
+    int8_t q[32];
+    float amax;
+    EXPECT_FALSE(fast(x.data(), q, &amax)) << bad;
+  }
 }
 
 }  // namespace
