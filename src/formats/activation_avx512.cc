@@ -11,11 +11,7 @@
 
 #include <cmath>
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's _mm512_undefined_*() in the intrinsics
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "core/gcc_avx512_warnings_off.h"
 
 namespace smelt {
 namespace {
@@ -45,9 +41,7 @@ EncodeQ8BlockFn Avx512EncodeQ8Block() { return EncodeQ8BlockImpl; }
 
 }  // namespace smelt
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "core/gcc_avx512_warnings_on.h"
 
 #else
 

@@ -16,11 +16,7 @@
 #include <algorithm>
 #include <cmath>
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's _mm512_undefined_*() in the intrinsics
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "core/gcc_avx512_warnings_off.h"
 
 #define SMELT_AVX512 __attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")))
 
@@ -111,9 +107,7 @@ AttendTileFn Avx512AttendTile() { return Avx512AttendTileImpl; }
 
 }  // namespace smelt
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "core/gcc_avx512_warnings_on.h"
 
 #else
 

@@ -13,11 +13,7 @@
 
 #include <algorithm>
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's _mm512_undefined_*() in the intrinsics
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "core/gcc_avx512_warnings_off.h"
 
 #define SMELT_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw")))
 
@@ -77,9 +73,7 @@ HalfGemmFn FastHalfGemm(DType type) {
 
 }  // namespace smelt
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "core/gcc_avx512_warnings_on.h"
 
 #else
 

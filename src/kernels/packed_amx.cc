@@ -20,13 +20,7 @@
 
 #include <immintrin.h>
 
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values, which its uninitialized-use
-// warnings flag inside functions that enable AVX-512 by attribute (a false positive).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "core/gcc_avx512_warnings_off.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -213,9 +207,7 @@ PackedGemmFn AmxPackedGemm(DType type) {
 
 }  // namespace smelt
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "core/gcc_avx512_warnings_on.h"
 
 #else
 

@@ -24,11 +24,7 @@
 #include "formats/sparse_mask.h"
 #include "kernels/prefetch.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's _mm512_undefined_*() in the intrinsics
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "core/gcc_avx512_warnings_off.h"
 
 #define SMELT_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw")))
 #define SMELT_VBMI2 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vbmi2,avx512vnni")))
@@ -205,9 +201,7 @@ QDotX4Fn Avx512QDotX4(DType weight) {
 
 }  // namespace smelt
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "core/gcc_avx512_warnings_on.h"
 
 #else
 
