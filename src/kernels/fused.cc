@@ -33,10 +33,18 @@ void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRo
     return;
   }
   if (w.packed) {
-    const PackedGemmFn gemm = FastPackedGemm(w.packed->type);
-    for (int64_t r = 0; r < n; r += kPackRows)
-      gemm(w.packed->panel((o0 + r) / kPackRows), w.packed->blocks_per_row(), a.data, a.row_bytes, a.sums, T,
-           out + r, ld);
+    const PackedMatrix& p = *w.packed;
+    const PackedGemmFn gemm = FastPackedGemm(p.type);
+    const PackedGemm2Fn gemm2 = FastPackedGemmTwoPanels(p.type);
+    for (int64_t r = 0; r < n; r += kPackRows) {
+      const int64_t q = (o0 + r) / kPackRows;
+      if (gemm2 && r + kPackRows < n) {  // both panels hold rows of this block: one call (16 lanes)
+        gemm2(p.panel(q), p.panel(q + 1), p.blocks_per_row(), a.data, a.row_bytes, a.sums, T, out + r, ld);
+        r += kPackRows;
+        continue;
+      }
+      gemm(p.panel(q), p.blocks_per_row(), a.data, a.row_bytes, a.sums, T, out + r, ld);
+    }
     return;
   }
   const size_t w_bytes = RowBytes(w.w->type, C);

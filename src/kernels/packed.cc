@@ -159,6 +159,8 @@ std::vector<NamedPackedGemm> PackedGemmTwins(DType type) {
   return twins;
 }
 
+PackedGemm2Fn FastPackedGemmTwoPanels(DType type) { return CpuHasAmxInt8() ? AmxPackedGemmTwoPanels(type) : nullptr; }
+
 PackedGemmFn FastPackedGemm(DType type) {
   if (CpuHasAmxInt8())
     if (PackedGemmFn f = AmxPackedGemm(type)) return f;
@@ -180,19 +182,30 @@ void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, in
   a.type = DType::kQ8_0, a.data = encoded.data(), a.sums = sums.data();
   EncodeRows(x, T, C, a);
   const int64_t panels = p.panels();
-  threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, panels));
+  // Work items of one panel, or of two where the CPU has a two-panel kernel (the same bits).
+  const PackedGemm2Fn gemm2 = FastPackedGemmTwoPanels(p.type);
+  const int64_t per_item = gemm2 ? 2 : 1, items = (panels + per_item - 1) / per_item;
+  threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, items));
   if (C * OC * T < kMinParallelWork) threads = 1;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int64_t q = 0; q < panels; ++q) {
-    const int64_t r0 = q * kPackRows;
-    if (r0 + kPackRows <= OC) {
-      gemm(p.panel(q), nb, encoded.data(), a_bytes, sums.data(), T, y + r0, OC);
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t q = item * per_item, r0 = q * kPackRows;
+    const int64_t lanes = (gemm2 && q + 1 < panels) ? 2 * kPackRows : kPackRows;
+    auto product = [&](float* out, int64_t ld) {
+      if (lanes == 2 * kPackRows) {
+        gemm2(p.panel(q), p.panel(q + 1), nb, encoded.data(), a_bytes, sums.data(), T, out, ld);
+      } else {
+        gemm(p.panel(q), nb, encoded.data(), a_bytes, sums.data(), T, out, ld);
+      }
+    };
+    if (r0 + lanes <= OC) {
+      product(y + r0, OC);
       continue;
     }
-    std::vector<float> tail(T * kPackRows);  // the padded panel: only its real rows are written
-    gemm(p.panel(q), nb, encoded.data(), a_bytes, sums.data(), T, tail.data(), kPackRows);
+    std::vector<float> tail(T * lanes);  // a padded panel: only its real rows are written
+    product(tail.data(), lanes);
     for (int64_t t = 0; t < T; ++t)
-      for (int64_t r = r0; r < OC; ++r) y[t * OC + r] = tail[t * kPackRows + (r - r0)];
+      for (int64_t r = r0; r < OC; ++r) y[t * OC + r] = tail[t * lanes + (r - r0)];
   }
 }
 

@@ -79,6 +79,15 @@ PackedGemmFn AvxVnniPackedGemm(DType type);
 // The AMX twin (kernels/packed_amx.cc): 16 tokens at a time on the tile unit, fewer on the
 // AVX-512 VNNI twin. Valid only where CpuHasAmxInt8(); nullptr where not built.
 PackedGemmFn AmxPackedGemm(DType type);
+// Two adjacent panels at once, y[t * y_stride + r] for r < 16 (panel0's rows, then panel1's): on
+// AMX one tile product serves 16 rows. The same bits as two PackedGemmFn calls.
+using PackedGemm2Fn = void (*)(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
+                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
+// The AMX two-panel twin (packed_amx.cc); nullptr where not built. Valid only where CpuHasAmxInt8().
+PackedGemm2Fn AmxPackedGemmTwoPanels(DType type);
+// What this CPU runs for two panels: the AMX twin, else nullptr (callers then call FastPackedGemm
+// per panel).
+PackedGemm2Fn FastPackedGemmTwoPanels(DType type);
 // What this CPU runs: the AMX twin, else the AVX-512 VNNI twin, else the AVX-VNNI twin, else the AVX2 twin, else
 // nullptr (packing pays only with a SIMD kernel).
 PackedGemmFn FastPackedGemm(DType type);

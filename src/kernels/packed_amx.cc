@@ -92,12 +92,12 @@ struct SignedTileIQ4_NL {
 
 // One block's product into tile C (0..3), through A (4 or 6) and B (5 or 7): the tile numbers
 // are part of the instructions, so they are spelled out.
-#define SMELT_TILE_PRODUCT(C, A, B, act, codes, stride) \
-  do {                                                  \
-    _tile_zero(C);                                      \
-    _tile_loadd(A, act, stride);                        \
-    _tile_loadd(B, codes, kCodeBytes);                  \
-    _tile_dpbssd(C, A, B);                              \
+#define SMELT_TILE_PRODUCT(C, A, B, act, codes, stride, codes_stride) \
+  do {                                                                \
+    _tile_zero(C);                                                    \
+    _tile_loadd(A, act, stride);                                      \
+    _tile_loadd(B, codes, codes_stride);                              \
+    _tile_dpbssd(C, A, B);                                            \
   } while (0)
 
 // Tokens t0 .. t0+nt-1 (nt ≤ 16, the rows of the A and C tiles in the loaded configuration)
@@ -130,10 +130,10 @@ SMELT_AMX void TileTokens(const Packed* panel, int64_t nb, const uint8_t* a, siz
       tile_codes[i] = Tile(panel[b0 + i], codes[i]).codes;
     }
     MemoryBarrier();
-    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + offsetof(BlockQ8_0, qs), tile_codes[0], stride);
-    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + offsetof(BlockQ8_0, qs), tile_codes[1], stride);
-    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + offsetof(BlockQ8_0, qs), tile_codes[2], stride);
-    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + offsetof(BlockQ8_0, qs), tile_codes[3], stride);
+    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + offsetof(BlockQ8_0, qs), tile_codes[0], stride, kCodeBytes);
+    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + offsetof(BlockQ8_0, qs), tile_codes[1], stride, kCodeBytes);
+    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + offsetof(BlockQ8_0, qs), tile_codes[2], stride, kCodeBytes);
+    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + offsetof(BlockQ8_0, qs), tile_codes[3], stride, kCodeBytes);
     _tile_stored(0, sums[0], 8 * sizeof(int32_t));
     if (n > 1) _tile_stored(1, sums[1], 8 * sizeof(int32_t));
     if (n > 2) _tile_stored(2, sums[2], 8 * sizeof(int32_t));
@@ -159,16 +159,96 @@ SMELT_AMX void TileTokens(const Packed* panel, int64_t nb, const uint8_t* a, siz
   }
 }
 
-// The tiles' shapes for nt tokens: C tiles 0..3 (nt tokens × 8 int32), A tiles 4 and 6 (nt tokens ×
-// 32 codes), B tiles 5 and 7 (8 groups of 4 codes × 8 rows).
-SMELT_AMX inline void ConfigureTiles(int nt) {
+// The tiles' shapes for nt tokens and 1 or 2 panels (8 or 16 rows): C tiles 0..3 (nt tokens × the
+// rows' int32), A tiles 4 and 6 (nt tokens × 32 codes), B tiles 5 and 7 (8 groups of 4 codes × the
+// rows).
+SMELT_AMX inline void ConfigureTiles(int nt, int panels = 1) {
   TileConfig cfg;
-  for (int c = 0; c < 4; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = 8 * sizeof(int32_t);
+  const uint16_t row_bytes = (uint16_t)(panels * kCodeBytes);  // 8 rows × 4 bytes per panel
+  for (int c = 0; c < 4; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = row_bytes;
   for (int ab : {4, 6}) {
     cfg.rows[ab] = (uint8_t)nt, cfg.colsb[ab] = kCodeBytes;
-    cfg.rows[ab + 1] = 8, cfg.colsb[ab + 1] = kCodeBytes;
+    cfg.rows[ab + 1] = 8, cfg.colsb[ab + 1] = row_bytes;
   }
   _tile_loadconfig(&cfg);
+}
+
+// One packed block's codes as signed bytes in tile order, chunk j at dst + j·pitch (two panels
+// side by side: pitch 64, the second panel at dst + 32).
+template <DType kType, class Packed>
+SMELT_AMX inline void WriteSignedCodes(const Packed& w, int8_t* dst, int pitch) {
+  if constexpr (kType == DType::kQ8_0) {
+    for (int j = 0; j < 8; ++j)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * pitch),
+                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[j])));
+  } else {
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      __m256i lo = _mm256_and_si256(bytes, mask), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
+      if constexpr (kType == DType::kIQ4_NL) {
+        lo = _mm256_shuffle_epi8(table, lo), hi = _mm256_shuffle_epi8(table, hi);
+      } else {
+        lo = _mm256_sub_epi8(lo, _mm256_set1_epi8(8)), hi = _mm256_sub_epi8(hi, _mm256_set1_epi8(8));
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k * pitch), lo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (4 + k) * pitch), hi);
+    }
+  }
+}
+
+// TileTokens for two panels at once (16 rows: one tile product serves twice the rows; the tiles
+// configured by ConfigureTiles(nt, 2)). Token t's 16 row sums are one 512-bit row of C, scaled by
+// the 16 rows' d_w and the token's d_a: per row the reference's f32 steps in its order.
+template <class Packed, DType kType>
+SMELT_AMX void TileTokensTwoPanels(const Packed* p0, const Packed* p1, int64_t nb, const uint8_t* a, size_t a_stride,
+                                   int64_t t0, int nt, float* y, int64_t y_stride) {
+  constexpr int kInFlight = 4, kPitch = 2 * kCodeBytes;
+  alignas(64) int8_t codes[kInFlight][8 * kPitch];
+  alignas(64) int32_t sums[kInFlight][kTileTokens][16] = {};  // rows past nt stay 0
+  __m512 acc[kTileTokens];
+  for (int t = 0; t < kTileTokens; ++t) acc[t] = _mm512_setzero_ps();
+  const uint8_t* rows = a + t0 * a_stride;
+  const long stride = (long)a_stride;
+  const __m512i token_offsets = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int32_t)a_stride));
+  const __m512i low_half = _mm512_set1_epi32(0xFFFF);
+  const __mmask16 tokens = (__mmask16)((1u << nt) - 1);
+  for (int64_t b0 = 0; b0 < nb; b0 += kInFlight) {
+    const int n = (int)std::min<int64_t>(kInFlight, nb - b0);
+    const uint8_t* act[kInFlight];
+    for (int i = 0; i < n; ++i) {
+      PrefetchAhead<sizeof(Packed)>(p0 + b0 + i);
+      PrefetchAhead<sizeof(Packed)>(p1 + b0 + i);
+      act[i] = rows + (b0 + i) * sizeof(BlockQ8_0);
+      WriteSignedCodes<kType>(p0[b0 + i], codes[i], kPitch);
+      WriteSignedCodes<kType>(p1[b0 + i], codes[i] + kCodeBytes, kPitch);
+    }
+    MemoryBarrier();
+    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + offsetof(BlockQ8_0, qs), codes[0], stride, kPitch);
+    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + offsetof(BlockQ8_0, qs), codes[1], stride, kPitch);
+    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + offsetof(BlockQ8_0, qs), codes[2], stride, kPitch);
+    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + offsetof(BlockQ8_0, qs), codes[3], stride, kPitch);
+    _tile_stored(0, sums[0], 16 * sizeof(int32_t));
+    if (n > 1) _tile_stored(1, sums[1], 16 * sizeof(int32_t));
+    if (n > 2) _tile_stored(2, sums[2], 16 * sizeof(int32_t));
+    if (n > 3) _tile_stored(3, sums[3], 16 * sizeof(int32_t));
+    MemoryBarrier();  // the code buffers are rewritten next round, after these tile loads
+    for (int i = 0; i < n; ++i) {
+      const __m512 d_w = _mm512_insertf32x8(
+          _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0[b0 + i].d)))),
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p1[b0 + i].d))), 1);
+      const __m512i words = _mm512_and_si512(
+          _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tokens, token_offsets, act[i], 1), low_half);
+      const __m512 d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+      for (int t = 0; t < nt; ++t) {
+        const __m512 d = _mm512_mul_ps(d_w, _mm512_permutexvar_ps(_mm512_set1_epi32(t), d_a));
+        acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_load_si512(sums[i][t])), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < nt; ++t) _mm512_storeu_ps(y + (t0 + t) * y_stride, acc[t]);
 }
 
 #undef SMELT_TILE_PRODUCT
@@ -194,7 +274,41 @@ SMELT_AMX void AmxGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, si
                                 y_stride);
 }
 
+template <class Packed, class Tile, DType kType>
+SMELT_AMX void AmxGemmTwoPanels(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
+                                const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
+  const auto* p0 = static_cast<const Packed*>(panel0);
+  const auto* p1 = static_cast<const Packed*>(panel1);
+  int64_t t = 0;
+  if (T >= kTileTokens) {
+    ConfigureTiles(kTileTokens, 2);
+    for (; t + kTileTokens <= T; t += kTileTokens)
+      TileTokensTwoPanels<Packed, kType>(p0, p1, nb, a, a_stride, t, kTileTokens, y, y_stride);
+    _tile_release();
+  }
+  if (T - t >= kMinTileTokens) {
+    ConfigureTiles((int)(T - t), 2);
+    TileTokensTwoPanels<Packed, kType>(p0, p1, nb, a, a_stride, t, (int)(T - t), y, y_stride);
+    _tile_release();
+    t = T;
+  }
+  if (t < T) {
+    const PackedGemmFn vnni = Avx512VnniPackedGemm(kType);
+    vnni(panel0, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride, y_stride);
+    vnni(panel1, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride + kPackRows, y_stride);
+  }
+}
+
 }  // namespace
+
+PackedGemm2Fn AmxPackedGemmTwoPanels(DType type) {
+  switch (type) {
+    case DType::kQ4_0: return AmxGemmTwoPanels<BlockQ4_0x8, SignedTileQ4_0, DType::kQ4_0>;
+    case DType::kIQ4_NL: return AmxGemmTwoPanels<BlockQ4_0x8, SignedTileIQ4_NL, DType::kIQ4_NL>;
+    case DType::kQ8_0: return AmxGemmTwoPanels<BlockQ8_0x8, SignedTileQ8_0, DType::kQ8_0>;
+    default: return nullptr;
+  }
+}
 
 PackedGemmFn AmxPackedGemm(DType type) {
   switch (type) {
@@ -213,6 +327,7 @@ PackedGemmFn AmxPackedGemm(DType type) {
 
 namespace smelt {
 PackedGemmFn AmxPackedGemm(DType) { return nullptr; }
+PackedGemm2Fn AmxPackedGemmTwoPanels(DType) { return nullptr; }
 }  // namespace smelt
 
 #endif

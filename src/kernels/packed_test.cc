@@ -181,6 +181,29 @@ TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
   }
 }
 
+// The two-panel kernel gives two single-panel calls' bits, at every batch size (tiles, partial
+// tiles and the VNNI remainder), the second panel padded or not.
+TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
+  const DType type = GetParam();
+  const PackedGemm2Fn two = FastPackedGemmTwoPanels(type);
+  if (!two) GTEST_SKIP() << "no two-panel kernel on this CPU";
+  const PackedGemmFn one = PackedGemmReference(type);
+  for (int64_t rows : {16, 13}) {
+    const int64_t C = 256;
+    const QMatrix m = RandomQ(type, rows, C, 30 + rows, kScaleSets[0]);
+    const PackedMatrix p = PackWeights(m.tensor);
+    for (int64_t T : {1, 5, 8, 16, 21, 37}) {
+      const std::vector<float> x = RandomActivations(T * C, 40 + T);
+      const Encoded e = Encode(x, T, C);
+      std::vector<float> want(T * 16), got(T * 16, -1.0f);
+      one(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, want.data(), 16);
+      one(p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, want.data() + 8, 16);
+      two(p.panel(0), p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, got.data(), 16);
+      EXPECT_EQ(got, want) << DTypeName(type) << " rows " << rows << " T " << T;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
 
