@@ -274,6 +274,70 @@ SMELT_AMX void AmxGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, si
                                 y_stride);
 }
 
+// Fewer than kMinTileTokens tokens of two panels on 512-bit VNNI (decoding, small batches): the
+// 16 rows' codes of a chunk in one register, as unsigned bytes offset like the 256-bit VNNI twin
+// (Q4_0: the stored nibble, the others + 128), one vpdpbusd per chunk and token for 16 rows, then
+// the reference's f32 steps per row. The same bits as the reference.
+// 32 bytes at lo, then 32 at hi.
+SMELT_AMX inline __m512i Both(const void* lo, const void* hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))),
+                            _mm256_loadu_si256(static_cast<const __m256i*>(hi)), 1);
+}
+
+template <DType kType, class Packed>
+SMELT_AMX inline void UnsignedCodesTwoPanels(const Packed& w0, const Packed& w1, __m512i* c) {
+  if constexpr (kType == DType::kQ8_0) {
+    for (int j = 0; j < 8; ++j) c[j] = _mm512_xor_si512(Both(w0.qs[j], w1.qs[j]), _mm512_set1_epi8((char)0x80));
+  } else {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    const __m512i table = _mm512_add_epi8(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues))),
+        _mm512_set1_epi8((char)0x80));
+    for (int k = 0; k < 4; ++k) {
+      const __m512i bytes = Both(w0.qs[k], w1.qs[k]);
+      c[k] = _mm512_and_si512(bytes, mask);
+      c[4 + k] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), mask);
+      if constexpr (kType == DType::kIQ4_NL) c[k] = _mm512_shuffle_epi8(table, c[k]), c[4 + k] = _mm512_shuffle_epi8(table, c[4 + k]);
+    }
+  }
+}
+
+template <class Packed, DType kType, int NT>
+SMELT_AMX void VnniTokensTwoPanels(const Packed* p0, const Packed* p1, int64_t nb, const uint8_t* a, size_t a_stride,
+                                   const int32_t* a_sums, int64_t t0, float* y, int64_t y_stride) {
+  constexpr int32_t kOffset = kType == DType::kQ4_0 ? 8 : 128;
+  __m512 acc[NT];
+  for (int k = 0; k < NT; ++k) acc[k] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    PrefetchAhead<sizeof(Packed)>(p0 + b);
+    PrefetchAhead<sizeof(Packed)>(p1 + b);
+    __m512i c[8];
+    UnsignedCodesTwoPanels<kType>(p0[b], p1[b], c);
+    const __m512 d_w = _mm512_insertf32x8(
+        _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0[b].d)))),
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p1[b].d))), 1);
+    for (int k = 0; k < NT; ++k) {
+      const uint8_t* act = a + (t0 + k) * a_stride + b * sizeof(BlockQ8_0);
+      const uint8_t* qs = act + offsetof(BlockQ8_0, qs);
+      __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+      for (int j = 0; j < 8; j += 2) {
+        int32_t v0, v1;
+        std::memcpy(&v0, qs + 4 * j, sizeof v0);
+        std::memcpy(&v1, qs + 4 * j + 4, sizeof v1);
+        s0 = _mm512_dpbusd_epi32(s0, c[j], _mm512_set1_epi32(v0));
+        s1 = _mm512_dpbusd_epi32(s1, c[j + 1], _mm512_set1_epi32(v1));
+      }
+      const __m512i sums =
+          _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(kOffset * a_sums[(t0 + k) * nb + b]));
+      fp16_t d_a;
+      std::memcpy(&d_a, act + offsetof(BlockQ8_0, d), sizeof d_a);
+      const __m512 d = _mm512_mul_ps(d_w, _mm512_set1_ps(_cvtsh_ss(d_a)));
+      acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sums), acc[k]);
+    }
+  }
+  for (int k = 0; k < NT; ++k) _mm512_storeu_ps(y + (t0 + k) * y_stride, acc[k]);
+}
+
 template <class Packed, class Tile, DType kType>
 SMELT_AMX void AmxGemmTwoPanels(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
                                 const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
@@ -292,11 +356,8 @@ SMELT_AMX void AmxGemmTwoPanels(const void* panel0, const void* panel1, int64_t 
     _tile_release();
     t = T;
   }
-  if (t < T) {
-    const PackedGemmFn vnni = Avx512VnniPackedGemm(kType);
-    vnni(panel0, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride, y_stride);
-    vnni(panel1, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride + kPackRows, y_stride);
-  }
+  for (; t + 4 <= T; t += 4) VnniTokensTwoPanels<Packed, kType, 4>(p0, p1, nb, a, a_stride, a_sums, t, y, y_stride);
+  for (; t < T; ++t) VnniTokensTwoPanels<Packed, kType, 1>(p0, p1, nb, a, a_stride, a_sums, t, y, y_stride);
 }
 
 }  // namespace
