@@ -274,7 +274,7 @@ SMELT_AMX void AmxGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, si
                                 y_stride);
 }
 
-// Fewer than kMinTileTokens tokens of two panels on 512-bit VNNI (decoding, small batches): the
+// Up to 3 tokens of two panels on 512-bit VNNI (decoding, small batches): the
 // 16 rows' codes of a chunk in one register, as unsigned bytes offset like the 256-bit VNNI twin
 // (Q4_0: the stored nibble, the others + 128), one vpdpbusd per chunk and token for 16 rows, then
 // the reference's f32 steps per row. The same bits as the reference.
@@ -356,7 +356,12 @@ SMELT_AMX void AmxGemmTwoPanels(const void* panel0, const void* panel1, int64_t 
     _tile_release();
     t = T;
   }
-  for (; t + 4 <= T; t += 4) VnniTokensTwoPanels<Packed, kType, 4>(p0, p1, nb, a, a_stride, a_sums, t, y, y_stride);
+  if (T - t >= 4) {  // 4 to 7 tokens: the 256-bit twin per panel measured faster (Q4_0 x4 385 vs 330 t/s)
+    const PackedGemmFn vnni = Avx512VnniPackedGemm(kType);
+    vnni(panel0, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride, y_stride);
+    vnni(panel1, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride + kPackRows, y_stride);
+    return;
+  }
   for (; t < T; ++t) VnniTokensTwoPanels<Packed, kType, 1>(p0, p1, nb, a, a_stride, a_sums, t, y, y_stride);
 }
 

@@ -192,7 +192,7 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
     const int64_t C = 256;
     const QMatrix m = RandomQ(type, rows, C, 30 + rows, kScaleSets[0]);
     const PackedMatrix p = PackWeights(m.tensor);
-    for (int64_t T : {1, 5, 8, 16, 21, 37}) {
+    for (int64_t T : {1, 3, 5, 8, 16, 19, 21, 37}) {
       const std::vector<float> x = RandomActivations(T * C, 40 + T);
       const Encoded e = Encode(x, T, C);
       std::vector<float> want(T * 16), got(T * 16, -1.0f);
