@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds smelt (Release), runs every test, then builds again with
+# Installs what is needed, builds smelt (Release), runs every test and the kernel tests again
+# with the dispatch capped to each narrower instruction set, then builds again with
 # clang + AddressSanitizer/UndefinedBehaviorSanitizer and runs the tests and each libFuzzer
 # target briefly on its seed corpus. Usage: scripts/test.sh [--no-asan]
 set -euo pipefail
@@ -15,6 +16,13 @@ fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$JOBS"
 (cd build && ctest --output-on-failure -j"$JOBS")
+# The kernels' narrower twins end to end, on a CPU that also has wider ones: SMELT_MAX_ISA caps
+# the dispatch (on a CPU without them these runs repeat paths that ran above; seconds each).
+KERNEL_TESTS='Packed|QDot|Fused|HalfGemm|Attention|Greedy|Cpu|Repack|Batch|Specul|FormatsActivation'
+for isa in avx512 avx2 scalar; do
+  echo "test.sh: kernel tests with SMELT_MAX_ISA=$isa"
+  (cd build && SMELT_MAX_ISA=$isa ctest --output-on-failure -j"$JOBS" -R "$KERNEL_TESTS")
+done
 
 if [ "${1:-}" != "--no-asan" ]; then
   # Line tables are all a sanitizer report needs for file:line; lld links the large test binary
