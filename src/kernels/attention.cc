@@ -45,6 +45,14 @@ OnlineSoftmax OnlineSoftmax::Start(float* acc, int head_dim) {
   return {-INFINITY, 0.0f};
 }
 
+void OnlineSoftmax::Raise(float tile_max, float* acc, int head_dim) {
+  if (!(tile_max > m)) return;  // a NaN maximum changes nothing
+  const float shrink = std::exp(m - tile_max);
+  l *= shrink;
+  for (int d = 0; d < head_dim; ++d) acc[d] *= shrink;
+  m = tile_max;
+}
+
 void ReferenceAttendTile(const float* q, const float* k, const float* v, int64_t n, int64_t stride, int head_dim,
                          float scale, OnlineSoftmax& s, float* acc) {
   float p[kAttnTile];
@@ -53,12 +61,7 @@ void ReferenceAttendTile(const float* q, const float* k, const float* v, int64_t
     p[j] = DotF32(q, k + j * stride, head_dim) * scale;
     tile_max = std::max(tile_max, p[j]);
   }
-  if (tile_max > s.m) {  // a new maximum: what came before shrinks by exp(m_old − m_new)
-    const float shrink = std::exp(s.m - tile_max);
-    s.l *= shrink;
-    for (int d = 0; d < head_dim; ++d) acc[d] *= shrink;
-    s.m = tile_max;
-  }
+  s.Raise(tile_max, acc, head_dim);
   float sum = 0.0f;
   for (int64_t j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - s.m));
   s.l += sum;

@@ -29,6 +29,9 @@ struct OnlineSoftmax {
   float l;  // Σ exp(score − m) so far
   // Sets m = −∞, l = 0 and acc[head_dim] = 0.
   static OnlineSoftmax Start(float* acc, int head_dim);
+  // Where a tile's largest score passes m: what came before shrinks by exp(m − tile_max) (l and
+  // acc[head_dim]), and m becomes tile_max. Every tile step's twin calls it.
+  void Raise(float tile_max, float* acc, int head_dim);
 };
 
 // Folds keys/values rows [0, n) (n ≤ kAttnTile; row j at k + j * stride) into `s` and acc: the

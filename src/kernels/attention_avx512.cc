@@ -58,12 +58,7 @@ SMELT_AVX512 void Avx512AttendTileImpl(const float* q, const float* k, const flo
     p[j] = _mm512_reduce_add_ps(dot) * scale;
     tile_max = std::max(tile_max, p[j]);
   }
-  if (tile_max > s.m) {  // a new maximum: what came before shrinks by exp(m_old − m_new)
-    const float shrink = std::exp(s.m - tile_max);
-    s.l *= shrink;
-    for (int d = 0; d < head_dim; ++d) acc[d] *= shrink;
-    s.m = tile_max;
-  }
+  s.Raise(tile_max, acc, head_dim);
   __m512 sum = _mm512_setzero_ps();
   const __m512 m_new = _mm512_set1_ps(s.m);
   for (int64_t j = 0; j < n; j += 16) {

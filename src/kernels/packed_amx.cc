@@ -1,16 +1,17 @@
 // The AMX twin of PackedGemmReference (kernels/packed.h), for prompts and batches: 16 tokens of
-// one packed panel at a time through Intel's tile unit. Per block of 32 columns:
+// one packed panel, or of two adjacent panels (16 rows), at a time through Intel's tile unit. Per
+// block of 32 columns:
 //   A        = the 16 tokens' 32 activation codes, loaded straight from the encoded Q8_0 rows
 //              (one tile row per token, the row stride as the tile stride);
-//   B        = the panel block's codes as signed bytes in VNNI order: tile row j holds codes
-//              4j .. 4j+3 of each of the 8 rows, which is exactly a packed Q8_0 block's chunk j
-//              (loaded in place) and what Q4_0 (q_w − 8) and IQ4_NL (table[q_w]) unpack to;
-//   C        = tdpbssd of the two: token t's 8 exact row sums in tile row t.
-// C goes to a small buffer, and each token's 8 sums take the reference's f32 steps in the
+//   B        = the panels' block codes as signed bytes in VNNI order: tile row j holds codes
+//              4j .. 4j+3 of each of the 8 (16) rows, which is exactly a packed Q8_0 block's chunk
+//              j (one panel: loaded in place) and what Q4_0 (q_w − 8) and IQ4_NL (table[q_w])
+//              unpack to; two panels sit side by side in a 64-byte tile row;
+//   C        = tdpbssd of the two: token t's 8 (16) exact row sums in tile row t.
+// C goes to a small buffer, and each token's sums take the reference's f32 steps in the
 // reference's order (acc = fma(d_w·d_a, (float) sum, acc), blocks in column order), so the results
 // are the same bits as PackedGemmReference's and the other twins'. A last partial tile of
-// kMinTileTokens or more tokens runs as a shorter tile; fewer go to the AVX-512 VNNI twin (the
-// same bits).
+// kMinTileTokens or more tokens runs as a shorter tile; fewer go to a VNNI twin (the same bits).
 //
 // Only these functions carry the target attribute; dispatch: CpuHasAmxInt8() in packed.cc (which
 // also asks the kernel for the tile state).
@@ -55,114 +56,10 @@ static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads 64 bytes");
 // it (the tile intrinsics are asm statements that do not say they read memory).
 inline void MemoryBarrier() { __asm__ volatile("" ::: "memory"); }
 
-// The 8 rows' codes of one packed block as signed bytes in tile order (B), 8 × 32 bytes.
-struct SignedTileQ8_0 {
-  const int8_t* codes;
-  SMELT_AMX explicit SignedTileQ8_0(const BlockQ8_0x8& w, int8_t*) : codes(&w.qs[0][0]) {}
-};
-struct SignedTileQ4_0 {
-  const int8_t* codes;
-  SMELT_AMX SignedTileQ4_0(const BlockQ4_0x8& w, int8_t* buf) : codes(buf) {
-    const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(bytes, mask), eight);
-      const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask), eight);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + k * kCodeBytes), lo);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + (4 + k) * kCodeBytes), hi);
-    }
-    MemoryBarrier();
-  }
-};
-struct SignedTileIQ4_NL {
-  const int8_t* codes;
-  SMELT_AMX SignedTileIQ4_NL(const BlockQ4_0x8& w, int8_t* buf) : codes(buf) {
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + k * kCodeBytes),
-                          _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, mask)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(buf + (4 + k) * kCodeBytes),
-                          _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask)));
-    }
-    MemoryBarrier();
-  }
-};
-
-// One block's product into tile C (0..3), through A (4 or 6) and B (5 or 7): the tile numbers
-// are part of the instructions, so they are spelled out.
-#define SMELT_TILE_PRODUCT(C, A, B, act, codes, stride, codes_stride) \
-  do {                                                                \
-    _tile_zero(C);                                                    \
-    _tile_loadd(A, act, stride);                                      \
-    _tile_loadd(B, codes, codes_stride);                              \
-    _tile_dpbssd(C, A, B);                                            \
-  } while (0)
-
-// Tokens t0 .. t0+nt-1 (nt ≤ 16, the rows of the A and C tiles in the loaded configuration)
-// against the whole panel. Up to four blocks are in flight at once (C tiles 0..3, the A and B tiles
-// alternating), so the tile unit's latency overlaps; then their sums take the f32 steps block by
-// block, in column order.
-template <class Packed, class Tile>
-SMELT_AMX void TileTokens(const Packed* panel, int64_t nb, const uint8_t* a, size_t a_stride, int64_t t0, int nt,
-                          float* y, int64_t y_stride) {
-  constexpr int kInFlight = 4;
-  alignas(64) int8_t codes[kInFlight][8 * kCodeBytes];
-  alignas(64) int32_t sums[kInFlight][kTileTokens][8] = {};  // rows past nt stay 0
-  // Token pairs: lanes 0..7 hold token 2p's 8 rows, lanes 8..15 token 2p + 1's.
-  __m512 acc[kTileTokens / 2];
-  for (int p = 0; p < kTileTokens / 2; ++p) acc[p] = _mm512_setzero_ps();
-  const uint8_t* rows = a + t0 * a_stride;
-  const long stride = (long)a_stride;
-  // Byte offsets of the 16 tokens' rows, to gather their blocks' fp16 scales in one instruction.
-  const __m512i token_offsets = _mm512_mullo_epi32(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int32_t)a_stride));
-  const __m512i low_half = _mm512_set1_epi32(0xFFFF);
-  const __mmask16 tokens = (__mmask16)((1u << nt) - 1);  // the gather reads only real rows
-  for (int64_t b0 = 0; b0 < nb; b0 += kInFlight) {
-    const int n = (int)std::min<int64_t>(kInFlight, nb - b0);
-    const uint8_t* act[kInFlight];
-    const int8_t* tile_codes[kInFlight];
-    for (int i = 0; i < n; ++i) {
-      PrefetchAhead<sizeof(Packed)>(panel + b0 + i);
-      act[i] = rows + (b0 + i) * sizeof(BlockQ8_0);
-      tile_codes[i] = Tile(panel[b0 + i], codes[i]).codes;
-    }
-    MemoryBarrier();
-    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + offsetof(BlockQ8_0, qs), tile_codes[0], stride, kCodeBytes);
-    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + offsetof(BlockQ8_0, qs), tile_codes[1], stride, kCodeBytes);
-    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + offsetof(BlockQ8_0, qs), tile_codes[2], stride, kCodeBytes);
-    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + offsetof(BlockQ8_0, qs), tile_codes[3], stride, kCodeBytes);
-    _tile_stored(0, sums[0], 8 * sizeof(int32_t));
-    if (n > 1) _tile_stored(1, sums[1], 8 * sizeof(int32_t));
-    if (n > 2) _tile_stored(2, sums[2], 8 * sizeof(int32_t));
-    if (n > 3) _tile_stored(3, sums[3], 8 * sizeof(int32_t));
-    for (int i = 0; i < n; ++i) {
-      // d_w of the 8 rows in both halves; d_a of the 16 tokens (the fp16 scale opens each block).
-      const __m256 d_w8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel[b0 + i].d)));
-      const __m512 d_w = _mm512_insertf32x8(_mm512_castps256_ps512(d_w8), d_w8, 1);
-      const __m512i words = _mm512_and_si512(
-          _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tokens, token_offsets, act[i], 1), low_half);
-      const __m512 d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
-      for (int p = 0; 2 * p < nt; ++p) {
-        const __m512i pick = _mm512_inserti32x8(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1);
-        const __m512 d = _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
-        const __m512i s = _mm512_load_si512(sums[i][2 * p]);
-        acc[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[p]);
-      }
-    }
-  }
-  for (int p = 0; 2 * p < nt; ++p) {
-    _mm256_storeu_ps(y + (t0 + 2 * p) * y_stride, _mm512_castps512_ps256(acc[p]));
-    if (2 * p + 1 < nt) _mm256_storeu_ps(y + (t0 + 2 * p + 1) * y_stride, _mm512_extractf32x8_ps(acc[p], 1));
-  }
-}
-
 // The tiles' shapes for nt tokens and 1 or 2 panels (8 or 16 rows): C tiles 0..3 (nt tokens × the
 // rows' int32), A tiles 4 and 6 (nt tokens × 32 codes), B tiles 5 and 7 (8 groups of 4 codes × the
 // rows).
-SMELT_AMX inline void ConfigureTiles(int nt, int panels = 1) {
+SMELT_AMX inline void ConfigureTiles(int nt, int panels) {
   TileConfig cfg;
   const uint16_t row_bytes = (uint16_t)(panels * kCodeBytes);  // 8 rows × 4 bytes per panel
   for (int c = 0; c < 4; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = row_bytes;
@@ -198,88 +95,96 @@ SMELT_AMX inline void WriteSignedCodes(const Packed& w, int8_t* dst, int pitch) 
   }
 }
 
-// TileTokens for two panels at once (16 rows: one tile product serves twice the rows; the tiles
-// configured by ConfigureTiles(nt, 2)). Token t's 16 row sums are one 512-bit row of C, scaled by
-// the 16 rows' d_w and the token's d_a: per row the reference's f32 steps in its order.
-template <class Packed, DType kType>
-SMELT_AMX void TileTokensTwoPanels(const Packed* p0, const Packed* p1, int64_t nb, const uint8_t* a, size_t a_stride,
-                                   int64_t t0, int nt, float* y, int64_t y_stride) {
-  constexpr int kInFlight = 4, kPitch = 2 * kCodeBytes;
+// One block's product into tile C (0..3), through A (4 or 6) and B (5 or 7): the tile numbers
+// are part of the instructions, so they are spelled out.
+#define SMELT_TILE_PRODUCT(C, A, B, act, codes, stride, codes_stride) \
+  do {                                                                \
+    _tile_zero(C);                                                    \
+    _tile_loadd(A, act, stride);                                      \
+    _tile_loadd(B, codes, codes_stride);                              \
+    _tile_dpbssd(C, A, B);                                            \
+  } while (0)
+
+// Tokens t0 .. t0+nt-1 (nt ≤ 16, the rows of the A and C tiles in the configuration loaded by
+// ConfigureTiles(nt, kPanels)) against whole panels (kPanels of them, their 8·kPanels rows side by
+// side). Up to four blocks are in flight at once (C tiles 0..3, the A and B tiles alternating), so
+// the tile unit's latency overlaps; then their sums take the f32 steps block by block, in column
+// order, 512 bits at a time: one token's 16 rows, or (one panel) two tokens' 8.
+template <class Packed, DType kType, int kPanels>
+SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride, int64_t t0,
+                          int nt, float* y, int64_t y_stride) {
+  constexpr int kInFlight = 4, kPitch = kPanels * kCodeBytes;
+  constexpr int kRows = 8 * kPanels, kPerReg = 16 / kRows;  // rows per token; tokens per register
   alignas(64) int8_t codes[kInFlight][8 * kPitch];
-  alignas(64) int32_t sums[kInFlight][kTileTokens][16] = {};  // rows past nt stay 0
-  __m512 acc[kTileTokens];
-  for (int t = 0; t < kTileTokens; ++t) acc[t] = _mm512_setzero_ps();
+  alignas(64) int32_t sums[kInFlight][kTileTokens][kRows] = {};  // rows past nt stay 0
+  __m512 acc[kTileTokens / kPerReg];
+  for (__m512& v : acc) v = _mm512_setzero_ps();
   const uint8_t* rows = a + t0 * a_stride;
   const long stride = (long)a_stride;
-  const __m512i token_offsets = _mm512_mullo_epi32(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int32_t)a_stride));
+  // Byte offsets of the 16 tokens' rows, to gather their blocks' fp16 scales in one instruction.
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i token_offsets = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((int32_t)a_stride));
+  const __m512i lane_token = _mm512_srli_epi32(lanes, kPanels == 1 ? 3 : 4);  // lane → token in its register
   const __m512i low_half = _mm512_set1_epi32(0xFFFF);
-  const __mmask16 tokens = (__mmask16)((1u << nt) - 1);
+  const __mmask16 tokens = (__mmask16)((1u << nt) - 1);  // the gather reads only real rows
   for (int64_t b0 = 0; b0 < nb; b0 += kInFlight) {
     const int n = (int)std::min<int64_t>(kInFlight, nb - b0);
     const uint8_t* act[kInFlight];
+    const int8_t* tile_codes[kInFlight];
     for (int i = 0; i < n; ++i) {
-      PrefetchAhead<sizeof(Packed)>(p0 + b0 + i);
-      PrefetchAhead<sizeof(Packed)>(p1 + b0 + i);
       act[i] = rows + (b0 + i) * sizeof(BlockQ8_0);
-      WriteSignedCodes<kType>(p0[b0 + i], codes[i], kPitch);
-      WriteSignedCodes<kType>(p1[b0 + i], codes[i] + kCodeBytes, kPitch);
+      for (int p = 0; p < kPanels; ++p) PrefetchAhead<sizeof(Packed)>(panels[p] + b0 + i);
+      if constexpr (kPanels == 1 && kType == DType::kQ8_0) {
+        tile_codes[i] = &panels[0][b0 + i].qs[0][0];  // already in tile order
+      } else {
+        for (int p = 0; p < kPanels; ++p) WriteSignedCodes<kType>(panels[p][b0 + i], codes[i] + p * kCodeBytes, kPitch);
+        tile_codes[i] = codes[i];
+      }
     }
     MemoryBarrier();
-    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + offsetof(BlockQ8_0, qs), codes[0], stride, kPitch);
-    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + offsetof(BlockQ8_0, qs), codes[1], stride, kPitch);
-    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + offsetof(BlockQ8_0, qs), codes[2], stride, kPitch);
-    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + offsetof(BlockQ8_0, qs), codes[3], stride, kPitch);
-    _tile_stored(0, sums[0], 16 * sizeof(int32_t));
-    if (n > 1) _tile_stored(1, sums[1], 16 * sizeof(int32_t));
-    if (n > 2) _tile_stored(2, sums[2], 16 * sizeof(int32_t));
-    if (n > 3) _tile_stored(3, sums[3], 16 * sizeof(int32_t));
-    MemoryBarrier();  // the code buffers are rewritten next round, after these tile loads
+    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + offsetof(BlockQ8_0, qs), tile_codes[0], stride, kPitch);
+    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + offsetof(BlockQ8_0, qs), tile_codes[1], stride, kPitch);
+    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + offsetof(BlockQ8_0, qs), tile_codes[2], stride, kPitch);
+    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + offsetof(BlockQ8_0, qs), tile_codes[3], stride, kPitch);
+    _tile_stored(0, sums[0], kRows * sizeof(int32_t));
+    if (n > 1) _tile_stored(1, sums[1], kRows * sizeof(int32_t));
+    if (n > 2) _tile_stored(2, sums[2], kRows * sizeof(int32_t));
+    if (n > 3) _tile_stored(3, sums[3], kRows * sizeof(int32_t));
     for (int i = 0; i < n; ++i) {
-      const __m512 d_w = _mm512_insertf32x8(
-          _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0[b0 + i].d)))),
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p1[b0 + i].d))), 1);
+      // d_w of the rows in every token's lanes; d_a of the 16 tokens (the fp16 scale opens each block).
+      const __m256 d_first =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[0][b0 + i].d)));
+      const __m256 d_second =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[kPanels - 1][b0 + i].d)));
+      const __m512 d_w = _mm512_insertf32x8(_mm512_castps256_ps512(d_first), d_second, 1);
       const __m512i words = _mm512_and_si512(
           _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tokens, token_offsets, act[i], 1), low_half);
       const __m512 d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
-      for (int t = 0; t < nt; ++t) {
-        const __m512 d = _mm512_mul_ps(d_w, _mm512_permutexvar_ps(_mm512_set1_epi32(t), d_a));
-        acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_load_si512(sums[i][t])), acc[t]);
+      for (int g = 0; g * kPerReg < nt; ++g) {
+        const __m512i pick = _mm512_add_epi32(_mm512_set1_epi32(g * kPerReg), lane_token);
+        const __m512 d = _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
+        const __m512i s = _mm512_load_si512(sums[i][g * kPerReg]);
+        acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[g]);
       }
     }
   }
-  for (int t = 0; t < nt; ++t) _mm512_storeu_ps(y + (t0 + t) * y_stride, acc[t]);
+  for (int g = 0; g * kPerReg < nt; ++g) {
+    if constexpr (kPanels == 2) {
+      _mm512_storeu_ps(y + (t0 + g) * y_stride, acc[g]);
+    } else {
+      _mm256_storeu_ps(y + (t0 + 2 * g) * y_stride, _mm512_castps512_ps256(acc[g]));
+      if (2 * g + 1 < nt) _mm256_storeu_ps(y + (t0 + 2 * g + 1) * y_stride, _mm512_extractf32x8_ps(acc[g], 1));
+    }
+  }
 }
 
 #undef SMELT_TILE_PRODUCT
 
-template <class Packed, class Tile, DType kType>
-SMELT_AMX void AmxGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t* a_sums,
-                       int64_t T, float* y, int64_t y_stride) {
-  const auto* panel = static_cast<const Packed*>(panel_bytes);
-  int64_t t = 0;
-  if (T >= kTileTokens) {
-    ConfigureTiles(kTileTokens);
-    for (; t + kTileTokens <= T; t += kTileTokens) TileTokens<Packed, Tile>(panel, nb, a, a_stride, t, kTileTokens, y, y_stride);
-    _tile_release();
-  }
-  if (T - t >= kMinTileTokens) {  // a partial tile
-    ConfigureTiles((int)(T - t));
-    TileTokens<Packed, Tile>(panel, nb, a, a_stride, t, (int)(T - t), y, y_stride);
-    _tile_release();
-    t = T;
-  }
-  if (t < T)
-    Avx512VnniPackedGemm(kType)(panel_bytes, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride,
-                                y_stride);
-}
-
-// Up to 3 tokens of two panels on 512-bit VNNI (decoding, small batches): the
-// 16 rows' codes of a chunk in one register, as unsigned bytes offset like the 256-bit VNNI twin
-// (Q4_0: the stored nibble, the others + 128), one vpdpbusd per chunk and token for 16 rows, then
-// the reference's f32 steps per row. The same bits as the reference.
-// 32 bytes at lo, then 32 at hi.
-SMELT_AMX inline __m512i Both(const void* lo, const void* hi) {
+// One to three tokens of two panels on 512-bit VNNI (decoding, small batches): a chunk's 16 rows'
+// codes in one register, as unsigned bytes offset like the 256-bit VNNI twin (Q4_0: the stored
+// nibble, the others + 128), one vpdpbusd per chunk for 16 rows, then the reference's f32 steps
+// per row. The same bits as the reference.
+SMELT_AMX inline __m512i Both(const void* lo, const void* hi) {  // 32 bytes at lo, then 32 at hi
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))),
                             _mm256_loadu_si256(static_cast<const __m256i*>(hi)), 1);
 }
@@ -302,12 +207,11 @@ SMELT_AMX inline void UnsignedCodesTwoPanels(const Packed& w0, const Packed& w1,
   }
 }
 
-template <class Packed, DType kType, int NT>
-SMELT_AMX void VnniTokensTwoPanels(const Packed* p0, const Packed* p1, int64_t nb, const uint8_t* a, size_t a_stride,
-                                   const int32_t* a_sums, int64_t t0, float* y, int64_t y_stride) {
+template <class Packed, DType kType>
+SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb, const uint8_t* a,
+                                  const int32_t* a_sums, float* y) {
   constexpr int32_t kOffset = kType == DType::kQ4_0 ? 8 : 128;
-  __m512 acc[NT];
-  for (int k = 0; k < NT; ++k) acc[k] = _mm512_setzero_ps();
+  __m512 acc = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     PrefetchAhead<sizeof(Packed)>(p0 + b);
     PrefetchAhead<sizeof(Packed)>(p1 + b);
@@ -316,71 +220,87 @@ SMELT_AMX void VnniTokensTwoPanels(const Packed* p0, const Packed* p1, int64_t n
     const __m512 d_w = _mm512_insertf32x8(
         _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0[b].d)))),
         _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p1[b].d))), 1);
-    for (int k = 0; k < NT; ++k) {
-      const uint8_t* act = a + (t0 + k) * a_stride + b * sizeof(BlockQ8_0);
-      const uint8_t* qs = act + offsetof(BlockQ8_0, qs);
-      __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-      for (int j = 0; j < 8; j += 2) {
-        int32_t v0, v1;
-        std::memcpy(&v0, qs + 4 * j, sizeof v0);
-        std::memcpy(&v1, qs + 4 * j + 4, sizeof v1);
-        s0 = _mm512_dpbusd_epi32(s0, c[j], _mm512_set1_epi32(v0));
-        s1 = _mm512_dpbusd_epi32(s1, c[j + 1], _mm512_set1_epi32(v1));
-      }
-      const __m512i sums =
-          _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(kOffset * a_sums[(t0 + k) * nb + b]));
-      fp16_t d_a;
-      std::memcpy(&d_a, act + offsetof(BlockQ8_0, d), sizeof d_a);
-      const __m512 d = _mm512_mul_ps(d_w, _mm512_set1_ps(_cvtsh_ss(d_a)));
-      acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sums), acc[k]);
+    const uint8_t* act = a + b * sizeof(BlockQ8_0);
+    const uint8_t* qs = act + offsetof(BlockQ8_0, qs);
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (int j = 0; j < 8; j += 2) {
+      int32_t v0, v1;
+      std::memcpy(&v0, qs + 4 * j, sizeof v0);
+      std::memcpy(&v1, qs + 4 * j + 4, sizeof v1);
+      s0 = _mm512_dpbusd_epi32(s0, c[j], _mm512_set1_epi32(v0));
+      s1 = _mm512_dpbusd_epi32(s1, c[j + 1], _mm512_set1_epi32(v1));
     }
+    const __m512i sums = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(kOffset * a_sums[b]));
+    fp16_t d_a;
+    std::memcpy(&d_a, act + offsetof(BlockQ8_0, d), sizeof d_a);
+    acc = _mm512_fmadd_ps(_mm512_mul_ps(d_w, _mm512_set1_ps(_cvtsh_ss(d_a))), _mm512_cvtepi32_ps(sums), acc);
   }
-  for (int k = 0; k < NT; ++k) _mm512_storeu_ps(y + (t0 + k) * y_stride, acc[k]);
+  _mm512_storeu_ps(y, acc);
 }
 
-template <class Packed, class Tile, DType kType>
-SMELT_AMX void AmxGemmTwoPanels(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
-                                const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
-  const auto* p0 = static_cast<const Packed*>(panel0);
-  const auto* p1 = static_cast<const Packed*>(panel1);
+// kPanels panels (their rows side by side in y) against T tokens: whole tiles of 16 tokens, a
+// shorter tile for the last 8 to 15, then the VNNI twins: for two panels, 512-bit VNNI for up to 3
+// tokens, the 256-bit twin per panel for 4 to 7 (measured faster there: Q4_0 four sequences 385
+// against 330 t/s).
+template <class Packed, DType kType, int kPanels>
+SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
+                             const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
   int64_t t = 0;
   if (T >= kTileTokens) {
-    ConfigureTiles(kTileTokens, 2);
+    ConfigureTiles(kTileTokens, kPanels);
     for (; t + kTileTokens <= T; t += kTileTokens)
-      TileTokensTwoPanels<Packed, kType>(p0, p1, nb, a, a_stride, t, kTileTokens, y, y_stride);
+      TileTokens<Packed, kType, kPanels>(panels, nb, a, a_stride, t, kTileTokens, y, y_stride);
     _tile_release();
   }
-  if (T - t >= kMinTileTokens) {
-    ConfigureTiles((int)(T - t), 2);
-    TileTokensTwoPanels<Packed, kType>(p0, p1, nb, a, a_stride, t, (int)(T - t), y, y_stride);
+  if (T - t >= kMinTileTokens) {  // a partial tile
+    ConfigureTiles((int)(T - t), kPanels);
+    TileTokens<Packed, kType, kPanels>(panels, nb, a, a_stride, t, (int)(T - t), y, y_stride);
     _tile_release();
     t = T;
   }
-  if (T - t >= 4) {  // 4 to 7 tokens: the 256-bit twin per panel measured faster (Q4_0 x4 385 vs 330 t/s)
-    const PackedGemmFn vnni = Avx512VnniPackedGemm(kType);
-    vnni(panel0, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride, y_stride);
-    vnni(panel1, nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t, y + t * y_stride + kPackRows, y_stride);
-    return;
+  if constexpr (kPanels == 2) {
+    if (T - t < 4) {
+      for (; t < T; ++t)
+        VnniTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride, a_sums + t * nb, y + t * y_stride);
+      return;
+    }
   }
-  for (; t < T; ++t) VnniTokensTwoPanels<Packed, kType, 1>(p0, p1, nb, a, a_stride, a_sums, t, y, y_stride);
+  if (t < T)
+    for (int p = 0; p < kPanels; ++p)
+      Avx512VnniPackedGemm(kType)(panels[p], nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t,
+                                  y + t * y_stride + p * kPackRows, y_stride);
+}
+
+template <class Packed, DType kType>
+SMELT_AMX void AmxGemm(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t* a_sums,
+                       int64_t T, float* y, int64_t y_stride) {
+  const Packed* panels[1] = {static_cast<const Packed*>(panel)};
+  AmxGemmPanels<Packed, kType, 1>(panels, nb, a, a_stride, a_sums, T, y, y_stride);
+}
+
+template <class Packed, DType kType>
+SMELT_AMX void AmxGemmTwoPanels(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
+                                const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
+  const Packed* panels[2] = {static_cast<const Packed*>(panel0), static_cast<const Packed*>(panel1)};
+  AmxGemmPanels<Packed, kType, 2>(panels, nb, a, a_stride, a_sums, T, y, y_stride);
 }
 
 }  // namespace
 
 PackedGemm2Fn AmxPackedGemmTwoPanels(DType type) {
   switch (type) {
-    case DType::kQ4_0: return AmxGemmTwoPanels<BlockQ4_0x8, SignedTileQ4_0, DType::kQ4_0>;
-    case DType::kIQ4_NL: return AmxGemmTwoPanels<BlockQ4_0x8, SignedTileIQ4_NL, DType::kIQ4_NL>;
-    case DType::kQ8_0: return AmxGemmTwoPanels<BlockQ8_0x8, SignedTileQ8_0, DType::kQ8_0>;
+    case DType::kQ4_0: return AmxGemmTwoPanels<BlockQ4_0x8, DType::kQ4_0>;
+    case DType::kIQ4_NL: return AmxGemmTwoPanels<BlockQ4_0x8, DType::kIQ4_NL>;
+    case DType::kQ8_0: return AmxGemmTwoPanels<BlockQ8_0x8, DType::kQ8_0>;
     default: return nullptr;
   }
 }
 
 PackedGemmFn AmxPackedGemm(DType type) {
   switch (type) {
-    case DType::kQ4_0: return AmxGemm<BlockQ4_0x8, SignedTileQ4_0, DType::kQ4_0>;
-    case DType::kIQ4_NL: return AmxGemm<BlockQ4_0x8, SignedTileIQ4_NL, DType::kIQ4_NL>;
-    case DType::kQ8_0: return AmxGemm<BlockQ8_0x8, SignedTileQ8_0, DType::kQ8_0>;
+    case DType::kQ4_0: return AmxGemm<BlockQ4_0x8, DType::kQ4_0>;
+    case DType::kIQ4_NL: return AmxGemm<BlockQ4_0x8, DType::kIQ4_NL>;
+    case DType::kQ8_0: return AmxGemm<BlockQ8_0x8, DType::kQ8_0>;
     default: return nullptr;
   }
 }
