@@ -92,49 +92,22 @@ struct CodesIQ4_NL : SignedCodes {
   }
 };
 
-template <class Packed>
-SMELT_AVX2 inline __m256 Scales(const Packed& w) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.d)));
+template <class Codes>
+SMELT_AVX2 inline __m256i PackedRowSums(const Codes& codes, const BlockQ8_0& a, int32_t a_sum) {
+  return codes.Sums(a, a_sum);
 }
 
-// Tokens t0 .. t0+NT-1 against the whole panel, accumulators in registers.
-template <class Packed, class Codes, int NT>
-SMELT_AVX2 inline void Tokens(const Packed* panel, int64_t nb, const uint8_t* a, size_t a_stride,
-                              const int32_t* a_sums, int64_t t0, float* y, int64_t y_stride) {
-  __m256 acc[NT];
-  for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    // Decoding streams the panel once: every line of the block is asked for ahead (prefetch.h;
-    // Q8_0 decode 63 -> 79 t/s against one line per block).
-    PrefetchAhead<sizeof(Packed)>(panel + b);
-    const Codes codes(panel[b]);
-    const __m256 d_w = Scales(panel[b]);
-    for (int k = 0; k < NT; ++k) {
-      const BlockQ8_0& act = reinterpret_cast<const BlockQ8_0*>(a + (t0 + k) * a_stride)[b];
-      const __m256i sums = codes.Sums(act, a_sums ? a_sums[(t0 + k) * nb + b] : 0);
-      const __m256 d = _mm256_mul_ps(d_w, _mm256_set1_ps(_cvtsh_ss(act.d)));
-      acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc[k]);
-    }
-  }
-  for (int k = 0; k < NT; ++k) _mm256_storeu_ps(y + (t0 + k) * y_stride, acc[k]);
-}
-
-template <class Packed, class Codes>
-SMELT_AVX2 void Avx2Gemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride,
-                         const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
-  const auto* panel = static_cast<const Packed*>(panel_bytes);
-  int64_t t = 0;
-  for (; t + 4 <= T; t += 4) Tokens<Packed, Codes, 4>(panel, nb, a, a_stride, a_sums, t, y, y_stride);
-  for (; t < T; ++t) Tokens<Packed, Codes, 1>(panel, nb, a, a_stride, a_sums, t, y, y_stride);
-}
+#define SMELT_PACKED_TARGET SMELT_AVX2
+#include "kernels/packed_tokens_body.h"
+#undef SMELT_PACKED_TARGET
 
 }  // namespace
 
 PackedGemmFn Avx2PackedGemm(DType type) {
   switch (type) {
-    case DType::kQ4_0: return Avx2Gemm<BlockQ4_0x8, CodesQ4_0>;
-    case DType::kIQ4_NL: return Avx2Gemm<BlockQ4_0x8, CodesIQ4_NL>;
-    case DType::kQ8_0: return Avx2Gemm<BlockQ8_0x8, CodesQ8_0>;
+    case DType::kQ4_0: return Gemm<BlockQ4_0x8, CodesQ4_0>;
+    case DType::kIQ4_NL: return Gemm<BlockQ4_0x8, CodesIQ4_NL>;
+    case DType::kQ8_0: return Gemm<BlockQ8_0x8, CodesQ8_0>;
     default: return nullptr;
   }
 }

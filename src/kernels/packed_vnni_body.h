@@ -65,7 +65,7 @@ struct UnsignedQ8_0 {
 // Lane r: row r's exact Σ value·q_a for one activation block (two accumulators: the integer
 // sums do not depend on the order, and the chain is half as long).
 template <class Codes>
-SMELT_VNNI_TARGET inline __m256i RowSums(const Codes& w, const BlockQ8_0& a, int32_t a_sum) {
+SMELT_VNNI_TARGET inline __m256i PackedRowSums(const Codes& w, const BlockQ8_0& a, int32_t a_sum) {
   __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
   for (int j = 0; j < 8; j += 2) {
     s0 = SMELT_DPBUSD(s0, w.c[j], Broadcast4(a.qs + 4 * j));
@@ -74,34 +74,9 @@ SMELT_VNNI_TARGET inline __m256i RowSums(const Codes& w, const BlockQ8_0& a, int
   return _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_set1_epi32(Codes::kOffset * a_sum));
 }
 
-// Tokens t0 .. t0+NT-1 against the whole panel, accumulators in registers.
-template <class Packed, class Codes, int NT>
-SMELT_VNNI_TARGET inline void Tokens(const Packed* panel, int64_t nb, const uint8_t* a, size_t a_stride,
-                                     const int32_t* a_sums, int64_t t0, float* y, int64_t y_stride) {
-  __m256 acc[NT];
-  for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    PrefetchAhead<sizeof(Packed)>(panel + b);
-    const Codes codes(panel[b]);
-    const __m256 d_w = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel[b].d)));
-    for (int k = 0; k < NT; ++k) {
-      const BlockQ8_0& act = reinterpret_cast<const BlockQ8_0*>(a + (t0 + k) * a_stride)[b];
-      const __m256i sums = RowSums(codes, act, a_sums[(t0 + k) * nb + b]);
-      const __m256 d = _mm256_mul_ps(d_w, _mm256_set1_ps(_cvtsh_ss(act.d)));
-      acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc[k]);
-    }
-  }
-  for (int k = 0; k < NT; ++k) _mm256_storeu_ps(y + (t0 + k) * y_stride, acc[k]);
-}
-
-template <class Packed, class Codes>
-SMELT_VNNI_TARGET void Gemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride,
-                            const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
-  const auto* panel = static_cast<const Packed*>(panel_bytes);
-  int64_t t = 0;
-  for (; t + 4 <= T; t += 4) Tokens<Packed, Codes, 4>(panel, nb, a, a_stride, a_sums, t, y, y_stride);
-  for (; t < T; ++t) Tokens<Packed, Codes, 1>(panel, nb, a, a_stride, a_sums, t, y, y_stride);
-}
+#define SMELT_PACKED_TARGET SMELT_VNNI_TARGET
+#include "kernels/packed_tokens_body.h"
+#undef SMELT_PACKED_TARGET
 
 inline PackedGemmFn Select(DType type) {
   switch (type) {
