@@ -27,7 +27,7 @@ constexpr int64_t kPlainChunk = 256;
 void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRows& a, float* out, int64_t ld,
                   float* widened) {
   const int64_t T = a.T, C = a.C;
-  if (w.half_gemm && T >= kMinHalfGemmBatch) {  // as MatMul: kernels/half_gemm.h
+  if (w.half_gemm && T >= kMinBlockedBatch) {  // as MatMul: kernels/half_gemm.h
     for (int64_t r = 0; r < n; ++r) DequantizeRow(*w.w, o0 + r, widened + r * C);
     w.half_gemm(widened, n, a.data, a.row_bytes, T, C, out, ld);
     return;

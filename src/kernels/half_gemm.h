@@ -6,16 +6,14 @@
 // Each output is one 16-lane fused multiply-add chain over the columns (a masked register for
 // the tail) reduced across its lanes, so a token's outputs depend only on its own row, never on the
 // other tokens of the batch. Against the row dot (kernels/qdot.h DotHalves) only the order of the
-// f32 sums differs: the callers use it from kMinHalfGemmBatch tokens on, as MatMul transposes its
-// blocks only from 17 (batches up to 16 tokens give exactly the logits of one-token steps).
+// f32 sums differs: the callers use it from kMinBlockedBatch tokens on (kernels/matmul.h), so
+// batches up to 16 tokens give exactly the logits of one-token steps.
 #include <cstddef>
 #include <cstdint>
 
 #include "core/tensor.h"
 
 namespace smelt {
-
-inline constexpr int64_t kMinHalfGemmBatch = 17;
 
 // w: n rows of C floats (the weight rows widened); a: T rows of C halves of the weight's type,
 // row t at a + t · a_stride bytes.

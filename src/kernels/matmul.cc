@@ -16,11 +16,6 @@ namespace smelt {
 namespace {
 
 constexpr int64_t kRowBlock = 16;  // output rows dequantized together and reused across T inputs
-// From this many inputs on, a block is transposed once and reused, which sums in another order.
-// Below, rows are dotted directly, so every input row's outputs are the same bits whatever else
-// is in the batch: a speculative verification or a batch of decoded sequences (up to 16 tokens)
-// gives exactly the logits of one-token steps.
-constexpr int64_t kMinTransposeBatch = 17;
 // Below this many multiply-adds a product runs on one thread: waking a team costs more.
 
 // Weights whose type has a quantized dot product (kernels/qdot.h), with kGgml activations: each
@@ -41,7 +36,7 @@ void MatMulQuantized(const Tensor& w, QDotFn dot, QDotX4Fn dot4, const float* x,
   if (C * OC * T < kMinParallelWork) threads = 1;
   // Half-precision weights and a prompt-sized batch: each block of rows widened once
   // (kernels/half_gemm.h).
-  const HalfGemmFn half = T >= kMinHalfGemmBatch ? FastHalfGemm(w.type) : nullptr;
+  const HalfGemmFn half = T >= kMinBlockedBatch ? FastHalfGemm(w.type) : nullptr;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     std::vector<float> widened(half ? kRowBlock * C : 0);
@@ -109,7 +104,7 @@ void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, A
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     std::vector<float> rows(direct ? 0 : kRowBlock * C);                  // this thread's dequantized rows: (n, C)
-    std::vector<float> cols(T < kMinTransposeBatch ? 0 : C * kRowBlock);  // the block transposed: (C, kRowBlock)
+    std::vector<float> cols(T < kMinBlockedBatch ? 0 : C * kRowBlock);  // the block transposed: (C, kRowBlock)
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < n_blocks; ++b) {
       const int64_t o0 = b * kRowBlock, n = std::min(kRowBlock, OC - o0);
@@ -120,7 +115,7 @@ void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, A
         for (int64_t r = 0; r < n; ++r) DequantizeRow(w, o0 + r, rows.data() + r * C);
         block = rows.data();
       }
-      if (T < kMinTransposeBatch) {
+      if (T < kMinBlockedBatch) {  // rows dotted directly
         for (int64_t t = 0; t < T; ++t)
           for (int64_t r = 0; r < n; ++r) y[t * OC + o0 + r] = DotF32(block + r * C, x + t * C, C);
         continue;
