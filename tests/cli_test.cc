@@ -650,7 +650,7 @@ TEST(Cli, SysinfoJsonNamesTheMachine) {
   const int cores = j["logical_cores"].get<int>();
   EXPECT_GE(cores, 1);
   for (const char* f : {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni",
-                        "avx512_bf16", "avx512_vbmi2", "avx_vnni", "amx_int8"})
+                        "avx512_bf16", "avx512_vbmi2", "avx_vnni", "amx_int8", "amx_bf16"})
     EXPECT_TRUE(j["simd"][f].is_boolean()) << f;
   // The kernel path names only what the CPU has.
   const std::string path = j["kernel_path"].get<std::string>();

@@ -53,6 +53,7 @@ CpuFeatures Detect() {
   f.avx_vnni = Bit(l7s1.eax, 4);
   // AMX: TILECFG and TILEDATA state (XCR0 bits 17, 18), AMX-TILE and AMX-INT8 (leaf 7 EDX 24, 25).
   f.amx_int8 = (xcr0 & 0x60000) == 0x60000 && Bit(l7.edx, 24) && Bit(l7.edx, 25);
+  f.amx_bf16 = (xcr0 & 0x60000) == 0x60000 && Bit(l7.edx, 24) && Bit(l7.edx, 22);
   if (zmm) {
     f.avx512f = Bit(l7.ebx, 16);
     f.avx512bw = f.avx512f && Bit(l7.ebx, 30);
@@ -115,7 +116,7 @@ bool RequestTileData() {
 CpuFeatures Capped(CpuFeatures f) {
   const char* cap = std::getenv("SMELT_MAX_ISA");
   const IsaCap level = cap ? ParseIsaCap(cap) : IsaCap::kAll;
-  if (level < IsaCap::kAll) f.amx_int8 = false;
+  if (level < IsaCap::kAll) f.amx_int8 = f.amx_bf16 = false;
   if (level < IsaCap::kAvx512) {
     f.avx512f = f.avx512bw = f.avx512dq = f.avx512vl = false;
     f.avx512_vnni = f.avx512_bf16 = f.avx512_vbmi2 = false;
@@ -125,11 +126,23 @@ CpuFeatures Capped(CpuFeatures f) {
   return f;
 }
 
+// Whether Linux granted this process the tile data state (asked once, on the first call).
+bool TileDataGranted() {
+  static const bool granted = RequestTileData();
+  return granted;
+}
+
 }  // namespace
 
 bool CpuHasAmxInt8() {
   static const bool usable =
-      CpuHasAvx512Vnni() && GetCpuFeatures().avx512dq && GetCpuFeatures().amx_int8 && RequestTileData();
+      CpuHasAvx512Vnni() && GetCpuFeatures().avx512dq && GetCpuFeatures().amx_int8 && TileDataGranted();
+  return usable;
+}
+
+bool CpuHasAmxBf16() {
+  const CpuFeatures& f = GetCpuFeatures();
+  static const bool usable = CpuHasAvx512F() && f.avx512_bf16 && f.amx_bf16 && TileDataGranted();
   return usable;
 }
 

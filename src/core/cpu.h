@@ -21,6 +21,7 @@ struct CpuFeatures {
   bool avx512_vbmi2 = false;  // byte expand/compress (vpexpandb)
   bool avx_vnni = false;  // the VEX-encoded VNNI of Alder Lake / Zen 5 (no AVX-512 needed)
   bool amx_int8 = false;  // AMX tiles with int8 dot products, state enabled in XCR0 (Sapphire Rapids on)
+  bool amx_bf16 = false;  // AMX tiles with bf16 dot products into f32, the same state
 };
 
 // Read from CPUID and XGETBV directly (not through the compiler's runtime), once, then capped by
@@ -75,6 +76,10 @@ inline bool CpuHasAvx512Vnni() {
 // state, and Linux granted the process the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM,
 // asked once, on the first call; without it the first tile instruction faults).
 bool CpuHasAmxInt8();
+
+// AMX-BF16 usable by this process, besides AVX-512 BF16 and DQ (the half-precision prompt kernel's
+// conversions): the same tile state and permission as CpuHasAmxInt8().
+bool CpuHasAmxBf16();
 
 // AVX-VNNI (the VEX-encoded vpdpbusd) besides AVX2/FMA/F16C.
 inline bool CpuHasAvxVnni() { return CpuHasAvx2FmaF16c() && GetCpuFeatures().avx_vnni; }

@@ -47,6 +47,7 @@ TEST(Cpu, FeaturesMatchTheKernelsFlags) {
   EXPECT_EQ(f.avx512_vbmi2, flags.count("avx512_vbmi2") == 1);
   EXPECT_EQ(f.avx_vnni, flags.count("avx_vnni") == 1);
   EXPECT_EQ(f.amx_int8, flags.count("amx_tile") == 1 && flags.count("amx_int8") == 1);
+  EXPECT_EQ(f.amx_bf16, flags.count("amx_tile") == 1 && flags.count("amx_bf16") == 1);
 }
 
 TEST(Cpu, Avx2AgreesWithTheCompilerRuntimeAndKernelPath) {
@@ -79,7 +80,7 @@ TEST(Cpu, MaxIsaNamesAreOrdered) {
   if (const char* cap = std::getenv("SMELT_MAX_ISA")) {
     const CpuFeatures& f = GetCpuFeatures();
     const IsaCap level = ParseIsaCap(cap);
-    EXPECT_TRUE(level == IsaCap::kAll || !f.amx_int8);
+    EXPECT_TRUE(level == IsaCap::kAll || !(f.amx_int8 || f.amx_bf16));
     EXPECT_TRUE(level >= IsaCap::kAvx512 || !(f.avx512f || f.avx512_vnni || f.avx_vnni));
     EXPECT_TRUE(level >= IsaCap::kAvx2 || !(f.avx2 || f.fma || f.f16c));
   }

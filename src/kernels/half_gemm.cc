@@ -1,11 +1,33 @@
-// The AVX-512 kernel of kernels/half_gemm.h: four weight rows (in L1) × four tokens per step,
-// sixteen accumulators of 16 lanes, the tokens' halves widened as they are read (four conversions
-// per sixteen fused multiply-adds; widening every token once beforehand and streaming the rows
-// past them measured slower, 176 -> 129 t/s on the 220M F16 prompt). Only these functions carry
-// the target attribute.
+// The AVX-512 kernel of kernels/half_gemm.h: the block's rows widened to f32 once, then four
+// weight rows (in L1) × four tokens per step, sixteen accumulators of 16 lanes, the tokens' halves
+// widened as they are read (four conversions per sixteen fused multiply-adds; widening every token
+// once beforehand and streaming the rows past them measured slower, 176 -> 129 t/s on the 220M F16
+// prompt). Only these functions carry the target attribute. Also the dispatch and the sizes every
+// twin shares.
 #include "kernels/half_gemm.h"
 
 #include "core/cpu.h"
+#include "core/error.h"
+
+namespace smelt {
+
+size_t HalfTokensBytes(int64_t T, int64_t C) { return (size_t)HalfPaddedTokens(T) * (size_t)HalfPaddedColumns(C) * 4; }
+
+int64_t HalfGemmScratchFloats(int64_t C) { return kHalfGemmRows * HalfPaddedColumns(C); }
+
+HalfGemm FastHalfGemm(DType type) {
+  if (HalfGemm amx = AmxHalfGemm(type)) return amx;
+  return Avx512HalfGemm(type);
+}
+
+HalfTokens PrepareHalfTokens(const HalfGemm& k, const uint8_t* a, size_t a_stride, int64_t T, int64_t C,
+                             uint8_t* buffer) {
+  if (!k.tokens) return {a, a_stride};
+  SMELT_ASSERT(buffer != nullptr);
+  return {buffer, k.tokens(a, a_stride, T, C, buffer)};
+}
+
+}  // namespace smelt
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -32,8 +54,14 @@ SMELT_AVX512 inline __m512 LoadBf16(const uint8_t* p, __mmask16 m) {
 constexpr int kRows = 4, kTokens = 4;
 
 template <__m512 (*Load)(const uint8_t*, __mmask16)>
-SMELT_AVX512 void HalfGemm512(const float* w, int64_t n, const uint8_t* a, size_t a_stride, int64_t T, int64_t C,
-                              float* out, int64_t ld) {
+SMELT_AVX512 void HalfGemm512(const uint8_t* rows, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
+                              int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
+  float* w = scratch;  // the rows widened: n × C floats
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < C; c += 16) {
+      const __mmask16 m = Lanes(C - c);
+      _mm512_mask_storeu_ps(w + r * C + c, m, Load(rows + r * w_stride + 2 * c, m));
+    }
   for (int64_t r0 = 0; r0 < n; r0 += kRows) {
     const int nr = (int)std::min<int64_t>(kRows, n - r0);
     const float* wr[kRows];
@@ -62,12 +90,12 @@ SMELT_AVX512 void HalfGemm512(const float* w, int64_t n, const uint8_t* a, size_
 
 }  // namespace
 
-HalfGemmFn FastHalfGemm(DType type) {
-  if (!CpuHasAvx512F()) return nullptr;
+HalfGemm Avx512HalfGemm(DType type) {
+  if (!CpuHasAvx512F()) return {};
   switch (type) {
-    case DType::kF16: return HalfGemm512<LoadF16>;
-    case DType::kBF16: return HalfGemm512<LoadBf16>;
-    default: return nullptr;
+    case DType::kF16: return {HalfGemm512<LoadF16>, nullptr};
+    case DType::kBF16: return {HalfGemm512<LoadBf16>, nullptr};
+    default: return {};
   }
 }
 
@@ -78,7 +106,7 @@ HalfGemmFn FastHalfGemm(DType type) {
 #else
 
 namespace smelt {
-HalfGemmFn FastHalfGemm(DType) { return nullptr; }
+HalfGemm Avx512HalfGemm(DType) { return {}; }
 }  // namespace smelt
 
 #endif

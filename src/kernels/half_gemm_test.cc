@@ -1,5 +1,5 @@
-// The half-precision prompt kernel (kernels/half_gemm.h) against the exact sum in double and
-// against itself token by token.
+// The half-precision prompt kernels (kernels/half_gemm.h), each twin this CPU has, against the
+// exact sum in double, against the scalar row dot and against themselves token by token.
 #include "kernels/half_gemm.h"
 
 #include <gtest/gtest.h>
@@ -25,65 +25,117 @@ std::vector<float> Gaussian(int64_t n, uint32_t seed, float scale) {
   return v;
 }
 
-// Every product of two halves is exact in f32, so the only error is the f32 sum: one 16-lane chain
-// of C / 16 steps, then a reduction across 16 lanes, each step rounding by at most 2^-24 of the
-// magnitudes summed so far.
+// Every product of two halves is exact in f32 in both twins, so the only error is the f32 sum.
+// AVX-512: one 16-lane chain of C / 16 steps, then a reduction across 16 lanes, each step rounding
+// by at most 2^-24 of the magnitudes summed so far. AMX: the four bf16 partial products of each
+// (hi·hi, lo·hi, hi·lo, lo·lo, their magnitudes together at most (1 + 2^-8)² of the product's) are
+// added one at a time in the worst case, 4·C roundings.
+struct Twin {
+  const char* name;
+  HalfGemm (*get)(DType);
+  double roundings_per_column;
+  double roundings_extra;
+};
+constexpr Twin kTwins[] = {{"avx512", Avx512HalfGemm, 1.0 / 16, 16}, {"amx", AmxHalfGemm, 4.0 * 1.01, 16}};
+
 TEST(HalfGemm, MatchesTheExactSumAndEachTokenAlone) {
-  for (DType type : {DType::kF16, DType::kBF16}) {
-    const HalfGemmFn gemm = FastHalfGemm(type);
-    if (!gemm) GTEST_SKIP() << "no AVX-512 on this CPU";
-    for (int64_t C : {16, 200, 1024})
-      for (int64_t n : {1, 13, 16})
-        for (int64_t T : {1, 5, 17}) {
-          const std::string what = std::string(DTypeName(type)) + " C=" + std::to_string(C) +
-                                   " n=" + std::to_string(n) + " T=" + std::to_string(T);
-          const size_t row = RowBytes(type, C);
-          // Weights: rows of the type, decoded (exactly) to the floats the kernel reads.
-          std::vector<uint8_t> wq(row * n);
-          std::vector<float> w(n * C);
-          const std::vector<float> w_src = Gaussian(n * C, (uint32_t)(C + n), 0.05f);
-          for (int64_t r = 0; r < n; ++r) {
-            Traits(type).from_float(w_src.data() + r * C, wq.data() + r * row, C);
-            Traits(type).to_float(wq.data() + r * row, w.data() + r * C, C);
-          }
-          // Activations rounded to the type as the runtime encodes them, with outliers.
-          std::vector<float> x = Gaussian(T * C, (uint32_t)(7 * C + T), 1.0f);
-          for (int64_t i = 0; i < T * C; i += 37) x[i] *= 40.0f;
-          std::vector<uint8_t> aq(row * T);
-          std::vector<float> a(T * C);
-          for (int64_t t = 0; t < T; ++t) {
-            QuantizeActivationRow(type, x.data() + t * C, aq.data() + t * row, C);
-            Traits(type).to_float(aq.data() + t * row, a.data() + t * C, C);
-          }
-          const int64_t ld = n + 3;
-          std::vector<float> out(T * ld, -1.0f);
-          gemm(w.data(), n, aq.data(), row, T, C, out.data(), ld);
-          for (int64_t t = 0; t < T; ++t) {
-            std::vector<float> alone(n);
-            gemm(w.data(), n, aq.data() + t * row, row, 1, C, alone.data(), n);
+  int ran = 0;
+  for (const Twin& twin : kTwins)
+    for (DType type : {DType::kF16, DType::kBF16}) {
+      const HalfGemm k = twin.get(type);
+      if (!k) continue;
+      ++ran;
+      for (int64_t C : {16, 200, 1024})
+        for (int64_t n : {1, 13, 16})
+          for (int64_t T : {1, 5, 17, 70}) {
+            const std::string what = std::string(twin.name) + " " + std::string(DTypeName(type)) + " C=" + std::to_string(C) +
+                                     " n=" + std::to_string(n) + " T=" + std::to_string(T);
+            const size_t row = RowBytes(type, C);
+            // Weights: rows of the type (their rows a little apart), decoded exactly for the sums.
+            const size_t w_stride = row + 6;
+            std::vector<uint8_t> wq(w_stride * n);
+            std::vector<float> w(n * C);
+            const std::vector<float> w_src = Gaussian(n * C, (uint32_t)(C + n), 0.05f);
             for (int64_t r = 0; r < n; ++r) {
-              double exact = 0, mass = 0;
-              for (int64_t c = 0; c < C; ++c) {
-                exact += (double)w[r * C + c] * a[t * C + c];
-                mass += std::fabs((double)w[r * C + c] * a[t * C + c]);
-              }
-              const double tol = (double)(C / 16 + 16) * std::ldexp(1.0, -24) * mass;
-              EXPECT_NEAR(out[t * ld + r], exact, tol) << what << " t " << t << " r " << r;
-              EXPECT_EQ(alone[r], out[t * ld + r]) << what << ": token " << t << " depends on the batch";
-              // The scalar row dot, the reference twin, within the same bound (plus its own).
-              const float ref = ReferenceQDot(type)(wq.data() + r * row, aq.data() + t * row, C);
-              EXPECT_NEAR(out[t * ld + r], ref, tol + (double)C * std::ldexp(1.0, -24) * mass) << what;
+              Traits(type).from_float(w_src.data() + r * C, wq.data() + r * w_stride, C);
+              Traits(type).to_float(wq.data() + r * w_stride, w.data() + r * C, C);
             }
-            for (int64_t r = n; r < ld; ++r) EXPECT_EQ(out[t * ld + r], -1.0f) << what << ": wrote past n rows";
+            // Activations rounded to the type as the runtime encodes them, with outliers.
+            std::vector<float> x = Gaussian(T * C, (uint32_t)(7 * C + T), 1.0f);
+            for (int64_t i = 0; i < T * C; i += 37) x[i] *= 40.0f;
+            std::vector<uint8_t> aq(row * T);
+            std::vector<float> a(T * C);
+            for (int64_t t = 0; t < T; ++t) {
+              QuantizeActivationRow(type, x.data() + t * C, aq.data() + t * row, C);
+              Traits(type).to_float(aq.data() + t * row, a.data() + t * C, C);
+            }
+            std::vector<float> scratch(HalfGemmScratchFloats(C));
+            std::vector<uint8_t> layout(HalfTokensBytes(T, C));
+            const auto run = [&](const uint8_t* rows, int64_t tokens, float* out, int64_t ld) {
+              const HalfTokens tk = PrepareHalfTokens(k, rows, row, tokens, C, layout.data());
+              k.gemm(wq.data(), w_stride, n, tk.data, tk.stride, tokens, C, out, ld, scratch.data());
+            };
+            const int64_t ld = n + 3;
+            std::vector<float> out(T * ld, -1.0f);
+            run(aq.data(), T, out.data(), ld);
+            for (int64_t t = 0; t < T; ++t) {
+              std::vector<float> alone(n);
+              run(aq.data() + t * row, 1, alone.data(), n);
+              for (int64_t r = 0; r < n; ++r) {
+                double exact = 0, mass = 0;
+                for (int64_t c = 0; c < C; ++c) {
+                  exact += (double)w[r * C + c] * a[t * C + c];
+                  mass += std::fabs((double)w[r * C + c] * a[t * C + c]);
+                }
+                const double tol =
+                    ((double)C * twin.roundings_per_column + twin.roundings_extra) * std::ldexp(1.0, -24) * mass;
+                EXPECT_NEAR(out[t * ld + r], exact, tol) << what << " t " << t << " r " << r;
+                EXPECT_EQ(alone[r], out[t * ld + r]) << what << ": token " << t << " depends on the batch";
+                // The scalar row dot, the reference twin, within the same bound (plus its own).
+                const float ref = ReferenceQDot(type)(wq.data() + r * w_stride, aq.data() + t * row, C);
+                EXPECT_NEAR(out[t * ld + r], ref, tol + (double)C * std::ldexp(1.0, -24) * mass) << what;
+              }
+              for (int64_t r = n; r < ld; ++r) EXPECT_EQ(out[t * ld + r], -1.0f) << what << ": wrote past n rows";
+            }
           }
-        }
-  }
+    }
+  if (ran == 0) GTEST_SKIP() << "no half-precision prompt kernel on this CPU";
 }
 
-TEST(HalfGemm, OnlyHalfTypesOnAvx512) {
-  EXPECT_EQ(FastHalfGemm(DType::kF16) != nullptr, CpuHasAvx512F());
-  EXPECT_EQ(FastHalfGemm(DType::kQ8_0), nullptr);
-  EXPECT_EQ(FastHalfGemm(DType::kF32), nullptr);
+// The AMX twin is exact where the sum is: weights and activations of 9 or 10 significant bits (so
+// both need their lo part), every partial sum a multiple of 1/2 below 2^23.
+TEST(HalfGemm, AmxKeepsEveryBitOfTheHalves) {
+  const HalfGemm k = AmxHalfGemm(DType::kF16);
+  if (!k) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  const int64_t C = 96, n = 16, T = 20;
+  std::vector<fp16_t> w(n * C), a(T * C);
+  std::vector<double> wf(n * C), af(T * C);
+  for (int64_t i = 0; i < n * C; ++i) wf[i] = (double)(((i * 37) % 1023) - 511), w[i] = FloatToFp16((float)wf[i]);
+  for (int64_t i = 0; i < T * C; ++i) af[i] = (double)(((i * 11) % 511) - 255) / 2.0, a[i] = FloatToFp16((float)af[i]);
+  std::vector<float> scratch(HalfGemmScratchFloats(C)), out(T * n);
+  std::vector<uint8_t> layout(HalfTokensBytes(T, C));
+  const HalfTokens tk =
+      PrepareHalfTokens(k, reinterpret_cast<const uint8_t*>(a.data()), 2 * C, T, C, layout.data());
+  k.gemm(reinterpret_cast<const uint8_t*>(w.data()), 2 * C, n, tk.data, tk.stride, T, C, out.data(), n,
+         scratch.data());
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < n; ++r) {
+      double exact = 0;
+      for (int64_t c = 0; c < C; ++c) exact += wf[r * C + c] * af[t * C + c];
+      EXPECT_EQ(out[t * n + r], (float)exact) << "t " << t << " r " << r;
+    }
+}
+
+TEST(HalfGemm, OnlyHalfTypesAndTheFastestTwin) {
+  EXPECT_EQ((bool)FastHalfGemm(DType::kF16), CpuHasAvx512F());
+  EXPECT_EQ((bool)AmxHalfGemm(DType::kBF16), CpuHasAmxBf16());
+  if (CpuHasAmxBf16()) {
+    EXPECT_EQ(FastHalfGemm(DType::kF16).gemm, AmxHalfGemm(DType::kF16).gemm);
+  }
+  for (DType t : {DType::kQ8_0, DType::kF32}) {
+    EXPECT_FALSE(FastHalfGemm(t));
+    EXPECT_FALSE(AmxHalfGemm(t));
+  }
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 
 #include "formats/iq4_nl.h"
 #include "formats/q8_0.h"
+#include "kernels/amx_tiles.h"
 #include "kernels/prefetch.h"
 
 #define SMELT_AMX __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
@@ -41,20 +42,6 @@ constexpr int kTileTokens = 16;
 // together, Q8_0 272 -> 320 t/s; at 4 the VNNI twin was faster, Q4_0 320 against 228 t/s).
 constexpr int kMinTileTokens = 8;
 constexpr int kCodeBytes = 32;  // one block's codes: a tile row of A, and 8 rows × 4 codes per row of B
-
-// ldtilecfg's 64-byte operand (palette 1): bytes per row and rows of each tile register.
-struct TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads 64 bytes");
-
-// Tells the compiler that memory written before this point may be read by the tile loads after
-// it (the tile intrinsics are asm statements that do not say they read memory).
-inline void MemoryBarrier() { __asm__ volatile("" ::: "memory"); }
 
 // The tiles' shapes for nt tokens and 1 or 2 panels (8 or 16 rows): C tiles 0..3 (nt tokens × the
 // rows' int32), A tiles 4 and 6 (nt tokens × 32 codes), B tiles 5 and 7 (8 groups of 4 codes × the
@@ -141,7 +128,7 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
         tile_codes[i] = codes[i];
       }
     }
-    MemoryBarrier();
+    TileMemoryBarrier();
     SMELT_TILE_PRODUCT(0, 4, 5, act[0] + offsetof(BlockQ8_0, qs), tile_codes[0], stride, kPitch);
     if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + offsetof(BlockQ8_0, qs), tile_codes[1], stride, kPitch);
     if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + offsetof(BlockQ8_0, qs), tile_codes[2], stride, kPitch);

@@ -59,7 +59,8 @@ std::vector<std::pair<std::string, bool>> SimdFeatureList(const CpuFeatures& f) 
           {"avx512_bf16", f.avx512_bf16},
           {"avx512_vbmi2", f.avx512_vbmi2},
           {"avx_vnni", f.avx_vnni},
-          {"amx_int8", f.amx_int8}};
+          {"amx_int8", f.amx_int8},
+          {"amx_bf16", f.amx_bf16}};
 }
 
 nlohmann::json SystemJson(const SystemInfo& s) {

@@ -58,7 +58,7 @@ std::function<void(int, int)> Progress(std::string label);
 void PrintJson(const nlohmann::json& j);
 
 // The SIMD features by name ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq",
-// "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_vbmi2", "avx_vnni", "amx_int8"), in that
+// "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_vbmi2", "avx_vnni", "amx_int8", "amx_bf16"), in that
 // order, each with
 // whether the CPU has it.
 std::vector<std::pair<std::string, bool>> SimdFeatureList(const CpuFeatures& f);

@@ -1,0 +1,22 @@
+#pragma once
+// What the AMX twins (kernels/packed_amx.cc, kernels/half_gemm_amx.cc) share: ldtilecfg's operand
+// and the compiler barrier between stores and tile loads. Plain code, no target attribute.
+#include <cstdint>
+
+namespace smelt {
+
+// ldtilecfg's 64-byte operand (palette 1): bytes per row and rows of each tile register.
+struct TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads 64 bytes");
+
+// Tells the compiler that memory written before this point may be read by the tile loads after
+// it (the tile intrinsics are asm statements that do not say they read memory).
+inline void TileMemoryBarrier() { __asm__ volatile("" ::: "memory"); }
+
+}  // namespace smelt
