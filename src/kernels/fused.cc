@@ -90,6 +90,10 @@ void BlockSums(const uint8_t* row, int64_t nb, int32_t* sums) {
   }
 }
 
+// Threads for a pass over T rows of C values: from about 16 rows of 1024 on (a few operations per
+// value, weighed against the multiply-adds kMinParallelWork counts).
+int RowTeam(int threads, int64_t T, int64_t C) { return TeamSize(threads, T, 4 * T * C); }
+
 }  // namespace
 
 bool FindEncodedWeight(const Tensor& w, const PackedMatrix* packed, Activations act, EncodedWeight& out) {
@@ -114,9 +118,11 @@ size_t EncodedRowBytes(DType type, int64_t C) { return RowBytes(type, C); }
 
 int64_t EncodedRowSums(DType type, int64_t C) { return type == DType::kQ8_0 ? C / 32 : 0; }
 
-void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out) {
+void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int threads) {
   const int64_t nb = EncodedRowSums(out.type, C);
   out.T = T, out.C = C, out.row_bytes = EncodedRowBytes(out.type, C);
+  const int team = RowTeam(threads, T, C);
+#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
   for (int64_t t = 0; t < T; ++t) {
     uint8_t* row = out.data + t * out.row_bytes;
     QuantizeActivationRow(out.type, x + t * C, row, C);
@@ -125,32 +131,38 @@ void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out) {
 }
 
 void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t C, EncodedRows& out,
-                   float* row_scratch) {
+                   float* row_scratch, int threads) {
   const int64_t nb = EncodedRowSums(out.type, C);
   out.T = T, out.C = C, out.row_bytes = EncodedRowBytes(out.type, C);
   const int64_t block = FindTraits((uint32_t)out.type)->block_size;
   // Encodings with one scale per row see the whole normalized row; the others a block at a time.
   const bool whole_row = out.type == DType::kI8_PC;
   const int64_t chunk = block == 1 ? kPlainChunk : block;
-  alignas(32) float piece[256];
   SMELT_ASSERT(chunk <= 256);
-  for (int64_t t = 0; t < T; ++t) {
-    const float* xr = x + t * C;
-    uint8_t* row = out.data + t * out.row_bytes;
-    const float scale = RmsScale(xr, C, eps);
-    if (whole_row) {
-      for (int64_t i = 0; i < C; ++i) row_scratch[i] = (xr[i] * scale) * w[i];
-      QuantizeActivationRow(out.type, row_scratch, row, C);
-      continue;
+  const int team = RowTeam(threads, T, C);
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    alignas(32) float piece[256];
+    float* scratch = row_scratch + C * omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+      const float* xr = x + t * C;
+      uint8_t* row = out.data + t * out.row_bytes;
+      const float scale = RmsScale(xr, C, eps);
+      if (whole_row) {
+        for (int64_t i = 0; i < C; ++i) scratch[i] = (xr[i] * scale) * w[i];
+        QuantizeActivationRow(out.type, scratch, row, C);
+        continue;
+      }
+      size_t offset = 0;
+      for (int64_t c0 = 0; c0 < C; c0 += chunk) {
+        const int64_t m = std::min(chunk, C - c0);
+        for (int64_t i = 0; i < m; ++i) piece[i] = (xr[c0 + i] * scale) * w[c0 + i];
+        QuantizeActivationRow(out.type, piece, row + offset, m);
+        offset += RowBytes(out.type, m);
+      }
+      if (nb) BlockSums(row, nb, out.sums + t * nb);
     }
-    size_t offset = 0;
-    for (int64_t c0 = 0; c0 < C; c0 += chunk) {
-      const int64_t m = std::min(chunk, C - c0);
-      for (int64_t i = 0; i < m; ++i) piece[i] = (xr[c0 + i] * scale) * w[c0 + i];
-      QuantizeActivationRow(out.type, piece, row + offset, m);
-      offset += RowBytes(out.type, m);
-    }
-    if (nb) BlockSums(row, nb, out.sums + t * nb);
   }
 }
 

@@ -55,14 +55,16 @@ struct EncodedRows {
 size_t EncodedRowBytes(DType type, int64_t C);
 int64_t EncodedRowSums(DType type, int64_t C);
 
-// out.data/sums (sized for T rows) := x (T, C) encoded in out.type: QuantizeActivationRow per row.
-void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out);
+// out.data/sums (sized for T rows) := x (T, C) encoded in out.type: QuantizeActivationRow per row,
+// the rows split across up to `threads` threads.
+void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int threads = 1);
 
 // The same for rmsnorm(x_t) · w (kernels/ops.h RmsNorm, bit for bit), normalized a block at a
 // time into registers-sized pieces and encoded at once. Encodings with a whole-row scale (i8_pc)
-// normalize the row into `row_scratch` (C floats) first.
+// normalize the row into `row_scratch` first (C floats per thread). The rows are split across up to
+// `threads` threads, at most one per row.
 void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t C, EncodedRows& out,
-                   float* row_scratch);
+                   float* row_scratch, int threads = 1);
 
 enum class Write { kStore, kAdd };  // y = product, or y += product (a residual add)
 

@@ -47,31 +47,36 @@ struct FusedEncoded {
 
 TEST(FusedKernels, RmsNormEncodeIsRmsNormThenEncodeByteForByte) {
   for (DType act : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ8_1, DType::kQ8_K, DType::kI8_PC})
-    for (int64_t C : {256, 512, 96}) {
-      if (C % Traits(act).block_size) continue;
-      const int64_t T = 3;
-      std::vector<float> x = RandomVector(T * C, 1 + C), w = RandomVector(C, 2, 0.3f);
-      x[5] *= 40.0f;  // an outlier: codes at ±127 in its block
-      FusedEncoded fused(act, T, C);
-      std::vector<float> scratch(C);
-      RmsNormEncode(x.data(), w.data(), 1e-5f, T, C, fused.rows, scratch.data());
-      // The plain steps, and each Q8_0 block's code sum counted here.
-      const size_t row_bytes = RowBytes(act, C);
-      std::vector<uint8_t> want(row_bytes * T);
-      std::vector<float> h(C);
-      for (int64_t t = 0; t < T; ++t) {
-        RmsNorm(h.data(), x.data() + t * C, w.data(), C, 1e-5f);
-        QuantizeActivationRow(act, h.data(), want.data() + t * row_bytes, C);
-        if (act != DType::kQ8_0) continue;
-        for (int64_t b = 0; b < C / 32; ++b) {
-          int32_t s = 0;
-          for (int j = 0; j < 32; ++j) s += (int8_t)want[t * row_bytes + b * 34 + 2 + j];
-          EXPECT_EQ(fused.sums[t * (C / 32) + b], s) << "row " << t << " block " << b;
+    for (int64_t C : {256, 512, 96})
+      for (int64_t T : {3, 80}) {  // 80 rows of 256 or more are split across 2 threads
+        if (C % Traits(act).block_size) continue;
+        std::vector<float> x = RandomVector(T * C, 1 + C), w = RandomVector(C, 2, 0.3f);
+        x[5] *= 40.0f;  // an outlier: codes at ±127 in its block
+        FusedEncoded fused(act, T, C);
+        std::vector<float> scratch(2 * C);
+        RmsNormEncode(x.data(), w.data(), 1e-5f, T, C, fused.rows, scratch.data(), 2);
+        // The plain steps, and each Q8_0 block's code sum counted here.
+        const size_t row_bytes = RowBytes(act, C);
+        std::vector<uint8_t> want(row_bytes * T);
+        std::vector<float> h(C);
+        for (int64_t t = 0; t < T; ++t) {
+          RmsNorm(h.data(), x.data() + t * C, w.data(), C, 1e-5f);
+          QuantizeActivationRow(act, h.data(), want.data() + t * row_bytes, C);
+          if (act != DType::kQ8_0) continue;
+          for (int64_t b = 0; b < C / 32; ++b) {
+            int32_t s = 0;
+            for (int j = 0; j < 32; ++j) s += (int8_t)want[t * row_bytes + b * 34 + 2 + j];
+            EXPECT_EQ(fused.sums[t * (C / 32) + b], s) << "row " << t << " block " << b;
+          }
         }
+        EXPECT_EQ(fused.rows.row_bytes, row_bytes);
+        EXPECT_EQ(0, std::memcmp(fused.bytes.data(), want.data(), want.size())) << Traits(act).name << " C=" << C;
+        // EncodeRows on 2 threads: QuantizeActivationRow of each row.
+        FusedEncoded plain(act, T, C);
+        EncodeRows(x.data(), T, C, plain.rows, 2);
+        for (int64_t t = 0; t < T; ++t) QuantizeActivationRow(act, x.data() + t * C, want.data() + t * row_bytes, C);
+        EXPECT_EQ(0, std::memcmp(plain.bytes.data(), want.data(), want.size())) << Traits(act).name << " C=" << C;
       }
-      EXPECT_EQ(fused.rows.row_bytes, row_bytes);
-      EXPECT_EQ(0, std::memcmp(fused.bytes.data(), want.data(), want.size())) << Traits(act).name << " C=" << C;
-    }
 }
 
 // The plain product of one weight: MatMulPacked for a packed copy, else MatMul.

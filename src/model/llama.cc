@@ -312,6 +312,8 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
   // The fused products see encoded rows only: an observer, which wants the f32 inputs, gets the
   // plain steps.
   const bool fuse = opt_.fuse && !observer_;
+  // Threads for the per-entry steps between the products (RoPE, the cache rows): from 16 entries on.
+  const int row_team = T >= 16 ? (int)std::min<int64_t>(threads, T) : 1;
   EncodedRows enc;
   enc.data = a.encoded.data();
   enc.sums = a.sums.data();
@@ -327,7 +329,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
   auto product = [&](int l, const Tensor& w, const EncodedWeight& e, const float* in, float* out, Write write) {
     if (fuse && e.w) {
       enc.type = e.act;
-      EncodeRows(in, T, e.cols, enc);
+      EncodeRows(in, T, e.cols, enc, threads);
       const Projection one[] = {{&e, out, write}};
       ProjectGroup(one, enc, threads, scratch);
     } else if (write == Write::kAdd) {
@@ -343,7 +345,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
     // --- attention ---
     if (fuse && L.qkv_fused) {
       enc.type = L.eq.act;
-      RmsNormEncode(x, L.attn_norm.data(), eps, T, C, enc, h);
+      RmsNormEncode(x, L.attn_norm.data(), eps, T, C, enc, h, threads);
       const Projection qkv[] = {{&L.eq, q, Write::kStore}, {&L.ek, k, Write::kStore}, {&L.ev, v, Write::kStore}};
       ProjectGroup(qkv, enc, threads, scratch);
     } else {
@@ -352,6 +354,8 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
       product(l, *L.wk, L.ek, h, k, Write::kStore);
       product(l, *L.wv, L.ev, h, v, Write::kStore);
     }
+    // Each entry's own rows and cache row (a batch's entries are distinct positions).
+#pragma omp parallel for num_threads(row_team) if (row_team > 1) schedule(static)
     for (int64_t t = 0; t < T; ++t) {
       if (!L.bq.empty()) AddInPlace(q + t * Q, L.bq.data(), Q);
       if (!L.bk.empty()) AddInPlace(k + t * KV, L.bk.data(), KV);
@@ -372,7 +376,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
     // --- feed-forward ---
     if (fuse && L.ffn_fused) {  // g = silu(h · Wgateᵀ) ⊙ (h · Wupᵀ) in one pass
       enc.type = L.egate.act;
-      RmsNormEncode(x, L.ffn_norm.data(), eps, T, C, enc, h);
+      RmsNormEncode(x, L.ffn_norm.data(), eps, T, C, enc, h, threads);
       ProjectSwiGlu(L.egate, L.eup, enc, g, threads, scratch);
     } else {
       for (int64_t t = 0; t < T; ++t) RmsNorm(h + t * C, x + t * C, L.ffn_norm.data(), C, eps);
