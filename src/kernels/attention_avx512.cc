@@ -1,5 +1,5 @@
 // The AVX-512 twin of ReferenceAttendTile (kernels/attention.h): the same online-softmax step with
-// each score a 16-wide fused dot product, the tile's exponentials 16 at a time (Cephes' expf
+// each score a 16-wide fused dot product (16 keys at a time, their lanes summed together), the tile's exponentials 16 at a time (Cephes' expf
 // polynomial, within 2 ulp of e^x), and the weighted value rows accumulated 16 dimensions per
 // register with two partial sums per register (even and odd keys). It sums in another order than
 // the reference and rounds exp differently, so the two agree within the bounds of
@@ -17,47 +17,52 @@
 #include <cmath>
 
 #include "core/gcc_avx512_warnings_off.h"
+#include "kernels/exp_avx512.h"
 
 #define SMELT_AVX512 __attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")))
 
 namespace smelt {
 namespace {
 
-// e^x for x ≤ 0: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 in two parts, as Cephes' expf), e^r by
-// its polynomial (Cephes expf), then scaled by 2^n (vscalefps flushes results below the smallest
-// float to 0, and x is clamped where that happens anyway).
-SMELT_AVX512 inline __m512 ExpNonPositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-  return _mm512_scalef_ps(_mm512_add_ps(p, _mm512_set1_ps(1.0f)), n);
-}
-
 inline __mmask16 TailMask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
+
+// The 16 lane sums of a[0..15] in one register (lane j = Σ a[j]): pairs, then quads of
+// registers folded by unpacks within 128-bit lanes, then across the four lanes.
+SMELT_AVX512 inline __m512 SumsOf16(const __m512* a) {
+  __m512 b[8], c[4];
+  for (int i = 0; i < 8; ++i)  // lane L of b[i]: (a[2i] 0+2, a[2i+1] 0+2, a[2i] 1+3, a[2i+1] 1+3)
+    b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  for (int i = 0; i < 4; ++i) {  // lane L of c[i]: the lane-L sums of a[4i .. 4i+3]
+    const __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(b[2 * i]), _mm512_castps_pd(b[2 * i + 1]));
+    const __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(b[2 * i]), _mm512_castps_pd(b[2 * i + 1]));
+    c[i] = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
+  }
+  const __m512 d0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xDD));
+  const __m512 d1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
+}
 
 SMELT_AVX512 void Avx512AttendTileImpl(const float* q, const float* k, const float* v, int64_t n, int64_t stride,
                                        int head_dim, float scale, OnlineSoftmax& s, float* acc) {
   alignas(64) float p[kAttnTile];
-  float tile_max = -INFINITY;
-  for (int64_t j = 0; j < n; ++j) {
-    const float* kj = k + j * stride;
-    __m512 dot = _mm512_setzero_ps();
+  // Scores 16 keys at a time: one 16-lane product chain per key, the 16 chains summed together
+  // (keys past n read key n - 1's row and are masked out).
+  __m512 best = _mm512_set1_ps(-INFINITY);
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const __mmask16 keys = TailMask(n - j0);
+    __m512 dot[16];
+    for (__m512& d : dot) d = _mm512_setzero_ps();
     for (int d = 0; d < head_dim; d += 16) {
       const __mmask16 m = TailMask(head_dim - d);
-      dot = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), _mm512_maskz_loadu_ps(m, kj + d), dot);
+      const __m512 qd = _mm512_maskz_loadu_ps(m, q + d);
+      for (int j = 0; j < 16; ++j)
+        dot[j] = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m, k + std::min<int64_t>(j0 + j, n - 1) * stride + d), dot[j]);
     }
-    p[j] = _mm512_reduce_add_ps(dot) * scale;
-    tile_max = std::max(tile_max, p[j]);
+    const __m512 scores = _mm512_mul_ps(SumsOf16(dot), _mm512_set1_ps(scale));
+    _mm512_store_ps(p + j0, scores);
+    best = _mm512_mask_max_ps(best, keys, best, scores);
   }
+  const float tile_max = _mm512_reduce_max_ps(best);
   s.Raise(tile_max, acc, head_dim);
   __m512 sum = _mm512_setzero_ps();
   const __m512 m_new = _mm512_set1_ps(s.m);

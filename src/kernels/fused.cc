@@ -235,8 +235,7 @@ void ProjectSwiGlu(const EncodedWeight& gate, const EncodedWeight& up, const Enc
       const int64_t ld = whole ? F : kBlockRows;
       BlockProduct(gate, o0, n, a, gate.half ? half : HalfTokens{}, gy, ld, half_scratch);
       BlockProduct(up, o0, n, a, up.half ? half : HalfTokens{}, u, kBlockRows, half_scratch);
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t r = 0; r < n; ++r) y[t * F + o0 + r] = Silu(gy[t * ld + r]) * u[t * kBlockRows + r];
+      for (int64_t t = 0; t < T; ++t) SwiGlu(y + t * F + o0, gy + t * ld, u + t * kBlockRows, n);
     }
   }
 }

@@ -29,8 +29,13 @@ void Softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void SwiGlu(float* out, const float* gate, const float* up, int64_t n) {
+void ReferenceSwiGlu(float* out, const float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = Silu(gate[i]) * up[i];
+}
+
+void SwiGlu(float* out, const float* gate, const float* up, int64_t n) {
+  static const SwiGluFn fn = Avx512SwiGlu() ? Avx512SwiGlu() : ReferenceSwiGlu;
+  fn(out, gate, up, n);
 }
 
 void AddInPlace(float* a, const float* b, int64_t n) {

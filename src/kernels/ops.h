@@ -38,8 +38,14 @@ void Softmax(float* x, int64_t n);
 // SiLU (swish): x * sigmoid(x).
 inline float Silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
 
-// out[i] = silu(gate[i]) * up[i]  (the SwiGLU gating of a Llama FFN). out may alias gate.
+// out[i] = silu(gate[i]) * up[i]  (the SwiGLU gating of a Llama FFN). out may alias gate. The twin
+// this CPU runs: AVX-512 (the sigmoid from e^-|x| by kernels/exp_avx512.h's polynomial, within a
+// few ulp of the reference), else ReferenceSwiGlu (Silu per element). Each element depends only on
+// its own inputs, so any split of a row gives the same bits.
 void SwiGlu(float* out, const float* gate, const float* up, int64_t n);
+void ReferenceSwiGlu(float* out, const float* gate, const float* up, int64_t n);
+using SwiGluFn = void (*)(float* out, const float* gate, const float* up, int64_t n);
+SwiGluFn Avx512SwiGlu();  // nullptr where the CPU lacks AVX-512 (CpuHasAvx512F())
 
 // a[i] += b[i].
 void AddInPlace(float* a, const float* b, int64_t n);
