@@ -15,6 +15,11 @@ struct TileConfig {
 };
 static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads 64 bytes");
 
+// ldtilecfg of the whole 64 bytes. The compilers' _tile_loadconfig names only the first 8 bytes as
+// its operand, so stores to the rest of a local config may be dropped or moved past it (seen with
+// GCC 12); this asm reads the whole struct.
+inline void LoadTileConfig(const TileConfig& cfg) { __asm__ volatile("ldtilecfg %0" ::"m"(cfg)); }
+
 // Tells the compiler that memory written before this point may be read by the tile loads after
 // it (the tile intrinsics are asm statements that do not say they read memory).
 inline void TileMemoryBarrier() { __asm__ volatile("" ::: "memory"); }

@@ -8,7 +8,7 @@
 #include "formats/activation.h"
 #include "formats/q8_0.h"
 #include "formats/types.h"
-#include "kernels/half_gemm.h"
+#include "kernels/prompt_gemm.h"
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
 
@@ -21,25 +21,25 @@ constexpr int64_t kBlockRows = 2 * kPackRows;
 // Values normalized at a time before encoding, for encodings without blocks (f32, f16, bf16).
 constexpr int64_t kPlainChunk = 256;
 
-static_assert(kBlockRows == kHalfGemmRows, "a block of rows is one call of the half-precision kernel");
+static_assert(kBlockRows == kPromptGemmRows, "a block of rows is one call of a blocked prompt kernel");
 
-// The tokens as the half-precision prompt kernel of `w` reads them (MatMul's rule: from
+// The tokens as the blocked prompt kernel of `w` reads them (MatMul's rule: from
 // kMinBlockedBatch tokens on), written once for every product of a group; empty where it does not
 // run.
-HalfTokens PrepareHalf(const EncodedWeight& w, const EncodedRows& a) {
-  if (!w.half || a.T < kMinBlockedBatch) return {};
-  return PrepareHalfTokens(w.half, a.data, a.row_bytes, a.T, a.C, a.half_tokens);
+PromptTokens PreparePrompt(const EncodedWeight& w, const EncodedRows& a) {
+  if (!w.prompt || a.T < kMinBlockedBatch) return {};
+  return PreparePromptTokens(w.prompt, a.data, a.row_bytes, a.T, a.C, a.prompt_tokens);
 }
 
 // Rows [o0, o0 + n) of `w` times every row of `a` into out: out[t * ld + r] is output
-// row o0 + r of token t. Packed panels write all 8 lanes (padding rows included). half: the tokens
-// as w.half reads them (PrepareHalf), where it runs; scratch: HalfGemmScratchFloats(C) floats.
-void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRows& a, const HalfTokens& half,
+// row o0 + r of token t. Packed panels write all 8 lanes (padding rows included). prompt: the
+// tokens as w.prompt reads them (PreparePrompt), where it runs; scratch: PromptGemmScratchFloats(C).
+void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRows& a, const PromptTokens& prompt,
                   float* out, int64_t ld, float* scratch) {
   const int64_t T = a.T, C = a.C;
-  if (half.data) {  // as MatMul: kernels/half_gemm.h
+  if (prompt.data) {  // as MatMul: kernels/prompt_gemm.h
     const size_t w_bytes = RowBytes(w.w->type, C);
-    w.half.gemm(static_cast<const uint8_t*>(w.w->data) + o0 * w_bytes, w_bytes, n, half.data, half.stride, T, C,
+    w.prompt.gemm(static_cast<const uint8_t*>(w.w->data) + o0 * w_bytes, w_bytes, n, prompt.data, prompt.stride, T, C,
                 out, ld, scratch);
     return;
   }
@@ -109,7 +109,7 @@ bool FindEncodedWeight(const Tensor& w, const PackedMatrix* packed, Activations 
   if (act != Activations::kGgml) return false;
   out.dot = FastQDot(w.type);
   out.dot4 = FastQDotX4(w.type);
-  out.half = FastHalfGemm(w.type);
+  out.prompt = FastPromptGemm(w.type);
   out.act = ActivationType(w.type);
   return out.dot != nullptr;
 }
@@ -166,7 +166,7 @@ void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t
   }
 }
 
-int64_t ProjectScratchFloats(int64_t T, int64_t C) { return 2 * kBlockRows * T + HalfGemmScratchFloats(C); }
+int64_t ProjectScratchFloats(int64_t T, int64_t C) { return 2 * kBlockRows * T + PromptGemmScratchFloats(C); }
 
 void ProjectGroup(std::span<const Projection> group, const EncodedRows& a, int threads, float* scratch) {
   // Work items: the row blocks of every projection, in group order.
@@ -181,15 +181,15 @@ void ProjectGroup(std::span<const Projection> group, const EncodedRows& a, int t
   }
   const int64_t items = first[group.size()], T = a.T;
   const int team = TeamSize(threads, items, work);
-  // Every half-precision weight of a group has one type (their activations share `a`'s), so one
-  // preparation of the tokens serves them all.
-  HalfTokens half;
+  // The weights of a group that have a blocked prompt kernel share one type (their activations
+  // share `a`'s), so one preparation of the tokens serves them all.
+  PromptTokens prompt;
   for (const Projection& p : group)
-    if (!half.data) half = PrepareHalf(*p.w, a);
+    if (!prompt.data) prompt = PreparePrompt(*p.w, a);
 #pragma omp parallel num_threads(team) if (team > 1)
   {
     float* tile = scratch + ProjectScratchFloats(T, a.C) * omp_get_thread_num();
-    float* half_scratch = tile + 2 * kBlockRows * T;
+    float* prompt_scratch = tile + 2 * kBlockRows * T;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       size_t i = 0;
@@ -197,10 +197,10 @@ void ProjectGroup(std::span<const Projection> group, const EncodedRows& a, int t
       const Projection& p = group[i];
       const int64_t OC = p.w->rows, o0 = (item - first[i]) * kBlockRows, n = std::min(kBlockRows, OC - o0);
       if (p.write == Write::kStore && o0 + kBlockRows <= OC) {  // a whole block: straight into place
-        BlockProduct(*p.w, o0, n, a, p.w->half ? half : HalfTokens{}, p.y + o0, OC, half_scratch);
+        BlockProduct(*p.w, o0, n, a, p.w->prompt ? prompt : PromptTokens{}, p.y + o0, OC, prompt_scratch);
         continue;
       }
-      BlockProduct(*p.w, o0, n, a, p.w->half ? half : HalfTokens{}, tile, kBlockRows, half_scratch);
+      BlockProduct(*p.w, o0, n, a, p.w->prompt ? prompt : PromptTokens{}, tile, kBlockRows, prompt_scratch);
       for (int64_t t = 0; t < T; ++t) {
         float* y = p.y + t * OC + o0;
         const float* src = tile + t * kBlockRows;
@@ -219,12 +219,12 @@ void ProjectSwiGlu(const EncodedWeight& gate, const EncodedWeight& up, const Enc
   SMELT_ASSERT(gate.act == a.type && up.act == a.type && gate.cols == a.C && up.cols == a.C && gate.rows == up.rows);
   const int64_t F = gate.rows, T = a.T, items = Blocks(gate);
   const int team = TeamSize(threads, items, 2 * F * a.C * T);
-  const HalfTokens half = PrepareHalf(gate, a);  // gate and up share a type, so one layout
+  const PromptTokens prompt = PreparePrompt(gate, a);  // gate and up share a type, so one layout
 #pragma omp parallel num_threads(team) if (team > 1)
   {
     float* g = scratch + ProjectScratchFloats(T, a.C) * omp_get_thread_num();
     float* u = g + kBlockRows * T;
-    float* half_scratch = u + kBlockRows * T;
+    float* prompt_scratch = u + kBlockRows * T;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t o0 = item * kBlockRows, n = std::min(kBlockRows, F - o0);
@@ -233,8 +233,8 @@ void ProjectSwiGlu(const EncodedWeight& gate, const EncodedWeight& up, const Enc
       const bool whole = o0 + kBlockRows <= F;
       float* gy = whole ? y + o0 : g;
       const int64_t ld = whole ? F : kBlockRows;
-      BlockProduct(gate, o0, n, a, gate.half ? half : HalfTokens{}, gy, ld, half_scratch);
-      BlockProduct(up, o0, n, a, up.half ? half : HalfTokens{}, u, kBlockRows, half_scratch);
+      BlockProduct(gate, o0, n, a, gate.prompt ? prompt : PromptTokens{}, gy, ld, prompt_scratch);
+      BlockProduct(up, o0, n, a, up.prompt ? prompt : PromptTokens{}, u, kBlockRows, prompt_scratch);
       for (int64_t t = 0; t < T; ++t) SwiGlu(y + t * F + o0, gy + t * ld, u + t * kBlockRows, n);
     }
   }

@@ -15,7 +15,7 @@
 #include <span>
 
 #include "core/tensor.h"
-#include "kernels/half_gemm.h"
+#include "kernels/prompt_gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/packed.h"
 #include "kernels/qdot.h"
@@ -29,7 +29,7 @@ struct EncodedWeight {
   const PackedMatrix* packed = nullptr;  // the packed kernel when set
   QDotFn dot = nullptr;                  // otherwise FastQDot(w->type) (and its four-row twin)
   QDotX4Fn dot4 = nullptr;
-  HalfGemm half;                         // F16/BF16 prompts: FastHalfGemm(w->type), as MatMul
+  PromptGemm prompt;                     // prompts: FastPromptGemm(w->type), as MatMul
   DType act = DType::kF32;  // the activation type its input is encoded in
   int64_t rows = 0, cols = 0;
 };
@@ -46,9 +46,9 @@ struct EncodedRows {
   size_t row_bytes = 0;
   uint8_t* data = nullptr;  // T * row_bytes
   int32_t* sums = nullptr;  // Q8_0 only: T * C / 32
-  // HalfTokensBytes(T, C) bytes where the products write the tokens once in a half-precision
-  // kernel's own layout (kernels/half_gemm.h): needed where a weight's `half` has `tokens`.
-  uint8_t* half_tokens = nullptr;
+  // PromptTokensBytes(T, C) bytes where the products write the tokens once in a blocked prompt
+  // kernel's own layout (kernels/prompt_gemm.h): needed where a weight's `prompt` has `tokens`.
+  uint8_t* prompt_tokens = nullptr;
 };
 
 // Bytes of one encoded row, and int32 block sums per row (0 unless Q8_0).

@@ -33,15 +33,15 @@ Tensor Weight(DType type, int64_t rows, int64_t cols, uint32_t seed) {
 struct FusedEncoded {
   std::vector<uint8_t> bytes;
   std::vector<int32_t> sums;
-  std::vector<uint8_t> half_tokens;
+  std::vector<uint8_t> prompt_tokens;
   EncodedRows rows;
   FusedEncoded(DType type, int64_t T, int64_t C)
       : bytes(EncodedRowBytes(type, C) * T + 1), sums(EncodedRowSums(type, C) * T + 1),
-        half_tokens(HalfTokensBytes(T, C)) {
+        prompt_tokens(PromptTokensBytes(T, C)) {
     rows.type = type;
     rows.data = bytes.data();
     rows.sums = sums.data();
-    rows.half_tokens = half_tokens.data();
+    rows.prompt_tokens = prompt_tokens.data();
   }
 };
 

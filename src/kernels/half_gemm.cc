@@ -2,32 +2,10 @@
 // weight rows (in L1) × four tokens per step, sixteen accumulators of 16 lanes, the tokens' halves
 // widened as they are read (four conversions per sixteen fused multiply-adds; widening every token
 // once beforehand and streaming the rows past them measured slower, 176 -> 129 t/s on the 220M F16
-// prompt). Only these functions carry the target attribute. Also the dispatch and the sizes every
-// twin shares.
+// prompt). Only these functions carry the target attribute.
 #include "kernels/half_gemm.h"
 
 #include "core/cpu.h"
-#include "core/error.h"
-
-namespace smelt {
-
-size_t HalfTokensBytes(int64_t T, int64_t C) { return (size_t)HalfPaddedTokens(T) * (size_t)HalfPaddedColumns(C) * 4; }
-
-int64_t HalfGemmScratchFloats(int64_t C) { return kHalfGemmRows * HalfPaddedColumns(C); }
-
-HalfGemm FastHalfGemm(DType type) {
-  if (HalfGemm amx = AmxHalfGemm(type)) return amx;
-  return Avx512HalfGemm(type);
-}
-
-HalfTokens PrepareHalfTokens(const HalfGemm& k, const uint8_t* a, size_t a_stride, int64_t T, int64_t C,
-                             uint8_t* buffer) {
-  if (!k.tokens) return {a, a_stride};
-  SMELT_ASSERT(buffer != nullptr);
-  return {buffer, k.tokens(a, a_stride, T, C, buffer)};
-}
-
-}  // namespace smelt
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -90,7 +68,7 @@ SMELT_AVX512 void HalfGemm512(const uint8_t* rows, size_t w_stride, int64_t n, c
 
 }  // namespace
 
-HalfGemm Avx512HalfGemm(DType type) {
+PromptGemm Avx512HalfGemm(DType type) {
   if (!CpuHasAvx512F()) return {};
   switch (type) {
     case DType::kF16: return {HalfGemm512<LoadF16>, nullptr};
@@ -106,7 +84,7 @@ HalfGemm Avx512HalfGemm(DType type) {
 #else
 
 namespace smelt {
-HalfGemm Avx512HalfGemm(DType) { return {}; }
+PromptGemm Avx512HalfGemm(DType) { return {}; }
 }  // namespace smelt
 
 #endif

@@ -5,7 +5,7 @@
 // f32 (tdpbf16ps). For one block of 32 columns:
 //   A = 16 weight rows' 32 hi (or lo) values, loaded from the block's rows split into scratch;
 //   B = 16 tokens' 32 hi (or lo) values in the tile unit's pair order: tile row j holds values
-//       2j, 2j+1 of each token (HalfTokens, written once per product by SplitTokens);
+//       2j, 2j+1 of each token (PromptTokens, written once per product by SplitTokens);
 //   C = the 16 rows × 16 tokens' sums, transposed to the caller's token-major rows at the end.
 // Four groups of 16 tokens are in flight (C tiles 0..3), so the tile unit's latency overlaps.
 // Rows past n, tokens past T and columns past C are zeros in the split copies, so every tile is
@@ -25,6 +25,7 @@
 #include <cstring>
 
 #include "kernels/amx_tiles.h"
+#include "kernels/transpose_avx512.h"
 
 #define SMELT_AMX_BF16 \
   __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16")))
@@ -54,37 +55,13 @@ SMELT_AMX_BF16 inline void Split32(const uint8_t* p, int64_t left, __m512i& hi, 
   }
 }
 
-// r[i] := column i of the 16 × 16 matrix of 32-bit lanes whose rows are r[0..15].
-SMELT_AMX_BF16 inline void Transpose16(__m512i* r) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);      // per 128 bits: a0 b0 a1 b1
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);  // a2 b2 a3 b3
-  }
-  for (int i = 0; i < 4; ++i) {  // u[4i + e], 128-bit lane L: rows 4i .. 4i+3 at column 4L + e
-    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int e = 0; e < 4; ++e) {
-    const __m512i x0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), x1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xDD);
-    const __m512i y0 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88);
-    const __m512i y1 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xDD);
-    r[e] = _mm512_shuffle_i32x4(x0, y0, 0x88);
-    r[4 + e] = _mm512_shuffle_i32x4(x1, y1, 0x88);
-    r[8 + e] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
-    r[12 + e] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
-  }
-}
-
 constexpr int Parts(DType type) { return type == DType::kF16 ? 2 : 1; }  // hi and lo, or hi alone
 
-// HalfTokensFn: per group of 16 tokens, per block of 32 columns, the hi tile then (F16) the lo
+// PromptTokensFn: per group of 16 tokens, per block of 32 columns, the hi tile then (F16) the lo
 // tile in B's pair order. Returns the bytes of one group.
 template <DType kType>
 SMELT_AMX_BF16 size_t SplitTokens(const uint8_t* a, size_t a_stride, int64_t T, int64_t C, uint8_t* dst) {
-  const int64_t blocks = HalfPaddedColumns(C) / 32, groups = HalfPaddedTokens(T) / 16;
+  const int64_t blocks = PromptPaddedColumns(C) / 32, groups = PromptPaddedTokens(T) / 16;
   const size_t group_bytes = (size_t)blocks * Parts(kType) * kTileBytes;
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t s = 0; s < blocks; ++s) {
@@ -120,7 +97,7 @@ template <DType kType>
 SMELT_AMX_BF16 void AmxHalfGemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
                                     int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
   constexpr int kParts = Parts(kType);
-  const int64_t Cp = HalfPaddedColumns(C), blocks = Cp / 32, groups = HalfPaddedTokens(T) / 16;
+  const int64_t Cp = PromptPaddedColumns(C), blocks = Cp / 32, groups = PromptPaddedTokens(T) / 16;
   // The rows split: hi rows (16 × Cp bf16), then lo rows.
   auto* w_hi = reinterpret_cast<uint8_t*>(scratch);
   uint8_t* w_lo = w_hi + 16 * Cp * 2;
@@ -133,7 +110,7 @@ SMELT_AMX_BF16 void AmxHalfGemmImpl(const uint8_t* w, size_t w_stride, int64_t n
     }
   TileConfig cfg;
   for (int i = 0; i < 8; ++i) cfg.rows[i] = 16, cfg.colsb[i] = 64;
-  _tile_loadconfig(&cfg);
+  LoadTileConfig(cfg);
   TileMemoryBarrier();
   const long row_stride = (long)(Cp * 2);
   alignas(64) float sums[16][16];
@@ -179,7 +156,7 @@ SMELT_AMX_BF16 void AmxHalfGemmImpl(const uint8_t* w, size_t w_stride, int64_t n
 
 }  // namespace
 
-HalfGemm AmxHalfGemm(DType type) {
+PromptGemm AmxHalfGemm(DType type) {
   if (!CpuHasAmxBf16()) return {};
   switch (type) {
     case DType::kF16: return {AmxHalfGemmImpl<DType::kF16>, SplitTokens<DType::kF16>};
@@ -195,7 +172,7 @@ HalfGemm AmxHalfGemm(DType type) {
 #else
 
 namespace smelt {
-HalfGemm AmxHalfGemm(DType) { return {}; }
+PromptGemm AmxHalfGemm(DType) { return {}; }
 }  // namespace smelt
 
 #endif

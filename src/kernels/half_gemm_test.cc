@@ -32,7 +32,7 @@ std::vector<float> Gaussian(int64_t n, uint32_t seed, float scale) {
 // added one at a time in the worst case, 4·C roundings.
 struct Twin {
   const char* name;
-  HalfGemm (*get)(DType);
+  PromptGemm (*get)(DType);
   double roundings_per_column;
   double roundings_extra;
 };
@@ -42,7 +42,7 @@ TEST(HalfGemm, MatchesTheExactSumAndEachTokenAlone) {
   int ran = 0;
   for (const Twin& twin : kTwins)
     for (DType type : {DType::kF16, DType::kBF16}) {
-      const HalfGemm k = twin.get(type);
+      const PromptGemm k = twin.get(type);
       if (!k) continue;
       ++ran;
       for (int64_t C : {16, 200, 1024})
@@ -69,10 +69,10 @@ TEST(HalfGemm, MatchesTheExactSumAndEachTokenAlone) {
               QuantizeActivationRow(type, x.data() + t * C, aq.data() + t * row, C);
               Traits(type).to_float(aq.data() + t * row, a.data() + t * C, C);
             }
-            std::vector<float> scratch(HalfGemmScratchFloats(C));
-            std::vector<uint8_t> layout(HalfTokensBytes(T, C));
+            std::vector<float> scratch(PromptGemmScratchFloats(C));
+            std::vector<uint8_t> layout(PromptTokensBytes(T, C));
             const auto run = [&](const uint8_t* rows, int64_t tokens, float* out, int64_t ld) {
-              const HalfTokens tk = PrepareHalfTokens(k, rows, row, tokens, C, layout.data());
+              const PromptTokens tk = PreparePromptTokens(k, rows, row, tokens, C, layout.data());
               k.gemm(wq.data(), w_stride, n, tk.data, tk.stride, tokens, C, out, ld, scratch.data());
             };
             const int64_t ld = n + 3;
@@ -105,17 +105,17 @@ TEST(HalfGemm, MatchesTheExactSumAndEachTokenAlone) {
 // The AMX twin is exact where the sum is: weights and activations of 9 or 10 significant bits (so
 // both need their lo part), every partial sum a multiple of 1/2 below 2^23.
 TEST(HalfGemm, AmxKeepsEveryBitOfTheHalves) {
-  const HalfGemm k = AmxHalfGemm(DType::kF16);
+  const PromptGemm k = AmxHalfGemm(DType::kF16);
   if (!k) GTEST_SKIP() << "no AMX-BF16 on this CPU";
   const int64_t C = 96, n = 16, T = 20;
   std::vector<fp16_t> w(n * C), a(T * C);
   std::vector<double> wf(n * C), af(T * C);
   for (int64_t i = 0; i < n * C; ++i) wf[i] = (double)(((i * 37) % 1023) - 511), w[i] = FloatToFp16((float)wf[i]);
   for (int64_t i = 0; i < T * C; ++i) af[i] = (double)(((i * 11) % 511) - 255) / 2.0, a[i] = FloatToFp16((float)af[i]);
-  std::vector<float> scratch(HalfGemmScratchFloats(C)), out(T * n);
-  std::vector<uint8_t> layout(HalfTokensBytes(T, C));
-  const HalfTokens tk =
-      PrepareHalfTokens(k, reinterpret_cast<const uint8_t*>(a.data()), 2 * C, T, C, layout.data());
+  std::vector<float> scratch(PromptGemmScratchFloats(C)), out(T * n);
+  std::vector<uint8_t> layout(PromptTokensBytes(T, C));
+  const PromptTokens tk =
+      PreparePromptTokens(k, reinterpret_cast<const uint8_t*>(a.data()), 2 * C, T, C, layout.data());
   k.gemm(reinterpret_cast<const uint8_t*>(w.data()), 2 * C, n, tk.data, tk.stride, T, C, out.data(), n,
          scratch.data());
   for (int64_t t = 0; t < T; ++t)
@@ -127,14 +127,15 @@ TEST(HalfGemm, AmxKeepsEveryBitOfTheHalves) {
 }
 
 TEST(HalfGemm, OnlyHalfTypesAndTheFastestTwin) {
-  EXPECT_EQ((bool)FastHalfGemm(DType::kF16), CpuHasAvx512F());
+  EXPECT_EQ((bool)FastPromptGemm(DType::kF16), CpuHasAvx512F());
   EXPECT_EQ((bool)AmxHalfGemm(DType::kBF16), CpuHasAmxBf16());
   if (CpuHasAmxBf16()) {
-    EXPECT_EQ(FastHalfGemm(DType::kF16).gemm, AmxHalfGemm(DType::kF16).gemm);
+    EXPECT_EQ(FastPromptGemm(DType::kF16).gemm, AmxHalfGemm(DType::kF16).gemm);
   }
   for (DType t : {DType::kQ8_0, DType::kF32}) {
-    EXPECT_FALSE(FastHalfGemm(t));
+    EXPECT_FALSE(FastPromptGemm(t));
     EXPECT_FALSE(AmxHalfGemm(t));
+    EXPECT_FALSE(Avx512HalfGemm(t));
   }
 }
 

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "formats/activation.h"
 #include "formats/types.h"
-#include "kernels/half_gemm.h"
+#include "kernels/prompt_gemm.h"
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
 #include "kernels/qdot.h"
@@ -15,7 +15,7 @@
 namespace smelt {
 namespace {
 
-constexpr int64_t kRowBlock = kHalfGemmRows;  // output rows dequantized together and reused across T inputs
+constexpr int64_t kRowBlock = kPromptGemmRows;  // output rows dequantized together and reused across T inputs
 
 // Weights whose type has a quantized dot product (kernels/qdot.h), with kGgml activations: each
 // input row is encoded once in the activation type, then every output is one call of `dot` on a
@@ -33,20 +33,20 @@ void MatMulQuantized(const Tensor& w, QDotFn dot, QDotX4Fn dot4, const float* x,
   const int64_t n_blocks = (OC + kRowBlock - 1) / kRowBlock;
   threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, n_blocks));
   if (C * OC * T < kMinParallelWork) threads = 1;
-  // Half-precision weights and a prompt-sized batch: each block of rows prepared once
-  // (kernels/half_gemm.h), the tokens in the kernel's layout once per product.
-  const HalfGemm half = T >= kMinBlockedBatch ? FastHalfGemm(w.type) : HalfGemm{};
-  std::vector<uint8_t> tile_tokens(half && half.tokens ? HalfTokensBytes(T, C) : 0);
-  const HalfTokens tokens =
-      half ? PrepareHalfTokens(half, encoded.data(), a_bytes, T, C, tile_tokens.data()) : HalfTokens{};
+  // A blocked prompt kernel and a prompt-sized batch: each block of rows prepared once
+  // (kernels/prompt_gemm.h), the tokens in the kernel's layout once per product.
+  const PromptGemm blocked = T >= kMinBlockedBatch ? FastPromptGemm(w.type) : PromptGemm{};
+  std::vector<uint8_t> tile_tokens(blocked && blocked.tokens ? PromptTokensBytes(T, C) : 0);
+  const PromptTokens tokens =
+      blocked ? PreparePromptTokens(blocked, encoded.data(), a_bytes, T, C, tile_tokens.data()) : PromptTokens{};
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    std::vector<float> scratch(half ? HalfGemmScratchFloats(C) : 0);
+    std::vector<float> scratch(blocked ? PromptGemmScratchFloats(C) : 0);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < n_blocks; ++b) {
       const int64_t o0 = b * kRowBlock, o_end = std::min(OC, o0 + kRowBlock);
-      if (half) {
-        half.gemm(rows + o0 * w_bytes, w_bytes, o_end - o0, tokens.data, tokens.stride, T, C, y + o0, OC,
+      if (blocked) {
+        blocked.gemm(rows + o0 * w_bytes, w_bytes, o_end - o0, tokens.data, tokens.stride, T, C, y + o0, OC,
                   scratch.data());
         continue;
       }

@@ -54,7 +54,7 @@ SMELT_AMX inline void ConfigureTiles(int nt, int panels) {
     cfg.rows[ab] = (uint8_t)nt, cfg.colsb[ab] = kCodeBytes;
     cfg.rows[ab + 1] = 8, cfg.colsb[ab + 1] = row_bytes;
   }
-  _tile_loadconfig(&cfg);
+  LoadTileConfig(cfg);
 }
 
 // One packed block's codes as signed bytes in tile order, chunk j at dst + j·pitch (two panels

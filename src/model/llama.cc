@@ -122,7 +122,7 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, For
     }
     encoded_row_bytes_ = std::max(encoded_row_bytes_, EncodedRowBytes(e.act, e.cols));
     encoded_row_sums_ = std::max(encoded_row_sums_, EncodedRowSums(e.act, e.cols));
-    if (e.half.tokens) half_tokens_cols_ = std::max(half_tokens_cols_, e.cols);
+    if (e.prompt.tokens) prompt_tokens_cols_ = std::max(prompt_tokens_cols_, e.cols);
     return true;
   };
   for (Layer& L : layers_) {
@@ -177,7 +177,7 @@ void LlamaForward::Fit(int64_t T, int threads) {
   for (const auto& [buf, n] : rows) buf->resize(T * n);
   a.encoded.resize(encoded_row_bytes_ * T);
   a.sums.resize(encoded_row_sums_ * T);
-  a.half_tokens.resize(half_tokens_cols_ && T >= kMinBlockedBatch ? HalfTokensBytes(T, half_tokens_cols_) : 0);
+  a.prompt_tokens.resize(prompt_tokens_cols_ && T >= kMinBlockedBatch ? PromptTokensBytes(T, prompt_tokens_cols_) : 0);
   a.thread_floats = std::max(ProjectScratchFloats(T, std::max({C, Q, F})), 2 * kAttnTile * c.head_dim);
   a.scratch.resize(a.thread_floats * threads);
   a.online.resize(T * c.n_heads);
@@ -317,7 +317,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
   EncodedRows enc;
   enc.data = a.encoded.data();
   enc.sums = a.sums.data();
-  enc.half_tokens = a.half_tokens.data();
+  enc.prompt_tokens = a.prompt_tokens.data();
 
   for (int64_t t = 0; t < T; ++t) {
     ReadRowF32(*token_embd_, batch[t].token, x + t * C);

@@ -133,7 +133,7 @@ class LlamaForward {
   EncodedWeight eout_;                                      // the output head for the fused path
   size_t encoded_row_bytes_ = 0;  // the longest encoded input row of any fused product
   int64_t encoded_row_sums_ = 0;  // and its Q8_0 block sums
-  int64_t half_tokens_cols_ = 0;  // the longest input of a half-precision kernel with its own token layout
+  int64_t prompt_tokens_cols_ = 0;  // the longest input of a blocked prompt kernel with its own token layout
 
   // The activation arena: every buffer of a forward pass, sized for the largest batch and thread
   // count seen so far (Fit) and reused, so decoding steps allocate nothing. x, h: (T, C);
@@ -148,7 +148,7 @@ class LlamaForward {
     std::vector<float> x, h, q, k, v, att, g, u, rope_cos, rope_sin, scratch;
     std::vector<uint8_t> encoded;
     std::vector<int32_t> sums;
-    std::vector<uint8_t> half_tokens;  // HalfTokensBytes(tokens, half_tokens_cols_)
+    std::vector<uint8_t> prompt_tokens;  // PromptTokensBytes(tokens, prompt_tokens_cols_)
     std::vector<OnlineSoftmax> online;
     std::vector<std::pair<int32_t, int64_t>> seqs;
   } arena_;

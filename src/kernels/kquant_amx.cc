@@ -1,0 +1,216 @@
+// The AMX twin of the Q4_K row dot (ReferenceQDot(kQ4_K), Q8_K activations) for prompts: 16
+// weight rows against 16 tokens at a time through Intel's tile unit, with the reference's bits.
+// A Q4_K sub-block's 6-bit scale s = 8·s_hi + s_lo (both ≤ 7), so its codes q ≤ 15 times each part
+// still fit a signed byte; per super-block
+//   Σ_j s_j·Σ q·a = Σ_j Σ (q·s_lo)·a + 8·Σ_j Σ (q·s_hi)·a,
+// two tile products per sub-block of 32 that accumulate over the super-block's 8 sub-blocks (even
+// and odd ones in separate tiles, so the tile unit's latency overlaps), exact in int32. The
+// minimums' Σ_j m_j·Σ a come from the Q8_K block's sums of 16 by vpdpwssd, exact too. Each
+// super-block then takes the reference's f32 steps in its order,
+//   acc += (d_a·d)·(float) Σ s·q·a − (d_a·dmin)·(float) Σ m·a,
+// so every output is the same bits as the row dot. Tiles:
+//   A (4)     = 16 tokens' 32 codes of sub-block j, straight from the encoded Q8_K rows;
+//   B (6, 7)  = the rows' q·s_lo and q·s_hi of sub-block j in VNNI order (tile row k: codes 4k ..
+//               4k+3 of each of the 16 rows), written once per call for every super-block;
+//   C (0..3)  = even/odd sub-blocks × lo/hi.
+// Only these functions carry the target attribute; dispatch: CpuHasAmxInt8().
+#include "kernels/kquant_gemm.h"
+
+#include "core/cpu.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <immintrin.h>
+
+#include "core/gcc_avx512_warnings_off.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "formats/k_quants.h"
+#include "kernels/amx_tiles.h"
+#include "kernels/transpose_avx512.h"
+
+#define SMELT_AMX_INT8 \
+  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
+
+namespace smelt {
+namespace {
+
+constexpr int kSubBlocks = kQK_K / 32;
+constexpr int kSubTileBytes = 8 * 64;  // 8 tile rows (32 codes / 4) × 16 rows × 4 codes
+
+// One super-block of the call's 16 rows, prepared: the B tiles of each sub-block (q·s_lo, then
+// q·s_hi), the rows' d and dmin, and each sub-block's minimum twice per row (vpdpwssd's pairs).
+struct PreparedSuperBlock {
+  uint8_t lo[kSubBlocks][kSubTileBytes];
+  uint8_t hi[kSubBlocks][kSubTileBytes];
+  float d[16], dmin[16];
+  int32_t min_pairs[kSubBlocks][16];
+};
+static_assert(sizeof(PreparedSuperBlock) == 2 * kSubBlocks * kSubTileBytes + 2 * 16 * 4 + kSubBlocks * 16 * 4,
+              "one prepared super-block");
+static_assert(sizeof(PreparedSuperBlock) <= 16 * kQK_K * sizeof(float), "fits PromptGemmScratchFloats per 256 columns");
+
+// s · [0..15] for s = 0..7: a nibble code times a scale part by one byte shuffle.
+alignas(16) constexpr uint8_t kTimes[8][16] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
+    {0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45},
+    {0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60},
+    {0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75},
+    {0, 6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 66, 72, 78, 84, 90},
+    {0, 7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 91, 98, 105},
+};
+
+SMELT_AMX_INT8 inline __m256i Times(__m256i codes, int s) {
+  return _mm256_shuffle_epi8(
+      _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kTimes[s]))), codes);
+}
+
+// Super-block b of rows w (n of them, w_stride apart; rows past n are zeros) into p.
+SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t n, int64_t b, PreparedSuperBlock& p) {
+  // Row r's 32 products of sub-block j: rows_lo[j][r], rows_hi[j][r].
+  alignas(64) uint8_t rows_lo[kSubBlocks][16][32], rows_hi[kSubBlocks][16][32];
+  for (int r = 0; r < 16; ++r) {
+    if (r >= n) {
+      for (int j = 0; j < kSubBlocks; ++j) {
+        std::memset(rows_lo[j][r], 0, 32);
+        std::memset(rows_hi[j][r], 0, 32);
+        p.min_pairs[j][r] = 0;
+      }
+      p.d[r] = p.dmin[r] = 0.0f;
+      continue;
+    }
+    const auto* blk = reinterpret_cast<const BlockQ4_K*>(w + r * w_stride) + b;
+    p.d[r] = _cvtsh_ss(blk->d);
+    p.dmin[r] = _cvtsh_ss(blk->dmin);
+    for (int j = 0; j < kSubBlocks; j += 2) {
+      uint8_t s[2], m[2];
+      GetScaleMinK4(j, blk->scales, &s[0], &m[0]);
+      GetScaleMinK4(j + 1, blk->scales, &s[1], &m[1]);
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 16 * j));
+      const __m256i nibble = _mm256_set1_epi8(0x0F);
+      const __m256i q[2] = {_mm256_and_si256(bytes, nibble), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)};
+      for (int h = 0; h < 2; ++h) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(rows_lo[j + h][r]), Times(q[h], s[h] & 7));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(rows_hi[j + h][r]), Times(q[h], s[h] >> 3));
+        p.min_pairs[j + h][r] = (int32_t)((uint32_t)m[h] | (uint32_t)m[h] << 16);
+      }
+    }
+  }
+  // Two sub-blocks side by side per row (8 + 8 groups of 4 codes), transposed: tile rows 0..7 are
+  // the first sub-block's B, 8..15 the second's.
+  for (auto [rows, tiles] : {std::pair{rows_lo, p.lo}, std::pair{rows_hi, p.hi}})
+    for (int j = 0; j < kSubBlocks; j += 2) {
+      __m512i z[16];
+      for (int r = 0; r < 16; ++r)
+        z[r] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(rows[j][r]))),
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(rows[j + 1][r])), 1);
+      Transpose16(z);
+      for (int k = 0; k < 8; ++k) {
+        _mm512_storeu_si512(tiles[j] + 64 * k, z[k]);
+        _mm512_storeu_si512(tiles[j + 1] + 64 * k, z[8 + k]);
+      }
+    }
+}
+
+// x as a value already rounded: GCC contracts a product and a sum of intrinsics into one fused
+// multiply-add in C++ (its C++ default is -ffp-contract=fast), where the reference rounds each.
+SMELT_AMX_INT8 inline __m512 Rounded(__m512 x) {
+  __asm__("" : "+v"(x));
+  return x;
+}
+
+// Tiles for nt tokens: C 0..3 (nt × 16 int32), A 4 (nt × 32 codes), B 6 and 7 (8 × 64).
+SMELT_AMX_INT8 void ConfigureKTiles(int nt) {
+  TileConfig cfg;
+  for (int c = 0; c < 4; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = 64;
+  cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = 32;
+  for (int b : {6, 7}) cfg.rows[b] = 8, cfg.colsb[b] = 64;
+  LoadTileConfig(cfg);
+}
+
+SMELT_AMX_INT8 void AmxQ4KGemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
+                                   int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
+  const int64_t nb = C / kQK_K;
+  auto* prepared = reinterpret_cast<PreparedSuperBlock*>(scratch);
+  for (int64_t b = 0; b < nb; ++b) PrepareSuperBlock(w, w_stride, n, b, prepared[b]);
+  TileMemoryBarrier();
+  const long stride = (long)a_stride;
+  const __mmask16 rows = (__mmask16)((1u << n) - 1);
+  alignas(64) int32_t sums[4][16][16];
+  for (int64_t t0 = 0; t0 < T; t0 += 16) {
+    const int nt = (int)std::min<int64_t>(16, T - t0);
+    ConfigureKTiles(nt);
+    __m512 acc[16];
+    for (__m512& v : acc) v = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const PreparedSuperBlock& p = prepared[b];
+      const uint8_t* codes = a + t0 * a_stride + b * sizeof(BlockQ8_K) + offsetof(BlockQ8_K, qs);
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int j = 0; j < kSubBlocks; j += 2) {
+        _tile_loadd(4, codes + 32 * j, stride);
+        _tile_loadd(6, p.lo[j], 64);
+        _tile_loadd(7, p.hi[j], 64);
+        _tile_dpbssd(0, 4, 6);
+        _tile_dpbssd(2, 4, 7);
+        _tile_loadd(4, codes + 32 * (j + 1), stride);
+        _tile_loadd(6, p.lo[j + 1], 64);
+        _tile_loadd(7, p.hi[j + 1], 64);
+        _tile_dpbssd(1, 4, 6);
+        _tile_dpbssd(3, 4, 7);
+      }
+      _tile_stored(0, sums[0], 64);
+      _tile_stored(1, sums[1], 64);
+      _tile_stored(2, sums[2], 64);
+      _tile_stored(3, sums[3], 64);
+      TileMemoryBarrier();
+      const __m512 d = _mm512_loadu_ps(p.d), dmin = _mm512_loadu_ps(p.dmin);  // scratch: no alignment promised
+      for (int t = 0; t < nt; ++t) {
+        const auto* y = reinterpret_cast<const BlockQ8_K*>(a + (t0 + t) * a_stride) + b;
+        const __m512i lo = _mm512_add_epi32(_mm512_load_si512(sums[0][t]), _mm512_load_si512(sums[1][t]));
+        const __m512i hi = _mm512_add_epi32(_mm512_load_si512(sums[2][t]), _mm512_load_si512(sums[3][t]));
+        const __m512i codes_sum = _mm512_add_epi32(lo, _mm512_slli_epi32(hi, 3));
+        __m512i mins_sum = _mm512_setzero_si512();
+        int32_t pairs[kSubBlocks];  // the Q8_K sums of 16, two per sub-block
+        std::memcpy(pairs, y->bsums, sizeof pairs);
+        for (int j = 0; j < kSubBlocks; ++j)
+          mins_sum = _mm512_dpwssd_epi32(mins_sum, _mm512_set1_epi32(pairs[j]), _mm512_loadu_si512(p.min_pairs[j]));
+        const __m512 ya = _mm512_set1_ps(y->d);
+        const __m512 codes_term = Rounded(_mm512_mul_ps(_mm512_mul_ps(ya, d), _mm512_cvtepi32_ps(codes_sum)));
+        const __m512 mins_term = Rounded(_mm512_mul_ps(_mm512_mul_ps(ya, dmin), _mm512_cvtepi32_ps(mins_sum)));
+        acc[t] = _mm512_add_ps(acc[t], Rounded(_mm512_sub_ps(codes_term, mins_term)));
+      }
+    }
+    for (int t = 0; t < nt; ++t) _mm512_mask_storeu_ps(out + (t0 + t) * ld, rows, acc[t]);
+    _tile_release();
+  }
+}
+
+}  // namespace
+
+PromptGemm AmxKQuantGemm(DType type) {
+  if (type != DType::kQ4_K || !CpuHasAmxInt8()) return {};
+  return {AmxQ4KGemmImpl, nullptr};
+}
+
+}  // namespace smelt
+
+#include "core/gcc_avx512_warnings_on.h"
+
+#else
+
+namespace smelt {
+PromptGemm AmxKQuantGemm(DType) { return {}; }
+}  // namespace smelt
+
+#endif
+
+#undef SMELT_AMX_INT8

@@ -1,0 +1,11 @@
+#pragma once
+// Blocked prompt kernels (kernels/prompt_gemm.h) for the k-quants on Q8_K activations: the AMX-INT8
+// twin of the Q4_K row dot (kernels/kquant_amx.cc), the same bits as ReferenceQDot(kQ4_K).
+#include "kernels/prompt_gemm.h"
+
+namespace smelt {
+
+// Empty for other types or where CpuHasAmxInt8() is false.
+PromptGemm AmxKQuantGemm(DType type);
+
+}  // namespace smelt

@@ -1,0 +1,53 @@
+#pragma once
+// Blocked prompt kernels: a block of up to kPromptGemmRows weight rows against every token of a
+// prompt-sized batch, the rows prepared once per block and reused across the tokens:
+//   out[t · ld + r] = row r of the weights · token t,   r < n ≤ kPromptGemmRows, t < T
+// Each is a twin of the weight type's row dot (ReferenceQDot(type), on the same encoded
+// activations) and keeps every token's outputs independent of the other tokens of the batch. The
+// callers (MatMul, the fused products) use them from kMinBlockedBatch tokens on
+// (kernels/matmul.h), so batches up to 16 tokens give exactly the logits of one-token steps.
+//   - F16/BF16: kernels/half_gemm.h (AVX-512, AMX-BF16);
+//   - Q4_K: kernels/kquant_gemm.h (AMX-INT8, the row dot's bits).
+#include <cstddef>
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace smelt {
+
+inline constexpr int64_t kPromptGemmRows = 16;  // the most weight rows of one call
+// Tile sizes the AMX twins pad to: 16 tokens, 32 columns.
+inline constexpr int64_t PromptPaddedTokens(int64_t T) { return (T + 15) / 16 * 16; }
+inline constexpr int64_t PromptPaddedColumns(int64_t C) { return (C + 31) / 32 * 32; }
+
+// w: n ≤ kPromptGemmRows rows of C values of the kernel's type, row r at w + r · w_stride bytes;
+// a, a_stride: the T tokens as the kernel reads them (PromptTokens); scratch: PromptGemmScratchFloats(C).
+using PromptGemmFn = void (*)(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
+                              int64_t T, int64_t C, float* out, int64_t ld, float* scratch);
+// Writes T encoded rows of C values (a_stride bytes apart) in a kernel's own layout at dst
+// (PromptTokensBytes(T, C) bytes at most) and returns the a_stride its gemm takes with it.
+using PromptTokensFn = size_t (*)(const uint8_t* a, size_t a_stride, int64_t T, int64_t C, uint8_t* dst);
+
+struct PromptGemm {
+  PromptGemmFn gemm = nullptr;      // nullptr: no kernel for this type on this CPU
+  PromptTokensFn tokens = nullptr;  // nullptr: gemm reads the encoded rows as they are
+  explicit operator bool() const { return gemm != nullptr; }
+};
+
+// The fastest blocked prompt kernel for `type` on this CPU, or empty.
+PromptGemm FastPromptGemm(DType type);
+
+// Bytes any kernel's token layout needs for T rows of C, and floats of scratch per call.
+size_t PromptTokensBytes(int64_t T, int64_t C);
+int64_t PromptGemmScratchFloats(int64_t C);
+
+// The tokens as `k` reads them: the encoded rows themselves, or its layout written into `buffer`
+// (PromptTokensBytes(T, C) bytes).
+struct PromptTokens {
+  const uint8_t* data = nullptr;
+  size_t stride = 0;
+};
+PromptTokens PreparePromptTokens(const PromptGemm& k, const uint8_t* a, size_t a_stride, int64_t T, int64_t C,
+                                 uint8_t* buffer);
+
+}  // namespace smelt
