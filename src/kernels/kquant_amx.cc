@@ -1,7 +1,7 @@
-// The AMX twin of the Q4_K row dot (ReferenceQDot(kQ4_K), Q8_K activations) for prompts: 16
-// weight rows against 16 tokens at a time through Intel's tile unit, with the reference's bits.
-// A Q4_K sub-block's 6-bit scale s = 8·s_hi + s_lo (both ≤ 7), so its codes q ≤ 15 times each part
-// still fit a signed byte; per super-block
+// The AMX twins of the Q4_K, Q5_K and Q6_K row dots (ReferenceQDot, Q8_K activations) for prompts:
+// 16 weight rows against 16 tokens at a time through Intel's tile unit, with the reference's bits.
+// A Q4_K/Q5_K sub-block's 6-bit scale s = 8·s_hi + s_lo (both ≤ 7), so its codes q ≤ 31 times each
+// part still fit an unsigned byte (tdpbsud: signed activations, unsigned weights); per super-block
 //   Σ_j s_j·Σ q·a = Σ_j Σ (q·s_lo)·a + 8·Σ_j Σ (q·s_hi)·a,
 // two tile products per sub-block of 32 that accumulate over the super-block's 8 sub-blocks (even
 // and odd ones in separate tiles, so the tile unit's latency overlaps), exact in int32. The
@@ -13,7 +13,8 @@
 //   B (6, 7)  = the rows' q·s_lo and q·s_hi of sub-block j in VNNI order (tile row k: codes 4k ..
 //               4k+3 of each of the 16 rows), written once per call for every super-block;
 //   C (0..3)  = even/odd sub-blocks × lo/hi.
-// Only these functions carry the target attribute; dispatch: CpuHasAmxInt8().
+// Q6_K (signed codes, a signed scale per 16) below. Only these functions carry the target
+// attribute; dispatch: CpuHasAmxInt8().
 #include "kernels/kquant_gemm.h"
 
 #include "core/cpu.h"
@@ -27,6 +28,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "formats/k_quants.h"
 #include "kernels/amx_tiles.h"
@@ -70,8 +72,11 @@ SMELT_AMX_INT8 inline __m256i Times(__m256i codes, int s) {
       _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kTimes[s]))), codes);
 }
 
-// Super-block b of rows w (n of them, w_stride apart; rows past n are zeros) into p.
+// Super-block b of rows w (n of them, w_stride apart; rows past n are zeros) into p: Q4_K, or Q5_K
+// (the fifth bit of each code from qh adds 16·s to its product, which stays below 256).
+template <DType kType>
 SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t n, int64_t b, PreparedSuperBlock& p) {
+  using Block = std::conditional_t<kType == DType::kQ4_K, BlockQ4_K, BlockQ5_K>;
   // Row r's 32 products of sub-block j: rows_lo[j][r], rows_hi[j][r].
   alignas(64) uint8_t rows_lo[kSubBlocks][16][32], rows_hi[kSubBlocks][16][32];
   for (int r = 0; r < 16; ++r) {
@@ -84,7 +89,7 @@ SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t
       p.d[r] = p.dmin[r] = 0.0f;
       continue;
     }
-    const auto* blk = reinterpret_cast<const BlockQ4_K*>(w + r * w_stride) + b;
+    const auto* blk = reinterpret_cast<const Block*>(w + r * w_stride) + b;
     p.d[r] = _cvtsh_ss(blk->d);
     p.dmin[r] = _cvtsh_ss(blk->dmin);
     for (int j = 0; j < kSubBlocks; j += 2) {
@@ -95,8 +100,16 @@ SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t
       const __m256i nibble = _mm256_set1_epi8(0x0F);
       const __m256i q[2] = {_mm256_and_si256(bytes, nibble), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)};
       for (int h = 0; h < 2; ++h) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(rows_lo[j + h][r]), Times(q[h], s[h] & 7));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(rows_hi[j + h][r]), Times(q[h], s[h] >> 3));
+        __m256i lo = Times(q[h], s[h] & 7), hi = Times(q[h], s[h] >> 3);
+        if constexpr (kType == DType::kQ5_K) {
+          const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh));
+          const __m256i bit = _mm256_set1_epi8((char)(1 << (j + h)));
+          const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bits, bit), bit);
+          lo = _mm256_add_epi8(lo, _mm256_and_si256(set, _mm256_set1_epi8((char)(16 * (s[h] & 7)))));
+          hi = _mm256_add_epi8(hi, _mm256_and_si256(set, _mm256_set1_epi8((char)(16 * (s[h] >> 3)))));
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(rows_lo[j + h][r]), lo);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(rows_hi[j + h][r]), hi);
         p.min_pairs[j + h][r] = (int32_t)((uint32_t)m[h] | (uint32_t)m[h] << 16);
       }
     }
@@ -125,80 +138,194 @@ SMELT_AMX_INT8 inline __m512 Rounded(__m512 x) {
   return x;
 }
 
-// Tiles for nt tokens: C 0..3 (nt × 16 int32), A 4 (nt × 32 codes), B 6 and 7 (8 × 64).
-SMELT_AMX_INT8 void ConfigureKTiles(int nt) {
+// Tiles for nt tokens and sub-blocks of `codes` columns: C 0..3 (nt × 16 int32), A 4 (nt × codes),
+// B 6 and 7 (codes / 4 × 64).
+SMELT_AMX_INT8 void ConfigureKTiles(int nt, int codes) {
   TileConfig cfg;
   for (int c = 0; c < 4; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = 64;
-  cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = 32;
-  for (int b : {6, 7}) cfg.rows[b] = 8, cfg.colsb[b] = 64;
+  cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = (uint16_t)codes;
+  for (int b : {6, 7}) cfg.rows[b] = (uint8_t)(codes / 4), cfg.colsb[b] = 64;
   LoadTileConfig(cfg);
 }
 
-SMELT_AMX_INT8 void AmxQ4KGemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
-                                   int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
-  const int64_t nb = C / kQK_K;
-  auto* prepared = reinterpret_cast<PreparedSuperBlock*>(scratch);
-  for (int64_t b = 0; b < nb; ++b) PrepareSuperBlock(w, w_stride, n, b, prepared[b]);
+// C tiles 0..3 := 0, and their rows into sums[0..3] (16 int32 per token row).
+SMELT_AMX_INT8 inline void ZeroSums() {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+}
+SMELT_AMX_INT8 inline void StoreSums(int32_t (*sums)[16][16]) {
+  _tile_stored(0, sums[0], 64);
+  _tile_stored(1, sums[1], 64);
+  _tile_stored(2, sums[2], 64);
+  _tile_stored(3, sums[3], 64);
   TileMemoryBarrier();
-  const long stride = (long)a_stride;
-  const __mmask16 rows = (__mmask16)((1u << n) - 1);
+}
+
+// One super-block of Q4_K/Q5_K for nt tokens: y points at the first token's Q8_K block, the
+// others a_stride apart; the f32 terms go into acc[t] (the 16 rows of token t).
+SMELT_AMX_INT8 void Q45SuperBlock(const PreparedSuperBlock& p, const uint8_t* y0, size_t a_stride, int nt,
+                                  __m512* acc) {
   alignas(64) int32_t sums[4][16][16];
+  const uint8_t* codes = y0 + offsetof(BlockQ8_K, qs);
+  const long stride = (long)a_stride;
+  ZeroSums();
+  for (int j = 0; j < kSubBlocks; j += 2) {
+    _tile_loadd(4, codes + 32 * j, stride);
+    _tile_loadd(6, p.lo[j], 64);
+    _tile_loadd(7, p.hi[j], 64);
+    _tile_dpbsud(0, 4, 6);
+    _tile_dpbsud(2, 4, 7);
+    _tile_loadd(4, codes + 32 * (j + 1), stride);
+    _tile_loadd(6, p.lo[j + 1], 64);
+    _tile_loadd(7, p.hi[j + 1], 64);
+    _tile_dpbsud(1, 4, 6);
+    _tile_dpbsud(3, 4, 7);
+  }
+  StoreSums(sums);
+  const __m512 d = _mm512_loadu_ps(p.d), dmin = _mm512_loadu_ps(p.dmin);  // scratch: no alignment promised
+  for (int t = 0; t < nt; ++t) {
+    const auto* y = reinterpret_cast<const BlockQ8_K*>(y0 + t * a_stride);
+    const __m512i lo = _mm512_add_epi32(_mm512_load_si512(sums[0][t]), _mm512_load_si512(sums[1][t]));
+    const __m512i hi = _mm512_add_epi32(_mm512_load_si512(sums[2][t]), _mm512_load_si512(sums[3][t]));
+    const __m512i codes_sum = _mm512_add_epi32(lo, _mm512_slli_epi32(hi, 3));
+    __m512i mins_sum = _mm512_setzero_si512();
+    int32_t pairs[kSubBlocks];  // the Q8_K sums of 16, two per sub-block
+    std::memcpy(pairs, y->bsums, sizeof pairs);
+    for (int j = 0; j < kSubBlocks; ++j)
+      mins_sum = _mm512_dpwssd_epi32(mins_sum, _mm512_set1_epi32(pairs[j]), _mm512_loadu_si512(p.min_pairs[j]));
+    const __m512 ya = _mm512_set1_ps(y->d);
+    const __m512 codes_term = Rounded(_mm512_mul_ps(_mm512_mul_ps(ya, d), _mm512_cvtepi32_ps(codes_sum)));
+    const __m512 mins_term = Rounded(_mm512_mul_ps(_mm512_mul_ps(ya, dmin), _mm512_cvtepi32_ps(mins_sum)));
+    acc[t] = _mm512_add_ps(acc[t], Rounded(_mm512_sub_ps(codes_term, mins_term)));
+  }
+}
+
+// What every k-quant twin shares: the rows' super-blocks prepared once into scratch, then per group
+// of 16 tokens (a shorter last one) each super-block's step in column order, the sums stored at the
+// end. kCodes: the sub-block width of one tile product.
+template <class Prepared, void (*Prepare)(const uint8_t*, size_t, int64_t, int64_t, Prepared&),
+          void (*Step)(const Prepared&, const uint8_t*, size_t, int, __m512*), int kCodes>
+SMELT_AMX_INT8 void KGemm(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride, int64_t T,
+                          int64_t C, float* out, int64_t ld, float* scratch) {
+  const int64_t nb = C / kQK_K;
+  auto* prepared = reinterpret_cast<Prepared*>(scratch);
+  for (int64_t b = 0; b < nb; ++b) Prepare(w, w_stride, n, b, prepared[b]);
+  TileMemoryBarrier();
+  const __mmask16 rows = (__mmask16)((1u << n) - 1);
   for (int64_t t0 = 0; t0 < T; t0 += 16) {
     const int nt = (int)std::min<int64_t>(16, T - t0);
-    ConfigureKTiles(nt);
+    ConfigureKTiles(nt, kCodes);
     __m512 acc[16];
     for (__m512& v : acc) v = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const PreparedSuperBlock& p = prepared[b];
-      const uint8_t* codes = a + t0 * a_stride + b * sizeof(BlockQ8_K) + offsetof(BlockQ8_K, qs);
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
-      for (int j = 0; j < kSubBlocks; j += 2) {
-        _tile_loadd(4, codes + 32 * j, stride);
-        _tile_loadd(6, p.lo[j], 64);
-        _tile_loadd(7, p.hi[j], 64);
-        _tile_dpbssd(0, 4, 6);
-        _tile_dpbssd(2, 4, 7);
-        _tile_loadd(4, codes + 32 * (j + 1), stride);
-        _tile_loadd(6, p.lo[j + 1], 64);
-        _tile_loadd(7, p.hi[j + 1], 64);
-        _tile_dpbssd(1, 4, 6);
-        _tile_dpbssd(3, 4, 7);
-      }
-      _tile_stored(0, sums[0], 64);
-      _tile_stored(1, sums[1], 64);
-      _tile_stored(2, sums[2], 64);
-      _tile_stored(3, sums[3], 64);
-      TileMemoryBarrier();
-      const __m512 d = _mm512_loadu_ps(p.d), dmin = _mm512_loadu_ps(p.dmin);  // scratch: no alignment promised
-      for (int t = 0; t < nt; ++t) {
-        const auto* y = reinterpret_cast<const BlockQ8_K*>(a + (t0 + t) * a_stride) + b;
-        const __m512i lo = _mm512_add_epi32(_mm512_load_si512(sums[0][t]), _mm512_load_si512(sums[1][t]));
-        const __m512i hi = _mm512_add_epi32(_mm512_load_si512(sums[2][t]), _mm512_load_si512(sums[3][t]));
-        const __m512i codes_sum = _mm512_add_epi32(lo, _mm512_slli_epi32(hi, 3));
-        __m512i mins_sum = _mm512_setzero_si512();
-        int32_t pairs[kSubBlocks];  // the Q8_K sums of 16, two per sub-block
-        std::memcpy(pairs, y->bsums, sizeof pairs);
-        for (int j = 0; j < kSubBlocks; ++j)
-          mins_sum = _mm512_dpwssd_epi32(mins_sum, _mm512_set1_epi32(pairs[j]), _mm512_loadu_si512(p.min_pairs[j]));
-        const __m512 ya = _mm512_set1_ps(y->d);
-        const __m512 codes_term = Rounded(_mm512_mul_ps(_mm512_mul_ps(ya, d), _mm512_cvtepi32_ps(codes_sum)));
-        const __m512 mins_term = Rounded(_mm512_mul_ps(_mm512_mul_ps(ya, dmin), _mm512_cvtepi32_ps(mins_sum)));
-        acc[t] = _mm512_add_ps(acc[t], Rounded(_mm512_sub_ps(codes_term, mins_term)));
-      }
-    }
+    for (int64_t b = 0; b < nb; ++b) Step(prepared[b], a + t0 * a_stride + b * sizeof(BlockQ8_K), a_stride, nt, acc);
     for (int t = 0; t < nt; ++t) _mm512_mask_storeu_ps(out + (t0 + t) * ld, rows, acc[t]);
     _tile_release();
+  }
+}
+
+// Q6_K: codes q − 32 (signed bytes) with a signed 8-bit scale per sub-block of 16, so each sub-block
+// is one tile product (K = 16) and the scales multiply its int32 sums per row: Σ_j s_j·Σ (q−32)·a,
+// exact in int32, then the reference's f32 steps (its minimum term is 0: acc += (d_a·d)·(float) Σ).
+constexpr int kQ6SubBlocks = kQK_K / 16;
+constexpr int kQ6TileBytes = 4 * 64;  // 4 tile rows (16 codes / 4) × 16 rows × 4 codes
+
+struct PreparedQ6Block {
+  uint8_t tiles[kQ6SubBlocks][kQ6TileBytes];
+  int32_t scales[kQ6SubBlocks][16];
+  float d[16];
+};
+static_assert(sizeof(PreparedQ6Block) == kQ6SubBlocks * kQ6TileBytes + kQ6SubBlocks * 16 * 4 + 16 * 4,
+              "one prepared Q6_K super-block");
+static_assert(sizeof(PreparedQ6Block) <= 16 * kQK_K * sizeof(float), "fits PromptGemmScratchFloats per 256 columns");
+
+SMELT_AMX_INT8 void PrepareQ6Block(const uint8_t* w, size_t w_stride, int64_t n, int64_t b, PreparedQ6Block& p) {
+  alignas(64) int8_t codes[16][kQK_K];  // row r's 256 codes − 32, in column order
+  for (int r = 0; r < 16; ++r) {
+    if (r >= n) {
+      std::memset(codes[r], 0, sizeof codes[r]);
+      for (int j = 0; j < kQ6SubBlocks; ++j) p.scales[j][r] = 0;
+      p.d[r] = 0.0f;
+      continue;
+    }
+    const auto* blk = reinterpret_cast<const BlockQ6_K*>(w + r * w_stride) + b;
+    p.d[r] = _cvtsh_ss(blk->d);
+    for (int j = 0; j < kQ6SubBlocks; ++j) p.scales[j][r] = blk->scales[j];
+    // Column e = 128·h + 32·q + l: low nibble of ql[64h + l + 32·(q % 2)] (q < 2) or its high
+    // nibble, high two bits at bits 2q of qh[32h + l].
+    const __m256i nibble = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h));
+      for (int q = 0; q < 4; ++q) {
+        __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h + 32 * (q % 2)));
+        if (q >= 2) low = _mm256_srli_epi16(low, 4);
+        low = _mm256_and_si256(low, nibble);
+        const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(high, 2 * q), two);
+        const __m256i code = _mm256_or_si256(low, _mm256_slli_epi16(hb, 4));  // 0..63, no carries across bytes
+        _mm256_store_si256(reinterpret_cast<__m256i*>(codes[r] + 128 * h + 32 * q),
+                           _mm256_sub_epi8(code, _mm256_set1_epi8(32)));
+      }
+    }
+  }
+  // Four sub-blocks (64 codes) per row at a time, transposed: tile rows 4s .. 4s+3 are sub-block
+  // 4g + s's B.
+  for (int g = 0; g < kQ6SubBlocks / 4; ++g) {
+    __m512i z[16];
+    for (int r = 0; r < 16; ++r) z[r] = _mm512_load_si512(codes[r] + 64 * g);
+    Transpose16(z);
+    for (int k = 0; k < 16; ++k) _mm512_storeu_si512(p.tiles[4 * g] + 64 * k, z[k]);
+  }
+}
+
+// One super-block of Q6_K for nt tokens, as Q45SuperBlock.
+SMELT_AMX_INT8 void Q6SuperBlock(const PreparedQ6Block& p, const uint8_t* y0, size_t a_stride, int nt, __m512* acc) {
+  alignas(64) int32_t sums[4][16][16];
+  const uint8_t* codes = y0 + offsetof(BlockQ8_K, qs);
+  const long stride = (long)a_stride;
+  __m512i total[16];
+  for (__m512i& v : total) v = _mm512_setzero_si512();
+  for (int j0 = 0; j0 < kQ6SubBlocks; j0 += 4) {  // four sub-blocks in flight
+    ZeroSums();
+    _tile_loadd(4, codes + 16 * j0, stride);
+    _tile_loadd(6, p.tiles[j0], 64);
+    _tile_dpbssd(0, 4, 6);
+    _tile_loadd(4, codes + 16 * (j0 + 1), stride);
+    _tile_loadd(7, p.tiles[j0 + 1], 64);
+    _tile_dpbssd(1, 4, 7);
+    _tile_loadd(4, codes + 16 * (j0 + 2), stride);
+    _tile_loadd(6, p.tiles[j0 + 2], 64);
+    _tile_dpbssd(2, 4, 6);
+    _tile_loadd(4, codes + 16 * (j0 + 3), stride);
+    _tile_loadd(7, p.tiles[j0 + 3], 64);
+    _tile_dpbssd(3, 4, 7);
+    StoreSums(sums);
+    for (int i = 0; i < 4; ++i) {
+      const __m512i scale = _mm512_loadu_si512(p.scales[j0 + i]);
+      for (int t = 0; t < nt; ++t)
+        total[t] = _mm512_add_epi32(total[t], _mm512_mullo_epi32(scale, _mm512_load_si512(sums[i][t])));
+    }
+  }
+  const __m512 d = _mm512_loadu_ps(p.d);
+  for (int t = 0; t < nt; ++t) {
+    const auto* y = reinterpret_cast<const BlockQ8_K*>(y0 + t * a_stride);
+    acc[t] = _mm512_add_ps(acc[t],
+                           Rounded(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(y->d), d), _mm512_cvtepi32_ps(total[t]))));
   }
 }
 
 }  // namespace
 
 PromptGemm AmxKQuantGemm(DType type) {
-  if (type != DType::kQ4_K || !CpuHasAmxInt8()) return {};
-  return {AmxQ4KGemmImpl, nullptr};
+  if (!CpuHasAmxInt8()) return {};
+  switch (type) {
+    case DType::kQ4_K:
+      return {KGemm<PreparedSuperBlock, PrepareSuperBlock<DType::kQ4_K>, Q45SuperBlock, 32>, nullptr};
+    case DType::kQ5_K:
+      return {KGemm<PreparedSuperBlock, PrepareSuperBlock<DType::kQ5_K>, Q45SuperBlock, 32>, nullptr};
+    case DType::kQ6_K: return {KGemm<PreparedQ6Block, PrepareQ6Block, Q6SuperBlock, 16>, nullptr};
+    default: return {};
+  }
 }
 
 }  // namespace smelt

@@ -1,5 +1,6 @@
-// The AMX Q4_K prompt kernel (kernels/kquant_gemm.h) against the scalar row dot, bit for bit, with
-// scales and minimums over their whole 6-bit range, odd row and token counts.
+// The AMX k-quant prompt kernels (kernels/kquant_gemm.h) against the scalar row dot, bit for bit,
+// with random codes and scale bytes (every 6-bit Q4_K/Q5_K scale and minimum, every Q5_K fifth bit, every signed Q6_K scale),
+// odd row and token counts.
 #include "kernels/kquant_gemm.h"
 
 #include <gtest/gtest.h>
@@ -17,23 +18,32 @@
 namespace smelt {
 namespace {
 
-TEST(KQuantGemm, AmxQ4KGivesTheRowDotsBits) {
-  const PromptGemm k = AmxKQuantGemm(DType::kQ4_K);
-  if (!k) GTEST_SKIP() << "no AMX-INT8 on this CPU";
+TEST(KQuantGemm, AmxGivesTheRowDotsBits) {
+  if (!CpuHasAmxInt8()) GTEST_SKIP() << "no AMX-INT8 on this CPU";
   std::mt19937 rng(5);
+  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})
   for (int64_t C : {256, 768})
     for (int64_t n : {1, 13, 16})
       for (int64_t T : {1, 5, 17, 40}) {
-        const std::string what = "C=" + std::to_string(C) + " n=" + std::to_string(n) + " T=" + std::to_string(T);
-        const size_t row = RowBytes(DType::kQ4_K, C), a_row = RowBytes(DType::kQ8_K, C);
+        const PromptGemm k = AmxKQuantGemm(type);
+        ASSERT_TRUE(k);
+        const std::string what = std::string(DTypeName(type)) + " C=" + std::to_string(C) + " n=" + std::to_string(n) + " T=" + std::to_string(T);
+        const size_t row = RowBytes(type, C), a_row = RowBytes(DType::kQ8_K, C);
         // Weights: random codes, scale bytes and half scales (every 6-bit scale and minimum occurs).
         std::vector<uint8_t> w(row * n + 5);
         for (uint8_t& b : w) b = (uint8_t)(rng() & 0xFF);
+        auto half = [&] { return FloatToFp16(std::ldexp(1.0f + (float)(rng() % 100) / 100.0f, -(int)(rng() % 12))); };
         for (int64_t r = 0; r < n; ++r)
           for (int64_t b = 0; b < C / kQK_K; ++b) {
-            auto* blk = reinterpret_cast<BlockQ4_K*>(w.data() + r * row) + b;
-            blk->d = FloatToFp16(std::ldexp(1.0f + (float)(rng() % 100) / 100.0f, -(int)(rng() % 12)));
-            blk->dmin = FloatToFp16(std::ldexp(1.0f + (float)(rng() % 100) / 100.0f, -(int)(rng() % 12)));
+            if (type == DType::kQ4_K) {
+              auto* blk = reinterpret_cast<BlockQ4_K*>(w.data() + r * row) + b;
+              blk->d = half(), blk->dmin = half();
+            } else if (type == DType::kQ5_K) {
+              auto* blk = reinterpret_cast<BlockQ5_K*>(w.data() + r * row) + b;
+              blk->d = half(), blk->dmin = half();
+            } else {
+              reinterpret_cast<BlockQ6_K*>(w.data() + r * row)[b].d = half();
+            }
           }
         std::normal_distribution<float> g(0.0f, 1.0f);
         std::vector<float> x(T * C);
@@ -45,7 +55,7 @@ TEST(KQuantGemm, AmxQ4KGivesTheRowDotsBits) {
         const int64_t ld = n + 2;
         std::vector<float> out(T * ld, -1.0f);
         k.gemm(w.data(), row, n, a.data(), a_row, T, C, out.data(), ld, scratch.data());
-        const QDotFn ref = ReferenceQDot(DType::kQ4_K);
+        const QDotFn ref = ReferenceQDot(type);
         for (int64_t t = 0; t < T; ++t) {
           for (int64_t r = 0; r < n; ++r)
             EXPECT_EQ(out[t * ld + r], ref(w.data() + r * row, a.data() + t * a_row, C)) << what << " t " << t << " r " << r;
@@ -54,9 +64,11 @@ TEST(KQuantGemm, AmxQ4KGivesTheRowDotsBits) {
       }
 }
 
-TEST(KQuantGemm, OnlyQ4KOnAmx) {
+TEST(KQuantGemm, OnlyTheKQuantsWithAKernelOnAmx) {
   EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ4_K), CpuHasAmxInt8());
-  for (DType t : {DType::kQ4_0, DType::kQ5_K, DType::kQ6_K, DType::kF16}) EXPECT_FALSE(AmxKQuantGemm(t));
+  EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ5_K), CpuHasAmxInt8());
+  EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ6_K), CpuHasAmxInt8());
+  for (DType t : {DType::kQ4_0, DType::kQ3_K, DType::kF16}) EXPECT_FALSE(AmxKQuantGemm(t));
 }
 
 }  // namespace
