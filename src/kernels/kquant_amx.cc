@@ -274,7 +274,8 @@ SMELT_AMX_INT8 void PrepareQ6Block(const uint8_t* w, size_t w_stride, int64_t n,
     __m512i z[16];
     for (int r = 0; r < 16; ++r) z[r] = _mm512_load_si512(codes[r] + 64 * g);
     Transpose16(z);
-    for (int k = 0; k < 16; ++k) _mm512_storeu_si512(p.tiles[4 * g] + 64 * k, z[k]);
+    uint8_t* four = reinterpret_cast<uint8_t*>(p.tiles) + 4 * g * kQ6TileBytes;  // four tiles in a row
+    for (int k = 0; k < 16; ++k) _mm512_storeu_si512(four + 64 * k, z[k]);
   }
 }
 
