@@ -30,6 +30,13 @@ void QuantizeActQ8_0(const float* x, BlockQ8_0* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK8_0; ++i, x += kQK8_0) y[i].d = FloatToFp16(EncodeQ8Block(x, y[i].qs));
 }
 
+// Q8_K per block of 256: the AVX-512 twin where it runs and the block is finite, else the reference.
+void QuantizeActQ8_K(const float* x, BlockQ8_K* y, int64_t n) {
+  static const EncodeQ8KBlockFn fast = CpuHasAvx512F() ? Avx512EncodeQ8KBlock() : nullptr;
+  for (int64_t i = 0; i < n / kQK_K; ++i, x += kQK_K)
+    if (!fast || !fast(x, y + i)) QuantizeRowQ8_KRef(x, y + i, kQK_K);
+}
+
 void QuantizeActQ8_1(const float* x, BlockQ8_1* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK8_1; ++i, x += kQK8_1) {
     const float d = EncodeQ8Block(x, y[i].qs);
@@ -83,7 +90,7 @@ void QuantizeActivationRow(DType act, const float* x, void* y, int64_t n) {
     case DType::kBF16: ConvertRowF32ToBf16(x, static_cast<bf16_t*>(y), n); return;
     case DType::kQ8_0: QuantizeActQ8_0(x, static_cast<BlockQ8_0*>(y), n); return;
     case DType::kQ8_1: QuantizeActQ8_1(x, static_cast<BlockQ8_1*>(y), n); return;
-    case DType::kQ8_K: QuantizeRowQ8_KRef(x, static_cast<BlockQ8_K*>(y), n); return;
+    case DType::kQ8_K: QuantizeActQ8_K(x, static_cast<BlockQ8_K*>(y), n); return;
     case DType::kI8_PC: QuantizeRowI8PC(x, y, n); return;
     default: SMELT_ASSERT(!"not an activation type");
   }

@@ -2,7 +2,8 @@
 // vmaxps (exact), the same scale 127 / amax, each product rounded to the nearest integer with ties
 // to even by vcvtps2dq (what the scalar NearestInt's 1.5·2^23 addition does for |v| < 2^22), the
 // same clamp to ±127. Blocks with a NaN or infinity go back to the scalar encoder, whose max
-// skips NaNs. Only these functions carry the target attribute.
+// skips NaNs. Also the Q8_K block encoder's twin (below). Only these functions carry the target
+// attribute.
 #include "formats/activation_simd.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -10,6 +11,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "core/gcc_avx512_warnings_off.h"
 
@@ -35,9 +37,49 @@ __attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw"))) bool Enco
   return true;
 }
 
+// QuantizeRowQ8_KRef's block: the first value of largest magnitude (with its sign) found by
+// comparing every |x| with their maximum, iscale = -127 / that value, codes rounded to nearest even
+// (vcvtps2dq, as NearestInt) and clamped above at 127 only, as the reference does; the sums of 16.
+__attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw"))) bool EncodeQ8KBlockImpl(const float* x,
+                                                                                               BlockQ8_K* y) {
+  constexpr int kChunks = kQK_K / 16;
+  const __m512 inf = _mm512_set1_ps(INFINITY);
+  __m512 best = _mm512_setzero_ps();
+  for (int c = 0; c < kChunks; ++c) {
+    const __m512 a = _mm512_abs_ps(_mm512_loadu_ps(x + 16 * c));
+    if (_mm512_cmp_ps_mask(a, inf, _CMP_NLT_UQ)) return false;  // NaN or infinity: the scalar encoder
+    best = _mm512_max_ps(best, a);
+  }
+  const float amax = _mm512_reduce_max_ps(best);
+  if (amax == 0.0f) {
+    std::memset(y, 0, sizeof *y);  // d, codes and sums all 0, as the reference writes them
+    return true;
+  }
+  float max = 0.0f;
+  const __m512 target = _mm512_set1_ps(amax);
+  for (int c = 0; c < kChunks; ++c) {
+    const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * c)), target, _CMP_EQ_OQ);
+    if (hit) {
+      max = x[16 * c + __builtin_ctz(hit)];
+      break;
+    }
+  }
+  const float iscale = -127.0f / max;
+  const __m512 scale = _mm512_set1_ps(iscale);
+  const __m512i top = _mm512_set1_epi32(127);
+  for (int c = 0; c < kChunks; ++c) {
+    const __m512i v = _mm512_min_epi32(top, _mm512_cvtps_epi32(_mm512_mul_ps(scale, _mm512_loadu_ps(x + 16 * c))));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs + 16 * c), _mm512_cvtepi32_epi8(v));
+    y->bsums[c] = (int16_t)_mm512_reduce_add_epi32(v);
+  }
+  y->d = 1 / iscale;
+  return true;
+}
+
 }  // namespace
 
 EncodeQ8BlockFn Avx512EncodeQ8Block() { return EncodeQ8BlockImpl; }
+EncodeQ8KBlockFn Avx512EncodeQ8KBlock() { return EncodeQ8KBlockImpl; }
 
 }  // namespace smelt
 
@@ -47,6 +89,7 @@ EncodeQ8BlockFn Avx512EncodeQ8Block() { return EncodeQ8BlockImpl; }
 
 namespace smelt {
 EncodeQ8BlockFn Avx512EncodeQ8Block() { return nullptr; }
+EncodeQ8KBlockFn Avx512EncodeQ8KBlock() { return nullptr; }
 }  // namespace smelt
 
 #endif

@@ -2,6 +2,8 @@
 // Internals of formats/activation.cc shared with its AVX-512 twin (not a public API).
 #include <cstdint>
 
+#include "formats/k_quants.h"
+
 namespace smelt {
 
 // x86 ggml-cpu's Q8_0 block encoder (32 values): writes the codes, returns the f32 scale d.
@@ -14,5 +16,10 @@ using EncodeQ8BlockFn = bool (*)(const float* x, int8_t* q, float* amax);
 
 // The AVX-512 twin (activation_avx512.cc); nullptr where not built. Valid only where CpuHasAvx512F().
 EncodeQ8BlockFn Avx512EncodeQ8Block();
+
+// One Q8_K activation block of 256 values, as QuantizeRowQ8_KRef writes it (the codes, bsums and
+// d bit for bit), returning true; false (writing nothing) where a value is not finite.
+using EncodeQ8KBlockFn = bool (*)(const float* x, BlockQ8_K* y);
+EncodeQ8KBlockFn Avx512EncodeQ8KBlock();  // nullptr where not built; valid where CpuHasAvx512F()
 
 }  // namespace smelt

@@ -13,6 +13,7 @@
 #include "core/cpu.h"
 #include "core/half.h"
 #include "formats/activation_simd.h"
+#include "formats/k_quants.h"
 #include "formats/format_test_util.h"
 #include "formats/types.h"
 
@@ -109,6 +110,46 @@ TEST(FormatsActivation, Avx512Q8BlockEncoderIsTheReferenceBitForBit) {
     int8_t q[32];
     float amax;
     EXPECT_FALSE(fast(x.data(), q, &amax)) << bad;
+  }
+}
+
+// The Q8_K twin writes QuantizeRowQ8_KRef's bytes: Gaussian blocks over 40 octaves, the largest
+// magnitude twice with either sign first (the first one's sign sets the scale), -127·k/2 ties,
+// zero, subnormal and huge blocks; non-finite blocks are refused.
+TEST(FormatsActivation, Avx512Q8KBlockEncoderIsTheReferenceBitForBit) {
+  if (!CpuHasAvx512F() || !Avx512EncodeQ8KBlock()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const EncodeQ8KBlockFn fast = Avx512EncodeQ8KBlock();
+  std::mt19937 rng(9);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<std::vector<float>> blocks;
+  for (int b = 0; b < 100; ++b) {
+    std::vector<float> x(kQK_K);
+    for (float& v : x) v = g(rng) * std::ldexp(1.0f, (int)(rng() % 40) - 20);
+    blocks.push_back(x);
+  }
+  for (float first : {5.0f, -5.0f}) {  // the same magnitude at 30 and 200
+    std::vector<float> x(kQK_K, 0.25f);
+    x[30] = first, x[200] = -first;
+    blocks.push_back(x);
+  }
+  std::vector<float> ties(kQK_K);  // max -127: scale 1, so k + 0.5 is a tie
+  for (int j = 0; j < kQK_K; ++j) ties[j] = j == 3 ? -127.0f : (float)(j % 9) - 4.5f;
+  blocks.push_back(ties);
+  blocks.push_back(std::vector<float>(kQK_K, 0.0f));
+  blocks.push_back(std::vector<float>(kQK_K, 1e-40f));
+  blocks.push_back(std::vector<float>(kQK_K, -3e38f));
+  for (const std::vector<float>& x : blocks) {
+    BlockQ8_K want, got;
+    std::memset(&got, 0xAB, sizeof got);
+    QuantizeRowQ8_KRef(x.data(), &want, kQK_K);
+    ASSERT_TRUE(fast(x.data(), &got));
+    EXPECT_EQ(std::memcmp(&want, &got, sizeof want), 0);
+  }
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    std::vector<float> x(kQK_K, 1.0f);
+    x[77] = bad;
+    BlockQ8_K y;
+    EXPECT_FALSE(fast(x.data(), &y)) << bad;
   }
 }
 
