@@ -131,8 +131,8 @@ SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t
     }
 }
 
-// x as a value already rounded: GCC contracts a product and a sum of intrinsics into one fused
-// multiply-add in C++ (its C++ default is -ffp-contract=fast), where the reference rounds each.
+// x as a value already rounded, so that no compiler fuses it into the next sum (the build turns
+// contraction off, -ffp-contract=off; this keeps the reference's rounding in a build without it).
 SMELT_AMX_INT8 inline __m512 Rounded(__m512 x) {
   __asm__("" : "+v"(x));
   return x;
