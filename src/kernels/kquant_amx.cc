@@ -15,7 +15,7 @@
 //   C (0..3)  = even/odd sub-blocks × lo/hi.
 // Q6_K (signed codes, a signed scale per 16) below. Only these functions carry the target
 // attribute; dispatch: CpuHasAmxInt8().
-#include "kernels/kquant_gemm.h"
+#include "kernels/amx_int8_gemm.h"
 
 #include "core/cpu.h"
 

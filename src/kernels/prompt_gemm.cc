@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "kernels/half_gemm.h"
-#include "kernels/kquant_gemm.h"
+#include "kernels/amx_int8_gemm.h"
 
 namespace smelt {
 
@@ -15,6 +15,7 @@ int64_t PromptGemmScratchFloats(int64_t C) { return kPromptGemmRows * PromptPadd
 PromptGemm FastPromptGemm(DType type) {
   if (PromptGemm amx = AmxHalfGemm(type)) return amx;
   if (PromptGemm amx = AmxKQuantGemm(type)) return amx;
+  if (PromptGemm amx = AmxW8A8Gemm(type)) return amx;
   return Avx512HalfGemm(type);
 }
 

@@ -1,0 +1,13 @@
+#pragma once
+// AMX-INT8 blocked prompt kernels (kernels/prompt_gemm.h), each with the row dot's bits
+// (ReferenceQDot(type)): the k-quants Q4_K, Q5_K and Q6_K on Q8_K activations
+// (kernels/kquant_amx.cc), and w8a8 on per-token int8 activations (kernels/w8a8_amx.cc).
+#include "kernels/prompt_gemm.h"
+
+namespace smelt {
+
+// Empty for other types or where CpuHasAmxInt8() is false.
+PromptGemm AmxKQuantGemm(DType type);
+PromptGemm AmxW8A8Gemm(DType type);
+
+}  // namespace smelt

@@ -1,0 +1,129 @@
+// The AMX twin of the w8a8 row dot (ReferenceQDot(kW8A8): per-row int8 weights against per-token
+// int8 activations, formats/per_channel.h) for prompts: 16 weight rows against 16 tokens at a time,
+// one tile product per 64 columns accumulating the whole row's int32 sums in one tile (no block
+// scales to apply on the way), then the reference's one f32 step per output,
+//   out = (float) Σ q_w·q_a · (d_w·d_a),
+// so every output is the same bits as the row dot. Tiles:
+//   A (4)    = 16 tokens' 64 codes, straight from the encoded rows (the last, partial 64 columns
+//              from a zero-padded copy);
+//   B (6, 7) = the 16 rows' 64 codes in VNNI order (tile row k: codes 4k .. 4k+3 of each row),
+//              written once per call;
+//   C (0, 1) = even and odd column groups, added at the end.
+// Only these functions carry the target attribute; dispatch: CpuHasAmxInt8().
+#include "kernels/amx_int8_gemm.h"
+
+#include "core/cpu.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <immintrin.h>
+
+#include "core/gcc_avx512_warnings_off.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "formats/per_channel.h"
+#include "kernels/amx_tiles.h"
+#include "kernels/transpose_avx512.h"
+
+#define SMELT_AMX_W8 \
+  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
+
+namespace smelt {
+namespace {
+
+constexpr int kGroup = 64;            // columns per tile product
+constexpr int kW8TileBytes = 16 * 64;  // 16 tile rows × 16 weight rows × 4 codes
+
+// The B tiles of rows w (n of them; rows past n, columns past C zeros) into tiles, one per 64
+// columns.
+SMELT_AMX_W8 void PrepareW8Rows(const uint8_t* w, size_t w_stride, int64_t n, int64_t C, uint8_t* tiles) {
+  const int64_t groups = (C + kGroup - 1) / kGroup;
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t left = std::min<int64_t>(kGroup, C - g * kGroup);
+    const __mmask64 m = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+    __m512i z[16];
+    for (int r = 0; r < 16; ++r)
+      z[r] = r < n ? _mm512_maskz_loadu_epi8(m, w + r * w_stride + sizeof(RowHeaderI8) + g * kGroup)
+                   : _mm512_setzero_si512();
+    Transpose16(z);
+    for (int k = 0; k < 16; ++k) _mm512_storeu_si512(tiles + g * kW8TileBytes + 64 * k, z[k]);
+  }
+}
+
+SMELT_AMX_W8 void AmxW8A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
+                                  int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
+  const int64_t full = C / kGroup, groups = (C + kGroup - 1) / kGroup;
+  auto* tiles = reinterpret_cast<uint8_t*>(scratch);
+  PrepareW8Rows(w, w_stride, n, C, tiles);
+  float dw[16] = {};
+  for (int r = 0; r < n; ++r) std::memcpy(&dw[r], w + r * w_stride, sizeof(float));
+  const __m512 d_w = _mm512_loadu_ps(dw);
+  const __mmask16 rows = (__mmask16)((1u << n) - 1);
+  const long stride = (long)a_stride;
+  alignas(64) int32_t sums[2][16][16];
+  alignas(64) int8_t tail[16][kGroup];  // the last, partial group of columns, zero-padded
+  for (int64_t t0 = 0; t0 < T; t0 += 16) {
+    const int nt = (int)std::min<int64_t>(16, T - t0);
+    TileConfig cfg;
+    for (int c = 0; c < 2; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = 64;
+    cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = 64;
+    for (int b : {6, 7}) cfg.rows[b] = 16, cfg.colsb[b] = 64;
+    LoadTileConfig(cfg);
+    const uint8_t* codes = a + t0 * a_stride + sizeof(RowHeaderI8);
+    if (groups > full) {
+      std::memset(tail, 0, sizeof tail);
+      for (int t = 0; t < nt; ++t) std::memcpy(tail[t], codes + t * a_stride + full * kGroup, (size_t)(C - full * kGroup));
+    }
+    TileMemoryBarrier();
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int64_t g = 0; g < groups; ++g) {
+      if (g < full) {
+        _tile_loadd(4, codes + g * kGroup, stride);
+      } else {
+        _tile_loadd(4, tail, kGroup);
+      }
+      if (g % 2 == 0) {
+        _tile_loadd(6, tiles + g * kW8TileBytes, 64);
+        _tile_dpbssd(0, 4, 6);
+      } else {
+        _tile_loadd(7, tiles + g * kW8TileBytes, 64);
+        _tile_dpbssd(1, 4, 7);
+      }
+    }
+    _tile_stored(0, sums[0], 64);
+    _tile_stored(1, sums[1], 64);
+    TileMemoryBarrier();
+    for (int t = 0; t < nt; ++t) {
+      float da;
+      std::memcpy(&da, a + (t0 + t) * a_stride, sizeof da);
+      const __m512i s = _mm512_add_epi32(_mm512_load_si512(sums[0][t]), _mm512_load_si512(sums[1][t]));
+      _mm512_mask_storeu_ps(out + (t0 + t) * ld, rows,
+                            _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d_w, _mm512_set1_ps(da))));
+    }
+    _tile_release();
+  }
+}
+
+}  // namespace
+
+PromptGemm AmxW8A8Gemm(DType type) {
+  if (type != DType::kW8A8 || !CpuHasAmxInt8()) return {};
+  return {AmxW8A8GemmImpl, nullptr};
+}
+
+}  // namespace smelt
+
+#include "core/gcc_avx512_warnings_on.h"
+
+#else
+
+namespace smelt {
+PromptGemm AmxW8A8Gemm(DType) { return {}; }
+}  // namespace smelt
+
+#endif
+
+#undef SMELT_AMX_W8
