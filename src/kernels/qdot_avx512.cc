@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "formats/per_channel.h"
 #include "formats/q8_0.h"
 #include "formats/sparse_mask.h"
 #include "kernels/prefetch.h"
@@ -27,6 +28,7 @@
 #include "core/gcc_avx512_warnings_off.h"
 
 #define SMELT_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw")))
+#define SMELT_VNNI512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vnni")))
 #define SMELT_VBMI2 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vbmi2,avx512vnni")))
 
 namespace smelt {
@@ -177,6 +179,33 @@ SMELT_VBMI2 float DotSparseMask512(const void* w_row, const void* a_row, int64_t
   return out;
 }
 
+// w8a8 · i8_pc (formats/per_channel.h): the AVX2 twin's exact int32 sum (qdot_avx2.cc DotW8A8), 64
+// codes per vpdpbusd (|q_w| against q_a negated where q_w < 0), then the same one f32 step.
+SMELT_VNNI512 float DotW8A8_512(const void* w_row, const void* a_row, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(w_row);
+  const auto* y = static_cast<const uint8_t*>(a_row);
+  float dw, da;
+  std::memcpy(&dw, x, sizeof dw);
+  std::memcpy(&da, y, sizeof da);
+  const uint8_t* qw = x + sizeof(RowHeaderI8);
+  const uint8_t* qa = y + sizeof(RowHeaderI8);
+  __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    PrefetchAhead<64>(qw + i);
+    const __m512i w = _mm512_loadu_si512(qw + i), a = _mm512_loadu_si512(qa + i);
+    const __m512i signed_a = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(w), _mm512_setzero_si512(), a);
+    if ((i / 64) % 2 == 0) {
+      acc0 = _mm512_dpbusd_epi32(acc0, _mm512_abs_epi8(w), signed_a);
+    } else {
+      acc1 = _mm512_dpbusd_epi32(acc1, _mm512_abs_epi8(w), signed_a);
+    }
+  }
+  int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
+  for (; i < n; ++i) sum += (int8_t)qw[i] * (int8_t)qa[i];
+  return (float)sum * (dw * da);
+}
+
 }  // namespace
 
 QDotFn Avx512QDot(DType weight) {
@@ -185,6 +214,7 @@ QDotFn Avx512QDot(DType weight) {
     case DType::kBF16: return DotHalves512<WidenBf16, HalfBf16>;
     case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMask512<16> : nullptr;
     case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMask512<10> : nullptr;
+    case DType::kW8A8: return CpuHasAvx512F() && CpuHasAvx512Vnni() ? DotW8A8_512 : nullptr;
     default: return nullptr;
   }
 }
@@ -214,3 +244,4 @@ QDotX4Fn Avx512QDotX4(DType) { return nullptr; }
 
 #undef SMELT_AVX512
 #undef SMELT_VBMI2
+#undef SMELT_VNNI512

@@ -434,5 +434,19 @@ TEST(QDot, Avx512SparseMaskRowsAreTheAvx2Bits) {
   }
 }
 
+// The AVX-512 VNNI twin of the w8a8 row dot gives the AVX2 twin's bits (an exact int32 sum and one
+// f32 step in both), with and without a tail past the last 64 codes.
+TEST(QDot, Avx512W8A8IsTheAvx2Bits) {
+  if (!CpuHasAvx512F() || !CpuHasAvx512Vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const QDotFn wide = Avx512QDot(DType::kW8A8), avx2 = Avx2QDot(DType::kW8A8);
+  ASSERT_TRUE(wide && avx2);
+  EXPECT_EQ(FastQDot(DType::kW8A8), wide);
+  for (int64_t n : {1, 63, 64, 100, 128, 1000, 4096}) {
+    const std::vector<uint8_t> w = RandomWeightRow(DType::kW8A8, n, 31 + (uint32_t)n);
+    const std::vector<uint8_t> a = RandomActivationRow(DType::kW8A8, n, 41 + (uint32_t)n);
+    EXPECT_EQ(wide(w.data(), a.data(), n), avx2(w.data(), a.data(), n)) << "n " << n;
+  }
+}
+
 }  // namespace
 }  // namespace smelt
