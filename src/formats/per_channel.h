@@ -14,6 +14,7 @@
 //   i<b>a_pc fp16 d, fp16 m, then the codes: x = d · q + m, q in 0..2^b−1.
 // The int types need rows that are a multiple of 8 (whole bytes of codes for every bit width).
 #include <cstdint>
+#include <cstring>
 
 #include "core/half.h"
 
@@ -23,6 +24,20 @@ struct RowHeaderI8 {
   float d;
 };
 static_assert(sizeof(RowHeaderI8) == 4, "i8_pc row header is one f32");
+
+// An i8_pc/w8a8 row (or a per-token int8 activation row) as its scale and codes; rows start
+// anywhere, so the scale is read with memcpy.
+struct I8RowView {
+  float d;
+  const uint8_t* codes;  // int8 codes
+};
+inline I8RowView ViewI8Row(const void* row) {
+  const auto* p = static_cast<const uint8_t*>(row);
+  I8RowView v;
+  std::memcpy(&v.d, p, sizeof v.d);
+  v.codes = p + sizeof(RowHeaderI8);
+  return v;
+}
 
 template <bool Symmetric>
 struct RowHeaderInt {

@@ -147,16 +147,10 @@ float DotKRef(const void* w, const void* a, int64_t n) {
 // w8a8 · i8_pc (per-token int8 activations): one integer sum over the row, scaled once by
 // d_w·d_a (f32 scales at the start of each row). Exact up to that one conversion and product.
 float DotW8A8Ref(const void* w_row, const void* a_row, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w_row);
-  const auto* y = static_cast<const uint8_t*>(a_row);
-  float dw, da;
-  std::memcpy(&dw, x, sizeof dw);
-  std::memcpy(&da, y, sizeof da);
-  const auto* qw = reinterpret_cast<const int8_t*>(x + sizeof(RowHeaderI8));
-  const auto* qa = reinterpret_cast<const int8_t*>(y + sizeof(RowHeaderI8));
+  const I8RowView w = ViewI8Row(w_row), a = ViewI8Row(a_row);
   int32_t sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += qw[i] * qa[i];
-  return (float)sum * (dw * da);
+  for (int64_t i = 0; i < n; ++i) sum += (int8_t)w.codes[i] * (int8_t)a.codes[i];
+  return (float)sum * (w.d * a.d);
 }
 
 // i8_pc · f32 activations: d_w · Σ q_w·x in f32, summed in order.

@@ -468,13 +468,8 @@ SMELT_AVX2 float DotHalves(const void* w_row, const void* a_row, int64_t n) {
 // w8a8 · i8_pc: |q_w| times q_a with q_w's sign (codes in −127..127, so pair sums fit in int16),
 // widened to int32 per 32 codes; the integer sum scaled once, as the reference does.
 SMELT_AVX2 float DotW8A8(const void* w_row, const void* a_row, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w_row);
-  const auto* y = static_cast<const uint8_t*>(a_row);
-  float dw, da;
-  std::memcpy(&dw, x, sizeof dw);
-  std::memcpy(&da, y, sizeof da);
-  const uint8_t* qw = x + sizeof(RowHeaderI8);
-  const uint8_t* qa = y + sizeof(RowHeaderI8);
+  const I8RowView wr = ViewI8Row(w_row), ar = ViewI8Row(a_row);
+  const uint8_t *qw = wr.codes, *qa = ar.codes;
   __m256i acc = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
   int64_t i = 0;
@@ -485,7 +480,7 @@ SMELT_AVX2 float DotW8A8(const void* w_row, const void* a_row, int64_t n) {
   }
   int32_t sum = SumLanes(acc);
   for (; i < n; ++i) sum += (int8_t)qw[i] * (int8_t)qa[i];
-  return (float)sum * (dw * da);
+  return (float)sum * (wr.d * ar.d);
 }
 
 // Eight int8 codes widened to f32.

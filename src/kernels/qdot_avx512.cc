@@ -182,13 +182,8 @@ SMELT_VBMI2 float DotSparseMask512(const void* w_row, const void* a_row, int64_t
 // w8a8 · i8_pc (formats/per_channel.h): the AVX2 twin's exact int32 sum (qdot_avx2.cc DotW8A8), 64
 // codes per vpdpbusd (|q_w| against q_a negated where q_w < 0), then the same one f32 step.
 SMELT_VNNI512 float DotW8A8_512(const void* w_row, const void* a_row, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w_row);
-  const auto* y = static_cast<const uint8_t*>(a_row);
-  float dw, da;
-  std::memcpy(&dw, x, sizeof dw);
-  std::memcpy(&da, y, sizeof da);
-  const uint8_t* qw = x + sizeof(RowHeaderI8);
-  const uint8_t* qa = y + sizeof(RowHeaderI8);
+  const I8RowView wr = ViewI8Row(w_row), ar = ViewI8Row(a_row);
+  const uint8_t *qw = wr.codes, *qa = ar.codes;
   __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
@@ -203,7 +198,7 @@ SMELT_VNNI512 float DotW8A8_512(const void* w_row, const void* a_row, int64_t n)
   }
   int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
   for (; i < n; ++i) sum += (int8_t)qw[i] * (int8_t)qa[i];
-  return (float)sum * (dw * da);
+  return (float)sum * (wr.d * ar.d);
 }
 
 }  // namespace
