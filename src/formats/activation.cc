@@ -30,9 +30,11 @@ void QuantizeActQ8_0(const float* x, BlockQ8_0* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK8_0; ++i, x += kQK8_0) y[i].d = FloatToFp16(EncodeQ8Block(x, y[i].qs));
 }
 
-// Q8_K per block of 256: the AVX-512 twin where it runs and the block is finite, else the reference.
+// Q8_K per block of 256: the widest twin this CPU runs where the block is finite, else the reference.
 void QuantizeActQ8_K(const float* x, BlockQ8_K* y, int64_t n) {
-  static const EncodeQ8KBlockFn fast = CpuHasAvx512F() ? Avx512EncodeQ8KBlock() : nullptr;
+  static const EncodeQ8KBlockFn fast = CpuHasAvx512F()       ? Avx512EncodeQ8KBlock()
+                                       : CpuHasAvx2FmaF16c() ? Avx2EncodeQ8KBlock()
+                                                             : nullptr;
   for (int64_t i = 0; i < n / kQK_K; ++i, x += kQK_K)
     if (!fast || !fast(x, y + i)) QuantizeRowQ8_KRef(x, y + i, kQK_K);
 }

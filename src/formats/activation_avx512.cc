@@ -65,6 +65,7 @@ __attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw"))) bool Enco
     }
   }
   const float iscale = -127.0f / max;
+  if (!std::isfinite(iscale)) return false;  // a subnormal maximum: the reference's wrapped codes
   const __m512 scale = _mm512_set1_ps(iscale);
   const __m512i top = _mm512_set1_epi32(127);
   for (int c = 0; c < kChunks; ++c) {

@@ -21,5 +21,6 @@ EncodeQ8BlockFn Avx512EncodeQ8Block();
 // d bit for bit), returning true; false (writing nothing) where a value is not finite.
 using EncodeQ8KBlockFn = bool (*)(const float* x, BlockQ8_K* y);
 EncodeQ8KBlockFn Avx512EncodeQ8KBlock();  // nullptr where not built; valid where CpuHasAvx512F()
+EncodeQ8KBlockFn Avx2EncodeQ8KBlock();    // nullptr where not built; valid where CpuHasAvx2FmaF16c()
 
 }  // namespace smelt

@@ -113,12 +113,15 @@ TEST(FormatsActivation, Avx512Q8BlockEncoderIsTheReferenceBitForBit) {
   }
 }
 
-// The Q8_K twin writes QuantizeRowQ8_KRef's bytes: Gaussian blocks over 40 octaves, the largest
+// The Q8_K twins (AVX-512, AVX2) write QuantizeRowQ8_KRef's bytes: Gaussian blocks over 40 octaves, the largest
 // magnitude twice with either sign first (the first one's sign sets the scale), -127·k/2 ties,
-// zero, subnormal and huge blocks; non-finite blocks are refused.
-TEST(FormatsActivation, Avx512Q8KBlockEncoderIsTheReferenceBitForBit) {
-  if (!CpuHasAvx512F() || !Avx512EncodeQ8KBlock()) GTEST_SKIP() << "no AVX-512 on this CPU";
-  const EncodeQ8KBlockFn fast = Avx512EncodeQ8KBlock();
+// zero and huge blocks; blocks with a non-finite value or a scale that overflows (a subnormal
+// maximum) are refused.
+TEST(FormatsActivation, Q8KBlockEncoderTwinsAreTheReferenceBitForBit) {
+  std::vector<EncodeQ8KBlockFn> twins;
+  if (CpuHasAvx512F() && Avx512EncodeQ8KBlock()) twins.push_back(Avx512EncodeQ8KBlock());
+  if (CpuHasAvx2FmaF16c() && Avx2EncodeQ8KBlock()) twins.push_back(Avx2EncodeQ8KBlock());
+  if (twins.empty()) GTEST_SKIP() << "no AVX2 on this CPU";
   std::mt19937 rng(9);
   std::normal_distribution<float> g(0.0f, 1.0f);
   std::vector<std::vector<float>> blocks;
@@ -136,8 +139,8 @@ TEST(FormatsActivation, Avx512Q8KBlockEncoderIsTheReferenceBitForBit) {
   for (int j = 0; j < kQK_K; ++j) ties[j] = j == 3 ? -127.0f : (float)(j % 9) - 4.5f;
   blocks.push_back(ties);
   blocks.push_back(std::vector<float>(kQK_K, 0.0f));
-  blocks.push_back(std::vector<float>(kQK_K, 1e-40f));
   blocks.push_back(std::vector<float>(kQK_K, -3e38f));
+  for (const EncodeQ8KBlockFn fast : twins)
   for (const std::vector<float>& x : blocks) {
     BlockQ8_K want, got;
     std::memset(&got, 0xAB, sizeof got);
@@ -145,8 +148,9 @@ TEST(FormatsActivation, Avx512Q8KBlockEncoderIsTheReferenceBitForBit) {
     ASSERT_TRUE(fast(x.data(), &got));
     EXPECT_EQ(std::memcmp(&want, &got, sizeof want), 0);
   }
-  for (float bad : {NAN, INFINITY, -INFINITY}) {
-    std::vector<float> x(kQK_K, 1.0f);
+  for (const EncodeQ8KBlockFn fast : twins)
+  for (float bad : {NAN, INFINITY, -INFINITY, 1e-40f}) {
+    std::vector<float> x(kQK_K, bad == 1e-40f ? 0.0f : 1.0f);
     x[77] = bad;
     BlockQ8_K y;
     EXPECT_FALSE(fast(x.data(), &y)) << bad;
