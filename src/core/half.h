@@ -57,6 +57,18 @@ inline fp16_t FloatToFp16(float f) {
 
 inline float Bf16ToFloat(bf16_t b) { return BitsFloat((uint32_t)b << 16); }
 
+// The half or bfloat16 at p (any alignment: rows of halves start anywhere) as f32.
+inline float ReadF16(const void* p) {
+  fp16_t h;
+  std::memcpy(&h, p, sizeof h);
+  return Fp16ToFloat(h);
+}
+inline float ReadBf16(const void* p) {
+  bf16_t h;
+  std::memcpy(&h, p, sizeof h);
+  return Bf16ToFloat(h);
+}
+
 inline bf16_t FloatToBf16(float f) {
   uint32_t u = FloatBits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((u >> 16) | 64);  // quiet NaN (as ggml)

@@ -16,7 +16,8 @@ PromptGemm FastPromptGemm(DType type) {
   if (PromptGemm amx = AmxHalfGemm(type)) return amx;
   if (PromptGemm amx = AmxKQuantGemm(type)) return amx;
   if (PromptGemm amx = AmxW8A8Gemm(type)) return amx;
-  return Avx512HalfGemm(type);
+  if (PromptGemm wide = Avx512HalfGemm(type)) return wide;
+  return Avx2HalfGemm(type);
 }
 
 PromptTokens PreparePromptTokens(const PromptGemm& k, const uint8_t* a, size_t a_stride, int64_t T, int64_t C,

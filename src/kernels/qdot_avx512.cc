@@ -46,11 +46,7 @@ SMELT_AVX512 inline float HalfF16(const uint8_t* p) {
   std::memcpy(&h, p, sizeof h);
   return _cvtsh_ss(h);
 }
-inline float HalfBf16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, sizeof h);
-  return Bf16ToFloat(h);
-}
+inline float HalfBf16(const uint8_t* p) { return ReadBf16(p); }
 
 constexpr __mmask16 kAll = 0xFFFF, kLow8 = 0x00FF;
 
