@@ -14,6 +14,8 @@
 
 #include <algorithm>
 
+#include "kernels/horizontal_sum_avx2.h"
+
 #define SMELT_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace smelt {
@@ -26,13 +28,6 @@ SMELT_AVX2 inline __m256 Widen8Bf16(const uint8_t* p) {
   return _mm256_castsi256_ps(
       _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
-SMELT_AVX2 inline float Sum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 constexpr int kRows2 = 4, kTokens2 = 3;
 
 template <__m256 (*Widen8)(const uint8_t*), float (*One)(const void*)>
@@ -66,7 +61,7 @@ SMELT_AVX2 void HalfGemm256(const uint8_t* rows, size_t w_stride, int64_t n, con
       }
       for (int j = 0; j < nt; ++j)
         for (int i = 0; i < nr; ++i) {
-          float sum = Sum8(acc[i][j]);
+          float sum = HorizontalSum(acc[i][j]);
           for (int64_t c = C8; c < C; ++c) sum += wr[i][c] * One(ar[j] + 2 * c);
           out[(t0 + j) * ld + r0 + i] = sum;
         }

@@ -31,6 +31,7 @@
 #include "formats/q8_0.h"
 #include "formats/sparse24.h"
 #include "formats/sparse_mask.h"
+#include "kernels/horizontal_sum_avx2.h"
 
 #define SMELT_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -79,13 +80,6 @@ SMELT_AVX2 inline __m256 DotUnsigned(__m256i u, __m256i s) {
 // The same for two signed byte vectors: |x|·(y with x's sign); x in -128..127, y in -127..127.
 SMELT_AVX2 inline __m256 DotSigned(__m256i x, __m256i y) {
   return DotUnsigned(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-}
-
-SMELT_AVX2 inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // Block offsets (the structs only describe the layout: rows are read byte-wise).

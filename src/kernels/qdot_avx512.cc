@@ -23,6 +23,7 @@
 #include "formats/per_channel.h"
 #include "formats/q8_0.h"
 #include "formats/sparse_mask.h"
+#include "kernels/horizontal_sum_avx2.h"
 #include "kernels/prefetch.h"
 
 #include "core/gcc_avx512_warnings_off.h"
@@ -54,11 +55,7 @@ constexpr __mmask16 kAll = 0xFFFF, kLow8 = 0x00FF;
 SMELT_AVX512 inline float Finish(__m512 a01, __m512 a23) {
   const __m256 s01 = _mm256_add_ps(_mm512_castps512_ps256(a01), _mm512_extractf32x8_ps(a01, 1));
   const __m256 s23 = _mm256_add_ps(_mm512_castps512_ps256(a23), _mm512_extractf32x8_ps(a23, 1));
-  const __m256 v = _mm256_add_ps(s01, s23);
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+  return HorizontalSum(_mm256_add_ps(s01, s23));
 }
 
 template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
@@ -159,13 +156,7 @@ SMELT_VBMI2 void DotSparseMaskRows512(const void* w_row, const void* a, size_t s
   }
   float d;
   std::memcpy(&d, w_row, sizeof d);
-  for (int k = 0; k < rows; ++k) {
-    const __m256 v = _mm256_add_ps(acc0[k], acc1[k]);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    out[k] = d * _mm_cvtss_f32(s);
-  }
+  for (int k = 0; k < rows; ++k) out[k] = d * HorizontalSum(_mm256_add_ps(acc0[k], acc1[k]));
 }
 
 template <int Cap>
