@@ -8,7 +8,8 @@
 // minimums' Σ_j m_j·Σ a come from the Q8_K block's sums of 16 by vpdpwssd, exact too. Each
 // super-block then takes the reference's f32 steps in its order,
 //   acc += (d_a·d)·(float) Σ s·q·a − (d_a·dmin)·(float) Σ m·a,
-// so every output is the same bits as the row dot. Tiles:
+// so every output is the same bits as the row dot (the build keeps these products and sums apart:
+// -ffp-contract=off). Tiles:
 //   A (4)     = 16 tokens' 32 codes of sub-block j, straight from the encoded Q8_K rows;
 //   B (6, 7)  = the rows' q·s_lo and q·s_hi of sub-block j in VNNI order (tile row k: codes 4k ..
 //               4k+3 of each of the 16 rows), written once per call for every super-block;
@@ -131,13 +132,6 @@ SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t
     }
 }
 
-// x as a value already rounded, so that no compiler fuses it into the next sum (the build turns
-// contraction off, -ffp-contract=off; this keeps the reference's rounding in a build without it).
-SMELT_AMX_INT8 inline __m512 Rounded(__m512 x) {
-  __asm__("" : "+v"(x));
-  return x;
-}
-
 // Tiles for nt tokens and sub-blocks of `codes` columns: C 0..3 (nt × 16 int32), A 4 (nt × codes),
 // B 6 and 7 (codes / 4 × 64).
 SMELT_AMX_INT8 void ConfigureKTiles(int nt, int codes) {
@@ -196,9 +190,9 @@ SMELT_AMX_INT8 void Q45SuperBlock(const PreparedSuperBlock& p, const uint8_t* y0
     for (int j = 0; j < kSubBlocks; ++j)
       mins_sum = _mm512_dpwssd_epi32(mins_sum, _mm512_set1_epi32(pairs[j]), _mm512_loadu_si512(p.min_pairs[j]));
     const __m512 ya = _mm512_set1_ps(y->d);
-    const __m512 codes_term = Rounded(_mm512_mul_ps(_mm512_mul_ps(ya, d), _mm512_cvtepi32_ps(codes_sum)));
-    const __m512 mins_term = Rounded(_mm512_mul_ps(_mm512_mul_ps(ya, dmin), _mm512_cvtepi32_ps(mins_sum)));
-    acc[t] = _mm512_add_ps(acc[t], Rounded(_mm512_sub_ps(codes_term, mins_term)));
+    const __m512 codes_term = _mm512_mul_ps(_mm512_mul_ps(ya, d), _mm512_cvtepi32_ps(codes_sum));
+    const __m512 mins_term = _mm512_mul_ps(_mm512_mul_ps(ya, dmin), _mm512_cvtepi32_ps(mins_sum));
+    acc[t] = _mm512_add_ps(acc[t], _mm512_sub_ps(codes_term, mins_term));
   }
 }
 
@@ -311,7 +305,7 @@ SMELT_AMX_INT8 void Q6SuperBlock(const PreparedQ6Block& p, const uint8_t* y0, si
   for (int t = 0; t < nt; ++t) {
     const auto* y = reinterpret_cast<const BlockQ8_K*>(y0 + t * a_stride);
     acc[t] = _mm512_add_ps(acc[t],
-                           Rounded(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(y->d), d), _mm512_cvtepi32_ps(total[t]))));
+                           _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(y->d), d), _mm512_cvtepi32_ps(total[t])));
   }
 }
 
