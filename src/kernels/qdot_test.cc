@@ -372,6 +372,25 @@ TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
   EXPECT_EQ(FastQDotX4(DType::kQ3_K), nullptr);
 }
 
+// The AVX-512 twins `wide` and `four` of a row dot give the AVX2 twin's bits on weight row w
+// against four random activation rows (seeds seed .. seed + 3), stored `pad` bytes apart.
+void ExpectAvx2Bits(DType type, QDotFn wide, QDotX4Fn four, QDotFn avx2, const std::vector<uint8_t>& w, int64_t n,
+                    size_t pad, uint32_t seed, const std::string& what) {
+  const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + pad;
+  std::vector<uint8_t> a(4 * stride);
+  for (int k = 0; k < 4; ++k) {
+    const std::vector<uint8_t> row = RandomActivationRow(type, n, seed + (uint32_t)k);
+    std::memcpy(a.data() + k * stride, row.data(), a_bytes);
+  }
+  float out[4];
+  four(w.data(), a.data(), stride, n, out);
+  for (int k = 0; k < 4; ++k) {
+    const float want = avx2(w.data(), a.data() + k * stride, n);
+    EXPECT_EQ(wide(w.data(), a.data() + k * stride, n), want) << what;
+    EXPECT_EQ(out[k], want) << what << " row " << k;
+  }
+}
+
 // The AVX-512 half-precision twins give the AVX2 twin's bits (so the logits do not depend on which
 // of the two a CPU runs), and their four-row form four single calls' bits: rows with and without
 // 8-value and single-value tails, activation rows strided with padding.
@@ -383,22 +402,9 @@ TEST(QDot, Avx512HalfDotsAreTheAvx2BitsAndFourRowsAreFourCalls) {
     ASSERT_TRUE(wide && avx2 && four) << DTypeName(type);
     EXPECT_EQ(FastQDot(type), wide);
     EXPECT_EQ(FastQDotX4(type), four);
-    for (int64_t n : {1, 7, 8, 40, 64, 96, 1000, 1027}) {
-      const std::vector<uint8_t> w = RandomWeightRow(type, n, 11 + (uint32_t)n);
-      const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + 6;
-      std::vector<uint8_t> a(4 * stride);
-      for (int k = 0; k < 4; ++k) {
-        const std::vector<uint8_t> row = RandomActivationRow(type, n, 60 + k + (uint32_t)n);
-        std::memcpy(a.data() + k * stride, row.data(), a_bytes);
-      }
-      float out[4];
-      four(w.data(), a.data(), stride, n, out);
-      for (int k = 0; k < 4; ++k) {
-        const float want = avx2(w.data(), a.data() + k * stride, n);
-        EXPECT_EQ(wide(w.data(), a.data() + k * stride, n), want) << DTypeName(type) << " n " << n;
-        EXPECT_EQ(out[k], want) << DTypeName(type) << " n " << n << " row " << k;
-      }
-    }
+    for (int64_t n : {1, 7, 8, 40, 64, 96, 1000, 1027})
+      ExpectAvx2Bits(type, wide, four, avx2, RandomWeightRow(type, n, 11 + (uint32_t)n), n, 6, 60 + (uint32_t)n,
+                     std::string(DTypeName(type)) + " n " + std::to_string(n));
   }
   EXPECT_EQ(Avx512QDot(DType::kQ8_0), nullptr);
 }
@@ -417,19 +423,8 @@ TEST(QDot, Avx512SparseMaskRowsAreTheAvx2Bits) {
     for (int64_t n : {32, 64, 37 * 32, 4096})
       for (double density : {0.0, 0.1, 0.3, 0.5, 1.0}) {
         const std::vector<uint8_t> w = RandomMaskRow(type, n, density, seed++);
-        const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + 3;
-        std::vector<uint8_t> a(4 * stride);
-        for (int k = 0; k < 4; ++k) {
-          const std::vector<uint8_t> row = RandomActivationRow(type, n, 300 + seed + k);
-          std::memcpy(a.data() + k * stride, row.data(), a_bytes);
-        }
-        float out[4];
-        four(w.data(), a.data(), stride, n, out);
-        for (int k = 0; k < 4; ++k) {
-          const float want = avx2(w.data(), a.data() + k * stride, n);
-          EXPECT_EQ(wide(w.data(), a.data() + k * stride, n), want) << DTypeName(type) << " n " << n << " " << density;
-          EXPECT_EQ(out[k], want) << DTypeName(type) << " n " << n << " density " << density << " row " << k;
-        }
+        ExpectAvx2Bits(type, wide, four, avx2, w, n, 3, 300 + seed,
+                       std::string(DTypeName(type)) + " n " + std::to_string(n) + " density " + std::to_string(density));
       }
   }
 }
