@@ -75,12 +75,8 @@ SMELT_AMX_BF16 size_t SplitTokens(const uint8_t* a, size_t a_stride, int64_t T, 
         }
       }
       uint8_t* tile = dst + g * group_bytes + s * Parts(kType) * kTileBytes;
-      Transpose16(hi);
-      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(tile + 64 * j, hi[j]);
-      if constexpr (kType == DType::kF16) {
-        Transpose16(lo);
-        for (int j = 0; j < 16; ++j) _mm512_storeu_si512(tile + kTileBytes + 64 * j, lo[j]);
-      }
+      StoreTransposed16(hi, tile);
+      if constexpr (kType == DType::kF16) StoreTransposed16(lo, tile + kTileBytes);
     }
   return group_bytes;
 }

@@ -124,11 +124,7 @@ SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t
         z[r] = _mm512_inserti64x4(
             _mm512_castsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(rows[j][r]))),
             _mm256_load_si256(reinterpret_cast<const __m256i*>(rows[j + 1][r])), 1);
-      Transpose16(z);
-      for (int k = 0; k < 8; ++k) {
-        _mm512_storeu_si512(tiles[j] + 64 * k, z[k]);
-        _mm512_storeu_si512(tiles[j + 1] + 64 * k, z[8 + k]);
-      }
+      StoreTransposed16(z, reinterpret_cast<uint8_t*>(tiles) + j * kSubTileBytes);  // tiles j and j + 1
     }
 }
 
@@ -267,9 +263,7 @@ SMELT_AMX_INT8 void PrepareQ6Block(const uint8_t* w, size_t w_stride, int64_t n,
   for (int g = 0; g < kQ6SubBlocks / 4; ++g) {
     __m512i z[16];
     for (int r = 0; r < 16; ++r) z[r] = _mm512_load_si512(codes[r] + 64 * g);
-    Transpose16(z);
-    uint8_t* four = reinterpret_cast<uint8_t*>(p.tiles) + 4 * g * kQ6TileBytes;  // four tiles in a row
-    for (int k = 0; k < 16; ++k) _mm512_storeu_si512(four + 64 * k, z[k]);
+    StoreTransposed16(z, reinterpret_cast<uint8_t*>(p.tiles) + 4 * g * kQ6TileBytes);  // four tiles in a row
   }
 }
 

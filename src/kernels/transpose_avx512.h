@@ -1,8 +1,10 @@
 #pragma once
 // A 16 × 16 transpose of 32-bit lanes in sixteen 512-bit registers, for the AVX-512/AMX twins that
-// turn rows into the tile unit's column groups (kernels/half_gemm_amx.cc, kernels/kquant_amx.cc).
+// turn rows into the tile unit's column groups (kernels/half_gemm_amx.cc, kquant_amx.cc, w8a8_amx.cc).
 // Include only after <immintrin.h>, from files whose callers carry AVX-512 target attributes.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <cstdint>
 
 namespace smelt {
 
@@ -28,6 +30,15 @@ __attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw"))) inline vo
     r[8 + e] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
     r[12 + e] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
   }
+}
+
+
+// z transposed, its 16 rows stored 64 bytes apart at dst: 16 rows of 16 four-byte groups become
+// the tile unit's column order (tile row k: group k of every row).
+__attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw"))) inline void StoreTransposed16(__m512i* z,
+                                                                                                    uint8_t* dst) {
+  Transpose16(z);
+  for (int k = 0; k < 16; ++k) _mm512_storeu_si512(dst + 64 * k, z[k]);
 }
 
 }  // namespace smelt

@@ -47,8 +47,7 @@ SMELT_AMX_W8 void PrepareW8Rows(const uint8_t* w, size_t w_stride, int64_t n, in
     for (int r = 0; r < 16; ++r)
       z[r] = r < n ? _mm512_maskz_loadu_epi8(m, w + r * w_stride + sizeof(RowHeaderI8) + g * kGroup)
                    : _mm512_setzero_si512();
-    Transpose16(z);
-    for (int k = 0; k < 16; ++k) _mm512_storeu_si512(tiles + g * kW8TileBytes + 64 * k, z[k]);
+    StoreTransposed16(z, tiles + g * kW8TileBytes);
   }
 }
 
