@@ -43,8 +43,9 @@ struct Comparison {
   int positions = 0;
 };
 
-Comparison CompareWithPeer(const std::string& path, const std::vector<int32_t>& tokens) {
-  Model m = LoadGgufModel(path);
+// smelt's log-probs of `m` against llama.cpp's of the GGUF file `path` (the same model, or one that
+// computes the same function).
+Comparison CompareWithPeer(const Model& m, const std::string& path, const std::vector<int32_t>& tokens) {
   SessionOptions so;
   so.context = (int)tokens.size();
   Session s(m, so);
@@ -72,6 +73,10 @@ Comparison CompareWithPeer(const std::string& path, const std::vector<int32_t>& 
     ++c.positions;
   }
   return c;
+}
+
+Comparison CompareWithPeer(const std::string& path, const std::vector<int32_t>& tokens) {
+  return CompareWithPeer(LoadGgufModel(path), path, tokens);
 }
 
 // A synthetic model of the given shape and BOS followed by n - 1 random ordinary tokens.
@@ -160,6 +165,43 @@ TEST(SynthPeer, StructurallyPrunedModelMatchesLlamaCpp) {
   EXPECT_GE(c.positions, 190);
   EXPECT_LE(c.max_abs, 1e-3);
   EXPECT_EQ(c.top_mismatch, 0);
+}
+
+// Blocks with different feed-forward sizes (global channel allocation): llama.cpp builds every
+// block with one size, so the export pads the short blocks with zero channels (PadFeedForward).
+// llama.cpp's log-probs of the padded file match smelt's of the unpadded model, in F32 and with
+// Q8_0 rows, whose zero channels are whole zero blocks.
+TEST(SynthPeer, PaddedPerBlockFeedForwardSizesMatchLlamaCpp) {
+  if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
+  const SynthOptions o = Shape(128, 3, 8, 4, 352, 1024, 11);
+  const auto dir = TempDir("padded-ff-peer");
+  for (DType t : {DType::kF32, DType::kQ8_0}) {
+    Model m = SynthesizeModel(o);
+    std::vector<std::vector<int>> channels(3);  // 32, 96 and 0 channels: ff 320, 256, 352
+    for (int j = 0; j < 32; ++j) channels[0].push_back(3 * j + 1);
+    for (int j = 0; j < 96; ++j) channels[1].push_back(j * 3 + 2);
+    m = RemoveUnits(m, StructuredTarget::kChannels, channels);
+    ASSERT_EQ(m.config.layer_ff, (std::vector<int>{320, 256, 352}));
+    if (t != DType::kF32) {
+      QuantizeOptions q;
+      q.rules = ParseTypeRules(std::string("*=") + std::string(DTypeName(t)));
+      m = QuantizeModel(m, q);
+    }
+    const Model padded = PadFeedForward(m);
+    EXPECT_TRUE(padded.config.layer_ff.empty());
+    EXPECT_EQ(padded.config.ff, 352);
+    EXPECT_EQ(padded.weights.Get("blk.1.ffn_down.weight").type, t);
+    const std::string path = (dir / (std::string(DTypeName(t)) + ".gguf")).string();
+    SaveGgufModel(padded, path, {});
+    const std::vector<int32_t> tokens = RandomTokens(m, 200, 5);
+    const Comparison c = CompareWithPeer(m, path, tokens);
+    std::printf("per-block ff, padded, %s: %d positions, max |d log-prob| %.2e\n", std::string(DTypeName(t)).c_str(),
+                c.positions, c.max_abs);
+    EXPECT_GE(c.positions, 190);
+    EXPECT_LE(c.max_abs, t == DType::kF32 ? 1e-3 : kNearTie);
+    EXPECT_EQ(t == DType::kF32 ? c.top_mismatch_not_tied : c.top_mismatch_not_near_tie, 0);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 // A vocabulary learned from the King James Bible (train/vocab_train.h) on a random model: the GGUF

@@ -14,6 +14,7 @@
 
 #include "compress/calibration.h"
 #include "compress/quantize.h"
+#include "compress/structured.h"
 #include "io/load.h"
 #include "shared_assets.h"
 #include "tiny_models.h"
@@ -87,6 +88,22 @@ TEST(CompressStagedStats, MatchReferenceWithBiasesAndTiedHead) {
     so.threads = 2;  // two workers, their sums merged
     ExpectSameStats(CollectActivationStatsStaged(m, samples, so), CollectActivationStats(m, samples, so), 1e-4);
   }
+}
+
+// Blocks with different feed-forward sizes (global channel pruning): each block's down projection
+// sees its own width in both passes.
+TEST(CompressStagedStats, MatchReferenceWithPerBlockFeedForwardSizes) {
+  const Model full = tiny::TinyLlama({.layers = 3, .ff = 24, .seed = 9});
+  const Model m = RemoveUnits(full, StructuredTarget::kChannels, {{1, 2, 3, 4, 5, 6, 7, 8}, {}, {0, 23}});
+  ASSERT_EQ(m.config.layer_ff, (std::vector<int>{16, 24, 22}));
+  const auto samples = RandomSamples(4, 17, m.config.vocab, 3);
+  StatsOptions so;
+  so.hessian = true;
+  so.threads = 2;
+  const ActivationStats got = CollectActivationStatsStaged(m, samples, so);
+  ExpectSameStats(got, CollectActivationStats(m, samples, so), 1e-4);
+  EXPECT_EQ(got.Find("blk.0.ffn_down.weight")->columns, 16);
+  EXPECT_EQ(got.Find("blk.2.ffn_down.weight")->columns, 22);
 }
 
 // A hook that quantizes each group as it completes: the statistics of every later group are those

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <queue>
 
 #include "core/error.h"
 #include "eval/perplexity.h"
@@ -36,11 +37,11 @@ int64_t CountParams(const Model& m) {
   return n;
 }
 
-// Units of `target` in one layer (all blocks for kLayers).
-int UnitCount(const ModelConfig& c, StructuredTarget target) {
+// Units of `target` in block `layer` (all blocks for kLayers).
+int UnitCount(const ModelConfig& c, StructuredTarget target, int layer) {
   switch (target) {
     case StructuredTarget::kHeads: return c.n_kv_heads;
-    case StructuredTarget::kChannels: return c.ff;
+    case StructuredTarget::kChannels: return c.ff_of(layer);
     case StructuredTarget::kLayers: return c.n_layers;
   }
   return 0;
@@ -90,6 +91,56 @@ Tensor KeepColumns(const Tensor& t, int per, const std::vector<int>& kept) {
   return MakeF32Tensor(t.name, {nc, R}, std::move(out));
 }
 
+// Whether the all-zero bytes of one encoded row of n values decode to n zeros.
+bool ZeroBytesAreZeros(DType type, int64_t n) {
+  const TypeTraits& tr = Traits(type);
+  if (!tr.to_float) return false;
+  const std::vector<uint8_t> zero(RowBytes(type, n), 0);
+  std::vector<float> v((size_t)n);
+  tr.to_float(zero.data(), v.data(), n);
+  return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
+}
+
+// `t` (C, R) with zero rows appended up to `rows`: in its own type where that encodes zeros,
+// else as f32.
+Tensor PadRows(const Tensor& t, int64_t rows) {
+  const int64_t C = t.ne[0], R = t.nrows();
+  if (ZeroBytesAreZeros(t.type, C)) {
+    const auto* src = static_cast<const uint8_t*>(t.data);
+    std::vector<uint8_t> bytes(src, src + t.nbytes);
+    bytes.resize(RowBytes(t.type, C) * rows, 0);
+    Tensor out = TensorFromBytes(t, t.type, std::move(bytes));
+    out.ne[1] = rows;
+    return out;
+  }
+  std::vector<float> w = DequantizeAll(t);
+  w.resize((size_t)(C * rows), 0.0f);
+  (void)R;
+  return MakeF32Tensor(t.name, {C, rows}, std::move(w));
+}
+
+// `t` (C, R) with zero columns appended up to `cols`: whole zero blocks in its own type where the
+// block size divides both widths, else as f32.
+Tensor PadColumns(const Tensor& t, int64_t cols) {
+  const int64_t C = t.ne[0], R = t.nrows();
+  const TypeTraits& tr = Traits(t.type);
+  if (tr.row_header == 0 && C % tr.block_size == 0 && cols % tr.block_size == 0 && ZeroBytesAreZeros(t.type, cols - C)) {
+    const size_t in_row = RowBytes(t.type, C), out_row = RowBytes(t.type, cols);
+    std::vector<uint8_t> bytes(out_row * R, 0);
+    const auto* src = static_cast<const uint8_t*>(t.data);
+    for (int64_t r = 0; r < R; ++r) std::memcpy(&bytes[r * out_row], src + r * in_row, in_row);
+    Tensor out = TensorFromBytes(t, t.type, std::move(bytes));
+    out.ne[0] = cols;
+    return out;
+  }
+  std::vector<float> row((size_t)C), out((size_t)(cols * R), 0.0f);
+  for (int64_t r = 0; r < R; ++r) {
+    DequantizeRow(t, r, row.data());
+    std::copy(row.begin(), row.end(), out.begin() + r * cols);
+  }
+  return MakeF32Tensor(t.name, {cols, R}, std::move(out));
+}
+
 // Rows of W (R, C) as f32, row-major.
 std::vector<float> Dense(const Tensor& t) { return DequantizeAll(t); }
 
@@ -99,18 +150,23 @@ class ScoreObserver : public ForwardObserver {
  public:
   ScoreObserver(const Model& m, StructuredTarget target) : m_(m), c_(m.config), target_(target) {
     const int L = c_.n_layers;
-    scores_.assign(target == StructuredTarget::kLayers ? 1 : L,
-                   std::vector<double>(target == StructuredTarget::kLayers ? L : UnitCount(c_, target), 0.0));
+    if (target == StructuredTarget::kLayers) {
+      scores_.assign(1, std::vector<double>(L, 0.0));
+    } else {
+      for (int l = 0; l < L; ++l) scores_.emplace_back(UnitCount(c_, target, l), 0.0);
+    }
     tokens_per_layer_.assign(L, 0);
+    stream_energy_.assign(L, 0.0);
     if (target == StructuredTarget::kChannels) {
       // ‖W_down[:, j]‖² per channel j of every layer, once.
       col_norm_.resize(L);
       for (int l = 0; l < L; ++l) {
         const std::vector<float> w = Dense(m.weights.Get(BlockTensorName(l, "ffn_down.weight")));
+        const int F = c_.ff_of(l);
         std::vector<double>& n = col_norm_[l];
-        n.assign(c_.ff, 0.0);
+        n.assign(F, 0.0);
         for (int64_t r = 0; r < c_.dim; ++r)
-          for (int j = 0; j < c_.ff; ++j) n[j] += (double)w[(size_t)r * c_.ff + j] * w[(size_t)r * c_.ff + j];
+          for (int j = 0; j < F; ++j) n[j] += (double)w[(size_t)r * F + j] * w[(size_t)r * F + j];
       }
     }
   }
@@ -124,14 +180,20 @@ class ScoreObserver : public ForwardObserver {
     if (target_ == StructuredTarget::kHeads && suffix == "attn_output.weight") HeadScores(layer, w, x, T);
     if (target_ == StructuredTarget::kChannels && suffix == "ffn_down.weight") {
       std::vector<double>& s = scores_[layer];
+      const int F = c_.ff_of(layer);
       for (int64_t t = 0; t < T; ++t)
-        for (int j = 0; j < c_.ff; ++j) s[j] += (double)x[t * c_.ff + j] * x[t * c_.ff + j] * col_norm_[layer][j];
+        for (int j = 0; j < F; ++j) s[j] += (double)x[t * F + j] * x[t * F + j] * col_norm_[layer][j];
     }
   }
 
   void OnBlockOutput(int layer, const float* x, int64_t T) override {
-    if (target_ != StructuredTarget::kLayers) return;
     const int64_t C = c_.dim;
+    if (target_ != StructuredTarget::kLayers) {
+      double e = 0;
+      for (int64_t i = 0; i < T * C; ++i) e += (double)x[i] * x[i];
+      stream_energy_[layer] += e;
+      return;
+    }
     if (layer == 0) {  // the block's input: the embeddings of the sample's tokens
       SMELT_ASSERT((int64_t)tokens_.size() == T);
       prev_.resize((size_t)(T * C));
@@ -152,11 +214,16 @@ class ScoreObserver : public ForwardObserver {
     prev_.assign(x, x + T * C);
   }
 
-  // Block influence is a mean over tokens; the others are sums, as defined.
+  // Block influence is a mean over tokens; a head's or channel's sum is divided by the energy
+  // of the residual stream it is added to (see structured.h).
   std::vector<std::vector<double>> Take() {
-    if (target_ == StructuredTarget::kLayers)
-      for (int l = 0; l < c_.n_layers; ++l)
+    for (int l = 0; l < c_.n_layers; ++l) {
+      if (target_ == StructuredTarget::kLayers) {
         if (tokens_per_layer_[l] > 0) scores_[0][l] /= (double)tokens_per_layer_[l];
+      } else if (stream_energy_[l] > 0) {
+        for (double& s : scores_[l]) s /= stream_energy_[l];
+      }
+    }
     return std::move(scores_);
   }
 
@@ -186,6 +253,7 @@ class ScoreObserver : public ForwardObserver {
   StructuredTarget target_;
   std::vector<std::vector<double>> scores_;
   std::vector<int64_t> tokens_per_layer_;
+  std::vector<double> stream_energy_;  // Σ over tokens of ‖block output‖², per block
   std::vector<std::vector<double>> col_norm_;
   std::vector<int32_t> tokens_;
   std::vector<float> prev_, wo_, y_;
@@ -298,16 +366,17 @@ Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector
     const std::vector<int> kept = Kept(c.n_layers, removed[0]);
     for (size_t i = 0; i < kept.size(); ++i) new_index[kept[i]] = (int)i;
     out.config.n_layers = (int)kept.size();
-  } else {
+  } else if (target == StructuredTarget::kHeads) {  // every block keeps the same number of groups
     SMELT_ASSERT((int)removed.size() == c.n_layers);
     for (size_t l = 1; l < removed.size(); ++l) SMELT_ASSERT(removed[l].size() == removed[0].size());
-    const int kept = UnitCount(c, target) - (int)removed[0].size();
-    if (target == StructuredTarget::kHeads) {
-      out.config.n_kv_heads = kept;
-      out.config.n_heads = kept * G;
-    } else {
-      out.config.ff = kept;
-    }
+    const int kept = c.n_kv_heads - (int)removed[0].size();
+    out.config.n_kv_heads = kept;
+    out.config.n_heads = kept * G;
+  } else {  // channels: each block its own count
+    SMELT_ASSERT((int)removed.size() == c.n_layers);
+    std::vector<int> sizes(c.n_layers);
+    for (int l = 0; l < c.n_layers; ++l) sizes[l] = c.ff_of(l) - (int)removed[l].size();
+    SetFeedForwardSizes(out.config, std::move(sizes), model.source);
   }
   for (const Tensor& t : model.weights.all()) {
     const auto [layer, suffix] = SplitBlockName(t.name);
@@ -322,8 +391,7 @@ Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector
       out.weights.Add(std::move(r));
       continue;
     }
-    const int units = UnitCount(c, target);
-    const std::vector<int> kept = Kept(units, removed[layer]);
+    const std::vector<int> kept = Kept(UnitCount(c, target, layer), removed[layer]);
     const std::string stem = suffix.substr(0, suffix.find('.'));
     if (target == StructuredTarget::kHeads) {
       std::vector<int> kept_q;  // query heads of the kept groups
@@ -352,19 +420,93 @@ Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector
   return out;
 }
 
+Model PadFeedForward(const Model& model) {
+  const ModelConfig& c = model.config;
+  if (c.layer_ff.empty()) return model;
+  Model out = model;
+  out.weights = Weights{};
+  out.config.layer_ff.clear();
+  for (const Tensor& t : model.weights.all()) {
+    const auto [layer, suffix] = SplitBlockName(t.name);
+    const bool short_block = layer >= 0 && layer < c.n_layers && c.ff_of(layer) < c.ff;
+    if (short_block && (suffix == "ffn_gate.weight" || suffix == "ffn_up.weight")) {
+      out.weights.Add(PadRows(t, c.ff));
+    } else if (short_block && suffix == "ffn_down.weight") {
+      out.weights.Add(PadColumns(t, c.ff));
+    } else {
+      out.weights.Add(t);
+    }
+  }
+  ValidateConfig(out.config, model.source);
+  return out;
+}
+
+std::vector<int> GlobalRemovalCounts(const std::vector<std::vector<double>>& scores, double ratio, int multiple_of,
+                                     const std::string& source) {
+  if (!(ratio >= 0.0 && ratio < 1.0)) Fail("{}: structured ratio {} is outside [0, 1)", source, ratio);
+  if (multiple_of < 1) Fail("{}: multiple {} must be at least 1", source, multiple_of);
+  const int L = (int)scores.size(), m = multiple_of;
+  SMELT_ASSERT(L > 0);
+  std::vector<std::vector<double>> sorted(L);
+  std::vector<int> counts(L), groups(L), taken(L, 0);
+  int64_t units = 0, total_groups = 0;
+  for (int l = 0; l < L; ++l) {
+    const int n = (int)scores[l].size();
+    if (n < m) Fail("{}: block {} has {} units and cannot keep a multiple of {}", source, l, n, m);
+    sorted[l] = scores[l];
+    std::sort(sorted[l].begin(), sorted[l].end());
+    counts[l] = n % m;  // the remainder goes first
+    groups[l] = n / m;
+    units += n;
+    total_groups += groups[l];
+  }
+  int64_t keep;  // groups kept in all
+  if (m == 1) {
+    keep = units - std::llround(ratio * (double)units);
+    if (keep < L) Fail("{}: ratio {} would leave {} of {} units for {} blocks; each must keep one", source, ratio, keep, units, L);
+  } else {
+    keep = std::max<int64_t>(L, std::llround((1.0 - ratio) * (double)units / m));
+    keep = std::min(keep, total_groups);
+  }
+  // The cheapest next group over all blocks, until `keep` remain; a block keeps its last group.
+  auto cost = [&](int l) {
+    const auto first = sorted[l].begin() + counts[l] + (int64_t)taken[l] * m;
+    return std::accumulate(first, first + m, 0.0);
+  };
+  using Entry = std::pair<double, int>;  // (cost, block): the lowest cost, then the lowest block
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> next;
+  for (int l = 0; l < L; ++l)
+    if (groups[l] > 1) next.emplace(cost(l), l);
+  for (int64_t left = total_groups; left > keep && !next.empty(); --left) {
+    const int l = next.top().second;
+    next.pop();
+    if (++taken[l] < groups[l] - 1) next.emplace(cost(l), l);
+  }
+  for (int l = 0; l < L; ++l) counts[l] += taken[l] * m;
+  return counts;
+}
+
 Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>>& samples,
                       const StructuredOptions& opt, StructuredReport* report) {
   const ModelConfig& c = model.config;
-  const int units = UnitCount(c, opt.target);
-  const int n =
-      UnitsToRemove(units, opt.ratio, model.source, opt.target == StructuredTarget::kChannels ? opt.multiple_of : 1);
+  const bool global = opt.allocation == UnitAllocation::kGlobal;
+  if (global && opt.target != StructuredTarget::kChannels)
+    Fail("{}: global allocation is for channels; {} are removed in the same number from every block", model.source,
+         StructuredTargetName(opt.target));
+  const int multiple = opt.target == StructuredTarget::kChannels ? opt.multiple_of : 1;
+  // The uniform counts, checked before the scores are measured (also for global allocation, which
+  // fails wherever they do).
+  const int rows = opt.target == StructuredTarget::kLayers ? 1 : c.n_layers;
+  std::vector<int> counts(rows);
+  for (int l = 0; l < rows; ++l) counts[l] = UnitsToRemove(UnitCount(c, opt.target, l), opt.ratio, model.source, multiple);
   std::vector<std::vector<double>> scores = StructuredScores(model, samples, opt);
+  if (global) counts = GlobalRemovalCounts(scores, opt.ratio, multiple, model.source);
   std::vector<std::vector<int>> removed(scores.size());
   for (size_t l = 0; l < scores.size(); ++l) {
     std::vector<int> order(scores[l].size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[l][a] < scores[l][b]; });
-    removed[l].assign(order.begin(), order.begin() + n);
+    removed[l].assign(order.begin(), order.begin() + counts[l]);
     std::sort(removed[l].begin(), removed[l].end());
   }
   Model out = RemoveUnits(model, opt.target, removed);
@@ -372,8 +514,9 @@ Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>
     report->target = opt.target;
     report->params_before = CountParams(model);
     report->params_after = CountParams(out);
-    report->units_per_layer = units;
-    report->removed_per_layer = n;
+    report->units_per_layer = opt.target == StructuredTarget::kChannels ? c.ff : UnitCount(c, opt.target, 0);
+    const bool same = std::all_of(counts.begin(), counts.end(), [&](int n) { return n == counts[0]; });
+    report->removed_per_layer = same ? counts[0] : 0;
     report->scores = std::move(scores);
     report->removed = std::move(removed);
   }

@@ -10,12 +10,19 @@
 //   attention outputs, W_o[:, g] the columns of attn_output that read them).
 // - channels: the unit is one SwiGLU neuron j. Importance = Σ_t x_tj² · ‖W_down[:, j]‖², the
 //   squared norm of its contribution to the down projection (x = silu(gate) · up).
+//   Head and channel sums are divided by Σ_t ‖h_t‖², the energy of the residual stream h the
+//   block writes them into, so that scores of different blocks compare: the share of the stream
+//   a unit adds (the next block sees the stream through RMSNorm, so a share is what it feels).
+//   Within a block this changes no ranking.
 // - layers: the unit is one block. kCosine scores block influence (Men et al. 2024, "ShortGPT"):
 //   mean over tokens of 1 − cos(block input, block output) of the residual stream; kKld scores
 //   the mean KL-divergence of the next-token distributions when only that block is skipped.
 //
-// Every layer loses the same number of units (the least important of that layer; for layers, the
-// least important blocks), so the config stays uniform and the GGUF export loads in llama.cpp.
+// Allocation: by default every layer loses the same number of units (the least important of that
+// layer; for layers, the least important blocks), so the config stays uniform and the GGUF export
+// loads in llama.cpp. Channels can instead be allocated globally: the least important channels of
+// the whole model go, wherever they are, so each block keeps its own feed-forward size
+// (ModelConfig::layer_ff; GGUF stores the sizes as a per-block array).
 // Rows of a projection are dropped in its own type; a matrix that loses input columns (attn_output
 // for heads, ffn_down for channels) is rewritten as f32 (block formats cannot drop columns), to be
 // quantized afterwards like any f32 model.
@@ -29,6 +36,9 @@ namespace smelt {
 
 enum class StructuredTarget { kHeads, kChannels, kLayers };
 enum class LayerScore { kCosine, kKld };
+// kUniform: the same count removed from every block. kGlobal (channels): the counts chosen across
+// blocks by score (GlobalRemovalCounts).
+enum class UnitAllocation { kUniform, kGlobal };
 
 struct StructuredOptions {
   StructuredTarget target = StructuredTarget::kChannels;
@@ -41,6 +51,7 @@ struct StructuredOptions {
   // q4_0/q8_0, 256 for the k-quants). 1: the ratio as given.
   int multiple_of = 1;
   LayerScore layer_score = LayerScore::kCosine;
+  UnitAllocation allocation = UnitAllocation::kUniform;
   int threads = 1;
 };
 
@@ -48,8 +59,10 @@ struct StructuredReport {
   StructuredTarget target = StructuredTarget::kChannels;
   int64_t params_before = 0;  // elements of every tensor
   int64_t params_after = 0;
-  int units_per_layer = 0;    // heads: KV groups per layer; channels: ff; layers: n_layers
-  int removed_per_layer = 0;  // units removed in each layer (layers: blocks removed in total)
+  int units_per_layer = 0;    // heads: KV groups per layer; channels: ff (the largest); layers: n_layers
+  // Units removed in each layer (layers: blocks removed in total) where that count is the same
+  // for all; 0 where it differs (removed[l].size() is layer l's count).
+  int removed_per_layer = 0;
   // scores[l][u]: importance of unit u of layer l (layers: one row, one score per block);
   // removed[l]: the units removed there, ascending.
   std::vector<std::vector<double>> scores;
@@ -65,15 +78,34 @@ const char* StructuredTargetName(StructuredTarget t);
 std::vector<std::vector<double>> StructuredScores(const Model& model, const std::vector<std::vector<int32_t>>& samples,
                                                   const StructuredOptions& opt);
 
-// Removes the least important units: per layer `removed_per_layer` of them (layers: that many
-// blocks in all), ties broken by the lower index. Throws Error (naming model.source) for a ratio
-// outside [0, 1), or one that would remove every unit.
+// Removes the least important units: per layer the count UnitsToRemove gives (layers: that many
+// blocks in all), or with global allocation the counts of GlobalRemovalCounts; ties broken by the
+// lower index. Throws Error (naming model.source) for a ratio outside [0, 1), one that would
+// remove every unit, or global allocation of anything but channels.
 Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>>& samples,
                       const StructuredOptions& opt, StructuredReport* report = nullptr);
 
+// Global allocation: how many units each block loses so that `ratio` of all units (Σ over blocks
+// of scores[l].size()) go with the least total score removed. With multiple_of > 1 every block
+// keeps a multiple of it (its remainder, the lowest-scored units, goes first; then whole groups of
+// multiple_of consecutive units in score order) and the kept total is the nearest multiple to
+// what the ratio keeps; every block keeps at least one group. Greedy over the groups of all
+// blocks in order of their score sum, which is optimal because a block's group sums only grow.
+// Throws Error naming `source` for a ratio outside [0, 1), or one that would empty a block.
+std::vector<int> GlobalRemovalCounts(const std::vector<std::vector<double>>& scores, double ratio, int multiple_of,
+                                     const std::string& source);
+
 // The model with the given units removed (removed[l]: units of layer l; for layers, removed[0]
-// lists the blocks). The building block of PruneStructured, exposed for tests and ablations.
+// lists the blocks). Heads: every layer must remove the same number; channels may differ. The building block of PruneStructured, exposed for tests and ablations.
 Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector<std::vector<int>>& removed);
+
+// The model with every block's feed-forward size padded to the largest (config.ff) by zero
+// channels: zero rows of ffn_gate and ffn_up (silu(0) · 0 = 0) and zero columns of ffn_down, so it
+// computes the same function with one size for all blocks, which llama.cpp and Hugging Face
+// configs need. Rows and columns stay in their type where the all-zero encoding decodes to zeros
+// (and, for columns, whole blocks are appended); otherwise the tensor is written as f32. A model
+// whose blocks already agree is returned as it is.
+Model PadFeedForward(const Model& model);
 
 // How many of `units` a ratio removes (round to nearest, at most units - 1); throws for a ratio
 // outside [0, 1). With multiple_of > 1, units - (the result) is a multiple of it (the nearest to

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <random>
 #include <sstream>
 
 #include "compress/calibration.h"
@@ -16,6 +18,9 @@
 #include "eval/kld.h"
 #include "formats/types.h"
 #include "io/gguf_model.h"
+#include "io/hf_model.h"
+#include "model/llama_naive.h"
+#include "train/model.h"
 #include "io/load.h"
 #include "runtime/session.h"
 #include "shared_assets.h"
@@ -91,6 +96,162 @@ TEST(CompressStructured, SmallerModelEqualsSilencedUnitsInTheFullOne) {
       ExpectClose(UnpackedLogits(p, kTokens), UnpackedLogits(ref, kTokens));
     }
   }
+}
+
+// Channels removed in different numbers per block: the model keeps a feed-forward size per block,
+// computes what the full model computes with those channels silenced (fast path and the plain
+// double-precision reference), round-trips through GGUF (a per-block array), and padded back to one
+// size with zero channels computes the same again.
+TEST(CompressStructured, PerBlockChannelCountsKeepTheSameFunction) {
+  for (DType type : {DType::kF32, DType::kQ8_0}) {
+    SCOPED_TRACE(DTypeName(type));
+    Model m = tiny::TinyLlama({.dim = 64, .layers = 3, .heads = 4, .kv_heads = 2, .ff = 96});
+    if (type != DType::kF32)
+      for (int l = 0; l < 3; ++l)
+        for (const char* s : {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"})
+          m.weights.Set(tiny::EncodeTensor(m.weights.Get(BlockTensorName(l, s)), type));
+    std::vector<std::vector<int>> removed(3);
+    for (int j = 0; j < 32; ++j) removed[0].push_back(3 * j);  // 96 -> 64; block 1 keeps 96
+    for (int j = 0; j < 64; ++j) removed[2].push_back(j + 16);  // 96 -> 32
+    const Model p = RemoveUnits(m, StructuredTarget::kChannels, removed);
+    EXPECT_EQ(p.config.ff, 96);
+    EXPECT_EQ(p.config.layer_ff, (std::vector<int>{64, 96, 32}));
+    EXPECT_EQ(p.weights.Get("blk.2.ffn_gate.weight").ne[1], 32);
+    EXPECT_EQ(p.weights.Get("blk.2.ffn_gate.weight").type, type);  // rows kept in their type
+    Model ref = m;
+    for (int l = 0; l < 3; ++l) ZeroColumns(ref, BlockTensorName(l, "ffn_down.weight"), 1, removed[l]);
+    const std::vector<float> want = UnpackedLogits(ref, kTokens);
+    ExpectClose(UnpackedLogits(p, kTokens), want);
+    ExpectClose(NaiveLlamaLogits(p, kTokens), want);
+
+    const auto path = std::filesystem::temp_directory_path() / ("smelt-per-block-ff-" + std::to_string(::getpid()) + ".gguf");
+    SaveGgufModel(p, path.string(), {});
+    const Model back = LoadGgufModel(path.string());
+    std::filesystem::remove(path);
+    EXPECT_EQ(back.config.layer_ff, p.config.layer_ff);
+    EXPECT_EQ(back.config.ff, 96);
+    ExpectClose(UnpackedLogits(back, kTokens), want);
+
+    const Model padded = PadFeedForward(p);
+    EXPECT_TRUE(padded.config.layer_ff.empty());
+    EXPECT_EQ(padded.config.ff, 96);
+    for (int l = 0; l < 3; ++l)  // RemoveUnits wrote ffn_down as f32; the padding keeps every type
+      for (const char* s : {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"})
+        EXPECT_EQ(padded.weights.Get(BlockTensorName(l, s)).type, p.weights.Get(BlockTensorName(l, s)).type) << l << s;
+    // Zero columns appended to a q8_0 down projection as whole blocks (64 -> 96 values a row).
+    Model q = p;
+    q.weights.Set(tiny::EncodeTensor(p.weights.Get("blk.0.ffn_down.weight"), DType::kQ8_0));
+    const Model q_padded = PadFeedForward(q);
+    EXPECT_EQ(q_padded.weights.Get("blk.0.ffn_down.weight").type, DType::kQ8_0);
+    ExpectClose(UnpackedLogits(q_padded, kTokens), UnpackedLogits(q, kTokens));
+    ExpectClose(UnpackedLogits(padded, kTokens), want);
+    EXPECT_TRUE(PadFeedForward(padded).config.layer_ff.empty());
+  }
+  {  // widths that are not whole q8_0 blocks: the padded down projection is written as f32
+    const Model m = tiny::TinyLlama({.dim = 64, .layers = 2, .heads = 4, .kv_heads = 2, .ff = 80});
+    std::vector<int> gone;
+    for (int j = 0; j < 16; ++j) gone.push_back(5 * j);
+    Model p = RemoveUnits(m, StructuredTarget::kChannels, {gone, {}});  // 64 and 80 wide
+    p.weights.Set(tiny::EncodeTensor(p.weights.Get("blk.0.ffn_down.weight"), DType::kQ8_0));
+    const Model padded = PadFeedForward(p);
+    EXPECT_EQ(padded.weights.Get("blk.0.ffn_down.weight").type, DType::kF32);
+    ExpectClose(UnpackedLogits(padded, kTokens), UnpackedLogits(p, kTokens));
+  }
+}
+
+// Formats that hold one feed-forward size refuse a model whose sizes differ, naming the output;
+// a GGUF whose per-block array has the wrong length is refused on load.
+TEST(CompressStructured, PerBlockSizesAreRefusedWhereAFormatHasOneSize) {
+  const Model m = tiny::TinyLlama({.dim = 32, .layers = 2, .heads = 4, .kv_heads = 2, .ff = 24});
+  const Model p = RemoveUnits(m, StructuredTarget::kChannels, {{0, 1}, {}});
+  const auto dir = std::filesystem::temp_directory_path() / ("smelt-per-block-hf-" + std::to_string(::getpid()));
+  try {
+    SaveHfModel(p, dir.string(), {});
+    ADD_FAILURE() << "per-block sizes written as config.json";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(dir.string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("feed-forward"), std::string::npos) << msg;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "config.json"));
+  std::filesystem::remove_all(dir);
+  SaveHfModel(PadFeedForward(p), dir.string(), {});  // padded, it is an ordinary model
+  EXPECT_TRUE(std::filesystem::exists(dir / "config.json"));
+  std::filesystem::remove_all(dir);
+
+  EXPECT_THROW(train::TrainModel::FromScratch(p.config, p.vocab, 1), Error);  // training has one size
+
+  ModelConfig c = p.config;
+  c.layer_ff = {22, 24, 24};
+  EXPECT_THROW(ValidateConfig(c, "x"), Error);
+  c.layer_ff = {22, 23};
+  EXPECT_THROW(ValidateConfig(c, "x"), Error);  // ff must be the largest
+  SetFeedForwardSizes(c, {24, 24}, "x");
+  EXPECT_TRUE(c.layer_ff.empty());
+  EXPECT_EQ(c.ff, 24);
+}
+
+// GlobalRemovalCounts against brute force: over every way of splitting the removal between blocks
+// (whole groups of M after each block's remainder, at least one group kept per block), none
+// removes a smaller total score than the greedy choice, and the kept total is what the ratio asks.
+TEST(CompressStructured, GlobalRemovalCountsAreTheCheapestSplit) {
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int M : {1, 2, 3})
+    for (int trial = 0; trial < 30; ++trial) {
+      std::vector<std::vector<double>> scores(3);
+      for (auto& s : scores) {
+        s.resize(4 + rng() % 7);
+        const double scale = std::pow(10.0, (double)(rng() % 3));  // blocks of different magnitude
+        for (double& v : s) v = scale * u(rng);
+      }
+      const double ratio = 0.05 + 0.6 * u(rng);
+      std::vector<std::vector<double>> sorted = scores;
+      for (auto& s : sorted) std::sort(s.begin(), s.end());
+      // The cost of removing k units of block l: its k lowest scores.
+      auto cost = [&](const std::vector<int>& counts) {
+        double c = 0;
+        for (size_t l = 0; l < counts.size(); ++l)
+          for (int i = 0; i < counts[l]; ++i) c += sorted[l][i];
+        return c;
+      };
+      const std::vector<int> got = GlobalRemovalCounts(scores, ratio, M, "scores");
+      int units = 0, removed = 0;
+      for (size_t l = 0; l < 3; ++l) units += (int)scores[l].size(), removed += got[l];
+      for (size_t l = 0; l < 3; ++l) {
+        const int n = (int)scores[l].size(), kept = n - got[l];
+        EXPECT_GE(kept, M);
+        EXPECT_EQ(kept % M, 0);
+      }
+      const int want_kept =
+          M == 1 ? units - (int)std::llround(ratio * units) : (int)std::llround((1.0 - ratio) * units / M) * M;
+      int whole = 0;  // units in whole groups
+      for (const auto& sc : scores) whole += (int)sc.size() / M * M;
+      // The nearest multiple is what is kept unless a clamp applies (a group per block; the
+      // remainders always go).
+      if (want_kept >= 3 * M && want_kept <= whole) EXPECT_EQ(units - removed, want_kept) << "ratio " << ratio << " M " << M;
+      double best = 1e300;
+      std::function<void(size_t, std::vector<int>&)> search = [&](size_t l, std::vector<int>& counts) {
+        if (l == 3) {
+          int r = 0;
+          for (int c : counts) r += c;
+          if (r == removed) best = std::min(best, cost(counts));
+          return;
+        }
+        const int n = (int)scores[l].size();
+        for (int k = n % M; n - k >= M; k += M) {
+          counts.push_back(k);
+          search(l + 1, counts);
+          counts.pop_back();
+        }
+      };
+      std::vector<int> counts;
+      search(0, counts);
+      EXPECT_LE(cost(got), best * (1 + 1e-12)) << "ratio " << ratio << " M " << M;
+    }
+  EXPECT_THROW(GlobalRemovalCounts({{1, 2}, {3, 4}}, 0.9, 1, "s"), Error);  // would empty a block
+  EXPECT_THROW(GlobalRemovalCounts({{1, 2}, {3, 4}}, 1.0, 1, "s"), Error);
+  EXPECT_THROW(GlobalRemovalCounts({{1, 2}, {3, 4, 5}}, 0.2, 3, "s"), Error);  // a block below one group
 }
 
 TEST(CompressStructured, QuantizedRowsAreKeptByteForByteAndTheFileRoundTrips) {

@@ -61,7 +61,20 @@ ModelConfig ReadConfig(const GgufFile& f) {
   c.context = r.Int("context_length");
   c.dim = r.Int("embedding_length");
   c.n_layers = r.Int("block_count");
-  c.ff = r.Int("feed_forward_length");
+  if (const GgufValue* ff = f.Find(r.Key("feed_forward_length")); ff && ff->is_array()) {
+    // One size per block (llama.cpp reads the key as a per-layer array too).
+    std::vector<int> sizes;
+    for (int64_t v : ff->AsInts()) {
+      if (v <= 0 || v > std::numeric_limits<int32_t>::max())
+        Fail("{}: key {} holds {}, out of range", f.path(), r.Key("feed_forward_length"), v);
+      sizes.push_back((int)v);
+    }
+    if ((int)sizes.size() != c.n_layers)
+      Fail("{}: key {} has {} sizes for {} blocks", f.path(), r.Key("feed_forward_length"), sizes.size(), c.n_layers);
+    SetFeedForwardSizes(c, std::move(sizes), f.path());
+  } else {
+    c.ff = r.Int("feed_forward_length");
+  }
   c.n_heads = r.Int("attention.head_count");
   if (c.n_heads <= 0) Fail("{}: key {} = {} is out of range", f.path(), r.Key("attention.head_count"), c.n_heads);
   c.n_kv_heads = r.OptInt("attention.head_count_kv").value_or(c.n_heads);
@@ -169,7 +182,7 @@ struct TensorPlan {
 }  // namespace
 
 std::vector<ModelTensorSpec> ModelTensorSpecs(const ModelConfig& c) {
-  const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), ff = c.ff, vocab = c.vocab;
+  const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), vocab = c.vocab;
   std::vector<ModelTensorSpec> specs = {
       {"token_embd.weight", {dim, vocab}, true},
       {"output_norm.weight", {dim}, true},
@@ -185,6 +198,7 @@ std::vector<ModelTensorSpec> ModelTensorSpecs(const ModelConfig& c) {
     add("attn_v.weight", {dim, kv}, true);
     add("attn_output.weight", {q, dim}, true);
     add("ffn_norm.weight", {dim}, true);
+    const int64_t ff = c.ff_of(i);
     add("ffn_gate.weight", {dim, ff}, true);
     add("ffn_up.weight", {dim, ff}, true);
     add("ffn_down.weight", {ff, dim}, true);
@@ -322,7 +336,11 @@ void AddConfigKeys(const ModelConfig& c, GgufWriter& w, const std::string& path)
   w.Set(key("context_length"), u32(c.context));
   w.Set(key("embedding_length"), u32(c.dim));
   w.Set(key("block_count"), u32(c.n_layers));
-  w.Set(key("feed_forward_length"), u32(c.ff));
+  if (c.layer_ff.empty()) {
+    w.Set(key("feed_forward_length"), u32(c.ff));
+  } else {  // sizes that differ per block: an array, as llama.cpp's loader reads it
+    w.Set(key("feed_forward_length"), GgufValue::I32Array(c.layer_ff));
+  }
   w.Set(key("attention.head_count"), u32(c.n_heads));
   w.Set(key("attention.head_count_kv"), u32(c.n_kv_heads));
   w.Set(key("attention.layer_norm_rms_epsilon"), GgufValue::F32(c.norm_eps));

@@ -569,6 +569,19 @@ TEST(GgufModel, BadConfigValuesAreNamed) {
               "2 tokens");
   ExpectError([&] { load(with("general.architecture", GgufValue::String("gpt2"))); }, "c.gguf: ",
               "architecture gpt2 is not supported");
+  // Per-block feed-forward sizes: one per block, each positive, each matching the block's tensors.
+  const std::vector<int32_t> four = {172, 172, 172, 172}, zero = {172, 172, 0, 172, 172},
+                             other = {172, 172, 160, 172, 172}, same = {172, 172, 172, 172, 172};
+  ExpectError([&] { load(with("llama.feed_forward_length", GgufValue::I32Array(four))); }, "c.gguf: ",
+              "4 sizes for 5 blocks");
+  ExpectError([&] { load(with("llama.feed_forward_length", GgufValue::I32Array(zero))); }, "c.gguf: ",
+              "out of range");
+  ExpectError([&] { load(with("llama.feed_forward_length", GgufValue::I32Array(other))); }, "c.gguf: ",
+              "tensor blk.2.ffn_gate.weight has shape [64, 172], expected [64, 160]");
+  const std::vector<uint8_t> uniform = with("llama.feed_forward_length", GgufValue::I32Array(same));
+  const Model m = GgufToModel(GgufFile::Parse(uniform.data(), uniform.size(), "c.gguf"));
+  EXPECT_EQ(m.config.ff, 172);
+  EXPECT_TRUE(m.config.layer_ff.empty());  // an array of equal sizes is one size
 }
 
 TEST(GgufModel, LlamaFileTypes) {

@@ -62,6 +62,7 @@ uint64_t ModelFingerprint(const Model& m) {
   for (int v : {c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ff, c.vocab, c.rope_dim,
                 (int)c.rope_layout, (int)c.tied_embeddings, (int)c.qkv_bias, c.rope_scaling.original_context})
     h.U64((uint64_t)(int64_t)v);
+  for (int v : c.layer_ff) h.U64((uint64_t)(int64_t)v);  // empty unless the sizes differ per block
   for (float v : {c.norm_eps, c.rope_theta, c.rope_scaling.factor, c.rope_scaling.low_freq_factor,
                   c.rope_scaling.high_freq_factor})
     h.F32(v);

@@ -80,7 +80,7 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, For
   };
   auto has = [&](const std::string& name) { return model.weights.Contains(name); };
 
-  const int64_t C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ff, V = c.vocab;
+  const int64_t C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), V = c.vocab;
   token_embd_ = &need("token_embd.weight", {C, V});
   output_ = has("output.weight") ? &need("output.weight", {C, V}) : token_embd_;
   output_norm_ = vector("output_norm.weight", C);
@@ -96,6 +96,7 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, For
     if (c.qkv_bias || has(name("attn_k.bias"))) L.bk = vector(name("attn_k.bias"), KV);
     if (c.qkv_bias || has(name("attn_v.bias"))) L.bv = vector(name("attn_v.bias"), KV);
     L.ffn_norm = vector(name("ffn_norm.weight"), C);
+    const int64_t F = c.ff_of(l);
     L.gate = &need(name("ffn_gate.weight"), {C, F});
     L.up = &need(name("ffn_up.weight"), {C, F});
     L.down = &need(name("ffn_down.weight"), {F, C});
@@ -295,7 +296,7 @@ void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> batch, con
 void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
                                 std::span<const int32_t> outputs, int threads, float* logits) {
   const ModelConfig& c = model_.config;
-  const int64_t T = (int64_t)batch.size(), C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ff;
+  const int64_t T = (int64_t)batch.size(), C = c.dim, Q = c.q_dim(), KV = c.kv_dim();
   const int hd = c.head_dim, n_pairs = c.rope_dim / 2;
   const bool neox = c.rope_layout == RopeLayout::kNeox;
   const float eps = c.norm_eps;
@@ -374,6 +375,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
     product(l, *L.wo, L.eo, att, x, Write::kAdd);  // x += att · Woᵀ, fused: as the rows are written
 
     // --- feed-forward ---
+    const int64_t F = c.ff_of(l);
     if (fuse && L.ffn_fused) {  // g = silu(h · Wgateᵀ) ⊙ (h · Wupᵀ) in one pass
       enc.type = L.egate.act;
       RmsNormEncode(x, L.ffn_norm.data(), eps, T, C, enc, h, threads);

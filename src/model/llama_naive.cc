@@ -100,7 +100,7 @@ void AddBias(Matrix& x, const Model& m, const std::string& name, int64_t T, int6
 std::vector<float> NaiveLlamaLogits(const Model& m, std::span<const int32_t> tokens) {
   const ModelConfig& c = m.config;
   const int64_t T = (int64_t)tokens.size(), C = c.dim, hd = c.head_dim, Q = c.q_dim(), KV = c.kv_dim();
-  const int64_t F = c.ff, V = c.vocab;
+  const int64_t V = c.vocab;
   const std::vector<double> freq = Frequencies(m);
 
   const Matrix embd = Load(m, "token_embd.weight");
@@ -143,6 +143,7 @@ std::vector<float> NaiveLlamaLogits(const Model& m, std::span<const int32_t> tok
     for (int64_t i = 0; i < T * C; ++i) x[i] += o[i];
 
     h = Norm(x, Load(m, name("ffn_norm.weight")), T, C, c.norm_eps);
+    const int64_t F = c.ff_of(l);
     Matrix g = Linear(h, Load(m, name("ffn_gate.weight")), T, C, F);
     const Matrix u = Linear(h, Load(m, name("ffn_up.weight")), T, C, F);
     for (int64_t i = 0; i < T * F; ++i) g[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];

@@ -57,7 +57,7 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
   // The reference pass's checks (names, shapes, types) and its RoPE frequencies.
   const std::vector<float> inv_freq = LlamaForward(model, Activations::kExact).rope_inv_freq();
   if (opt.threads < 1) Fail("{}: threads {} must be >= 1", model.source, opt.threads);
-  const int64_t C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F = c.ff;
+  const int64_t C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F_max = c.ff;
   const int hd = c.head_dim, n_pairs = c.rope_dim / 2;
   const bool neox = c.rope_layout == RopeLayout::kNeox;
   const float eps = c.norm_eps;
@@ -94,7 +94,7 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
   std::vector<Scratch> scratch(threads);
   for (Scratch& w : scratch) {
     w.h.resize(max_t * C), w.q.resize(max_t * Q), w.k.resize(max_t * KV), w.v.resize(max_t * KV);
-    w.u.resize(max_t * F), w.scores.resize(max_t * max_t);
+    w.u.resize(max_t * F_max), w.scores.resize(max_t * max_t);
   }
   auto for_each_sequence = [&](const auto& fn) {
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
@@ -174,6 +174,7 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
     observer.OnGroupDone(l, gate_up);
 
     // 4. the FFN
+    const int64_t F = c.ff_of(l);
     std::vector<float> g(rows * F);
     {
       const std::vector<float> wg = Read(model, gate_up[0]), wu = Read(model, gate_up[1]);

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli_util.h"
+#include "compress/structured.h"
 #include "formats/types.h"
 #include "io/gguf_model.h"
 #include "io/hf_model.h"
@@ -14,6 +15,7 @@ struct ConvertArgs {
   std::string in, out, type, to;
   LoadOptions load;
   double shard_mb = 0;
+  bool uniform_ff = false;
   bool json = false;
 };
 
@@ -28,6 +30,8 @@ int RunConvert(const ConvertArgs& a) {
   }
   Model m = LoadModel(a.in, a.load);
   m.info["converted_from"] = a.in;
+  const bool padded = a.uniform_ff && !m.config.layer_ff.empty();
+  if (padded) m = PadFeedForward(m);
   if (to == "gguf") {
     if (type && !Traits(*type).from_float)
       Fail("--type {}: smelt cannot write this type yet", a.type);
@@ -43,9 +47,14 @@ int RunConvert(const ConvertArgs& a) {
     SaveHfModel(m, a.out, so);
   }
   if (a.json) {
-    PrintJson({{"input", a.in}, {"output", a.out}, {"to", to}, {"type", type ? DTypeName(*type) : "keep"}});
+    PrintJson({{"input", a.in},
+               {"output", a.out},
+               {"to", to},
+               {"type", type ? DTypeName(*type) : "keep"},
+               {"padded_ff", padded ? m.config.ff : 0}});
   } else {
-    fmt::print("wrote {} ({}, {})\n", a.out, to, type ? DTypeName(*type) : std::string_view("types kept"));
+    fmt::print("wrote {} ({}, {}{})\n", a.out, to, type ? DTypeName(*type) : std::string_view("types kept"),
+               padded ? fmt::format("; every block's feed-forward size padded to {}", m.config.ff) : "");
   }
   return 0;
 }
@@ -61,6 +70,9 @@ Command AddConvert(CLI::App& root) {
   app->add_option("--to", a->to, "gguf or hf (default: from the output name)");
   app->add_option("--shard-mb", a->shard_mb, "Hugging Face: split safetensors into shards of at most this many MiB");
   AddLoadOptions(app, a->load);
+  app->add_flag("--uniform-ff", a->uniform_ff,
+                "pad blocks whose feed-forward size differs (global channel pruning) to the largest with zero "
+                "channels: the same function, loadable by llama.cpp and as a Hugging Face folder");
   app->add_flag("--json", a->json, "print JSON");
   return {app, [a] { return RunConvert(*a); }};
 }

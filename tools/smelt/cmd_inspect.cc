@@ -20,7 +20,7 @@ struct InspectArgs {
 };
 
 nlohmann::json ConfigJson(const ModelConfig& c) {
-  return {{"architecture", c.arch},
+  nlohmann::json j = {{"architecture", c.arch},
           {"dim", c.dim},
           {"layers", c.n_layers},
           {"heads", c.n_heads},
@@ -36,6 +36,8 @@ nlohmann::json ConfigJson(const ModelConfig& c) {
           {"rope_scaling", c.rope_scaling.type.empty() ? "none" : c.rope_scaling.type},
           {"tied_embeddings", c.tied_embeddings},
           {"qkv_bias", c.qkv_bias}};
+  if (!c.layer_ff.empty()) j["layer_ff"] = c.layer_ff;  // ff is then the largest
+  return j;
 }
 
 // Types of the model's tensors that llama.cpp cannot load (TypeTraits::llama_cpp), by name.
@@ -59,7 +61,9 @@ int RunInspect(const InspectArgs& a) {
                                                                  : "synthetic";
   // llama.cpp reads GGUF files only, and only ggml's weight types.
   const std::vector<std::string> blocking = NonLlamaCppTypes(m);
-  const bool loadable = m.format == ModelFormat::kGguf && blocking.empty();
+  // llama.cpp's llama graph builds every block with one feed-forward size.
+  const bool uniform = m.config.layer_ff.empty();
+  const bool loadable = m.format == ModelFormat::kGguf && blocking.empty() && uniform;
   if (a.json) {
     nlohmann::json j;
     j["file"] = a.model;
@@ -72,6 +76,7 @@ int RunInspect(const InspectArgs& a) {
     j["parameters_by_type"] = params_by_type;
     j["llama_cpp_loadable"] = loadable;
     j["llama_cpp_unsupported_types"] = blocking;
+    j["llama_cpp_uniform_ff"] = uniform;
     j["tokenizer"] = {{"model", m.vocab.model}, {"pre", m.vocab.pre},   {"size", m.vocab.size()},
                       {"bos", m.vocab.bos},     {"eos", m.vocab.eos},   {"add_bos", m.vocab.add_bos}};
     j["info"] = m.info;
@@ -90,12 +95,16 @@ int RunInspect(const InspectArgs& a) {
   fmt::print("file          {}\n", a.model);
   fmt::print("format        {}\n", fmt_name);
   if (m.format == ModelFormat::kGguf)
-    fmt::print("llama.cpp     {}\n", loadable ? "can load it"
-                                               : fmt::format("cannot load it (smelt-only types: {})",
-                                                             fmt::join(blocking, ", ")));
+    fmt::print("llama.cpp     {}\n",
+               loadable        ? "can load it"
+               : !uniform      ? "cannot load it (the feed-forward size differs per block; `smelt convert IN OUT "
+                                 "--uniform-ff` pads it with zero channels)"
+                               : fmt::format("cannot load it (smelt-only types: {})", fmt::join(blocking, ", ")));
   if (!c.name.empty()) fmt::print("name          {}\n", c.name);
   fmt::print("architecture  {}: dim {}, {} layers, {} heads ({} kv, head dim {}), ff {}, vocab {}, context {}\n",
-             c.arch, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ff, c.vocab, c.context);
+             c.arch, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim,
+             c.layer_ff.empty() ? fmt::to_string(c.ff) : fmt::format("per block [{}]", fmt::join(c.layer_ff, ", ")),
+             c.vocab, c.context);
   fmt::print("rope          {} layout, theta {}, {} dims{}\n", c.rope_layout == RopeLayout::kNeox ? "neox" : "normal",
              c.rope_theta, c.rope_dim, c.rope_scaling.type.empty() ? "" : ", scaling " + c.rope_scaling.type);
   fmt::print("norm eps      {}\n", c.norm_eps);

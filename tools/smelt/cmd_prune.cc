@@ -259,6 +259,15 @@ StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
   if (a.multiple_of != 1 && o.target != StructuredTarget::kChannels)
     Fail("--multiple-of {}: rounds the kept feed-forward channels; it belongs to --structured channels", a.multiple_of);
   o.multiple_of = a.multiple_of;
+  if (a.allocation == "global") {
+    if (o.target != StructuredTarget::kChannels)
+      Fail("--allocation global: only --structured channels can differ per block (heads and layers are removed "
+           "uniformly)");
+    o.allocation = UnitAllocation::kGlobal;
+  } else if (a.allocation != "uniform") {
+    Fail("--allocation {}: --structured takes uniform (the same count from every block) or global (channels)",
+         a.allocation);
+  }
   if (a.layer_score == "cosine") {
     o.layer_score = LayerScore::kCosine;
   } else if (a.layer_score == "kld") {
@@ -283,6 +292,7 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
                         {"output", a.out},
                         {"structure", what},
                         {"ratio", *a.ratio},
+                        {"allocation", a.allocation},
                         {"units_per_layer", r.units_per_layer},
                         {"removed_per_layer", r.removed_per_layer},
                         {"layers", layers},
@@ -292,6 +302,7 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
                         {"config", {{"layers", out.config.n_layers}, {"heads", out.config.n_heads},
                                     {"kv_heads", out.config.n_kv_heads}, {"ff", out.config.ff}}},
                         {"seconds", seconds}};
+    if (!out.config.layer_ff.empty()) j["config"]["layer_ff"] = out.config.layer_ff;
     if (q) j["quality"] = QualityJson(*q);
     PrintJson(j);
     return;
@@ -308,18 +319,28 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
       std::string gone;
       for (int u : r.removed[l]) gone += fmt::format(" {}", u);
       if (gone.size() > 96) gone = gone.substr(0, 93) + " ...";
-      fmt::print("block {:<3} removed {} of {} {}:{}\n", l, r.removed_per_layer, r.units_per_layer,
+      const int units = r.target == StructuredTarget::kHeads ? in.config.n_kv_heads : in.config.ff_of((int)l);
+      fmt::print("block {:<3} removed {} of {} {}:{}\n", l, r.removed[l].size(), units,
                  r.target == StructuredTarget::kHeads ? "kv groups" : "channels", gone.empty() ? " none" : gone);
     }
   }
+  auto ff = [](const ModelConfig& c) {
+    return c.layer_ff.empty() ? fmt::to_string(c.ff) : fmt::format("[{}]", fmt::join(c.layer_ff, ", "));
+  };
   fmt::print("config: layers {} -> {}, heads {}/{} -> {}/{} (kv), ff {} -> {}\n", in.config.n_layers, out.config.n_layers,
-             in.config.n_heads, in.config.n_kv_heads, out.config.n_heads, out.config.n_kv_heads, in.config.ff, out.config.ff);
+             in.config.n_heads, in.config.n_kv_heads, out.config.n_heads, out.config.n_kv_heads, ff(in.config),
+             ff(out.config));
   fmt::print("parameters: {} -> {} ({:.2f} % removed); {:.2f} s\n", r.params_before, r.params_after, 100 * removed, seconds);
-  if (in.config.ff % 32 == 0 && out.config.ff % 32 != 0)
+  auto all_multiples = [](const ModelConfig& c) {
+    for (int l = 0; l < c.n_layers; ++l)
+      if (c.ff_of(l) % 32 != 0) return false;
+    return true;
+  };
+  if (all_multiples(in.config) && !all_multiples(out.config))
     fmt::print(stderr,
                "note: ff {} is not a multiple of 32 (it was): ffn_down will not quantize to q4_0/q8_0/k-quants and "
                "falls back to another type; --multiple-of 32 (or 256) keeps it quantizable\n",
-               out.config.ff);
+               ff(out.config));
   if (q) PrintQuality(*q, a);
   fmt::print("wrote {}\n", a.out);
 }
@@ -335,8 +356,8 @@ int RunStructuredPruning(const PruneArgs& a) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.info = m.info;
   out.info["prune.recipe"] =
-      fmt::format("structured={} ratio={} multiple_of={} layer_score={} calib={} samples={} tokens={}", a.structured,
-                  o.ratio, o.multiple_of, a.layer_score, a.calib.calib, a.calib.calib_opt.samples, a.calib.calib_opt.tokens);
+      fmt::format("structured={} ratio={} allocation={} multiple_of={} layer_score={} calib={} samples={} tokens={}",
+                  a.structured, o.ratio, a.allocation, o.multiple_of, a.layer_score, a.calib.calib, a.calib.calib_opt.samples, a.calib.calib_opt.tokens);
   out.info["prune.source"] = a.model;
   const std::optional<KldResult> q = Quality(a, m, out, text);  // before writing: a failure leaves no file
   SaveGgufModel(out, a.out, GgufSaveOptions{});
@@ -368,7 +389,9 @@ Command AddPrune(CLI::App& root) {
                                            "consecutive weights of a row");
   app->add_option("--allocation", a->allocation,
                   "per-matrix sparsity: uniform; global (global magnitude across all pruned matrices); owl (outlier-"
-                  "weighted per block, within ±--owl-lambda of the target, needs --calib)")
+                  "weighted per block, within ±--owl-lambda of the target, needs --calib). --structured channels: "
+                  "uniform (the same count from every block) or global (the lowest-scored channels of the whole "
+                  "model; each block keeps its own feed-forward size)")
       ->capture_default_str();
   app->add_option("--rounds", a->rounds,
                   "gradual pruning: R rounds on a cubic schedule to the target, calibration statistics re-collected "
@@ -400,7 +423,7 @@ Command AddPrune(CLI::App& root) {
   app->add_option("--structured", a->structured,
                   "remove whole units instead of weights: heads (KV groups), channels (SwiGLU neurons) or layers "
                   "(blocks), the least important by their measured contribution (needs --calib); a smaller model");
-  app->add_option("--ratio", a->ratio, "--structured: fraction of the units removed (per layer for heads/channels)");
+  app->add_option("--ratio", a->ratio, "--structured: fraction of the units removed (per layer for heads and for channels under uniform allocation; of all channels under global)");
   app->add_option("--multiple-of", a->multiple_of,
                   "--structured channels: keep a multiple of N channels (32: q4_0/q8_0 blocks, 256: k-quants), the "
                   "nearest to what --ratio keeps");
