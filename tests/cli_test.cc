@@ -499,6 +499,7 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
       {"--structured channels --ratio 0.2 --multiple-of 0" + calib, "--multiple-of 0"},
       {"--structured channels --ratio 0.2 --multiple-of 256" + calib, "multiple of 256"},  // 172 channels
       {"--structured heads --ratio 0.25 --allocation global" + calib, "--allocation global"},
+      {"--structured layers --ratio 0.2 --allocation measured" + calib, "--allocation measured"},
       {"--structured channels --ratio 0.25 --allocation owl" + calib, "--allocation owl"},
   };
   fs::remove(out);
@@ -516,47 +517,51 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
 // the file says so and runs; inspect says llama.cpp cannot load it, and convert --uniform-ff pads
 // it into a file with one size that computes the same perplexity.
 TEST(Cli, PruneStructuredGlobalChannelsAndUniformExport) {
-  fs::path dir = TempDir("prune-global");
-  const std::string out = (dir / "g.gguf").string(), padded = (dir / "u.gguf").string();
-  Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out +
-                   "' --structured channels --ratio 0.3 --allocation global --multiple-of 4 --calib '" + kTrainText +
-                   "' --calib-samples 4 --calib-tokens 64 --json");
-  ASSERT_EQ(r.code, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
-  const std::vector<int> sizes = j["config"]["layer_ff"].get<std::vector<int>>();
-  ASSERT_EQ(sizes.size(), 5u);
-  int kept = 0;
-  for (int f : sizes) {
-    EXPECT_EQ(f % 4, 0);
-    kept += f;
+  for (const std::string allocation : {"global", "measured"}) {
+    SCOPED_TRACE(allocation);
+    fs::path dir = TempDir("prune-" + allocation);
+    const std::string out = (dir / "g.gguf").string(), padded = (dir / "u.gguf").string();
+    Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out +
+                     "' --structured channels --ratio 0.3 --allocation " + allocation + " --multiple-of 4 --calib '" +
+                     kTrainText + "' --calib-samples 4 --calib-tokens 64 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    const std::vector<int> sizes = j["config"]["layer_ff"].get<std::vector<int>>();
+    ASSERT_EQ(sizes.size(), 5u);
+    int kept = 0;
+    for (int f : sizes) {
+      EXPECT_EQ(f % 4, 0);
+      kept += f;
+    }
+    EXPECT_EQ(j["config"]["ff"].get<int>(), *std::max_element(sizes.begin(), sizes.end()));
+    EXPECT_NEAR(kept, 0.7 * 5 * 172, 4);  // the nearest multiple of 4 to what the ratio keeps
+    EXPECT_EQ(j["removed_per_layer"].get<int>(), 0);
+
+    Result info = Smelt("inspect '" + out + "' --json");
+    ASSERT_EQ(info.code, 0) << info.err;
+    const auto ij = nlohmann::json::parse(info.out);
+    EXPECT_EQ(ij["config"]["layer_ff"].get<std::vector<int>>(), sizes);
+    EXPECT_FALSE(ij["llama_cpp_loadable"].get<bool>());
+    EXPECT_NE(info.out.find("allocation=" + allocation), std::string::npos);
+    EXPECT_EQ(j["layers"][0].contains("measured_kld"), allocation == "measured");
+
+    Result conv = Smelt("convert '" + out + "' '" + padded + "' --uniform-ff --json");
+    ASSERT_EQ(conv.code, 0) << conv.err;
+    Result pinfo = Smelt("inspect '" + padded + "' --json");
+    ASSERT_EQ(pinfo.code, 0) << pinfo.err;
+    EXPECT_TRUE(nlohmann::json::parse(pinfo.out)["llama_cpp_loadable"].get<bool>());
+    const std::string eval = "' --text '" + smelt::assets::kDevText + "' --ctx 64 --chunks 4 --json";
+    Result a = Smelt("eval ppl '" + out + eval), b = Smelt("eval ppl '" + padded + eval);
+    ASSERT_EQ(a.code, 0) << a.err;
+    ASSERT_EQ(b.code, 0) << b.err;
+    const double pa = nlohmann::json::parse(a.out)["ppl"].get<double>(), pb = nlohmann::json::parse(b.out)["ppl"].get<double>();
+    EXPECT_NEAR(pa, pb, 1e-4 * pa);
+    Result hf = Smelt("convert '" + out + "' '" + (dir / "hf").string() + "'");
+    EXPECT_EQ(hf.code, 1);
+    EXPECT_NE(hf.err.find("--uniform-ff"), std::string::npos) << hf.err;
+    EXPECT_FALSE(fs::exists(dir / "hf" / "config.json"));
+    fs::remove_all(dir);
   }
-  EXPECT_EQ(j["config"]["ff"].get<int>(), *std::max_element(sizes.begin(), sizes.end()));
-  EXPECT_NEAR(kept, 0.7 * 5 * 172, 4);  // the nearest multiple of 4 to what the ratio keeps
-  EXPECT_EQ(j["removed_per_layer"].get<int>(), 0);
-
-  Result info = Smelt("inspect '" + out + "' --json");
-  ASSERT_EQ(info.code, 0) << info.err;
-  const auto ij = nlohmann::json::parse(info.out);
-  EXPECT_EQ(ij["config"]["layer_ff"].get<std::vector<int>>(), sizes);
-  EXPECT_FALSE(ij["llama_cpp_loadable"].get<bool>());
-  EXPECT_NE(info.out.find("allocation=global"), std::string::npos);
-
-  Result conv = Smelt("convert '" + out + "' '" + padded + "' --uniform-ff --json");
-  ASSERT_EQ(conv.code, 0) << conv.err;
-  Result pinfo = Smelt("inspect '" + padded + "' --json");
-  ASSERT_EQ(pinfo.code, 0) << pinfo.err;
-  EXPECT_TRUE(nlohmann::json::parse(pinfo.out)["llama_cpp_loadable"].get<bool>());
-  const std::string eval = "' --text '" + smelt::assets::kDevText + "' --ctx 64 --chunks 4 --json";
-  Result a = Smelt("eval ppl '" + out + eval), b = Smelt("eval ppl '" + padded + eval);
-  ASSERT_EQ(a.code, 0) << a.err;
-  ASSERT_EQ(b.code, 0) << b.err;
-  const double pa = nlohmann::json::parse(a.out)["ppl"].get<double>(), pb = nlohmann::json::parse(b.out)["ppl"].get<double>();
-  EXPECT_NEAR(pa, pb, 1e-4 * pa);
-  Result hf = Smelt("convert '" + out + "' '" + (dir / "hf").string() + "'");
-  EXPECT_EQ(hf.code, 1);
-  EXPECT_NE(hf.err.find("--uniform-ff"), std::string::npos) << hf.err;
-  EXPECT_FALSE(fs::exists(dir / "hf" / "config.json"));
-  fs::remove_all(dir);
 }
 
 TEST(Cli, PruneBadInputGivesOneLineAndNoOutput) {

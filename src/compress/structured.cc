@@ -18,6 +18,8 @@
 namespace smelt {
 namespace {
 
+constexpr int kMeasureSteps = 7;  // measured allocation: removals of 1/8 .. 7/8 of a block's units
+
 // "blk.12.attn_q.weight" -> (12, "attn_q.weight"); (-1, name) for tensors outside the blocks.
 std::pair<int, std::string> SplitBlockName(const std::string& name) {
   if (name.rfind("blk.", 0) != 0) return {-1, name};
@@ -267,12 +269,24 @@ int MaxLength(const std::vector<std::vector<int32_t>>& samples, const std::strin
   return (int)n;
 }
 
-// log-softmax of one row of logits, in double.
-// Mean KL(full ‖ without block l) over every position of every sample, for each l.
+// KL(p ‖ q) of one position, p given as log-probs, q as logits (lq: scratch of the vocabulary's size).
+double PositionKl(std::span<const float> lp, std::span<const float> logits_q, std::vector<float>& lq) {
+  LogSoftmax(logits_q, lq);
+  double k = 0;
+  for (size_t i = 0; i < lp.size(); ++i) k += std::exp((double)lp[i]) * ((double)lp[i] - lq[i]);
+  return k;
+}
+
+SessionOptions ExactSession(const Model& model, const std::vector<std::vector<int32_t>>& samples, int threads) {
+  return {.threads = threads, .context = MaxLength(samples, model.source), .activations = Activations::kExact,
+          .repack = false};
+}
+
+// Mean KL(full ‖ without block l) over every position of every sample, for each l. The ablated
+// models share the full one's tensors, so they all run side by side, one sample at a time.
 std::vector<double> LayerKld(const Model& model, const std::vector<std::vector<int32_t>>& samples, int threads) {
   const int L = model.config.n_layers;
-  const int ctx = MaxLength(samples, model.source);
-  const SessionOptions so{.threads = threads, .context = ctx, .activations = Activations::kExact, .repack = false};
+  const SessionOptions so = ExactSession(model, samples, threads);
   std::vector<Model> ablated;
   ablated.reserve(L);
   for (int l = 0; l < L; ++l) ablated.push_back(RemoveUnits(model, StructuredTarget::kLayers, {{l}}));
@@ -293,16 +307,59 @@ std::vector<double> LayerKld(const Model& model, const std::vector<std::vector<i
       std::span<const float> z = sessions[l]->Eval(s, true);
       for (size_t t = 0; t < s.size(); ++t) {
         LogSoftmax(std::span<const float>(&full[t * V], V), lp);
-        LogSoftmax(z.subspan(t * V, V), lq);
-        double k = 0;
-        for (int64_t i = 0; i < V; ++i) k += std::exp((double)lp[i]) * ((double)lp[i] - lq[i]);
-        kld[l] += k;
+        kld[l] += PositionKl(lp, z.subspan(t * V, V), lq);
       }
     }
   }
   for (double& k : kld) k /= (double)positions;
   return kld;
 }
+
+// Mean KL(base ‖ variant) over every position of the samples, for one variant after another: the
+// base model's log-probs are computed once and kept (positions × vocabulary floats).
+class CalibKld {
+ public:
+  CalibKld(const Model& base, const std::vector<std::vector<int32_t>>& samples, int threads)
+      : samples_(samples), so_(ExactSession(base, samples, threads)), V_(base.config.vocab) {
+    int64_t positions = 0;
+    for (const auto& s : samples) positions += (int64_t)s.size();
+    const double gib = (double)positions * V_ * sizeof(float) / (1 << 30);
+    if (gib > 2.0)
+      Fail("{}: measuring the allocation keeps the base log-probs of {} calibration positions ({:.1f} GiB); give "
+           "fewer samples or tokens",
+           base.source, positions, gib);
+    lp_.resize((size_t)(positions * V_));
+    Session session(base, so_);
+    size_t at = 0;
+    for (const auto& s : samples) {
+      session.Reset();
+      const std::span<const float> z = session.Eval(s, true);
+      for (size_t t = 0; t < s.size(); ++t, at += (size_t)V_)
+        LogSoftmax(z.subspan(t * V_, V_), std::span<float>(&lp_[at], (size_t)V_));
+    }
+    positions_ = positions;
+  }
+
+  double Of(const Model& variant) const {
+    Session session(variant, so_);
+    std::vector<float> lq(V_);
+    double kld = 0;
+    size_t at = 0;
+    for (const auto& s : samples_) {
+      session.Reset();
+      const std::span<const float> z = session.Eval(s, true);
+      for (size_t t = 0; t < s.size(); ++t, at += (size_t)V_)
+        kld += PositionKl(std::span<const float>(&lp_[at], (size_t)V_), z.subspan(t * V_, V_), lq);
+    }
+    return kld / (double)positions_;
+  }
+
+ private:
+  const std::vector<std::vector<int32_t>>& samples_;
+  SessionOptions so_;
+  int64_t V_, positions_ = 0;
+  std::vector<float> lp_;
+};
 
 }  // namespace
 
@@ -441,6 +498,28 @@ Model PadFeedForward(const Model& model) {
   return out;
 }
 
+std::vector<double> HullMarginalCosts(const std::vector<std::pair<int, double>>& measured, int units) {
+  SMELT_ASSERT(units >= 1 && !measured.empty() && measured[0].first == 0);
+  // Andrew's monotone chain, lower half: points in increasing k.
+  std::vector<std::pair<int, double>> hull;
+  for (const auto& p : measured) {
+    auto cross = [&](const std::pair<int, double>& a, const std::pair<int, double>& b) {
+      return (double)(b.first - a.first) * (p.second - a.second) - (b.second - a.second) * (double)(p.first - a.first);
+    };
+    while (hull.size() >= 2 && cross(hull[hull.size() - 2], hull.back()) <= 0) hull.pop_back();
+    hull.push_back(p);
+  }
+  std::vector<double> cost((size_t)units, 0.0);
+  if (hull.size() < 2) return cost;
+  size_t seg = 0;
+  for (int u = 0; u < units; ++u) {  // the unit that takes the count from u to u + 1
+    while (seg + 2 < hull.size() && u >= hull[seg + 1].first) ++seg;
+    const auto &a = hull[seg], &b = hull[seg + 1];
+    cost[(size_t)u] = (b.second - a.second) / (double)(b.first - a.first);
+  }
+  return cost;
+}
+
 std::vector<int> GlobalRemovalCounts(const std::vector<std::vector<double>>& scores, double ratio, int multiple_of,
                                      const std::string& source) {
   if (!(ratio >= 0.0 && ratio < 1.0)) Fail("{}: structured ratio {} is outside [0, 1)", source, ratio);
@@ -489,10 +568,9 @@ std::vector<int> GlobalRemovalCounts(const std::vector<std::vector<double>>& sco
 Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>>& samples,
                       const StructuredOptions& opt, StructuredReport* report) {
   const ModelConfig& c = model.config;
-  const bool global = opt.allocation == UnitAllocation::kGlobal;
-  if (global && opt.target != StructuredTarget::kChannels)
-    Fail("{}: global allocation is for channels; {} are removed in the same number from every block", model.source,
-         StructuredTargetName(opt.target));
+  if (opt.allocation != UnitAllocation::kUniform && opt.target != StructuredTarget::kChannels)
+    Fail("{}: {} allocation is for channels; {} are removed in the same number from every block", model.source,
+         opt.allocation == UnitAllocation::kGlobal ? "global" : "measured", StructuredTargetName(opt.target));
   const int multiple = opt.target == StructuredTarget::kChannels ? opt.multiple_of : 1;
   // The uniform counts, checked before the scores are measured (also for global allocation, which
   // fails wherever they do).
@@ -500,13 +578,44 @@ Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>
   std::vector<int> counts(rows);
   for (int l = 0; l < rows; ++l) counts[l] = UnitsToRemove(UnitCount(c, opt.target, l), opt.ratio, model.source, multiple);
   std::vector<std::vector<double>> scores = StructuredScores(model, samples, opt);
-  if (global) counts = GlobalRemovalCounts(scores, opt.ratio, multiple, model.source);
+  // Units of each block in the order they go: lowest score first, ties to the lower index.
+  std::vector<std::vector<int>> order(scores.size());
+  for (size_t l = 0; l < scores.size(); ++l) {
+    order[l].resize(scores[l].size());
+    std::iota(order[l].begin(), order[l].end(), 0);
+    std::stable_sort(order[l].begin(), order[l].end(), [&](int a, int b) { return scores[l][a] < scores[l][b]; });
+  }
+  if (opt.allocation == UnitAllocation::kGlobal) {
+    counts = GlobalRemovalCounts(scores, opt.ratio, multiple, model.source);
+  } else if (opt.allocation == UnitAllocation::kMeasured) {
+    // Each block alone loses its first k units for k on a grid of eighths; the measured KLD's
+    // convex hull prices every further unit, and the cheapest split of the total follows.
+    const CalibKld kld(model, samples, opt.threads);
+    std::vector<std::vector<std::pair<int, double>>> curves(c.n_layers);
+    int done = 0;
+    const int total = c.n_layers * kMeasureSteps;
+    std::vector<std::vector<double>> costs(c.n_layers);
+    for (int l = 0; l < c.n_layers; ++l) {
+      const int n = (int)order[l].size();
+      curves[l].push_back({0, 0.0});
+      for (int i = 1; i <= kMeasureSteps; ++i) {
+        const int k = std::min(n - 1, (int)std::lround((double)i * n / (kMeasureSteps + 1)));
+        if (k > curves[l].back().first) {
+          std::vector<std::vector<int>> one(c.n_layers);
+          one[l].assign(order[l].begin(), order[l].begin() + k);
+          std::sort(one[l].begin(), one[l].end());
+          curves[l].push_back({k, kld.Of(RemoveUnits(model, opt.target, one))});
+        }
+        if (opt.progress) opt.progress(++done, total);
+      }
+      costs[l] = HullMarginalCosts(curves[l], n);
+    }
+    counts = GlobalRemovalCounts(costs, opt.ratio, multiple, model.source);
+    if (report) report->measured = std::move(curves);
+  }
   std::vector<std::vector<int>> removed(scores.size());
   for (size_t l = 0; l < scores.size(); ++l) {
-    std::vector<int> order(scores[l].size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[l][a] < scores[l][b]; });
-    removed[l].assign(order.begin(), order.begin() + counts[l]);
+    removed[l].assign(order[l].begin(), order[l].begin() + counts[l]);
     std::sort(removed[l].begin(), removed[l].end());
   }
   Model out = RemoveUnits(model, opt.target, removed);

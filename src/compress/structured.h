@@ -27,7 +27,9 @@
 // for heads, ffn_down for channels) is rewritten as f32 (block formats cannot drop columns), to be
 // quantized afterwards like any f32 model.
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/model.h"
@@ -37,8 +39,11 @@ namespace smelt {
 enum class StructuredTarget { kHeads, kChannels, kLayers };
 enum class LayerScore { kCosine, kKld };
 // kUniform: the same count removed from every block. kGlobal (channels): the counts chosen across
-// blocks by score (GlobalRemovalCounts).
-enum class UnitAllocation { kUniform, kGlobal };
+// blocks by score (GlobalRemovalCounts). kMeasured (channels): each block's cost measured — the
+// calibration KL-divergence when that block alone loses its k lowest-scored channels, k = n/8, 2n/8,
+// ..., 7n/8 — and the counts chosen to minimize the summed costs, taken as additive, on the lower
+// convex hull of each block's measurements (HullMarginalCosts, then GlobalRemovalCounts).
+enum class UnitAllocation { kUniform, kGlobal, kMeasured };
 
 struct StructuredOptions {
   StructuredTarget target = StructuredTarget::kChannels;
@@ -53,6 +58,7 @@ struct StructuredOptions {
   LayerScore layer_score = LayerScore::kCosine;
   UnitAllocation allocation = UnitAllocation::kUniform;
   int threads = 1;
+  std::function<void(int done, int total)> progress;  // kMeasured: after each measurement
 };
 
 struct StructuredReport {
@@ -67,6 +73,8 @@ struct StructuredReport {
   // removed[l]: the units removed there, ascending.
   std::vector<std::vector<double>> scores;
   std::vector<std::vector<int>> removed;
+  // kMeasured: per block, (units removed from that block alone, calibration KLD), from (0, 0).
+  std::vector<std::vector<std::pair<int, double>>> measured;
 };
 
 // Parses "heads" | "channels" | "layers"; throws Error naming `what` otherwise.
@@ -94,6 +102,12 @@ Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>
 // Throws Error naming `source` for a ratio outside [0, 1), or one that would empty a block.
 std::vector<int> GlobalRemovalCounts(const std::vector<std::vector<double>>& scores, double ratio, int multiple_of,
                                      const std::string& source);
+
+// Per-unit costs from measured points (units removed, cost), the first (0, 0), k increasing: cost[u]
+// is the slope of the points' lower convex hull between u and u + 1 removed units (the last
+// segment's slope past the last point), so the costs never decrease and their prefix sums follow
+// the hull. `units` costs.
+std::vector<double> HullMarginalCosts(const std::vector<std::pair<int, double>>& measured, int units);
 
 // The model with the given units removed (removed[l]: units of layer l; for layers, removed[0]
 // lists the blocks). Heads: every layer must remove the same number; channels may differ. The building block of PruneStructured, exposed for tests and ablations.

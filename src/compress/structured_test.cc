@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <numeric>
 #include <random>
 #include <sstream>
 
@@ -330,6 +331,23 @@ TEST(CompressStructuredSlow, LowScoredUnitsCostLessThanHighScoredOnesOnStories26
   }
 }
 
+// Mean KL(m ‖ q) over the positions of kTokens, with plain loops in double.
+double PlainKld(const Model& m, const Model& q) {
+  const std::vector<float> full = UnpackedLogits(m, kTokens), z = UnpackedLogits(q, kTokens);
+  const int V = m.config.vocab;
+  double kl = 0;
+  for (size_t t = 0; t < kTokens.size(); ++t) {
+    double mp = -1e300, mq = -1e300, sp = 0, sq = 0;
+    for (int i = 0; i < V; ++i) mp = std::max(mp, (double)full[t * V + i]), mq = std::max(mq, (double)z[t * V + i]);
+    for (int i = 0; i < V; ++i) sp += std::exp(full[t * V + i] - mp), sq += std::exp(z[t * V + i] - mq);
+    for (int i = 0; i < V; ++i) {
+      const double lp = full[t * V + i] - mp - std::log(sp), lq = z[t * V + i] - mq - std::log(sq);
+      kl += std::exp(lp) * (lp - lq);
+    }
+  }
+  return kl / (double)kTokens.size();
+}
+
 TEST(CompressStructured, LayerKldScoreIsTheMeasuredCostOfSkippingThatBlock) {
   const Model m = tiny::TinyLlama({.dim = 32, .layers = 3, .heads = 4, .kv_heads = 2, .ff = 24});
   const std::vector<std::vector<int32_t>> samples = {kTokens};
@@ -338,21 +356,85 @@ TEST(CompressStructured, LayerKldScoreIsTheMeasuredCostOfSkippingThatBlock) {
   o.layer_score = LayerScore::kKld;
   const auto scores = StructuredScores(m, samples, o);
   ASSERT_EQ(scores.size(), 1u);
-  const std::vector<float> full = UnpackedLogits(m, kTokens);
-  const int V = m.config.vocab;
   for (int l = 0; l < 3; ++l) {
-    const std::vector<float> z = UnpackedLogits(RemoveUnits(m, StructuredTarget::kLayers, {{l}}), kTokens);
-    double kl = 0;  // plain loops, in double
-    for (size_t t = 0; t < kTokens.size(); ++t) {
-      double mp = -1e300, mq = -1e300, sp = 0, sq = 0;
-      for (int i = 0; i < V; ++i) mp = std::max(mp, (double)full[t * V + i]), mq = std::max(mq, (double)z[t * V + i]);
-      for (int i = 0; i < V; ++i) sp += std::exp(full[t * V + i] - mp), sq += std::exp(z[t * V + i] - mq);
-      for (int i = 0; i < V; ++i) {
-        const double lp = full[t * V + i] - mp - std::log(sp), lq = z[t * V + i] - mq - std::log(sq);
-        kl += std::exp(lp) * (lp - lq);
-      }
+    const double kl = PlainKld(m, RemoveUnits(m, StructuredTarget::kLayers, {{l}}));
+    EXPECT_NEAR(scores[0][l], kl, 1e-6 * (1 + kl));
+  }
+}
+
+// Measured allocation: every measured point is the calibration KLD of that block alone losing its
+// k lowest-scored channels (plain loops), and the per-block counts add up to the ratio.
+TEST(CompressStructured, MeasuredAllocationMeasuresEachBlockAlone) {
+  const Model m = tiny::TinyLlama({.dim = 32, .layers = 3, .heads = 4, .kv_heads = 2, .ff = 24, .seed = 3});
+  StructuredOptions o;
+  o.target = StructuredTarget::kChannels;
+  o.allocation = UnitAllocation::kMeasured;
+  o.ratio = 0.5;
+  int calls = 0;
+  o.progress = [&](int done, int total) {
+    EXPECT_EQ(done, ++calls);
+    EXPECT_EQ(total, 21);
+  };
+  StructuredReport r;
+  const Model p = PruneStructured(m, {kTokens}, o, &r);
+  EXPECT_EQ(calls, 21);
+  ASSERT_EQ(r.measured.size(), 3u);
+  int kept = 0;
+  for (int l = 0; l < 3; ++l) {
+    kept += p.config.ff_of(l);
+    ASSERT_EQ(r.measured[l].size(), 8u);  // (0, 0) and 3, 6, ..., 21 channels
+    EXPECT_EQ(r.measured[l][0], (std::pair<int, double>{0, 0.0}));
+    std::vector<int> order(24);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return r.scores[l][a] < r.scores[l][b]; });
+    for (size_t i = 1; i < r.measured[l].size(); i += 3) {
+      const auto [k, kld] = r.measured[l][i];
+      EXPECT_EQ(k, 3 * (int)i);
+      std::vector<std::vector<int>> one(3);
+      one[l].assign(order.begin(), order.begin() + k);
+      const double want = PlainKld(m, RemoveUnits(m, StructuredTarget::kChannels, one));
+      EXPECT_NEAR(kld, want, 1e-6 * (1 + want)) << "block " << l << ", " << k << " channels";
     }
-    EXPECT_NEAR(scores[0][l], kl / kTokens.size(), 1e-6 * (1 + kl));
+  }
+  EXPECT_EQ(kept, 36);
+  o.target = StructuredTarget::kHeads;
+  EXPECT_THROW(PruneStructured(m, {kTokens}, o), Error);
+}
+
+// HullMarginalCosts against the lower convex envelope by brute force: in one dimension its value at
+// x is the least interpolation over the pairs of points around x (past the last point, the last
+// segment continued); the costs' prefix sums must follow it at every whole count.
+TEST(CompressStructured, HullMarginalCostsFollowTheLowerConvexEnvelope) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int units = 8 + (int)(rng() % 40);
+    std::vector<std::pair<int, double>> pts = {{0, 0.0}};
+    for (int k = 1; k < units; ++k)
+      if (rng() % 4 == 0) pts.push_back({k, pts.back().second + u(rng) * (trial % 2 ? 1.0 : k * 0.1) - 0.2});
+    if (pts.size() < 2) pts.push_back({units - 1, 1.0});
+    const std::vector<double> cost = HullMarginalCosts(pts, units);
+    ASSERT_EQ((int)cost.size(), units);
+    auto envelope = [&](double x) {
+      double best = 1e300;
+      for (size_t i = 0; i < pts.size(); ++i)
+        for (size_t j = i; j < pts.size(); ++j) {
+          const auto &a = pts[i], &b = pts[j];
+          if (a.first > x || b.first < x) continue;
+          best = std::min(best, a.first == b.first ? a.second
+                                                   : a.second + (b.second - a.second) * (x - a.first) / (b.first - a.first));
+        }
+      return best;
+    };
+    const int last = pts.back().first;
+    double prefix = 0;
+    for (int k = 1; k <= units; ++k) {
+      prefix += cost[k - 1];
+      const double want =
+          k <= last ? envelope(k) : envelope(last) + (envelope(last) - envelope(last - 1)) * (k - last);
+      EXPECT_NEAR(prefix, want, 1e-9 * (1 + std::fabs(want))) << "trial " << trial << ", k " << k;
+      if (k > 1) EXPECT_GE(cost[k - 1], cost[k - 2] - 1e-12);
+    }
   }
 }
 

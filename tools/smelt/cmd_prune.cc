@@ -259,13 +259,16 @@ StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
   if (a.multiple_of != 1 && o.target != StructuredTarget::kChannels)
     Fail("--multiple-of {}: rounds the kept feed-forward channels; it belongs to --structured channels", a.multiple_of);
   o.multiple_of = a.multiple_of;
-  if (a.allocation == "global") {
+  if (a.allocation == "global" || a.allocation == "measured") {
     if (o.target != StructuredTarget::kChannels)
-      Fail("--allocation global: only --structured channels can differ per block (heads and layers are removed "
-           "uniformly)");
-    o.allocation = UnitAllocation::kGlobal;
+      Fail("--allocation {}: only --structured channels can differ per block (heads and layers are removed "
+           "uniformly)",
+           a.allocation);
+    o.allocation = a.allocation == "global" ? UnitAllocation::kGlobal : UnitAllocation::kMeasured;
+    if (o.allocation == UnitAllocation::kMeasured) o.progress = Progress("measure");
   } else if (a.allocation != "uniform") {
-    Fail("--allocation {}: --structured takes uniform (the same count from every block) or global (channels)",
+    Fail("--allocation {}: --structured takes uniform (the same count from every block), global or measured "
+         "(channels)",
          a.allocation);
   }
   if (a.layer_score == "cosine") {
@@ -287,7 +290,10 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
   const double removed = 1.0 - (double)r.params_after / (double)r.params_before;
   if (a.json) {
     nlohmann::json layers = nlohmann::json::array();
-    for (size_t l = 0; l < r.removed.size(); ++l) layers.push_back({{"scores", r.scores[l]}, {"removed", r.removed[l]}});
+    for (size_t l = 0; l < r.removed.size(); ++l) {
+      layers.push_back({{"scores", r.scores[l]}, {"removed", r.removed[l]}});
+      if (l < r.measured.size()) layers.back()["measured_kld"] = r.measured[l];  // [units removed alone, KLD]
+    }
     nlohmann::json j = {{"input", a.model},
                         {"output", a.out},
                         {"structure", what},
@@ -390,8 +396,9 @@ Command AddPrune(CLI::App& root) {
   app->add_option("--allocation", a->allocation,
                   "per-matrix sparsity: uniform; global (global magnitude across all pruned matrices); owl (outlier-"
                   "weighted per block, within ±--owl-lambda of the target, needs --calib). --structured channels: "
-                  "uniform (the same count from every block) or global (the lowest-scored channels of the whole "
-                  "model; each block keeps its own feed-forward size)")
+                  "uniform (the same count from every block), global (the lowest-scored channels of the whole "
+                  "model) or measured (per-block counts from the calibration KLD of pruning each block alone); "
+                  "with global and measured each block keeps its own feed-forward size")
       ->capture_default_str();
   app->add_option("--rounds", a->rounds,
                   "gradual pruning: R rounds on a cubic schedule to the target, calibration statistics re-collected "
