@@ -498,7 +498,6 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
       {"--structured heads --ratio 0.2 --multiple-of 32" + calib, "--multiple-of"},
       {"--structured channels --ratio 0.2 --multiple-of 0" + calib, "--multiple-of 0"},
       {"--structured channels --ratio 0.2 --multiple-of 256" + calib, "multiple of 256"},  // 172 channels
-      {"--structured heads --ratio 0.25 --allocation global" + calib, "--allocation global"},
       {"--structured layers --ratio 0.2 --allocation measured" + calib, "--allocation measured"},
       {"--structured channels --ratio 0.25 --allocation owl" + calib, "--allocation owl"},
   };
@@ -513,39 +512,47 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
   fs::remove_all(dir);
 }
 
-// Global channel allocation: each block keeps its own feed-forward size (a multiple of 32 here),
-// the file says so and runs; inspect says llama.cpp cannot load it, and convert --uniform-ff pads
+// Channels and heads allocated across blocks: each block keeps its own size (channels a multiple of 4),
+// the file says so and runs; inspect says llama.cpp cannot load it, and convert --uniform pads
 // it into a file with one size that computes the same perplexity.
-TEST(Cli, PruneStructuredGlobalChannelsAndUniformExport) {
-  for (const std::string allocation : {"global", "measured"}) {
-    SCOPED_TRACE(allocation);
-    fs::path dir = TempDir("prune-" + allocation);
+TEST(Cli, PruneStructuredPerBlockAndUniformExport) {
+  struct Case {
+    std::string structure, allocation, key;
+    int units, multiple;  // per block in stories260K; the kept counts' multiple
+  };
+  for (const Case& c : {Case{"channels", "global", "layer_ff", 172, 4}, Case{"channels", "measured", "layer_ff", 172, 4},
+                        Case{"heads", "global", "layer_kv_heads", 4, 1}}) {
+    const std::string& allocation = c.allocation;
+    SCOPED_TRACE(c.structure + " " + allocation);
+    fs::path dir = TempDir("prune-" + c.structure + "-" + allocation);
     const std::string out = (dir / "g.gguf").string(), padded = (dir / "u.gguf").string();
-    Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out +
-                     "' --structured channels --ratio 0.3 --allocation " + allocation + " --multiple-of 4 --calib '" +
+    Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' --structured " +
+                     c.structure + " --ratio 0.3 --allocation " + allocation +
+                     (c.multiple > 1 ? " --multiple-of " + std::to_string(c.multiple) : std::string()) + " --calib '" +
                      kTrainText + "' --calib-samples 4 --calib-tokens 64 --json");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
-    const std::vector<int> sizes = j["config"]["layer_ff"].get<std::vector<int>>();
+    const std::vector<int> sizes = j["config"][c.key].get<std::vector<int>>();
     ASSERT_EQ(sizes.size(), 5u);
     int kept = 0;
     for (int f : sizes) {
-      EXPECT_EQ(f % 4, 0);
+      EXPECT_EQ(f % c.multiple, 0);
       kept += f;
     }
-    EXPECT_EQ(j["config"]["ff"].get<int>(), *std::max_element(sizes.begin(), sizes.end()));
-    EXPECT_NEAR(kept, 0.7 * 5 * 172, 4);  // the nearest multiple of 4 to what the ratio keeps
+    EXPECT_EQ(j["config"][c.structure == "heads" ? "kv_heads" : "ff"].get<int>(),
+              *std::max_element(sizes.begin(), sizes.end()));
+    EXPECT_NEAR(kept, 0.7 * 5 * c.units, c.multiple);  // the nearest multiple to what the ratio keeps
     EXPECT_EQ(j["removed_per_layer"].get<int>(), 0);
 
     Result info = Smelt("inspect '" + out + "' --json");
     ASSERT_EQ(info.code, 0) << info.err;
     const auto ij = nlohmann::json::parse(info.out);
-    EXPECT_EQ(ij["config"]["layer_ff"].get<std::vector<int>>(), sizes);
+    EXPECT_EQ(ij["config"][c.key].get<std::vector<int>>(), sizes);
     EXPECT_FALSE(ij["llama_cpp_loadable"].get<bool>());
     EXPECT_NE(info.out.find("allocation=" + allocation), std::string::npos);
     EXPECT_EQ(j["layers"][0].contains("measured_kld"), allocation == "measured");
 
-    Result conv = Smelt("convert '" + out + "' '" + padded + "' --uniform-ff --json");
+    Result conv = Smelt("convert '" + out + "' '" + padded + "' --uniform --json");
     ASSERT_EQ(conv.code, 0) << conv.err;
     Result pinfo = Smelt("inspect '" + padded + "' --json");
     ASSERT_EQ(pinfo.code, 0) << pinfo.err;
@@ -558,7 +565,7 @@ TEST(Cli, PruneStructuredGlobalChannelsAndUniformExport) {
     EXPECT_NEAR(pa, pb, 1e-4 * pa);
     Result hf = Smelt("convert '" + out + "' '" + (dir / "hf").string() + "'");
     EXPECT_EQ(hf.code, 1);
-    EXPECT_NE(hf.err.find("--uniform-ff"), std::string::npos) << hf.err;
+    EXPECT_NE(hf.err.find("--uniform"), std::string::npos) << hf.err;
     EXPECT_FALSE(fs::exists(dir / "hf" / "config.json"));
     fs::remove_all(dir);
   }

@@ -167,11 +167,11 @@ TEST(SynthPeer, StructurallyPrunedModelMatchesLlamaCpp) {
   EXPECT_EQ(c.top_mismatch, 0);
 }
 
-// Blocks with different feed-forward sizes (global channel allocation): llama.cpp builds every
-// block with one size, so the export pads the short blocks with zero channels (PadFeedForward).
-// llama.cpp's log-probs of the padded file match smelt's of the unpadded model, in F32 and with
-// Q8_0 rows, whose zero channels are whole zero blocks.
-TEST(SynthPeer, PaddedPerBlockFeedForwardSizesMatchLlamaCpp) {
+// Blocks with different feed-forward sizes and kv head counts (allocation across blocks):
+// llama.cpp builds every block with one size, so the export pads the short blocks with zero
+// channels and zero KV groups (PadBlocks). llama.cpp's log-probs of the padded file match smelt's of
+// the unpadded model, in F32 and with Q8_0 rows, whose zero channels are whole zero blocks.
+TEST(SynthPeer, PaddedPerBlockSizesMatchLlamaCpp) {
   if (!peer::Available()) GTEST_SKIP() << "llama.cpp peer unavailable";
   const SynthOptions o = Shape(128, 3, 8, 4, 352, 1024, 11);
   const auto dir = TempDir("padded-ff-peer");
@@ -182,20 +182,23 @@ TEST(SynthPeer, PaddedPerBlockFeedForwardSizesMatchLlamaCpp) {
     for (int j = 0; j < 96; ++j) channels[1].push_back(j * 3 + 2);
     m = RemoveUnits(m, StructuredTarget::kChannels, channels);
     ASSERT_EQ(m.config.layer_ff, (std::vector<int>{320, 256, 352}));
+    m = RemoveUnits(m, StructuredTarget::kHeads, {{1}, {}, {0, 3}});
+    ASSERT_EQ(m.config.layer_kv_heads, (std::vector<int>{3, 4, 2}));
     if (t != DType::kF32) {
       QuantizeOptions q;
       q.rules = ParseTypeRules(std::string("*=") + std::string(DTypeName(t)));
       m = QuantizeModel(m, q);
     }
-    const Model padded = PadFeedForward(m);
-    EXPECT_TRUE(padded.config.layer_ff.empty());
+    const Model padded = PadBlocks(m);
+    EXPECT_TRUE(padded.config.uniform_blocks());
     EXPECT_EQ(padded.config.ff, 352);
+    EXPECT_EQ(padded.config.n_kv_heads, 4);
     EXPECT_EQ(padded.weights.Get("blk.1.ffn_down.weight").type, t);
     const std::string path = (dir / (std::string(DTypeName(t)) + ".gguf")).string();
     SaveGgufModel(padded, path, {});
     const std::vector<int32_t> tokens = RandomTokens(m, 200, 5);
     const Comparison c = CompareWithPeer(m, path, tokens);
-    std::printf("per-block ff, padded, %s: %d positions, max |d log-prob| %.2e\n", std::string(DTypeName(t)).c_str(),
+    std::printf("per-block sizes, padded, %s: %d positions, max |d log-prob| %.2e\n", std::string(DTypeName(t)).c_str(),
                 c.positions, c.max_abs);
     EXPECT_GE(c.positions, 190);
     EXPECT_LE(c.max_abs, t == DType::kF32 ? 1e-3 : kNearTie);

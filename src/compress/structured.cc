@@ -42,7 +42,7 @@ int64_t CountParams(const Model& m) {
 // Units of `target` in block `layer` (all blocks for kLayers).
 int UnitCount(const ModelConfig& c, StructuredTarget target, int layer) {
   switch (target) {
-    case StructuredTarget::kHeads: return c.n_kv_heads;
+    case StructuredTarget::kHeads: return c.block(layer).n_kv_heads;
     case StructuredTarget::kChannels: return c.ff_of(layer);
     case StructuredTarget::kLayers: return c.n_layers;
   }
@@ -106,6 +106,11 @@ bool ZeroBytesAreZeros(DType type, int64_t n) {
 // `t` (C, R) with zero rows appended up to `rows`: in its own type where that encodes zeros,
 // else as f32.
 Tensor PadRows(const Tensor& t, int64_t rows) {
+  if (t.n_dims == 1) {  // a bias: its elements are the rows
+    std::vector<float> v = DequantizeAll(t);
+    v.resize((size_t)rows, 0.0f);
+    return MakeF32Tensor(t.name, {rows}, std::move(v));
+  }
   const int64_t C = t.ne[0], R = t.nrows();
   if (ZeroBytesAreZeros(t.type, C)) {
     const auto* src = static_cast<const uint8_t*>(t.data);
@@ -237,10 +242,10 @@ class ScoreObserver : public ForwardObserver {
       wo_ = Dense(w);
       wo_layer_ = layer;
     }
-    const int G = c_.n_heads / c_.n_kv_heads;
+    const int G = c_.n_heads / c_.n_kv_heads, n_kv = c_.block(layer).n_kv_heads;
     const int64_t width = (int64_t)G * c_.head_dim;
     y_.resize((size_t)(T * C));
-    for (int g = 0; g < c_.n_kv_heads; ++g) {
+    for (int g = 0; g < n_kv; ++g) {
       // y (T, C) = x[:, g cols] · W_o[:, g cols]ᵀ
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)C, (int)width, 1.0f, x + g * width, (int)Q,
                   wo_.data() + g * width, (int)Q, 0.0f, y_.data(), (int)C);
@@ -423,12 +428,15 @@ Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector
     const std::vector<int> kept = Kept(c.n_layers, removed[0]);
     for (size_t i = 0; i < kept.size(); ++i) new_index[kept[i]] = (int)i;
     out.config.n_layers = (int)kept.size();
-  } else if (target == StructuredTarget::kHeads) {  // every block keeps the same number of groups
+    std::vector<int> ff, kv;  // the kept blocks' own sizes
+    for (int l : kept) ff.push_back(c.block(l).ff), kv.push_back(c.block(l).n_kv_heads);
+    SetFeedForwardSizes(out.config, std::move(ff), model.source);
+    SetKvHeadCounts(out.config, std::move(kv), model.source);
+  } else if (target == StructuredTarget::kHeads) {  // each block its own count of kv groups
     SMELT_ASSERT((int)removed.size() == c.n_layers);
-    for (size_t l = 1; l < removed.size(); ++l) SMELT_ASSERT(removed[l].size() == removed[0].size());
-    const int kept = c.n_kv_heads - (int)removed[0].size();
-    out.config.n_kv_heads = kept;
-    out.config.n_heads = kept * G;
+    std::vector<int> kv(c.n_layers);
+    for (int l = 0; l < c.n_layers; ++l) kv[l] = c.block(l).n_kv_heads - (int)removed[l].size();
+    SetKvHeadCounts(out.config, std::move(kv), model.source);
   } else {  // channels: each block its own count
     SMELT_ASSERT((int)removed.size() == c.n_layers);
     std::vector<int> sizes(c.n_layers);
@@ -477,19 +485,33 @@ Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector
   return out;
 }
 
-Model PadFeedForward(const Model& model) {
+Model PadBlocks(const Model& model) {
   const ModelConfig& c = model.config;
-  if (c.layer_ff.empty()) return model;
+  if (c.uniform_blocks()) return model;
   Model out = model;
   out.weights = Weights{};
   out.config.layer_ff.clear();
+  out.config.layer_kv_heads.clear();
+  const int64_t Q = c.q_dim(), KV = c.kv_dim();  // the widest block's
   for (const Tensor& t : model.weights.all()) {
     const auto [layer, suffix] = SplitBlockName(t.name);
-    const bool short_block = layer >= 0 && layer < c.n_layers && c.ff_of(layer) < c.ff;
-    if (short_block && (suffix == "ffn_gate.weight" || suffix == "ffn_up.weight")) {
+    if (layer < 0 || layer >= c.n_layers) {
+      out.weights.Add(t);
+      continue;
+    }
+    const BlockShape b = c.block(layer);
+    const std::string stem = suffix.substr(0, suffix.find('.'));
+    const bool short_ff = b.ff < c.ff, short_heads = b.n_kv_heads < c.n_kv_heads;
+    if (short_ff && (suffix == "ffn_gate.weight" || suffix == "ffn_up.weight")) {
       out.weights.Add(PadRows(t, c.ff));
-    } else if (short_block && suffix == "ffn_down.weight") {
+    } else if (short_ff && suffix == "ffn_down.weight") {
       out.weights.Add(PadColumns(t, c.ff));
+    } else if (short_heads && stem == "attn_q") {  // the padded groups' query heads at the end
+      out.weights.Add(PadRows(t, Q));
+    } else if (short_heads && (stem == "attn_k" || stem == "attn_v")) {
+      out.weights.Add(PadRows(t, KV));
+    } else if (short_heads && suffix == "attn_output.weight") {
+      out.weights.Add(PadColumns(t, Q));
     } else {
       out.weights.Add(t);
     }
@@ -568,9 +590,9 @@ std::vector<int> GlobalRemovalCounts(const std::vector<std::vector<double>>& sco
 Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>>& samples,
                       const StructuredOptions& opt, StructuredReport* report) {
   const ModelConfig& c = model.config;
-  if (opt.allocation != UnitAllocation::kUniform && opt.target != StructuredTarget::kChannels)
-    Fail("{}: {} allocation is for channels; {} are removed in the same number from every block", model.source,
-         opt.allocation == UnitAllocation::kGlobal ? "global" : "measured", StructuredTargetName(opt.target));
+  if (opt.allocation != UnitAllocation::kUniform && opt.target == StructuredTarget::kLayers)
+    Fail("{}: {} allocation is for heads and channels; whole blocks are chosen over the model already", model.source,
+         opt.allocation == UnitAllocation::kGlobal ? "global" : "measured");
   const int multiple = opt.target == StructuredTarget::kChannels ? opt.multiple_of : 1;
   // The uniform counts, checked before the scores are measured (also for global allocation, which
   // fails wherever they do).
@@ -623,7 +645,9 @@ Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>
     report->target = opt.target;
     report->params_before = CountParams(model);
     report->params_after = CountParams(out);
-    report->units_per_layer = opt.target == StructuredTarget::kChannels ? c.ff : UnitCount(c, opt.target, 0);
+    report->units_per_layer = opt.target == StructuredTarget::kChannels ? c.ff
+                              : opt.target == StructuredTarget::kHeads  ? c.n_kv_heads
+                                                                        : c.n_layers;
     const bool same = std::all_of(counts.begin(), counts.end(), [&](int n) { return n == counts[0]; });
     report->removed_per_layer = same ? counts[0] : 0;
     report->scores = std::move(scores);

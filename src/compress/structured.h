@@ -20,9 +20,10 @@
 //
 // Allocation: by default every layer loses the same number of units (the least important of that
 // layer; for layers, the least important blocks), so the config stays uniform and the GGUF export
-// loads in llama.cpp. Channels can instead be allocated globally: the least important channels of
-// the whole model go, wherever they are, so each block keeps its own feed-forward size
-// (ModelConfig::layer_ff; GGUF stores the sizes as a per-block array).
+// loads in llama.cpp. Heads and channels can instead be allocated across blocks (by score, or by
+// measured KL-divergence), so each block keeps its own feed-forward size or kv head count
+// (ModelConfig::layer_ff, layer_kv_heads; GGUF stores them as per-block arrays), and PadBlocks
+// makes such a model uniform again without changing what it computes.
 // Rows of a projection are dropped in its own type; a matrix that loses input columns (attn_output
 // for heads, ffn_down for channels) is rewritten as f32 (block formats cannot drop columns), to be
 // quantized afterwards like any f32 model.
@@ -38,9 +39,10 @@ namespace smelt {
 
 enum class StructuredTarget { kHeads, kChannels, kLayers };
 enum class LayerScore { kCosine, kKld };
-// kUniform: the same count removed from every block. kGlobal (channels): the counts chosen across
-// blocks by score (GlobalRemovalCounts). kMeasured (channels): each block's cost measured — the
-// calibration KL-divergence when that block alone loses its k lowest-scored channels, k = n/8, 2n/8,
+// kUniform: the same count removed from every block. kGlobal (heads, channels): the counts chosen
+// across blocks by score (GlobalRemovalCounts). kMeasured (heads, channels): each block's cost
+// measured — the calibration KL-divergence when that block alone loses its k lowest-scored units
+// (channels or KV groups), k = n/8, 2n/8,
 // ..., 7n/8 — and the counts chosen to minimize the summed costs, taken as additive, on the lower
 // convex hull of each block's measurements (HullMarginalCosts, then GlobalRemovalCounts).
 enum class UnitAllocation { kUniform, kGlobal, kMeasured };
@@ -89,7 +91,7 @@ std::vector<std::vector<double>> StructuredScores(const Model& model, const std:
 // Removes the least important units: per layer the count UnitsToRemove gives (layers: that many
 // blocks in all), or with global allocation the counts of GlobalRemovalCounts; ties broken by the
 // lower index. Throws Error (naming model.source) for a ratio outside [0, 1), one that would
-// remove every unit, or global allocation of anything but channels.
+// remove every unit, or an allocation across blocks of whole blocks (layers).
 Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>>& samples,
                       const StructuredOptions& opt, StructuredReport* report = nullptr);
 
@@ -110,16 +112,18 @@ std::vector<int> GlobalRemovalCounts(const std::vector<std::vector<double>>& sco
 std::vector<double> HullMarginalCosts(const std::vector<std::pair<int, double>>& measured, int units);
 
 // The model with the given units removed (removed[l]: units of layer l; for layers, removed[0]
-// lists the blocks). Heads: every layer must remove the same number; channels may differ. The building block of PruneStructured, exposed for tests and ablations.
+// lists the blocks). Each block may lose a different number of heads or channels. The building block of PruneStructured, exposed for tests and ablations.
 Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector<std::vector<int>>& removed);
 
-// The model with every block's feed-forward size padded to the largest (config.ff) by zero
-// channels: zero rows of ffn_gate and ffn_up (silu(0) · 0 = 0) and zero columns of ffn_down, so it
-// computes the same function with one size for all blocks, which llama.cpp and Hugging Face
-// configs need. Rows and columns stay in their type where the all-zero encoding decodes to zeros
-// (and, for columns, whole blocks are appended); otherwise the tensor is written as f32. A model
-// whose blocks already agree is returned as it is.
-Model PadFeedForward(const Model& model);
+// The model with every block padded to the widest block's sizes (config.ff, n_kv_heads): zero
+// channels (zero rows of ffn_gate and ffn_up, silu(0) · 0 = 0, and zero columns of ffn_down) and
+// zero KV groups at the end (zero rows of attn_q, attn_k, attn_v and their biases: every score is
+// 0 and every value 0, so the group's output is 0, and zero columns of attn_output). It computes the
+// same function with one size for all blocks, which llama.cpp and Hugging Face configs need. Rows
+// and columns stay in their type where the all-zero encoding decodes to zeros (and, for columns,
+// whole blocks are appended); otherwise the tensor is written as f32. A model whose blocks agree
+// is returned as it is.
+Model PadBlocks(const Model& model);
 
 // How many of `units` a ratio removes (round to nearest, at most units - 1); throws for a ratio
 // outside [0, 1). With multiple_of > 1, units - (the result) is a multiple of it (the nearest to

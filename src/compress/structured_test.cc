@@ -133,7 +133,7 @@ TEST(CompressStructured, PerBlockChannelCountsKeepTheSameFunction) {
     EXPECT_EQ(back.config.ff, 96);
     ExpectClose(UnpackedLogits(back, kTokens), want);
 
-    const Model padded = PadFeedForward(p);
+    const Model padded = PadBlocks(p);
     EXPECT_TRUE(padded.config.layer_ff.empty());
     EXPECT_EQ(padded.config.ff, 96);
     for (int l = 0; l < 3; ++l)  // RemoveUnits wrote ffn_down as f32; the padding keeps every type
@@ -142,11 +142,11 @@ TEST(CompressStructured, PerBlockChannelCountsKeepTheSameFunction) {
     // Zero columns appended to a q8_0 down projection as whole blocks (64 -> 96 values a row).
     Model q = p;
     q.weights.Set(tiny::EncodeTensor(p.weights.Get("blk.0.ffn_down.weight"), DType::kQ8_0));
-    const Model q_padded = PadFeedForward(q);
+    const Model q_padded = PadBlocks(q);
     EXPECT_EQ(q_padded.weights.Get("blk.0.ffn_down.weight").type, DType::kQ8_0);
     ExpectClose(UnpackedLogits(q_padded, kTokens), UnpackedLogits(q, kTokens));
     ExpectClose(UnpackedLogits(padded, kTokens), want);
-    EXPECT_TRUE(PadFeedForward(padded).config.layer_ff.empty());
+    EXPECT_TRUE(PadBlocks(padded).config.layer_ff.empty());
   }
   {  // widths that are not whole q8_0 blocks: the padded down projection is written as f32
     const Model m = tiny::TinyLlama({.dim = 64, .layers = 2, .heads = 4, .kv_heads = 2, .ff = 80});
@@ -154,10 +154,79 @@ TEST(CompressStructured, PerBlockChannelCountsKeepTheSameFunction) {
     for (int j = 0; j < 16; ++j) gone.push_back(5 * j);
     Model p = RemoveUnits(m, StructuredTarget::kChannels, {gone, {}});  // 64 and 80 wide
     p.weights.Set(tiny::EncodeTensor(p.weights.Get("blk.0.ffn_down.weight"), DType::kQ8_0));
-    const Model padded = PadFeedForward(p);
+    const Model padded = PadBlocks(p);
     EXPECT_EQ(padded.weights.Get("blk.0.ffn_down.weight").type, DType::kF32);
     ExpectClose(UnpackedLogits(padded, kTokens), UnpackedLogits(p, kTokens));
   }
+}
+
+// KV groups removed in different numbers per block: the model keeps a kv head count per block and
+// computes what the full model computes with those groups silenced (zeroed attn_output columns),
+// in the fast path (an f32 cache, and f16 and i8 caches against the same cache type on the padded
+// model), the double-precision reference and the staged statistics pass; it round-trips through
+// GGUF, its KV state saves and restores, and PadBlocks gives the same function at one size.
+TEST(CompressStructured, PerBlockHeadCountsKeepTheSameFunction) {
+  const Model m = tiny::TinyLlama({.dim = 64, .layers = 3, .heads = 8, .kv_heads = 4, .ff = 64, .qwen2 = true});
+  const ModelConfig& c = m.config;
+  const std::vector<std::vector<int>> removed = {{0, 2}, {}, {1, 2, 3}};
+  const Model p = RemoveUnits(m, StructuredTarget::kHeads, removed);
+  EXPECT_EQ(p.config.layer_kv_heads, (std::vector<int>{2, 4, 1}));
+  EXPECT_EQ(p.config.n_kv_heads, 4);
+  EXPECT_EQ(p.config.n_heads, 8);
+  EXPECT_EQ(p.config.block(2).n_heads, 2);
+  EXPECT_EQ(p.weights.Get("blk.2.attn_q.bias").ne[0], 2 * c.head_dim);
+  Model ref = m;
+  for (int l = 0; l < 3; ++l) {
+    std::vector<int> q;
+    for (int g : removed[l])
+      for (int h = 0; h < 2; ++h) q.push_back(g * 2 + h);
+    ZeroColumns(ref, BlockTensorName(l, "attn_output.weight"), c.head_dim, q);
+  }
+  const std::vector<float> want = UnpackedLogits(ref, kTokens);
+  ExpectClose(UnpackedLogits(p, kTokens), want);
+  ExpectClose(NaiveLlamaLogits(p, kTokens), want);
+
+  // Removing a whole block keeps the others' own sizes.
+  EXPECT_EQ(RemoveUnits(p, StructuredTarget::kLayers, {{1}}).config.layer_kv_heads, (std::vector<int>{2, 1}));
+  EXPECT_TRUE(RemoveUnits(p, StructuredTarget::kLayers, {{0, 2}}).config.uniform_blocks());
+
+  const Model padded = PadBlocks(p);
+  EXPECT_TRUE(padded.config.uniform_blocks());
+  EXPECT_EQ(padded.weights.Get("blk.2.attn_k.weight").ne[1], 4 * c.head_dim);
+  ExpectClose(UnpackedLogits(padded, kTokens), want);
+  for (KvType kv : {KvType::kF16, KvType::kI8}) {  // rounded caches: the padded heads are exact zeros
+    auto logits = [&](const Model& model) {
+      Session s(model, {.context = 16, .activations = Activations::kExact, .kv = kv, .repack = false});
+      std::span<const float> z = s.Eval(kTokens, true);
+      return std::vector<float>(z.begin(), z.end());
+    };
+    ExpectClose(logits(p), logits(padded));
+  }
+
+  const auto dir = std::filesystem::temp_directory_path() / ("smelt-per-block-heads-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  SaveGgufModel(p, (dir / "p.gguf").string(), {});
+  const Model back = LoadGgufModel((dir / "p.gguf").string());
+  EXPECT_EQ(back.config.layer_kv_heads, p.config.layer_kv_heads);
+  ExpectClose(UnpackedLogits(back, kTokens), want);
+
+  // A saved prefix, restored into a fresh session, continues exactly as the uninterrupted one.
+  const std::vector<int32_t> prefix(kTokens.begin(), kTokens.begin() + 7), rest(kTokens.begin() + 7, kTokens.end());
+  for (KvType kv : {KvType::kF32, KvType::kI8}) {
+    const SessionOptions so{.context = 16, .activations = Activations::kExact, .kv = kv, .repack = false};
+    Session a(p, so);
+    a.Eval(prefix);
+    a.SaveState((dir / "prefix.kv").string(), prefix);
+    std::span<const float> za = a.Eval(rest, true);
+    const std::vector<float> whole(za.begin(), za.end());
+    Session b(p, so);
+    EXPECT_EQ(b.LoadState((dir / "prefix.kv").string()), prefix);
+    std::span<const float> zb = b.Eval(rest, true);
+    EXPECT_EQ(std::vector<float>(zb.begin(), zb.end()), whole);
+    Session other(padded, so);  // a different model: refused
+    EXPECT_THROW(other.LoadState((dir / "prefix.kv").string()), Error);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 // Formats that hold one feed-forward size refuse a model whose sizes differ, naming the output;
@@ -176,11 +245,16 @@ TEST(CompressStructured, PerBlockSizesAreRefusedWhereAFormatHasOneSize) {
   }
   EXPECT_FALSE(std::filesystem::exists(dir / "config.json"));
   std::filesystem::remove_all(dir);
-  SaveHfModel(PadFeedForward(p), dir.string(), {});  // padded, it is an ordinary model
+  SaveHfModel(PadBlocks(p), dir.string(), {});  // padded, it is an ordinary model
   EXPECT_TRUE(std::filesystem::exists(dir / "config.json"));
+  std::filesystem::remove_all(dir);
+  const Model heads = RemoveUnits(m, StructuredTarget::kHeads, {{0}, {}});
+  EXPECT_THROW(SaveHfModel(heads, dir.string(), {}), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir / "config.json"));
   std::filesystem::remove_all(dir);
 
   EXPECT_THROW(train::TrainModel::FromScratch(p.config, p.vocab, 1), Error);  // training has one size
+  EXPECT_THROW(train::TrainModel::FromScratch(heads.config, heads.vocab, 1), Error);
 
   ModelConfig c = p.config;
   c.layer_ff = {22, 24, 24};
@@ -397,8 +471,19 @@ TEST(CompressStructured, MeasuredAllocationMeasuresEachBlockAlone) {
     }
   }
   EXPECT_EQ(kept, 36);
-  o.target = StructuredTarget::kHeads;
+  o.target = StructuredTarget::kLayers;  // whole blocks are not allocated per block
+  o.progress = nullptr;
   EXPECT_THROW(PruneStructured(m, {kTokens}, o), Error);
+  o.target = StructuredTarget::kHeads;  // 2 kv groups per block; 2 of the 6 go, from the two cheapest blocks
+  o.ratio = 1.0 / 3;
+  const Model h = PruneStructured(m, {kTokens}, o, &r);
+  ASSERT_EQ(h.config.layer_kv_heads.size(), 3u);
+  EXPECT_EQ(h.config.layer_kv_heads[0] + h.config.layer_kv_heads[1] + h.config.layer_kv_heads[2], 4);
+  ASSERT_EQ(r.measured.size(), 3u);
+  int dearest = 0;  // the block whose one group costs most keeps both
+  for (int l = 1; l < 3; ++l)
+    if (r.measured[l].at(1).second > r.measured[dearest].at(1).second) dearest = l;
+  EXPECT_EQ(h.config.layer_kv_heads[dearest], 2);
 }
 
 // HullMarginalCosts against the lower convex envelope by brute force: in one dimension its value at

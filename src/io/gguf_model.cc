@@ -35,6 +35,18 @@ class ConfigReader {
     if (!v) return std::nullopt;
     return Narrow(Key(suffix), *v);
   }
+  // A count per block: a number (the same for every block) or an array of n_blocks numbers.
+  std::vector<int> PerBlock(const char* suffix, int n_blocks) const {
+    const GgufValue* v = f_.Find(Key(suffix));
+    if (!v || !v->is_array()) return std::vector<int>((size_t)std::max(n_blocks, 0), Int(suffix));
+    std::vector<int> out;
+    for (int64_t x : v->AsInts()) {
+      if (x <= 0 || x > std::numeric_limits<int32_t>::max()) Fail("{}: key {} holds {}, out of range", f_.path(), Key(suffix), x);
+      out.push_back((int)x);
+    }
+    if ((int)out.size() != n_blocks) Fail("{}: key {} has {} sizes for {} blocks", f_.path(), Key(suffix), out.size(), n_blocks);
+    return out;
+  }
   float Float(const char* suffix) const { return (float)f_.GetFloat(Key(suffix)); }
   std::optional<float> OptFloat(const char* suffix) const {
     std::optional<double> v = f_.FindFloat(Key(suffix));
@@ -61,23 +73,25 @@ ModelConfig ReadConfig(const GgufFile& f) {
   c.context = r.Int("context_length");
   c.dim = r.Int("embedding_length");
   c.n_layers = r.Int("block_count");
-  if (const GgufValue* ff = f.Find(r.Key("feed_forward_length")); ff && ff->is_array()) {
-    // One size per block (llama.cpp reads the key as a per-layer array too).
-    std::vector<int> sizes;
-    for (int64_t v : ff->AsInts()) {
-      if (v <= 0 || v > std::numeric_limits<int32_t>::max())
-        Fail("{}: key {} holds {}, out of range", f.path(), r.Key("feed_forward_length"), v);
-      sizes.push_back((int)v);
-    }
-    if ((int)sizes.size() != c.n_layers)
-      Fail("{}: key {} has {} sizes for {} blocks", f.path(), r.Key("feed_forward_length"), sizes.size(), c.n_layers);
-    SetFeedForwardSizes(c, std::move(sizes), f.path());
-  } else {
-    c.ff = r.Int("feed_forward_length");
+  if (c.n_layers <= 0 || c.n_layers > 4096) Fail("{}: key {} = {} is out of range", f.path(), r.Key("block_count"), c.n_layers);
+  SetFeedForwardSizes(c, r.PerBlock("feed_forward_length", c.n_layers), f.path());
+  // Head counts: numbers, or per-block arrays (as llama.cpp's loader reads them too).
+  const std::vector<int> heads = r.PerBlock("attention.head_count", c.n_layers);
+  const std::vector<int> kv_heads =
+      f.Find(r.Key("attention.head_count_kv")) ? r.PerBlock("attention.head_count_kv", c.n_layers) : heads;
+  for (size_t l = 0; l < heads.size(); ++l) {
+    if (heads[l] <= 0) Fail("{}: key {} = {} is out of range", f.path(), r.Key("attention.head_count"), heads[l]);
+    if (kv_heads[l] <= 0)
+      Fail("{}: key {} = {} is out of range", f.path(), r.Key("attention.head_count_kv"), kv_heads[l]);
+    if (heads[l] % kv_heads[l] != 0)
+      Fail("{}: block {}: head count {} is not a multiple of kv head count {}", f.path(), l, heads[l], kv_heads[l]);
+    if (heads[l] / kv_heads[l] != heads[0] / kv_heads[0])
+      Fail("{}: block {} has {} heads per kv head, block 0 has {}; they must agree", f.path(), l,
+           heads[l] / kv_heads[l], heads[0] / kv_heads[0]);
   }
-  c.n_heads = r.Int("attention.head_count");
-  if (c.n_heads <= 0) Fail("{}: key {} = {} is out of range", f.path(), r.Key("attention.head_count"), c.n_heads);
-  c.n_kv_heads = r.OptInt("attention.head_count_kv").value_or(c.n_heads);
+  c.n_heads = heads[0];
+  c.n_kv_heads = kv_heads[0];
+  SetKvHeadCounts(c, kv_heads, f.path());
   c.head_dim = r.OptInt("attention.key_length").value_or(c.dim / c.n_heads);
   if (std::optional<int> v = r.OptInt("attention.value_length"); v && *v != c.head_dim)
     Fail("{}: value head size {} differs from key head size {}; not supported", f.path(), *v, c.head_dim);
@@ -182,7 +196,7 @@ struct TensorPlan {
 }  // namespace
 
 std::vector<ModelTensorSpec> ModelTensorSpecs(const ModelConfig& c) {
-  const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), vocab = c.vocab;
+  const int64_t dim = c.dim, vocab = c.vocab;
   std::vector<ModelTensorSpec> specs = {
       {"token_embd.weight", {dim, vocab}, true},
       {"output_norm.weight", {dim}, true},
@@ -192,13 +206,15 @@ std::vector<ModelTensorSpec> ModelTensorSpecs(const ModelConfig& c) {
     auto add = [&](const char* suffix, std::vector<int64_t> ne, bool required) {
       specs.push_back({BlockTensorName(i, suffix), std::move(ne), required});
     };
+    const BlockShape b = c.block(i);
+    const int64_t q = b.q_dim, kv = b.kv_dim;
     add("attn_norm.weight", {dim}, true);
     add("attn_q.weight", {dim, q}, true);
     add("attn_k.weight", {dim, kv}, true);
     add("attn_v.weight", {dim, kv}, true);
     add("attn_output.weight", {q, dim}, true);
     add("ffn_norm.weight", {dim}, true);
-    const int64_t ff = c.ff_of(i);
+    const int64_t ff = b.ff;
     add("ffn_gate.weight", {dim, ff}, true);
     add("ffn_up.weight", {dim, ff}, true);
     add("ffn_down.weight", {ff, dim}, true);
@@ -341,12 +357,19 @@ void AddConfigKeys(const ModelConfig& c, GgufWriter& w, const std::string& path)
   } else {  // sizes that differ per block: an array, as llama.cpp's loader reads it
     w.Set(key("feed_forward_length"), GgufValue::I32Array(c.layer_ff));
   }
-  w.Set(key("attention.head_count"), u32(c.n_heads));
-  w.Set(key("attention.head_count_kv"), u32(c.n_kv_heads));
+  if (c.layer_kv_heads.empty()) {
+    w.Set(key("attention.head_count"), u32(c.n_heads));
+    w.Set(key("attention.head_count_kv"), u32(c.n_kv_heads));
+  } else {  // per block, as llama.cpp's loader reads them
+    std::vector<int32_t> heads, kv;
+    for (int l = 0; l < c.n_layers; ++l) heads.push_back(c.block(l).n_heads), kv.push_back(c.block(l).n_kv_heads);
+    w.Set(key("attention.head_count"), GgufValue::I32Array(heads));
+    w.Set(key("attention.head_count_kv"), GgufValue::I32Array(kv));
+  }
   w.Set(key("attention.layer_norm_rms_epsilon"), GgufValue::F32(c.norm_eps));
   w.Set(key("rope.freq_base"), GgufValue::F32(c.rope_theta));
   w.Set(key("rope.dimension_count"), u32(c.rope_dim));
-  if (c.head_dim != c.dim / c.n_heads) {
+  if (c.head_dim != c.dim / c.n_heads || !c.layer_kv_heads.empty()) {
     w.Set(key("attention.key_length"), u32(c.head_dim));
     w.Set(key("attention.value_length"), u32(c.head_dim));
   }

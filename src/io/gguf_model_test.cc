@@ -578,6 +578,13 @@ TEST(GgufModel, BadConfigValuesAreNamed) {
               "out of range");
   ExpectError([&] { load(with("llama.feed_forward_length", GgufValue::I32Array(other))); }, "c.gguf: ",
               "tensor blk.2.ffn_gate.weight has shape [64, 172], expected [64, 160]");
+  const std::vector<int32_t> heads = {8, 8, 8, 8, 3};
+  ExpectError([&] { load(with("llama.attention.head_count", GgufValue::I32Array(heads))); }, "c.gguf: ",
+              "block 4: head count 3 is not a multiple of kv head count 4");
+  const std::vector<int32_t> kv = {4, 4, 4, 4, 8};
+  ExpectError([&] { load(with("llama.attention.head_count_kv", GgufValue::I32Array(kv))); }, "c.gguf: ",
+              "block 4 has 1 heads per kv head, block 0 has 2");
+  ExpectError([&] { load(with("llama.block_count", GgufValue::U32(1u << 30))); }, "c.gguf: ", "out of range");
   const std::vector<uint8_t> uniform = with("llama.feed_forward_length", GgufValue::I32Array(same));
   const Model m = GgufToModel(GgufFile::Parse(uniform.data(), uniform.size(), "c.gguf"));
   EXPECT_EQ(m.config.ff, 172);

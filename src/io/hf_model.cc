@@ -521,10 +521,10 @@ void SaveHfModel(const Model& m, const std::string& dir, const HfSaveOptions& op
     Fail("{}: a llama model with q/k/v biases has no LlamaForCausalLM equivalent", dir);
   if (c.arch == "qwen2" && !c.qkv_bias) Fail("{}: Qwen2ForCausalLM needs q/k/v biases, the model has none", dir);
   if (c.rope_dim != c.head_dim) Fail("{}: partial RoPE (rope dim {} of {}) cannot be exported", dir, c.rope_dim, c.head_dim);
-  if (!c.layer_ff.empty())
-    Fail("{}: the feed-forward size differs per block (largest {}); config.json has one intermediate_size, so this "
-         "model can only be written as GGUF (or padded: smelt convert --uniform-ff)",
-         dir, c.ff);
+  if (!c.uniform_blocks())
+    Fail("{}: the feed-forward size or kv head count differs per block; config.json has one of each, so this model "
+         "can only be written as GGUF (or padded: smelt convert --uniform)",
+         dir);
 
   // The tensors to write, in canonical order, checked against the config. rope_freqs.weight
   // (llama3 GGUFs) is derived from rope_scaling, which config.json carries; a tied model's extra

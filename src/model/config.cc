@@ -24,6 +24,14 @@ void ValidateConfig(const ModelConfig& c, const std::string& source) {
     if (c.ff != largest) Fail("{}: feed-forward size {} is not the largest layer's ({})", source, c.ff, largest);
   }
   positive(c.vocab, "vocabulary size", 1 << 24);
+  if (!c.layer_kv_heads.empty()) {
+    if ((int)c.layer_kv_heads.size() != c.n_layers)
+      Fail("{}: {} kv head counts for {} layers", source, c.layer_kv_heads.size(), c.n_layers);
+    for (int v : c.layer_kv_heads) positive(v, "kv head count", 4096);
+    const int largest = *std::max_element(c.layer_kv_heads.begin(), c.layer_kv_heads.end());
+    if (c.n_kv_heads != largest)
+      Fail("{}: kv head count {} is not the largest layer's ({})", source, c.n_kv_heads, largest);
+  }
   if (c.n_heads % c.n_kv_heads != 0)
     Fail("{}: head count {} is not a multiple of kv head count {}", source, c.n_heads, c.n_kv_heads);
   if (c.head_dim % 2 != 0) Fail("{}: head size {} is odd; RoPE needs pairs", source, c.head_dim);
@@ -41,6 +49,19 @@ void SetFeedForwardSizes(ModelConfig& c, std::vector<int> sizes, const std::stri
     c.layer_ff.clear();
   } else {
     c.layer_ff = std::move(sizes);
+  }
+}
+
+void SetKvHeadCounts(ModelConfig& c, std::vector<int> kv_heads, const std::string& source) {
+  if ((int)kv_heads.size() != c.n_layers || kv_heads.empty())
+    Fail("{}: {} kv head counts for {} layers", source, kv_heads.size(), c.n_layers);
+  const int group = c.n_heads / c.n_kv_heads;
+  c.n_kv_heads = *std::max_element(kv_heads.begin(), kv_heads.end());
+  c.n_heads = c.n_kv_heads * group;
+  if (std::all_of(kv_heads.begin(), kv_heads.end(), [&](int v) { return v == c.n_kv_heads; })) {
+    c.layer_kv_heads.clear();
+  } else {
+    c.layer_kv_heads = std::move(kv_heads);
   }
 }
 

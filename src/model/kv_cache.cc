@@ -81,14 +81,25 @@ std::string_view KvTypeName(KvType t) {
 }
 
 KvCache::KvCache(int n_layers, int n_kv_heads, int head_dim, int64_t capacity, KvType type)
+    : KvCache(std::vector<int>((size_t)std::max(n_layers, 0), n_kv_heads), head_dim, capacity, type) {}
+
+KvCache::KvCache(std::vector<int> kv_heads, int head_dim, int64_t capacity, KvType type)
     : type_(type),
-      n_kv_heads_(n_kv_heads),
+      kv_heads_(std::move(kv_heads)),
+      n_kv_heads_(kv_heads_.empty() ? 0 : *std::max_element(kv_heads_.begin(), kv_heads_.end())),
       head_dim_(head_dim),
       head_bytes_(HeadBytes(type, head_dim)),
       capacity_(capacity),
-      k_(n_layers),
-      v_(n_layers) {
-  SMELT_ASSERT(n_layers > 0 && n_kv_heads > 0 && head_dim > 0 && capacity > 0);
+      k_(kv_heads_.size()),
+      v_(kv_heads_.size()) {
+  SMELT_ASSERT(!kv_heads_.empty() && head_dim > 0 && capacity > 0);
+  for (int h : kv_heads_) SMELT_ASSERT(h > 0);
+}
+
+size_t KvCache::BytesFor(int64_t positions) const {
+  size_t bytes = 0;
+  for (size_t l = 0; l < kv_heads_.size(); ++l) bytes += 2 * RowBytes((int)l) * (size_t)positions;
+  return bytes;
 }
 
 void KvCache::Reserve(int64_t n) {
@@ -97,15 +108,15 @@ void KvCache::Reserve(int64_t n) {
   const int64_t grown = std::min(capacity_, std::max<int64_t>({n, 2 * reserved_, 64}));
   // f32 rows are read in place as floats: keep the buffers float-aligned (operator new is).
   for (auto* side : {&k_, &v_})
-    for (auto& layer : *side) layer.resize((size_t)grown * RowBytes());
+    for (size_t l = 0; l < side->size(); ++l) (*side)[l].resize((size_t)grown * RowBytes((int)l));
   reserved_ = grown;
 }
 
 void KvCache::Store(int layer, int64_t pos, const float* k, const float* v) {
   SMELT_ASSERT(pos >= 0 && pos < reserved_);
-  uint8_t* kd = k_[layer].data() + (size_t)pos * RowBytes();
-  uint8_t* vd = v_[layer].data() + (size_t)pos * RowBytes();
-  for (int h = 0; h < n_kv_heads_; ++h) {
+  uint8_t* kd = k_[layer].data() + (size_t)pos * RowBytes(layer);
+  uint8_t* vd = v_[layer].data() + (size_t)pos * RowBytes(layer);
+  for (int h = 0; h < n_kv_heads(layer); ++h) {
     EncodeHead(type_, k + (int64_t)h * head_dim_, head_dim_, kd + h * head_bytes_);
     EncodeHead(type_, v + (int64_t)h * head_dim_, head_dim_, vd + h * head_bytes_);
   }
@@ -113,12 +124,12 @@ void KvCache::Store(int layer, int64_t pos, const float* k, const float* v) {
 
 void KvCache::StoreRoped(int layer, int64_t pos, const float* k, const float* v, const RopeRotation& rope) {
   SMELT_ASSERT(pos >= 0 && pos < reserved_);
-  uint8_t* kd = k_[layer].data() + (size_t)pos * RowBytes();
-  uint8_t* vd = v_[layer].data() + (size_t)pos * RowBytes();
+  uint8_t* kd = k_[layer].data() + (size_t)pos * RowBytes(layer);
+  uint8_t* vd = v_[layer].data() + (size_t)pos * RowBytes(layer);
   constexpr int kMaxHead = 512;
   float rotated[kMaxHead];
   SMELT_ASSERT(type_ == KvType::kF32 || head_dim_ <= kMaxHead);
-  for (int h = 0; h < n_kv_heads_; ++h) {
+  for (int h = 0; h < n_kv_heads(layer); ++h) {
     const float* kh = k + (int64_t)h * head_dim_;
     if (type_ == KvType::kF32) {
       RopeHead(reinterpret_cast<float*>(kd + h * head_bytes_), kh, head_dim_, rope);
@@ -135,9 +146,10 @@ void KvCache::LoadHead(int layer, bool values, int head, int64_t n, float* dst) 
 }
 
 void KvCache::LoadHeadRange(int layer, bool values, int head, int64_t start, int64_t n, float* dst) const {
-  SMELT_ASSERT(start >= 0 && n >= 0 && start + n <= reserved_ && head >= 0 && head < n_kv_heads_);
-  const uint8_t* src = (values ? v_ : k_)[layer].data() + (size_t)start * RowBytes() + head * head_bytes_;
-  for (int64_t p = 0; p < n; ++p) DecodeHead(type_, src + (size_t)p * RowBytes(), head_dim_, dst + p * head_dim_);
+  SMELT_ASSERT(start >= 0 && n >= 0 && start + n <= reserved_ && head >= 0 && head < n_kv_heads(layer));
+  const size_t row = RowBytes(layer);
+  const uint8_t* src = (values ? v_ : k_)[layer].data() + (size_t)start * row + head * head_bytes_;
+  for (int64_t p = 0; p < n; ++p) DecodeHead(type_, src + (size_t)p * row, head_dim_, dst + p * head_dim_);
 }
 
 const float* KvCache::keys_f32(int layer) const {
@@ -152,7 +164,7 @@ const float* KvCache::values_f32(int layer) const {
 
 const uint8_t* KvCache::RawRow(int layer, bool values, int64_t pos) const {
   SMELT_ASSERT(layer >= 0 && layer < n_layers() && pos >= 0 && pos < reserved_);
-  return (values ? v_ : k_)[layer].data() + (size_t)pos * RowBytes();
+  return (values ? v_ : k_)[layer].data() + (size_t)pos * RowBytes(layer);
 }
 
 uint8_t* KvCache::MutableRawRow(int layer, bool values, int64_t pos) {

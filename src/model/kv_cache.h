@@ -1,6 +1,7 @@
 #pragma once
 // The key/value cache of a decoder: for every layer, the K and V rows (kv_dim = n_kv_heads ·
-// head_dim values each) of every position evaluated so far, layout [layer][pos][kv head]. Storage
+// head_dim values each, the layer's own count) of every position evaluated so far, layout
+// [layer][pos][kv head]. Storage
 // grows geometrically with use up to `capacity` positions, so a model with a long trained context
 // does not reserve gigabytes up front.
 //
@@ -35,6 +36,8 @@ static_assert(sizeof(float) == 4 && offsetof(KvI8Head, q) == 4, "an i8 cache hea
 class KvCache {
  public:
   KvCache(int n_layers, int n_kv_heads, int head_dim, int64_t capacity, KvType type = KvType::kF32);
+  // One kv head count per layer (a model whose blocks differ, ModelConfig::layer_kv_heads).
+  KvCache(std::vector<int> kv_heads, int head_dim, int64_t capacity, KvType type = KvType::kF32);
 
   // Makes positions [0, n) addressable (n ≤ capacity), keeping what is stored.
   void Reserve(int64_t n);
@@ -66,22 +69,26 @@ class KvCache {
 
   KvType type() const { return type_; }
   int n_layers() const { return (int)k_.size(); }
+  // The widest layer's kv heads (every layer's, unless they differ), and one layer's.
   int n_kv_heads() const { return n_kv_heads_; }
+  int n_kv_heads(int layer) const { return kv_heads_[(size_t)layer]; }
   int head_dim() const { return head_dim_; }
-  int64_t kv_dim() const { return (int64_t)n_kv_heads_ * head_dim_; }
+  int64_t kv_dim(int layer) const { return (int64_t)kv_heads_[(size_t)layer] * head_dim_; }
   int64_t capacity() const { return capacity_; }
   int64_t reserved() const { return reserved_; }
-  // Bytes of one position's keys (or values) in one layer.
+  // Bytes of one position's keys (or values) in one layer (the widest, without an argument).
+  size_t RowBytes(int layer) const { return (size_t)kv_heads_[(size_t)layer] * head_bytes_; }
   size_t RowBytes() const { return (size_t)n_kv_heads_ * head_bytes_; }
   // Bytes held for keys and values of every layer at `positions` positions.
-  size_t BytesFor(int64_t positions) const { return 2 * k_.size() * RowBytes() * (size_t)positions; }
+  size_t BytesFor(int64_t positions) const;
 
  private:
   KvType type_;
-  int n_kv_heads_, head_dim_;
+  std::vector<int> kv_heads_;  // per layer
+  int n_kv_heads_, head_dim_;  // the largest of kv_heads_
   size_t head_bytes_;  // one head's bytes at one position
   int64_t capacity_, reserved_ = 0;
-  std::vector<std::vector<uint8_t>> k_, v_;  // [layer] -> (reserved_, RowBytes()) bytes
+  std::vector<std::vector<uint8_t>> k_, v_;  // [layer] -> (reserved_, RowBytes(layer)) bytes
 };
 
 }  // namespace smelt

@@ -62,7 +62,8 @@ uint64_t ModelFingerprint(const Model& m) {
   for (int v : {c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ff, c.vocab, c.rope_dim,
                 (int)c.rope_layout, (int)c.tied_embeddings, (int)c.qkv_bias, c.rope_scaling.original_context})
     h.U64((uint64_t)(int64_t)v);
-  for (int v : c.layer_ff) h.U64((uint64_t)(int64_t)v);  // empty unless the sizes differ per block
+  for (const std::vector<int>* per_block : {&c.layer_ff, &c.layer_kv_heads})  // empty unless sizes differ
+    for (int v : *per_block) h.U64((uint64_t)(int64_t)v);
   for (float v : {c.norm_eps, c.rope_theta, c.rope_scaling.factor, c.rope_scaling.low_freq_factor,
                   c.rope_scaling.high_freq_factor})
     h.F32(v);
@@ -90,7 +91,9 @@ uint64_t ModelFingerprint(const Model& m) {
 
 void SaveKvState(const std::string& path, const Model& m, const KvCache& cache, std::span<const int32_t> tokens) {
   const ModelConfig& c = m.config;
-  if (cache.n_layers() != c.n_layers || cache.n_kv_heads() != c.n_kv_heads || cache.head_dim() != c.head_dim)
+  bool same_heads = true;
+  for (int l = 0; l < std::min(c.n_layers, cache.n_layers()); ++l) same_heads &= cache.n_kv_heads(l) == c.block(l).n_kv_heads;
+  if (cache.n_layers() != c.n_layers || !same_heads || cache.head_dim() != c.head_dim)
     Fail("{}: the KV cache is {}x{}x{} (layers x kv heads x head dim), the model {} is {}x{}x{}", path,
          cache.n_layers(), cache.n_kv_heads(), cache.head_dim(), m.source, c.n_layers, c.n_kv_heads, c.head_dim);
   const int64_t n = (int64_t)tokens.size();
@@ -121,7 +124,7 @@ void SaveKvState(const std::string& path, const Model& m, const KvCache& cache, 
   out.Write(tokens.data(), tokens.size_bytes());
   if (n > 0)
     for (int layer = 0; layer < cache.n_layers(); ++layer)
-      for (bool values : {false, true}) out.Write(cache.RawRow(layer, values, 0), (size_t)n * cache.RowBytes());
+      for (bool values : {false, true}) out.Write(cache.RawRow(layer, values, 0), (size_t)n * cache.RowBytes(layer));
   out.Commit();
 }
 
@@ -157,9 +160,11 @@ std::vector<int32_t> RestoreKvState(std::span<const uint8_t> bytes, const std::s
     Fail("{}: version string of {} bytes (at most {})", name, h.tool_version_len, kMaxToolVersionLen);
 
   // n ≤ capacity, but the capacity is only a number: check the size arithmetic for overflow.
+  // The rows: n positions of each layer's row bytes (the widest is h.row_bytes), keys and values.
   const uint64_t n = h.n_positions;
-  uint64_t side = 0, rows = 0, expected = 0;
-  if (__builtin_mul_overflow(n, h.row_bytes, &side) || __builtin_mul_overflow(side, 2ull * h.n_layers, &rows) ||
+  uint64_t layer_rows = 0, rows = 0, expected = 0;
+  for (int l = 0; l < cache.n_layers(); ++l) layer_rows += cache.RowBytes(l);  // at most n_layers · row_bytes
+  if (__builtin_mul_overflow(n, layer_rows, &rows) || __builtin_mul_overflow(rows, 2ull, &rows) ||
       __builtin_mul_overflow(n, sizeof(int32_t), &expected) ||
       __builtin_add_overflow(expected, sizeof h + h.tool_version_len, &expected) ||
       __builtin_add_overflow(expected, rows, &expected))
@@ -180,6 +185,7 @@ std::vector<int32_t> RestoreKvState(std::span<const uint8_t> bytes, const std::s
   cache.Reserve((int64_t)n);
   for (int layer = 0; layer < cache.n_layers(); ++layer)
     for (bool values : {false, true}) {
+      const size_t side = (size_t)n * cache.RowBytes(layer);
       std::memcpy(cache.MutableRawRow(layer, values, 0), p, side);
       p += side;
     }

@@ -7,8 +7,10 @@
 //   the writer's version string                         tool_version_len bytes, no terminator
 //   the prefix's token ids                              n_tokens × int32
 //   per layer 0 .. n_layers-1:
-//     keys of positions [0, n)                          n_positions × row_bytes
-//     values of positions [0, n)                        n_positions × row_bytes
+//     keys of positions [0, n)                          n_positions × that layer's row bytes
+//     values of positions [0, n)                        n_positions × that layer's row bytes
+// (a layer's row bytes are row_bytes unless the model's blocks have different kv head counts:
+// then its own, KvCache::RowBytes(layer), and row_bytes is the widest layer's)
 // Rows are KvCache's stored bytes (model/kv_cache.h: f32, f16, or i8 heads with their scales), so
 // a rounded cache comes back bit for bit, and a file only loads into a cache of the same type.
 // The model fingerprint ties a file to the weights that computed it.
@@ -33,7 +35,7 @@ struct KvStateHeader {
   uint32_t n_layers;
   uint32_t n_kv_heads;
   uint32_t head_dim;
-  uint64_t row_bytes;         // one position's keys (or values) in one layer: KvCache::RowBytes()
+  uint64_t row_bytes;         // one position's keys (or values) in the widest layer: KvCache::RowBytes()
   uint64_t n_positions;
   uint64_t n_tokens;          // == n_positions: position i holds token i
   uint32_t tool_version_len;  // bytes of the writer's version string after the header (≤ 256)

@@ -80,12 +80,14 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, For
   };
   auto has = [&](const std::string& name) { return model.weights.Contains(name); };
 
-  const int64_t C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), V = c.vocab;
+  const int64_t C = c.dim, V = c.vocab;
   token_embd_ = &need("token_embd.weight", {C, V});
   output_ = has("output.weight") ? &need("output.weight", {C, V}) : token_embd_;
   output_norm_ = vector("output_norm.weight", C);
   for (int l = 0; l < c.n_layers; ++l) {
     auto name = [&](const char* suffix) { return BlockTensorName(l, suffix); };
+    const BlockShape b = c.block(l);
+    const int64_t Q = b.q_dim, KV = b.kv_dim;
     Layer L;
     L.attn_norm = vector(name("attn_norm.weight"), C);
     L.wq = &need(name("attn_q.weight"), {C, Q});
@@ -96,7 +98,7 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, For
     if (c.qkv_bias || has(name("attn_k.bias"))) L.bk = vector(name("attn_k.bias"), KV);
     if (c.qkv_bias || has(name("attn_v.bias"))) L.bv = vector(name("attn_v.bias"), KV);
     L.ffn_norm = vector(name("ffn_norm.weight"), C);
-    const int64_t F = c.ff_of(l);
+    const int64_t F = b.ff;
     L.gate = &need(name("ffn_gate.weight"), {C, F});
     L.up = &need(name("ffn_up.weight"), {C, F});
     L.down = &need(name("ffn_down.weight"), {F, C});
@@ -201,8 +203,9 @@ void LlamaForward::FindSequences(std::span<const BatchToken> batch) {
 void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches,
                           const float* q, float* att, int threads) {
   const ModelConfig& c = model_.config;
-  const int64_t T = (int64_t)batch.size(), Q = c.q_dim(), KV = c.kv_dim();
-  const int hd = c.head_dim, H = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const BlockShape b = c.block(layer);
+  const int64_t T = (int64_t)batch.size(), Q = b.q_dim, KV = b.kv_dim;
+  const int hd = c.head_dim, H = b.n_heads, group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);
   const bool online = opt_.online_attention;
   // Multiply-adds of this attention step: every query head × the keys it reads × head_dim × 2.
@@ -236,7 +239,7 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
   // AttendHeadOnline).
   FindSequences(batch);
   const std::vector<std::pair<int32_t, int64_t>>& seqs = arena_.seqs;
-  const int n_kv = c.n_kv_heads;
+  const int n_kv = b.n_kv_heads;
   const int64_t tasks = (int64_t)seqs.size() * n_kv;
   const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, tasks);
 #pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
@@ -268,8 +271,9 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
 void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> batch, const KvCache& cache, int32_t seq,
                                int64_t n, int kv_head, const float* q, float* att, float* tile_k, float* tile_v) {
   const ModelConfig& c = model_.config;
-  const int64_t T = (int64_t)batch.size(), Q = c.q_dim();
-  const int hd = c.head_dim, H = c.n_heads, group = c.n_heads / c.n_kv_heads;
+  const BlockShape b = c.block(layer);
+  const int64_t T = (int64_t)batch.size(), Q = b.q_dim;
+  const int hd = c.head_dim, H = b.n_heads, group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);
   const int h0 = kv_head * group, h1 = h0 + group;
   OnlineSoftmax* state = arena_.online.data();
@@ -296,7 +300,7 @@ void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> batch, con
 void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
                                 std::span<const int32_t> outputs, int threads, float* logits) {
   const ModelConfig& c = model_.config;
-  const int64_t T = (int64_t)batch.size(), C = c.dim, Q = c.q_dim(), KV = c.kv_dim();
+  const int64_t T = (int64_t)batch.size(), C = c.dim;
   const int hd = c.head_dim, n_pairs = c.rope_dim / 2;
   const bool neox = c.rope_layout == RopeLayout::kNeox;
   const float eps = c.norm_eps;
@@ -343,6 +347,8 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
 
   for (int l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
+    const BlockShape shape = c.block(l);
+    const int64_t Q = shape.q_dim, KV = shape.kv_dim;
     // --- attention ---
     if (fuse && L.qkv_fused) {
       enc.type = L.eq.act;
@@ -362,12 +368,12 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
       if (!L.bk.empty()) AddInPlace(k + t * KV, L.bk.data(), KV);
       if (!L.bv.empty()) AddInPlace(v + t * KV, L.bv.data(), KV);
       const float *cos = &a.rope_cos[t * n_pairs], *sin = &a.rope_sin[t * n_pairs];
-      ApplyRope(q + t * Q, c.n_heads, hd, c.rope_dim, cos, sin, neox);
+      ApplyRope(q + t * Q, shape.n_heads, hd, c.rope_dim, cos, sin, neox);
       KvCache& cache = *caches[batch[t].seq];
       if (opt_.fuse) {  // keys rotated on their way into the cache
         cache.StoreRoped(l, batch[t].pos, k + t * KV, v + t * KV, RopeRotation{cos, sin, c.rope_dim, neox});
       } else {
-        ApplyRope(k + t * KV, c.n_kv_heads, hd, c.rope_dim, cos, sin, neox);
+        ApplyRope(k + t * KV, shape.n_kv_heads, hd, c.rope_dim, cos, sin, neox);
         cache.Store(l, batch[t].pos, k + t * KV, v + t * KV);
       }
     }
@@ -375,7 +381,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
     product(l, *L.wo, L.eo, att, x, Write::kAdd);  // x += att · Woᵀ, fused: as the rows are written
 
     // --- feed-forward ---
-    const int64_t F = c.ff_of(l);
+    const int64_t F = shape.ff;
     if (fuse && L.ffn_fused) {  // g = silu(h · Wgateᵀ) ⊙ (h · Wupᵀ) in one pass
       enc.type = L.egate.act;
       RmsNormEncode(x, L.ffn_norm.data(), eps, T, C, enc, h, threads);

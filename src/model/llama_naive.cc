@@ -99,7 +99,7 @@ void AddBias(Matrix& x, const Model& m, const std::string& name, int64_t T, int6
 
 std::vector<float> NaiveLlamaLogits(const Model& m, std::span<const int32_t> tokens) {
   const ModelConfig& c = m.config;
-  const int64_t T = (int64_t)tokens.size(), C = c.dim, hd = c.head_dim, Q = c.q_dim(), KV = c.kv_dim();
+  const int64_t T = (int64_t)tokens.size(), C = c.dim, hd = c.head_dim;
   const int64_t V = c.vocab;
   const std::vector<double> freq = Frequencies(m);
 
@@ -110,6 +110,8 @@ std::vector<float> NaiveLlamaLogits(const Model& m, std::span<const int32_t> tok
 
   for (int l = 0; l < c.n_layers; ++l) {
     auto name = [&](const char* suffix) { return BlockTensorName(l, suffix); };
+    const BlockShape b = c.block(l);
+    const int64_t Q = b.q_dim, KV = b.kv_dim;
     Matrix h = Norm(x, Load(m, name("attn_norm.weight")), T, C, c.norm_eps);
     Matrix q = Linear(h, Load(m, name("attn_q.weight")), T, C, Q);
     Matrix k = Linear(h, Load(m, name("attn_k.weight")), T, C, KV);
@@ -117,12 +119,12 @@ std::vector<float> NaiveLlamaLogits(const Model& m, std::span<const int32_t> tok
     AddBias(q, m, name("attn_q.bias"), T, Q);
     AddBias(k, m, name("attn_k.bias"), T, KV);
     AddBias(v, m, name("attn_v.bias"), T, KV);
-    Rope(q, T, c.n_heads, c, freq);
-    Rope(k, T, c.n_kv_heads, c, freq);
+    Rope(q, T, b.n_heads, c, freq);
+    Rope(k, T, b.n_kv_heads, c, freq);
 
     Matrix att(T * Q, 0.0);
-    for (int head = 0; head < c.n_heads; ++head) {
-      const int64_t kvh = head * c.n_kv_heads / c.n_heads;
+    for (int head = 0; head < b.n_heads; ++head) {
+      const int64_t kvh = head * b.n_kv_heads / b.n_heads;
       // scores: (T, T), -inf above the diagonal (a query never sees later keys).
       Matrix s(T * T, -std::numeric_limits<double>::infinity());
       for (int64_t i = 0; i < T; ++i)
@@ -143,7 +145,7 @@ std::vector<float> NaiveLlamaLogits(const Model& m, std::span<const int32_t> tok
     for (int64_t i = 0; i < T * C; ++i) x[i] += o[i];
 
     h = Norm(x, Load(m, name("ffn_norm.weight")), T, C, c.norm_eps);
-    const int64_t F = c.ff_of(l);
+    const int64_t F = b.ff;
     Matrix g = Linear(h, Load(m, name("ffn_gate.weight")), T, C, F);
     const Matrix u = Linear(h, Load(m, name("ffn_up.weight")), T, C, F);
     for (int64_t i = 0; i < T * F; ++i) g[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];

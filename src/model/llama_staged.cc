@@ -31,12 +31,12 @@ std::vector<float> Read(const Model& m, const std::string& name) { return Dequan
 // Causal GQA attention of one sequence at positions 0..T-1: q (T, Q), k and v (T, KV) -> att
 // (T, Q). Per head, S = scale · Q_h K_hᵀ (T, T), row t softmaxed over keys 0..t and zero past
 // them, then att_h = S · V_h. scores: scratch of T·T floats.
-void CausalAttention(const ModelConfig& c, const float* q, const float* k, const float* v, int64_t T, float* att,
-                     float* scores) {
+void CausalAttention(const ModelConfig& c, const BlockShape& b, const float* q, const float* k, const float* v,
+                     int64_t T, float* att, float* scores) {
   const int hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
-  const int64_t Q = c.q_dim(), KV = c.kv_dim();
+  const int64_t Q = b.q_dim, KV = b.kv_dim;
   const float scale = 1.0f / std::sqrt((float)hd);
-  for (int head = 0; head < c.n_heads; ++head) {
+  for (int head = 0; head < b.n_heads; ++head) {
     const int64_t kv_head = head / group;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, hd, scale, q + head * hd, (int)Q,
                 k + kv_head * hd, (int)KV, 0.0f, scores, (int)T);
@@ -57,7 +57,7 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
   // The reference pass's checks (names, shapes, types) and its RoPE frequencies.
   const std::vector<float> inv_freq = LlamaForward(model, Activations::kExact).rope_inv_freq();
   if (opt.threads < 1) Fail("{}: threads {} must be >= 1", model.source, opt.threads);
-  const int64_t C = c.dim, Q = c.q_dim(), KV = c.kv_dim(), F_max = c.ff;
+  const int64_t C = c.dim, Q_max = c.q_dim(), KV_max = c.kv_dim(), F_max = c.ff;
   const int hd = c.head_dim, n_pairs = c.rope_dim / 2;
   const bool neox = c.rope_layout == RopeLayout::kNeox;
   const float eps = c.norm_eps;
@@ -93,7 +93,7 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
   };
   std::vector<Scratch> scratch(threads);
   for (Scratch& w : scratch) {
-    w.h.resize(max_t * C), w.q.resize(max_t * Q), w.k.resize(max_t * KV), w.v.resize(max_t * KV);
+    w.h.resize(max_t * C), w.q.resize(max_t * Q_max), w.k.resize(max_t * KV_max), w.v.resize(max_t * KV_max);
     w.u.resize(max_t * F_max), w.scores.resize(max_t * max_t);
   }
   auto for_each_sequence = [&](const auto& fn) {
@@ -132,6 +132,8 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
     observer.OnGroupDone(l, qkv);
 
     // 2. attention with the (possibly replaced) q, k, v projections
+    const BlockShape shape = c.block(l);
+    const int64_t Q = shape.q_dim, KV = shape.kv_dim;
     std::vector<float> att(rows * Q);
     {
       const std::vector<float> wq = Read(model, qkv[0]), wk = Read(model, qkv[1]), wv = Read(model, qkv[2]);
@@ -148,11 +150,11 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
           if (!bq.empty()) AddInPlace(&q[t * Q], bq.data(), Q);
           if (!bk.empty()) AddInPlace(&k[t * KV], bk.data(), KV);
           if (!bv.empty()) AddInPlace(&v[t * KV], bv.data(), KV);
-          ApplyRope(&q[t * Q], c.n_heads, hd, c.rope_dim, &cos[t * n_pairs], &sin[t * n_pairs], neox);
-          ApplyRope(&k[t * KV], c.n_kv_heads, hd, c.rope_dim, &cos[t * n_pairs], &sin[t * n_pairs], neox);
+          ApplyRope(&q[t * Q], shape.n_heads, hd, c.rope_dim, &cos[t * n_pairs], &sin[t * n_pairs], neox);
+          ApplyRope(&k[t * KV], shape.n_kv_heads, hd, c.rope_dim, &cos[t * n_pairs], &sin[t * n_pairs], neox);
         }
         float* att_i = &att[offset[i] * Q];
-        CausalAttention(c, q, k, v, T, att_i, w.scores.data());
+        CausalAttention(c, shape, q, k, v, T, att_i, w.scores.data());
         observer.OnGroupInput(slot, l, o, att_i, T, Q);
       });
     }
@@ -174,7 +176,7 @@ void RunStaged(const Model& model, const std::vector<std::vector<int32_t>>& sequ
     observer.OnGroupDone(l, gate_up);
 
     // 4. the FFN
-    const int64_t F = c.ff_of(l);
+    const int64_t F = shape.ff;
     std::vector<float> g(rows * F);
     {
       const std::vector<float> wg = Read(model, gate_up[0]), wu = Read(model, gate_up[1]);

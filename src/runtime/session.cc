@@ -23,9 +23,11 @@ Session::Session(const Model& model, SessionOptions opt)
   forward_ = std::make_unique<LlamaForward>(model, opt.activations, opt.repack);
   if (context_ <= 0) Fail("{}: context length {} must be positive", model.source, context_);
   if (opt.sequences < 1) Fail("{}: {} sequences (need at least 1)", model.source, opt.sequences);
+  const ModelConfig& c = model.config;
+  std::vector<int> kv_heads(c.n_layers);
+  for (int l = 0; l < c.n_layers; ++l) kv_heads[l] = c.block(l).n_kv_heads;
   for (int s = 0; s < opt.sequences; ++s) {
-    caches_.push_back(std::make_unique<KvCache>(model.config.n_layers, model.config.n_kv_heads, model.config.head_dim,
-                                                context_, opt.kv));
+    caches_.push_back(std::make_unique<KvCache>(kv_heads, c.head_dim, context_, opt.kv));
     cache_ptrs_.push_back(caches_.back().get());
   }
   positions_.assign(opt.sequences, 0);

@@ -22,7 +22,8 @@ std::string L(int layer, const char* suffix) { return BlockTensorName(layer, suf
 TrainModel::TrainModel(const ModelConfig& c, const Vocab& v) : config_(c), vocab_(v) {
   ValidateConfig(c, c.name.empty() ? "training model" : c.name);
   if (c.arch != "llama" && c.arch != "qwen2") Fail("{}: training supports llama and qwen2, not {}", c.name, c.arch);
-  if (!c.layer_ff.empty()) Fail("{}: training needs one feed-forward size for every block; this model's differ", c.name);
+  if (!c.uniform_blocks())
+    Fail("{}: training needs one feed-forward size and head count for every block; this model's differ", c.name);
   if (c.rope_dim % 2 != 0 || c.rope_dim > c.head_dim)
     Fail("{}: RoPE dimension {} must be even and at most the head size {}", c.name, c.rope_dim, c.head_dim);
   if (!v.tokens.empty() && v.size() != c.vocab)

@@ -15,7 +15,7 @@ struct ConvertArgs {
   std::string in, out, type, to;
   LoadOptions load;
   double shard_mb = 0;
-  bool uniform_ff = false;
+  bool uniform = false;
   bool json = false;
 };
 
@@ -30,8 +30,8 @@ int RunConvert(const ConvertArgs& a) {
   }
   Model m = LoadModel(a.in, a.load);
   m.info["converted_from"] = a.in;
-  const bool padded = a.uniform_ff && !m.config.layer_ff.empty();
-  if (padded) m = PadFeedForward(m);
+  const bool padded = a.uniform && !m.config.uniform_blocks();
+  if (padded) m = PadBlocks(m);
   if (to == "gguf") {
     if (type && !Traits(*type).from_float)
       Fail("--type {}: smelt cannot write this type yet", a.type);
@@ -51,10 +51,11 @@ int RunConvert(const ConvertArgs& a) {
                {"output", a.out},
                {"to", to},
                {"type", type ? DTypeName(*type) : "keep"},
-               {"padded_ff", padded ? m.config.ff : 0}});
+               {"padded", padded}});
   } else {
     fmt::print("wrote {} ({}, {}{})\n", a.out, to, type ? DTypeName(*type) : std::string_view("types kept"),
-               padded ? fmt::format("; every block's feed-forward size padded to {}", m.config.ff) : "");
+               padded ? fmt::format("; every block padded to ff {} and {} kv heads", m.config.ff, m.config.n_kv_heads)
+                      : "");
   }
   return 0;
 }
@@ -70,9 +71,10 @@ Command AddConvert(CLI::App& root) {
   app->add_option("--to", a->to, "gguf or hf (default: from the output name)");
   app->add_option("--shard-mb", a->shard_mb, "Hugging Face: split safetensors into shards of at most this many MiB");
   AddLoadOptions(app, a->load);
-  app->add_flag("--uniform-ff", a->uniform_ff,
-                "pad blocks whose feed-forward size differs (global channel pruning) to the largest with zero "
-                "channels: the same function, loadable by llama.cpp and as a Hugging Face folder");
+  app->add_flag("--uniform", a->uniform,
+                "pad blocks whose feed-forward size or kv head count differs (structured pruning with global or "
+                "measured allocation) to the widest with zero channels and heads: the same function, loadable by "
+                "llama.cpp and as a Hugging Face folder");
   app->add_flag("--json", a->json, "print JSON");
   return {app, [a] { return RunConvert(*a); }};
 }

@@ -37,6 +37,7 @@ nlohmann::json ConfigJson(const ModelConfig& c) {
           {"tied_embeddings", c.tied_embeddings},
           {"qkv_bias", c.qkv_bias}};
   if (!c.layer_ff.empty()) j["layer_ff"] = c.layer_ff;  // ff is then the largest
+  if (!c.layer_kv_heads.empty()) j["layer_kv_heads"] = c.layer_kv_heads;  // heads and kv_heads: the largest
   return j;
 }
 
@@ -61,8 +62,8 @@ int RunInspect(const InspectArgs& a) {
                                                                  : "synthetic";
   // llama.cpp reads GGUF files only, and only ggml's weight types.
   const std::vector<std::string> blocking = NonLlamaCppTypes(m);
-  // llama.cpp's llama graph builds every block with one feed-forward size.
-  const bool uniform = m.config.layer_ff.empty();
+  // llama.cpp's llama graph builds every block with one feed-forward size and head count.
+  const bool uniform = m.config.uniform_blocks();
   const bool loadable = m.format == ModelFormat::kGguf && blocking.empty() && uniform;
   if (a.json) {
     nlohmann::json j;
@@ -76,7 +77,7 @@ int RunInspect(const InspectArgs& a) {
     j["parameters_by_type"] = params_by_type;
     j["llama_cpp_loadable"] = loadable;
     j["llama_cpp_unsupported_types"] = blocking;
-    j["llama_cpp_uniform_ff"] = uniform;
+    j["uniform_blocks"] = uniform;
     j["tokenizer"] = {{"model", m.vocab.model}, {"pre", m.vocab.pre},   {"size", m.vocab.size()},
                       {"bos", m.vocab.bos},     {"eos", m.vocab.eos},   {"add_bos", m.vocab.add_bos}};
     j["info"] = m.info;
@@ -97,12 +98,15 @@ int RunInspect(const InspectArgs& a) {
   if (m.format == ModelFormat::kGguf)
     fmt::print("llama.cpp     {}\n",
                loadable        ? "can load it"
-               : !uniform      ? "cannot load it (the feed-forward size differs per block; `smelt convert IN OUT "
-                                 "--uniform-ff` pads it with zero channels)"
+               : !uniform      ? "cannot load it (block sizes differ; `smelt convert IN OUT --uniform` pads them "
+                                 "with zero channels and heads)"
                                : fmt::format("cannot load it (smelt-only types: {})", fmt::join(blocking, ", ")));
   if (!c.name.empty()) fmt::print("name          {}\n", c.name);
   fmt::print("architecture  {}: dim {}, {} layers, {} heads ({} kv, head dim {}), ff {}, vocab {}, context {}\n",
-             c.arch, c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim,
+             c.arch, c.dim, c.n_layers, c.n_heads,
+             c.layer_kv_heads.empty() ? fmt::to_string(c.n_kv_heads)
+                                      : fmt::format("per block [{}]", fmt::join(c.layer_kv_heads, ", ")),
+             c.head_dim,
              c.layer_ff.empty() ? fmt::to_string(c.ff) : fmt::format("per block [{}]", fmt::join(c.layer_ff, ", ")),
              c.vocab, c.context);
   fmt::print("rope          {} layout, theta {}, {} dims{}\n", c.rope_layout == RopeLayout::kNeox ? "neox" : "normal",

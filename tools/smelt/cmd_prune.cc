@@ -260,15 +260,14 @@ StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
     Fail("--multiple-of {}: rounds the kept feed-forward channels; it belongs to --structured channels", a.multiple_of);
   o.multiple_of = a.multiple_of;
   if (a.allocation == "global" || a.allocation == "measured") {
-    if (o.target != StructuredTarget::kChannels)
-      Fail("--allocation {}: only --structured channels can differ per block (heads and layers are removed "
-           "uniformly)",
+    if (o.target == StructuredTarget::kLayers)
+      Fail("--allocation {}: allocates heads or channels across blocks; --structured layers chooses whole blocks",
            a.allocation);
     o.allocation = a.allocation == "global" ? UnitAllocation::kGlobal : UnitAllocation::kMeasured;
     if (o.allocation == UnitAllocation::kMeasured) o.progress = Progress("measure");
   } else if (a.allocation != "uniform") {
     Fail("--allocation {}: --structured takes uniform (the same count from every block), global or measured "
-         "(channels)",
+         "(heads, channels)",
          a.allocation);
   }
   if (a.layer_score == "cosine") {
@@ -309,6 +308,7 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
                                     {"kv_heads", out.config.n_kv_heads}, {"ff", out.config.ff}}},
                         {"seconds", seconds}};
     if (!out.config.layer_ff.empty()) j["config"]["layer_ff"] = out.config.layer_ff;
+    if (!out.config.layer_kv_heads.empty()) j["config"]["layer_kv_heads"] = out.config.layer_kv_heads;
     if (q) j["quality"] = QualityJson(*q);
     PrintJson(j);
     return;
@@ -325,7 +325,7 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
       std::string gone;
       for (int u : r.removed[l]) gone += fmt::format(" {}", u);
       if (gone.size() > 96) gone = gone.substr(0, 93) + " ...";
-      const int units = r.target == StructuredTarget::kHeads ? in.config.n_kv_heads : in.config.ff_of((int)l);
+      const int units = r.target == StructuredTarget::kHeads ? in.config.block((int)l).n_kv_heads : in.config.ff_of((int)l);
       fmt::print("block {:<3} removed {} of {} {}:{}\n", l, r.removed[l].size(), units,
                  r.target == StructuredTarget::kHeads ? "kv groups" : "channels", gone.empty() ? " none" : gone);
     }
@@ -333,9 +333,12 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
   auto ff = [](const ModelConfig& c) {
     return c.layer_ff.empty() ? fmt::to_string(c.ff) : fmt::format("[{}]", fmt::join(c.layer_ff, ", "));
   };
+  auto kv = [](const ModelConfig& c) {
+    return c.layer_kv_heads.empty() ? fmt::to_string(c.n_kv_heads)
+                                    : fmt::format("[{}]", fmt::join(c.layer_kv_heads, ", "));
+  };
   fmt::print("config: layers {} -> {}, heads {}/{} -> {}/{} (kv), ff {} -> {}\n", in.config.n_layers, out.config.n_layers,
-             in.config.n_heads, in.config.n_kv_heads, out.config.n_heads, out.config.n_kv_heads, ff(in.config),
-             ff(out.config));
+             in.config.n_heads, kv(in.config), out.config.n_heads, kv(out.config), ff(in.config), ff(out.config));
   fmt::print("parameters: {} -> {} ({:.2f} % removed); {:.2f} s\n", r.params_before, r.params_after, 100 * removed, seconds);
   auto all_multiples = [](const ModelConfig& c) {
     for (int l = 0; l < c.n_layers; ++l)
@@ -398,7 +401,8 @@ Command AddPrune(CLI::App& root) {
                   "weighted per block, within ±--owl-lambda of the target, needs --calib). --structured channels: "
                   "uniform (the same count from every block), global (the lowest-scored channels of the whole "
                   "model) or measured (per-block counts from the calibration KLD of pruning each block alone); "
-                  "with global and measured each block keeps its own feed-forward size")
+                  "the same for --structured heads (KV groups); with global and measured each block keeps its own "
+                  "size")
       ->capture_default_str();
   app->add_option("--rounds", a->rounds,
                   "gradual pruning: R rounds on a cubic schedule to the target, calibration statistics re-collected "
@@ -430,7 +434,9 @@ Command AddPrune(CLI::App& root) {
   app->add_option("--structured", a->structured,
                   "remove whole units instead of weights: heads (KV groups), channels (SwiGLU neurons) or layers "
                   "(blocks), the least important by their measured contribution (needs --calib); a smaller model");
-  app->add_option("--ratio", a->ratio, "--structured: fraction of the units removed (per layer for heads and for channels under uniform allocation; of all channels under global)");
+  app->add_option("--ratio", a->ratio,
+                  "--structured: fraction of the units removed (per block under uniform allocation; of the whole "
+                  "model's under global and measured)");
   app->add_option("--multiple-of", a->multiple_of,
                   "--structured channels: keep a multiple of N channels (32: q4_0/q8_0 blocks, 256: k-quants), the "
                   "nearest to what --ratio keeps");
