@@ -27,7 +27,7 @@ std::vector<uint8_t> CacheBytes(const smelt::KvCache& cache) {
   for (int l = 0; l < cache.n_layers(); ++l)
     for (bool values : {false, true}) {
       const uint8_t* p = cache.RawRow(l, values, 0);
-      out.insert(out.end(), p, p + (size_t)cache.reserved() * cache.RowBytes());
+      out.insert(out.end(), p, p + (size_t)cache.reserved() * cache.RowBytes(l));
     }
   return out;
 }
@@ -42,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // A cache already holding 4 positions.
     smelt::KvCache cache(c.n_layers, c.n_kv_heads, c.head_dim, 32, type);
     cache.Reserve(4);
-    const std::vector<float> row(cache.kv_dim(), 0.5f);
+    const std::vector<float> row(cache.kv_dim(0), 0.5f);
     for (int l = 0; l < c.n_layers; ++l)
       for (int p = 0; p < 4; ++p) cache.Store(l, p, row.data(), row.data());
     const int64_t reserved = cache.reserved();
