@@ -111,7 +111,7 @@ Tensor PadRows(const Tensor& t, int64_t rows) {
     v.resize((size_t)rows, 0.0f);
     return MakeF32Tensor(t.name, {rows}, std::move(v));
   }
-  const int64_t C = t.ne[0], R = t.nrows();
+  const int64_t C = t.ne[0];
   if (ZeroBytesAreZeros(t.type, C)) {
     const auto* src = static_cast<const uint8_t*>(t.data);
     std::vector<uint8_t> bytes(src, src + t.nbytes);
@@ -122,7 +122,6 @@ Tensor PadRows(const Tensor& t, int64_t rows) {
   }
   std::vector<float> w = DequantizeAll(t);
   w.resize((size_t)(C * rows), 0.0f);
-  (void)R;
   return MakeF32Tensor(t.name, {C, rows}, std::move(w));
 }
 

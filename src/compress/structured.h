@@ -42,9 +42,9 @@ enum class LayerScore { kCosine, kKld };
 // kUniform: the same count removed from every block. kGlobal (heads, channels): the counts chosen
 // across blocks by score (GlobalRemovalCounts). kMeasured (heads, channels): each block's cost
 // measured — the calibration KL-divergence when that block alone loses its k lowest-scored units
-// (channels or KV groups), k = n/8, 2n/8,
-// ..., 7n/8 — and the counts chosen to minimize the summed costs, taken as additive, on the lower
-// convex hull of each block's measurements (HullMarginalCosts, then GlobalRemovalCounts).
+// (channels or KV groups), k = n/8, 2n/8, ..., 7n/8 — and the counts chosen to minimize the summed
+// costs, taken as additive, on the lower convex hull of each block's measurements
+// (HullMarginalCosts, then GlobalRemovalCounts).
 enum class UnitAllocation { kUniform, kGlobal, kMeasured };
 
 struct StructuredOptions {
@@ -67,7 +67,7 @@ struct StructuredReport {
   StructuredTarget target = StructuredTarget::kChannels;
   int64_t params_before = 0;  // elements of every tensor
   int64_t params_after = 0;
-  int units_per_layer = 0;    // heads: KV groups per layer; channels: ff (the largest); layers: n_layers
+  int units_per_layer = 0;    // heads: KV groups per layer, channels: ff (each the widest block's); layers: n_layers
   // Units removed in each layer (layers: blocks removed in total) where that count is the same
   // for all; 0 where it differs (removed[l].size() is layer l's count).
   int removed_per_layer = 0;
@@ -89,8 +89,8 @@ std::vector<std::vector<double>> StructuredScores(const Model& model, const std:
                                                   const StructuredOptions& opt);
 
 // Removes the least important units: per layer the count UnitsToRemove gives (layers: that many
-// blocks in all), or with global allocation the counts of GlobalRemovalCounts; ties broken by the
-// lower index. Throws Error (naming model.source) for a ratio outside [0, 1), one that would
+// blocks in all), or with global or measured allocation the counts chosen across blocks (see
+// UnitAllocation); ties broken by the lower index. Throws Error (naming model.source) for a ratio outside [0, 1), one that would
 // remove every unit, or an allocation across blocks of whole blocks (layers).
 Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>>& samples,
                       const StructuredOptions& opt, StructuredReport* report = nullptr);
@@ -112,7 +112,8 @@ std::vector<int> GlobalRemovalCounts(const std::vector<std::vector<double>>& sco
 std::vector<double> HullMarginalCosts(const std::vector<std::pair<int, double>>& measured, int units);
 
 // The model with the given units removed (removed[l]: units of layer l; for layers, removed[0]
-// lists the blocks). Each block may lose a different number of heads or channels. The building block of PruneStructured, exposed for tests and ablations.
+// lists the blocks). Each block may lose a different number of heads or channels. The building
+// block of PruneStructured, exposed for tests and ablations.
 Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector<std::vector<int>>& removed);
 
 // The model with every block padded to the widest block's sizes (config.ff, n_kv_heads): zero
