@@ -304,7 +304,9 @@ TEST(CompressStructured, GlobalRemovalCountsAreTheCheapestSplit) {
       for (const auto& sc : scores) whole += (int)sc.size() / M * M;
       // The nearest multiple is what is kept unless a clamp applies (a group per block; the
       // remainders always go).
-      if (want_kept >= 3 * M && want_kept <= whole) EXPECT_EQ(units - removed, want_kept) << "ratio " << ratio << " M " << M;
+      if (want_kept >= 3 * M && want_kept <= whole) {
+        EXPECT_EQ(units - removed, want_kept) << "ratio " << ratio << " M " << M;
+      }
       double best = 1e300;
       std::function<void(size_t, std::vector<int>&)> search = [&](size_t l, std::vector<int>& counts) {
         if (l == 3) {
@@ -518,7 +520,9 @@ TEST(CompressStructured, HullMarginalCostsFollowTheLowerConvexEnvelope) {
       const double want =
           k <= last ? envelope(k) : envelope(last) + (envelope(last) - envelope(last - 1)) * (k - last);
       EXPECT_NEAR(prefix, want, 1e-9 * (1 + std::fabs(want))) << "trial " << trial << ", k " << k;
-      if (k > 1) EXPECT_GE(cost[k - 1], cost[k - 2] - 1e-12);
+      if (k > 1) {
+        EXPECT_GE(cost[k - 1], cost[k - 2] - 1e-12);
+      }
     }
   }
 }
