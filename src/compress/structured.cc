@@ -320,11 +320,15 @@ std::vector<double> LayerKld(const Model& model, const std::vector<std::vector<i
 }
 
 // Mean KL(base ‖ variant) over every position of the samples, for one variant after another: the
-// base model's log-probs are computed once and kept (positions × vocabulary floats).
-class CalibKld {
+// base model's log-probs are computed once and kept (positions × vocabulary floats), and so are
+// its blocks' outputs where they fit in kKeepBlockInputsBytes, so that a variant that differs from
+// block l on resumes there (ResumeAt) instead of recomputing the blocks before it.
+class CalibKld : ForwardObserver {
  public:
+  static constexpr double kKeepBlockInputsBytes = 1024.0 * 1024 * 1024;
+
   CalibKld(const Model& base, const std::vector<std::vector<int32_t>>& samples, int threads)
-      : samples_(samples), so_(ExactSession(base, samples, threads)), V_(base.config.vocab) {
+      : samples_(samples), so_(ExactSession(base, samples, threads)), V_(base.config.vocab), dim_(base.config.dim) {
     int64_t positions = 0;
     for (const auto& s : samples) positions += (int64_t)s.size();
     const double gib = (double)positions * V_ * sizeof(float) / (1 << 30);
@@ -332,10 +336,15 @@ class CalibKld {
       Fail("{}: measuring the allocation keeps the base log-probs of {} calibration positions ({:.1f} GiB); give "
            "fewer samples or tokens",
            base.source, positions, gib);
+    const int L = base.config.n_layers;
+    keep_inputs_ = (double)positions * base.config.dim * (L - 1) * sizeof(float) <= kKeepBlockInputsBytes;
+    if (keep_inputs_) inputs_.assign(samples.size(), std::vector<std::vector<float>>(std::max(L - 1, 0)));
     lp_.resize((size_t)(positions * V_));
     Session session(base, so_);
+    if (keep_inputs_) session.set_observer(this);
     size_t at = 0;
-    for (const auto& s : samples) {
+    for (sample_ = 0; sample_ < samples.size(); ++sample_) {
+      const auto& s = samples[sample_];
       session.Reset();
       const std::span<const float> z = session.Eval(s, true);
       for (size_t t = 0; t < s.size(); ++t, at += (size_t)V_)
@@ -344,14 +353,19 @@ class CalibKld {
     positions_ = positions;
   }
 
-  double Of(const Model& variant) const {
+  // `variant` must compute what the base computes in the blocks before `first_changed`.
+  double Of(const Model& variant, int first_changed = 0) const {
     Session session(variant, so_);
     std::vector<float> lq(V_);
     double kld = 0;
     size_t at = 0;
-    for (const auto& s : samples_) {
+    for (size_t i = 0; i < samples_.size(); ++i) {
+      const auto& s = samples_[i];
       session.Reset();
-      const std::span<const float> z = session.Eval(s, true);
+      const ResumeAt from = keep_inputs_ && first_changed > 0
+                                ? ResumeAt{first_changed, inputs_[i][(size_t)first_changed - 1].data()}
+                                : ResumeAt{};
+      const std::span<const float> z = session.Eval(s, true, from);
       for (size_t t = 0; t < s.size(); ++t, at += (size_t)V_)
         kld += PositionKl(std::span<const float>(&lp_[at], (size_t)V_), z.subspan(t * V_, V_), lq);
     }
@@ -359,10 +373,19 @@ class CalibKld {
   }
 
  private:
+  // The base pass's block outputs: block l's is block l + 1's input (chunks arrive in order).
+  void OnBlockOutput(int layer, const float* x, int64_t T) override {
+    std::vector<std::vector<float>>& blocks = inputs_[sample_];
+    if (layer < (int)blocks.size()) blocks[(size_t)layer].insert(blocks[(size_t)layer].end(), x, x + T * dim_);
+  }
+
   const std::vector<std::vector<int32_t>>& samples_;
   SessionOptions so_;
-  int64_t V_, positions_ = 0;
+  int64_t V_, dim_, positions_ = 0;
   std::vector<float> lp_;
+  bool keep_inputs_ = false;
+  size_t sample_ = 0;
+  std::vector<std::vector<std::vector<float>>> inputs_;  // [sample][block] -> (tokens, dim)
 };
 
 }  // namespace
@@ -625,7 +648,7 @@ Model PruneStructured(const Model& model, const std::vector<std::vector<int32_t>
           std::vector<std::vector<int>> one(c.n_layers);
           one[l].assign(order[l].begin(), order[l].begin() + k);
           std::sort(one[l].begin(), one[l].end());
-          curves[l].push_back({k, kld.Of(RemoveUnits(model, opt.target, one))});
+          curves[l].push_back({k, kld.Of(RemoveUnits(model, opt.target, one), l)});
         }
         if (opt.progress) opt.progress(++done, total);
       }

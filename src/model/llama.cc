@@ -157,14 +157,14 @@ void LlamaForward::Project(int layer, const Tensor& w, const float* x, int64_t T
 }
 
 void LlamaForward::Forward(std::span<const int32_t> tokens, int64_t pos, KvCache& cache, bool all_logits, int threads,
-                           float* logits) {
+                           float* logits, ResumeAt from) {
   const int64_t T = (int64_t)tokens.size();
   batch_.resize(T);
   for (int64_t t = 0; t < T; ++t) batch_[t] = {tokens[t], 0, pos + t};
   outputs_.clear();
   for (int64_t t = all_logits ? 0 : T - 1; t < T; ++t) outputs_.push_back((int32_t)t);
   KvCache* caches[] = {&cache};
-  ForwardBatch(batch_, caches, outputs_, threads, logits);
+  ForwardBatch(batch_, caches, outputs_, threads, logits, from);
 }
 
 void LlamaForward::Fit(int64_t T, int threads) {
@@ -298,8 +298,9 @@ void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> batch, con
 }
 
 void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
-                                std::span<const int32_t> outputs, int threads, float* logits) {
+                                std::span<const int32_t> outputs, int threads, float* logits, ResumeAt from) {
   const ModelConfig& c = model_.config;
+  SMELT_ASSERT(from.block >= 0 && from.block <= c.n_layers && (from.block == 0 || from.x));
   const int64_t T = (int64_t)batch.size(), C = c.dim;
   const int hd = c.head_dim, n_pairs = c.rope_dim / 2;
   const bool neox = c.rope_layout == RopeLayout::kNeox;
@@ -325,7 +326,11 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
   enc.prompt_tokens = a.prompt_tokens.data();
 
   for (int64_t t = 0; t < T; ++t) {
-    ReadRowF32(*token_embd_, batch[t].token, x + t * C);
+    if (from.x) {
+      std::copy(from.x + t * C, from.x + (t + 1) * C, x + t * C);
+    } else {
+      ReadRowF32(*token_embd_, batch[t].token, x + t * C);
+    }
     RopeAngles(batch[t].pos, inv_freq_.data(), n_pairs, &a.rope_cos[t * n_pairs], &a.rope_sin[t * n_pairs]);
   }
 
@@ -345,7 +350,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
     }
   };
 
-  for (int l = 0; l < c.n_layers; ++l) {
+  for (int l = from.block; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
     const BlockShape shape = c.block(l);
     const int64_t Q = shape.q_dim, KV = shape.kv_dim;

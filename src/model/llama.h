@@ -57,6 +57,15 @@ struct BatchToken {
   int64_t pos;
 };
 
+// Where a pass starts: at block `block` with that block's input rows `x` (T, dim) given, instead
+// of at block 0 with the tokens' embeddings. The blocks before it neither run nor write the cache,
+// so a caller that kept their outputs (ForwardObserver::OnBlockOutput) for the same tokens gets
+// the full pass's results without recomputing them.
+struct ResumeAt {
+  int block = 0;
+  const float* x = nullptr;  // required where block > 0
+};
+
 // How LlamaForward computes; the defaults are the fast path, the alternatives its plain twins
 // (tests compare them).
 struct ForwardOptions {
@@ -94,7 +103,7 @@ class LlamaForward {
   // and values into `cache` (which must hold pos+T positions). Writes the logits of every
   // position, (T, V), when all_logits, else of the last one, (V), into `logits`.
   void Forward(std::span<const int32_t> tokens, int64_t pos, KvCache& cache, bool all_logits, int threads,
-               float* logits);
+               float* logits, ResumeAt from = {});
 
   // Runs a batch of tokens from several sequences in one pass, so each weight is read once for
   // all of them. Every entry's key and value go into caches[seq] at pos (< reserved()); then the
@@ -104,7 +113,7 @@ class LlamaForward {
   // logits of the entries listed in `outputs` (indices into batch, in that order) as
   // (outputs.size(), V) rows. A token's result does not depend on what else is in the batch.
   void ForwardBatch(std::span<const BatchToken> batch, std::span<KvCache* const> caches,
-                    std::span<const int32_t> outputs, int threads, float* logits);
+                    std::span<const int32_t> outputs, int threads, float* logits, ResumeAt from = {});
 
   // Reports activations of later Forward calls to `o` (nullptr: none). Not owned.
   void set_observer(ForwardObserver* o) { observer_ = o; }

@@ -35,7 +35,7 @@ Session::Session(const Model& model, SessionOptions opt)
 
 Session::~Session() = default;
 
-std::span<const float> Session::Eval(std::span<const int32_t> tokens, bool all_logits) {
+std::span<const float> Session::Eval(std::span<const int32_t> tokens, bool all_logits, ResumeAt from) {
   const int64_t n = (int64_t)tokens.size(), V = model_.config.vocab;
   if (n == 0) Fail("Eval: no tokens to evaluate");
   if (positions_[0] + n > context_)
@@ -49,7 +49,9 @@ std::span<const float> Session::Eval(std::span<const int32_t> tokens, bool all_l
     const int64_t m = std::min(kMaxBatch, n - done);
     // Without all_logits every chunk writes its last position's logits over the previous ones.
     float* out = all_logits ? logits_.data() + done * V : logits_.data();
-    forward_->Forward(tokens.subspan(done, m), positions_[0], *caches_[0], all_logits, threads_, out);
+    ResumeAt chunk = from;
+    if (chunk.x) chunk.x += done * model_.config.dim;
+    forward_->Forward(tokens.subspan(done, m), positions_[0], *caches_[0], all_logits, threads_, out, chunk);
     positions_[0] += m;
   }
   return logits_;

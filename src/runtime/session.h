@@ -11,6 +11,7 @@
 
 #include "kernels/matmul.h"
 #include "model/kv_cache.h"
+#include "model/llama.h"
 #include "model/model.h"
 
 namespace smelt {
@@ -54,7 +55,9 @@ class Session {
   // vocab logits. The span stays valid until the next Eval/Reset. Throws Error (and changes
   // nothing) for an empty batch, a token id outside the vocabulary or a batch that would run
   // past the context.
-  std::span<const float> Eval(std::span<const int32_t> tokens, bool all_logits = false);
+  // With `from`, the pass starts at block from.block with its input rows from.x (tokens.size()
+  // rows of dim values; model/llama.h ResumeAt).
+  std::span<const float> Eval(std::span<const int32_t> tokens, bool all_logits = false, ResumeAt from = {});
 
   // Appends each entry's token to its sequence, entries of one sequence taking consecutive
   // positions from the sequence's current one in batch order, all in one forward pass (in

@@ -127,6 +127,44 @@ TEST(Session, ThreadsDoNotChangeResults) {
   EXPECT_EQ(Batched(m, tokens, 1), Batched(m, tokens, 2));
 }
 
+// A pass resumed at block l from the block outputs an observer kept gives the full pass's logits
+// bit for bit, for every l, also past one internal batch and on a quantized model.
+TEST(Session, ResumingAtABlockGivesTheFullPassBits) {
+  struct Keep : ForwardObserver {
+    std::vector<std::vector<float>> out;  // [block] -> (tokens, dim)
+    int64_t dim = 0;
+    void OnBlockOutput(int layer, const float* x, int64_t T) override {
+      if ((int)out.size() <= layer) out.resize(layer + 1);
+      out[layer].insert(out[layer].end(), x, x + T * dim);
+    }
+  };
+  for (DType type : {DType::kF32, DType::kQ8_0}) {
+    Model m = tiny::TinyLlama({.dim = 64, .layers = 3, .heads = 4, .kv_heads = 2, .ff = 64, .seed = 12});
+    if (type != DType::kF32)
+      for (const Tensor& t : std::vector<Tensor>(m.weights.all()))
+        if (t.n_dims == 2) m.weights.Set(tiny::EncodeTensor(t, type));
+    m.config.context = 1100;
+    for (size_t n : {size_t{9}, size_t{1050}}) {
+      const auto tokens = SomeTokens(n, m.config.vocab);
+      for (Activations act : {Activations::kExact, Activations::kGgml}) {
+        Session full(m, {.activations = act});
+        const std::span<const float> z = full.Eval(tokens, true);
+        const std::vector<float> want(z.begin(), z.end());
+        Keep keep;
+        keep.dim = m.config.dim;
+        Session observed(m, {.activations = act});
+        observed.set_observer(&keep);
+        observed.Eval(tokens, true);
+        for (int l = 1; l < m.config.n_layers; ++l) {
+          Session resumed(m, {.activations = act});
+          const std::span<const float> r = resumed.Eval(tokens, true, ResumeAt{l, keep.out[l - 1].data()});
+          EXPECT_EQ(std::vector<float>(r.begin(), r.end()), want) << DTypeName(type) << " n " << n << " block " << l;
+        }
+      }
+    }
+  }
+}
+
 TEST(Session, LongPromptIsSplitIntoBatchesCorrectly) {
   Model m = tiny::TinyLlama({.dim = 16, .layers = 1, .heads = 2, .kv_heads = 1, .ff = 16, .seed = 9});
   m.config.context = 1200;
