@@ -421,11 +421,11 @@ int UnitsToRemove(int units, double ratio, const std::string& source, int multip
 
 std::vector<std::vector<double>> StructuredScores(const Model& model, const std::vector<std::vector<int32_t>>& samples,
                                                   const StructuredOptions& opt) {
-  const int ctx = MaxLength(samples, model.source);
   if (opt.target == StructuredTarget::kLayers && opt.layer_score == LayerScore::kKld)
     return {LayerKld(model, samples, opt.threads)};
+  const SessionOptions so = ExactSession(model, samples, opt.threads);  // throws for empty samples
   ScoreObserver obs(model, opt.target);
-  Session session(model, {.threads = opt.threads, .context = ctx, .activations = Activations::kExact, .repack = false});
+  Session session(model, so);
   session.set_observer(&obs);
   for (const auto& s : samples) {
     session.Reset();

@@ -55,6 +55,15 @@ void ExpectClose(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_LE(std::sqrt(diff), 1e-5 * std::sqrt(norm));
 }
 
+// `m` written to a GGUF file and read back.
+Model ThroughGguf(const Model& m, const std::string& tag) {
+  const auto path = std::filesystem::temp_directory_path() / ("smelt-" + tag + "-" + std::to_string(::getpid()) + ".gguf");
+  SaveGgufModel(m, path.string(), {});
+  Model back = LoadGgufModel(path.string());
+  std::filesystem::remove(path);
+  return back;
+}
+
 const std::vector<int32_t> kTokens = {1, 7, 3, 22, 9, 41, 5, 17, 30, 2, 11, 8};
 
 TEST(CompressStructured, SmallerModelEqualsSilencedUnitsInTheFullOne) {
@@ -125,10 +134,7 @@ TEST(CompressStructured, PerBlockChannelCountsKeepTheSameFunction) {
     ExpectClose(UnpackedLogits(p, kTokens), want);
     ExpectClose(NaiveLlamaLogits(p, kTokens), want);
 
-    const auto path = std::filesystem::temp_directory_path() / ("smelt-per-block-ff-" + std::to_string(::getpid()) + ".gguf");
-    SaveGgufModel(p, path.string(), {});
-    const Model back = LoadGgufModel(path.string());
-    std::filesystem::remove(path);
+    const Model back = ThroughGguf(p, "per-block-ff");
     EXPECT_EQ(back.config.layer_ff, p.config.layer_ff);
     EXPECT_EQ(back.config.ff, 96);
     ExpectClose(UnpackedLogits(back, kTokens), want);
@@ -205,8 +211,7 @@ TEST(CompressStructured, PerBlockHeadCountsKeepTheSameFunction) {
 
   const auto dir = std::filesystem::temp_directory_path() / ("smelt-per-block-heads-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  SaveGgufModel(p, (dir / "p.gguf").string(), {});
-  const Model back = LoadGgufModel((dir / "p.gguf").string());
+  const Model back = ThroughGguf(p, "per-block-heads");
   EXPECT_EQ(back.config.layer_kv_heads, p.config.layer_kv_heads);
   ExpectClose(UnpackedLogits(back, kTokens), want);
 
@@ -347,10 +352,7 @@ TEST(CompressStructured, QuantizedRowsAreKeptByteForByteAndTheFileRoundTrips) {
   EXPECT_EQ(std::memcmp(b.data, static_cast<const uint8_t*>(a.data) + rb * hd, b.nbytes), 0);  // kv head 1 kept
 
   // The head size no longer follows from dim / heads: the file must say it.
-  const auto path = std::filesystem::temp_directory_path() / ("smelt-structured-" + std::to_string(::getpid()) + ".gguf");
-  SaveGgufModel(p, path.string(), {});
-  const Model back = LoadGgufModel(path.string());
-  std::filesystem::remove(path);
+  const Model back = ThroughGguf(p, "structured");
   EXPECT_EQ(back.config.head_dim, m.config.head_dim);
   EXPECT_EQ(back.config.n_heads, 2);
   ExpectClose(UnpackedLogits(back, kTokens), UnpackedLogits(p, kTokens));
