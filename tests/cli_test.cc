@@ -869,7 +869,7 @@ TEST(Cli, SynthSparsityAndSparseTypes) {
   const std::string f32 = (dir / "f32.gguf").string();
   ASSERT_EQ(Smelt("synth --dim 64 --layers 1 --heads 4 --ff 128 --vocab 300 --sparsity 0.7 -o '" + f32 + "'").code, 0);
   std::uintmax_t q8_size = 0;
-  for (const char* type : {"q8_0", "s24_q8", "s24_q4", "sp70_q8"}) {
+  for (const char* type : {"q8_0", "s24_q8", "s24_q4", "sp70_q8", "sp70_w8a8"}) {
     SCOPED_TRACE(type);
     const std::string out = (dir / (std::string(type) + ".gguf")).string();
     Result q = Smelt("quantize '" + f32 + "' -o '" + out + "' --type " + type);

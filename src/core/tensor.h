@@ -86,6 +86,10 @@ enum class DType : uint32_t {
   kS24_Q4 = 1060,
   kSP50_Q8 = 1061,  // up to 16 non-zeros per 32 weights on average over the row
   kSP70_Q8 = 1062,  // up to 10 non-zeros per 32 weights (at least 68.75 % zeros)
+  // The same bitmask rows against int8 per-token activations (as w8a8 is to i8_pc): one exact
+  // integer sum per row instead of one f32 step per 32 weights.
+  kSP50_W8A8 = 1063,
+  kSP70_W8A8 = 1064,
 };
 
 // The id range reserved for smelt-native types (see DType).

@@ -80,7 +80,9 @@ DType ActivationType(DType weight) {
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K: return DType::kQ8_K;
-    case DType::kW8A8: return DType::kI8_PC;  // dynamic per-token int8
+    case DType::kW8A8:  // dynamic per-token int8
+    case DType::kSP50_W8A8:
+    case DType::kSP70_W8A8: return DType::kI8_PC;
     default: return DType::kF32;
   }
 }

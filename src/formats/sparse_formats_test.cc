@@ -20,7 +20,7 @@ namespace smelt {
 namespace {
 
 const DType kS24Types[] = {DType::kS24_Q8, DType::kS24_Q4};
-const DType kMaskTypes[] = {DType::kSP50_Q8, DType::kSP70_Q8};
+const DType kMaskTypes[] = {DType::kSP50_Q8, DType::kSP70_Q8, DType::kSP50_W8A8, DType::kSP70_W8A8};
 
 std::vector<float> Gaussian(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -134,7 +134,7 @@ std::vector<float> PrunedRow(int64_t n, double sparsity, uint32_t seed) {
 
 TEST(SparseFormats, MaskRowsKeepAPrunedRowsMaskExactly) {
   for (DType t : kMaskTypes) {
-    const double sparsity = t == DType::kSP70_Q8 ? 0.70 : 0.50;
+    const double sparsity = t == DType::kSP70_Q8 || t == DType::kSP70_W8A8 ? 0.70 : 0.50;
     for (int64_t n : {32, 96, 4096}) {
       const std::vector<float> x = PrunedRow(n, sparsity, (uint32_t)n);
       const std::vector<float> y = RoundTrip(t, x);

@@ -13,6 +13,11 @@
 // capacity: sp50_q8 (Cap 16, a row at least 50 % zeros) 5.0, sp70_q8 (Cap 10, at least 68.75 %
 // zeros) 3.5, against 8.5 for q8_0.
 //
+// sp50_w8a8 and sp70_w8a8 are the same bytes (same capacities) for per-token int8 activations,
+// as w8a8 is i8_pc's layout: kernels/qdot.h sums the whole row's products as one integer. With a
+// capacity of 16 per 32, sp50 also holds any 2:4 row exactly (2 bits of mask per kept weight, as
+// many as 2-bit positions take).
+//
 // from_float marks every non-zero input weight (a pruned row keeps its mask exactly; a value
 // that rounds to code 0 keeps its bit). Where a row has more non-zeros than its capacity it keeps
 // the Cap·n/32 of largest magnitude (ties: the lower position) and zeroes the rest: magnitude

@@ -252,6 +252,8 @@ constexpr TypeTraits kTable[] = {
     NativeRow<BlockS24Q4, DequantizeRowS24Q4, QuantizeRowS24Q4>(DType::kS24_Q4, "s24_q4", kQKS24),
     SparseMaskTypeRow<16>(DType::kSP50_Q8, "sp50_q8"),
     SparseMaskTypeRow<10>(DType::kSP70_Q8, "sp70_q8"),
+    SparseMaskTypeRow<16>(DType::kSP50_W8A8, "sp50_w8a8"),
+    SparseMaskTypeRow<10>(DType::kSP70_W8A8, "sp70_w8a8"),
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {

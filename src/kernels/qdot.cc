@@ -197,6 +197,18 @@ float DotSparseMaskRef(const void* w_row, const void* a_row, int64_t n) {
   return dw * sum;
 }
 
+// Bitmask rows against per-token int8 activations (i8_pc): one integer sum over the row's stored
+// codes times the activation codes at their positions, scaled once by d_w·d_a as w8a8's is.
+template <int Cap>
+float DotSparseMaskW8A8Ref(const void* w_row, const void* a_row, int64_t n) {
+  const I8RowView a = ViewI8Row(a_row);
+  int32_t sum = 0;
+  ForEachStoredWeight<Cap>(w_row, n, [&](int64_t i, int8_t q) { sum += q * (int8_t)a.codes[i]; });
+  float dw;
+  std::memcpy(&dw, w_row, sizeof dw);
+  return (float)sum * (dw * a.d);
+}
+
 // f16 · f16 (bf16 · bf16): each product in f32, summed in order in f32.
 template <float (*Widen)(uint16_t)>
 float DotHalvesRef(const void* w_row, const void* a_row, int64_t n) {
@@ -235,6 +247,8 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kS24_Q4: return DotS24Ref<BlockS24Q4>;
     case DType::kSP50_Q8: return DotSparseMaskRef<16>;
     case DType::kSP70_Q8: return DotSparseMaskRef<10>;
+    case DType::kSP50_W8A8: return DotSparseMaskW8A8Ref<16>;
+    case DType::kSP70_W8A8: return DotSparseMaskW8A8Ref<10>;
     default: return nullptr;
   }
 }
@@ -262,6 +276,8 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kS24_Q4: return k->s24_q4;
     case DType::kSP50_Q8: return k->sp50_q8;
     case DType::kSP70_Q8: return k->sp70_q8;
+    case DType::kSP50_W8A8: return k->sp50_w8a8;
+    case DType::kSP70_W8A8: return k->sp70_w8a8;
     default: return nullptr;
   }
 }
@@ -291,6 +307,8 @@ QDotX4Fn FastQDotX4(DType weight) {
     case DType::kS24_Q4: return k->x4_s24_q4;
     case DType::kSP50_Q8: return k->x4_sp50_q8;
     case DType::kSP70_Q8: return k->x4_sp70_q8;
+    case DType::kSP50_W8A8: return k->x4_sp50_w8a8;
+    case DType::kSP70_W8A8: return k->x4_sp70_w8a8;
     case DType::kQ4_K: return k->x4_q4_k;
     case DType::kQ5_K: return k->x4_q5_k;
     case DType::kQ6_K: return k->x4_q6_k;

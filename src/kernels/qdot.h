@@ -23,6 +23,8 @@
 //   s24_q4   q8_0        the same with q_k = c_k − 8          activations gathered at p_k)
 //   sp50_q8  q8_0        d_w · Σ_blocks d_a · Σ_{set bits j} q·q_a[j] (bitmask rows: the
 //   sp70_q8  q8_0        codes expanded to the set positions, per-row scale applied once)
+//   sp50_w8a8, sp70_w8a8   d_w·d_a · Σ_{set bits j} q·q_a[j] over the whole row (the bitmask
+//            i8_pc       rows against per-token int8 activations: w8a8's one integer sum)
 //
 // Q4_1/Q5_1 use the Q8_1 block's stored s, so they differ from "decode both, then dot" by up to
 // 2^-11·|m_w·d_a·Σq_a| per block (the fp16 rounding of s): that is what llama.cpp computes (and
@@ -48,8 +50,8 @@ QDotFn ReferenceQDot(DType weight);
 // The AVX2 twin; nullptr where there is none or it is not built (only valid when
 // CpuHasAvx2FmaF16c(): the twins also use FMA and F16C).
 QDotFn Avx2QDot(DType weight);
-// The AVX-512 twins (qdot_avx512.cc), the AVX2 twin's bits: f16 and bf16 (16-lane registers), and
-// sp50_q8/sp70_q8 where the CPU also has VBMI2 and VNNI (vpexpandb, vpdpbusd); nullptr for other
+// The AVX-512 twins (qdot_avx512.cc), the AVX2 twin's bits: f16 and bf16 (16-lane registers), w8a8
+// (VNNI), and the bitmask types where the CPU also has VBMI2 and VNNI (vpexpandb, vpdpbusd); nullptr for other
 // types or where not built (valid only where CpuHasAvx512F()).
 QDotFn Avx512QDot(DType weight);
 // The kernel to run on this CPU: the AVX-512 twin where it has one and the CPU has AVX-512, else

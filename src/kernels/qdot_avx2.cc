@@ -689,59 +689,83 @@ SMELT_AVX2 inline float RowScale(const void* w_row) {
   return d;
 }
 
-// acc[k] + block b's term against activation row k (y + k·stride), the block expanded once.
-// acc[k] + block b's term against activation row k (y + k·stride), the block expanded once.
-template <int rows>
-SMELT_AVX2 inline void MaskBlockTerms(const MaskRow& r, int64_t b, const uint8_t** codes, const uint8_t* y,
-                                      size_t stride, __m256* acc) {
-  const __m256i q = ExpandMaskBlock(r, b, codes);
-  for (int k = 0; k < rows; ++k) {
-    const uint8_t* yk = y + k * stride + b * sizeof(BlockQ8_0);
-    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(LoadHalf(yk)), DotSigned(q, Load32(yk + kQ8_0Qs)), acc[k]);
+// What a bitmask row's expanded blocks are multiplied with. Against Q8_0 activation rows
+// (sp50_q8, sp70_q8) each block's int32 sums are converted and scaled by the block's d_a, and
+// the row's sum is scaled by d_w at the end; against i8_pc rows (sp50_w8a8, sp70_w8a8) the
+// products stay int32 over the whole row and the one f32 step is w8a8's (Σ · (d_w·d_a)).
+struct MaskAgainstQ8_0 {
+  using Acc = __m256;
+  SMELT_AVX2 static Acc Zero() { return _mm256_setzero_ps(); }
+  SMELT_AVX2 static Acc Add(__m256i q, const uint8_t* y_row, int64_t b, Acc acc) {
+    const uint8_t* yb = y_row + b * sizeof(BlockQ8_0);
+    return _mm256_fmadd_ps(_mm256_set1_ps(LoadHalf(yb)), DotSigned(q, Load32(yb + kQ8_0Qs)), acc);
   }
+  SMELT_AVX2 static float Finish(Acc a0, Acc a1, float d_w, const uint8_t*) {
+    return d_w * HorizontalSum(_mm256_add_ps(a0, a1));
+  }
+};
+struct MaskAgainstI8Row {
+  using Acc = __m256i;
+  SMELT_AVX2 static Acc Zero() { return _mm256_setzero_si256(); }
+  SMELT_AVX2 static Acc Add(__m256i q, const uint8_t* y_row, int64_t b, Acc acc) {
+    const __m256i a = Load32(y_row + sizeof(RowHeaderI8) + b * kQKSparseMask);
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  }
+  SMELT_AVX2 static float Finish(Acc a0, Acc a1, float d_w, const uint8_t* y_row) {
+    return (float)SumLanes(_mm256_add_epi32(a0, a1)) * (d_w * ViewI8Row(y_row).d);
+  }
+};
+
+// acc[k] + block b's term against activation row k (y + k·stride), the block expanded once.
+template <class Act, int rows>
+SMELT_AVX2 inline void MaskBlockTerms(const MaskRow& r, int64_t b, const uint8_t** codes, const uint8_t* y,
+                                      size_t stride, typename Act::Acc* acc) {
+  const __m256i q = ExpandMaskBlock(r, b, codes);
+  for (int k = 0; k < rows; ++k) acc[k] = Act::Add(q, y + k * stride, b, acc[k]);
 }
 
-// Bitmask rows against `rows` Q8_0 rows (a + k·stride), each block expanded once; blocks taken
-// in pairs, each with its own accumulators (consecutive multiply-adds do not wait for each
+// Bitmask rows against `rows` activation rows (a + k·stride), each block expanded once; blocks
+// taken in pairs, each with its own accumulators (consecutive multiply-adds do not wait for each
 // other). The blocks whose 32-byte code reads could pass the row's last code read a zero-padded
 // copy of the remaining codes instead (codes past the capacity read as 0, as the reference
 // counts them). Per activation row the operations do not depend on `rows` (bit for bit the same
 // results).
-template <int Cap, int rows>
+template <class Act, int Cap, int rows>
 SMELT_AVX2 void DotSparseMaskRows(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
   const MaskRow r = MaskRowOf(w_row, n, Cap);
   const auto* y = static_cast<const uint8_t*>(a);
   const uint8_t* c = r.codes;
-  __m256 acc0[rows], acc1[rows];
-  for (int k = 0; k < rows; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
+  typename Act::Acc acc0[rows], acc1[rows];
+  for (int k = 0; k < rows; ++k) acc0[k] = acc1[k] = Act::Zero();
   int64_t b = 0;
   for (; b + 1 < r.blocks && c + 64 <= r.end; b += 2) {  // a block reads at most 32 codes ahead
-    MaskBlockTerms<rows>(r, b, &c, y, stride, acc0);
-    MaskBlockTerms<rows>(r, b + 1, &c, y, stride, acc1);
+    MaskBlockTerms<Act, rows>(r, b, &c, y, stride, acc0);
+    MaskBlockTerms<Act, rows>(r, b + 1, &c, y, stride, acc1);
   }
-  for (; b < r.blocks && c + 32 <= r.end; ++b) MaskBlockTerms<rows>(r, b, &c, y, stride, acc0);
+  for (; b < r.blocks && c + 32 <= r.end; ++b) MaskBlockTerms<Act, rows>(r, b, &c, y, stride, acc0);
   if (b < r.blocks) {
     uint8_t tail[64] = {};  // fewer than 32 codes remain
     std::memcpy(tail, c, (size_t)(r.end - c));
     const uint8_t* t = tail;
     for (; b < r.blocks; ++b) {
-      MaskBlockTerms<rows>(r, b, &t, y, stride, acc0);
+      MaskBlockTerms<Act, rows>(r, b, &t, y, stride, acc0);
       t = std::min<const uint8_t*>(t, tail + 32);  // past the codes: reads stay on the zeros
     }
   }
-  for (int k = 0; k < rows; ++k) out[k] = RowScale(w_row) * HorizontalSum(_mm256_add_ps(acc0[k], acc1[k]));
+  for (int k = 0; k < rows; ++k) out[k] = Act::Finish(acc0[k], acc1[k], RowScale(w_row), y + k * stride);
 }
 
-template <int Cap>
+template <class Act, int Cap>
 SMELT_AVX2 float DotSparseMask(const void* w_row, const void* a_row, int64_t n) {
   float out;
-  DotSparseMaskRows<Cap, 1>(w_row, a_row, 0, n, &out);
+  DotSparseMaskRows<Act, Cap, 1>(w_row, a_row, 0, n, &out);
   return out;
 }
 
-template <int Cap>
+template <class Act, int Cap>
 SMELT_AVX2 void DotSparseMaskx4(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
-  DotSparseMaskRows<Cap, 4>(w_row, a, stride, n, out);
+  DotSparseMaskRows<Act, Cap, 4>(w_row, a, stride, n, out);
 }
 
 SMELT_AVX2 inline float LoadBf16(const uint8_t* p) {
@@ -767,16 +791,20 @@ const Avx2Kernels* Avx2() {
                                      DotI8PC,
                                      DotS24<BlockS24Q8, S24CodesQ8>,
                                      DotS24<BlockS24Q4, S24CodesQ4>,
-                                     DotSparseMask<16>,
-                                     DotSparseMask<10>,
+                                     DotSparseMask<MaskAgainstQ8_0, 16>,
+                                     DotSparseMask<MaskAgainstQ8_0, 10>,
+                                     DotSparseMask<MaskAgainstI8Row, 16>,
+                                     DotSparseMask<MaskAgainstI8Row, 10>,
                                      DotAgainstQ8_0x4<BlockQ8_0, CodesQ8_0>,
                                      DotAgainstQ8_0x4<BlockQ4_0, CodesQ4_0>,
                                      DotAgainstQ8_0x4<BlockQ5_0, CodesQ5_0>,
                                      DotAgainstQ8_0x4<BlockIQ4_NL, CodesIQ4_NL>,
                                      DotS24x4<BlockS24Q8, S24CodesQ8>,
                                      DotS24x4<BlockS24Q4, S24CodesQ4>,
-                                     DotSparseMaskx4<16>,
-                                     DotSparseMaskx4<10>,
+                                     DotSparseMaskx4<MaskAgainstQ8_0, 16>,
+                                     DotSparseMaskx4<MaskAgainstQ8_0, 10>,
+                                     DotSparseMaskx4<MaskAgainstI8Row, 16>,
+                                     DotSparseMaskx4<MaskAgainstI8Row, 10>,
                                      DotK4x4<BlockQ4_K, false>,
                                      DotK4x4<BlockQ5_K, true>,
                                      DotQ6_Kx4};

@@ -166,6 +166,94 @@ SMELT_VBMI2 float DotSparseMask512(const void* w_row, const void* a_row, int64_t
   return out;
 }
 
+// Bitmask rows against i8_pc activations (sp50_w8a8, sp70_w8a8): two blocks' codes put in
+// place by one 64-byte vpexpandb from memory, multiplied with the activation codes by one
+// vpdpbusd (|q_w| against q_a negated where q_w < 0, as DotW8A8_512), int32 over the whole row and
+// one f32 step at the end. The integer sum is exact, so the result is the AVX2 twin's and the
+// reference's bits. `lanes` masks the activation load of a last odd block to its 32 codes.
+template <int rows>
+SMELT_VBMI2 inline void MaskPairTermsI8(const uint8_t* masks, int64_t b, uint64_t mask, const uint8_t** codes,
+                                        const uint8_t* const* y, __mmask64 lanes, __m512i* acc) {
+  PrefetchAhead<64, kSparseCodesPrefetchDistance>(*codes);
+  if (b % 16 == 0) PrefetchAhead<64, kSparseMasksPrefetchDistance>(masks + 4 * b);
+  const __m512i q = _mm512_maskz_expandloadu_epi8(mask, *codes);
+  *codes += __builtin_popcountll(mask);
+  const __mmask64 negative = _mm512_movepi8_mask(q);
+  const __m512i magnitude = _mm512_abs_epi8(q);
+  for (int k = 0; k < rows; ++k) {
+    const __m512i a = _mm512_maskz_loadu_epi8(lanes, y[k] + b * kQKSparseMask);
+    acc[k] = _mm512_dpbusd_epi32(acc[k], magnitude, _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a));
+  }
+}
+
+inline uint64_t MaskPair(const uint8_t* masks, int64_t b) {
+  uint64_t m;
+  std::memcpy(&m, masks + 4 * b, sizeof m);
+  return m;
+}
+
+template <int Cap, int rows>
+SMELT_VBMI2 void DotSparseMaskW8A8Rows512(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  const auto* p = static_cast<const uint8_t*>(w_row);
+  const uint8_t* masks = p + kSparseMaskOffset;
+  const uint8_t* c = p + SparseCodesOffset(n);
+  const uint8_t* end = c + Cap * (n / kQKSparseMask);
+  const int64_t blocks = n / kQKSparseMask;
+  const uint8_t* y[rows];
+  for (int k = 0; k < rows; ++k) y[k] = static_cast<const uint8_t*>(a) + k * stride + sizeof(RowHeaderI8);
+  __m512i acc0[rows], acc1[rows];
+  for (int k = 0; k < rows; ++k) acc0[k] = acc1[k] = _mm512_setzero_si512();
+  constexpr __mmask64 kAll64 = ~0ULL;
+  // vpexpandb from memory reads only as many bytes as the mask has set bits, so a pair may be
+  // read in place up to the row's last code: only a row whose masks set more bits than its
+  // capacity (which from_float never writes) reaches the zero-padded copy below.
+  int64_t b = 0;
+  for (; b + 3 < blocks; b += 4) {
+    const uint64_t m0 = MaskPair(masks, b), m1 = MaskPair(masks, b + 2);
+    if (c + __builtin_popcountll(m0) + __builtin_popcountll(m1) > end) break;
+    MaskPairTermsI8<rows>(masks, b, m0, &c, y, kAll64, acc0);
+    MaskPairTermsI8<rows>(masks, b + 2, m1, &c, y, kAll64, acc1);
+  }
+  for (; b + 1 < blocks; b += 2) {
+    const uint64_t m = MaskPair(masks, b);
+    if (c + __builtin_popcountll(m) > end) break;
+    MaskPairTermsI8<rows>(masks, b, m, &c, y, kAll64, acc0);
+  }
+  if (b + 1 == blocks) {
+    uint32_t m;
+    std::memcpy(&m, masks + 4 * b, sizeof m);
+    if (c + __builtin_popcount(m) <= end) MaskPairTermsI8<rows>(masks, b++, m, &c, y, 0xFFFFFFFFULL, acc1);
+  }
+  if (b < blocks) {
+    // Fewer than 128 codes remain: a zero-padded copy of them, read up to 64 bytes past its end.
+    uint8_t tail[192] = {};
+    std::memcpy(tail, c, (size_t)(end - c));
+    const uint8_t* t = tail;
+    for (; b + 1 < blocks; b += 2) {
+      MaskPairTermsI8<rows>(masks, b, MaskPair(masks, b), &t, y, kAll64, acc0);
+      t = std::min<const uint8_t*>(t, tail + 128);  // past the codes: reads stay on the zeros
+    }
+    if (b < blocks) {
+      uint32_t m;
+      std::memcpy(&m, masks + 4 * b, sizeof m);
+      MaskPairTermsI8<rows>(masks, b, m, &t, y, 0xFFFFFFFFULL, acc1);
+    }
+  }
+  float d;
+  std::memcpy(&d, w_row, sizeof d);
+  for (int k = 0; k < rows; ++k) {
+    const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0[k], acc1[k]));
+    out[k] = (float)sum * (d * ViewI8Row(static_cast<const uint8_t*>(a) + k * stride).d);
+  }
+}
+
+template <int Cap>
+SMELT_VBMI2 float DotSparseMaskW8A8_512(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  DotSparseMaskW8A8Rows512<Cap, 1>(w_row, a_row, 0, n, &out);
+  return out;
+}
+
 // w8a8 · i8_pc (formats/per_channel.h): the AVX2 twin's exact int32 sum (qdot_avx2.cc DotW8A8), 64
 // codes per vpdpbusd (|q_w| against q_a negated where q_w < 0), then the same one f32 step.
 SMELT_VNNI512 float DotW8A8_512(const void* w_row, const void* a_row, int64_t n) {
@@ -197,6 +285,8 @@ QDotFn Avx512QDot(DType weight) {
     case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMask512<16> : nullptr;
     case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMask512<10> : nullptr;
     case DType::kW8A8: return CpuHasAvx512F() && CpuHasAvx512Vnni() ? DotW8A8_512 : nullptr;
+    case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8_512<16> : nullptr;
+    case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8_512<10> : nullptr;
     default: return nullptr;
   }
 }
@@ -207,6 +297,8 @@ QDotX4Fn Avx512QDotX4(DType weight) {
     case DType::kBF16: return DotHalves512x4<WidenBf16, HalfBf16>;
     case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMaskRows512<16, 4> : nullptr;
     case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMaskRows512<10, 4> : nullptr;
+    case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8Rows512<16, 4> : nullptr;
+    case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8Rows512<10, 4> : nullptr;
     default: return nullptr;
   }
 }

@@ -294,12 +294,12 @@ std::vector<uint8_t> RandomMaskRow(DType type, int64_t n, double density, uint32
 // both, at densities from empty to over the capacity, rows from one block to 4096 weights (the
 // twin's scalar tail and its vector loop), every scale kind of the activations.
 TEST(QDot, SparseMaskKernelsAgreeWithTheDecodedDot) {
-  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8}) {
+  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8, DType::kSP50_W8A8, DType::kSP70_W8A8}) {
     const QDotFn ref = ReferenceQDot(type), fast = FastQDot(type);
     ASSERT_NE(ref, nullptr);
     EXPECT_EQ(fast != nullptr, CpuHasAvx2FmaF16c());
     uint32_t seed = 1;
-    for (int64_t n : {32, 64, 37 * 32, 4096})
+    for (int64_t n : {32, 64, 96, 128, 37 * 32, 4096})
       for (double density : {0.0, 0.1, 0.3, 0.5, 1.0})
         for (int rep = 0; rep < 5; ++rep, ++seed) {
           const std::vector<uint8_t> w = RandomMaskRow(type, n, density, seed);
@@ -317,11 +317,46 @@ TEST(QDot, SparseMaskKernelsAgreeWithTheDecodedDot) {
   }
 }
 
+// The w8a8 bitmask rows sum exact integers, so every kernel of theirs gives, bit for bit, the
+// w8a8 reference's dot of the same row written densely (the decoded weights divided by the row
+// scale: the codes in place, zeros elsewhere): rows with odd block counts, the pair loop and its
+// zero-padded tail, densities from empty to past the capacity.
+TEST(QDot, SparseMaskW8A8IsTheW8A8DotOfItsDenseRow) {
+  for (DType type : {DType::kSP50_W8A8, DType::kSP70_W8A8}) {
+    std::vector<std::pair<const char*, QDotFn>> kernels = {{"reference", ReferenceQDot(type)},
+                                                           {"avx2", Avx2QDot(type)},
+                                                           {"avx512", Avx512QDot(type)}};
+    uint32_t seed = 7;
+    for (int64_t n : {32, 64, 96, 128, 160, 37 * 32, 4096})
+      for (double density : {0.0, 0.2, 0.4, 0.6, 1.0}) {
+        const std::vector<uint8_t> w = RandomMaskRow(type, n, density, seed++);
+        const std::vector<uint8_t> a = RandomActivationRow(type, n, 500 + seed);
+        float d;
+        std::memcpy(&d, w.data(), sizeof d);
+        const std::vector<float> wf = DecodeRow(type, w, n);
+        std::vector<uint8_t> dense(RowBytes(DType::kW8A8, n));
+        std::memcpy(dense.data(), &d, sizeof d);
+        for (int64_t i = 0; i < n; ++i) dense[4 + i] = (uint8_t)(int8_t)(d == 0.0f ? 0 : std::lround(wf[i] / d));
+        const float want = ReferenceQDot(DType::kW8A8)(dense.data(), a.data(), n);
+        for (const auto& [name, f] : kernels)
+          if (f) EXPECT_EQ(f(w.data(), a.data(), n), want) << DTypeName(type) << " " << name << " n " << n << " density " << density;
+        if (const QDotX4Fn four = FastQDotX4(type)) {
+          std::vector<uint8_t> a4(4 * a.size());
+          for (int k = 0; k < 4; ++k) std::memcpy(a4.data() + k * a.size(), a.data(), a.size());
+          float out[4];
+          four(w.data(), a4.data(), a.size(), n, out);
+          for (float o : out) EXPECT_EQ(o, want) << DTypeName(type) << " four rows n " << n;
+        }
+      }
+    EXPECT_EQ(Avx512QDot(type) != nullptr, CpuHasAvx512Vbmi2());
+  }
+}
+
 // MatMul on bitmask weights (encoded from a 70 %-sparse f32 matrix) against the decoded weights
 // times the rounded activations, and the same bits for 1 and 2 threads.
 TEST(QDot, MatMulOnSparseMaskWeights) {
   const int64_t C = 512, OC = 37;
-  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8}) {
+  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8, DType::kSP50_W8A8, DType::kSP70_W8A8}) {
     std::vector<float> values = tiny::RandomVector(C * OC, 31);
     for (size_t i = 0; i < values.size(); ++i)
       if (i % 10 < 7) values[i] = 0.0f;
@@ -350,7 +385,8 @@ TEST(QDot, MatMulOnSparseMaskWeights) {
 // rows of one, two and 37 blocks, activation rows strided with padding between them.
 TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ4_K, DType::kQ5_K,
-                     DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4, DType::kSP50_Q8, DType::kSP70_Q8}) {
+                     DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4, DType::kSP50_Q8, DType::kSP70_Q8,
+                     DType::kSP50_W8A8, DType::kSP70_W8A8}) {
     const QDotX4Fn four = FastQDotX4(type);
     if (!four) GTEST_SKIP() << "no four-row kernel on this CPU";
     const int64_t block = Traits(type).block_size;
@@ -414,13 +450,13 @@ TEST(QDot, Avx512HalfDotsAreTheAvx2BitsAndFourRowsAreFourCalls) {
 // the zero-padded tail.
 TEST(QDot, Avx512SparseMaskRowsAreTheAvx2Bits) {
   if (!CpuHasAvx512Vbmi2()) GTEST_SKIP() << "no AVX-512 VBMI2 on this CPU";
-  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8}) {
+  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8, DType::kSP50_W8A8, DType::kSP70_W8A8}) {
     const QDotFn wide = Avx512QDot(type), avx2 = Avx2QDot(type);
     const QDotX4Fn four = Avx512QDotX4(type);
     ASSERT_TRUE(wide && avx2 && four) << DTypeName(type);
     EXPECT_EQ(FastQDot(type), wide);
     uint32_t seed = 1;
-    for (int64_t n : {32, 64, 37 * 32, 4096})
+    for (int64_t n : {32, 64, 96, 128, 37 * 32, 4096})
       for (double density : {0.0, 0.1, 0.3, 0.5, 1.0}) {
         const std::vector<uint8_t> w = RandomMaskRow(type, n, density, seed++);
         ExpectAvx2Bits(type, wide, four, avx2, w, n, 3, 300 + seed,
