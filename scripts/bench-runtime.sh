@@ -20,7 +20,8 @@ PEER=../shared/peer/llamacpp
 sys=$("$SMELT" sysinfo --json --mib 0)
 echo "model: $(basename "$MODEL"), $(stat -c %s "$MODEL") bytes"
 echo "cpu: $(jq -r .cpu <<<"$sys"), $(jq -r .logical_cores <<<"$sys") logical cores; smelt kernel path:" \
-  "$(jq -r .kernel_path <<<"$sys"), OpenBLAS core $(jq -r .openblas.core <<<"$sys")"
+  "$(jq -r .kernel_path <<<"$sys"), prefetch $(jq -r .prefetch_distance <<<"$sys") B ahead, OpenBLAS core" \
+  "$(jq -r .openblas.core <<<"$sys")"
 echo "threads: $THREADS; pp$P, tg$N, $R repetitions after one warm-up; t/s as mean ± sd" \
   "(smelt: sample sd; llama.cpp: population sd)"
 echo "llama.cpp: $PEER bench (node-llama-cpp's prebuilt CPU build)"

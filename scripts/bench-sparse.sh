@@ -52,6 +52,7 @@ make_file "$WORK/sp70-w8a8.gguf" "$sparse70" --type w8a8
 make_file "$WORK/sp70_w8a8.gguf" "$sparse70" --type sp70_w8a8
 make_file "$WORK/sp70_w8a8-blk.gguf" "$sparse70" --rules 'blk.*=sp70_w8a8' --type w8a8
 echo "threads $THREADS; tg$N, $R repetitions per run; kernel path $("$SMELT" sysinfo --json --mib 0 | jq -r .kernel_path);" \
+  "prefetch $("$SMELT" sysinfo --json --mib 0 | jq -r .prefetch_distance) B ahead;" \
   "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 run() {
   "$SMELT" bench "$WORK/$1" -t "$THREADS" -p 0 -n "$N" -r "$R" --json |

@@ -120,7 +120,7 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
     const int8_t* tile_codes[kInFlight];
     for (int i = 0; i < n; ++i) {
       act[i] = rows + (b0 + i) * sizeof(BlockQ8_0);
-      for (int p = 0; p < kPanels; ++p) PrefetchAhead<sizeof(Packed)>(panels[p] + b0 + i);
+      for (int p = 0; p < kPanels; ++p) PrefetchAhead<sizeof(Packed)>(panels[p] + b0 + i, PanelPrefetchDistance<Packed>());
       if constexpr (kPanels == 1 && kType == DType::kQ8_0) {
         tile_codes[i] = &panels[0][b0 + i].qs[0][0];  // already in tile order
       } else {
@@ -199,9 +199,10 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
                                   const int32_t* a_sums, float* y) {
   constexpr int32_t kOffset = kType == DType::kQ4_0 ? 8 : 128;
   __m512 acc = _mm512_setzero_ps();
+  const size_t ahead = PanelPrefetchDistance<Packed>();
   for (int64_t b = 0; b < nb; ++b) {
-    PrefetchAhead<sizeof(Packed)>(p0 + b);
-    PrefetchAhead<sizeof(Packed)>(p1 + b);
+    PrefetchAhead<sizeof(Packed)>(p0 + b, ahead);
+    PrefetchAhead<sizeof(Packed)>(p1 + b, ahead);
     __m512i c[8];
     UnsignedCodesTwoPanels<kType>(p0[b], p1[b], c);
     const __m512 d_w = _mm512_insertf32x8(

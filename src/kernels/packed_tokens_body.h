@@ -11,10 +11,11 @@ SMELT_PACKED_TARGET inline void Tokens(const Packed* panel, int64_t nb, const ui
                                        const int32_t* a_sums, int64_t t0, float* y, int64_t y_stride) {
   __m256 acc[NT];
   for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
+  const size_t ahead = PanelPrefetchDistance<Packed>();
   for (int64_t b = 0; b < nb; ++b) {
     // Decoding streams the panel once: every line of the block is asked for ahead (prefetch.h;
     // Q8_0 decode 63 -> 79 t/s against one line per block).
-    PrefetchAhead<sizeof(Packed)>(panel + b);
+    PrefetchAhead<sizeof(Packed)>(panel + b, ahead);
     const Codes codes(panel[b]);
     const __m256 d_w = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel[b].d)));
     for (int k = 0; k < NT; ++k) {

@@ -669,7 +669,7 @@ SMELT_AVX2 inline __m128i Pair64(const void* lo, const void* hi) {
 // popcount are its own) and spread by the byte's control from a 256-entry table.
 SMELT_AVX2 inline __m256i ExpandMaskBlock(const MaskRow& r, int64_t b, const uint8_t** c) {
   PrefetchAhead<64>(*c);
-  if (b % 16 == 0) PrefetchAhead<64>(r.masks + 4 * b);
+  if (b % 16 == 0) PrefetchAhead<64>(r.masks + 4 * b, MaskPrefetchDistance());
   const uint8_t* m = r.masks + 4 * b;
   const uint32_t word = LoadU32(m);
   const int n0 = __builtin_popcount(m[0]), n01 = __builtin_popcount(word & 0xFFFF),

@@ -112,13 +112,18 @@ SMELT_VBMI2 inline __m256 MaskBlockSums(__m256i q, const uint8_t* act_qs) {
   return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(a, q)));
 }
 
+inline uint32_t MaskWord(const uint8_t* masks, int64_t b) {
+  uint32_t word;
+  std::memcpy(&word, masks + 4 * b, sizeof word);
+  return word;
+}
+
 template <int rows>
 SMELT_VBMI2 inline void MaskBlockTerms512(const uint8_t* masks, int64_t b, const uint8_t** codes, const uint8_t* y,
                                           size_t stride, __m256* acc) {
   PrefetchAhead<64>(*codes);
-  if (b % 16 == 0) PrefetchAhead<64>(masks + 4 * b);
-  uint32_t word;
-  std::memcpy(&word, masks + 4 * b, sizeof word);
+  if (b % 16 == 0) PrefetchAhead<64>(masks + 4 * b, MaskPrefetchDistance());
+  const uint32_t word = MaskWord(masks, b);
   const __m256i q = _mm256_maskz_expandloadu_epi8(word, *codes);
   *codes += __builtin_popcount(word);
   for (int k = 0; k < rows; ++k) {
@@ -144,7 +149,10 @@ SMELT_VBMI2 void DotSparseMaskRows512(const void* w_row, const void* a, size_t s
     MaskBlockTerms512<rows>(masks, b, &c, y, stride, acc0);
     MaskBlockTerms512<rows>(masks, b + 1, &c, y, stride, acc1);
   }
-  for (; b < blocks && c + 32 <= end; ++b) MaskBlockTerms512<rows>(masks, b, &c, y, stride, acc0);
+  // vpexpandb from memory reads only the set bits' codes: the blocks are read in place up to the
+  // row's last code, and only a row whose masks set more bits than its capacity reaches the copy.
+  for (; b < blocks && c + __builtin_popcount(MaskWord(masks, b)) <= end; ++b)
+    MaskBlockTerms512<rows>(masks, b, &c, y, stride, acc0);
   if (b < blocks) {
     uint8_t tail[64] = {};  // fewer than 32 codes remain: set bits past the capacity read zeros
     std::memcpy(tail, c, (size_t)(end - c));
@@ -174,8 +182,8 @@ SMELT_VBMI2 float DotSparseMask512(const void* w_row, const void* a_row, int64_t
 template <int rows>
 SMELT_VBMI2 inline void MaskPairTermsI8(const uint8_t* masks, int64_t b, uint64_t mask, const uint8_t** codes,
                                         const uint8_t* const* y, __mmask64 lanes, __m512i* acc) {
-  PrefetchAhead<64, kSparseCodesPrefetchDistance>(*codes);
-  if (b % 16 == 0) PrefetchAhead<64, kSparseMasksPrefetchDistance>(masks + 4 * b);
+  PrefetchAhead<64>(*codes);
+  if (b % 16 == 0) PrefetchAhead<64>(masks + 4 * b, MaskPrefetchDistance());
   const __m512i q = _mm512_maskz_expandloadu_epi8(mask, *codes);
   *codes += __builtin_popcountll(mask);
   const __mmask64 negative = _mm512_movepi8_mask(q);

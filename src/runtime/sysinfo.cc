@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "kernels/prefetch.h"
 
 namespace smelt {
 namespace {
@@ -40,6 +41,7 @@ SystemInfo GetSystemInfo() {
   s.logical_cores = (int)std::max(1u, std::thread::hardware_concurrency());
   s.features = GetCpuFeatures();
   s.kernel_path = KernelPath();
+  s.prefetch_distance = kPrefetchDistance;
   const char* core = openblas_get_corename();
   s.blas_core = core ? core : "unknown";
   s.blas_threads = openblas_get_num_threads();

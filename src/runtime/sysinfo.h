@@ -14,6 +14,7 @@ struct SystemInfo {
   int logical_cores = 0;    // hardware threads the process may run on
   CpuFeatures features;
   std::string kernel_path;  // KernelPath(): which twin smelt's dispatch picks
+  size_t prefetch_distance = 0;  // kPrefetchDistance: bytes the streaming kernels ask for ahead
   std::string blas_core;    // OpenBLAS's core name (the kernels it picked for this CPU)
   int blas_threads = 0;     // OpenBLAS's thread count
   int omp_max_threads = 0;  // omp_get_max_threads()

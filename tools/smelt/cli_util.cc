@@ -70,6 +70,7 @@ nlohmann::json SystemJson(const SystemInfo& s) {
           {"logical_cores", s.logical_cores},
           {"simd", simd},
           {"kernel_path", s.kernel_path},
+          {"prefetch_distance", s.prefetch_distance},
           {"openblas", {{"core", s.blas_core}, {"threads", s.blas_threads}}},
           {"openmp_max_threads", s.omp_max_threads}};
 }

@@ -46,6 +46,7 @@ int RunSysinfo(const SysinfoArgs& a) {
   fmt::print("logical cores: {}\n", s.logical_cores);
   fmt::print("simd:         {}{}\n", have.empty() ? " (none)" : have, lack.empty() ? "" : "   (absent:" + lack + ")");
   fmt::print("kernel path:   {}\n", s.kernel_path);
+  fmt::print("prefetch:      {} B ahead (SMELT_PREFETCH_DISTANCE overrides)\n", s.prefetch_distance);
   fmt::print("openblas:      {}, {} threads\n", s.blas_core, s.blas_threads);
   fmt::print("openmp:        {} threads at most\n", s.omp_max_threads);
   for (const Bandwidth& b : bw)
