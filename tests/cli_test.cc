@@ -402,6 +402,18 @@ TEST(Cli, PruneWritesASparseGgufWithItsRecipeAndReport) {
   fs::remove_all(dir);
 }
 
+// `smelt prune BASE --json` as given and with `steps` recovery steps on the training text: the two
+// reports (both runs must succeed).
+std::pair<nlohmann::json, nlohmann::json> PruneWithoutAndWithRecovery(const std::string& base, int steps) {
+  Result plain = Smelt(base);
+  EXPECT_EQ(plain.code, 0) << plain.err;
+  Result rec = Smelt(base + " --recover-steps " + std::to_string(steps) + " --recover-batch 8 --recover-seq 64 " +
+                     "--recover-data '" + kTrainText + "'");
+  EXPECT_EQ(rec.code, 0) << rec.err;
+  if (plain.code != 0 || rec.code != 0) return {};
+  return {nlohmann::json::parse(plain.out), nlohmann::json::parse(rec.out)};
+}
+
 // Gradual pruning with recovery between its rounds: the pruned weights stay exactly pruned, the
 // recipe records the recovery, and distilling from the unpruned model between the rounds leaves
 // the result closer to it than the same rounds without recovery.
@@ -411,11 +423,8 @@ TEST(Cli, PruneRecoversBetweenGradualRounds) {
   const std::string base = "prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out +
                            "' --method magnitude --sparsity 0.6 --rounds 3 --text '" + smelt::assets::kDevText +
                            "' --ctx 64 --chunks 8 -t 1 --json";
-  Result plain = Smelt(base);
-  ASSERT_EQ(plain.code, 0) << plain.err;
-  Result rec = Smelt(base + " --recover-steps 15 --recover-batch 8 --recover-seq 64 --recover-data '" + kTrainText + "'");
-  ASSERT_EQ(rec.code, 0) << rec.err;
-  const auto p = nlohmann::json::parse(plain.out), r = nlohmann::json::parse(rec.out);
+  const auto [p, r] = PruneWithoutAndWithRecovery(base, 15);
+  ASSERT_FALSE(p.is_null() || r.is_null());
   ASSERT_EQ(r["matrices"].size(), p["matrices"].size());
   for (size_t i = 0; i < r["matrices"].size(); ++i) {  // the same exact counts as without recovery
     EXPECT_EQ(r["matrices"][i]["sparsity"], p["matrices"][i]["sparsity"]) << r["matrices"][i].dump();
@@ -427,6 +436,29 @@ TEST(Cli, PruneRecoversBetweenGradualRounds) {
   EXPECT_NE(info.out.find("recover_steps=15"), std::string::npos);
   std::printf("60 %% in 3 rounds: KLD %.4f without recovery, %.4f with 15 steps between rounds\n",
               p["quality"]["kld_mean"].get<double>(), r["quality"]["kld_mean"].get<double>());
+  fs::remove_all(dir);
+}
+
+// Structured removal followed by recovery: the smaller model distilled from the input model keeps
+// its sizes, records the recovery in its recipe, and ends closer to the input model than the same
+// removal without it.
+TEST(Cli, PruneRecoversAfterStructuredRemoval) {
+  fs::path dir = TempDir("prune-structured-recover");
+  const std::string out = (dir / "s.gguf").string();
+  const std::string base = "prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out +
+                           "' --structured channels --ratio 0.3 --calib '" + kTrainText +
+                           "' --calib-samples 4 --calib-tokens 64 --text '" + smelt::assets::kDevText +
+                           "' --ctx 64 --chunks 8 -t 1 --json";
+  const auto [p, r] = PruneWithoutAndWithRecovery(base, 20);
+  ASSERT_FALSE(p.is_null() || r.is_null());
+  EXPECT_EQ(r["config"], p["config"]);
+  EXPECT_EQ(r["parameters_after"], p["parameters_after"]);
+  EXPECT_LT(r["quality"]["kld_mean"].get<double>(), p["quality"]["kld_mean"].get<double>());
+  Result info = Smelt("inspect '" + out + "' --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("recover_steps=20"), std::string::npos);
+  std::printf("channels 0.3: KLD %.4f without recovery, %.4f after 20 steps\n", p["quality"]["kld_mean"].get<double>(),
+              r["quality"]["kld_mean"].get<double>());
   fs::remove_all(dir);
 }
 
@@ -587,6 +619,9 @@ TEST(Cli, PruneBadInputGivesOneLineAndNoOutput) {
       {"--method magnitude --sparsity 0.5 --recover-steps 3 --recover-data '" + kTrainText + "'", "--rounds 2"},
       {"--method magnitude --sparsity 0.5 --rounds 2 --recover-steps 3", "--recover-data"},
       {"--structured layers --ratio 0.2 --recover-steps 3", "--recover-steps"},
+      {"--structured channels --ratio 0.2 --allocation global --recover-steps 3 --recover-data '" + kTrainText + "'" +
+           calib,
+       "one size for all blocks"},
       {"--method magnitude --pattern 2:4 --sparsity 0.6", "--sparsity 0.6"},
       {"--method magnitude --pattern 2:4 --rounds 3", "--rounds"},
       {"--method wanda --sparsity 0.5", "--calib"},

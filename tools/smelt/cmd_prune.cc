@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "cli_util.h"
 #include "compress/prune.h"
@@ -74,6 +75,16 @@ void PrintQuality(const KldResult& k, const PruneArgs& a) {
              a.text, k.n, a.ctx, k.ppl_base, k.ppl_model, k.kld_mean, k.kld_stderr, 100 * k.same_top);
 }
 
+// The recovery options' own checks (weight and structured pruning alike).
+void CheckRecoveryArgs(const PruneArgs& a) {
+  if (a.recover_steps < 0 || a.recover_batch < 1 || a.recover_seq < 1)
+    Fail("--recover-steps {} must not be negative, --recover-batch {} and --recover-seq {} positive", a.recover_steps,
+         a.recover_batch, a.recover_seq);
+  if ((a.recover_steps > 0) != !a.recover_data.empty())
+    Fail("--recover-steps and --recover-data go together (steps of distillation from the unpruned model on that text)");
+  if (!(a.recover_alpha >= 0.0f && a.recover_alpha <= 1.0f)) Fail("--recover-alpha {}: must be in [0, 1]", a.recover_alpha);
+}
+
 // The checked options of weight pruning (before the model is loaded, so bad flags cost nothing).
 PruneOptions WeightPruneOptions(const PruneArgs& a) {
   PruneOptions o;
@@ -99,14 +110,11 @@ PruneOptions WeightPruneOptions(const PruneArgs& a) {
   }
   if (a.rounds < 1) Fail("--rounds {}: must be at least 1", a.rounds);
   o.rounds = a.rounds;
-  if (a.recover_steps < 0 || a.recover_batch < 1 || a.recover_seq < 1)
-    Fail("--recover-steps {} must not be negative, --recover-batch {} and --recover-seq {} positive", a.recover_steps,
-         a.recover_batch, a.recover_seq);
+  CheckRecoveryArgs(a);
   if (a.recover_steps > 0 && a.rounds < 2)
-    Fail("--recover-steps {}: recovery runs between gradual rounds; give --rounds 2 or more", a.recover_steps);
-  if ((a.recover_steps > 0) != !a.recover_data.empty())
-    Fail("--recover-steps and --recover-data go together (steps of distillation from the unpruned model on that text)");
-  if (!(a.recover_alpha >= 0.0f && a.recover_alpha <= 1.0f)) Fail("--recover-alpha {}: must be in [0, 1]", a.recover_alpha);
+    Fail("--recover-steps {}: recovery runs between gradual rounds (or after --structured removal); give --rounds 2 "
+         "or more",
+         a.recover_steps);
   const bool needs_calib = o.method != PruneMethod::kMagnitude || o.allocation == PruneAllocation::kOwl;
   if (needs_calib && a.calib.calib.empty())
     Fail("--method {}{} needs calibration text (--calib FILE)", a.method,
@@ -192,6 +200,43 @@ void PrintReport(const PruneArgs& a, const PruneSummary& s, const std::optional<
   fmt::print("wrote {}\n", a.out);
 }
 
+// Recovery training: the pruned model distilled from the unpruned one (soft labels, plus α of the
+// text's own next tokens) on --recover-data for --recover-steps, keeping the zeros of `masked`.
+struct Recovery {
+  std::optional<train::Dataset> data;
+  std::shared_ptr<train::Distiller> teacher;
+};
+
+Recovery MakeRecovery(const PruneArgs& a, const Model& unpruned) {
+  Recovery r;
+  if (a.recover_steps <= 0) return r;
+  train::DataOptions d;
+  d.seq = a.recover_seq;
+  d.val_frac = 0.0;
+  r.data = train::Dataset::FromFile(unpruned.vocab, a.recover_data, d);
+  train::DistillOptions dopt;
+  dopt.alpha = a.recover_alpha;
+  std::vector<train::TrainModel> teachers;
+  teachers.push_back(train::TrainModel::FromModel(unpruned));
+  r.teacher = std::make_shared<train::Distiller>(std::move(teachers), dopt);
+  return r;
+}
+
+Model Recover(const PruneArgs& a, const Recovery& r, const Model& pruned, std::span<const std::string> masked) {
+  train::TrainOptions t;
+  t.steps = a.recover_steps;
+  t.batch = a.recover_batch;
+  t.lr = a.recover_lr;
+  t.warmup = 0;
+  t.threads = a.threads;
+  return train::RecoverPruned(pruned, *r.data, t, train::DistillObjective(r.teacher), masked).model;
+}
+
+std::string RecoveryRecipe(const PruneArgs& a) {
+  return fmt::format(" recover_steps={} recover_data={} recover_lr={} recover_alpha={}", a.recover_steps,
+                     a.recover_data, a.recover_lr, a.recover_alpha);
+}
+
 int RunWeightPruning(const PruneArgs& a) {
   PruneOptions o = WeightPruneOptions(a);
   const std::string text = a.text.empty() ? std::string() : ReadFileToString(a.text);
@@ -203,39 +248,19 @@ int RunWeightPruning(const PruneArgs& a) {
   }
   const std::vector<std::string> targets = PruneTargets(m, o);  // every check before the work
   o.progress = Progress("prune");
-  // Recovery: the pruned model distilled from the unpruned one (soft labels, plus α of the text's
-  // own next tokens) for --recover-steps after every round but the last.
-  std::optional<train::Dataset> recover_data;
-  std::shared_ptr<train::Distiller> teacher;
+  // Recovery after every round but the last, the pruned weights kept at zero.
+  const Recovery recovery = MakeRecovery(a, m);
   int64_t recovered = 0;
-  if (a.recover_steps > 0) {
-    train::DataOptions d;
-    d.seq = a.recover_seq;
-    d.val_frac = 0.0;
-    recover_data = train::Dataset::FromFile(m.vocab, a.recover_data, d);
-    train::DistillOptions dopt;
-    dopt.alpha = a.recover_alpha;
-    std::vector<train::TrainModel> teachers;
-    teachers.push_back(train::TrainModel::FromModel(m));
-    teacher = std::make_shared<train::Distiller>(std::move(teachers), dopt);
+  if (recovery.data) {
     o.recovery = [&](int, Model& pruned) {
-      train::TrainOptions t;
-      t.steps = a.recover_steps;
-      t.batch = a.recover_batch;
-      t.lr = a.recover_lr;
-      t.warmup = 0;
-      t.threads = a.threads;
-      pruned = train::RecoverPruned(pruned, *recover_data, t, train::DistillObjective(teacher), targets).model;
+      pruned = Recover(a, recovery, pruned, targets);
       recovered += a.recover_steps;
     };
   }
   PruneSummary summary;
   Model out = PruneModel(m, o, &summary);
   out.info = m.info;
-  out.info["prune.recipe"] = Recipe(a, o, cal.tokens) +
-                            (recovered ? fmt::format(" recover_steps={} recover_data={} recover_lr={} recover_alpha={}",
-                                                     a.recover_steps, a.recover_data, a.recover_lr, a.recover_alpha)
-                                       : std::string());
+  out.info["prune.recipe"] = Recipe(a, o, cal.tokens) + (recovered ? RecoveryRecipe(a) : std::string());
   out.info["prune.source"] = a.model;
   const std::optional<KldResult> q = Quality(a, m, out, text);  // before writing: a failure leaves no file
   SaveGgufModel(out, a.out, GgufSaveOptions{});
@@ -247,10 +272,10 @@ int RunWeightPruning(const PruneArgs& a) {
 StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
   StructuredOptions o;
   o.target = ParseStructuredTarget(a.structured, "--structured");
-  if (!a.method.empty() || a.sparsity || !a.pattern.empty() || !a.type.empty() || a.rounds != 1 ||
-      a.recover_steps != 0)
-    Fail("--structured {} removes whole units: --method, --sparsity, --pattern, --type, --rounds and --recover-steps "
-         "belong to weight pruning",
+  CheckRecoveryArgs(a);
+  if (!a.method.empty() || a.sparsity || !a.pattern.empty() || !a.type.empty() || a.rounds != 1)
+    Fail("--structured {} removes whole units: --method, --sparsity, --pattern, --type and --rounds belong to weight "
+         "pruning",
          a.structured);
   if (!a.ratio) Fail("--structured {}: give --ratio R, the fraction of its units removed, in [0, 1)", a.structured);
   if (!(*a.ratio >= 0.0 && *a.ratio < 1.0)) Fail("--ratio {}: must be in [0, 1)", *a.ratio);
@@ -279,6 +304,10 @@ StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
   }
   if (a.calib.calib.empty())
     Fail("--structured {} scores its units on calibration text: give --calib FILE", a.structured);
+  if (a.recover_steps > 0 && o.allocation != UnitAllocation::kUniform)
+    Fail("--recover-steps after --allocation {}: training needs one size for all blocks; use --allocation uniform "
+         "(or recover the --uniform conversion's padded model separately)",
+         a.allocation);
   o.threads = a.threads;
   return o;
 }
@@ -362,11 +391,14 @@ int RunStructuredPruning(const PruneArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   StructuredReport r;
   Model out = PruneStructured(m, cal.samples, o, &r);
+  // Recovery: the smaller model distilled from the input model; every weight it kept may move.
+  if (const Recovery recovery = MakeRecovery(a, m); recovery.data) out = Recover(a, recovery, out, {});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.info = m.info;
   out.info["prune.recipe"] =
       fmt::format("structured={} ratio={} allocation={} multiple_of={} layer_score={} calib={} samples={} tokens={}",
-                  a.structured, o.ratio, a.allocation, o.multiple_of, a.layer_score, a.calib.calib, a.calib.calib_opt.samples, a.calib.calib_opt.tokens);
+                  a.structured, o.ratio, a.allocation, o.multiple_of, a.layer_score, a.calib.calib, a.calib.calib_opt.samples, a.calib.calib_opt.tokens) +
+      (a.recover_steps > 0 ? RecoveryRecipe(a) : std::string());
   out.info["prune.source"] = a.model;
   const std::optional<KldResult> q = Quality(a, m, out, text);  // before writing: a failure leaves no file
   SaveGgufModel(out, a.out, GgufSaveOptions{});
@@ -409,7 +441,8 @@ Command AddPrune(CLI::App& root) {
                   "each round")
       ->capture_default_str();
   app->add_option("--recover-steps", a->recover_steps,
-                  "between gradual rounds: steps of distillation from the unpruned model (pruned weights stay zero)")
+                  "between gradual rounds: steps of distillation from the unpruned model (pruned weights stay zero); "
+                  "with --structured (uniform allocation): after the removal, every kept weight trained")
       ->capture_default_str();
   app->add_option("--recover-data", a->recover_data, "text the recovery steps train on");
   app->add_option("--recover-lr", a->recover_lr, "recovery learning rate")->capture_default_str();
