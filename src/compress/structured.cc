@@ -542,6 +542,58 @@ Model PadBlocks(const Model& model) {
   return out;
 }
 
+std::vector<PaddedRegion> PaddedRegions(const Model& model) {
+  const ModelConfig& c = model.config;
+  std::vector<PaddedRegion> out;
+  if (c.uniform_blocks()) return out;
+  const int64_t Q = c.q_dim(), KV = c.kv_dim(), D = c.dim;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const BlockShape b = c.block(l);
+    auto add = [&](const char* suffix, int64_t row0, int64_t row1, int64_t col0, int64_t col1) {
+      const std::string name = BlockTensorName(l, suffix);
+      if (model.weights.Contains(name)) out.push_back({name, row0, row1, col0, col1});
+    };
+    if (b.ff < c.ff) {
+      add("ffn_gate.weight", b.ff, c.ff, 0, D);
+      add("ffn_up.weight", b.ff, c.ff, 0, D);
+      add("ffn_down.weight", 0, D, b.ff, c.ff);
+    }
+    if (b.n_kv_heads < c.n_kv_heads) {
+      const int64_t q = (int64_t)b.n_kv_heads * (c.n_heads / c.n_kv_heads) * c.head_dim;
+      const int64_t kv = (int64_t)b.n_kv_heads * c.head_dim;
+      add("attn_q.weight", q, Q, 0, D);
+      add("attn_k.weight", kv, KV, 0, D);
+      add("attn_v.weight", kv, KV, 0, D);
+      add("attn_q.bias", 0, 1, q, Q);  // a bias is one row
+      add("attn_k.bias", 0, 1, kv, KV);
+      add("attn_v.bias", 0, 1, kv, KV);
+      add("attn_output.weight", 0, D, q, Q);
+    }
+  }
+  return out;
+}
+
+Model TrimBlocks(const Model& padded, const ModelConfig& sizes) {
+  const ModelConfig& c = padded.config;
+  SMELT_ASSERT(c.uniform_blocks() && sizes.n_layers == c.n_layers && sizes.ff == c.ff &&
+               sizes.n_kv_heads == c.n_kv_heads);
+  auto tail = [](int from, int to) {
+    std::vector<int> units;
+    for (int u = from; u < to; ++u) units.push_back(u);
+    return units;
+  };
+  std::vector<std::vector<int>> channels(c.n_layers), groups(c.n_layers);
+  bool any_channels = false, any_groups = false;
+  for (int l = 0; l < c.n_layers; ++l) {
+    channels[l] = tail(sizes.ff_of(l), c.ff);
+    groups[l] = tail(sizes.block(l).n_kv_heads, c.n_kv_heads);
+    any_channels |= !channels[l].empty();
+    any_groups |= !groups[l].empty();
+  }
+  Model out = any_channels ? RemoveUnits(padded, StructuredTarget::kChannels, channels) : padded;
+  return any_groups ? RemoveUnits(out, StructuredTarget::kHeads, groups) : out;
+}
+
 std::vector<double> HullMarginalCosts(const std::vector<std::pair<int, double>>& measured, int units) {
   SMELT_ASSERT(units >= 1 && !measured.empty() && measured[0].first == 0);
   // Andrew's monotone chain, lower half: points in increasing k.

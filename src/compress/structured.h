@@ -126,6 +126,19 @@ Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector
 // is returned as it is.
 Model PadBlocks(const Model& model);
 
+// Where PadBlocks puts its zeros: in tensor `name` (rows of ne[0] values), the rows [row0, row1)
+// of columns [col0, col1). Training the padded model with these held at zero and trimming the
+// padding off again (TrimBlocks) trains a per-block model with a trainer that needs one size.
+struct PaddedRegion {
+  std::string name;
+  int64_t row0 = 0, row1 = 0, col0 = 0, col1 = 0;
+};
+// The regions PadBlocks(model) fills with zeros (none for a model whose blocks agree).
+std::vector<PaddedRegion> PaddedRegions(const Model& model);
+// The inverse of PadBlocks: `padded` (one size for all blocks) with the channels and KV groups past
+// each block's own size in `sizes` (the config PadBlocks was given) removed.
+Model TrimBlocks(const Model& padded, const ModelConfig& sizes);
+
 // How many of `units` a ratio removes (round to nearest, at most units - 1); throws for a ratio
 // outside [0, 1). With multiple_of > 1, units - (the result) is a multiple of it (the nearest to
 // what the ratio keeps, at least multiple_of); throws where units < multiple_of.

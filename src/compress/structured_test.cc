@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -232,6 +233,58 @@ TEST(CompressStructured, PerBlockHeadCountsKeepTheSameFunction) {
     EXPECT_THROW(other.LoadState((dir / "prefix.kv").string()), Error);
   }
   std::filesystem::remove_all(dir);
+}
+
+// PaddedRegions names exactly the zeros PadBlocks adds (every element in them zero, as many as
+// the padding adds), and TrimBlocks takes them off again: the per-block model back, tensor for
+// tensor and bit for bit, for channels and KV groups (with biases) differing at once. Values
+// written into the padded model outside the regions survive the trim; inside them they are gone.
+TEST(CompressStructured, PaddedRegionsAreThePaddingAndTrimBlocksRemovesIt) {
+  const Model m = tiny::TinyLlama({.dim = 64, .layers = 3, .heads = 8, .kv_heads = 4, .ff = 96, .qwen2 = true});
+  std::vector<std::vector<int>> channels(3);
+  for (int j = 0; j < 32; ++j) channels[0].push_back(3 * j);
+  for (int j = 0; j < 64; ++j) channels[2].push_back(j + 16);
+  const Model p = RemoveUnits(RemoveUnits(m, StructuredTarget::kChannels, channels), StructuredTarget::kHeads,
+                              {{1}, {0, 2, 3}, {}});
+  ASSERT_FALSE(p.config.uniform_blocks());
+  const Model padded = PadBlocks(p);
+  const std::vector<PaddedRegion> regions = PaddedRegions(p);
+  int64_t in_regions = 0, added = 0;
+  for (const Tensor& t : padded.weights.all()) added += t.nelements();
+  for (const Tensor& t : p.weights.all()) added -= t.nelements();
+  Model marked = padded;  // every element 1 + its old value outside the regions, 7 inside
+  std::map<std::string, std::vector<float>> values;
+  for (const Tensor& t : padded.weights.all()) values[t.name] = DequantizeAll(t);
+  std::map<std::string, std::vector<char>> inside;
+  for (const PaddedRegion& r : regions) {
+    const Tensor& t = padded.weights.Get(r.name);
+    auto& in = inside[r.name];
+    in.resize((size_t)t.nelements(), 0);
+    for (int64_t row = r.row0; row < r.row1; ++row)
+      for (int64_t col = r.col0; col < r.col1; ++col) {
+        EXPECT_EQ(values[r.name][(size_t)(row * t.ne[0] + col)], 0.0f) << r.name;
+        in[(size_t)(row * t.ne[0] + col)] = 1;
+        ++in_regions;
+      }
+  }
+  EXPECT_EQ(in_regions, added);
+  for (auto& [name, v] : values) {
+    const auto it = inside.find(name);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = it != inside.end() && it->second[i] ? 7.0f : v[i] + 1.0f;
+    const Tensor& t = padded.weights.Get(name);
+    marked.weights.Set(MakeF32Tensor(name, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims), v));
+  }
+  const Model trimmed = TrimBlocks(padded, p.config), trimmed_marked = TrimBlocks(marked, p.config);
+  EXPECT_EQ(trimmed.config.layer_ff, p.config.layer_ff);
+  EXPECT_EQ(trimmed.config.layer_kv_heads, p.config.layer_kv_heads);
+  ASSERT_EQ(trimmed.weights.all().size(), p.weights.all().size());
+  for (const Tensor& t : p.weights.all()) {
+    EXPECT_EQ(DequantizeAll(trimmed.weights.Get(t.name)), DequantizeAll(t)) << t.name;
+    std::vector<float> plus_one = DequantizeAll(t);
+    for (float& x : plus_one) x += 1.0f;
+    EXPECT_EQ(DequantizeAll(trimmed_marked.weights.Get(t.name)), plus_one) << t.name;
+  }
+  EXPECT_TRUE(PaddedRegions(padded).empty());
 }
 
 // Formats that hold one feed-forward size refuse a model whose sizes differ, naming the output;

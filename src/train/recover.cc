@@ -16,10 +16,15 @@ std::vector<size_t> PrunedOffsets(const TrainModel& m, std::span<const std::stri
 }
 
 RecoveryResult RecoverPruned(const Model& pruned, const Dataset& data, const TrainOptions& opt,
-                             const Objective& objective, std::span<const std::string> matrices) {
+                             const Objective& objective, std::span<const std::string> matrices,
+                             const MaskOffsets& also_masked) {
   Trainer t(TrainModel::FromModel(pruned), opt);
   if (objective) t.set_objective(objective);
-  const std::vector<size_t> mask = PrunedOffsets(t.model(), matrices);
+  std::vector<size_t> mask = PrunedOffsets(t.model(), matrices);
+  if (also_masked) {
+    const std::vector<size_t> more = also_masked(t.model());
+    mask.insert(mask.end(), more.begin(), more.end());
+  }
   RecoveryResult r;
   r.masked = (int64_t)mask.size();
   const bool has_val = data.val_sequences() > 0;

@@ -222,14 +222,15 @@ Recovery MakeRecovery(const PruneArgs& a, const Model& unpruned) {
   return r;
 }
 
-Model Recover(const PruneArgs& a, const Recovery& r, const Model& pruned, std::span<const std::string> masked) {
+Model Recover(const PruneArgs& a, const Recovery& r, const Model& pruned, std::span<const std::string> masked,
+              const train::MaskOffsets& also_masked = {}) {
   train::TrainOptions t;
   t.steps = a.recover_steps;
   t.batch = a.recover_batch;
   t.lr = a.recover_lr;
   t.warmup = 0;
   t.threads = a.threads;
-  return train::RecoverPruned(pruned, *r.data, t, train::DistillObjective(r.teacher), masked).model;
+  return train::RecoverPruned(pruned, *r.data, t, train::DistillObjective(r.teacher), masked, also_masked).model;
 }
 
 std::string RecoveryRecipe(const PruneArgs& a) {
@@ -304,10 +305,6 @@ StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
   }
   if (a.calib.calib.empty())
     Fail("--structured {} scores its units on calibration text: give --calib FILE", a.structured);
-  if (a.recover_steps > 0 && o.allocation != UnitAllocation::kUniform)
-    Fail("--recover-steps after --allocation {}: training needs one size for all blocks; use --allocation uniform "
-         "(or recover the --uniform conversion's padded model separately)",
-         a.allocation);
   o.threads = a.threads;
   return o;
 }
@@ -391,8 +388,23 @@ int RunStructuredPruning(const PruneArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   StructuredReport r;
   Model out = PruneStructured(m, cal.samples, o, &r);
-  // Recovery: the smaller model distilled from the input model; every weight it kept may move.
-  if (const Recovery recovery = MakeRecovery(a, m); recovery.data) out = Recover(a, recovery, out, {});
+  // Recovery: the smaller model distilled from the input model; every weight it kept may move. A
+  // model whose blocks differ trains padded to one size (the trainer's), its padding held at zero
+  // and trimmed off again.
+  if (const Recovery recovery = MakeRecovery(a, m); recovery.data) {
+    const std::vector<PaddedRegion> padding = PaddedRegions(out);
+    const train::MaskOffsets padded_zeros = [&padding](const train::TrainModel& tm) {
+      std::vector<size_t> offsets;
+      for (const PaddedRegion& p : padding) {
+        const train::ParamSlice& s = tm.Slice(p.name);
+        for (int64_t r = p.row0; r < p.row1; ++r)
+          for (int64_t c = p.col0; c < p.col1; ++c) offsets.push_back(s.offset + (size_t)(r * s.ne[0] + c));
+      }
+      return offsets;
+    };
+    out = padding.empty() ? Recover(a, recovery, out, {})
+                          : TrimBlocks(Recover(a, recovery, PadBlocks(out), {}, padded_zeros), out.config);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.info = m.info;
   out.info["prune.recipe"] =
