@@ -1,4 +1,6 @@
 // End-to-end tests of the smelt CLI: golden generation, perplexity against llama.cpp, bad input.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
@@ -585,6 +587,14 @@ TEST(Cli, PruneStructuredPerBlockAndUniformExport) {
     ASSERT_EQ(info.code, 0) << info.err;
     const auto ij = nlohmann::json::parse(info.out);
     EXPECT_EQ(ij["config"][c.key].get<std::vector<int>>(), sizes);
+    if (c.structure == "heads") {  // each block's query heads: its kv heads times the query heads per kv head
+      const int per_kv = ij["config"]["heads"].get<int>() / ij["config"]["kv_heads"].get<int>();
+      std::vector<int> heads;
+      for (int k : sizes) heads.push_back(k * per_kv);
+      EXPECT_EQ(ij["config"]["layer_heads"].get<std::vector<int>>(), heads);
+      Result text = Smelt("inspect '" + out + "'");
+      EXPECT_NE(text.out.find(fmt::format("heads per block [{}]", fmt::join(heads, ", "))), std::string::npos) << text.out;
+    }
     EXPECT_FALSE(ij["llama_cpp_loadable"].get<bool>());
     EXPECT_NE(info.out.find("allocation=" + allocation), std::string::npos);
     EXPECT_EQ(j["layers"][0].contains("measured_kld"), allocation == "measured");

@@ -19,6 +19,13 @@ struct InspectArgs {
   bool tensors = true;
 };
 
+// Each block's query heads (its kv heads times the model's query heads per kv head).
+std::vector<int> LayerHeads(const ModelConfig& c) {
+  std::vector<int> heads;
+  for (int l = 0; l < c.n_layers; ++l) heads.push_back(c.block(l).n_heads);
+  return heads;
+}
+
 nlohmann::json ConfigJson(const ModelConfig& c) {
   nlohmann::json j = {{"architecture", c.arch},
           {"dim", c.dim},
@@ -37,7 +44,10 @@ nlohmann::json ConfigJson(const ModelConfig& c) {
           {"tied_embeddings", c.tied_embeddings},
           {"qkv_bias", c.qkv_bias}};
   if (!c.layer_ff.empty()) j["layer_ff"] = c.layer_ff;  // ff is then the largest
-  if (!c.layer_kv_heads.empty()) j["layer_kv_heads"] = c.layer_kv_heads;  // heads and kv_heads: the largest
+  if (!c.layer_kv_heads.empty()) {  // heads and kv_heads: the largest
+    j["layer_kv_heads"] = c.layer_kv_heads;
+    j["layer_heads"] = LayerHeads(c);
+  }
   return j;
 }
 
@@ -102,11 +112,11 @@ int RunInspect(const InspectArgs& a) {
                                  "with zero channels and heads)"
                                : fmt::format("cannot load it (smelt-only types: {})", fmt::join(blocking, ", ")));
   if (!c.name.empty()) fmt::print("name          {}\n", c.name);
-  fmt::print("architecture  {}: dim {}, {} layers, {} heads ({} kv, head dim {}), ff {}, vocab {}, context {}\n",
-             c.arch, c.dim, c.n_layers, c.n_heads,
-             c.layer_kv_heads.empty() ? fmt::to_string(c.n_kv_heads)
-                                      : fmt::format("per block [{}]", fmt::join(c.layer_kv_heads, ", ")),
-             c.head_dim,
+  fmt::print("architecture  {}: dim {}, {} layers, {}, ff {}, vocab {}, context {}\n", c.arch, c.dim, c.n_layers,
+             c.layer_kv_heads.empty()
+                 ? fmt::format("{} heads ({} kv, head dim {})", c.n_heads, c.n_kv_heads, c.head_dim)
+                 : fmt::format("heads per block [{}] ([{}] kv, head dim {})", fmt::join(LayerHeads(c), ", "),
+                               fmt::join(c.layer_kv_heads, ", "), c.head_dim),
              c.layer_ff.empty() ? fmt::to_string(c.ff) : fmt::format("per block [{}]", fmt::join(c.layer_ff, ", ")),
              c.vocab, c.context);
   fmt::print("rope          {} layout, theta {}, {} dims{}\n", c.rope_layout == RopeLayout::kNeox ? "neox" : "normal",
