@@ -460,6 +460,10 @@ TEST(Cli, PruneRecoversAfterStructuredRemoval) {
     EXPECT_EQ(r["parameters_after"], p["parameters_after"]);
     EXPECT_EQ(r["config"].contains("layer_ff"), std::string(allocation) == "global") << r["config"].dump();
     EXPECT_LT(r["quality"]["kld_mean"].get<double>(), p["quality"]["kld_mean"].get<double>());
+    EXPECT_EQ(r["recovery"]["steps"].get<int>(), 20);
+    EXPECT_GT(r["recovery"]["seconds"].get<double>(), 0.0);
+    EXPECT_LE(r["recovery"]["seconds"].get<double>(), r["seconds"].get<double>());
+    EXPECT_FALSE(p.contains("recovery"));
     Result info = Smelt("inspect '" + out + "' --json");
     ASSERT_EQ(info.code, 0) << info.err;
     EXPECT_NE(info.out.find("recover_steps=20"), std::string::npos);

@@ -309,8 +309,9 @@ StructuredOptions StructuredPruneOptions(const PruneArgs& a) {
   return o;
 }
 
+// `seconds`: the whole removal; `recover_seconds`: the recovery's part of it (when it ran).
 void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const std::optional<KldResult>& q,
-                           const Model& in, const Model& out, double seconds) {
+                           const Model& in, const Model& out, double seconds, double recover_seconds) {
   const char* what = StructuredTargetName(r.target);
   const double removed = 1.0 - (double)r.params_after / (double)r.params_before;
   if (a.json) {
@@ -336,6 +337,8 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
     if (!out.config.layer_ff.empty()) j["config"]["layer_ff"] = out.config.layer_ff;
     if (!out.config.layer_kv_heads.empty()) j["config"]["layer_kv_heads"] = out.config.layer_kv_heads;
     if (q) j["quality"] = QualityJson(*q);
+    if (a.recover_steps > 0)
+      j["recovery"] = {{"steps", a.recover_steps}, {"data", a.recover_data}, {"seconds", recover_seconds}};
     PrintJson(j);
     return;
   }
@@ -366,6 +369,9 @@ void PrintStructuredReport(const PruneArgs& a, const StructuredReport& r, const 
   fmt::print("config: layers {} -> {}, heads {}/{} -> {}/{} (kv), ff {} -> {}\n", in.config.n_layers, out.config.n_layers,
              in.config.n_heads, kv(in.config), out.config.n_heads, kv(out.config), ff(in.config), ff(out.config));
   fmt::print("parameters: {} -> {} ({:.2f} % removed); {:.2f} s\n", r.params_before, r.params_after, 100 * removed, seconds);
+  if (a.recover_steps > 0)
+    fmt::print("recovery: {} steps of distillation from the input model on {}; {:.2f} s of the above\n",
+               a.recover_steps, a.recover_data, recover_seconds);
   auto all_multiples = [](const ModelConfig& c) {
     for (int l = 0; l < c.n_layers; ++l)
       if (c.ff_of(l) % 32 != 0) return false;
@@ -391,7 +397,9 @@ int RunStructuredPruning(const PruneArgs& a) {
   // Recovery: the smaller model distilled from the input model; every weight it kept may move. A
   // model whose blocks differ trains padded to one size (the trainer's), its padding held at zero
   // and trimmed off again.
+  double recover_seconds = 0;
   if (const Recovery recovery = MakeRecovery(a, m); recovery.data) {
+    const auto r0 = std::chrono::steady_clock::now();
     const std::vector<PaddedRegion> padding = PaddedRegions(out);
     const train::MaskOffsets padded_zeros = [&padding](const train::TrainModel& tm) {
       std::vector<size_t> offsets;
@@ -404,6 +412,7 @@ int RunStructuredPruning(const PruneArgs& a) {
     };
     out = padding.empty() ? Recover(a, recovery, out, {})
                           : TrimBlocks(Recover(a, recovery, PadBlocks(out), {}, padded_zeros), out.config);
+    recover_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.info = m.info;
@@ -414,7 +423,7 @@ int RunStructuredPruning(const PruneArgs& a) {
   out.info["prune.source"] = a.model;
   const std::optional<KldResult> q = Quality(a, m, out, text);  // before writing: a failure leaves no file
   SaveGgufModel(out, a.out, GgufSaveOptions{});
-  PrintStructuredReport(a, r, q, m, out, seconds);
+  PrintStructuredReport(a, r, q, m, out, seconds, recover_seconds);
   return 0;
 }
 
