@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -92,6 +93,46 @@ TEST(AmxInt8Gemm, AmxW8A8GivesTheRowDotsBits) {
         }
         ExpectRowDotBits(k, DType::kW8A8, w, w_stride, n, C, T, rng, what);
       }
+}
+
+// The bitmask rows against per-token int8 activations (sp50_w8a8, sp70_w8a8) on the w8a8 tiles:
+// the row dot's bits for encoded pruned rows and for random rows whose masks set more bits than
+// the capacity (those bits read as zeros), row lengths with an odd number of 32-weight blocks.
+TEST(AmxInt8Gemm, AmxSparseMaskRowsGiveTheRowDotsBits) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (DType type : {DType::kSP50_W8A8, DType::kSP70_W8A8}) {
+    const PromptGemm k = AmxW8A8Gemm(type);
+    if (!k) GTEST_SKIP() << "no AMX-INT8 with AVX-512 VBMI2 on this CPU";
+    EXPECT_EQ(FastPromptGemm(type).gemm, k.gemm);
+    for (int64_t C : {32, 96, 1024})
+      for (int64_t n : {1, 13, 16})
+        for (int64_t T : {17, 40}) {
+          const std::string what = std::string(DTypeName(type)) + " C=" + std::to_string(C) + " n=" +
+                                   std::to_string(n) + " T=" + std::to_string(T);
+          const size_t w_stride = RowBytes(type, C) + 3;
+          std::vector<uint8_t> w(w_stride * n);
+          std::vector<float> src(C);
+          for (int64_t r = 0; r < n; ++r) {
+            uint8_t* row = w.data() + r * w_stride;
+            if (r % 3 == 2) {  // random codes, masks past the capacity
+              for (size_t i = 0; i < RowBytes(type, C); ++i) row[i] = (uint8_t)rng();
+              const float d = 0.01f * (1.0f + (float)r);
+              std::memcpy(row, &d, sizeof d);
+              for (int64_t b = 0; b < C / 32; ++b) {
+                uint32_t m = 0;
+                for (int j = 0; j < 32; ++j) m |= (uint32_t)(u(rng) < 0.8f) << j;
+                std::memcpy(row + 4 + 4 * b, &m, sizeof m);
+              }
+            } else {
+              for (float& v : src) v = u(rng) < 0.6f ? 0.0f : g(rng) * (1.0f + (float)r);
+              Traits(type).from_float(src.data(), row, C);
+            }
+          }
+          ExpectRowDotBits(k, type, w, w_stride, n, C, T, rng, what);
+        }
+  }
 }
 
 TEST(AmxInt8Gemm, OnlyTheTypesWithAKernelOnAmx) {

@@ -9,6 +9,8 @@
 //   B (6, 7) = the 16 rows' 64 codes in VNNI order (tile row k: codes 4k .. 4k+3 of each row),
 //              written once per call;
 //   C (0, 1) = even and odd column groups, added at the end.
+// The bitmask rows against per-token int8 activations (sp50_w8a8, sp70_w8a8) use the same tiles,
+// their codes expanded into place while the B tiles are written (vpexpandb: CpuHasAvx512Vbmi2()).
 // Only these functions carry the target attribute; dispatch: CpuHasAmxInt8().
 #include "kernels/amx_int8_gemm.h"
 
@@ -24,11 +26,12 @@
 #include <cstring>
 
 #include "formats/per_channel.h"
+#include "formats/sparse_mask.h"
 #include "kernels/amx_tiles.h"
 #include "kernels/transpose_avx512.h"
 
 #define SMELT_AMX_W8 \
-  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
+  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi2,amx-tile,amx-int8")))
 
 namespace smelt {
 namespace {
@@ -51,11 +54,52 @@ SMELT_AMX_W8 void PrepareW8Rows(const uint8_t* w, size_t w_stride, int64_t n, in
   }
 }
 
+// The same tiles from bitmask rows of capacity Cap (sp50_w8a8, sp70_w8a8: formats/sparse_mask.h,
+// the same f32 row scale first): each row's codes expanded into place 64 columns at a time, a code
+// cursor per row. Set bits past a row's capacity read zeros (a copy of its last codes, zero-padded),
+// as the row dot counts them.
+template <int Cap>
+SMELT_AMX_W8 void PrepareMaskRows(const uint8_t* w, size_t w_stride, int64_t n, int64_t C, uint8_t* tiles) {
+  const int64_t groups = (C + kGroup - 1) / kGroup, blocks = C / kQKSparseMask;
+  const uint8_t* cursor[16];
+  const uint8_t* end[16];
+  for (int r = 0; r < n; ++r) {
+    cursor[r] = w + r * w_stride + SparseCodesOffset(C);
+    end[r] = cursor[r] + Cap * blocks;
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i z[16];
+    for (int r = 0; r < 16; ++r) {
+      if (r >= n) {
+        z[r] = _mm512_setzero_si512();
+        continue;
+      }
+      const uint8_t* masks = w + r * w_stride + kSparseMaskOffset + 4 * (2 * g);
+      uint32_t lo, hi = 0;
+      std::memcpy(&lo, masks, sizeof lo);
+      if (2 * g + 1 < blocks) std::memcpy(&hi, masks + 4, sizeof hi);
+      const uint64_t m = lo | (uint64_t)hi << 32;
+      const int64_t set = __builtin_popcountll(m);
+      if (cursor[r] + set <= end[r]) {
+        z[r] = _mm512_maskz_expandloadu_epi8(m, cursor[r]);
+        cursor[r] += set;
+      } else {  // past the capacity: the row's remaining codes, then zeros
+        uint8_t rest[64] = {};
+        std::memcpy(rest, cursor[r], (size_t)(end[r] - cursor[r]));
+        z[r] = _mm512_maskz_expandloadu_epi8(m, rest);
+        cursor[r] = end[r];
+      }
+    }
+    StoreTransposed16(z, tiles + g * kW8TileBytes);
+  }
+}
+
+template <void (*Prepare)(const uint8_t*, size_t, int64_t, int64_t, uint8_t*)>
 SMELT_AMX_W8 void AmxW8A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
                                   int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
   const int64_t full = C / kGroup, groups = (C + kGroup - 1) / kGroup;
   auto* tiles = reinterpret_cast<uint8_t*>(scratch);
-  PrepareW8Rows(w, w_stride, n, C, tiles);
+  Prepare(w, w_stride, n, C, tiles);
   float dw[16] = {};
   for (int r = 0; r < n; ++r) std::memcpy(&dw[r], w + r * w_stride, sizeof(float));
   const __m512 d_w = _mm512_loadu_ps(dw);
@@ -109,8 +153,13 @@ SMELT_AMX_W8 void AmxW8A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, 
 }  // namespace
 
 PromptGemm AmxW8A8Gemm(DType type) {
-  if (type != DType::kW8A8 || !CpuHasAmxInt8()) return {};
-  return {AmxW8A8GemmImpl, nullptr};
+  if (!CpuHasAmxInt8()) return {};
+  switch (type) {
+    case DType::kW8A8: return {AmxW8A8GemmImpl<PrepareW8Rows>, nullptr};
+    case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<16>>, nullptr} : PromptGemm{};
+    case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<10>>, nullptr} : PromptGemm{};
+    default: return {};
+  }
 }
 
 }  // namespace smelt
