@@ -4,7 +4,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <fstream>
 #include <cstdint>
 #include <memory>
 #include <numeric>
@@ -50,7 +52,25 @@ SystemInfo GetSystemInfo() {
   s.blas_core = core ? core : "unknown";
   s.blas_threads = openblas_get_num_threads();
   s.omp_max_threads = omp_get_max_threads();
+  for (int index = 0; index < 8; ++index) {  // cpu0's caches; the last level is the largest
+    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
+    std::string size;
+    if (f >> size) s.llc_bytes = std::max(s.llc_bytes, ParseCacheSize(size));
+  }
   return s;
+}
+
+uint64_t ParseCacheSize(const std::string& s) {
+  size_t used = 0;
+  uint64_t v = 0;
+  for (; used < s.size() && std::isdigit((unsigned char)s[used]); ++used) {
+    v = 10 * v + (uint64_t)(s[used] - '0');
+    if (v > (1ull << 40)) return 0;
+  }
+  if (used == 0) return 0;
+  const std::string unit = s.substr(used);
+  const uint64_t scale = unit.empty() ? 1 : unit == "K" ? 1024 : unit == "M" ? 1024 * 1024 : unit == "G" ? 1024ull << 20 : 0;
+  return scale == 0 ? 0 : v * scale;
 }
 
 uint64_t ReadBandwidthChecksum(size_t words) {

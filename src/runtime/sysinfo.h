@@ -18,8 +18,12 @@ struct SystemInfo {
   std::string blas_core;    // OpenBLAS's core name (the kernels it picked for this CPU)
   int blas_threads = 0;     // OpenBLAS's thread count
   int omp_max_threads = 0;  // omp_get_max_threads()
+  uint64_t llc_bytes = 0;   // the largest CPU cache the OS reports (0: unknown)
 };
 SystemInfo GetSystemInfo();
+
+// A cache size as sysfs writes it ("491520K", "32M", "1024"): bytes, or 0 when unreadable.
+uint64_t ParseCacheSize(const std::string& s);
 
 struct BandwidthOptions {
   size_t mib = 512;  // buffer size: make it much larger than the last-level cache

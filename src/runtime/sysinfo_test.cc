@@ -56,5 +56,14 @@ TEST(Sysinfo, SystemInfoIsFilledIn) {
   EXPECT_GE(s.omp_max_threads, 1);
 }
 
+// Cache sizes as sysfs writes them; anything else reads as unknown (0).
+TEST(Sysinfo, CacheSizesParseAsSysfsWritesThem) {
+  EXPECT_EQ(ParseCacheSize("491520K"), 491520ull * 1024);
+  EXPECT_EQ(ParseCacheSize("32M"), 32ull << 20);
+  EXPECT_EQ(ParseCacheSize("2G"), 2ull << 30);
+  EXPECT_EQ(ParseCacheSize("1024"), 1024u);
+  for (const char* bad : {"", "K", "-5K", "12X", "12KB", "99999999999999999999K"}) EXPECT_EQ(ParseCacheSize(bad), 0u) << bad;
+}
+
 }  // namespace
 }  // namespace smelt

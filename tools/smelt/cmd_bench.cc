@@ -121,6 +121,11 @@ int RunBenchCmd(const BenchArgs& a) {
     fmt::print("tg ceiling, {} thread{}: {:.1f} GB/s read / {:.2f} MB per token = {:.1f} t/s{}\n", c.threads,
                c.threads == 1 ? "" : "s", c.gb_per_s, r.bytes_per_token / 1e6, c.tokens_per_s, reached);
   }
+  const uint64_t llc = GetSystemInfo().llc_bytes;
+  if (!r.ceilings.empty() && llc > r.bytes_per_token)
+    fmt::print("note: the {:.2f} MB read per token fit in this CPU's {} MiB cache, so part of them can stay cached "
+               "between tokens; the ceiling (memory read past the cache) is then no bound\n",
+               r.bytes_per_token / 1e6, llc >> 20);
   return 0;
 }
 

@@ -47,6 +47,7 @@ int RunSysinfo(const SysinfoArgs& a) {
   fmt::print("simd:         {}{}\n", have.empty() ? " (none)" : have, lack.empty() ? "" : "   (absent:" + lack + ")");
   fmt::print("kernel path:   {}\n", s.kernel_path);
   fmt::print("prefetch:      {} B ahead (SMELT_PREFETCH_DISTANCE overrides)\n", s.prefetch_distance);
+  if (s.llc_bytes) fmt::print("largest cache: {} MiB\n", s.llc_bytes >> 20);
   fmt::print("openblas:      {}, {} threads\n", s.blas_core, s.blas_threads);
   fmt::print("openmp:        {} threads at most\n", s.omp_max_threads);
   for (const Bandwidth& b : bw)
