@@ -50,18 +50,36 @@ struct SparseMaskRow {
 inline constexpr size_t kSparseMaskOffset = sizeof(RowHeaderSparseMask);
 inline size_t SparseCodesOffset(int64_t n) { return sizeof(RowHeaderSparseMask) + 4 * (size_t)(n / kQKSparseMask); }
 
+// A row of n weights with capacity `cap`, as its parts: what the kernels and decoders walk.
+struct SparseMaskRowView {
+  const uint8_t* masks;  // n/32 mask words
+  const uint8_t* codes;  // the stored codes, in position order
+  const uint8_t* end;    // codes + the row's capacity (cap · n/32)
+  int64_t blocks;        // n/32
+};
+inline SparseMaskRowView ViewSparseMaskRow(const void* row, int64_t n, int cap) {
+  const auto* p = static_cast<const uint8_t*>(row);
+  const uint8_t* codes = p + SparseCodesOffset(n);
+  return {p + kSparseMaskOffset, codes, codes + cap * (n / kQKSparseMask), n / kQKSparseMask};
+}
+// Block b's mask word (bit j: weight 32·b + j is stored).
+inline uint32_t SparseMaskWord(const uint8_t* masks, int64_t b) {
+  uint32_t word;
+  std::memcpy(&word, masks + 4 * b, sizeof word);
+  return word;
+}
+
 // Calls f(position, code) for every stored weight of a row of n weights with capacity Cap, in
 // position order: the set mask bits, each taking the next code, up to the capacity (set bits past
 // it hold no code and are skipped: they decode as 0).
 template <int Cap, class F>
 void ForEachStoredWeight(const void* row, int64_t n, F f) {
-  const auto* p = static_cast<const uint8_t*>(row);
-  const auto* codes = reinterpret_cast<const int8_t*>(p + SparseCodesOffset(n));
-  const int64_t capacity = Cap * (n / kQKSparseMask);
+  const SparseMaskRowView r = ViewSparseMaskRow(row, n, Cap);
+  const auto* codes = reinterpret_cast<const int8_t*>(r.codes);
+  const int64_t capacity = r.end - r.codes;
   int64_t k = 0;
-  for (int64_t b = 0; b < n / kQKSparseMask && k < capacity; ++b) {
-    uint32_t mask;
-    std::memcpy(&mask, p + kSparseMaskOffset + 4 * b, sizeof mask);
+  for (int64_t b = 0; b < r.blocks && k < capacity; ++b) {
+    const uint32_t mask = SparseMaskWord(r.masks, b);
     for (int j = 0; j < kQKSparseMask && k < capacity; ++j)
       if ((mask >> j) & 1) f(b * kQKSparseMask + j, codes[k++]);
   }

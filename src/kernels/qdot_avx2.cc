@@ -629,17 +629,7 @@ SMELT_AVX2 void DotS24x4(const void* w, const void* a, size_t stride, int64_t n,
 // Bitmask rows: per block of 32 each mask byte's codes are loaded at its first code and spread to
 // the byte's set positions by one byte shuffle (controls from a 256-entry table; 0 where unset),
 // then a dense Q8_0 block term.
-struct MaskRow {
-  const uint8_t* masks;
-  const uint8_t* codes;
-  const uint8_t* end;  // codes + capacity
-  int64_t blocks;
-};
-SMELT_AVX2 inline MaskRow MaskRowOf(const void* w_row, int64_t n, int cap) {
-  const auto* p = static_cast<const uint8_t*>(w_row);
-  const uint8_t* codes = p + SparseCodesOffset(n);
-  return {p + kSparseMaskOffset, codes, codes + cap * (n / kQKSparseMask), n / kQKSparseMask};
-}
+// (The row's parts: formats/sparse_mask.h, SparseMaskRowView.)
 
 // Byte shuffle controls that expand the codes of one mask byte m: byte j is the rank of bit j
 // among m's set bits, plus `base`, where bit j is set, and 0x80 (write 0) where it is clear.
@@ -667,7 +657,7 @@ SMELT_AVX2 inline __m128i Pair64(const void* lo, const void* hi) {
 // Block b's 32 codes in place (0 where its mask bit is clear), from the codes at c; *c advances
 // past them. Each mask byte's 8 codes are loaded at their first code (8 bytes, of which its
 // popcount are its own) and spread by the byte's control from a 256-entry table.
-SMELT_AVX2 inline __m256i ExpandMaskBlock(const MaskRow& r, int64_t b, const uint8_t** c) {
+SMELT_AVX2 inline __m256i ExpandMaskBlock(const SparseMaskRowView& r, int64_t b, const uint8_t** c) {
   PrefetchAhead<64>(*c);
   if (b % 16 == 0) PrefetchAhead<64>(r.masks + 4 * b, MaskPrefetchDistance());
   const uint8_t* m = r.masks + 4 * b;
@@ -719,7 +709,7 @@ struct MaskAgainstI8Row {
 
 // acc[k] + block b's term against activation row k (y + k·stride), the block expanded once.
 template <class Act, int rows>
-SMELT_AVX2 inline void MaskBlockTerms(const MaskRow& r, int64_t b, const uint8_t** codes, const uint8_t* y,
+SMELT_AVX2 inline void MaskBlockTerms(const SparseMaskRowView& r, int64_t b, const uint8_t** codes, const uint8_t* y,
                                       size_t stride, typename Act::Acc* acc) {
   const __m256i q = ExpandMaskBlock(r, b, codes);
   for (int k = 0; k < rows; ++k) acc[k] = Act::Add(q, y + k * stride, b, acc[k]);
@@ -733,7 +723,7 @@ SMELT_AVX2 inline void MaskBlockTerms(const MaskRow& r, int64_t b, const uint8_t
 // results).
 template <class Act, int Cap, int rows>
 SMELT_AVX2 void DotSparseMaskRows(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
-  const MaskRow r = MaskRowOf(w_row, n, Cap);
+  const SparseMaskRowView r = ViewSparseMaskRow(w_row, n, Cap);
   const auto* y = static_cast<const uint8_t*>(a);
   const uint8_t* c = r.codes;
   typename Act::Acc acc0[rows], acc1[rows];

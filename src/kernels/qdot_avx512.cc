@@ -112,18 +112,12 @@ SMELT_VBMI2 inline __m256 MaskBlockSums(__m256i q, const uint8_t* act_qs) {
   return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(a, q)));
 }
 
-inline uint32_t MaskWord(const uint8_t* masks, int64_t b) {
-  uint32_t word;
-  std::memcpy(&word, masks + 4 * b, sizeof word);
-  return word;
-}
-
 template <int rows>
 SMELT_VBMI2 inline void MaskBlockTerms512(const uint8_t* masks, int64_t b, const uint8_t** codes, const uint8_t* y,
                                           size_t stride, __m256* acc) {
   PrefetchAhead<64>(*codes);
   if (b % 16 == 0) PrefetchAhead<64>(masks + 4 * b, MaskPrefetchDistance());
-  const uint32_t word = MaskWord(masks, b);
+  const uint32_t word = SparseMaskWord(masks, b);
   const __m256i q = _mm256_maskz_expandloadu_epi8(word, *codes);
   *codes += __builtin_popcount(word);
   for (int k = 0; k < rows; ++k) {
@@ -136,11 +130,9 @@ SMELT_VBMI2 inline void MaskBlockTerms512(const uint8_t* masks, int64_t b, const
 
 template <int Cap, int rows>
 SMELT_VBMI2 void DotSparseMaskRows512(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
-  const auto* p = static_cast<const uint8_t*>(w_row);
-  const uint8_t* masks = p + kSparseMaskOffset;
-  const uint8_t* c = p + SparseCodesOffset(n);
-  const uint8_t* end = c + Cap * (n / kQKSparseMask);
-  const int64_t blocks = n / kQKSparseMask;
+  const SparseMaskRowView r = ViewSparseMaskRow(w_row, n, Cap);
+  const uint8_t *masks = r.masks, *c = r.codes, *end = r.end;
+  const int64_t blocks = r.blocks;
   const auto* y = static_cast<const uint8_t*>(a);
   __m256 acc0[rows], acc1[rows];
   for (int k = 0; k < rows; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
@@ -151,7 +143,7 @@ SMELT_VBMI2 void DotSparseMaskRows512(const void* w_row, const void* a, size_t s
   }
   // vpexpandb from memory reads only the set bits' codes: the blocks are read in place up to the
   // row's last code, and only a row whose masks set more bits than its capacity reaches the copy.
-  for (; b < blocks && c + __builtin_popcount(MaskWord(masks, b)) <= end; ++b)
+  for (; b < blocks && c + __builtin_popcount(SparseMaskWord(masks, b)) <= end; ++b)
     MaskBlockTerms512<rows>(masks, b, &c, y, stride, acc0);
   if (b < blocks) {
     uint8_t tail[64] = {};  // fewer than 32 codes remain: set bits past the capacity read zeros
@@ -202,11 +194,9 @@ inline uint64_t MaskPair(const uint8_t* masks, int64_t b) {
 
 template <int Cap, int rows>
 SMELT_VBMI2 void DotSparseMaskW8A8Rows512(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
-  const auto* p = static_cast<const uint8_t*>(w_row);
-  const uint8_t* masks = p + kSparseMaskOffset;
-  const uint8_t* c = p + SparseCodesOffset(n);
-  const uint8_t* end = c + Cap * (n / kQKSparseMask);
-  const int64_t blocks = n / kQKSparseMask;
+  const SparseMaskRowView r = ViewSparseMaskRow(w_row, n, Cap);
+  const uint8_t *masks = r.masks, *c = r.codes, *end = r.end;
+  const int64_t blocks = r.blocks;
   const uint8_t* y[rows];
   for (int k = 0; k < rows; ++k) y[k] = static_cast<const uint8_t*>(a) + k * stride + sizeof(RowHeaderI8);
   __m512i acc0[rows], acc1[rows];
@@ -228,8 +218,7 @@ SMELT_VBMI2 void DotSparseMaskW8A8Rows512(const void* w_row, const void* a, size
     MaskPairTermsI8<rows>(masks, b, m, &c, y, kAll64, acc0);
   }
   if (b + 1 == blocks) {
-    uint32_t m;
-    std::memcpy(&m, masks + 4 * b, sizeof m);
+    const uint32_t m = SparseMaskWord(masks, b);
     if (c + __builtin_popcount(m) <= end) MaskPairTermsI8<rows>(masks, b++, m, &c, y, 0xFFFFFFFFULL, acc1);
   }
   if (b < blocks) {
@@ -241,11 +230,7 @@ SMELT_VBMI2 void DotSparseMaskW8A8Rows512(const void* w_row, const void* a, size
       MaskPairTermsI8<rows>(masks, b, MaskPair(masks, b), &t, y, kAll64, acc0);
       t = std::min<const uint8_t*>(t, tail + 128);  // past the codes: reads stay on the zeros
     }
-    if (b < blocks) {
-      uint32_t m;
-      std::memcpy(&m, masks + 4 * b, sizeof m);
-      MaskPairTermsI8<rows>(masks, b, m, &t, y, 0xFFFFFFFFULL, acc1);
-    }
+    if (b < blocks) MaskPairTermsI8<rows>(masks, b, SparseMaskWord(masks, b), &t, y, 0xFFFFFFFFULL, acc1);
   }
   float d;
   std::memcpy(&d, w_row, sizeof d);

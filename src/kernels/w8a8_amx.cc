@@ -60,13 +60,9 @@ SMELT_AMX_W8 void PrepareW8Rows(const uint8_t* w, size_t w_stride, int64_t n, in
 // as the row dot counts them.
 template <int Cap>
 SMELT_AMX_W8 void PrepareMaskRows(const uint8_t* w, size_t w_stride, int64_t n, int64_t C, uint8_t* tiles) {
-  const int64_t groups = (C + kGroup - 1) / kGroup, blocks = C / kQKSparseMask;
-  const uint8_t* cursor[16];
-  const uint8_t* end[16];
-  for (int r = 0; r < n; ++r) {
-    cursor[r] = w + r * w_stride + SparseCodesOffset(C);
-    end[r] = cursor[r] + Cap * blocks;
-  }
+  const int64_t groups = (C + kGroup - 1) / kGroup;
+  SparseMaskRowView row[16];  // codes: each row's cursor
+  for (int r = 0; r < n; ++r) row[r] = ViewSparseMaskRow(w + r * w_stride, C, Cap);
   for (int64_t g = 0; g < groups; ++g) {
     __m512i z[16];
     for (int r = 0; r < 16; ++r) {
@@ -74,20 +70,18 @@ SMELT_AMX_W8 void PrepareMaskRows(const uint8_t* w, size_t w_stride, int64_t n, 
         z[r] = _mm512_setzero_si512();
         continue;
       }
-      const uint8_t* masks = w + r * w_stride + kSparseMaskOffset + 4 * (2 * g);
-      uint32_t lo, hi = 0;
-      std::memcpy(&lo, masks, sizeof lo);
-      if (2 * g + 1 < blocks) std::memcpy(&hi, masks + 4, sizeof hi);
-      const uint64_t m = lo | (uint64_t)hi << 32;
+      SparseMaskRowView& v = row[r];
+      const uint64_t hi = 2 * g + 1 < v.blocks ? SparseMaskWord(v.masks, 2 * g + 1) : 0;
+      const uint64_t m = SparseMaskWord(v.masks, 2 * g) | hi << 32;
       const int64_t set = __builtin_popcountll(m);
-      if (cursor[r] + set <= end[r]) {
-        z[r] = _mm512_maskz_expandloadu_epi8(m, cursor[r]);
-        cursor[r] += set;
+      if (v.codes + set <= v.end) {
+        z[r] = _mm512_maskz_expandloadu_epi8(m, v.codes);
+        v.codes += set;
       } else {  // past the capacity: the row's remaining codes, then zeros
         uint8_t rest[64] = {};
-        std::memcpy(rest, cursor[r], (size_t)(end[r] - cursor[r]));
+        std::memcpy(rest, v.codes, (size_t)(v.end - v.codes));
         z[r] = _mm512_maskz_expandloadu_epi8(m, rest);
-        cursor[r] = end[r];
+        v.codes = v.end;
       }
     }
     StoreTransposed16(z, tiles + g * kW8TileBytes);
