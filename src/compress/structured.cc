@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <queue>
 
 #include "core/error.h"
@@ -507,6 +508,29 @@ Model RemoveUnits(const Model& model, StructuredTarget target, const std::vector
   return out;
 }
 
+namespace {
+
+// How PadBlocks widens block tensor `suffix` of layer `layer`: its rows (columns where !rows; a
+// 1-D bias's values count as columns) from `from` to `to`. Empty where the tensor keeps its shape.
+struct BlockPadding {
+  bool rows = true;
+  int64_t from = 0, to = 0;
+};
+std::optional<BlockPadding> PaddingOf(const ModelConfig& c, int layer, const std::string& suffix) {
+  const BlockShape b = c.block(layer);
+  const std::string stem = suffix.substr(0, suffix.find('.'));
+  if (b.ff < c.ff && (suffix == "ffn_gate.weight" || suffix == "ffn_up.weight")) return BlockPadding{true, b.ff, c.ff};
+  if (b.ff < c.ff && suffix == "ffn_down.weight") return BlockPadding{false, b.ff, c.ff};
+  if (b.n_kv_heads < c.n_kv_heads) {
+    if (stem == "attn_q") return BlockPadding{true, b.q_dim, c.q_dim()};  // the padded groups' query heads at the end
+    if (stem == "attn_k" || stem == "attn_v") return BlockPadding{true, b.kv_dim, c.kv_dim()};
+    if (suffix == "attn_output.weight") return BlockPadding{false, b.q_dim, c.q_dim()};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Model PadBlocks(const Model& model) {
   const ModelConfig& c = model.config;
   if (c.uniform_blocks()) return model;
@@ -514,28 +538,14 @@ Model PadBlocks(const Model& model) {
   out.weights = Weights{};
   out.config.layer_ff.clear();
   out.config.layer_kv_heads.clear();
-  const int64_t Q = c.q_dim(), KV = c.kv_dim();  // the widest block's
   for (const Tensor& t : model.weights.all()) {
     const auto [layer, suffix] = SplitBlockName(t.name);
-    if (layer < 0 || layer >= c.n_layers) {
+    const std::optional<BlockPadding> pad =
+        layer >= 0 && layer < c.n_layers ? PaddingOf(c, layer, suffix) : std::nullopt;
+    if (!pad) {
       out.weights.Add(t);
-      continue;
-    }
-    const BlockShape b = c.block(layer);
-    const std::string stem = suffix.substr(0, suffix.find('.'));
-    const bool short_ff = b.ff < c.ff, short_heads = b.n_kv_heads < c.n_kv_heads;
-    if (short_ff && (suffix == "ffn_gate.weight" || suffix == "ffn_up.weight")) {
-      out.weights.Add(PadRows(t, c.ff));
-    } else if (short_ff && suffix == "ffn_down.weight") {
-      out.weights.Add(PadColumns(t, c.ff));
-    } else if (short_heads && stem == "attn_q") {  // the padded groups' query heads at the end
-      out.weights.Add(PadRows(t, Q));
-    } else if (short_heads && (stem == "attn_k" || stem == "attn_v")) {
-      out.weights.Add(PadRows(t, KV));
-    } else if (short_heads && suffix == "attn_output.weight") {
-      out.weights.Add(PadColumns(t, Q));
     } else {
-      out.weights.Add(t);
+      out.weights.Add(pad->rows ? PadRows(t, pad->to) : PadColumns(t, pad->to));
     }
   }
   ValidateConfig(out.config, model.source);
@@ -546,28 +556,18 @@ std::vector<PaddedRegion> PaddedRegions(const Model& model) {
   const ModelConfig& c = model.config;
   std::vector<PaddedRegion> out;
   if (c.uniform_blocks()) return out;
-  const int64_t Q = c.q_dim(), KV = c.kv_dim(), D = c.dim;
-  for (int l = 0; l < c.n_layers; ++l) {
-    const BlockShape b = c.block(l);
-    auto add = [&](const char* suffix, int64_t row0, int64_t row1, int64_t col0, int64_t col1) {
-      const std::string name = BlockTensorName(l, suffix);
-      if (model.weights.Contains(name)) out.push_back({name, row0, row1, col0, col1});
-    };
-    if (b.ff < c.ff) {
-      add("ffn_gate.weight", b.ff, c.ff, 0, D);
-      add("ffn_up.weight", b.ff, c.ff, 0, D);
-      add("ffn_down.weight", 0, D, b.ff, c.ff);
-    }
-    if (b.n_kv_heads < c.n_kv_heads) {
-      const int64_t q = (int64_t)b.n_kv_heads * (c.n_heads / c.n_kv_heads) * c.head_dim;
-      const int64_t kv = (int64_t)b.n_kv_heads * c.head_dim;
-      add("attn_q.weight", q, Q, 0, D);
-      add("attn_k.weight", kv, KV, 0, D);
-      add("attn_v.weight", kv, KV, 0, D);
-      add("attn_q.bias", 0, 1, q, Q);  // a bias is one row
-      add("attn_k.bias", 0, 1, kv, KV);
-      add("attn_v.bias", 0, 1, kv, KV);
-      add("attn_output.weight", 0, D, q, Q);
+  const int64_t D = c.dim;  // the padded tensors' other side: the model width
+  for (const Tensor& t : model.weights.all()) {
+    const auto [layer, suffix] = SplitBlockName(t.name);
+    if (layer < 0 || layer >= c.n_layers) continue;
+    const std::optional<BlockPadding> pad = PaddingOf(c, layer, suffix);
+    if (!pad) continue;
+    if (t.n_dims == 1) {
+      out.push_back({t.name, 0, 1, pad->from, pad->to});
+    } else if (pad->rows) {
+      out.push_back({t.name, pad->from, pad->to, 0, D});
+    } else {
+      out.push_back({t.name, 0, D, pad->from, pad->to});
     }
   }
   return out;
