@@ -67,7 +67,7 @@ void Register() {
     double sparsity;
     const char* pattern;
   } cases[] = {{DType::kS24_Q8, 0.0, "2:4"},  {DType::kQ8_0, 0.0, "2:4"},  {DType::kS24_Q4, 0.0, "2:4"},
-               {DType::kQ4_0, 0.0, "2:4"},    {DType::kSP70_Q8, 0.7, "70%"}, {DType::kQ8_0, 0.7, "70%"},
+               {DType::kQ4_0, 0.0, "2:4"},    {DType::kS24_W4A8, 0.0, "2:4"}, {DType::kSP70_Q8, 0.7, "70%"}, {DType::kQ8_0, 0.7, "70%"},
                {DType::kSP50_Q8, 0.5, "50%"}, {DType::kQ8_0, 0.5, "50%"},
                {DType::kSP50_W8A8, 0.0, "2:4"}, {DType::kW8A8, 0.0, "2:4"},
                {DType::kSP70_W8A8, 0.7, "70%"}, {DType::kW8A8, 0.7, "70%"}};

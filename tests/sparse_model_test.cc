@@ -88,6 +88,7 @@ TEST(SparseModel, SparseTypesRunCloseToThePrunedModel) {
   };
   const Case cases[] = {{DType::kS24_Q8, DType::kQ8_0, 0.0, 0.1},
                         {DType::kS24_Q4, DType::kQ4_0, 0.0, 0.5},
+                        {DType::kS24_W4A8, DType::kQ4_0, 0.0, 0.5},
                         {DType::kSP50_Q8, DType::kQ8_0, 0.5, 0.1},
                         {DType::kSP70_Q8, DType::kQ8_0, 0.7, 0.1},
                         {DType::kSP50_W8A8, DType::kW8A8, 0.0, 0.1},
@@ -109,7 +110,9 @@ TEST(SparseModel, SparseTypesRunCloseToThePrunedModel) {
     EXPECT_LT(err, c.rel * Rms(want, {}));
     // The w8a8 bitmask rows keep w8a8's row scale and codes and sum the same integers: on a
     // pruned input the model gives the dense w8a8 model's logits, bit for bit.
-    if (c.dense == DType::kW8A8) EXPECT_EQ(sparse, dense);
+    if (c.dense == DType::kW8A8) {
+      EXPECT_EQ(sparse, dense);
+    }
     // On a 2:4 input s24_q8 keeps q8_0's scale and codes: the same weights, bit for bit.
     if (c.sparse == DType::kS24_Q8) {
       for (const Tensor& t : pruned.weights.all()) {

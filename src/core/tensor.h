@@ -90,6 +90,9 @@ enum class DType : uint32_t {
   // integer sum per row instead of one f32 step per 32 weights.
   kSP50_W8A8 = 1063,
   kSP70_W8A8 = 1064,
+  // 2:4 int4 against int8 per-token activations: blocks of 128 laid out for one 64-byte gather
+  // (formats/sparse24.h).
+  kS24_W4A8 = 1065,
 };
 
 // The id range reserved for smelt-native types (see DType).

@@ -82,7 +82,8 @@ DType ActivationType(DType weight) {
     case DType::kQ6_K: return DType::kQ8_K;
     case DType::kW8A8:  // dynamic per-token int8
     case DType::kSP50_W8A8:
-    case DType::kSP70_W8A8: return DType::kI8_PC;
+    case DType::kSP70_W8A8:
+    case DType::kS24_W4A8: return DType::kI8_PC;
     default: return DType::kF32;
   }
 }

@@ -19,7 +19,7 @@
 namespace smelt {
 namespace {
 
-const DType kS24Types[] = {DType::kS24_Q8, DType::kS24_Q4};
+const DType kS24Types[] = {DType::kS24_Q8, DType::kS24_Q4, DType::kS24_W4A8};
 const DType kMaskTypes[] = {DType::kSP50_Q8, DType::kSP70_Q8, DType::kSP50_W8A8, DType::kSP70_W8A8};
 
 std::vector<float> Gaussian(int64_t n, uint32_t seed) {
@@ -34,11 +34,16 @@ using testing::RoundTrip;
 
 // The largest rounding error for a block (2:4) or row (bitmask) whose largest kept magnitude is
 // amax: half a step d = amax/127 for q8; for q4 (d = amax/8, codes −8..7) a whole step, where
-// +8 steps clamp to 7 at the end opposite the largest value; plus the fp16 rounding of d.
+// +8 steps clamp to 7 at the end opposite the largest value; plus the fp16 (s24_w4a8: bf16)
+// rounding of d.
 double HalfStep(DType t, double amax) {
+  if (t == DType::kS24_W4A8) return amax / 8 + amax * std::ldexp(1.0, -8);
   const double err = t == DType::kS24_Q4 ? amax / 8 : amax / 254;
   return err + amax * std::ldexp(1.0, -10);
 }
+
+// The weights that share one scale: 32 (s24_q8, s24_q4) or 64 (s24_w4a8's halves).
+int64_t ScaleGroup(DType t) { return t == DType::kS24_W4A8 ? 64 : 32; }
 
 // Brute force on every group of 4 of a Gaussian row: the decoded non-zeros sit where the two
 // largest magnitudes do, and each is within half a step of the input.
@@ -47,18 +52,19 @@ TEST(SparseFormats, S24KeepsTheTwoLargestOfEveryFour) {
   const std::vector<float> x = Gaussian(n, 3);
   for (DType t : kS24Types) {
     const std::vector<float> y = RoundTrip(t, x);
-    for (int64_t b = 0; b < n / 32; ++b) {
+    const int64_t group = ScaleGroup(t);
+    for (int64_t b = 0; b < n / group; ++b) {
       double amax = 0;
-      std::vector<bool> keep(32, false);
-      for (int g = 0; g < 8; ++g) {
+      std::vector<bool> keep(group, false);
+      for (int g = 0; g < group / 4; ++g) {
         int order[4] = {0, 1, 2, 3};
-        const float* v = &x[b * 32 + 4 * g];
+        const float* v = &x[b * group + 4 * g];
         std::stable_sort(order, order + 4, [v](int i, int j) { return std::fabs(v[i]) > std::fabs(v[j]); });
         keep[4 * g + order[0]] = keep[4 * g + order[1]] = true;
         amax = std::max({amax, (double)std::fabs(v[order[0]])});
       }
-      for (int j = 0; j < 32; ++j) {
-        const int64_t i = b * 32 + j;
+      for (int j = 0; j < group; ++j) {
+        const int64_t i = b * group + j;
         if (!keep[j]) {
           EXPECT_EQ(y[i], 0.0f) << DTypeName(t) << " " << i;
         } else {
@@ -88,7 +94,7 @@ TEST(SparseFormats, S24KeepsAPrunedInputsMaskExactly) {
       EXPECT_EQ(y[i] != 0.0f, x[i] != 0.0f) << DTypeName(t) << " " << i;
       EXPECT_NEAR(y[i], x[i], HalfStep(t, 1.0)) << DTypeName(t) << " " << i;
     }
-    EXPECT_EQ(RoundTrip(t, std::vector<float>(64, 0.0f)), std::vector<float>(64, 0.0f));
+    EXPECT_EQ(RoundTrip(t, std::vector<float>(128, 0.0f)), std::vector<float>(128, 0.0f));
   }
 }
 
@@ -117,6 +123,72 @@ TEST(SparseFormats, S24DecodeMatchesTheDocumentedLayout) {
     EXPECT_EQ(y8[j], want8[j]) << j;
     EXPECT_EQ(y4[j], want4[j]) << j;
   }
+}
+
+// s24_w4a8's layout read by hand from the format's statement, group by group: group G's pair
+// sits in slots 8m + 4h + 2t + {0, 1} (h = G / 16, m = (G % 16) / 2, t = G % 2), a slot's
+// position in bits 2·(s % 4) of idx[8·((s / 8) % 2) + 2·(s / 16) + (s / 4) % 2], its
+// two's-complement code in the low nibble of qs[s]
+// (s < 32) or the high nibble of qs[s − 32], its scale d[h]; two slots naming one position add.
+TEST(SparseFormats, S24W4A8DecodeMatchesTheDocumentedLayout) {
+  std::mt19937 rng(11);
+  for (int rep = 0; rep < 20; ++rep) {
+    BlockS24W4 b{};
+    b.d[0] = FloatToBf16(0.5f);
+    b.d[1] = FloatToBf16(-0.125f);
+    int pos[64], code[64];
+    for (int s = 0; s < 64; ++s) {
+      pos[s] = (int)(rng() % 4);  // any pattern, collisions included
+      code[s] = (int)(rng() % 16) - 8;
+      b.idx[8 * ((s / 8) % 2) + 2 * (s / 16) + (s / 4) % 2] |= (uint8_t)(pos[s] << (2 * (s % 4)));
+      b.qs[s % 32] |= (uint8_t)((code[s] & 0x0F) << (4 * (s / 32)));
+    }
+    float want[128] = {};
+    for (int G = 0; G < 32; ++G) {
+      const int h = G / 16, m = (G % 16) / 2, t = G % 2;
+      for (int j = 0; j < 2; ++j) {
+        const int s = 8 * m + 4 * h + 2 * t + j;
+        want[4 * G + pos[s]] += (h == 0 ? 0.5f : -0.125f) * (float)code[s];
+      }
+    }
+    std::vector<uint8_t> row(RowBytes(DType::kS24_W4A8, 128));
+    std::memcpy(row.data() + sizeof(RowHeaderS24W4), &b, sizeof b);
+    float y[128];
+    DequantizeRowS24W4A8(row.data(), y, 128);
+    for (int j = 0; j < 128; ++j) EXPECT_EQ(y[j], want[j]) << j;
+  }
+}
+
+// The row header is Σ over blocks and halves of d·Σ q (in f32, in order), what a reader checks:
+// from_float writes it, and a change to it or to one code is seen.
+TEST(SparseFormats, S24W4A8HeaderIsTheScaledCodeSum) {
+  const int64_t n = 128 * 7;
+  const std::vector<float> x = Gaussian(n, 13);
+  std::vector<uint8_t> row(RowBytes(DType::kS24_W4A8, n));
+  QuantizeRowS24W4A8(x.data(), row.data(), n);
+  float c = 0.0f;
+  for (int64_t i = 0; i < n / 128; ++i) {
+    BlockS24W4 b;
+    std::memcpy(&b, row.data() + 4 + i * sizeof b, sizeof b);
+    for (int h = 0; h < 2; ++h) {
+      int sum = 0;
+      for (int s = 0; s < 64; ++s)
+        if ((s / 4) % 2 == h) sum += S24W4Code(b, s);
+      c += Bf16ToFloat(b.d[h]) * (float)sum;
+    }
+  }
+  float header;
+  std::memcpy(&header, row.data(), 4);
+  EXPECT_EQ(header, c);
+  EXPECT_TRUE(S24W4A8RowConsistent(row.data(), n));
+  EXPECT_EQ(Traits(DType::kS24_W4A8).check_row(row.data(), n), nullptr);
+  std::vector<uint8_t> bad = row;
+  bad[0] ^= 1;
+  EXPECT_FALSE(S24W4A8RowConsistent(bad.data(), n));
+  EXPECT_NE(Traits(DType::kS24_W4A8).check_row(bad.data(), n), nullptr);
+  bad = row;
+  bad[4 + 3 * sizeof(BlockS24W4) + offsetof(BlockS24W4, qs) + 5] ^= 0x01;  // one code of block 3 moves by one
+  EXPECT_FALSE(S24W4A8RowConsistent(bad.data(), n));
 }
 
 // A row with `sparsity` of its entries zero (random positions), magnitudes in [0.5, 1].
@@ -199,6 +271,8 @@ TEST(SparseFormats, BytesPerWeight) {
   EXPECT_LT(RowBytes(DType::kSP50_Q8, n) * 3, RowBytes(DType::kQ8_0, n) * 2);
   EXPECT_EQ(RowBytes(DType::kS24_Q8, n) * 34, RowBytes(DType::kQ8_0, n) * 22);
   EXPECT_EQ(RowBytes(DType::kS24_Q4, n) * 18, RowBytes(DType::kQ4_0, n) * 14);
+  EXPECT_EQ(RowBytes(DType::kS24_W4A8, n), 4 + (n / 128) * 52);  // 52/72 of q4_0's blocks
+  EXPECT_LT(RowBytes(DType::kS24_W4A8, n) * 72, RowBytes(DType::kQ4_0, n) * 53);
 }
 
 }  // namespace

@@ -46,6 +46,7 @@
 // the non-zero codes packed per row up to a capacity, an f32 scale in the row header):
 // | s24_q8        |    32 |          22 |       5.5   | 16 kept int8 + 2-bit positions |
 // | s24_q4        |    32 |          14 |       3.5   | 16 kept 4-bit + 2-bit positions |
+// | s24_w4a8      |   128 |          52 | 3.25 + 32/n | 64 kept 4-bit, 2 bf16 scales, f32 row header |
 // | sp50_q8       |    32 |          20 | 5 + 32/n    | <= 16 non-zeros per 32 (row)    |
 // | sp70_q8       |    32 |          14 | 3.5 + 32/n  | <= 10 non-zeros per 32 (row)    |
 // Their from_float is smelt's own round to nearest with the format's natural scale (no ggml
@@ -153,6 +154,17 @@ constexpr TypeTraits SparseMaskTypeRow(DType type, std::string_view name) {
   return PerChannelRow(type, name, R::kBlock, R::kBlockBytes, R::kHeader, R::Dequantize, R::Quantize, nullptr);
 }
 
+const char* CheckS24W4A8Row(const void* row, int64_t n) {
+  return S24W4A8RowConsistent(row, n) ? nullptr : "the row header is not the sum of the row's scaled codes";
+}
+
+constexpr TypeTraits S24W4A8TypeRow() {
+  TypeTraits t = PerChannelRow(DType::kS24_W4A8, "s24_w4a8", kQKS24W4, sizeof(BlockS24W4), sizeof(RowHeaderS24W4),
+                               DequantizeRowS24W4A8, QuantizeRowS24W4A8, nullptr);
+  t.check_row = CheckS24W4A8Row;
+  return t;
+}
+
 template <DType Base, int K>
 constexpr TypeTraits OutlierRow(DType type, std::string_view name, int64_t block_size, size_t type_size) {
   using R = RowWithOutliers<Base, K>;
@@ -250,6 +262,7 @@ constexpr TypeTraits kTable[] = {
     OutlierRow<DType::kI3S_G32, 8>(DType::kI3S_G32_O8, "i3s_g32_o8", 32, sizeof(BlockGroupInt<3, true, 32>)),
     NativeRow<BlockS24Q8, DequantizeRowS24Q8, QuantizeRowS24Q8>(DType::kS24_Q8, "s24_q8", kQKS24),
     NativeRow<BlockS24Q4, DequantizeRowS24Q4, QuantizeRowS24Q4>(DType::kS24_Q4, "s24_q4", kQKS24),
+    S24W4A8TypeRow(),
     SparseMaskTypeRow<16>(DType::kSP50_Q8, "sp50_q8"),
     SparseMaskTypeRow<10>(DType::kSP70_Q8, "sp70_q8"),
     SparseMaskTypeRow<16>(DType::kSP50_W8A8, "sp50_w8a8"),

@@ -37,6 +37,9 @@ struct TypeTraits {
   // Bytes at the start of every row (per-row scales, formats/per_channel.h); 0 for block formats.
   // Where it is not 0, to_float/from_float take exactly one whole row (header included).
   size_t row_header = 0;
+  // Where a type's row holds data that follows from its other bytes (s24_w4a8's header): the
+  // check a reader runs on every row of n values, returning what is wrong, or nullptr.
+  const char* (*check_row)(const void* row, int64_t n) = nullptr;
 };
 
 // Traits of a known type; nullptr for an id smelt does not know (e.g. read from a file).

@@ -89,6 +89,8 @@ const TypeExpected kTypeExpected[] = {
     {DType::kSP70_Q8, 1062, "sp70_q8", 32, 3.5, true, true, false, false},
     {DType::kSP50_W8A8, 1063, "sp50_w8a8", 32, 5.0, true, true, false, false},
     {DType::kSP70_W8A8, 1064, "sp70_w8a8", 32, 3.5, true, true, false, false},
+    // 2:4 int4 in blocks of 128 (64 kept nibbles, 128 bits of positions, two bf16 scales).
+    {DType::kS24_W4A8, 1065, "s24_w4a8", 128, 3.25, true, true, false, false},
 };
 
 TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
@@ -116,7 +118,7 @@ TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
 }
 
 TEST(FormatsTypes, UnknownIdsHaveNoRow) {
-  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1065u, 1087u, 1088u, 2047u, 0xffffffffu}) {
+  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1066u, 1087u, 1088u, 2047u, 0xffffffffu}) {
     EXPECT_EQ(FindTraits(id), nullptr) << id;
   }
 }

@@ -13,6 +13,7 @@
 
 #include "formats/types.h"
 #include "io/io_test_util.h"
+#include "tiny_models.h"
 #include "shared_assets.h"
 
 namespace smelt {
@@ -381,6 +382,22 @@ TEST(Gguf, TensorRoundTripEveryWritableType) {
       EXPECT_EQ(std::memcmp(want.data(), t.data, t.nbytes), 0) << tr.name;
     }
   }
+}
+
+// A type whose rows hold data that follows from their other bytes (s24_w4a8's header: the sum
+// of the row's scaled codes) is checked on reading: a file whose header disagrees fails with one
+// line naming the tensor and the row; the writer's own rows pass.
+TEST(Gguf, RowsWhoseHeaderDoesNotFollowFromTheirBlocksAreRefused) {
+  const int64_t n = 256, rows = 3;
+  std::vector<float> v = tiny::RandomVector(n * rows, 9);
+  GgufWriter w;
+  w.AddTensor(tiny::EncodeTensor(MakeF32Tensor("w", {n, rows}, v), DType::kS24_W4A8));
+  const std::vector<uint8_t> bytes = w.WriteToMemory();
+  GgufFile good = GgufFile::Parse(bytes.data(), bytes.size(), "good.gguf");
+  const size_t row1 = (size_t)(static_cast<const uint8_t*>(good.tensors()[0].data) - bytes.data()) + RowBytes(DType::kS24_W4A8, n);
+  std::vector<uint8_t> bad = bytes;
+  bad[row1] ^= 1;  // the lowest bit of row 1's header
+  ExpectError([&] { GgufFile::Parse(bad.data(), bad.size(), "bad.gguf"); }, "bad.gguf: ", "tensor w (s24_w4a8): row 1");
 }
 
 TEST(Gguf, WriterRejectsBadInput) {

@@ -209,6 +209,23 @@ float DotSparseMaskW8A8Ref(const void* w_row, const void* a_row, int64_t n) {
   return (float)sum * (dw * a.d);
 }
 
+// 2:4 int4 rows against per-token int8 activations (s24_w4a8): per half of each block of 128 the
+// exact integer Σ q_s·q_a[position of slot s], scaled by the half's d and summed in f32 in order,
+// then times d_a. The row header is not read: the kernels' offset term is checked against this.
+float DotS24W4A8Ref(const void* w_row, const void* a_row, int64_t n) {
+  const I8RowView a = ViewI8Row(a_row);
+  const auto* blocks = static_cast<const uint8_t*>(w_row) + sizeof(RowHeaderS24W4);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n / kQKS24W4; ++i) {
+    const auto b = LoadBlock<BlockS24W4>(blocks, i);
+    int halves[2] = {0, 0};
+    for (int s = 0; s < 64; ++s)
+      halves[S24W4Half(s)] += S24W4Code(b, s) * (int8_t)a.codes[i * kQKS24W4 + S24W4Position(b, s)];
+    for (int h = 0; h < 2; ++h) sum += Bf16ToFloat(b.d[h]) * (float)halves[h];
+  }
+  return sum * a.d;
+}
+
 // f16 · f16 (bf16 · bf16): each product in f32, summed in order in f32.
 template <float (*Widen)(uint16_t)>
 float DotHalvesRef(const void* w_row, const void* a_row, int64_t n) {
@@ -249,6 +266,7 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kSP70_Q8: return DotSparseMaskRef<10>;
     case DType::kSP50_W8A8: return DotSparseMaskW8A8Ref<16>;
     case DType::kSP70_W8A8: return DotSparseMaskW8A8Ref<10>;
+    case DType::kS24_W4A8: return DotS24W4A8Ref;
     default: return nullptr;
   }
 }
@@ -278,6 +296,7 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kSP70_Q8: return k->sp70_q8;
     case DType::kSP50_W8A8: return k->sp50_w8a8;
     case DType::kSP70_W8A8: return k->sp70_w8a8;
+    case DType::kS24_W4A8: return k->s24_w4a8;
     default: return nullptr;
   }
 }
@@ -309,11 +328,17 @@ QDotX4Fn FastQDotX4(DType weight) {
     case DType::kSP70_Q8: return k->x4_sp70_q8;
     case DType::kSP50_W8A8: return k->x4_sp50_w8a8;
     case DType::kSP70_W8A8: return k->x4_sp70_w8a8;
+    case DType::kS24_W4A8: return k->x4_s24_w4a8;
     case DType::kQ4_K: return k->x4_q4_k;
     case DType::kQ5_K: return k->x4_q5_k;
     case DType::kQ6_K: return k->x4_q6_k;
     default: return nullptr;
   }
+}
+
+QDotRows4Fn FastQDotRows4(DType weight) {
+  if (!CpuHasAvx512F() || Avx512QDot(weight) == nullptr) return nullptr;
+  return Avx512QDotRows4(weight);
 }
 
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n) {

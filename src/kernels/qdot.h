@@ -76,6 +76,15 @@ QDotX4Fn FastQDotX4(DType weight);
 // types or where not built.
 QDotX4Fn Avx512QDotX4(DType weight);
 
+// Four dot products of the weight rows w_rows + r·w_stride (r < 4) with one activation row into
+// out[4]: bit for bit what four calls of FastQDot(weight) give, with the activation block read
+// once and four rows' sums in flight (decoding, where each weight row meets one token).
+using QDotRows4Fn = void (*)(const void* w_rows, size_t w_stride, const void* a_row, int64_t n, float* out);
+// The four-weight-row kernel where the fast kernel has one (today: s24_w4a8 on AVX-512 VBMI);
+// nullptr otherwise.
+QDotRows4Fn FastQDotRows4(DType weight);
+QDotRows4Fn Avx512QDotRows4(DType weight);
+
 // SelectQDot(weight)(w_row, a_row, n); `weight` must have a kernel.
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n);
 

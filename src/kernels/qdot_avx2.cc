@@ -764,6 +764,77 @@ SMELT_AVX2 inline float LoadBf16(const uint8_t* p) {
   return Bf16ToFloat(h);
 }
 
+// s24_w4a8 · i8_pc (formats/sparse24.h): per block of 128, 32 slots at a time (the low nibbles,
+// then the high ones). Each slot's position comes from a table of the 256 index bytes (one gather
+// per 8 index bytes, put in slot order) plus its group's offset within a 16-byte lane, and two in-lane shuffles pick
+// its activation: the lane's 4-byte groups alternate between the block's halves, so from weights
+// 0..63 (A) and 64..127 (B), blended per 4-byte lane. Activations flipped to unsigned (q_a + 128)
+// meet the signed codes in maddubs (pair sums within ±4080, exact) and the row's header takes
+// the 128·Σ d·q added that way off at the end: Σ_h d_h·Σ (q_a + 128)·q − 128·c.
+constexpr std::array<uint32_t, 256> kS24W4Spread = [] {
+  std::array<uint32_t, 256> t{};
+  for (int b = 0; b < 256; ++b) t[b] = S24W4SpreadIndexByte(b);
+  return t;
+}();
+
+template <int rows>
+SMELT_AVX2 void DotS24W4A8Rows(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  alignas(32) static constexpr std::array<uint8_t, 64> kLaneBase = [] {
+    std::array<uint8_t, 64> t{};
+    for (int s = 0; s < 64; ++s) t[s] = (uint8_t)((4 * S24W4Group(s)) & 15);
+    return t;
+  }();
+  const auto* p = static_cast<const uint8_t*>(w_row);
+  const uint8_t* blk = p + sizeof(RowHeaderS24W4);
+  const uint8_t* y[rows];
+  for (int k = 0; k < rows; ++k) y[k] = static_cast<const uint8_t*>(a) + k * stride + sizeof(RowHeaderI8);
+  const __m256i nibble = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8), flip = _mm256_set1_epi8((char)0x80);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i scale_ctl = _mm256_setr_epi32(0x01008080, 0x03028080, 0x01008080, 0x03028080, 0x01008080, 0x03028080,
+                                              0x01008080, 0x03028080);
+  const auto* spread = reinterpret_cast<const int*>(kS24W4Spread.data());
+  __m256 acc[rows];
+  for (int k = 0; k < rows; ++k) acc[k] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQKS24W4; ++i, blk += sizeof(BlockS24W4)) {
+    PrefetchAhead<64>(blk);
+    const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(BlockS24W4, qs)));
+    uint32_t dd;
+    std::memcpy(&dd, blk, sizeof dd);
+    const __m256 scale = _mm256_castsi256_ps(_mm256_shuffle_epi8(_mm256_set1_epi32((int)dd), scale_ctl));
+    for (int part = 0; part < 2; ++part) {  // slots 0..31, then 32..63
+      const __m256i raw = part == 0 ? packed : _mm256_srli_epi16(packed, 4);
+      // The index bytes of slots 32·part + 4k .. + 3, k = 0..7, first (formats/sparse24.h: I(s)).
+      const __m128i in_slot_order = part == 0 ? _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0)
+                                              : _mm_setr_epi8(4, 5, 12, 13, 6, 7, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0);
+      const __m256i q = _mm256_sub_epi8(_mm256_xor_si256(_mm256_and_si256(raw, nibble), eight), eight);
+      const __m128i idx = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(BlockS24W4, idx))),
+                                           in_slot_order);
+      const __m256i pos = _mm256_or_si256(
+          _mm256_i32gather_epi32(spread, _mm256_cvtepu8_epi32(idx), 4),
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(kLaneBase.data() + 32 * part)));
+      for (int k = 0; k < rows; ++k) {
+        const uint8_t* x = y[k] + i * kQKS24W4 + 32 * part;
+        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+        const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64));
+        const __m256i g = _mm256_xor_si256(
+            _mm256_blend_epi32(_mm256_shuffle_epi8(lo, pos), _mm256_shuffle_epi8(hi, pos), 0xAA), flip);
+        const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(g, q), ones);
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[k]);
+      }
+    }
+  }
+  float c;
+  std::memcpy(&c, p, sizeof c);
+  for (int k = 0; k < rows; ++k)
+    out[k] = (HorizontalSum(acc[k]) - 128.0f * c) * ViewI8Row(static_cast<const uint8_t*>(a) + k * stride).d;
+}
+
+SMELT_AVX2 float DotS24W4A8(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  DotS24W4A8Rows<1>(w_row, a_row, 0, n, &out);
+  return out;
+}
+
 }  // namespace
 
 const Avx2Kernels* Avx2() {
@@ -785,6 +856,7 @@ const Avx2Kernels* Avx2() {
                                      DotSparseMask<MaskAgainstQ8_0, 10>,
                                      DotSparseMask<MaskAgainstI8Row, 16>,
                                      DotSparseMask<MaskAgainstI8Row, 10>,
+                                     DotS24W4A8,
                                      DotAgainstQ8_0x4<BlockQ8_0, CodesQ8_0>,
                                      DotAgainstQ8_0x4<BlockQ4_0, CodesQ4_0>,
                                      DotAgainstQ8_0x4<BlockQ5_0, CodesQ5_0>,
@@ -795,6 +867,7 @@ const Avx2Kernels* Avx2() {
                                      DotSparseMaskx4<MaskAgainstQ8_0, 10>,
                                      DotSparseMaskx4<MaskAgainstI8Row, 16>,
                                      DotSparseMaskx4<MaskAgainstI8Row, 10>,
+                                     DotS24W4A8Rows<4>,
                                      DotK4x4<BlockQ4_K, false>,
                                      DotK4x4<BlockQ5_K, true>,
                                      DotQ6_Kx4};

@@ -16,12 +16,14 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 
 #include "core/half.h"
 #include "formats/per_channel.h"
 #include "formats/q8_0.h"
+#include "formats/sparse24.h"
 #include "formats/sparse_mask.h"
 #include "kernels/horizontal_sum_avx2.h"
 #include "kernels/prefetch.h"
@@ -31,6 +33,7 @@
 #define SMELT_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw")))
 #define SMELT_VNNI512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vnni")))
 #define SMELT_VBMI2 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vbmi2,avx512vnni")))
+#define SMELT_VBMI __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vbmi,avx512vnni")))
 
 namespace smelt {
 namespace {
@@ -247,6 +250,119 @@ SMELT_VBMI2 float DotSparseMaskW8A8_512(const void* w_row, const void* a_row, in
   return out;
 }
 
+// s24_w4a8 · i8_pc (formats/sparse24.h): a whole block of 128 per step. The 32 code bytes, read
+// twice into one register, become the 64 slots' codes times 16 (the low nibbles shifted up in the
+// first half, both halves masked to the high nibble: a two's-complement nibble there is 16·q as
+// an int8). vpmultishiftqb spreads the 16 index bytes, read twice, to one 2-bit position per byte
+// and one ternary-logic step adds each slot's group offset; two vpermb gather the slots'
+// activations from the block's 128 activation bytes (the odd lanes from the upper 64, merged
+// under a fixed mask), flipped to unsigned (q_a + 128), and one vpdpbusd gives each
+// 4-byte lane its exact Σ (q_a + 128)·16q. The lanes alternate between the block's halves, so one
+// in-lane byte shuffle of the two bf16 scales widens them to f32 in place, and one fused
+// multiply-add per block accumulates (two accumulators, alternate blocks). At the end
+// Σ/16 − 128·c takes the unsigned offset off with the row header.
+// One block's terms into acc[k] for each of the `rows` activation rows y[k].
+struct S24W4Constants {
+  __m512i shifts, base, three, high, flip, scale_ctl;
+};
+constexpr __mmask64 kS24W4HighHalf = 0xF0F0F0F0F0F0F0F0ULL;  // the odd 4-byte lanes: slots of weights 64..127
+
+// One block's terms of W weight rows (blocks w_stride bytes apart) against A activation rows
+// (y[k]: the block's 128 codes) into acc[w][k].
+template <int W, int A>
+SMELT_VBMI inline void S24W4BlockTerms(const S24W4Constants& k4, const uint8_t* blk, size_t w_stride,
+                                       const uint8_t* const* y, __m512 (*acc)[A]) {
+  __m512i lo[A], hi[A];
+  for (int k = 0; k < A; ++k) lo[k] = _mm512_loadu_si512(y[k]), hi[k] = _mm512_loadu_si512(y[k] + 64);
+  for (int r = 0; r < W; ++r, blk += w_stride) {
+    PrefetchAhead<64>(blk);
+    const __m512i packed =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(BlockS24W4, qs))));
+    const __m512i w = _mm512_and_si512(_mm512_mask_slli_epi16(packed, 0x0000FFFF, packed, 4), k4.high);
+    const __m512i spread =
+        _mm512_broadcast_i64x2(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(BlockS24W4, idx))));
+    const __m512i pos =
+        _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(k4.shifts, spread), k4.three, k4.base, 0xEA);
+    uint32_t dd;
+    std::memcpy(&dd, blk, sizeof dd);
+    const __m512 scale = _mm512_castsi512_ps(_mm512_shuffle_epi8(_mm512_set1_epi32((int)dd), k4.scale_ctl));
+    for (int k = 0; k < A; ++k) {
+      const __m512i g = _mm512_xor_si512(
+          _mm512_mask_permutexvar_epi8(_mm512_permutexvar_epi8(pos, lo[k]), kS24W4HighHalf, pos, hi[k]), k4.flip);
+      acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), g, w)), scale, acc[r][k]);
+    }
+  }
+}
+
+// A row's two accumulators (even and odd blocks) summed, in one fixed order for every form.
+SMELT_VBMI inline float S24W4Sum(__m512 even, __m512 odd) {
+  const __m512 s = _mm512_add_ps(even, odd);
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 pair = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+}
+
+// W weight rows (w_stride bytes apart) times A activation rows (a_stride bytes apart) into
+// out[w·A + k]. Every (row, activation) pair is summed in the same order whatever W and A are, so
+// every form gives the single-row kernel's bits.
+template <int W, int A>
+SMELT_VBMI void DotS24W4A8Block512(const void* w_row, size_t w_stride, const void* a, size_t a_stride, int64_t n,
+                                   float* out) {
+  alignas(64) static constexpr std::array<uint8_t, 64> kGroupBase = [] {
+    std::array<uint8_t, 64> t{};
+    for (int s = 0; s < 64; ++s) t[s] = (uint8_t)(4 * S24W4Group(s));
+    return t;
+  }();
+  // Lane q's byte j takes bits 16·(q / 2) + 2j of its 8 bytes (formats/sparse24.h: I(s)).
+  const S24W4Constants k4{_mm512_set_epi64(0x3E3C3A3836343230LL, 0x3E3C3A3836343230LL, 0x2E2C2A2826242220LL,
+                                           0x2E2C2A2826242220LL, 0x1E1C1A1816141210LL, 0x1E1C1A1816141210LL,
+                                           0x0E0C0A0806040200LL, 0x0E0C0A0806040200LL),
+                          _mm512_load_si512(kGroupBase.data()), _mm512_set1_epi8(3), _mm512_set1_epi8((char)0xF0),
+                          _mm512_set1_epi8((char)0x80),
+                          _mm512_set1_epi64(0x0302808001008080LL)};  // even lanes d[0], odd lanes d[1]
+  const auto* p = static_cast<const uint8_t*>(w_row);
+  const uint8_t* blk = p + sizeof(RowHeaderS24W4);
+  const uint8_t* y[A];
+  for (int k = 0; k < A; ++k) y[k] = static_cast<const uint8_t*>(a) + k * a_stride + sizeof(RowHeaderI8);
+  __m512 acc0[W][A], acc1[W][A];
+  for (int r = 0; r < W; ++r)
+    for (int k = 0; k < A; ++k) acc0[r][k] = acc1[r][k] = _mm512_setzero_ps();
+  const int64_t blocks = n / kQKS24W4;
+  const uint8_t* x[A];
+  int64_t i = 0;
+  for (; i + 1 < blocks; i += 2, blk += 2 * sizeof(BlockS24W4)) {
+    for (int k = 0; k < A; ++k) x[k] = y[k] + i * kQKS24W4;
+    S24W4BlockTerms<W, A>(k4, blk, w_stride, x, acc0);
+    for (int k = 0; k < A; ++k) x[k] += kQKS24W4;
+    S24W4BlockTerms<W, A>(k4, blk + sizeof(BlockS24W4), w_stride, x, acc1);
+  }
+  if (i < blocks) {
+    for (int k = 0; k < A; ++k) x[k] = y[k] + i * kQKS24W4;
+    S24W4BlockTerms<W, A>(k4, blk, w_stride, x, acc0);
+  }
+  for (int r = 0; r < W; ++r) {
+    float c;
+    std::memcpy(&c, p + r * w_stride, sizeof c);
+    for (int k = 0; k < A; ++k) {
+      const float total = S24W4Sum(acc0[r][k], acc1[r][k]) / 16.0f;
+      out[r * A + k] = (total - 128.0f * c) * ViewI8Row(static_cast<const uint8_t*>(a) + k * a_stride).d;
+    }
+  }
+}
+
+SMELT_VBMI float DotS24W4A8_512(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  DotS24W4A8Block512<1, 1>(w_row, 0, a_row, 0, n, &out);
+  return out;
+}
+SMELT_VBMI void DotS24W4A8x4_512(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  DotS24W4A8Block512<1, 4>(w_row, 0, a, stride, n, out);
+}
+SMELT_VBMI void DotS24W4A8Rows4_512(const void* w_rows, size_t w_stride, const void* a_row, int64_t n, float* out) {
+  DotS24W4A8Block512<4, 1>(w_rows, w_stride, a_row, 0, n, out);
+}
+
 // w8a8 · i8_pc (formats/per_channel.h): the AVX2 twin's exact int32 sum (qdot_avx2.cc DotW8A8), 64
 // codes per vpdpbusd (|q_w| against q_a negated where q_w < 0), then the same one f32 step.
 SMELT_VNNI512 float DotW8A8_512(const void* w_row, const void* a_row, int64_t n) {
@@ -280,8 +396,13 @@ QDotFn Avx512QDot(DType weight) {
     case DType::kW8A8: return CpuHasAvx512F() && CpuHasAvx512Vnni() ? DotW8A8_512 : nullptr;
     case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8_512<16> : nullptr;
     case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8_512<10> : nullptr;
+    case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8_512 : nullptr;
     default: return nullptr;
   }
+}
+
+QDotRows4Fn Avx512QDotRows4(DType weight) {
+  return weight == DType::kS24_W4A8 && CpuHasAvx512Vbmi() ? DotS24W4A8Rows4_512 : nullptr;
 }
 
 QDotX4Fn Avx512QDotX4(DType weight) {
@@ -292,6 +413,7 @@ QDotX4Fn Avx512QDotX4(DType weight) {
     case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMaskRows512<10, 4> : nullptr;
     case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8Rows512<16, 4> : nullptr;
     case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8Rows512<10, 4> : nullptr;
+    case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8x4_512 : nullptr;
     default: return nullptr;
   }
 }
@@ -305,10 +427,12 @@ QDotX4Fn Avx512QDotX4(DType weight) {
 namespace smelt {
 QDotFn Avx512QDot(DType) { return nullptr; }
 QDotX4Fn Avx512QDotX4(DType) { return nullptr; }
+QDotRows4Fn Avx512QDotRows4(DType) { return nullptr; }
 }  // namespace smelt
 
 #endif
 
 #undef SMELT_AVX512
 #undef SMELT_VBMI2
+#undef SMELT_VBMI
 #undef SMELT_VNNI512

@@ -15,6 +15,8 @@
 #include "core/cpu.h"
 #include "core/half.h"
 #include "formats/activation.h"
+#include "formats/per_channel.h"
+#include "formats/sparse24.h"
 #include "formats/types.h"
 #include "kernels/matmul.h"
 #include "kernels/qdot_test_util.h"
@@ -338,8 +340,11 @@ TEST(QDot, SparseMaskW8A8IsTheW8A8DotOfItsDenseRow) {
         std::memcpy(dense.data(), &d, sizeof d);
         for (int64_t i = 0; i < n; ++i) dense[4 + i] = (uint8_t)(int8_t)(d == 0.0f ? 0 : std::lround(wf[i] / d));
         const float want = ReferenceQDot(DType::kW8A8)(dense.data(), a.data(), n);
-        for (const auto& [name, f] : kernels)
-          if (f) EXPECT_EQ(f(w.data(), a.data(), n), want) << DTypeName(type) << " " << name << " n " << n << " density " << density;
+        for (const auto& [name, f] : kernels) {
+          if (f) {
+            EXPECT_EQ(f(w.data(), a.data(), n), want) << DTypeName(type) << " " << name << " n " << n << " density " << density;
+          }
+        }
         if (const QDotX4Fn four = FastQDotX4(type)) {
           std::vector<uint8_t> a4(4 * a.size());
           for (int k = 0; k < 4; ++k) std::memcpy(a4.data() + k * a.size(), a.data(), a.size());
@@ -350,6 +355,82 @@ TEST(QDot, SparseMaskW8A8IsTheW8A8DotOfItsDenseRow) {
       }
     EXPECT_EQ(Avx512QDot(type) != nullptr, CpuHasAvx512Vbmi2());
   }
+}
+
+// A random s24_w4a8 row: every index and code bit pattern (positions collide), bf16 scales of
+// every kind (zero, ordinary, huge, tiny) and the header its blocks define.
+std::vector<uint8_t> RandomS24W4A8Row(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::vector<uint8_t> row(RowBytes(DType::kS24_W4A8, n));
+  for (uint8_t& byte : row) byte = (uint8_t)rng();
+  const float kinds[] = {0.0f, 0.02f, 3000.0f, 1.0e-30f};
+  for (int64_t i = 0; i < n / kQKS24W4; ++i)
+    for (int h = 0; h < 2; ++h) {
+      const bf16_t d = FloatToBf16(kinds[(2 * i + h + seed) % 4] * gauss(rng));
+      std::memcpy(row.data() + sizeof(RowHeaderS24W4) + i * sizeof(BlockS24W4) + 2 * h, &d, sizeof d);
+    }
+  const float c = S24W4A8CodeSum(row.data(), n);
+  std::memcpy(row.data(), &c, sizeof c);
+  return row;
+}
+
+// s24_w4a8: the reference against the decoded rows' dot in double; the AVX2 and AVX-512 twins,
+// which add 128 to every activation code and take 128·c off at the end, against it within the
+// f32 rounding of those larger terms, Σ |d·q|·(|q_a| + 128)·d_a; rows of 1 to 37 blocks.
+TEST(QDot, S24W4A8KernelsAgreeWithTheDecodedDot) {
+  const DType type = DType::kS24_W4A8;
+  const QDotFn ref = ReferenceQDot(type);
+  ASSERT_NE(ref, nullptr);
+  EXPECT_EQ(FastQDot(type) != nullptr, CpuHasAvx2FmaF16c());
+  EXPECT_EQ(Avx512QDot(type) != nullptr, CpuHasAvx512Vbmi());
+  const std::vector<std::pair<const char*, QDotFn>> fast = {{"avx2", Avx2QDot(type)}, {"avx512", Avx512QDot(type)}};
+  for (int64_t n : {128, 256, 384, 37 * 128, 4096})
+    for (uint32_t seed = 1; seed <= 10; ++seed) {
+      const std::vector<uint8_t> w = RandomS24W4A8Row(n, seed + (uint32_t)n);
+      const std::vector<uint8_t> a = RandomActivationRow(type, n, 300 + seed);
+      const std::vector<float> wf = DecodeRow(type, w, n), af = DecodeRow(ActivationType(type), a, n);
+      const double want = DotDouble(wf.data(), af.data(), n);
+      EXPECT_NEAR(ref(w.data(), a.data(), n), want, KernelTolerance(n, DotMass(type, w.data(), a.data(), wf.data(), af.data(), n)))
+          << "n " << n << " seed " << seed;
+      const I8RowView act = ViewI8Row(a.data());
+      double mass = 0;
+      for (int64_t i = 0; i < n / kQKS24W4; ++i) {
+        BlockS24W4 b;
+        std::memcpy(&b, w.data() + sizeof(RowHeaderS24W4) + i * sizeof b, sizeof b);
+        for (int s = 0; s < 64; ++s)
+          mass += std::fabs(Bf16ToFloat(b.d[S24W4Half(s)]) * S24W4Code(b, s)) *
+                  (std::abs((int8_t)act.codes[i * kQKS24W4 + S24W4Position(b, s)]) + 128) * act.d;
+      }
+      const double tol = (double)(n / kQKS24W4 + 20) * std::ldexp(mass, -23);
+      for (const auto& [name, f] : fast) {
+        if (f) {
+          EXPECT_NEAR(f(w.data(), a.data(), n), want, tol) << name << " n " << n << " seed " << seed;
+        }
+      }
+    }
+}
+
+// The four-weight-row form gives four single calls' bits: rows 1 to 37 blocks long, weight rows
+// stored with padding between them.
+TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
+  const DType type = DType::kS24_W4A8;
+  const QDotRows4Fn rows4 = FastQDotRows4(type);
+  EXPECT_EQ(rows4 != nullptr, CpuHasAvx512Vbmi());
+  if (!rows4) GTEST_SKIP() << "no four-weight-row kernel on this CPU";
+  for (int64_t n : {128, 256, 384, 37 * 128}) {
+    const size_t w_bytes = RowBytes(type, n), stride = w_bytes + 7;
+    std::vector<uint8_t> w(4 * stride);
+    for (int r = 0; r < 4; ++r) {
+      const std::vector<uint8_t> row = RandomS24W4A8Row(n, 60 + (uint32_t)r + (uint32_t)n);
+      std::memcpy(w.data() + r * stride, row.data(), w_bytes);
+    }
+    const std::vector<uint8_t> a = RandomActivationRow(type, n, 77);
+    float out[4];
+    rows4(w.data(), stride, a.data(), n, out);
+    for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], FastQDot(type)(w.data() + r * stride, a.data(), n)) << "n " << n << " row " << r;
+  }
+  EXPECT_EQ(FastQDotRows4(DType::kQ4_0), nullptr);
 }
 
 // MatMul on bitmask weights (encoded from a 70 %-sparse f32 matrix) against the decoded weights
@@ -386,13 +467,14 @@ TEST(QDot, MatMulOnSparseMaskWeights) {
 TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ4_K, DType::kQ5_K,
                      DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4, DType::kSP50_Q8, DType::kSP70_Q8,
-                     DType::kSP50_W8A8, DType::kSP70_W8A8}) {
+                     DType::kSP50_W8A8, DType::kSP70_W8A8, DType::kS24_W4A8}) {
     const QDotX4Fn four = FastQDotX4(type);
     if (!four) GTEST_SKIP() << "no four-row kernel on this CPU";
     const int64_t block = Traits(type).block_size;
     for (int64_t n : {block, 2 * block, (int64_t)37 * 256, (int64_t)4096}) {
-      const std::vector<uint8_t> w =
-          Traits(type).row_header ? RandomMaskRow(type, n, 0.3, 4 + (uint32_t)n) : RandomWeightRow(type, n, 3);
+      const std::vector<uint8_t> w = type == DType::kS24_W4A8 ? RandomS24W4A8Row(n, 4 + (uint32_t)n)
+                                     : Traits(type).row_header ? RandomMaskRow(type, n, 0.3, 4 + (uint32_t)n)
+                                                               : RandomWeightRow(type, n, 3);
       const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + 5;
       std::vector<uint8_t> a(4 * stride);
       for (int k = 0; k < 4; ++k) {
