@@ -62,6 +62,7 @@ CpuFeatures Detect() {
     f.avx512_vnni = f.avx512f && Bit(l7.ecx, 11);
     f.avx512_bf16 = f.avx512f && Bit(l7s1.eax, 5);
     f.avx512_vbmi = f.avx512f && Bit(l7.ecx, 1);
+    f.gfni = f.avx512f && Bit(l7.ecx, 8);  // only the 512-bit encoding is used
     f.avx512_vbmi2 = f.avx512f && Bit(l7.ecx, 6);
   }
   return f;
@@ -120,7 +121,7 @@ CpuFeatures Capped(CpuFeatures f) {
   if (level < IsaCap::kAll) f.amx_int8 = f.amx_bf16 = false;
   if (level < IsaCap::kAvx512) {
     f.avx512f = f.avx512bw = f.avx512dq = f.avx512vl = false;
-    f.avx512_vnni = f.avx512_bf16 = f.avx512_vbmi = f.avx512_vbmi2 = false;
+    f.avx512_vnni = f.avx512_bf16 = f.avx512_vbmi = f.avx512_vbmi2 = f.gfni = false;
     f.avx_vnni = false;
   }
   if (level < IsaCap::kAvx2) f = CpuFeatures{};

@@ -18,7 +18,8 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512_vnni = false;
   bool avx512_bf16 = false;
-  bool avx512_vbmi = false;   // byte permutes across a register (vpermi2b, vpmultishiftqb)
+  bool avx512_vbmi = false;   // byte permutes across a register (vpermb, vpmultishiftqb)
+  bool gfni = false;          // Galois-field byte affine transforms (vgf2p8affineqb)
   bool avx512_vbmi2 = false;  // byte expand/compress (vpexpandb)
   bool avx_vnni = false;  // the VEX-encoded VNNI of Alder Lake / Zen 5 (no AVX-512 needed)
   bool amx_int8 = false;  // AMX tiles with int8 dot products, state enabled in XCR0 (Sapphire Rapids on)
@@ -67,10 +68,10 @@ inline bool CpuHasAvx512Vbmi2() {
   return CpuHasAvx512F() && f.avx512_vbmi2 && f.avx512_vnni;
 }
 
-// AVX-512 VBMI (vpermi2b, vpmultishiftqb) and VNNI besides CpuHasAvx512F(): the 2:4 int4 twin.
+// AVX-512 VBMI (vpermb, vpmultishiftqb), VNNI and GFNI besides CpuHasAvx512F(): the 2:4 int4 twin.
 inline bool CpuHasAvx512Vbmi() {
   const CpuFeatures& f = GetCpuFeatures();
-  return CpuHasAvx512F() && f.avx512_vbmi && f.avx512_vnni;
+  return CpuHasAvx512F() && f.avx512_vbmi && f.avx512_vnni && f.gfni;
 }
 
 // AVX-512 VNNI on 256-bit registers (vpdpbusd with AVX512VL and AVX512BW) besides AVX2/FMA/F16C.

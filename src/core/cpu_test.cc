@@ -45,6 +45,9 @@ TEST(Cpu, FeaturesMatchTheKernelsFlags) {
   EXPECT_EQ(f.avx512_vnni, flags.count("avx512_vnni") == 1);
   EXPECT_EQ(f.avx512_bf16, flags.count("avx512_bf16") == 1);
   EXPECT_EQ(f.avx512_vbmi, flags.count("avx512vbmi") == 1);
+  if (f.avx512f) {
+    EXPECT_EQ(f.gfni, flags.count("gfni") == 1);
+  }
   EXPECT_EQ(f.avx512_vbmi2, flags.count("avx512_vbmi2") == 1);
   EXPECT_EQ(f.avx_vnni, flags.count("avx_vnni") == 1);
   EXPECT_EQ(f.amx_int8, flags.count("amx_tile") == 1 && flags.count("amx_int8") == 1);

@@ -30,6 +30,13 @@ void QuantizeActQ8_0(const float* x, BlockQ8_0* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK8_0; ++i, x += kQK8_0) y[i].d = FloatToFp16(EncodeQ8Block(x, y[i].qs));
 }
 
+// Per-token int8 rows: the AVX-512 twin where the CPU has it and the row is finite (the same
+// bytes), else the reference.
+void QuantizeActI8PC(const float* x, void* row, int64_t n) {
+  static const EncodeI8RowFn fast = CpuHasAvx512F() ? Avx512EncodeI8Row() : nullptr;
+  if (!fast || !fast(x, row, n)) QuantizeRowI8PC(x, row, n);
+}
+
 // Q8_K per block of 256: the widest twin this CPU runs where the block is finite, else the reference.
 void QuantizeActQ8_K(const float* x, BlockQ8_K* y, int64_t n) {
   static const EncodeQ8KBlockFn fast = CpuHasAvx512F()       ? Avx512EncodeQ8KBlock()
@@ -96,7 +103,7 @@ void QuantizeActivationRow(DType act, const float* x, void* y, int64_t n) {
     case DType::kQ8_0: QuantizeActQ8_0(x, static_cast<BlockQ8_0*>(y), n); return;
     case DType::kQ8_1: QuantizeActQ8_1(x, static_cast<BlockQ8_1*>(y), n); return;
     case DType::kQ8_K: QuantizeActQ8_K(x, static_cast<BlockQ8_K*>(y), n); return;
-    case DType::kI8_PC: QuantizeRowI8PC(x, y, n); return;
+    case DType::kI8_PC: QuantizeActI8PC(x, y, n); return;
     default: SMELT_ASSERT(!"not an activation type");
   }
 }

@@ -10,6 +10,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -77,8 +78,48 @@ __attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw"))) bool Enco
   return true;
 }
 
+// QuantizeRowI8PC's row: max |x| by vmaxps, d = amax / 127 and its reciprocal as the scalar
+// encoder takes them, each product rounded half away from zero as std::round does (the truncation
+// plus one step where the exact remainder is at least one half), clamped to ±127.
+__attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw"))) bool EncodeI8RowImpl(const float* x, void* row,
+                                                                                            int64_t n) {
+  const __m512 inf = _mm512_set1_ps(INFINITY);
+  __m512 best = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 a = _mm512_abs_ps(_mm512_loadu_ps(x + i));
+    if (_mm512_cmp_ps_mask(a, inf, _CMP_NLT_UQ)) return false;  // NaN or infinity: the scalar encoder
+    best = _mm512_max_ps(best, a);
+  }
+  float amax = _mm512_reduce_max_ps(best);
+  for (; i < n; ++i) {
+    if (!std::isfinite(x[i])) return false;
+    amax = std::max(amax, std::fabs(x[i]));
+  }
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  if (!std::isfinite(id)) return false;
+  std::memcpy(row, &d, sizeof d);
+  auto* q = static_cast<int8_t*>(row) + sizeof d;
+  const __m512 scale = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+  const __m512i top = _mm512_set1_epi32(127), bottom = _mm512_set1_epi32(-127);
+  for (i = 0; i < n; i += 16) {
+    const __mmask16 lanes = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, x + i), scale);
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), half, _CMP_GE_OQ);
+    // One step away from zero: t + copysign(1, v).
+    const __m512 step = _mm512_or_ps(one, _mm512_and_ps(v, _mm512_set1_ps(-0.0f)));
+    const __m512 r = _mm512_mask_add_ps(t, up, t, step);
+    const __m512i c = _mm512_max_epi32(bottom, _mm512_min_epi32(top, _mm512_cvttps_epi32(r)));
+    _mm_mask_storeu_epi8(q + i, lanes, _mm512_cvtepi32_epi8(c));
+  }
+  return true;
+}
+
 }  // namespace
 
+EncodeI8RowFn Avx512EncodeI8Row() { return EncodeI8RowImpl; }
 EncodeQ8BlockFn Avx512EncodeQ8Block() { return EncodeQ8BlockImpl; }
 EncodeQ8KBlockFn Avx512EncodeQ8KBlock() { return EncodeQ8KBlockImpl; }
 
@@ -91,6 +132,7 @@ EncodeQ8KBlockFn Avx512EncodeQ8KBlock() { return EncodeQ8KBlockImpl; }
 namespace smelt {
 EncodeQ8BlockFn Avx512EncodeQ8Block() { return nullptr; }
 EncodeQ8KBlockFn Avx512EncodeQ8KBlock() { return nullptr; }
+EncodeI8RowFn Avx512EncodeI8Row() { return nullptr; }
 }  // namespace smelt
 
 #endif

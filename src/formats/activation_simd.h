@@ -23,4 +23,10 @@ using EncodeQ8KBlockFn = bool (*)(const float* x, BlockQ8_K* y);
 EncodeQ8KBlockFn Avx512EncodeQ8KBlock();  // nullptr where not built; valid where CpuHasAvx512F()
 EncodeQ8KBlockFn Avx2EncodeQ8KBlock();    // nullptr where not built; valid where CpuHasAvx2FmaF16c()
 
+// A whole per-token int8 row (i8_pc: the f32 d = max|x| / 127, then the n codes), as
+// QuantizeRowI8PC writes it, byte for byte, returning true; false (writing nothing) where a value
+// is not finite or 1 / d overflows, which the scalar encoder handles.
+using EncodeI8RowFn = bool (*)(const float* x, void* row, int64_t n);
+EncodeI8RowFn Avx512EncodeI8Row();  // nullptr where not built; valid where CpuHasAvx512F()
+
 }  // namespace smelt

@@ -13,6 +13,7 @@
 #include "core/cpu.h"
 #include "core/half.h"
 #include "formats/activation_simd.h"
+#include "formats/per_channel.h"
 #include "formats/k_quants.h"
 #include "formats/format_test_util.h"
 #include "formats/types.h"
@@ -111,6 +112,49 @@ TEST(FormatsActivation, Avx512Q8BlockEncoderIsTheReferenceBitForBit) {
     float amax;
     EXPECT_FALSE(fast(x.data(), q, &amax)) << bad;
   }
+}
+
+// The per-token int8 row twin writes QuantizeRowI8PC's bytes: Gaussian rows over 40 octaves of
+// every length from 1 to 70 and a long one, exact half-way products of both signs (amax 127: the
+// reciprocal scale is 1), zero, subnormal and huge rows; rows with a non-finite value, or whose
+// scale's reciprocal overflows, are refused.
+TEST(FormatsActivation, Avx512I8RowEncoderIsTheReferenceBitForBit) {
+  const EncodeI8RowFn fast = CpuHasAvx512F() ? Avx512EncodeI8Row() : nullptr;
+  if (!fast) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(9);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<std::vector<float>> rows;
+  for (int n = 1; n <= 70; ++n) {
+    std::vector<float> x(n);
+    for (float& v : x) v = g(rng) * std::ldexp(1.0f, (int)(rng() % 40) - 20);
+    rows.push_back(x);
+  }
+  std::vector<float> big(4099);
+  for (float& v : big) v = g(rng);
+  rows.push_back(big);
+  std::vector<float> halves(40);
+  for (int j = 0; j < 40; ++j) halves[j] = (j == 0) ? 127.0f : (float)(j % 9) - 4.5f;
+  rows.push_back(halves);
+  rows.push_back(std::vector<float>(33, 0.0f));
+  rows.push_back(std::vector<float>(33, 1e-40f));
+  rows.push_back(std::vector<float>(33, -3e38f));
+  for (const std::vector<float>& x : rows) {
+    const int64_t n = (int64_t)x.size();
+    std::vector<uint8_t> want(4 + n), got(4 + n, 0xAB);
+    QuantizeRowI8PC(x.data(), want.data(), n);
+    if (!fast(x.data(), got.data(), n)) {
+      EXPECT_EQ(x[0], 1e-40f) << "only the subnormal row's reciprocal overflows";
+      continue;
+    }
+    EXPECT_EQ(got, want) << "n " << n;
+  }
+  for (float bad : {NAN, INFINITY, -INFINITY})
+    for (int64_t at : {3, 20}) {
+      std::vector<float> x(21, 1.0f);
+      x[at] = bad;
+      std::vector<uint8_t> row(4 + 21);
+      EXPECT_FALSE(fast(x.data(), row.data(), 21)) << bad << " at " << at;
+    }
 }
 
 // The Q8_K twins (AVX-512, AVX2) write QuantizeRowQ8_KRef's bytes: Gaussian blocks over 40 octaves, the largest

@@ -1,6 +1,7 @@
 #include "formats/sparse24.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -42,10 +43,18 @@ BlockS24W4 LoadS24W4(const uint8_t* row, int64_t i) {
   return b;
 }
 
+// The sum of a code byte's two nibbles as two's-complement codes: slots j and j + 32 of byte j
+// share a half ((j + 32) / 4 and j / 4 differ by 8), so the halves' sums take whole bytes.
+constexpr std::array<int8_t, 256> kNibblePairSum = [] {
+  std::array<int8_t, 256> t{};
+  for (int b = 0; b < 256; ++b) t[b] = (int8_t)(((b & 15) >= 8 ? (b & 15) - 16 : (b & 15)) + ((b >> 4) >= 8 ? (b >> 4) - 16 : (b >> 4)));
+  return t;
+}();
+
 // The header's terms of one block, added to c in the format's order.
 float AddCodeSums(const BlockS24W4& b, float c) {
   int sums[2] = {0, 0};
-  for (int s = 0; s < 64; ++s) sums[S24W4Half(s)] += S24W4Code(b, s);
+  for (int j = 0; j < 32; ++j) sums[S24W4Half(j)] += kNibblePairSum[b.qs[j]];
   for (int h = 0; h < 2; ++h) c += Bf16ToFloat(b.d[h]) * (float)sums[h];
   return c;
 }

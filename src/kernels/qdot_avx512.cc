@@ -33,7 +33,7 @@
 #define SMELT_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw")))
 #define SMELT_VNNI512 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vnni")))
 #define SMELT_VBMI2 __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vbmi2,avx512vnni")))
-#define SMELT_VBMI __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vbmi,avx512vnni")))
+#define SMELT_VBMI __attribute__((target("avx2,fma,f16c,avx512f,avx512dq,avx512vl,avx512bw,avx512vbmi,avx512vnni,gfni")))
 
 namespace smelt {
 namespace {
@@ -251,9 +251,9 @@ SMELT_VBMI2 float DotSparseMaskW8A8_512(const void* w_row, const void* a_row, in
 }
 
 // s24_w4a8 · i8_pc (formats/sparse24.h): a whole block of 128 per step. The 32 code bytes, read
-// twice into one register, become the 64 slots' codes times 16 (the low nibbles shifted up in the
-// first half, both halves masked to the high nibble: a two's-complement nibble there is 16·q as
-// an int8). vpmultishiftqb spreads the 16 index bytes, read twice, to one 2-bit position per byte
+// twice into one register, become the 64 slots' codes times 16 in one Galois-field affine step
+// (the low nibbles shifted up in the first half, the high nibbles kept in the second: a
+// two's-complement nibble in the high half of a byte is 16·q as an int8). vpmultishiftqb spreads the 16 index bytes, read twice, to one 2-bit position per byte
 // and one ternary-logic step adds each slot's group offset; two vpermb gather the slots'
 // activations from the block's 128 activation bytes (the odd lanes from the upper 64, merged
 // under a fixed mask), flipped to unsigned (q_a + 128), and one vpdpbusd gives each
@@ -263,7 +263,7 @@ SMELT_VBMI2 float DotSparseMaskW8A8_512(const void* w_row, const void* a_row, in
 // Σ/16 − 128·c takes the unsigned offset off with the row header.
 // One block's terms into acc[k] for each of the `rows` activation rows y[k].
 struct S24W4Constants {
-  __m512i shifts, base, three, high, flip, scale_ctl;
+  __m512i shifts, base, three, nibbles, flip, scale_ctl;
 };
 constexpr __mmask64 kS24W4HighHalf = 0xF0F0F0F0F0F0F0F0ULL;  // the odd 4-byte lanes: slots of weights 64..127
 
@@ -278,7 +278,7 @@ SMELT_VBMI inline void S24W4BlockTerms(const S24W4Constants& k4, const uint8_t* 
     PrefetchAhead<64>(blk);
     const __m512i packed =
         _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(BlockS24W4, qs))));
-    const __m512i w = _mm512_and_si512(_mm512_mask_slli_epi16(packed, 0x0000FFFF, packed, 4), k4.high);
+    const __m512i w = _mm512_gf2p8affine_epi64_epi8(packed, k4.nibbles, 0);
     const __m512i spread =
         _mm512_broadcast_i64x2(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(BlockS24W4, idx))));
     const __m512i pos =
@@ -318,7 +318,10 @@ SMELT_VBMI void DotS24W4A8Block512(const void* w_row, size_t w_stride, const voi
   const S24W4Constants k4{_mm512_set_epi64(0x3E3C3A3836343230LL, 0x3E3C3A3836343230LL, 0x2E2C2A2826242220LL,
                                            0x2E2C2A2826242220LL, 0x1E1C1A1816141210LL, 0x1E1C1A1816141210LL,
                                            0x0E0C0A0806040200LL, 0x0E0C0A0806040200LL),
-                          _mm512_load_si512(kGroupBase.data()), _mm512_set1_epi8(3), _mm512_set1_epi8((char)0xF0),
+                          _mm512_load_si512(kGroupBase.data()), _mm512_set1_epi8(3),
+                          // Bit matrices of vgf2p8affineqb: the low 32 bytes x << 4, the high 32 x & 0xF0.
+                          _mm512_set_epi64(0x10204080, 0x10204080, 0x10204080, 0x10204080, 0x01020408, 0x01020408,
+                                           0x01020408, 0x01020408),
                           _mm512_set1_epi8((char)0x80),
                           _mm512_set1_epi64(0x0302808001008080LL)};  // even lanes d[0], odd lanes d[1]
   const auto* p = static_cast<const uint8_t*>(w_row);
