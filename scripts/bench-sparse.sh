@@ -5,21 +5,22 @@
 # by magnitude as they encode), and the 70 %-unstructured model (`smelt synth --sparsity 0.7`)
 # in sp70_q8 against q8_0. The w8a8 pairs: the dense model pruned to 2:4 (`smelt prune --method
 # magnitude --pattern 2:4`, head and embeddings too) in sp50_w8a8 against w8a8, and the 70 % model
-# in sp70_w8a8 against w8a8 (int8 weights and per-token int8 activations on both sides). Each
+# in sp70_w8a8 against w8a8 (int8 weights and per-token int8 activations on both sides), and 2:4
+# int4 laid out for one 64-byte gather (s24_w4a8, per-token int8 activations) against q4_0. Each
 # sparse file comes twice: every matrix in the sparse type
 # (`--type`), and only the block matrices with the embeddings and the head in the dense type
 # (`--rules 'blk.*=TYPE' --type DENSE`). The dense and sparse files run alternately, A/B/A/B
 # (ROUNDS times), with `smelt bench -t THREADS -p 0 -n N -r R`; one line per run: file, tg t/s.
 #   bash scripts/bench-sparse.sh [WORKDIR] [THREADS]
 # Environment: ROUNDS (2), N (64), R (3), PAIRS (the sparse types whose pairs run; all: "s24_q8
-# s24_q4 sp70_q8 sp50_w8a8 sp70_w8a8"). Needs build/smelt and jq.
+# s24_q4 s24_w4a8 sp70_q8 sp50_w8a8 sp70_w8a8"). Needs build/smelt and jq.
 set -euo pipefail
 WORK=${1:-$(mktemp -d)}
 THREADS=${2:-1}
 ROUNDS=${ROUNDS:-2}
 N=${N:-64}
 R=${R:-3}
-PAIRS=${PAIRS:-s24_q8 s24_q4 sp70_q8 sp50_w8a8 sp70_w8a8}
+PAIRS=${PAIRS:-s24_q8 s24_q4 s24_w4a8 sp70_q8 sp50_w8a8 sp70_w8a8}
 cd "$(dirname "$0")/.."
 SMELT=$PWD/build/smelt
 mkdir -p "$WORK"
@@ -39,6 +40,8 @@ make_file "$WORK/s24_q8.gguf" "$dense" --type s24_q8
 make_file "$WORK/s24_q8-blk.gguf" "$dense" --rules 'blk.*=s24_q8' --type q8_0
 make_file "$WORK/s24_q4.gguf" "$dense" --type s24_q4
 make_file "$WORK/s24_q4-blk.gguf" "$dense" --rules 'blk.*=s24_q4' --type q4_0
+make_file "$WORK/s24_w4a8.gguf" "$dense" --type s24_w4a8
+make_file "$WORK/s24_w4a8-blk.gguf" "$dense" --rules 'blk.*=s24_w4a8' --type q4_0
 make_file "$WORK/sp70-q8_0.gguf" "$sparse70" --type q8_0
 make_file "$WORK/sp70_q8.gguf" "$sparse70" --type sp70_q8
 make_file "$WORK/sp70_q8-blk.gguf" "$sparse70" --rules 'blk.*=sp70_q8' --type q8_0
@@ -58,7 +61,8 @@ run() {
   "$SMELT" bench "$WORK/$1" -t "$THREADS" -p 0 -n "$N" -r "$R" --json |
     jq -r --arg f "$1" '.results[0] as $r | "\($f) \(.size_bytes / 1e6 * 10 | round / 10) MB: \($r.avg_ts * 100 | round / 100) ± \($r.stddev_ts * 100 | round / 100) t/s"'
 }
-for pair in "q8_0 s24_q8 s24_q8-blk" "q4_0 s24_q4 s24_q4-blk" "sp70-q8_0 sp70_q8 sp70_q8-blk" \
+for pair in "q8_0 s24_q8 s24_q8-blk" "q4_0 s24_q4 s24_q4-blk" "q4_0 s24_w4a8 s24_w4a8-blk" \
+  "sp70-q8_0 sp70_q8 sp70_q8-blk" \
   "s24-w8a8 sp50_w8a8 sp50_w8a8-blk" "sp70-w8a8 sp70_w8a8 sp70_w8a8-blk"; do
   read -ra files <<<"$pair"
   case " $PAIRS " in *" ${files[1]} "*) ;; *) continue ;; esac

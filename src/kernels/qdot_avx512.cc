@@ -272,8 +272,14 @@ constexpr __mmask64 kS24W4HighHalf = 0xF0F0F0F0F0F0F0F0ULL;  // the odd 4-byte l
 template <int W, int A>
 SMELT_VBMI inline void S24W4BlockTerms(const S24W4Constants& k4, const uint8_t* blk, size_t w_stride,
                                        const uint8_t* const* y, __m512 (*acc)[A]) {
+  // The activations flipped to unsigned before the gather where several weight rows share them,
+  // else the gathered bytes (the same bytes either way).
+  constexpr bool kFlipFirst = W > 1;
   __m512i lo[A], hi[A];
-  for (int k = 0; k < A; ++k) lo[k] = _mm512_loadu_si512(y[k]), hi[k] = _mm512_loadu_si512(y[k] + 64);
+  for (int k = 0; k < A; ++k) {
+    lo[k] = _mm512_loadu_si512(y[k]), hi[k] = _mm512_loadu_si512(y[k] + 64);
+    if constexpr (kFlipFirst) lo[k] = _mm512_xor_si512(lo[k], k4.flip), hi[k] = _mm512_xor_si512(hi[k], k4.flip);
+  }
   for (int r = 0; r < W; ++r, blk += w_stride) {
     PrefetchAhead<64>(blk);
     const __m512i packed =
@@ -287,8 +293,8 @@ SMELT_VBMI inline void S24W4BlockTerms(const S24W4Constants& k4, const uint8_t* 
     std::memcpy(&dd, blk, sizeof dd);
     const __m512 scale = _mm512_castsi512_ps(_mm512_shuffle_epi8(_mm512_set1_epi32((int)dd), k4.scale_ctl));
     for (int k = 0; k < A; ++k) {
-      const __m512i g = _mm512_xor_si512(
-          _mm512_mask_permutexvar_epi8(_mm512_permutexvar_epi8(pos, lo[k]), kS24W4HighHalf, pos, hi[k]), k4.flip);
+      __m512i g = _mm512_mask_permutexvar_epi8(_mm512_permutexvar_epi8(pos, lo[k]), kS24W4HighHalf, pos, hi[k]);
+      if constexpr (!kFlipFirst) g = _mm512_xor_si512(g, k4.flip);
       acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), g, w)), scale, acc[r][k]);
     }
   }
