@@ -3,7 +3,8 @@
 // which reaches every native id, the sparse and outlier types included), bytes 1..16 are four
 // little-endian int32 extents for TensorBytes, the rest is payload.
 // Decoding any payload, encoding any floats (NaN and infinity included) and sizing any shape
-// must neither crash nor trip a sanitizer; TensorBytes must agree with plain arithmetic.
+// must neither crash nor trip a sanitizer; TensorBytes must agree with plain arithmetic; rows
+// smelt encodes pass the type's row check (TypeTraits::check_row).
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -42,6 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (tr->to_float && blocks > 0) {
     std::vector<float> out((size_t)(blocks * tr->block_size));
     tr->to_float(payload, out.data(), (int64_t)out.size());
+    if (tr->check_row) tr->check_row(payload, (int64_t)out.size());  // any verdict, no crash
   }
   const int64_t nf = (int64_t)(n / 4) / tr->block_size * tr->block_size;
   if (tr->from_float && nf > 0) {
@@ -49,6 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::memcpy(in.data(), payload, (size_t)nf * 4);
     std::vector<uint8_t> packed(smelt::RowBytes(tr->type, nf));
     tr->from_float(in.data(), packed.data(), nf);
+    // What smelt writes passes its own reader's row check.
+    SMELT_ASSERT(!tr->check_row || tr->check_row(packed.data(), nf) == nullptr);
     if (tr->to_float) {
       std::vector<float> back((size_t)nf);
       tr->to_float(packed.data(), back.data(), nf);
