@@ -59,7 +59,7 @@ TEST(NativeFormatsModel, GgufRoundTripAndForwardPassInEveryNativeType) {
     // And it is the quantized model that ran: its logits differ from the f32 model's.
     EXPECT_GT(MaxAbsDiff(naive, NaiveLlamaLogits(f32, tokens)), 1e-4);
   }
-  EXPECT_EQ(checked, 42);  // 24 block types, 11 per-channel types, 2 outlier-aware types, 4 bitmask types, s24_w4a8
+  EXPECT_EQ(checked, 44);  // 24 block types, 11 per-channel types, 2 outlier-aware types, 6 bitmask types, s24_w4a8
 }
 
 }  // namespace

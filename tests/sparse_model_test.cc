@@ -92,7 +92,9 @@ TEST(SparseModel, SparseTypesRunCloseToThePrunedModel) {
                         {DType::kSP50_Q8, DType::kQ8_0, 0.5, 0.1},
                         {DType::kSP70_Q8, DType::kQ8_0, 0.7, 0.1},
                         {DType::kSP50_W8A8, DType::kW8A8, 0.0, 0.1},
-                        {DType::kSP70_W8A8, DType::kW8A8, 0.7, 0.1}};
+                        {DType::kSP70_W8A8, DType::kW8A8, 0.7, 0.1},
+                        {DType::kSP50_F16, DType::kF16, 0.0, 0.1},
+                        {DType::kSP70_F16, DType::kF16, 0.7, 0.1}};
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(DTypeName(c.sparse)));
     const Model pruned = Pruned(f32, c.sparsity);

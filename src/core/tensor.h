@@ -93,6 +93,9 @@ enum class DType : uint32_t {
   // 2:4 int4 against int8 per-token activations: blocks of 128 laid out for one 64-byte gather
   // (formats/sparse24.h).
   kS24_W4A8 = 1065,
+  // The bitmask rows unquantized: fp16 values (formats/sparse_mask.h).
+  kSP50_F16 = 1066,
+  kSP70_F16 = 1067,
 };
 
 // The id range reserved for smelt-native types (see DType).

@@ -15,6 +15,7 @@
 //   s24_q{8,4} sp{50,70}_q8 q8_0             as for q8_0 (smelt-native sparse types)
 //   w8a8 (smelt-native)    i8_pc            per token: d = amax/127 (f32), q = round(x/d)
 //   sp{50,70}_w8a8 s24_w4a8 i8_pc           as for w8a8 (smelt-native sparse types)
+//   sp{50,70}_f16          f32              none (smelt-native: fp16 values, f32 activations)
 //   other smelt types      f32              none (weight-only formats)
 //
 // The q8_0/q8_1 encoders here differ from the reference quantizers of formats/q8_0.h (which

@@ -20,7 +20,15 @@ namespace smelt {
 namespace {
 
 const DType kS24Types[] = {DType::kS24_Q8, DType::kS24_Q4, DType::kS24_W4A8};
-const DType kMaskTypes[] = {DType::kSP50_Q8, DType::kSP70_Q8, DType::kSP50_W8A8, DType::kSP70_W8A8};
+const DType kMaskTypes[] = {DType::kSP50_Q8, DType::kSP70_Q8, DType::kSP50_W8A8, DType::kSP70_W8A8,
+                            DType::kSP50_F16, DType::kSP70_F16};
+
+bool IsF16Mask(DType t) { return t == DType::kSP50_F16 || t == DType::kSP70_F16; }
+bool IsSp70(DType t) { return t == DType::kSP70_Q8 || t == DType::kSP70_W8A8 || t == DType::kSP70_F16; }
+// Values a bitmask row of n weights holds: its capacity.
+int64_t MaskCapacity(DType t, int64_t n) {
+  return (int64_t)(Traits(t).type_size - 4) / (IsF16Mask(t) ? 2 : 1) * (n / 32);
+}
 
 std::vector<float> Gaussian(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -206,7 +214,7 @@ std::vector<float> PrunedRow(int64_t n, double sparsity, uint32_t seed) {
 
 TEST(SparseFormats, MaskRowsKeepAPrunedRowsMaskExactly) {
   for (DType t : kMaskTypes) {
-    const double sparsity = t == DType::kSP70_Q8 || t == DType::kSP70_W8A8 ? 0.70 : 0.50;
+    const double sparsity = IsSp70(t) ? 0.70 : 0.50;
     for (int64_t n : {32, 96, 4096}) {
       const std::vector<float> x = PrunedRow(n, sparsity, (uint32_t)n);
       const std::vector<float> y = RoundTrip(t, x);
@@ -223,7 +231,7 @@ TEST(SparseFormats, MaskRowsOverCapacityKeepTheLargestMagnitudes) {
   const int64_t n = 1024;
   const std::vector<float> x = Gaussian(n, 9);
   for (DType t : kMaskTypes) {
-    const int64_t capacity = (int64_t)(Traits(t).type_size - 4) * (n / 32);
+    const int64_t capacity = MaskCapacity(t, n);
     const std::vector<float> y = RoundTrip(t, x);
     std::vector<float> mags(n);
     for (int64_t i = 0; i < n; ++i) mags[i] = std::fabs(x[i]);
@@ -250,14 +258,38 @@ TEST(SparseFormats, MaskRowsOverCapacityKeepTheLargestMagnitudes) {
 TEST(SparseFormats, MaskRowsWithTooManyBitsDecodeTheCapacity) {
   const int64_t n = 64;
   for (DType t : kMaskTypes) {
-    const int64_t capacity = (int64_t)(Traits(t).type_size - 4) * (n / 32);
+    const int64_t capacity = MaskCapacity(t, n);
     std::vector<uint8_t> row(RowBytes(t, n), 0xFF);
     const float d = 0.25f;
     std::memcpy(row.data(), &d, 4);
-    for (int64_t k = 0; k < capacity; ++k) row[SparseCodesOffset(n) + k] = (uint8_t)(k + 1);
+    for (int64_t k = 0; k < capacity; ++k) {
+      if (IsF16Mask(t)) {
+        const fp16_t v = FloatToFp16((float)(k + 1));
+        std::memcpy(row.data() + SparseCodesOffset(n) + 2 * k, &v, 2);
+      } else {
+        row[SparseCodesOffset(n) + k] = (uint8_t)(k + 1);
+      }
+    }
     std::vector<float> y(n);
     Traits(t).to_float(row.data(), y.data(), n);
-    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], i < capacity ? 0.25f * (float)(i + 1) : 0.0f) << i;
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], i < capacity ? 0.25f * (float)(i + 1) : 0.0f) << DTypeName(t) << " " << i;
+  }
+}
+
+// The fp16 rows keep every kept value to fp16's rounding (d = 1), and a row beyond fp16's range
+// takes d = max|x| / 65504 instead of overflowing.
+TEST(SparseFormats, F16MaskRowsKeepValuesToHalfPrecision) {
+  const int64_t n = 1024;
+  std::vector<float> x = PrunedRow(n, 0.7, 21);
+  for (float& v : x) v *= 3.0f;
+  for (DType t : {DType::kSP50_F16, DType::kSP70_F16}) {
+    const std::vector<float> y = RoundTrip(t, x);
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], Fp16ToFloat(FloatToFp16(x[i]))) << DTypeName(t) << " " << i;
+    std::vector<float> big = x;
+    big[5] = 1.0e6f;
+    const std::vector<float> yb = RoundTrip(t, big);
+    EXPECT_NEAR(yb[5], 1.0e6f, 1.0e6f * std::ldexp(1.0, -10));
+    for (int64_t i = 0; i < n; ++i) EXPECT_TRUE(std::isfinite(yb[i])) << i;
   }
 }
 
@@ -272,6 +304,8 @@ TEST(SparseFormats, BytesPerWeight) {
   EXPECT_EQ(RowBytes(DType::kS24_Q8, n) * 34, RowBytes(DType::kQ8_0, n) * 22);
   EXPECT_EQ(RowBytes(DType::kS24_Q4, n) * 18, RowBytes(DType::kQ4_0, n) * 14);
   EXPECT_EQ(RowBytes(DType::kS24_W4A8, n), 4 + (n / 128) * 52);  // 52/72 of q4_0's blocks
+  EXPECT_EQ(RowBytes(DType::kSP70_F16, n), 4 + (n / 32) * 24);      // 6 bits/weight against f16's 16
+  EXPECT_EQ(RowBytes(DType::kSP50_F16, n), 4 + (n / 32) * 36);
   EXPECT_LT(RowBytes(DType::kS24_W4A8, n) * 72, RowBytes(DType::kQ4_0, n) * 53);
 }
 

@@ -50,18 +50,33 @@ struct SparseMaskRow {
 inline constexpr size_t kSparseMaskOffset = sizeof(RowHeaderSparseMask);
 inline size_t SparseCodesOffset(int64_t n) { return sizeof(RowHeaderSparseMask) + 4 * (size_t)(n / kQKSparseMask); }
 
-// A row of n weights with capacity `cap`, as its parts: what the kernels and decoders walk.
+// A row of n weights with capacity `cap` values of `value_bytes` bytes each (1: int8 codes, 2:
+// fp16 values), as its parts: what the kernels and decoders walk.
 struct SparseMaskRowView {
   const uint8_t* masks;  // n/32 mask words
-  const uint8_t* codes;  // the stored codes, in position order
-  const uint8_t* end;    // codes + the row's capacity (cap · n/32)
+  const uint8_t* codes;  // the stored values, in position order
+  const uint8_t* end;    // codes + the row's capacity (cap · n/32 values)
   int64_t blocks;        // n/32
 };
-inline SparseMaskRowView ViewSparseMaskRow(const void* row, int64_t n, int cap) {
+inline SparseMaskRowView ViewSparseMaskRow(const void* row, int64_t n, int cap, int value_bytes = 1) {
   const auto* p = static_cast<const uint8_t*>(row);
   const uint8_t* codes = p + SparseCodesOffset(n);
-  return {p + kSparseMaskOffset, codes, codes + cap * (n / kQKSparseMask), n / kQKSparseMask};
+  return {p + kSparseMaskOffset, codes, codes + (int64_t)value_bytes * cap * (n / kQKSparseMask), n / kQKSparseMask};
 }
+
+// sp50_f16 and sp70_f16: the same rows unquantized. The stored values are fp16 (2·Cap bytes per
+// 32 weights: 9 and 6 bits/weight against f16's 16) and the header's d multiplies them: 1, or
+// max|x| / 65504 where a row would overflow fp16. weight = d · value. from_float keeps positions
+// as the int8 rows do and rounds each kept value / d to fp16 (nearest even).
+template <int Cap>
+struct SparseMaskRowF16 {
+  static_assert(Cap > 0 && Cap <= kQKSparseMask);
+  static constexpr int64_t kBlock = kQKSparseMask;
+  static constexpr size_t kHeader = sizeof(RowHeaderSparseMask);
+  static constexpr size_t kBlockBytes = 4 + 2 * Cap;
+  static void Dequantize(const void* row, float* y, int64_t n);
+  static void Quantize(const float* x, void* row, int64_t n);
+};
 // Block b's mask word (bit j: weight 32·b + j is stored).
 inline uint32_t SparseMaskWord(const uint8_t* masks, int64_t b) {
   uint32_t word;
@@ -72,17 +87,25 @@ inline uint32_t SparseMaskWord(const uint8_t* masks, int64_t b) {
 // Calls f(position, code) for every stored weight of a row of n weights with capacity Cap, in
 // position order: the set mask bits, each taking the next code, up to the capacity (set bits past
 // it hold no code and are skipped: they decode as 0).
-template <int Cap, class F>
-void ForEachStoredWeight(const void* row, int64_t n, F f) {
-  const SparseMaskRowView r = ViewSparseMaskRow(row, n, Cap);
-  const auto* codes = reinterpret_cast<const int8_t*>(r.codes);
-  const int64_t capacity = r.end - r.codes;
+// (For the fp16 rows, ForEachStoredValue<Cap, uint16_t>: f(position, the value's bits).)
+template <int Cap, class V = int8_t, class F>
+void ForEachStoredValue(const void* row, int64_t n, F f) {
+  const SparseMaskRowView r = ViewSparseMaskRow(row, n, Cap, (int)sizeof(V));
+  const int64_t capacity = (r.end - r.codes) / (int64_t)sizeof(V);
   int64_t k = 0;
   for (int64_t b = 0; b < r.blocks && k < capacity; ++b) {
     const uint32_t mask = SparseMaskWord(r.masks, b);
     for (int j = 0; j < kQKSparseMask && k < capacity; ++j)
-      if ((mask >> j) & 1) f(b * kQKSparseMask + j, codes[k++]);
+      if ((mask >> j) & 1) {
+        V v;
+        std::memcpy(&v, r.codes + sizeof(V) * k++, sizeof v);
+        f(b * kQKSparseMask + j, v);
+      }
   }
+}
+template <int Cap, class F>
+void ForEachStoredWeight(const void* row, int64_t n, F f) {
+  ForEachStoredValue<Cap, int8_t>(row, n, f);
 }
 
 }  // namespace smelt

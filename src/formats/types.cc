@@ -49,6 +49,8 @@
 // | s24_w4a8      |   128 |          52 | 3.25 + 32/n | 64 kept 4-bit, 2 bf16 scales, f32 row header |
 // | sp50_q8       |    32 |          20 | 5 + 32/n    | <= 16 non-zeros per 32 (row)    |
 // | sp70_q8       |    32 |          14 | 3.5 + 32/n  | <= 10 non-zeros per 32 (row)    |
+// | sp50_f16      |    32 |          36 | 9 + 32/n    | <= 16 fp16 values per 32 (row)  |
+// | sp70_f16      |    32 |          24 | 6 + 32/n    | <= 10 fp16 values per 32 (row)  |
 // Their from_float is smelt's own round to nearest with the format's natural scale (no ggml
 // reference exists); all but fp8 also have an importance-weighted from_float_weighted.
 //
@@ -165,6 +167,12 @@ constexpr TypeTraits S24W4A8TypeRow() {
   return t;
 }
 
+template <int Cap>
+constexpr TypeTraits SparseMaskF16TypeRow(DType type, std::string_view name) {
+  using R = SparseMaskRowF16<Cap>;
+  return PerChannelRow(type, name, R::kBlock, R::kBlockBytes, R::kHeader, R::Dequantize, R::Quantize, nullptr);
+}
+
 template <DType Base, int K>
 constexpr TypeTraits OutlierRow(DType type, std::string_view name, int64_t block_size, size_t type_size) {
   using R = RowWithOutliers<Base, K>;
@@ -267,6 +275,8 @@ constexpr TypeTraits kTable[] = {
     SparseMaskTypeRow<10>(DType::kSP70_Q8, "sp70_q8"),
     SparseMaskTypeRow<16>(DType::kSP50_W8A8, "sp50_w8a8"),
     SparseMaskTypeRow<10>(DType::kSP70_W8A8, "sp70_w8a8"),
+    SparseMaskF16TypeRow<16>(DType::kSP50_F16, "sp50_f16"),
+    SparseMaskF16TypeRow<10>(DType::kSP70_F16, "sp70_f16"),
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {

@@ -91,6 +91,9 @@ const TypeExpected kTypeExpected[] = {
     {DType::kSP70_W8A8, 1064, "sp70_w8a8", 32, 3.5, true, true, false, false},
     // 2:4 int4 in blocks of 128 (64 kept nibbles, 128 bits of positions, two bf16 scales).
     {DType::kS24_W4A8, 1065, "s24_w4a8", 128, 3.25, true, true, false, false},
+    // The bitmask rows unquantized: a 32-bit mask and the capacity's fp16 values per 32 weights.
+    {DType::kSP50_F16, 1066, "sp50_f16", 32, 9.0, true, true, false, false},
+    {DType::kSP70_F16, 1067, "sp70_f16", 32, 6.0, true, true, false, false},
 };
 
 TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
@@ -118,7 +121,7 @@ TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
 }
 
 TEST(FormatsTypes, UnknownIdsHaveNoRow) {
-  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1066u, 1087u, 1088u, 2047u, 0xffffffffu}) {
+  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1068u, 1087u, 1088u, 2047u, 0xffffffffu}) {
     EXPECT_EQ(FindTraits(id), nullptr) << id;
   }
 }

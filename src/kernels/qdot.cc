@@ -226,6 +226,22 @@ float DotS24W4A8Ref(const void* w_row, const void* a_row, int64_t n) {
   return sum * a.d;
 }
 
+// Bitmask rows of fp16 values against f32 activations (sp50_f16, sp70_f16): each stored value
+// times its activation in f32, summed in position order in f32, then times the row's d.
+template <int Cap>
+float DotSparseMaskF16Ref(const void* w_row, const void* a_row, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(a_row);
+  float sum = 0.0f;
+  ForEachStoredValue<Cap, uint16_t>(w_row, n, [&](int64_t i, uint16_t v) {
+    float a;
+    std::memcpy(&a, x + 4 * i, sizeof a);
+    sum += Fp16ToFloat(v) * a;
+  });
+  float d;
+  std::memcpy(&d, w_row, sizeof d);
+  return d * sum;
+}
+
 // f16 · f16 (bf16 · bf16): each product in f32, summed in order in f32.
 template <float (*Widen)(uint16_t)>
 float DotHalvesRef(const void* w_row, const void* a_row, int64_t n) {
@@ -267,6 +283,8 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kSP50_W8A8: return DotSparseMaskW8A8Ref<16>;
     case DType::kSP70_W8A8: return DotSparseMaskW8A8Ref<10>;
     case DType::kS24_W4A8: return DotS24W4A8Ref;
+    case DType::kSP50_F16: return DotSparseMaskF16Ref<16>;
+    case DType::kSP70_F16: return DotSparseMaskF16Ref<10>;
     default: return nullptr;
   }
 }

@@ -54,6 +54,15 @@ inline float HalfBf16(const uint8_t* p) { return ReadBf16(p); }
 
 constexpr __mmask16 kAll = 0xFFFF, kLow8 = 0x00FF;
 
+// The single-row kernel of a kernel over `rows` activation rows: Rows(w, a, stride, n, out) with
+// one row (no target attribute needed: it only calls the twin).
+template <void (*Rows)(const void*, const void*, size_t, int64_t, float*)>
+float OneRow(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  Rows(w_row, a_row, 0, n, &out);
+  return out;
+}
+
 // The AVX2 twin's finish: HorizontalSum((acc0 + acc1) + (acc2 + acc3)), then the scalar tail.
 SMELT_AVX512 inline float Finish(__m512 a01, __m512 a23) {
   const __m256 s01 = _mm256_add_ps(_mm512_castps512_ps256(a01), _mm512_extractf32x8_ps(a01, 1));
@@ -162,11 +171,36 @@ SMELT_VBMI2 void DotSparseMaskRows512(const void* w_row, const void* a, size_t s
   for (int k = 0; k < rows; ++k) out[k] = d * HorizontalSum(_mm256_add_ps(acc0[k], acc1[k]));
 }
 
-template <int Cap>
-SMELT_VBMI2 float DotSparseMask512(const void* w_row, const void* a_row, int64_t n) {
-  float out;
-  DotSparseMaskRows512<Cap, 1>(w_row, a_row, 0, n, &out);
-  return out;
+// Bitmask rows of fp16 values against f32 activations (sp50_f16, sp70_f16): each block's values
+// put in place by one vpexpandw from memory (reading only the set bits' values, so rows are read
+// in place to their last value), widened to f32 and multiplied with the activations by two fused
+// multiply-adds; d once at the end. Set bits past the row's capacity are dropped from the mask,
+// so nothing past the row is read.
+template <int Cap, int rows>
+SMELT_VBMI2 void DotSparseMaskF16Rows512(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  const SparseMaskRowView r = ViewSparseMaskRow(w_row, n, Cap, 2);
+  const uint8_t* c = r.codes;
+  const float* y[rows];
+  for (int k = 0; k < rows; ++k) y[k] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a) + k * stride);
+  __m512 acc0[rows], acc1[rows];
+  for (int k = 0; k < rows; ++k) acc0[k] = acc1[k] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < r.blocks; ++b) {
+    uint32_t m = SparseMaskWord(r.masks, b);
+    const int64_t left = (r.end - c) / 2;
+    while (__builtin_popcount(m) > left) m &= ~(1u << (31 - __builtin_clz(m)));  // over capacity: the highest go
+    PrefetchAhead<64>(c);
+    if (b % 16 == 0) PrefetchAhead<64>(r.masks + 4 * b, MaskPrefetchDistance());
+    const __m512i v = _mm512_maskz_expandloadu_epi16(m, c);
+    c += 2 * __builtin_popcount(m);
+    const __m512 w0 = _mm512_cvtph_ps(_mm512_castsi512_si256(v)), w1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1));
+    for (int k = 0; k < rows; ++k) {
+      acc0[k] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(y[k] + b * kQKSparseMask), acc0[k]);
+      acc1[k] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(y[k] + b * kQKSparseMask + 16), acc1[k]);
+    }
+  }
+  float d;
+  std::memcpy(&d, w_row, sizeof d);
+  for (int k = 0; k < rows; ++k) out[k] = d * _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k]));
 }
 
 // Bitmask rows against i8_pc activations (sp50_w8a8, sp70_w8a8): two blocks' codes put in
@@ -241,13 +275,6 @@ SMELT_VBMI2 void DotSparseMaskW8A8Rows512(const void* w_row, const void* a, size
     const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0[k], acc1[k]));
     out[k] = (float)sum * (d * ViewI8Row(static_cast<const uint8_t*>(a) + k * stride).d);
   }
-}
-
-template <int Cap>
-SMELT_VBMI2 float DotSparseMaskW8A8_512(const void* w_row, const void* a_row, int64_t n) {
-  float out;
-  DotSparseMaskW8A8Rows512<Cap, 1>(w_row, a_row, 0, n, &out);
-  return out;
 }
 
 // s24_w4a8 · i8_pc (formats/sparse24.h): a whole block of 128 per step. The 32 code bytes, read
@@ -400,12 +427,14 @@ QDotFn Avx512QDot(DType weight) {
   switch (weight) {
     case DType::kF16: return DotHalves512<WidenF16, HalfF16>;
     case DType::kBF16: return DotHalves512<WidenBf16, HalfBf16>;
-    case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMask512<16> : nullptr;
-    case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMask512<10> : nullptr;
+    case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskRows512<16, 1>> : nullptr;
+    case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskRows512<10, 1>> : nullptr;
     case DType::kW8A8: return CpuHasAvx512F() && CpuHasAvx512Vnni() ? DotW8A8_512 : nullptr;
-    case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8_512<16> : nullptr;
-    case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8_512<10> : nullptr;
+    case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskW8A8Rows512<16, 1>> : nullptr;
+    case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskW8A8Rows512<10, 1>> : nullptr;
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8_512 : nullptr;
+    case DType::kSP50_F16: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskF16Rows512<16, 1>> : nullptr;
+    case DType::kSP70_F16: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskF16Rows512<10, 1>> : nullptr;
     default: return nullptr;
   }
 }
@@ -423,6 +452,8 @@ QDotX4Fn Avx512QDotX4(DType weight) {
     case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8Rows512<16, 4> : nullptr;
     case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8Rows512<10, 4> : nullptr;
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8x4_512 : nullptr;
+    case DType::kSP50_F16: return CpuHasAvx512Vbmi2() ? DotSparseMaskF16Rows512<16, 4> : nullptr;
+    case DType::kSP70_F16: return CpuHasAvx512Vbmi2() ? DotSparseMaskF16Rows512<10, 4> : nullptr;
     default: return nullptr;
   }
 }

@@ -17,6 +17,7 @@
 #include "formats/activation.h"
 #include "formats/per_channel.h"
 #include "formats/sparse24.h"
+#include "formats/sparse_mask.h"
 #include "formats/types.h"
 #include "kernels/matmul.h"
 #include "kernels/qdot_test_util.h"
@@ -357,6 +358,50 @@ TEST(QDot, SparseMaskW8A8IsTheW8A8DotOfItsDenseRow) {
   }
 }
 
+// A bitmask row of fp16 values: masks of the given density (1.0: more set bits than the capacity
+// holds), Gaussian values of every magnitude from 2^-10 to 2^10, d of kind seed % 3 (1, tiny, huge).
+std::vector<uint8_t> RandomMaskRowF16(DType type, int64_t n, double density, uint32_t seed) {
+  std::vector<uint8_t> row = RandomMaskRow(type, n, density, seed);
+  const float scales[] = {1.0f, 1.0e-20f, 3.0e4f};
+  std::memcpy(row.data(), &scales[seed % 3], 4);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (size_t k = SparseCodesOffset(n); k + 1 < row.size(); k += 2) {
+    const fp16_t v = FloatToFp16(g(rng) * std::ldexp(1.0f, (int)(rng() % 21) - 10));
+    std::memcpy(row.data() + k, &v, 2);
+  }
+  return row;
+}
+
+// The fp16 bitmask rows: the reference against the decoded rows' dot in double, the AVX-512 twin
+// against both (its sums over 16 lanes differ in order only), at densities from empty to over the
+// capacity, rows of 1 to 128 blocks.
+TEST(QDot, SparseMaskF16KernelsAgreeWithTheDecodedDot) {
+  for (DType type : {DType::kSP50_F16, DType::kSP70_F16}) {
+    const QDotFn ref = ReferenceQDot(type), fast = Avx512QDot(type);
+    ASSERT_NE(ref, nullptr);
+    EXPECT_EQ(fast != nullptr, CpuHasAvx512Vbmi2());
+    EXPECT_EQ(FastQDot(type), fast);  // no AVX2 twin: MatMul decodes rows there
+    uint32_t seed = 1;
+    for (int64_t n : {32, 64, 96, 37 * 32, 4096})
+      for (double density : {0.0, 0.1, 0.3, 0.5, 1.0})
+        for (int rep = 0; rep < 3; ++rep, ++seed) {
+          const std::vector<uint8_t> w = RandomMaskRowF16(type, n, density, seed);
+          const std::vector<uint8_t> a = RandomActivationRow(type, n, 700 + seed);
+          const std::vector<float> wf = DecodeRow(type, w, n), af = DecodeRow(ActivationType(type), a, n);
+          const double want = DotDouble(wf.data(), af.data(), n);
+          double mass = 0;
+          for (int64_t i = 0; i < n; ++i) mass += std::fabs((double)wf[i] * af[i]);
+          const double tol = (double)(n + 4) * std::ldexp(mass, -23);
+          const float got = ref(w.data(), a.data(), n);
+          EXPECT_NEAR(got, want, tol) << DTypeName(type) << " n " << n << " density " << density << " seed " << seed;
+          if (fast) {
+            EXPECT_NEAR(fast(w.data(), a.data(), n), want, tol) << DTypeName(type) << " n " << n << " seed " << seed;
+          }
+        }
+  }
+}
+
 // A random s24_w4a8 row: every index and code bit pattern (positions collide), bf16 scales of
 // every kind (zero, ordinary, huge, tiny) and the header its blocks define.
 std::vector<uint8_t> RandomS24W4A8Row(int64_t n, uint32_t seed) {
@@ -467,12 +512,14 @@ TEST(QDot, MatMulOnSparseMaskWeights) {
 TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ4_K, DType::kQ5_K,
                      DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4, DType::kSP50_Q8, DType::kSP70_Q8,
-                     DType::kSP50_W8A8, DType::kSP70_W8A8, DType::kS24_W4A8}) {
+                     DType::kSP50_W8A8, DType::kSP70_W8A8, DType::kS24_W4A8, DType::kSP50_F16, DType::kSP70_F16}) {
     const QDotX4Fn four = FastQDotX4(type);
     if (!four) GTEST_SKIP() << "no four-row kernel on this CPU";
     const int64_t block = Traits(type).block_size;
     for (int64_t n : {block, 2 * block, (int64_t)37 * 256, (int64_t)4096}) {
+      const bool f16 = type == DType::kSP50_F16 || type == DType::kSP70_F16;
       const std::vector<uint8_t> w = type == DType::kS24_W4A8 ? RandomS24W4A8Row(n, 4 + (uint32_t)n)
+                                     : f16                    ? RandomMaskRowF16(type, n, 0.3, 4 + (uint32_t)n)
                                      : Traits(type).row_header ? RandomMaskRow(type, n, 0.3, 4 + (uint32_t)n)
                                                                : RandomWeightRow(type, n, 3);
       const size_t a_bytes = RowBytes(ActivationType(type), n), stride = a_bytes + 5;
