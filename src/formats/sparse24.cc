@@ -119,14 +119,13 @@ void QuantizeRowS24W4A8(const float* x, void* row, int64_t n) {
     const float* v = x + i * kQKS24W4;
     BlockS24W4 b{};
     float kept[64];
-    for (int s = 0; s < 64; ++s) {
-      if (s % 2 == 1) continue;
-      const int g = S24W4Group(s);
+    for (int g = 0; g < 32; ++g) {
       int pos[2];
       SelectPair(v + 4 * g, pos);
-      for (int j = 0; j < 2; ++j) {  // slots s and s + 1 hold the group's pair
-        kept[s + j] = v[4 * g + pos[j]];
-        b.idx[S24W4IndexByte(s + j)] |= (uint8_t)(pos[j] << (2 * ((s + j) & 3)));
+      for (int j = 0; j < 2; ++j) {
+        const int s = S24W4PairSlot(g, j);
+        kept[s] = v[4 * g + pos[j]];
+        b.idx[S24W4IndexByte(s)] |= (uint8_t)(pos[j] << (2 * (s & 3)));
       }
     }
     for (int h = 0; h < 2; ++h) {

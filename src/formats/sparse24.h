@@ -89,6 +89,13 @@ static_assert(sizeof(RowHeaderS24W4) == 4, "s24_w4a8 row header is one f32");
 // The group (0..31) of slot s (0..63) of a BlockS24W4, and its half (the scale it takes).
 inline constexpr int S24W4Group(int s) { return 16 * ((s >> 2) & 1) + 2 * (s >> 3) + ((s >> 1) & 1); }
 inline constexpr int S24W4Half(int s) { return (s >> 2) & 1; }
+// The slot of member j (0, 1) of group G's pair: S24W4Group's inverse.
+inline constexpr int S24W4PairSlot(int G, int j) { return 8 * ((G % 16) / 2) + 4 * (G / 16) + 2 * (G % 2) + j; }
+static_assert([] {
+  for (int s = 0; s < 64; ++s)
+    if (S24W4PairSlot(S24W4Group(s), s % 2) != s) return false;
+  return true;
+}());
 inline constexpr int S24W4IndexByte(int s) { return 8 * ((s >> 3) & 1) + 2 * (s >> 4) + ((s >> 2) & 1); }
 inline int S24W4Position(const BlockS24W4& b, int s) {
   return 4 * S24W4Group(s) + ((b.idx[S24W4IndexByte(s)] >> (2 * (s & 3))) & 3);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -13,6 +14,7 @@
 #include "core/cpu.h"
 #include "formats/activation.h"
 #include "formats/k_quants.h"
+#include "formats/sparse24.h"
 #include "formats/types.h"
 #include "kernels/qdot.h"
 
@@ -146,6 +148,40 @@ TEST(AmxInt8Gemm, OnlyTheTypesWithAKernelOnAmx) {
   EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ5_K), CpuHasAmxInt8());
   EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ6_K), CpuHasAmxInt8());
   for (DType t : {DType::kQ4_0, DType::kQ3_K, DType::kF16}) EXPECT_FALSE(AmxKQuantGemm(t));
+}
+
+// s24_w4a8 on the tiles, one scale step per 64 columns: the row dot's bits for encoded rows and
+// for random rows (every index and code pattern, so two slots may name one column; scales of
+// every size), odd row and token counts.
+TEST(AmxInt8Gemm, AmxS24W4A8GivesTheRowDotsBits) {
+  const PromptGemm k = AmxW8A8Gemm(DType::kS24_W4A8);
+  if (!k) GTEST_SKIP() << "no AMX-INT8 with AVX-512 VBMI on this CPU";
+  EXPECT_EQ(FastPromptGemm(DType::kS24_W4A8).gemm, k.gemm);
+  std::mt19937 rng(17);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int64_t C : {128, 384, 1024})
+    for (int64_t n : {1, 13, 16})
+      for (int64_t T : {1, 17, 40}) {
+        const std::string what = "C=" + std::to_string(C) + " n=" + std::to_string(n) + " T=" + std::to_string(T);
+        const size_t row_bytes = RowBytes(DType::kS24_W4A8, C), w_stride = row_bytes + 3;
+        std::vector<uint8_t> w(w_stride * n);
+        std::vector<float> src(C);
+        for (int64_t r = 0; r < n; ++r) {
+          uint8_t* row = w.data() + r * w_stride;
+          if (r % 3 == 2) {
+            for (size_t i = 0; i < row_bytes; ++i) row[i] = (uint8_t)rng();
+            for (int64_t b = 0; b < C / kQKS24W4; ++b)
+              for (int h = 0; h < 2; ++h) {
+                const bf16_t d = FloatToBf16(g(rng) * std::ldexp(1.0f, (int)(rng() % 30) - 15));
+                std::memcpy(row + sizeof(RowHeaderS24W4) + b * sizeof(BlockS24W4) + 2 * h, &d, sizeof d);
+              }
+          } else {
+            for (float& v : src) v = g(rng) * (1.0f + (float)r);
+            Traits(DType::kS24_W4A8).from_float(src.data(), row, C);
+          }
+        }
+        ExpectRowDotBits(k, DType::kS24_W4A8, w, w_stride, n, C, T, rng, what);
+      }
 }
 
 }  // namespace

@@ -27,6 +27,7 @@
 #include "formats/sparse_mask.h"
 #include "kernels/horizontal_sum_avx2.h"
 #include "kernels/prefetch.h"
+#include "kernels/s24w4_avx512.h"
 
 #include "core/gcc_avx512_warnings_off.h"
 
@@ -290,7 +291,8 @@ SMELT_VBMI2 void DotSparseMaskW8A8Rows512(const void* w_row, const void* a, size
 // Σ/16 − 128·c takes the unsigned offset off with the row header.
 // One block's terms into acc[k] for each of the `rows` activation rows y[k].
 struct S24W4Constants {
-  __m512i shifts, base, three, nibbles, flip, scale_ctl;
+  s24w4::Tables tables;
+  __m512i times16, flip, scale_ctl;
 };
 constexpr __mmask64 kS24W4HighHalf = 0xF0F0F0F0F0F0F0F0ULL;  // the odd 4-byte lanes: slots of weights 64..127
 
@@ -309,13 +311,8 @@ SMELT_VBMI inline void S24W4BlockTerms(const S24W4Constants& k4, const uint8_t* 
   }
   for (int r = 0; r < W; ++r, blk += w_stride) {
     PrefetchAhead<64>(blk);
-    const __m512i packed =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(BlockS24W4, qs))));
-    const __m512i w = _mm512_gf2p8affine_epi64_epi8(packed, k4.nibbles, 0);
-    const __m512i spread =
-        _mm512_broadcast_i64x2(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(BlockS24W4, idx))));
-    const __m512i pos =
-        _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(k4.shifts, spread), k4.three, k4.base, 0xEA);
+    const __m512i w = s24w4::Codes(blk, k4.times16);
+    const __m512i pos = s24w4::Positions(k4.tables, blk);
     uint32_t dd;
     std::memcpy(&dd, blk, sizeof dd);
     const __m512 scale = _mm512_castsi512_ps(_mm512_shuffle_epi8(_mm512_set1_epi32((int)dd), k4.scale_ctl));
@@ -342,20 +339,7 @@ SMELT_VBMI inline float S24W4Sum(__m512 even, __m512 odd) {
 template <int W, int A>
 SMELT_VBMI void DotS24W4A8Block512(const void* w_row, size_t w_stride, const void* a, size_t a_stride, int64_t n,
                                    float* out) {
-  alignas(64) static constexpr std::array<uint8_t, 64> kGroupBase = [] {
-    std::array<uint8_t, 64> t{};
-    for (int s = 0; s < 64; ++s) t[s] = (uint8_t)(4 * S24W4Group(s));
-    return t;
-  }();
-  // Lane q's byte j takes bits 16·(q / 2) + 2j of its 8 bytes (formats/sparse24.h: I(s)).
-  const S24W4Constants k4{_mm512_set_epi64(0x3E3C3A3836343230LL, 0x3E3C3A3836343230LL, 0x2E2C2A2826242220LL,
-                                           0x2E2C2A2826242220LL, 0x1E1C1A1816141210LL, 0x1E1C1A1816141210LL,
-                                           0x0E0C0A0806040200LL, 0x0E0C0A0806040200LL),
-                          _mm512_load_si512(kGroupBase.data()), _mm512_set1_epi8(3),
-                          // Bit matrices of vgf2p8affineqb: the low 32 bytes x << 4, the high 32 x & 0xF0.
-                          _mm512_set_epi64(0x10204080, 0x10204080, 0x10204080, 0x10204080, 0x01020408, 0x01020408,
-                                           0x01020408, 0x01020408),
-                          _mm512_set1_epi8((char)0x80),
+  const S24W4Constants k4{s24w4::LoadTables(), s24w4::Times16Matrix(), _mm512_set1_epi8((char)0x80),
                           _mm512_set1_epi64(0x0302808001008080LL)};  // even lanes d[0], odd lanes d[1]
   const auto* p = static_cast<const uint8_t*>(w_row);
   const uint8_t* blk = p + sizeof(RowHeaderS24W4);

@@ -10,7 +10,8 @@
 //              written once per call;
 //   C (0, 1) = even and odd column groups, added at the end.
 // The bitmask rows against per-token int8 activations (sp50_w8a8, sp70_w8a8) use the same tiles,
-// their codes expanded into place while the B tiles are written (vpexpandb: CpuHasAvx512Vbmi2()).
+// their codes expanded into place while the B tiles are written (vpexpandb: CpuHasAvx512Vbmi2()),
+// and so does s24_w4a8, one scale step per 64 columns (below; CpuHasAvx512Vbmi()).
 // Only these functions carry the target attribute; dispatch: CpuHasAmxInt8().
 #include "kernels/amx_int8_gemm.h"
 
@@ -25,9 +26,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/half.h"
 #include "formats/per_channel.h"
+#include "formats/sparse24.h"
 #include "formats/sparse_mask.h"
 #include "kernels/amx_tiles.h"
+#include "kernels/s24w4_avx512.h"
 #include "kernels/transpose_avx512.h"
 
 #define SMELT_AMX_W8 \
@@ -144,6 +148,104 @@ SMELT_AMX_W8 void AmxW8A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, 
   }
 }
 
+// s24_w4a8 (formats/sparse24.h) on the same tiles: each 64-column group is one half of a block of
+// 128, whose codes share one scale per row, so each group's int32 sums are scaled on their own,
+// in the row dot's order: per output sum += d_half · (float) Σ q·q_a over the groups in column
+// order, then sum · d_a (DotS24W4A8Ref's steps, so the same bits). Each group's B tile holds the
+// rows' codes placed at their columns: for column j (group G = j / 4, k = j % 4) the group's two
+// slots are fixed, so two vpermb fetch their codes and positions, and a code lands where its
+// position is k (two slots naming one column add, as the decoder adds them).
+struct S24W4ColumnTables {
+  alignas(64) uint8_t slot[2][2][64];  // [half][pair member][column]: the slot that may land there
+  alignas(64) uint8_t column[2][64];   // [half][column]: the block-relative column 64·half + j
+};
+constexpr S24W4ColumnTables kS24W4Columns = [] {
+  S24W4ColumnTables t{};
+  for (int h = 0; h < 2; ++h)
+    for (int j = 0; j < 64; ++j) {
+      const int G = 16 * h + j / 4;
+      t.slot[h][0][j] = (uint8_t)S24W4PairSlot(G, 0);
+      t.slot[h][1][j] = (uint8_t)S24W4PairSlot(G, 1);
+      t.column[h][j] = (uint8_t)(64 * h + j);
+    }
+  return t;
+}();
+
+#define SMELT_AMX_S24 \
+  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,gfni,amx-tile,amx-int8")))
+
+// Half h of block i of a row: its 64 columns' codes q (int8, zeros where nothing is stored).
+SMELT_AMX_S24 inline __m512i S24W4Columns(const s24w4::Tables& tables, const uint8_t* blk, int h) {
+  const __m512i q = s24w4::Codes(blk, s24w4::SignExtendMatrix());
+  const __m512i pos = s24w4::Positions(tables, blk);
+  const __m512i s0 = _mm512_load_si512(kS24W4Columns.slot[h][0]), s1 = _mm512_load_si512(kS24W4Columns.slot[h][1]);
+  const __m512i column = _mm512_load_si512(kS24W4Columns.column[h]);
+  const __mmask64 at0 = _mm512_cmpeq_epi8_mask(_mm512_permutexvar_epi8(s0, pos), column);
+  const __mmask64 at1 = _mm512_cmpeq_epi8_mask(_mm512_permutexvar_epi8(s1, pos), column);
+  const __m512i first = _mm512_maskz_mov_epi8(at0, _mm512_permutexvar_epi8(s0, q));
+  return _mm512_mask_add_epi8(first, at1, first, _mm512_permutexvar_epi8(s1, q));
+}
+
+// The B tiles (one per 64 columns) of n s24_w4a8 rows and each group's 16 row scales.
+SMELT_AMX_S24 void PrepareS24W4Rows(const uint8_t* w, size_t w_stride, int64_t n, int64_t C, uint8_t* tiles, float* scales) {
+  const s24w4::Tables tables = s24w4::LoadTables();
+  for (int64_t g = 0; g < C / kGroup; ++g) {
+    const int64_t i = g / 2;
+    const int h = (int)(g % 2);
+    __m512i z[16];
+    for (int r = 0; r < 16; ++r) {
+      const uint8_t* blk = w + r * w_stride + sizeof(RowHeaderS24W4) + i * sizeof(BlockS24W4);
+      z[r] = r < n ? S24W4Columns(tables, blk, h) : _mm512_setzero_si512();
+      scales[16 * g + r] = r < n ? ReadBf16(blk + 2 * h) : 0.0f;
+    }
+    StoreTransposed16(z, tiles + g * kW8TileBytes);
+  }
+}
+
+SMELT_AMX_S24 void AmxS24W4A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
+                                      int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
+  const int64_t groups = C / kGroup;  // C is whole blocks of 128
+  auto* tiles = reinterpret_cast<uint8_t*>(scratch);
+  float* scales = scratch + groups * kW8TileBytes / sizeof(float);
+  PrepareS24W4Rows(w, w_stride, n, C, tiles, scales);
+  const __mmask16 rows = (__mmask16)((1u << n) - 1);
+  const long stride = (long)a_stride;
+  alignas(64) int32_t sums[16][16];
+  alignas(64) float acc[16][16];
+  for (int64_t t0 = 0; t0 < T; t0 += 16) {
+    const int nt = (int)std::min<int64_t>(16, T - t0);
+    TileConfig cfg;
+    cfg.rows[0] = (uint8_t)nt, cfg.colsb[0] = 64;
+    cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = 64;
+    cfg.rows[6] = 16, cfg.colsb[6] = 64;
+    LoadTileConfig(cfg);
+    const uint8_t* codes = a + t0 * a_stride + sizeof(RowHeaderI8);
+    for (int t = 0; t < nt; ++t) _mm512_store_ps(acc[t], _mm512_setzero_ps());
+    TileMemoryBarrier();
+    for (int64_t g = 0; g < groups; ++g) {
+      _tile_zero(0);
+      _tile_loadd(4, codes + g * kGroup, stride);
+      _tile_loadd(6, tiles + g * kW8TileBytes, 64);
+      _tile_dpbssd(0, 4, 6);
+      _tile_stored(0, sums, 64);
+      TileMemoryBarrier();
+      const __m512 d = _mm512_loadu_ps(scales + 16 * g);
+      for (int t = 0; t < nt; ++t) {
+        const __m512 term = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_load_si512(sums[t])));
+        _mm512_store_ps(acc[t], _mm512_add_ps(_mm512_load_ps(acc[t]), term));
+      }
+    }
+    for (int t = 0; t < nt; ++t) {
+      float da;
+      std::memcpy(&da, a + (t0 + t) * a_stride, sizeof da);
+      _mm512_mask_storeu_ps(out + (t0 + t) * ld, rows, _mm512_mul_ps(_mm512_load_ps(acc[t]), _mm512_set1_ps(da)));
+    }
+    _tile_release();
+  }
+}
+
+#undef SMELT_AMX_S24
+
 }  // namespace
 
 PromptGemm AmxW8A8Gemm(DType type) {
@@ -152,6 +254,7 @@ PromptGemm AmxW8A8Gemm(DType type) {
     case DType::kW8A8: return {AmxW8A8GemmImpl<PrepareW8Rows>, nullptr};
     case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<16>>, nullptr} : PromptGemm{};
     case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<10>>, nullptr} : PromptGemm{};
+    case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? PromptGemm{AmxS24W4A8GemmImpl, nullptr} : PromptGemm{};
     default: return {};
   }
 }
