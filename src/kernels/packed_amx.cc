@@ -82,6 +82,34 @@ SMELT_AMX inline void WriteSignedCodes(const Packed& w, int8_t* dst, int pitch) 
   }
 }
 
+// Two panels' block codes side by side (pitch 64: panel 0 in bytes 0..31 of each tile row, panel 1
+// in 32..63), 64 bytes per step: WriteSignedCodes's bytes for both panels.
+SMELT_AMX inline __m512i Both(const void* lo, const void* hi) {  // 32 bytes at lo, then 32 at hi
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))),
+                            _mm256_loadu_si256(static_cast<const __m256i*>(hi)), 1);
+}
+
+template <DType kType, class Packed>
+SMELT_AMX inline void WriteSignedCodesTwoPanels(const Packed& w0, const Packed& w1, int8_t* dst) {
+  if constexpr (kType == DType::kQ8_0) {
+    for (int j = 0; j < 8; ++j) _mm512_storeu_si512(dst + 64 * j, Both(w0.qs[j], w1.qs[j]));
+  } else {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    for (int k = 0; k < 4; ++k) {
+      const __m512i bytes = Both(w0.qs[k], w1.qs[k]);
+      __m512i lo = _mm512_and_si512(bytes, mask), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), mask);
+      if constexpr (kType == DType::kIQ4_NL) {
+        lo = _mm512_shuffle_epi8(table, lo), hi = _mm512_shuffle_epi8(table, hi);
+      } else {
+        lo = _mm512_sub_epi8(lo, _mm512_set1_epi8(8)), hi = _mm512_sub_epi8(hi, _mm512_set1_epi8(8));
+      }
+      _mm512_storeu_si512(dst + 64 * k, lo);
+      _mm512_storeu_si512(dst + 64 * (4 + k), hi);
+    }
+  }
+}
+
 // One block's product into tile C (0..3), through A (4 or 6) and B (5 or 7): the tile numbers
 // are part of the instructions, so they are spelled out.
 #define SMELT_TILE_PRODUCT(C, A, B, act, codes, stride, codes_stride) \
@@ -97,9 +125,12 @@ SMELT_AMX inline void WriteSignedCodes(const Packed& w, int8_t* dst, int pitch) 
 // side). Up to four blocks are in flight at once (C tiles 0..3, the A and B tiles alternating), so
 // the tile unit's latency overlaps; then their sums take the f32 steps block by block, in column
 // order, 512 bits at a time: one token's 16 rows, or (one panel) two tokens' 8.
-template <class Packed, DType kType, int kPanels>
+// kNt: the token count when known at compile time (then the per-token steps unroll and the
+// accumulators stay in registers), 0 when nt says it.
+template <class Packed, DType kType, int kPanels, int kNt = 0>
 SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride, int64_t t0,
-                          int nt, float* y, int64_t y_stride) {
+                          int nt_arg, float* y, int64_t y_stride) {
+  const int nt = kNt ? kNt : nt_arg;
   constexpr int kInFlight = 4, kPitch = kPanels * kCodeBytes;
   constexpr int kRows = 8 * kPanels, kPerReg = 16 / kRows;  // rows per token; tokens per register
   alignas(64) int8_t codes[kInFlight][8 * kPitch];
@@ -123,6 +154,9 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
       for (int p = 0; p < kPanels; ++p) PrefetchAhead<sizeof(Packed)>(panels[p] + b0 + i, PanelPrefetchDistance<Packed>());
       if constexpr (kPanels == 1 && kType == DType::kQ8_0) {
         tile_codes[i] = &panels[0][b0 + i].qs[0][0];  // already in tile order
+      } else if constexpr (kPanels == 2) {
+        WriteSignedCodesTwoPanels<kType>(panels[0][b0 + i], panels[1][b0 + i], codes[i]);
+        tile_codes[i] = codes[i];
       } else {
         for (int p = 0; p < kPanels; ++p) WriteSignedCodes<kType>(panels[p][b0 + i], codes[i] + p * kCodeBytes, kPitch);
         tile_codes[i] = codes[i];
@@ -171,10 +205,6 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
 // codes in one register, as unsigned bytes offset like the 256-bit VNNI twin (Q4_0: the stored
 // nibble, the others + 128), one vpdpbusd per chunk for 16 rows, then the reference's f32 steps
 // per row. The same bits as the reference.
-SMELT_AMX inline __m512i Both(const void* lo, const void* hi) {  // 32 bytes at lo, then 32 at hi
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))),
-                            _mm256_loadu_si256(static_cast<const __m256i*>(hi)), 1);
-}
 
 template <DType kType, class Packed>
 SMELT_AMX inline void UnsignedCodesTwoPanels(const Packed& w0, const Packed& w1, __m512i* c) {
@@ -237,12 +267,16 @@ SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint
   if (T >= kTileTokens) {
     ConfigureTiles(kTileTokens, kPanels);
     for (; t + kTileTokens <= T; t += kTileTokens)
-      TileTokens<Packed, kType, kPanels>(panels, nb, a, a_stride, t, kTileTokens, y, y_stride);
+      TileTokens<Packed, kType, kPanels, kTileTokens>(panels, nb, a, a_stride, t, kTileTokens, y, y_stride);
     _tile_release();
   }
   if (T - t >= kMinTileTokens) {  // a partial tile
     ConfigureTiles((int)(T - t), kPanels);
-    TileTokens<Packed, kType, kPanels>(panels, nb, a, a_stride, t, (int)(T - t), y, y_stride);
+    if (T - t == kMinTileTokens) {  // 8 sequences decoded together
+      TileTokens<Packed, kType, kPanels, kMinTileTokens>(panels, nb, a, a_stride, t, kMinTileTokens, y, y_stride);
+    } else {
+      TileTokens<Packed, kType, kPanels>(panels, nb, a, a_stride, t, (int)(T - t), y, y_stride);
+    }
     _tile_release();
     t = T;
   }
