@@ -315,6 +315,8 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kSP50_W8A8: return k->sp50_w8a8;
     case DType::kSP70_W8A8: return k->sp70_w8a8;
     case DType::kS24_W4A8: return k->s24_w4a8;
+    case DType::kSP50_F16: return k->sp50_f16;
+    case DType::kSP70_F16: return k->sp70_f16;
     default: return nullptr;
   }
 }
@@ -347,6 +349,8 @@ QDotX4Fn FastQDotX4(DType weight) {
     case DType::kSP50_W8A8: return k->x4_sp50_w8a8;
     case DType::kSP70_W8A8: return k->x4_sp70_w8a8;
     case DType::kS24_W4A8: return k->x4_s24_w4a8;
+    case DType::kSP50_F16: return k->x4_sp50_f16;
+    case DType::kSP70_F16: return k->x4_sp70_f16;
     case DType::kQ4_K: return k->x4_q4_k;
     case DType::kQ5_K: return k->x4_q5_k;
     case DType::kQ6_K: return k->x4_q6_k;

@@ -764,6 +764,86 @@ SMELT_AVX2 inline float LoadBf16(const uint8_t* p) {
   return Bf16ToFloat(h);
 }
 
+// Bitmask rows of fp16 values against f32 activations (sp50_f16, sp70_f16): each mask byte's up
+// to 8 values (16 bytes loaded at its first value) spread to their positions by one byte shuffle
+// with a control from a 256-entry table (word j: the rank of bit j among the set bits, or zero
+// where clear), two mask bytes per 256-bit shuffle, widened to f32 and multiplied with the
+// activations; d once at the end. A block reads at most 64 bytes past its first value; the last
+// blocks read a zero-padded copy (values past the capacity read as 0, as the reference counts them).
+struct HalfExpandControls {
+  alignas(16) uint8_t ctrl[256][16];
+};
+constexpr HalfExpandControls kExpandHalves = [] {
+  HalfExpandControls t{};
+  for (int m = 0; m < 256; ++m) {
+    int rank = 0;
+    for (int j = 0; j < 8; ++j) {
+      const bool set = (m >> j) & 1;
+      t.ctrl[m][2 * j] = set ? (uint8_t)(2 * rank) : 0x80;
+      t.ctrl[m][2 * j + 1] = set ? (uint8_t)(2 * rank + 1) : 0x80;
+      rank += set;
+    }
+  }
+  return t;
+}();
+
+template <int rows>
+SMELT_AVX2 inline void HalfMaskBlockTerms(const SparseMaskRowView& r, int64_t b, const uint8_t** c, const float* const* y,
+                                          __m256* acc) {
+  PrefetchAhead<64>(*c);
+  if (b % 16 == 0) PrefetchAhead<64>(r.masks + 4 * b, MaskPrefetchDistance());
+  const uint8_t* m = r.masks + 4 * b;
+  const uint8_t* p = *c;
+  for (int half = 0; half < 2; ++half) {  // mask bytes 2·half, 2·half + 1: 16 positions
+    const uint8_t m0 = m[2 * half], m1 = m[2 * half + 1];
+    const uint8_t* p1 = p + 2 * __builtin_popcount(m0);
+    const __m256i values = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1)), 1);
+    const __m256i ctrl = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kExpandHalves.ctrl[m0]))),
+        _mm_load_si128(reinterpret_cast<const __m128i*>(kExpandHalves.ctrl[m1])), 1);
+    const __m256i placed = _mm256_shuffle_epi8(values, ctrl);
+    const __m256 w0 = _mm256_cvtph_ps(_mm256_castsi256_si128(placed)), w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(placed, 1));
+    for (int k = 0; k < rows; ++k) {
+      const float* x = y[k] + b * kQKSparseMask + 16 * half;
+      acc[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[k]));
+    }
+    p = p1 + 2 * __builtin_popcount(m1);
+  }
+  *c = p;
+}
+
+template <int Cap, int rows>
+SMELT_AVX2 void DotSparseMaskF16Rows(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  const SparseMaskRowView r = ViewSparseMaskRow(w_row, n, Cap, 2);
+  const float* y[rows];
+  for (int k = 0; k < rows; ++k) y[k] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a) + k * stride);
+  const uint8_t* c = r.codes;
+  __m256 acc[rows];
+  for (int k = 0; k < rows; ++k) acc[k] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b < r.blocks && c + 64 <= r.end; ++b) HalfMaskBlockTerms<rows>(r, b, &c, y, acc);
+  if (b < r.blocks) {
+    alignas(16) uint8_t tail[128] = {};  // fewer than 32 values remain
+    std::memcpy(tail, c, (size_t)(r.end - c));
+    const uint8_t* t = tail;
+    for (; b < r.blocks; ++b) {
+      HalfMaskBlockTerms<rows>(r, b, &t, y, acc);
+      t = std::min<const uint8_t*>(t, tail + 64);  // past the values: reads stay on the zeros
+    }
+  }
+  const float d = RowScale(w_row);
+  for (int k = 0; k < rows; ++k) out[k] = d * HorizontalSum(acc[k]);
+}
+
+template <int Cap>
+SMELT_AVX2 float DotSparseMaskF16(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  DotSparseMaskF16Rows<Cap, 1>(w_row, a_row, 0, n, &out);
+  return out;
+}
+
 // s24_w4a8 · i8_pc (formats/sparse24.h): per block of 128, 32 slots at a time (the low nibbles,
 // then the high ones). Each slot's position comes from a table of the 256 index bytes (one gather
 // per 8 index bytes, put in slot order) plus its group's offset within a 16-byte lane, and two in-lane shuffles pick
@@ -857,6 +937,8 @@ const Avx2Kernels* Avx2() {
                                      DotSparseMask<MaskAgainstI8Row, 16>,
                                      DotSparseMask<MaskAgainstI8Row, 10>,
                                      DotS24W4A8,
+                                     DotSparseMaskF16<16>,
+                                     DotSparseMaskF16<10>,
                                      DotAgainstQ8_0x4<BlockQ8_0, CodesQ8_0>,
                                      DotAgainstQ8_0x4<BlockQ4_0, CodesQ4_0>,
                                      DotAgainstQ8_0x4<BlockQ5_0, CodesQ5_0>,
@@ -868,6 +950,8 @@ const Avx2Kernels* Avx2() {
                                      DotSparseMaskx4<MaskAgainstI8Row, 16>,
                                      DotSparseMaskx4<MaskAgainstI8Row, 10>,
                                      DotS24W4A8Rows<4>,
+                                     DotSparseMaskF16Rows<16, 4>,
+                                     DotSparseMaskF16Rows<10, 4>,
                                      DotK4x4<BlockQ4_K, false>,
                                      DotK4x4<BlockQ5_K, true>,
                                      DotQ6_Kx4};

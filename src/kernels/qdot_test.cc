@@ -373,15 +373,16 @@ std::vector<uint8_t> RandomMaskRowF16(DType type, int64_t n, double density, uin
   return row;
 }
 
-// The fp16 bitmask rows: the reference against the decoded rows' dot in double, the AVX-512 twin
-// against both (its sums over 16 lanes differ in order only), at densities from empty to over the
-// capacity, rows of 1 to 128 blocks.
+// The fp16 bitmask rows: the reference against the decoded rows' dot in double, the AVX2 and
+// AVX-512 twins against it (their sums over 8 or 16 lanes differ in order only), at densities
+// from empty to over the capacity (set bits past it read as zeros), rows of 1 to 128 blocks.
 TEST(QDot, SparseMaskF16KernelsAgreeWithTheDecodedDot) {
   for (DType type : {DType::kSP50_F16, DType::kSP70_F16}) {
-    const QDotFn ref = ReferenceQDot(type), fast = Avx512QDot(type);
+    const QDotFn ref = ReferenceQDot(type);
     ASSERT_NE(ref, nullptr);
-    EXPECT_EQ(fast != nullptr, CpuHasAvx512Vbmi2());
-    EXPECT_EQ(FastQDot(type), fast);  // no AVX2 twin: MatMul decodes rows there
+    EXPECT_EQ(Avx512QDot(type) != nullptr, CpuHasAvx512Vbmi2());
+    EXPECT_EQ(FastQDot(type) != nullptr, CpuHasAvx2FmaF16c());
+    const std::vector<std::pair<const char*, QDotFn>> twins = {{"avx2", Avx2QDot(type)}, {"avx512", Avx512QDot(type)}};
     uint32_t seed = 1;
     for (int64_t n : {32, 64, 96, 37 * 32, 4096})
       for (double density : {0.0, 0.1, 0.3, 0.5, 1.0})
@@ -395,8 +396,10 @@ TEST(QDot, SparseMaskF16KernelsAgreeWithTheDecodedDot) {
           const double tol = (double)(n + 4) * std::ldexp(mass, -23);
           const float got = ref(w.data(), a.data(), n);
           EXPECT_NEAR(got, want, tol) << DTypeName(type) << " n " << n << " density " << density << " seed " << seed;
-          if (fast) {
-            EXPECT_NEAR(fast(w.data(), a.data(), n), want, tol) << DTypeName(type) << " n " << n << " seed " << seed;
+          for (const auto& [name, f] : twins) {
+            if (f) {
+              EXPECT_NEAR(f(w.data(), a.data(), n), want, tol) << DTypeName(type) << " " << name << " n " << n << " seed " << seed;
+            }
           }
         }
   }
