@@ -3,7 +3,8 @@
 //   y: (T, OC) = x: (T, C) · wᵀ,   w: (OC, C), i.e. ne = {C, OC}
 // F32 weights are read in place. Weights with a fast quantized dot product (kernels/qdot.h,
 // FastQDot: q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, the k-quants, f16/bf16, w8a8, i8_pc and the
-// sparse s24_q8/s24_q4/sp50_q8/sp70_q8/sp50_w8a8/sp70_w8a8 where the CPU has AVX2) under
+// sparse s24_q8/s24_q4/s24_w4a8/sp50_q8/sp70_q8/sp50_w8a8/sp70_w8a8/sp50_f16/sp70_f16 where the CPU
+// has AVX2) under
 // Activations::kGgml are never decoded: each input row is encoded once in the activation type
 // and every output is one dot product of the encoded bytes, as llama.cpp computes it. Every
 // other case dequantizes one row at a time into a per-thread buffer (DequantizeRow). Rows are taken in blocks of 16 that are reused across all T

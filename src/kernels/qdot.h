@@ -25,6 +25,11 @@
 //   sp70_q8  q8_0        codes expanded to the set positions, per-row scale applied once)
 //   sp50_w8a8, sp70_w8a8   d_w·d_a · Σ_{set bits j} q·q_a[j] over the whole row (the bitmask
 //            i8_pc       rows against per-token int8 activations: w8a8's one integer sum)
+//   s24_w4a8 i8_pc       d_a · Σ_blocks Σ_halves d_h · Σ_{slots s of h} q_s·q_a[column of s] (2:4
+//                        int4 in blocks of 128, formats/sparse24.h; the SIMD twins sum
+//                        (q_a + 128)·q per lane and take 128·c, the row header, off at the end)
+//   sp50_f16, sp70_f16   d_w · Σ_{stored values} v·x (fp16 values against f32 activations)
+//            f32
 //
 // Q4_1/Q5_1 use the Q8_1 block's stored s, so they differ from "decode both, then dot" by up to
 // 2^-11·|m_w·d_a·Σq_a| per block (the fp16 rounding of s): that is what llama.cpp computes (and
@@ -70,7 +75,7 @@ QDotFn FastQDot(DType weight);
 using QDotX4Fn = void (*)(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out);
 // The four-row kernel MatMul uses where T >= 4; nullptr where FastQDot(weight) is null or the type
 // has none (today: q8_0, q4_0, q5_0, iq4_nl, q4_K, q5_K, q6_K and the sparse s24_q8, s24_q4, sp50_q8,
-// sp70_q8; f16 and bf16 where the CPU has AVX-512).
+// sp70_q8, sp50_w8a8, sp70_w8a8, s24_w4a8, sp50_f16, sp70_f16; f16 and bf16 where the CPU has AVX-512).
 QDotX4Fn FastQDotX4(DType weight);
 // The AVX-512 four-row twins (f16, bf16, and the bitmask types as Avx512QDot); nullptr for other
 // types or where not built.
