@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -59,6 +60,26 @@ std::string QuantizeSummary::Fallbacks() const {
     if (c.to != c.wanted) s += fmt::format("{}{}={}", s.empty() ? "" : ", ", c.name, DTypeName(c.to));
   return s;
 }
+
+namespace {
+
+// The shares of v's values (rows of `cols`) that are non-zero, and that a sparse type `tr` stores:
+// per group of sparse_m (or per row) the non-zeros up to its room.
+void SparseShares(const std::vector<float>& v, int64_t cols, const TypeTraits& tr, double* nonzero, double* stored) {
+  const int64_t group = tr.sparse_per_row ? cols : tr.sparse_m;
+  const int64_t room = tr.sparse_per_row ? tr.sparse_n * (cols / tr.sparse_m) : tr.sparse_n;
+  int64_t nz = 0, kept = 0;
+  for (size_t g = 0; g + (size_t)group <= v.size(); g += (size_t)group) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < group; ++i) count += v[g + (size_t)i] != 0.0f;
+    nz += count;
+    kept += std::min(count, room);
+  }
+  *nonzero = v.empty() ? 1.0 : (double)nz / (double)v.size();
+  *stored = v.empty() ? 1.0 : (double)kept / (double)v.size();
+}
+
+}  // namespace
 
 Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSummary* summary) {
   const auto start = std::chrono::steady_clock::now();
@@ -169,6 +190,7 @@ Model QuantizeModel(const Model& model, const QuantizeOptions& opt, QuantizeSumm
     }
     if (c.to != t.type || c.weighted || tr.quantized)
       out.weights.Set(EncodeTensor(t, c.to, importance.empty() ? nullptr : importance.data(), opt.threads));
+    if (tr.sparse_m) SparseShares(DequantizeAll(t), t.ne[0], tr, &c.nonzero_before, &c.nonzero_stored);
     return c;
   };
   if (opt.method == QuantMethod::kGptq && !stats && !opt.samples)

@@ -75,6 +75,11 @@ struct TensorChoice {
   double awq_alpha = 0;        // the group's chosen exponent (0: unscaled)
   double awq_loss = 0, awq_loss_rtn = 0;  // the group's output error at awq_alpha and at α = 0
   bool smoothed = false;       // reads an input SmoothQuant rescaled
+  // Sparse types (TypeTraits::sparse_m): the shares of the matrix's weights that are non-zero in
+  // the input and that the type stores (the non-zeros its pattern or capacity has room for);
+  // stored < before where the type pruned the matrix by magnitude to fit.
+  double nonzero_before = 1, nonzero_stored = 1;
+  bool Pruned() const { return nonzero_stored < nonzero_before; }
 };
 
 struct QuantizeSummary {

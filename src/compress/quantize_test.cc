@@ -69,6 +69,45 @@ TEST(CompressQuantize, RtnWritesTheFormatsOwnBytesAndFallsBack) {
   EXPECT_EQ(q.weights.Get("blk.0.attn_norm.weight").data, m.weights.Get("blk.0.attn_norm.weight").data);
 }
 
+// A sparse type prunes a denser matrix by magnitude to fit, and the summary says so: the stored
+// share is what the decoded tensor holds where the input was non-zero; an input already sparse
+// enough is stored whole (non-zero shares counted on the input, positions on the output).
+TEST(CompressQuantize, SparseTypesReportWhatTheyPrunedToFit) {
+  const Model m = tiny::TinyLlama({.dim = 64, .heads = 4, .kv_heads = 2, .ff = 128, .vocab = 64, .seed = 8});
+  Model pruned = m;
+  for (const Tensor& t : m.weights.all()) {
+    if (t.n_dims != 2) continue;
+    std::vector<float> v = DequantizeAll(t);
+    for (size_t i = 0; i < v.size(); ++i)
+      if (i % 4 >= 2 || (i / 32) % 2 == 1) v[i] = 0.0f;  // 2:4 and at most 8 of 32: fits sp70 and s24
+    pruned.weights.Set(MakeF32Tensor(t.name, {t.ne[0], t.ne[1]}, std::move(v)));
+  }
+  for (const char* type : {"sp70_f16", "s24_q8"}) {
+    QuantizeOptions o;
+    o.rules = ParseTypeRules(std::string("*=") + type);
+    for (const Model* model : {&m, static_cast<const Model*>(&pruned)}) {
+      QuantizeSummary sum;
+      const Model q = QuantizeModel(*model, o, &sum);
+      for (const TensorChoice& c : sum.tensors) {
+        const std::vector<float> in = DequantizeAll(model->weights.Get(c.name)), out = DequantizeAll(q.weights.Get(c.name));
+        int64_t nonzero = 0, kept = 0;
+        for (size_t i = 0; i < in.size(); ++i) nonzero += in[i] != 0.0f, kept += in[i] != 0.0f && out[i] != 0.0f;
+        EXPECT_DOUBLE_EQ(c.nonzero_before, (double)nonzero / (double)in.size()) << type << " " << c.name;
+        // fp16 values stay non-zero; s24_q8's int8 codes may round a kept value to 0.
+        EXPECT_NEAR(c.nonzero_stored, (double)kept / (double)in.size(), std::string(type) == "s24_q8" ? 0.02 : 0.0)
+            << type << " " << c.name;
+        EXPECT_EQ(c.Pruned(), model == &m) << type << " " << c.name;
+      }
+    }
+  }
+  // A dense type reports nothing pruned.
+  QuantizeOptions o;
+  o.rules = ParseTypeRules("*=q8_0");
+  QuantizeSummary dense;
+  QuantizeModel(m, o, &dense);
+  for (const TensorChoice& c : dense.tensors) EXPECT_FALSE(c.Pruned()) << c.name;
+}
+
 TEST(CompressQuantize, MseSearchLowersEveryTensorsError) {
   const Model m = tiny::TinyLlama({.dim = 64, .ff = 128, .seed = 4});
   for (const char* type : {"q4_0", "q4_1", "q5_0", "iq4_nl"}) {

@@ -120,6 +120,12 @@ constexpr TypeTraits NativeRow(DType type, std::string_view name, int64_t block_
   return t;
 }
 
+// A sparse type's row: at most n of every m weights (per_row: n·(row/m) anywhere in a row).
+constexpr TypeTraits Sparse(TypeTraits t, int n, int m, bool per_row) {
+  t.sparse_n = n, t.sparse_m = m, t.sparse_per_row = per_row;
+  return t;
+}
+
 // One group-wise integer type (formats/group_int.h).
 template <int Bits, bool Symmetric, int Group>
 constexpr TypeTraits GroupIntRow(DType type, std::string_view name) {
@@ -153,7 +159,8 @@ constexpr TypeTraits KMeansRow(DType type, std::string_view name) {
 template <int Cap>
 constexpr TypeTraits SparseMaskTypeRow(DType type, std::string_view name) {
   using R = SparseMaskRow<Cap>;
-  return PerChannelRow(type, name, R::kBlock, R::kBlockBytes, R::kHeader, R::Dequantize, R::Quantize, nullptr);
+  return Sparse(PerChannelRow(type, name, R::kBlock, R::kBlockBytes, R::kHeader, R::Dequantize, R::Quantize, nullptr),
+                Cap, kQKSparseMask, true);
 }
 
 const char* CheckS24W4A8Row(const void* row, int64_t n) {
@@ -164,13 +171,14 @@ constexpr TypeTraits S24W4A8TypeRow() {
   TypeTraits t = PerChannelRow(DType::kS24_W4A8, "s24_w4a8", kQKS24W4, sizeof(BlockS24W4), sizeof(RowHeaderS24W4),
                                DequantizeRowS24W4A8, QuantizeRowS24W4A8, nullptr);
   t.check_row = CheckS24W4A8Row;
-  return t;
+  return Sparse(t, 2, 4, false);
 }
 
 template <int Cap>
 constexpr TypeTraits SparseMaskF16TypeRow(DType type, std::string_view name) {
   using R = SparseMaskRowF16<Cap>;
-  return PerChannelRow(type, name, R::kBlock, R::kBlockBytes, R::kHeader, R::Dequantize, R::Quantize, nullptr);
+  return Sparse(PerChannelRow(type, name, R::kBlock, R::kBlockBytes, R::kHeader, R::Dequantize, R::Quantize, nullptr),
+                Cap, kQKSparseMask, true);
 }
 
 template <DType Base, int K>
@@ -268,8 +276,8 @@ constexpr TypeTraits kTable[] = {
     KMeansRow<2>(DType::kKM2_PC, "km2_pc"),
     OutlierRow<DType::kQ4_0, 8>(DType::kQ4_0_O8, "q4_0_o8", kQK4_0, sizeof(BlockQ4_0)),
     OutlierRow<DType::kI3S_G32, 8>(DType::kI3S_G32_O8, "i3s_g32_o8", 32, sizeof(BlockGroupInt<3, true, 32>)),
-    NativeRow<BlockS24Q8, DequantizeRowS24Q8, QuantizeRowS24Q8>(DType::kS24_Q8, "s24_q8", kQKS24),
-    NativeRow<BlockS24Q4, DequantizeRowS24Q4, QuantizeRowS24Q4>(DType::kS24_Q4, "s24_q4", kQKS24),
+    Sparse(NativeRow<BlockS24Q8, DequantizeRowS24Q8, QuantizeRowS24Q8>(DType::kS24_Q8, "s24_q8", kQKS24), 2, 4, false),
+    Sparse(NativeRow<BlockS24Q4, DequantizeRowS24Q4, QuantizeRowS24Q4>(DType::kS24_Q4, "s24_q4", kQKS24), 2, 4, false),
     S24W4A8TypeRow(),
     SparseMaskTypeRow<16>(DType::kSP50_Q8, "sp50_q8"),
     SparseMaskTypeRow<10>(DType::kSP70_Q8, "sp70_q8"),

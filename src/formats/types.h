@@ -37,6 +37,12 @@ struct TypeTraits {
   // Bytes at the start of every row (per-row scales, formats/per_channel.h); 0 for block formats.
   // Where it is not 0, to_float/from_float take exactly one whole row (header included).
   size_t row_header = 0;
+  // The sparse types: from_float stores at most sparse_n of every sparse_m consecutive weights
+  // (2:4: 2 of 4), or with sparse_per_row sparse_n·(n/sparse_m) of a row's n weights anywhere in
+  // it (the bitmask rows' capacity), and prunes an input with more non-zeros by magnitude to fit.
+  // sparse_m = 0: not sparse.
+  int sparse_n = 0, sparse_m = 0;
+  bool sparse_per_row = false;
   // Where a type's row holds data that follows from its other bytes (s24_w4a8's header): the
   // check a reader runs on every row of n values, returning what is wrong, or nullptr.
   const char* (*check_row)(const void* row, int64_t n) = nullptr;

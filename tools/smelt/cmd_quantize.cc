@@ -282,6 +282,10 @@ int RunQuantize(const QuantizeArgs& a) {
         j["awq_loss"] = c.awq_loss;
         j["awq_loss_rtn"] = c.awq_loss_rtn;
       }
+      if (Traits(c.to).sparse_m) {
+        j["nonzero"] = c.nonzero_before;
+        j["stored"] = c.nonzero_stored;
+      }
       if (auto it = chosen.find(c.name); it != chosen.end()) {
         j["allocated"] = true;
         j["predicted_damage"] = it->second->damage;
@@ -309,10 +313,13 @@ int RunQuantize(const QuantizeArgs& a) {
     return 0;
   }
   for (const TensorChoice& c : summary.tensors) {
-    const std::string fallback =
+    std::string fallback =
         c.to == c.wanted ? ""
                          : fmt::format("  (wanted {}: its blocks do not divide rows of {})", DTypeName(c.wanted),
                                        m.weights.Get(c.name).ne[0]);
+    if (c.Pruned())
+      fallback += fmt::format("  (pruned by magnitude to fit: {:.1f} % of the weights stored, {:.1f} % non-zero)",
+                              100 * c.nonzero_stored, 100 * c.nonzero_before);
     const auto it = chosen.find(c.name);
     const std::string damage = it == chosen.end() ? "" : fmt::format("  damage {:.4g}", it->second->damage);
     const std::string how = c.gptq ? "gptq" : c.weighted ? (c.importance ? "mse+importance" : "mse") : "rtn";
