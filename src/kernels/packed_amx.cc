@@ -134,7 +134,10 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
   constexpr int kInFlight = 4, kPitch = kPanels * kCodeBytes;
   constexpr int kRows = 8 * kPanels, kPerReg = 16 / kRows;  // rows per token; tokens per register
   alignas(64) int8_t codes[kInFlight][8 * kPitch];
-  alignas(64) int32_t sums[kInFlight][kTileTokens][kRows] = {};  // rows past nt stay 0
+  // The tile stores write nt rows; with two tokens per register (one panel) an odd nt reads one
+  // row more, which stays 0. With one token per register only written rows are read.
+  alignas(64) int32_t sums[kInFlight][kTileTokens][kRows];
+  if constexpr (kPerReg > 1) std::memset(sums, 0, sizeof sums);
   __m512 acc[kTileTokens / kPerReg];
   for (__m512& v : acc) v = _mm512_setzero_ps();
   const uint8_t* rows = a + t0 * a_stride;
