@@ -91,9 +91,7 @@ DType ActivationType(DType weight) {
     case DType::kSP50_W8A8:
     case DType::kSP70_W8A8:
     case DType::kS24_W4A8: return DType::kI8_PC;
-    case DType::kSP50_F16:  // unquantized bitmask rows: fp16 values against the activations as given
-    case DType::kSP70_F16: return DType::kF32;
-    default: return DType::kF32;
+    default: return DType::kF32;  // f32 and the weight-only formats; sp50_f16/sp70_f16 (fp16 values)
   }
 }
 

@@ -62,8 +62,8 @@ inline int S24Code(const BlockS24Q4& b, int k) { return (k < 8 ? b.qs[k] & 0x0F 
 //
 // Slot s belongs to group G(s) = 16·h + 2·(s / 8) + (s / 2) % 2 with half h = (s / 4) % 2, and
 // stands for weight 4·G(s) + p_s of the block, value d[h]·q_s. So the 4 slots of every 4-byte
-// lane share one scale (lanes alternate between the halves) and a vpermi2b over the 128
-// activation bytes gathers each slot's activation in place. The header c is Σ over the row's
+// lane share one scale (lanes alternate between the halves) and byte permutes over the 128
+// activation bytes gather each slot's activation in place. The header c is Σ over the row's
 // blocks in order, and over h = 0, 1, of d[h]·Σ_{slots of h} q_s (each code sum converted to f32,
 // one product and one addition per half): the kernels take 128·c off an unsigned-activation sum
 // instead of offsetting the codes (kernels/qdot.h). It follows from the blocks, and readers check

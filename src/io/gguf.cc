@@ -467,7 +467,7 @@ class GgufParser {
       if (file_backed) t.mapping = p_, t.mapping_size = size_;
       if (const auto check = Traits(t.type).check_row) {
         const size_t row_bytes = RowBytes(t.type, t.ne[0]);
-        for (int64_t r = 0; r < t.nelements() / t.ne[0]; ++r)
+        for (int64_t r = 0; r < t.nrows(); ++r)
           if (const char* wrong = check(static_cast<const uint8_t*>(t.data) + r * row_bytes, t.ne[0]))
             Bad("tensor {} ({}): row {}: {}", t.name, DTypeName(t.type), r, wrong);
       }

@@ -358,10 +358,7 @@ QDotX4Fn FastQDotX4(DType weight) {
   }
 }
 
-QDotRows4Fn FastQDotRows4(DType weight) {
-  if (!CpuHasAvx512F() || Avx512QDot(weight) == nullptr) return nullptr;
-  return Avx512QDotRows4(weight);
-}
+QDotRows4Fn FastQDotRows4(DType weight) { return CpuHasAvx512F() ? Avx512QDotRows4(weight) : nullptr; }
 
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n) {
   const QDotFn f = SelectQDot(weight);

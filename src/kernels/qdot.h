@@ -88,6 +88,8 @@ using QDotRows4Fn = void (*)(const void* w_rows, size_t w_stride, const void* a_
 // The four-weight-row kernel where the fast kernel has one (today: s24_w4a8 on AVX-512 VBMI);
 // nullptr otherwise.
 QDotRows4Fn FastQDotRows4(DType weight);
+// The AVX-512 four-weight-row twins: non-null only where Avx512QDot(weight) is too (the same CPU
+// test), so that FastQDot runs the single-row form of the same kernel.
 QDotRows4Fn Avx512QDotRows4(DType weight);
 
 // SelectQDot(weight)(w_row, a_row, n); `weight` must have a kernel.

@@ -281,15 +281,15 @@ SMELT_VBMI2 void DotSparseMaskW8A8Rows512(const void* w_row, const void* a, size
 // s24_w4a8 · i8_pc (formats/sparse24.h): a whole block of 128 per step. The 32 code bytes, read
 // twice into one register, become the 64 slots' codes times 16 in one Galois-field affine step
 // (the low nibbles shifted up in the first half, the high nibbles kept in the second: a
-// two's-complement nibble in the high half of a byte is 16·q as an int8). vpmultishiftqb spreads the 16 index bytes, read twice, to one 2-bit position per byte
-// and one ternary-logic step adds each slot's group offset; two vpermb gather the slots'
-// activations from the block's 128 activation bytes (the odd lanes from the upper 64, merged
-// under a fixed mask), flipped to unsigned (q_a + 128), and one vpdpbusd gives each
-// 4-byte lane its exact Σ (q_a + 128)·16q. The lanes alternate between the block's halves, so one
-// in-lane byte shuffle of the two bf16 scales widens them to f32 in place, and one fused
-// multiply-add per block accumulates (two accumulators, alternate blocks). At the end
-// Σ/16 − 128·c takes the unsigned offset off with the row header.
-// One block's terms into acc[k] for each of the `rows` activation rows y[k].
+// two's-complement nibble in the high half of a byte is 16·q as an int8). vpmultishiftqb spreads
+// the 16 index bytes, read twice, to one 2-bit position per byte and one ternary-logic step adds
+// each slot's group offset (kernels/s24w4_avx512.h); two vpermb gather the slots' activations
+// from the block's 128 activation bytes (the odd lanes from the upper 64, merged under a fixed
+// mask), flipped to unsigned (q_a + 128), and one vpdpbusd gives each 4-byte lane its exact
+// Σ (q_a + 128)·16q. The lanes alternate between the block's halves, so one in-lane byte shuffle
+// of the two bf16 scales widens them to f32 in place, and one fused multiply-add per block
+// accumulates (two accumulators, alternate blocks). At the end Σ/16 − 128·c takes the unsigned
+// offset off with the row header.
 struct S24W4Constants {
   s24w4::Tables tables;
   __m512i times16, flip, scale_ctl;
