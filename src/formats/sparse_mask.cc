@@ -38,28 +38,37 @@ std::vector<int64_t> KeptPositions(const float* x, int64_t n, int64_t capacity, 
   return kept;
 }
 
-// The masks of the kept positions of a row of n weights, written after its header.
-void WriteMasks(const std::vector<int64_t>& kept, int64_t n, uint8_t* row) {
+// A bitmask row of n weights with room for `capacity` values of sizeof(V) bytes: the kept
+// positions (KeptPositions), the header d = scale(their largest magnitude), the masks, then
+// encode(x, d) for each kept value in order and zeros up to the capacity.
+template <class V, class Scale, class Encode>
+void WriteMaskRow(const float* x, void* row, int64_t n, int64_t capacity, Scale scale, Encode encode) {
+  auto* p = static_cast<uint8_t*>(row);
+  float amax;
+  const std::vector<int64_t> kept = KeptPositions(x, n, capacity, &amax);
+  const RowHeaderSparseMask h{scale(amax)};
+  std::memcpy(p, &h, sizeof h);
   std::vector<uint32_t> masks((size_t)(n / kQKSparseMask), 0);
   for (int64_t i : kept) masks[(size_t)(i / kQKSparseMask)] |= 1u << (i % kQKSparseMask);
-  std::memcpy(row + kSparseMaskOffset, masks.data(), 4 * masks.size());
+  std::memcpy(p + kSparseMaskOffset, masks.data(), 4 * masks.size());
+  uint8_t* values = p + SparseCodesOffset(n);
+  std::fill(values, values + sizeof(V) * capacity, 0);
+  for (size_t k = 0; k < kept.size(); ++k) {
+    const V v = encode(x[kept[k]], h.d);
+    std::memcpy(values + sizeof(V) * k, &v, sizeof v);
+  }
 }
 
 }  // namespace
 
 template <int Cap>
 void SparseMaskRow<Cap>::Quantize(const float* x, void* row, int64_t n) {
-  auto* p = static_cast<uint8_t*>(row);
-  const int64_t capacity = Cap * (n / kBlock);
-  float amax;
-  const std::vector<int64_t> kept = KeptPositions(x, n, capacity, &amax);
-  const RowHeaderSparseMask h{amax / 127.0f};
-  const float id = h.d != 0.0f ? 1.0f / h.d : 0.0f;
-  std::memcpy(p, &h, sizeof h);
-  WriteMasks(kept, n, p);
-  auto* codes = reinterpret_cast<int8_t*>(p + SparseCodesOffset(n));
-  std::fill(codes, codes + capacity, 0);
-  for (size_t k = 0; k < kept.size(); ++k) codes[k] = (int8_t)std::clamp(RoundToInt(x[kept[k]] * id), -127, 127);
+  WriteMaskRow<int8_t>(
+      x, row, n, Cap * (n / kBlock), [](float amax) { return amax / 127.0f; },
+      [](float v, float d) {
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        return (int8_t)std::clamp(RoundToInt(v * id), -127, 127);
+      });
 }
 
 template <int Cap>
@@ -72,19 +81,9 @@ void SparseMaskRowF16<Cap>::Dequantize(const void* row, float* y, int64_t n) {
 
 template <int Cap>
 void SparseMaskRowF16<Cap>::Quantize(const float* x, void* row, int64_t n) {
-  auto* p = static_cast<uint8_t*>(row);
-  const int64_t capacity = Cap * (n / kBlock);
-  float amax;
-  const std::vector<int64_t> kept = KeptPositions(x, n, capacity, &amax);
-  const RowHeaderSparseMask h{amax > 65504.0f ? amax / 65504.0f : 1.0f};
-  std::memcpy(p, &h, sizeof h);
-  WriteMasks(kept, n, p);
-  uint8_t* values = p + SparseCodesOffset(n);
-  std::fill(values, values + 2 * capacity, 0);
-  for (size_t k = 0; k < kept.size(); ++k) {
-    const fp16_t v = FloatToFp16(x[kept[k]] / h.d);
-    std::memcpy(values + 2 * k, &v, sizeof v);
-  }
+  WriteMaskRow<fp16_t>(
+      x, row, n, Cap * (n / kBlock), [](float amax) { return amax > 65504.0f ? amax / 65504.0f : 1.0f; },
+      [](float v, float d) { return FloatToFp16(v / d); });
 }
 
 template struct SparseMaskRow<16>;

@@ -174,10 +174,9 @@ constexpr S24W4ColumnTables kS24W4Columns = [] {
 #define SMELT_AMX_S24 \
   __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,gfni,amx-tile,amx-int8")))
 
-// Half h of block i of a row: its 64 columns' codes q (int8, zeros where nothing is stored).
-SMELT_AMX_S24 inline __m512i S24W4Columns(const s24w4::Tables& tables, const uint8_t* blk, int h) {
-  const __m512i q = s24w4::Codes(blk, s24w4::SignExtendMatrix());
-  const __m512i pos = s24w4::Positions(tables, blk);
+// Half h of a block: its 64 columns' codes (int8, zeros where nothing is stored), from the
+// block's 64 slot codes q and their columns pos.
+SMELT_AMX_S24 inline __m512i S24W4Columns(__m512i q, __m512i pos, int h) {
   const __m512i s0 = _mm512_load_si512(kS24W4Columns.slot[h][0]), s1 = _mm512_load_si512(kS24W4Columns.slot[h][1]);
   const __m512i column = _mm512_load_si512(kS24W4Columns.column[h]);
   const __mmask64 at0 = _mm512_cmpeq_epi8_mask(_mm512_permutexvar_epi8(s0, pos), column);
@@ -186,19 +185,27 @@ SMELT_AMX_S24 inline __m512i S24W4Columns(const s24w4::Tables& tables, const uin
   return _mm512_mask_add_epi8(first, at1, first, _mm512_permutexvar_epi8(s1, q));
 }
 
-// The B tiles (one per 64 columns) of n s24_w4a8 rows and each group's 16 row scales.
+// The B tiles (one per 64 columns) of n s24_w4a8 rows and each group's 16 row scales; each
+// block's codes and columns decoded once for its two groups.
 SMELT_AMX_S24 void PrepareS24W4Rows(const uint8_t* w, size_t w_stride, int64_t n, int64_t C, uint8_t* tiles, float* scales) {
   const s24w4::Tables tables = s24w4::LoadTables();
-  for (int64_t g = 0; g < C / kGroup; ++g) {
-    const int64_t i = g / 2;
-    const int h = (int)(g % 2);
-    __m512i z[16];
-    for (int r = 0; r < 16; ++r) {
+  for (int64_t i = 0; i < C / kQKS24W4; ++i) {
+    __m512i q[16], pos[16];
+    for (int r = 0; r < n; ++r) {
       const uint8_t* blk = w + r * w_stride + sizeof(RowHeaderS24W4) + i * sizeof(BlockS24W4);
-      z[r] = r < n ? S24W4Columns(tables, blk, h) : _mm512_setzero_si512();
-      scales[16 * g + r] = r < n ? ReadBf16(blk + 2 * h) : 0.0f;
+      q[r] = s24w4::Codes(blk, s24w4::SignExtendMatrix());
+      pos[r] = s24w4::Positions(tables, blk);
     }
-    StoreTransposed16(z, tiles + g * kW8TileBytes);
+    for (int h = 0; h < 2; ++h) {
+      const int64_t g = 2 * i + h;
+      __m512i z[16];
+      for (int r = 0; r < 16; ++r) {
+        const uint8_t* blk = w + r * w_stride + sizeof(RowHeaderS24W4) + i * sizeof(BlockS24W4);
+        z[r] = r < n ? S24W4Columns(q[r], pos[r], h) : _mm512_setzero_si512();
+        scales[16 * g + r] = r < n ? ReadBf16(blk + 2 * h) : 0.0f;
+      }
+      StoreTransposed16(z, tiles + g * kW8TileBytes);
+    }
   }
 }
 
