@@ -60,27 +60,7 @@ void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRo
   }
   const size_t w_bytes = RowBytes(w.w->type, C);
   const auto* rows = static_cast<const uint8_t*>(w.w->data);
-  int64_t r = 0;
-  if (w.rows4 && T < 4) {  // decoding: four weight rows per call, each token in turn
-    for (; r + 4 <= n; r += 4)
-      for (int64_t t = 0; t < T; ++t) {
-        float four[4];
-        w.rows4(rows + (o0 + r) * w_bytes, w_bytes, a.data + t * a.row_bytes, C, four);
-        for (int k = 0; k < 4; ++k) out[t * ld + r + k] = four[k];
-      }
-  }
-  for (; r < n; ++r) {
-    const uint8_t* row = rows + (o0 + r) * w_bytes;
-    int64_t t = 0;
-    if (w.dot4) {
-      float four[4];
-      for (; t + 4 <= T; t += 4) {
-        w.dot4(row, a.data + t * a.row_bytes, a.row_bytes, C, four);
-        for (int k = 0; k < 4; ++k) out[(t + k) * ld + r] = four[k];
-      }
-    }
-    for (; t < T; ++t) out[t * ld + r] = w.dot(row, a.data + t * a.row_bytes, C);
-  }
+  QDotRows(w.kernels, rows + o0 * w_bytes, w_bytes, n, a.data, a.row_bytes, T, C, out, ld);
 }
 
 int64_t Blocks(const EncodedWeight& w) { return (w.rows + kBlockRows - 1) / kBlockRows; }
@@ -116,12 +96,10 @@ bool FindEncodedWeight(const Tensor& w, const PackedMatrix* packed, Activations 
     return true;
   }
   if (act != Activations::kGgml) return false;
-  out.dot = FastQDot(w.type);
-  out.dot4 = FastQDotX4(w.type);
-  out.rows4 = FastQDotRows4(w.type);
+  out.kernels = FastQDotRowKernels(w.type);
   out.prompt = FastPromptGemm(w.type);
   out.act = ActivationType(w.type);
-  return out.dot != nullptr;
+  return out.kernels.dot != nullptr;
 }
 
 size_t EncodedRowBytes(DType type, int64_t C) { return RowBytes(type, C); }

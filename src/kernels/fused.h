@@ -27,9 +27,7 @@ namespace smelt {
 struct EncodedWeight {
   const Tensor* w = nullptr;
   const PackedMatrix* packed = nullptr;  // the packed kernel when set
-  QDotFn dot = nullptr;                  // otherwise FastQDot(w->type) (and its four-row twin)
-  QDotX4Fn dot4 = nullptr;
-  QDotRows4Fn rows4 = nullptr;           // four weight rows against one token (FastQDotRows4)
+  QDotRowKernels kernels;                // otherwise FastQDotRowKernels(w->type), run by QDotRows
   PromptGemm prompt;                     // prompts: FastPromptGemm(w->type), as MatMul
   DType act = DType::kF32;  // the activation type its input is encoded in
   int64_t rows = 0, cols = 0;

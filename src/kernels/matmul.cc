@@ -21,10 +21,8 @@ constexpr int64_t kRowBlock = kPromptGemmRows;  // output rows dequantized toget
 // input row is encoded once in the activation type, then every output is one call of `dot` on a
 // weight row's bytes and an input row's bytes. Output rows are taken in blocks of kRowBlock, each row
 // dotted with all T inputs while it sits in cache.
-// dot4: the same kernel over four tokens at a time (bit for bit), or nullptr; rows4: over four
-// weight rows at a time (bit for bit), or nullptr.
-void MatMulQuantized(const Tensor& w, QDotFn dot, QDotX4Fn dot4, QDotRows4Fn rows4, const float* x, int64_t T,
-                     float* y, int threads) {
+// k: the type's row kernels (QDotRows runs them).
+void MatMulQuantized(const Tensor& w, const QDotRowKernels& k, const float* x, int64_t T, float* y, int threads) {
   const int64_t C = w.ne[0], OC = w.nrows();
   const DType act = ActivationType(w.type);
   const size_t a_bytes = RowBytes(act, C), w_bytes = RowBytes(w.type, C);
@@ -51,22 +49,7 @@ void MatMulQuantized(const Tensor& w, QDotFn dot, QDotX4Fn dot4, QDotRows4Fn row
                   scratch.data());
         continue;
       }
-      int64_t o = o0;
-      if (rows4 && T < 4) {  // decoding: four weight rows per call, each token in turn
-        for (; o + 4 <= o_end; o += 4)
-          for (int64_t t = 0; t < T; ++t) rows4(rows + o * w_bytes, w_bytes, encoded.data() + t * a_bytes, C, y + t * OC + o);
-      }
-      for (; o < o_end; ++o) {
-        int64_t t = 0;
-        if (dot4) {
-          float out[4];
-          for (; t + 4 <= T; t += 4) {
-            dot4(rows + o * w_bytes, encoded.data() + t * a_bytes, a_bytes, C, out);
-            for (int k = 0; k < 4; ++k) y[(t + k) * OC + o] = out[k];
-          }
-        }
-        for (; t < T; ++t) y[t * OC + o] = dot(rows + o * w_bytes, encoded.data() + t * a_bytes, C);
-      }
+      QDotRows(k, rows + o0 * w_bytes, w_bytes, o_end - o0, encoded.data(), a_bytes, T, C, y + o0, OC);
     }
   }
 }
@@ -94,8 +77,8 @@ void ReadRowF32(const Tensor& t, int64_t row, float* dst) {
 }
 
 void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, Activations act) {
-  if (const QDotFn dot = act == Activations::kGgml ? FastQDot(w.type) : nullptr) {
-    MatMulQuantized(w, dot, FastQDotX4(w.type), FastQDotRows4(w.type), x, T, y, threads);
+  if (act == Activations::kGgml && FastQDot(w.type)) {
+    MatMulQuantized(w, FastQDotRowKernels(w.type), x, T, y, threads);
     return;
   }
   const int64_t C = w.ne[0], OC = w.nrows();

@@ -360,6 +360,29 @@ QDotX4Fn FastQDotX4(DType weight) {
 
 QDotRows4Fn FastQDotRows4(DType weight) { return CpuHasAvx512F() ? Avx512QDotRows4(weight) : nullptr; }
 
+QDotRowKernels FastQDotRowKernels(DType weight) { return {FastQDot(weight), FastQDotX4(weight), FastQDotRows4(weight)}; }
+
+void QDotRows(const QDotRowKernels& k, const uint8_t* w_rows, size_t w_stride, int64_t rows, const uint8_t* a_rows,
+              size_t a_stride, int64_t T, int64_t n, float* out, int64_t ld) {
+  int64_t r = 0;
+  if (k.rows4 && T < 4) {  // decoding: four weight rows per call, each token in turn
+    for (; r + 4 <= rows; r += 4)
+      for (int64_t t = 0; t < T; ++t) k.rows4(w_rows + r * w_stride, w_stride, a_rows + t * a_stride, n, out + t * ld + r);
+  }
+  for (; r < rows; ++r) {
+    const uint8_t* row = w_rows + r * w_stride;
+    int64_t t = 0;
+    if (k.dot4) {
+      float four[4];
+      for (; t + 4 <= T; t += 4) {
+        k.dot4(row, a_rows + t * a_stride, a_stride, n, four);
+        for (int j = 0; j < 4; ++j) out[(t + j) * ld + r] = four[j];
+      }
+    }
+    for (; t < T; ++t) out[t * ld + r] = k.dot(row, a_rows + t * a_stride, n);
+  }
+}
+
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n) {
   const QDotFn f = SelectQDot(weight);
   SMELT_ASSERT(f != nullptr);

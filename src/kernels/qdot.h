@@ -92,6 +92,22 @@ QDotRows4Fn FastQDotRows4(DType weight);
 // test), so that FastQDot runs the single-row form of the same kernel.
 QDotRows4Fn Avx512QDotRows4(DType weight);
 
+// A weight type's row kernels as the products run them: FastQDot and its four-token and
+// four-weight-row forms (either may be nullptr).
+struct QDotRowKernels {
+  QDotFn dot = nullptr;
+  QDotX4Fn dot4 = nullptr;
+  QDotRows4Fn rows4 = nullptr;
+};
+QDotRowKernels FastQDotRowKernels(DType weight);
+
+// n weight rows (w_rows + r·w_stride) against T encoded activation rows (a_rows + t·a_stride) of n
+// values each, into out[t·ld + r]: decoding (T < 4) four weight rows per call where k.rows4 exists,
+// else four tokens per call where k.dot4 exists, the rest one k.dot each; every output the bits of
+// k.dot's. The row loop MatMul and the fused products share.
+void QDotRows(const QDotRowKernels& k, const uint8_t* w_rows, size_t w_stride, int64_t rows, const uint8_t* a_rows,
+              size_t a_stride, int64_t T, int64_t n, float* out, int64_t ld);
+
 // SelectQDot(weight)(w_row, a_row, n); `weight` must have a kernel.
 float DotQ(DType weight, const void* w_row, const void* a_row, int64_t n);
 

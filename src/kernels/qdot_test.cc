@@ -481,6 +481,40 @@ TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
   EXPECT_EQ(FastQDotRows4(DType::kQ4_0), nullptr);
 }
 
+// QDotRows, the row loop of MatMul and the fused products: every output the single-row kernel's
+// bits, for row counts around the four-row step and token counts on both sides of the
+// four-token form, in a wider output (ld > rows), for a type with a four-weight-row kernel and
+// one with a four-token kernel.
+TEST(QDot, RowLoopGivesTheSingleRowKernelsBits) {
+  const int64_t n = 256;
+  for (DType type : {DType::kS24_W4A8, DType::kQ4_0}) {
+    const QDotRowKernels k = FastQDotRowKernels(type);
+    if (!k.dot) continue;
+    const size_t w_bytes = RowBytes(type, n), a_bytes = RowBytes(ActivationType(type), n);
+    for (int64_t rows : {1, 4, 7}) {
+      std::vector<uint8_t> w(rows * w_bytes);
+      const std::vector<float> values = tiny::RandomVector(rows * n, 90 + (uint32_t)rows);
+      for (int64_t r = 0; r < rows; ++r) Traits(type).from_float(values.data() + r * n, w.data() + r * w_bytes, n);
+      for (int64_t T : {1, 3, 4, 6}) {
+        std::vector<uint8_t> a(T * a_bytes);
+        for (int64_t t = 0; t < T; ++t) {
+          const std::vector<uint8_t> row = RandomActivationRow(type, n, 100 + (uint32_t)(t + 7 * T));
+          std::memcpy(a.data() + t * a_bytes, row.data(), a_bytes);
+        }
+        const int64_t ld = rows + 3;
+        std::vector<float> out(T * ld, -1.0f);
+        QDotRows(k, w.data(), w_bytes, rows, a.data(), a_bytes, T, n, out.data(), ld);
+        for (int64_t t = 0; t < T; ++t) {
+          for (int64_t r = 0; r < rows; ++r)
+            EXPECT_EQ(out[t * ld + r], k.dot(w.data() + r * w_bytes, a.data() + t * a_bytes, n))
+                << DTypeName(type) << " rows " << rows << " T " << T << " t " << t << " r " << r;
+          for (int64_t r = rows; r < ld; ++r) EXPECT_EQ(out[t * ld + r], -1.0f) << "written past the rows";
+        }
+      }
+    }
+  }
+}
+
 // MatMul on bitmask weights (encoded from a 70 %-sparse f32 matrix) against the decoded weights
 // times the rounded activations, and the same bits for 1 and 2 threads.
 TEST(QDot, MatMulOnSparseMaskWeights) {
