@@ -5,8 +5,16 @@
 // types and their dense twins) or to 50 % / 70 % zeros per row (the bitmask types and theirs).
 // Counters (product_bench.h): GB/s of weight bytes and dense-equivalent GFLOP/s (zeros
 // included, so rates compare across types).
+// Sparse/70%/mask-compress-bound times what any kernel that multiplies only the stored weights of
+// bitmask rows must do before its products: every row's activation bytes packed by the row's mask
+// (one vpcompressb per 64 positions and a store) — the floor of an unstructured int4 row kernel,
+// to set against Sparse/70%/q4_0 on the same matrix.
 //   build/smelt_bench --benchmark_filter=Sparse
 #include <benchmark/benchmark.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
+#include "formats/sparse_mask.h"
 #include "formats/types.h"
 #include "kernels/packed.h"
 #include "kernels/qdot.h"
@@ -61,6 +71,46 @@ void BM_SparseProduct(benchmark::State& state, DType type, double sparsity) {
   TimeProducts(state, MatrixView(type, kCols, kRows, bytes), packed, T);
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// Each row's int8 activations packed by its mask (64 positions per step) into `packed`; returns
+// the stored count summed over the rows, so that the work is not optimized away.
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) int64_t CompressByMasks(
+    const std::vector<uint64_t>& masks, const int8_t* a, int64_t rows, int64_t cols, int8_t* packed) {
+  int64_t total = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint64_t* m = masks.data() + r * (cols / 64);
+    int64_t p = 0;
+    for (int64_t w = 0; w < cols / 64; ++w) {
+      const __m512i v = _mm512_loadu_si512(a + 64 * w);
+      _mm512_storeu_si512(packed + p, _mm512_maskz_compress_epi8(m[w], v));
+      p += __builtin_popcountll(m[w]);
+    }
+    total += p;
+  }
+  return total;
+}
+
+void BM_MaskCompressBound(benchmark::State& state) {
+  if (!CpuHasAvx512Vbmi2()) {
+    state.SkipWithError("needs AVX-512 VBMI2");
+    return;
+  }
+  std::mt19937 rng(1);
+  std::vector<float> w(kCols);
+  std::vector<uint64_t> masks(kRows * (kCols / 64), 0);
+  for (int64_t r = 0; r < kRows; ++r) {
+    PrunedRow(rng, 0.7, w);
+    for (int64_t c = 0; c < kCols; ++c)
+      if (w[c] != 0.0f) masks[r * (kCols / 64) + c / 64] |= 1ULL << (c % 64);
+  }
+  std::vector<int8_t> a(kCols), packed(kCols + 64);
+  for (int8_t& v : a) v = (int8_t)(rng() & 0x7F);
+  for (auto _ : state) benchmark::DoNotOptimize(CompressByMasks(masks, a.data(), kRows, kCols, packed.data()));
+  state.counters["GB/s"] =
+      benchmark::Counter((double)state.iterations() * (double)(masks.size() * 8) / 1e9, benchmark::Counter::kIsRate);
+}
+#endif
+
 void Register() {
   const struct {
     DType type;
@@ -72,12 +122,15 @@ void Register() {
                {DType::kSP50_W8A8, 0.0, "2:4"}, {DType::kW8A8, 0.0, "2:4"},
                {DType::kSP70_W8A8, 0.7, "70%"}, {DType::kW8A8, 0.7, "70%"},
                {DType::kSP50_F16, 0.0, "2:4"}, {DType::kF16, 0.0, "2:4"},
-               {DType::kSP70_F16, 0.7, "70%"}, {DType::kF16, 0.7, "70%"}};
+               {DType::kSP70_F16, 0.7, "70%"}, {DType::kF16, 0.7, "70%"}, {DType::kQ4_0, 0.7, "70%"}};
   for (const auto& c : cases) {
     const std::string name = "Sparse/" + std::string(c.pattern) + "/" + std::string(DTypeName(c.type));
     benchmark::RegisterBenchmark(name.c_str(), BM_SparseProduct, c.type, c.sparsity)->Arg(1)->Arg(4)->Arg(16)->Unit(
         benchmark::kMillisecond);
   }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  benchmark::RegisterBenchmark("Sparse/70%/mask-compress-bound", BM_MaskCompressBound)->Unit(benchmark::kMillisecond);
+#endif
 }
 [[maybe_unused]] const int kRegistered = (Register(), 0);
 
