@@ -24,7 +24,6 @@
 #include <vector>
 
 #include "core/cpu.h"
-#include "formats/sparse_mask.h"
 #include "formats/types.h"
 #include "kernels/packed.h"
 #include "kernels/qdot.h"

@@ -77,8 +77,8 @@ void ReadRowF32(const Tensor& t, int64_t row, float* dst) {
 }
 
 void MatMul(const Tensor& w, const float* x, int64_t T, float* y, int threads, Activations act) {
-  if (act == Activations::kGgml && FastQDot(w.type)) {
-    MatMulQuantized(w, FastQDotRowKernels(w.type), x, T, y, threads);
+  if (const QDotRowKernels k = act == Activations::kGgml ? FastQDotRowKernels(w.type) : QDotRowKernels{}; k.dot) {
+    MatMulQuantized(w, k, x, T, y, threads);
     return;
   }
   const int64_t C = w.ne[0], OC = w.nrows();
