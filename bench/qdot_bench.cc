@@ -1,7 +1,9 @@
 // One weight row times one encoded activation row, 4096 values, one thread: the scalar reference
-// kernels (ReferenceQDot) against their AVX2 twins (Avx2QDot), and the decode-then-f32-dot of the
-// row that MatMul ran before the kernels (DequantizeRow into a buffer, then DotF32 with the
-// rounded activations). Counters: GB/s of weight bytes and GFLOP/s (2 per value).
+// kernels (ReferenceQDot) against their AVX2 twins (Avx2QDot) and the kernel this CPU runs
+// (FastQDot: the AVX-512 twin where there is one), and the decode-then-f32-dot of the row that
+// MatMul ran before the kernels (DequantizeRow into a buffer, then DotF32 with the rounded
+// activations). The weight-only 4-bit types (nf4, i4s/i4a, km4_pc: kernels/qdot_table4.h) take
+// f32 activations. Counters: GB/s of weight bytes and GFLOP/s (2 per value).
 //   build/smelt_bench --benchmark_filter=QDot
 #include <benchmark/benchmark.h>
 
@@ -41,10 +43,13 @@ Rows MakeRows(DType type) {
   return r;
 }
 
-// kind 0: reference kernel, 1: AVX2 twin, 2: decode the row, then DotF32.
+// kind 0: reference kernel, 1: AVX2 twin, 2: decode the row, then DotF32, 3: FastQDot.
 void BM_QDot(benchmark::State& state, DType type, int kind) {
   const Rows r = MakeRows(type);
-  const QDotFn f = kind == 0 ? ReferenceQDot(type) : kind == 1 && CpuHasAvx2FmaF16c() ? Avx2QDot(type) : nullptr;
+  const QDotFn f = kind == 0                            ? ReferenceQDot(type)
+                   : kind == 1 && CpuHasAvx2FmaF16c() ? Avx2QDot(type)
+                   : kind == 3                          ? FastQDot(type)
+                                                        : nullptr;
   if (kind != 2 && !f) {
     state.SkipWithError("no kernel on this CPU");
     return;
@@ -70,10 +75,12 @@ void BM_QDot(benchmark::State& state, DType type, int kind) {
 void Register() {
   for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ2_K,
                   DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4,
-                  DType::kSP50_Q8, DType::kSP70_Q8}) {
+                  DType::kSP50_Q8, DType::kSP70_Q8, DType::kNF4, DType::kI4S_G32, DType::kI4S_G128,
+                  DType::kI4A_G32, DType::kI4A_G128, DType::kI4S_PC, DType::kKM4_PC}) {
     const std::string name = "QDot/" + std::string(DTypeName(t));
     benchmark::RegisterBenchmark((name + "/ref").c_str(), BM_QDot, t, 0);
     benchmark::RegisterBenchmark((name + "/avx2").c_str(), BM_QDot, t, 1);
+    benchmark::RegisterBenchmark((name + "/fast").c_str(), BM_QDot, t, 3);
     benchmark::RegisterBenchmark((name + "/decode+f32").c_str(), BM_QDot, t, 2);
   }
 }

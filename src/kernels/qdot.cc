@@ -18,7 +18,9 @@
 #include "formats/q8_0.h"
 #include "formats/sparse24.h"
 #include "formats/sparse_mask.h"
+#include "formats/types.h"
 #include "kernels/qdot_kernels.h"
+#include "kernels/qdot_table4.h"
 
 namespace smelt {
 namespace {
@@ -242,6 +244,26 @@ float DotSparseMaskF16Ref(const void* w_row, const void* a_row, int64_t n) {
   return d * sum;
 }
 
+// The table-4 types (kernels/qdot_table4.h: nf4, i4s/i4a, km4_pc) against f32 activations: the row
+// decoded by the format's own to_float, then Σ w·x summed in order in f32.
+template <DType W>
+float DotDecodedRef(const void* w_row, const void* a_row, int64_t n) {
+  std::vector<float> w((size_t)n);
+  Traits(W).to_float(w_row, w.data(), n);
+  const auto* x = static_cast<const uint8_t*>(a_row);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float a;
+    std::memcpy(&a, x + 4 * i, sizeof a);
+    sum += w[(size_t)i] * a;
+  }
+  return sum;
+}
+template <DType W>
+struct DecodedRef {
+  static constexpr QDotFn kFn = DotDecodedRef<W>;
+};
+
 // f16 · f16 (bf16 · bf16): each product in f32, summed in order in f32.
 template <float (*Widen)(uint16_t)>
 float DotHalvesRef(const void* w_row, const void* a_row, int64_t n) {
@@ -285,7 +307,7 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kS24_W4A8: return DotS24W4A8Ref;
     case DType::kSP50_F16: return DotSparseMaskF16Ref<16>;
     case DType::kSP70_F16: return DotSparseMaskF16Ref<10>;
-    default: return nullptr;
+    default: return table4::Find<DecodedRef, QDotFn>(weight);
   }
 }
 
@@ -317,7 +339,7 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kS24_W4A8: return k->s24_w4a8;
     case DType::kSP50_F16: return k->sp50_f16;
     case DType::kSP70_F16: return k->sp70_f16;
-    default: return nullptr;
+    default: return table4::Avx2Dot(weight);
   }
 }
 

@@ -27,6 +27,7 @@
 #include "formats/sparse_mask.h"
 #include "kernels/horizontal_sum_avx2.h"
 #include "kernels/prefetch.h"
+#include "kernels/qdot_table4.h"
 #include "kernels/s24w4_avx512.h"
 
 #include "core/gcc_avx512_warnings_off.h"
@@ -419,7 +420,7 @@ QDotFn Avx512QDot(DType weight) {
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8_512 : nullptr;
     case DType::kSP50_F16: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskF16Rows512<16, 1>> : nullptr;
     case DType::kSP70_F16: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskF16Rows512<10, 1>> : nullptr;
-    default: return nullptr;
+    default: return table4::Avx512Dot(weight);
   }
 }
 
@@ -438,7 +439,7 @@ QDotX4Fn Avx512QDotX4(DType weight) {
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8x4_512 : nullptr;
     case DType::kSP50_F16: return CpuHasAvx512Vbmi2() ? DotSparseMaskF16Rows512<16, 4> : nullptr;
     case DType::kSP70_F16: return CpuHasAvx512Vbmi2() ? DotSparseMaskF16Rows512<10, 4> : nullptr;
-    default: return nullptr;
+    default: return table4::Avx512DotX4(weight);
   }
 }
 

@@ -143,7 +143,7 @@ TEST(QDot, RowsAtAnyAlignmentGiveTheSameBits) {
 }
 
 TEST(QDot, OnlyBlockTypesWithAnActivationEncodingHaveKernels) {
-  for (DType t : {DType::kF32, DType::kQ8_1, DType::kQ8_K, DType::kNF4}) {
+  for (DType t : {DType::kF32, DType::kQ8_1, DType::kQ8_K, DType::kI3S_G32, DType::kF8E4M3_B32}) {
     EXPECT_EQ(SelectQDot(t), nullptr) << DTypeName(t);
     EXPECT_EQ(FastQDot(t), nullptr) << DTypeName(t);
   }

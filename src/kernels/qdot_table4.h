@@ -1,0 +1,83 @@
+#pragma once
+// Internals of the row dots of the weight-only 4-bit types against f32 activations (not a public
+// API; kernels/qdot.h dispatches to them):
+//
+//   type                 group        header per group (or row)    value of code c (0..15)
+//   nf4                  64           fp16 d                       d · kNF4Values[c]
+//   i4s_g32/g64/g128     32/64/128    fp16 d                       d · (c − 8)
+//   i4a_g32/g64/g128     32/64/128    fp16 d, fp16 m               d · c + m
+//   i4s_pc, i4a_pc       the row      as i4s / i4a                 as i4s / i4a
+//   km4_pc               the row      16 fp16 centroids            centroid[c]
+//
+// Codes are packed densely, two per byte, code 2i in the low nibble (formats/bitpack.h). Every
+// group's 16 values are one 16-entry f32 table, computed as the format's decoder computes them (the
+// same f32 operations, so each looked-up value is the decoded weight's bits); the dot is then
+// Σ table[c_j]·x_j. The reference (qdot.cc) decodes the row with the format's own to_float and sums
+// in order; the SIMD twins differ from it only in the order of the f32 sum.
+#include <cstddef>
+#include <cstdint>
+
+#include "core/half.h"
+#include "core/tensor.h"
+#include "formats/nf4.h"
+#include "kernels/qdot.h"
+
+namespace smelt::table4 {
+
+enum class Kind { kNF4, kSymmetric, kAsymmetric, kCodebook };
+
+// Group 0: the whole row shares one header (the per-channel types).
+struct Layout {
+  Kind kind;
+  int group;
+  int header;  // bytes before each group's codes, or at the start of the row
+};
+
+constexpr Layout LayoutOf(DType t) {
+  switch (t) {
+    case DType::kNF4: return {Kind::kNF4, 64, 2};
+    case DType::kI4S_G32: return {Kind::kSymmetric, 32, 2};
+    case DType::kI4S_G64: return {Kind::kSymmetric, 64, 2};
+    case DType::kI4S_G128: return {Kind::kSymmetric, 128, 2};
+    case DType::kI4A_G32: return {Kind::kAsymmetric, 32, 4};
+    case DType::kI4A_G64: return {Kind::kAsymmetric, 64, 4};
+    case DType::kI4A_G128: return {Kind::kAsymmetric, 128, 4};
+    case DType::kI4S_PC: return {Kind::kSymmetric, 0, 2};
+    case DType::kI4A_PC: return {Kind::kAsymmetric, 0, 4};
+    case DType::kKM4_PC: return {Kind::kCodebook, 0, 32};
+    default: return {Kind::kNF4, -1, 0};  // group −1: not one of these types
+  }
+}
+constexpr bool IsTable4(DType t) { return LayoutOf(t).group >= 0; }
+
+// The scalar f32 values the decoders multiply d by (NF4: the codebook; symmetric: c − 8; asymmetric: c).
+inline float Level(Kind k, int c) {
+  return k == Kind::kNF4 ? kNF4Values[c] : k == Kind::kSymmetric ? (float)(c - 8) : (float)c;
+}
+
+// Fn<W>::kFn for the table-4 type `weight`, nullptr for any other (the twins' dispatch tables).
+template <template <DType> class Fn, class R>
+R Find(DType weight) {
+  switch (weight) {
+    case DType::kNF4: return Fn<DType::kNF4>::kFn;
+    case DType::kI4S_G32: return Fn<DType::kI4S_G32>::kFn;
+    case DType::kI4S_G64: return Fn<DType::kI4S_G64>::kFn;
+    case DType::kI4S_G128: return Fn<DType::kI4S_G128>::kFn;
+    case DType::kI4A_G32: return Fn<DType::kI4A_G32>::kFn;
+    case DType::kI4A_G64: return Fn<DType::kI4A_G64>::kFn;
+    case DType::kI4A_G128: return Fn<DType::kI4A_G128>::kFn;
+    case DType::kI4S_PC: return Fn<DType::kI4S_PC>::kFn;
+    case DType::kI4A_PC: return Fn<DType::kI4A_PC>::kFn;
+    case DType::kKM4_PC: return Fn<DType::kKM4_PC>::kFn;
+    default: return nullptr;
+  }
+}
+
+// The AVX2 and AVX-512 twins (qdot_table4_avx2.cc, qdot_table4_avx512.cc); nullptr where not built
+// or not a table-4 type. The AVX2 twin needs CpuHasAvx2FmaF16c(); the AVX-512 ones CpuHasAvx512F()
+// and VBMI (checked here). The four-token form gives the single-row form's bits per token.
+QDotFn Avx2Dot(DType weight);
+QDotFn Avx512Dot(DType weight);
+QDotX4Fn Avx512DotX4(DType weight);
+
+}  // namespace smelt::table4
