@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/cpu.h"
 #include "core/error.h"
 #include "formats/activation.h"
 #include "formats/iq4_nl.h"
 #include "formats/q4_0.h"
+#include "formats/q5_0.h"
 #include "formats/q8_0.h"
 #include "formats/types.h"
 #include "kernels/fused.h"
@@ -22,7 +24,8 @@ namespace {
 }  // namespace
 
 bool CanPack(const Tensor& w) {
-  return (w.type == DType::kQ4_0 || w.type == DType::kIQ4_NL || w.type == DType::kQ8_0) && w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data &&
+  return (w.type == DType::kQ4_0 || w.type == DType::kIQ4_NL || w.type == DType::kQ5_0 || w.type == DType::kQ8_0) &&
+         w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data &&
          w.nrows() > 0;
 }
 
@@ -41,6 +44,22 @@ void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
     } else {
       panel[b].d[lane] = row_blocks[b].d;
       for (int c = 0; c < chunks; ++c) std::memcpy(&panel[b].qs[c][lane * 4], &row_blocks[b].qs[4 * c], 4);
+    }
+    if constexpr (std::is_same_v<std::remove_const_t<Src>, BlockQ5_0>) {  // the fifth bits (packed.h)
+      auto* plane = panel[b].qh + lane * 4;
+      if constexpr (kUnpack) {
+        uint32_t qh = 0;
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 8; ++j) qh |= (uint32_t)((plane[i] >> j) & 1) << (4 * j + i);
+        StoreQh(qh, row_blocks[b].qh);
+      } else {
+        const uint32_t qh = LoadQh(row_blocks[b].qh);
+        for (int i = 0; i < 4; ++i) {
+          uint8_t byte = 0;
+          for (int j = 0; j < 8; ++j) byte |= (uint8_t)(((qh >> (4 * j + i)) & 1) << j);
+          plane[i] = byte;
+        }
+      }
     }
   }
 }
@@ -71,6 +90,8 @@ PackedMatrix PackWeights(const Tensor& w) {
     PackAll<BlockQ4_0, BlockQ4_0x8>(w, p);
   } else if (w.type == DType::kIQ4_NL) {
     PackAll<BlockIQ4_NL, BlockQ4_0x8>(w, p);  // the same nibble layout, codebook indices
+  } else if (w.type == DType::kQ5_0) {
+    PackAll<BlockQ5_0, BlockQ5_0x8>(w, p);
   } else {
     PackAll<BlockQ8_0, BlockQ8_0x8>(w, p);
   }
@@ -87,6 +108,9 @@ void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks) {
   } else if (p.type == DType::kIQ4_NL) {
     MoveRow<BlockIQ4_NL, BlockQ4_0x8, true>(static_cast<BlockIQ4_NL*>(blocks),
                                            reinterpret_cast<const BlockQ4_0x8*>(panel), nb, lane);
+  } else if (p.type == DType::kQ5_0) {
+    MoveRow<BlockQ5_0, BlockQ5_0x8, true>(static_cast<BlockQ5_0*>(blocks),
+                                         reinterpret_cast<const BlockQ5_0x8*>(panel), nb, lane);
   } else {
     MoveRow<BlockQ8_0, BlockQ8_0x8, true>(static_cast<BlockQ8_0*>(blocks),
                                          reinterpret_cast<const BlockQ8_0x8*>(panel), nb, lane);
@@ -108,6 +132,18 @@ int32_t RowSum(const BlockQ4_0x8& w, const BlockQ8_0& a, int r) {
     }
   return sum;
 }
+// Σ q_w·q_a of row r with the unsigned 5-bit codes (the offset 16 is taken off later).
+template <DType>
+int32_t RowSum(const BlockQ5_0x8& w, const BlockQ8_0& a, int r) {
+  int32_t sum = 0;
+  for (int c = 0; c < 4; ++c)
+    for (int i = 0; i < 4; ++i) {
+      const uint8_t byte = w.qs[c][r * 4 + i], fifth = w.qh[r * 4 + i];
+      const int lo = (byte & 0x0F) | ((fifth >> c) & 1) << 4, hi = (byte >> 4) | ((fifth >> (4 + c)) & 1) << 4;
+      sum += lo * a.qs[4 * c + i] + hi * a.qs[16 + 4 * c + i];
+    }
+  return sum;
+}
 template <DType>
 int32_t RowSum(const BlockQ8_0x8& w, const BlockQ8_0& a, int r) {
   int32_t sum = 0;
@@ -120,7 +156,7 @@ template <class Packed, DType kType>
 void ReferenceGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t* a_sums,
                    int64_t T, float* y, int64_t y_stride) {
   const auto* panel = static_cast<const Packed*>(panel_bytes);
-  constexpr int32_t offset = kType == DType::kQ4_0 ? 8 : 0;  // Q4_0 codes are stored + 8
+  constexpr int32_t offset = kType == DType::kQ4_0 ? 8 : kType == DType::kQ5_0 ? 16 : 0;  // codes stored + 8 / + 16
   for (int64_t t = 0; t < T; ++t) {
     const auto* act = reinterpret_cast<const BlockQ8_0*>(a + t * a_stride);
     for (int r = 0; r < kPackRows; ++r) {
@@ -142,6 +178,7 @@ PackedGemmFn PackedGemmReference(DType type) {
   switch (type) {
     case DType::kQ4_0: return ReferenceGemm<BlockQ4_0x8, DType::kQ4_0>;
     case DType::kIQ4_NL: return ReferenceGemm<BlockQ4_0x8, DType::kIQ4_NL>;
+    case DType::kQ5_0: return ReferenceGemm<BlockQ5_0x8, DType::kQ5_0>;
     case DType::kQ8_0: return ReferenceGemm<BlockQ8_0x8, DType::kQ8_0>;
     default: return nullptr;
   }

@@ -1,7 +1,7 @@
 #pragma once
 // Weights repacked at load into a layout that serves eight output rows per SIMD step.
 //
-// A Q4_0, IQ4_NL or Q8_0 matrix becomes panels of 8 rows (the last one padded with zero rows); a panel
+// A Q4_0, IQ4_NL, Q5_0 or Q8_0 matrix becomes panels of 8 rows (the last one padded with zero rows); a panel
 // is its blocks in column order, each holding the 8 rows' fp16 scales side by side, then their
 // codes in chunks of 32 bytes that hold 4 consecutive codes of row 0, then of row 1, ..., row 7.
 // With one broadcast of the 4 matching activation bytes, _mm256_maddubs_epi16 multiplies all 8
@@ -12,9 +12,15 @@
 //     4c .. 4c+3 and the high nibbles weights 16+4c .. 16+4c+3. IQ4_NL blocks have the same
 //     layout (their nibbles index the codebook kIQ4NLValues) and pack the same way.
 //   BlockQ8_0x8: chunk c holds codes 4c .. 4c+3 of each row.
+//   BlockQ5_0x8: Q4_0's chunks of low nibbles, plus a 32-byte plane of the fifth bits laid out
+//     for the same bytes: bit j of plane byte 4r + i is the fifth bit of row r's code 4j + i, the
+//     code that byte 4r + i of the j-th unpacked register holds (j < 4: chunk j's low nibbles,
+//     j >= 4: chunk j − 4's high nibbles). Shifting the plane left by 4 − j (or right by j − 4)
+//     in 16-bit lanes puts that bit at bit 4 of every byte: no bit crosses a byte.
 //
 // Per row and block the integer sum is ggml's exactly (Q4_0: Σ (q_w − 8)·q_a, computed as
-// Σ q_w·q_a − 8·Σ q_a; IQ4_NL: Σ table[q_w]·q_a; Q8_0: Σ q_w·q_a). The f32 result of a row accumulates the blocks in
+// Σ q_w·q_a − 8·Σ q_a; Q5_0 the same with 5-bit codes and 16; IQ4_NL: Σ table[q_w]·q_a; Q8_0:
+// Σ q_w·q_a). The f32 result of a row accumulates the blocks in
 // column order:
 //   acc = fma(d_w·d_a, (float) sum, acc)
 // which the scalar reference (PackedGemmReference) does with std::fma, so the AVX2 kernels and
@@ -37,6 +43,13 @@ struct BlockQ4_0x8 {
 };
 static_assert(sizeof(BlockQ4_0x8) == 2 * kPackRows + 16 * kPackRows, "a packed Q4_0 block of 8 rows is 144 bytes");
 
+struct BlockQ5_0x8 {
+  fp16_t d[kPackRows];           // scale of each row's block
+  uint8_t qh[kPackRows * 4];     // the fifth bits, laid out as above
+  uint8_t qs[4][kPackRows * 4];  // as BlockQ4_0x8
+};
+static_assert(sizeof(BlockQ5_0x8) == 2 * kPackRows + 20 * kPackRows, "a packed Q5_0 block of 8 rows is 176 bytes");
+
 struct BlockQ8_0x8 {
   fp16_t d[kPackRows];          // scale of each row's block
   int8_t qs[8][kPackRows * 4];  // chunk c: codes 4c .. 4c+4 of rows 0..7
@@ -55,7 +68,7 @@ inline size_t PanelPrefetchDistance() {
 
 // A repacked weight matrix: (rows, cols) as in the source tensor (ne = {cols, rows}).
 struct PackedMatrix {
-  DType type = DType::kQ4_0;  // the source type: Q4_0, IQ4_NL (BlockQ4_0x8) or Q8_0 (BlockQ8_0x8)
+  DType type = DType::kQ4_0;  // the source type: Q4_0, IQ4_NL (BlockQ4_0x8), Q5_0 (BlockQ5_0x8) or Q8_0 (BlockQ8_0x8)
   int64_t rows = 0, cols = 0;
   size_t block_bytes = 0;      // sizeof the packed block
   std::vector<uint8_t> data;   // [panel][block]: (rows + 7) / 8 panels of cols / 32 blocks
@@ -65,7 +78,7 @@ struct PackedMatrix {
   const uint8_t* panel(int64_t p) const { return data.data() + (size_t)(p * blocks_per_row()) * block_bytes; }
 };
 
-// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL or Q8_0 tensor with data).
+// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, Q5_0 or Q8_0 tensor with data).
 bool CanPack(const Tensor& w);
 // The packed copy of `w` (CanPack(w) must hold).
 PackedMatrix PackWeights(const Tensor& w);
@@ -77,7 +90,7 @@ void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks);
 // activation blocks' codes, a_sums[t * nb + b] (read by the Q4_0 kernels and every VNNI twin).
 using PackedGemmFn = void (*)(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride,
                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
-// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL or Q8_0); nullptr for another type.
+// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL, Q5_0 or Q8_0); nullptr for another type.
 PackedGemmFn PackedGemmReference(DType type);
 // The AVX2 twin (only valid where CpuHasAvx2FmaF16c()); nullptr where it is not built or `type`
 // has none.
@@ -113,7 +126,7 @@ struct NamedPackedGemm {
 std::vector<NamedPackedGemm> PackedGemmTwins(DType type);
 
 // y: (T, rows) = x: (T, cols) · pᵀ, each input row rounded to Q8_0 first as llama.cpp rounds a
-// Q4_0, IQ4_NL or Q8_0 product's input; OpenMP over panels. Needs FastPackedGemm(p.type).
+// Q4_0, IQ4_NL, Q5_0 or Q8_0 product's input; OpenMP over panels. Needs FastPackedGemm(p.type).
 void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, int threads);
 
 }  // namespace smelt

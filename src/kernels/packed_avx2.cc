@@ -5,7 +5,8 @@
 // (8 · 2 · 15 · 127 < 2^15) and one _mm256_madd_epi16 leaves row r's Σ q_w·q_a in lane r; then
 // −8·Σ q_a, one conversion and one fused multiply-add by the 8 rows' d_w·d_a. Q8_0: the codes are
 // signed, so each chunk goes through the sign trick (|q_w| times q_a with q_w's sign; pair sums up
-// to 2 · 128 · 127 < 2^15) and is widened to int32 before the chunks add up. The same f32
+// to 2 · 128 · 127 < 2^15) and is widened to int32 before the chunks add up; Q5_0's codes minus
+// 16 take the same signed path. The same f32
 // operations in the same order as the reference, so the results are the same bits.
 //
 // Only these functions carry the target attribute (dispatch: CpuHasAvx2FmaF16c() in packed.cc).
@@ -92,6 +93,25 @@ struct CodesIQ4_NL : SignedCodes {
   }
 };
 
+// Q5_0: the codes (nibble | fifth bit << 4) − 16, signed, through the signed path (the unsigned
+// 5-bit codes' pair sums over 8 registers could pass 2^15).
+struct CodesQ5_0 : SignedCodes {
+  SMELT_AVX2 explicit CodesQ5_0(const BlockQ5_0x8& w) {
+    const __m256i mask = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10), sixteen = _mm256_set1_epi8(16);
+    const __m256i plane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      c[k] = _mm256_and_si256(bytes, mask);
+      c[4 + k] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
+    }
+    for (int j = 0; j < 8; ++j) {  // bit j of the plane to bit 4 (packed.h)
+      const __m256i moved = j <= 4 ? _mm256_slli_epi16(plane, 4 - j) : _mm256_srli_epi16(plane, j - 4);
+      c[j] = _mm256_sub_epi8(_mm256_or_si256(c[j], _mm256_and_si256(moved, bit4)), sixteen);
+    }
+    Magnitudes();
+  }
+};
+
 template <class Codes>
 SMELT_AVX2 inline __m256i PackedRowSums(const Codes& codes, const BlockQ8_0& a, int32_t a_sum) {
   return codes.Sums(a, a_sum);
@@ -107,6 +127,7 @@ PackedGemmFn Avx2PackedGemm(DType type) {
   switch (type) {
     case DType::kQ4_0: return Gemm<BlockQ4_0x8, CodesQ4_0>;
     case DType::kIQ4_NL: return Gemm<BlockQ4_0x8, CodesIQ4_NL>;
+    case DType::kQ5_0: return Gemm<BlockQ5_0x8, CodesQ5_0>;
     case DType::kQ8_0: return Gemm<BlockQ8_0x8, CodesQ8_0>;
     default: return nullptr;
   }

@@ -1,4 +1,4 @@
-// Packed Q4_0, IQ4_NL and Q8_0 weights (kernels/packed.h): packing is lossless, the AVX2 kernels are their
+// Packed Q4_0, IQ4_NL, Q5_0 and Q8_0 weights (kernels/packed.h): packing is lossless, the AVX2 kernels are their
 // scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
 // the terms' magnitudes), and MatMulPacked agrees with MatMul on the unpacked tensor, for any
 // batch size, thread count and a row count that leaves a padded panel.
@@ -28,7 +28,7 @@ struct QMatrix {
   const uint8_t* row(int64_t r) const { return bytes.data() + r * row_bytes; }
 };
 
-// rows × cols weights of `type` (Q4_0, IQ4_NL or Q8_0) with random codes (Q8_0: including -128); block
+// rows × cols weights of `type` (Q4_0, IQ4_NL, Q5_0 or Q8_0) with random codes (Q8_0: including -128); block
 // scales from `scales` (cycling), random signs.
 QMatrix RandomQ(DType type, int64_t rows, int64_t cols, uint32_t seed, std::vector<float> scales) {
   std::mt19937 rng(seed);
@@ -204,7 +204,7 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ8_0),
+INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ5_0, DType::kQ8_0),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
 
 }  // namespace

@@ -9,6 +9,7 @@
 // without the int16 pair sums (and their saturation) of the AVX2 twin. vpdpbusd takes unsigned
 // weights, so every type's codes are made non-negative with an offset taken off once per block:
 //   Q4_0    the stored nibble q_w (0..15), value q_w − 8:   Σ q_w·q_a − 8·Σ q_a
+//   Q5_0    the stored 5-bit code q_w (0..31), value q_w − 16: Σ q_w·q_a − 16·Σ q_a
 //   IQ4_NL  table[q_w] + 128 (1..241):                        Σ (v + 128)·q_a − 128·Σ q_a
 //   Q8_0    q_w + 128 (q_w ^ 0x80, 0..255):                   Σ (q_w + 128)·q_a − 128·Σ q_a
 // so every type reads the activation blocks' code sums a_sums. The integer sums are exact
@@ -52,6 +53,24 @@ struct UnsignedIQ4_NL {
     }
   }
 };
+// Q5_0: Q4_0's nibbles with the fifth bit (bit j of the plane moved to bit 4, packed.h) or-ed in.
+struct UnsignedQ5_0 {
+  static constexpr int32_t kOffset = 16;
+  __m256i c[8];
+  SMELT_VNNI_TARGET explicit UnsignedQ5_0(const BlockQ5_0x8& w) {
+    const __m256i mask = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+    const __m256i plane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      c[k] = _mm256_and_si256(bytes, mask);
+      c[4 + k] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
+    }
+    for (int j = 0; j < 8; ++j) {
+      const __m256i moved = j <= 4 ? _mm256_slli_epi16(plane, 4 - j) : _mm256_srli_epi16(plane, j - 4);
+      c[j] = _mm256_or_si256(c[j], _mm256_and_si256(moved, bit4));
+    }
+  }
+};
 struct UnsignedQ8_0 {
   static constexpr int32_t kOffset = 128;
   __m256i c[8];
@@ -82,6 +101,7 @@ inline PackedGemmFn Select(DType type) {
   switch (type) {
     case DType::kQ4_0: return Gemm<BlockQ4_0x8, UnsignedQ4_0>;
     case DType::kIQ4_NL: return Gemm<BlockQ4_0x8, UnsignedIQ4_NL>;
+    case DType::kQ5_0: return Gemm<BlockQ5_0x8, UnsignedQ5_0>;
     case DType::kQ8_0: return Gemm<BlockQ8_0x8, UnsignedQ8_0>;
     default: return nullptr;
   }

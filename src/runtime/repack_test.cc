@@ -20,13 +20,16 @@ namespace smelt {
 namespace {
 
 
-// stories260K with every matrix whose rows hold whole blocks in Q4_0 (attention) or Q8_0 (the rest).
+// stories260K with every matrix whose rows hold whole blocks in Q4_0 (attention), Q5_0 (the
+// feed-forward matrices) or Q8_0 (the rest).
 Model Quantized() {
   const Model f32 = LoadGgufModel(assets::kStoriesGguf);
   Model q = f32;
   for (const Tensor& t : f32.weights.all())
     if (t.n_dims == 2 && t.ne[0] % 32 == 0)
-      q.weights.Set(tiny::EncodeTensor(t, t.name.find("attn") != std::string::npos ? DType::kQ4_0 : DType::kQ8_0));
+      q.weights.Set(tiny::EncodeTensor(t, t.name.find("attn") != std::string::npos  ? DType::kQ4_0
+                                          : t.name.find("ffn") != std::string::npos ? DType::kQ5_0
+                                                                                     : DType::kQ8_0));
   return q;
 }
 
@@ -56,7 +59,8 @@ TEST(Repack, InMemoryWeightsAreLeftIntact) {
   ExpectRepackClose(packed, unpacked);
   size_t i = 0;
   for (const Tensor& t : q.weights.all()) {
-    EXPECT_FALSE(t.InFileMapping() && (t.type == DType::kQ4_0 || t.type == DType::kQ8_0)) << t.name;
+    EXPECT_FALSE(t.InFileMapping() && (t.type == DType::kQ4_0 || t.type == DType::kQ5_0 || t.type == DType::kQ8_0))
+        << t.name;
     EXPECT_EQ(std::memcmp(t.data, before[i++].data(), t.nbytes), 0) << t.name << " changed";
   }
   EXPECT_EQ(Logits(q, false), unpacked);
