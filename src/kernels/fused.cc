@@ -92,7 +92,7 @@ bool FindEncodedWeight(const Tensor& w, const PackedMatrix* packed, Activations 
   out.cols = w.ne[0];
   if (packed && FastPackedGemm(packed->type)) {
     out.packed = packed;
-    out.act = DType::kQ8_0;
+    out.act = ActivationType(packed->type);  // Q8_0, or Q8_1 for Q4_1/Q5_1
     return true;
   }
   if (act != Activations::kGgml) return false;

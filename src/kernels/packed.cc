@@ -10,7 +10,9 @@
 #include "formats/activation.h"
 #include "formats/iq4_nl.h"
 #include "formats/q4_0.h"
+#include "formats/q4_1.h"
 #include "formats/q5_0.h"
+#include "formats/q5_1.h"
 #include "formats/q8_0.h"
 #include "formats/types.h"
 #include "kernels/fused.h"
@@ -24,7 +26,9 @@ namespace {
 }  // namespace
 
 bool CanPack(const Tensor& w) {
-  return (w.type == DType::kQ4_0 || w.type == DType::kIQ4_NL || w.type == DType::kQ5_0 || w.type == DType::kQ8_0) &&
+  const DType t = w.type;
+  return (t == DType::kQ4_0 || t == DType::kIQ4_NL || t == DType::kQ4_1 || t == DType::kQ5_0 || t == DType::kQ5_1 ||
+          t == DType::kQ8_0) &&
          w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data &&
          w.nrows() > 0;
 }
@@ -45,7 +49,14 @@ void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
       panel[b].d[lane] = row_blocks[b].d;
       for (int c = 0; c < chunks; ++c) std::memcpy(&panel[b].qs[c][lane * 4], &row_blocks[b].qs[4 * c], 4);
     }
-    if constexpr (std::is_same_v<std::remove_const_t<Src>, BlockQ5_0>) {  // the fifth bits (packed.h)
+    if constexpr (requires { row_blocks[b].m; }) {
+      if constexpr (kUnpack) {
+        row_blocks[b].m = panel[b].m[lane];
+      } else {
+        panel[b].m[lane] = row_blocks[b].m;
+      }
+    }
+    if constexpr (requires { row_blocks[b].qh; }) {  // the fifth bits (packed.h)
       auto* plane = panel[b].qh + lane * 4;
       if constexpr (kUnpack) {
         uint32_t qh = 0;
@@ -80,21 +91,30 @@ void PackAll(const Tensor& w, PackedMatrix& p) {
 
 }  // namespace
 
+namespace {
+
+// Calls f.template operator()<Src, Packed>() with the source and packed block types of `type`.
+template <class F>
+void WithLayout(DType type, F&& f) {
+  switch (type) {
+    case DType::kQ4_0: return f.template operator()<BlockQ4_0, BlockQ4_0x8>();
+    case DType::kIQ4_NL: return f.template operator()<BlockIQ4_NL, BlockQ4_0x8>();  // the same nibble layout
+    case DType::kQ4_1: return f.template operator()<BlockQ4_1, BlockQ4_1x8>();
+    case DType::kQ5_0: return f.template operator()<BlockQ5_0, BlockQ5_0x8>();
+    case DType::kQ5_1: return f.template operator()<BlockQ5_1, BlockQ5_1x8>();
+    default: return f.template operator()<BlockQ8_0, BlockQ8_0x8>();
+  }
+}
+
+}  // namespace
+
 PackedMatrix PackWeights(const Tensor& w) {
   SMELT_ASSERT(CanPack(w));
   PackedMatrix p;
   p.type = w.type;
   p.rows = w.nrows();
   p.cols = w.ne[0];
-  if (w.type == DType::kQ4_0) {
-    PackAll<BlockQ4_0, BlockQ4_0x8>(w, p);
-  } else if (w.type == DType::kIQ4_NL) {
-    PackAll<BlockIQ4_NL, BlockQ4_0x8>(w, p);  // the same nibble layout, codebook indices
-  } else if (w.type == DType::kQ5_0) {
-    PackAll<BlockQ5_0, BlockQ5_0x8>(w, p);
-  } else {
-    PackAll<BlockQ8_0, BlockQ8_0x8>(w, p);
-  }
+  WithLayout(w.type, [&]<class Src, class Packed>() { PackAll<Src, Packed>(w, p); });
   return p;
 }
 
@@ -102,50 +122,34 @@ void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks) {
   SMELT_ASSERT(row >= 0 && row < p.rows);
   const int64_t nb = p.blocks_per_row(), lane = row % kPackRows;
   const uint8_t* panel = p.panel(row / kPackRows);
-  if (p.type == DType::kQ4_0) {
-    MoveRow<BlockQ4_0, BlockQ4_0x8, true>(static_cast<BlockQ4_0*>(blocks),
-                                         reinterpret_cast<const BlockQ4_0x8*>(panel), nb, lane);
-  } else if (p.type == DType::kIQ4_NL) {
-    MoveRow<BlockIQ4_NL, BlockQ4_0x8, true>(static_cast<BlockIQ4_NL*>(blocks),
-                                           reinterpret_cast<const BlockQ4_0x8*>(panel), nb, lane);
-  } else if (p.type == DType::kQ5_0) {
-    MoveRow<BlockQ5_0, BlockQ5_0x8, true>(static_cast<BlockQ5_0*>(blocks),
-                                         reinterpret_cast<const BlockQ5_0x8*>(panel), nb, lane);
-  } else {
-    MoveRow<BlockQ8_0, BlockQ8_0x8, true>(static_cast<BlockQ8_0*>(blocks),
-                                         reinterpret_cast<const BlockQ8_0x8*>(panel), nb, lane);
-  }
+  WithLayout(p.type, [&]<class Src, class Packed>() {
+    MoveRow<Src, Packed, true>(static_cast<Src*>(blocks), reinterpret_cast<const Packed*>(panel), nb, lane);
+  });
 }
 
 namespace {
 
-// Σ v(q_w)·q_a of row r of a packed nibble block against an activation block, v the value of a
-// code: the unsigned code for Q4_0 (its offset is taken off later), the codebook entry for IQ4_NL.
-template <DType kType>
-int32_t RowSum(const BlockQ4_0x8& w, const BlockQ8_0& a, int r) {
+// Σ v(q_w)·q_a of row r of a packed block of nibbles (and fifth bits, where it has a plane) against
+// an activation block (Q8_0 or Q8_1: only the codes are read), v the value of a code: the unsigned
+// code (the Q4_0/Q5_0 offsets are taken off later), the codebook entry for IQ4_NL.
+template <DType kType, class Packed, class Act>
+int32_t RowSum(const Packed& w, const Act& a, int r) {
   auto v = [](int q) { return kType == DType::kIQ4_NL ? (int)kIQ4NLValues[q] : q; };
   int32_t sum = 0;
   for (int c = 0; c < 4; ++c)
     for (int i = 0; i < 4; ++i) {
       const uint8_t byte = w.qs[c][r * 4 + i];
-      sum += v(byte & 0x0F) * a.qs[4 * c + i] + v(byte >> 4) * a.qs[16 + 4 * c + i];
+      int lo = byte & 0x0F, hi = byte >> 4;
+      if constexpr (requires { w.qh; }) {
+        const uint8_t fifth = w.qh[r * 4 + i];
+        lo |= ((fifth >> c) & 1) << 4, hi |= ((fifth >> (4 + c)) & 1) << 4;
+      }
+      sum += v(lo) * a.qs[4 * c + i] + v(hi) * a.qs[16 + 4 * c + i];
     }
   return sum;
 }
-// Σ q_w·q_a of row r with the unsigned 5-bit codes (the offset 16 is taken off later).
-template <DType>
-int32_t RowSum(const BlockQ5_0x8& w, const BlockQ8_0& a, int r) {
-  int32_t sum = 0;
-  for (int c = 0; c < 4; ++c)
-    for (int i = 0; i < 4; ++i) {
-      const uint8_t byte = w.qs[c][r * 4 + i], fifth = w.qh[r * 4 + i];
-      const int lo = (byte & 0x0F) | ((fifth >> c) & 1) << 4, hi = (byte >> 4) | ((fifth >> (4 + c)) & 1) << 4;
-      sum += lo * a.qs[4 * c + i] + hi * a.qs[16 + 4 * c + i];
-    }
-  return sum;
-}
-template <DType>
-int32_t RowSum(const BlockQ8_0x8& w, const BlockQ8_0& a, int r) {
+template <DType, class Act>
+int32_t RowSum(const BlockQ8_0x8& w, const Act& a, int r) {
   int32_t sum = 0;
   for (int c = 0; c < 8; ++c)
     for (int i = 0; i < 4; ++i) sum += w.qs[c][r * 4 + i] * a.qs[4 * c + i];
@@ -157,8 +161,9 @@ void ReferenceGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t
                    int64_t T, float* y, int64_t y_stride) {
   const auto* panel = static_cast<const Packed*>(panel_bytes);
   constexpr int32_t offset = kType == DType::kQ4_0 ? 8 : kType == DType::kQ5_0 ? 16 : 0;  // codes stored + 8 / + 16
+  using Act = PackedActivation<Packed>;
   for (int64_t t = 0; t < T; ++t) {
-    const auto* act = reinterpret_cast<const BlockQ8_0*>(a + t * a_stride);
+    const auto* act = reinterpret_cast<const Act*>(a + t * a_stride);
     for (int r = 0; r < kPackRows; ++r) {
       float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
@@ -166,6 +171,7 @@ void ReferenceGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t
         if (offset) sum -= offset * a_sums[t * nb + b];
         const float d = Fp16ToFloat(panel[b].d[r]) * Fp16ToFloat(act[b].d);
         acc = std::fma(d, (float)sum, acc);
+        if constexpr (kPackedHasMin<Packed>) acc = std::fma(Fp16ToFloat(panel[b].m[r]), Fp16ToFloat(act[b].s), acc);
       }
       y[t * y_stride + r] = acc;
     }
@@ -179,6 +185,8 @@ PackedGemmFn PackedGemmReference(DType type) {
     case DType::kQ4_0: return ReferenceGemm<BlockQ4_0x8, DType::kQ4_0>;
     case DType::kIQ4_NL: return ReferenceGemm<BlockQ4_0x8, DType::kIQ4_NL>;
     case DType::kQ5_0: return ReferenceGemm<BlockQ5_0x8, DType::kQ5_0>;
+    case DType::kQ4_1: return ReferenceGemm<BlockQ4_1x8, DType::kQ4_1>;
+    case DType::kQ5_1: return ReferenceGemm<BlockQ5_1x8, DType::kQ5_1>;
     case DType::kQ8_0: return ReferenceGemm<BlockQ8_0x8, DType::kQ8_0>;
     default: return nullptr;
   }
@@ -212,11 +220,12 @@ void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, in
   const PackedGemmFn gemm = FastPackedGemm(p.type);
   SMELT_ASSERT(gemm);
   const int64_t C = p.cols, OC = p.rows, nb = p.blocks_per_row();
-  const size_t a_bytes = EncodedRowBytes(DType::kQ8_0, C);
+  const DType act = ActivationType(p.type);  // Q8_0, or Q8_1 for the types with a minimum
+  const size_t a_bytes = EncodedRowBytes(act, C);
   std::vector<uint8_t> encoded(a_bytes * (size_t)T);
-  std::vector<int32_t> sums(EncodedRowSums(DType::kQ8_0, C) * T);  // Q4_0's offset term needs them
+  std::vector<int32_t> sums(EncodedRowSums(act, C) * T);  // the offsets' terms need them (Q8_0 only)
   EncodedRows a;
-  a.type = DType::kQ8_0, a.data = encoded.data(), a.sums = sums.data();
+  a.type = act, a.data = encoded.data(), a.sums = sums.data();
   EncodeRows(x, T, C, a);
   const int64_t panels = p.panels();
   // Work items of one panel, or of two where the CPU has a two-panel kernel (the same bits).

@@ -1,7 +1,7 @@
 #pragma once
 // Weights repacked at load into a layout that serves eight output rows per SIMD step.
 //
-// A Q4_0, IQ4_NL, Q5_0 or Q8_0 matrix becomes panels of 8 rows (the last one padded with zero rows); a panel
+// A Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 or Q8_0 matrix becomes panels of 8 rows (the last one padded with zero rows); a panel
 // is its blocks in column order, each holding the 8 rows' fp16 scales side by side, then their
 // codes in chunks of 32 bytes that hold 4 consecutive codes of row 0, then of row 1, ..., row 7.
 // With one broadcast of the 4 matching activation bytes, _mm256_maddubs_epi16 multiplies all 8
@@ -12,6 +12,7 @@
 //     4c .. 4c+3 and the high nibbles weights 16+4c .. 16+4c+3. IQ4_NL blocks have the same
 //     layout (their nibbles index the codebook kIQ4NLValues) and pack the same way.
 //   BlockQ8_0x8: chunk c holds codes 4c .. 4c+3 of each row.
+//   BlockQ4_1x8, BlockQ5_1x8: as Q4_0 and Q5_0, with the 8 rows' fp16 minimums after the scales.
 //   BlockQ5_0x8: Q4_0's chunks of low nibbles, plus a 32-byte plane of the fifth bits laid out
 //     for the same bytes: bit j of plane byte 4r + i is the fifth bit of row r's code 4j + i, the
 //     code that byte 4r + i of the j-th unpacked register holds (j < 4: chunk j's low nibbles,
@@ -23,14 +24,19 @@
 // Σ q_w·q_a). The f32 result of a row accumulates the blocks in
 // column order:
 //   acc = fma(d_w·d_a, (float) sum, acc)
+// and for the types with a minimum (Q4_1, Q5_1: unsigned codes, no offset), against Q8_1
+// activation blocks, ggml's m_w·s_a term after it:
+//   acc = fma(m_w, s_a, acc)
 // which the scalar reference (PackedGemmReference) does with std::fma, so the AVX2 kernels and
 // the reference agree bit for bit, and a token's outputs never depend on the other tokens of a
 // batch. Against the unpacked kernels (kernels/qdot.h) only the order of the f32 sums differs.
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/half.h"
 #include "core/tensor.h"
+#include "formats/q8_0.h"
 #include "kernels/prefetch.h"
 
 namespace smelt {
@@ -50,6 +56,28 @@ struct BlockQ5_0x8 {
 };
 static_assert(sizeof(BlockQ5_0x8) == 2 * kPackRows + 20 * kPackRows, "a packed Q5_0 block of 8 rows is 176 bytes");
 
+struct BlockQ4_1x8 {
+  fp16_t d[kPackRows];           // scale of each row's block
+  fp16_t m[kPackRows];           // minimum of each row's block
+  uint8_t qs[4][kPackRows * 4];  // as BlockQ4_0x8
+};
+static_assert(sizeof(BlockQ4_1x8) == 4 * kPackRows + 16 * kPackRows, "a packed Q4_1 block of 8 rows is 160 bytes");
+
+struct BlockQ5_1x8 {
+  fp16_t d[kPackRows];
+  fp16_t m[kPackRows];
+  uint8_t qh[kPackRows * 4];     // as BlockQ5_0x8
+  uint8_t qs[4][kPackRows * 4];
+};
+static_assert(sizeof(BlockQ5_1x8) == 4 * kPackRows + 20 * kPackRows, "a packed Q5_1 block of 8 rows is 192 bytes");
+
+// Whether a packed block carries minimums (Q4_1, Q5_1), and the activation block its products
+// read: Q8_1 (whose stored s the minimum term uses, as ggml) for those, Q8_0 for the others.
+template <class Packed>
+inline constexpr bool kPackedHasMin = requires(const Packed& p) { p.m; };
+template <class Packed>
+using PackedActivation = std::conditional_t<kPackedHasMin<Packed>, BlockQ8_1, BlockQ8_0>;
+
 struct BlockQ8_0x8 {
   fp16_t d[kPackRows];          // scale of each row's block
   int8_t qs[8][kPackRows * 4];  // chunk c: codes 4c .. 4c+4 of rows 0..7
@@ -68,7 +96,9 @@ inline size_t PanelPrefetchDistance() {
 
 // A repacked weight matrix: (rows, cols) as in the source tensor (ne = {cols, rows}).
 struct PackedMatrix {
-  DType type = DType::kQ4_0;  // the source type: Q4_0, IQ4_NL (BlockQ4_0x8), Q5_0 (BlockQ5_0x8) or Q8_0 (BlockQ8_0x8)
+  // The source type: Q4_0, IQ4_NL (BlockQ4_0x8), Q4_1 (BlockQ4_1x8), Q5_0 (BlockQ5_0x8), Q5_1
+  // (BlockQ5_1x8) or Q8_0 (BlockQ8_0x8).
+  DType type = DType::kQ4_0;
   int64_t rows = 0, cols = 0;
   size_t block_bytes = 0;      // sizeof the packed block
   std::vector<uint8_t> data;   // [panel][block]: (rows + 7) / 8 panels of cols / 32 blocks
@@ -78,7 +108,7 @@ struct PackedMatrix {
   const uint8_t* panel(int64_t p) const { return data.data() + (size_t)(p * blocks_per_row()) * block_bytes; }
 };
 
-// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, Q5_0 or Q8_0 tensor with data).
+// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 or Q8_0 tensor with data).
 bool CanPack(const Tensor& w);
 // The packed copy of `w` (CanPack(w) must hold).
 PackedMatrix PackWeights(const Tensor& w);
@@ -86,18 +116,19 @@ PackedMatrix PackWeights(const Tensor& w);
 void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks);
 
 // y[t * y_stride + r] for r < 8, t < T: the 8 rows of one panel (nb packed blocks) times T
-// activation rows encoded as Q8_0 (row t at a + t * a_stride bytes), and the sums of the
-// activation blocks' codes, a_sums[t * nb + b] (read by the Q4_0 kernels and every VNNI twin).
+// activation rows encoded in ActivationType(type) (Q8_0; Q8_1 for Q4_1/Q5_1) (row t at a + t *
+// a_stride bytes), and for the Q8_0 rows the sums of the activation blocks' codes, a_sums[t * nb
+// + b] (read by the Q4_0 kernels and every VNNI twin; Q4_1/Q5_1 read none, a_sums may be null).
 using PackedGemmFn = void (*)(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride,
                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
-// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL, Q5_0 or Q8_0); nullptr for another type.
+// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 or Q8_0); nullptr for another type.
 PackedGemmFn PackedGemmReference(DType type);
 // The AVX2 twin (only valid where CpuHasAvx2FmaF16c()); nullptr where it is not built or `type`
 // has none.
 PackedGemmFn Avx2PackedGemm(DType type);
 // The VNNI twins (kernels/packed_vnni.cc): one vpdpbusd per chunk instead of the AVX2 twin's
 // maddubs/add/madd, every type's codes offset to unsigned bytes, so they read a_sums for every
-// type. Valid only where CpuHasAvx512Vnni() (resp. CpuHasAvxVnni()); nullptr where not built.
+// type with an offset (all but Q4_1 and Q5_1). Valid only where CpuHasAvx512Vnni() (resp. CpuHasAvxVnni()); nullptr where not built.
 PackedGemmFn Avx512VnniPackedGemm(DType type);
 PackedGemmFn AvxVnniPackedGemm(DType type);
 // The AMX twin (kernels/packed_amx.cc): 16 tokens at a time on the tile unit, fewer on the
@@ -125,8 +156,8 @@ struct NamedPackedGemm {
 };
 std::vector<NamedPackedGemm> PackedGemmTwins(DType type);
 
-// y: (T, rows) = x: (T, cols) · pᵀ, each input row rounded to Q8_0 first as llama.cpp rounds a
-// Q4_0, IQ4_NL, Q5_0 or Q8_0 product's input; OpenMP over panels. Needs FastPackedGemm(p.type).
+// y: (T, rows) = x: (T, cols) · pᵀ, each input row rounded to Q8_0 (Q8_1) first as llama.cpp rounds a
+// Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 or Q8_0 product's input; OpenMP over panels. Needs FastPackedGemm(p.type).
 void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, int threads);
 
 }  // namespace smelt

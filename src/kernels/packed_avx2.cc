@@ -33,26 +33,40 @@ SMELT_AVX2 inline __m256i Broadcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// Q4_0: one token's 8 row sums of one packed block, given the block's unpacked codes.
-struct CodesQ4_0 {
+#define SMELT_PACKED_TARGET SMELT_AVX2
+#include "kernels/packed_nibbles_body.h"
+#undef SMELT_PACKED_TARGET
+
+// Unsigned codes up to 15 (Q4_0 with its offset taken off after, Q4_1) or 31 (Q5_1): one
+// token's 8 row sums of one packed block. The int16 pair sums of 8 registers (up to 15) or of 4
+// (up to 31) add up without overflow (8 · 2 · 15 · 127 and 4 · 2 · 31 · 127 < 2^15).
+template <int kOffset, int kMaxCode>
+struct UnsignedCodesSums {
   __m256i c[8];
-  SMELT_AVX2 explicit CodesQ4_0(const BlockQ4_0x8& w) {
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      c[k] = _mm256_and_si256(bytes, mask);
-      c[4 + k] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
+  // Lane r: Σ q_w·q_a − kOffset·Σ q_a of row r.
+  template <class A>
+  SMELT_AVX2 __m256i Sums(const A& a, int32_t a_sum) const {
+    const __m256i ones = _mm256_set1_epi16(1);
+    constexpr int kPerSum = kMaxCode <= 15 ? 8 : 4;
+    __m256i sums = _mm256_setzero_si256();
+    for (int k0 = 0; k0 < 8; k0 += kPerSum) {
+      __m256i pairs = _mm256_maddubs_epi16(c[k0], Broadcast4(a.qs + 4 * k0));
+      for (int k = k0 + 1; k < k0 + kPerSum; ++k)
+        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(c[k], Broadcast4(a.qs + 4 * k)));
+      sums = _mm256_add_epi32(sums, _mm256_madd_epi16(pairs, ones));
     }
+    if constexpr (kOffset != 0) sums = _mm256_sub_epi32(sums, _mm256_set1_epi32(kOffset * a_sum));
+    return sums;
   }
-  // Lane r: Σ q_w·q_a − 8·Σ q_a of row r.
-  SMELT_AVX2 __m256i Sums(const BlockQ8_0& a, int32_t a_sum) const {
-    __m256i pairs = _mm256_maddubs_epi16(c[0], Broadcast4(a.qs));
-    for (int k = 1; k < 4; ++k) pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(c[k], Broadcast4(a.qs + 4 * k)));
-    for (int k = 0; k < 4; ++k)
-      pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(c[4 + k], Broadcast4(a.qs + 16 + 4 * k)));
-    const __m256i sums = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-    return _mm256_sub_epi32(sums, _mm256_set1_epi32(8 * a_sum));
-  }
+};
+struct CodesQ4_0 : UnsignedCodesSums<8, 15> {
+  SMELT_AVX2 explicit CodesQ4_0(const BlockQ4_0x8& w) { UnsignedCodes(w, c); }
+};
+struct CodesQ4_1 : UnsignedCodesSums<0, 15> {
+  SMELT_AVX2 explicit CodesQ4_1(const BlockQ4_1x8& w) { UnsignedCodes(w, c); }
+};
+struct CodesQ5_1 : UnsignedCodesSums<0, 31> {
+  SMELT_AVX2 explicit CodesQ5_1(const BlockQ5_1x8& w) { UnsignedCodes(w, c); }
 };
 
 // Signed codes (Q8_0, IQ4_NL's codebook values), chunk k holding codes 4k .. 4k+3 of each row:
@@ -63,7 +77,8 @@ struct SignedCodes {
     for (int k = 0; k < 8; ++k) mag[k] = _mm256_abs_epi8(c[k]);
   }
   // Lane r: Σ q_w·q_a of row r.
-  SMELT_AVX2 __m256i Sums(const BlockQ8_0& a, int32_t) const {
+  template <class A>
+  SMELT_AVX2 __m256i Sums(const A& a, int32_t) const {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i sums = _mm256_setzero_si256();
     for (int k = 0; k < 8; ++k) {
@@ -97,23 +112,14 @@ struct CodesIQ4_NL : SignedCodes {
 // 5-bit codes' pair sums over 8 registers could pass 2^15).
 struct CodesQ5_0 : SignedCodes {
   SMELT_AVX2 explicit CodesQ5_0(const BlockQ5_0x8& w) {
-    const __m256i mask = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10), sixteen = _mm256_set1_epi8(16);
-    const __m256i plane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh));
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      c[k] = _mm256_and_si256(bytes, mask);
-      c[4 + k] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
-    }
-    for (int j = 0; j < 8; ++j) {  // bit j of the plane to bit 4 (packed.h)
-      const __m256i moved = j <= 4 ? _mm256_slli_epi16(plane, 4 - j) : _mm256_srli_epi16(plane, j - 4);
-      c[j] = _mm256_sub_epi8(_mm256_or_si256(c[j], _mm256_and_si256(moved, bit4)), sixteen);
-    }
+    UnsignedCodes(w, c);
+    for (__m256i& r : c) r = _mm256_sub_epi8(r, _mm256_set1_epi8(16));
     Magnitudes();
   }
 };
 
-template <class Codes>
-SMELT_AVX2 inline __m256i PackedRowSums(const Codes& codes, const BlockQ8_0& a, int32_t a_sum) {
+template <class Codes, class A>
+SMELT_AVX2 inline __m256i PackedRowSums(const Codes& codes, const A& a, int32_t a_sum) {
   return codes.Sums(a, a_sum);
 }
 
@@ -128,6 +134,8 @@ PackedGemmFn Avx2PackedGemm(DType type) {
     case DType::kQ4_0: return Gemm<BlockQ4_0x8, CodesQ4_0>;
     case DType::kIQ4_NL: return Gemm<BlockQ4_0x8, CodesIQ4_NL>;
     case DType::kQ5_0: return Gemm<BlockQ5_0x8, CodesQ5_0>;
+    case DType::kQ4_1: return Gemm<BlockQ4_1x8, CodesQ4_1>;
+    case DType::kQ5_1: return Gemm<BlockQ5_1x8, CodesQ5_1>;
     case DType::kQ8_0: return Gemm<BlockQ8_0x8, CodesQ8_0>;
     default: return nullptr;
   }

@@ -1,4 +1,4 @@
-// Packed Q4_0, IQ4_NL, Q5_0 and Q8_0 weights (kernels/packed.h): packing is lossless, the AVX2 kernels are their
+// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 and Q8_0 weights (kernels/packed.h): packing is lossless, the AVX2 kernels are their
 // scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
 // the terms' magnitudes), and MatMulPacked agrees with MatMul on the unpacked tensor, for any
 // batch size, thread count and a row count that leaves a padded panel.
@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -28,7 +29,7 @@ struct QMatrix {
   const uint8_t* row(int64_t r) const { return bytes.data() + r * row_bytes; }
 };
 
-// rows × cols weights of `type` (Q4_0, IQ4_NL, Q5_0 or Q8_0) with random codes (Q8_0: including -128); block
+// rows × cols weights of `type` (Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 or Q8_0) with random codes (Q8_0: including -128); block
 // scales from `scales` (cycling), random signs.
 QMatrix RandomQ(DType type, int64_t rows, int64_t cols, uint32_t seed, std::vector<float> scales) {
   std::mt19937 rng(seed);
@@ -36,10 +37,15 @@ QMatrix RandomQ(DType type, int64_t rows, int64_t cols, uint32_t seed, std::vect
   m.row_bytes = RowBytes(type, cols);
   m.bytes.resize(m.row_bytes * rows);
   for (uint8_t& b : m.bytes) b = (uint8_t)(rng() & 0xFF);
-  const size_t block = Traits(type).type_size;  // the fp16 scale comes first in both
+  const size_t block = Traits(type).type_size;  // the fp16 scale comes first in every type
+  const bool has_min = type == DType::kQ4_1 || type == DType::kQ5_1;  // then the fp16 minimum
   for (size_t i = 0; i < m.bytes.size() / block; ++i) {
     const fp16_t d = FloatToFp16(scales[i % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
     std::memcpy(&m.bytes[i * block], &d, sizeof d);
+    if (has_min) {
+      const fp16_t min = FloatToFp16(-scales[(i + 1) % scales.size()] * (float)(rng() % 100) / 100.0f);
+      std::memcpy(&m.bytes[i * block + sizeof d], &min, sizeof min);
+    }
   }
   m.tensor.name = std::string("packed.weight");
   m.tensor.type = type;
@@ -59,19 +65,24 @@ std::vector<float> RandomActivations(int64_t n, uint32_t seed) {
   return x;
 }
 
-// Q8_0 rows of x (T, C) and their blocks' code sums, as MatMulPacked makes them.
+// The rows of x (T, C) encoded for weights of `type` (Q8_0, or Q8_1 for Q4_1/Q5_1) and for Q8_0
+// their blocks' code sums, as MatMulPacked makes them.
 struct Encoded {
+  DType act;
   std::vector<uint8_t> bytes;
   std::vector<int32_t> sums;
   size_t stride;
+  const uint8_t* row(int64_t t) const { return bytes.data() + t * stride; }
 };
-Encoded Encode(const std::vector<float>& x, int64_t T, int64_t C) {
+Encoded Encode(DType type, const std::vector<float>& x, int64_t T, int64_t C) {
   Encoded e;
-  e.stride = RowBytes(DType::kQ8_0, C);
+  e.act = ActivationType(type);
+  e.stride = RowBytes(e.act, C);
   e.bytes.resize(e.stride * T);
   for (int64_t t = 0; t < T; ++t) {
-    QuantizeActivationRow(DType::kQ8_0, x.data() + t * C, e.bytes.data() + t * e.stride, C);
-    const auto* b = reinterpret_cast<const BlockQ8_0*>(e.bytes.data() + t * e.stride);
+    QuantizeActivationRow(e.act, x.data() + t * C, e.bytes.data() + t * e.stride, C);
+    if (e.act != DType::kQ8_0) continue;
+    const auto* b = reinterpret_cast<const BlockQ8_0*>(e.row(t));
     for (int64_t k = 0; k < C / 32; ++k) {
       int32_t s = 0;
       for (int8_t q : b[k].qs) s += q;
@@ -123,17 +134,19 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) 
     const QMatrix m = RandomQ(type, 8, C, 10 + set, kScaleSets[set]);
     const PackedMatrix p = PackWeights(m.tensor);
     const std::vector<float> x = RandomActivations(T * C, 20 + set);
-    const Encoded e = Encode(x, T, C);
+    const Encoded e = Encode(type, x, T, C);
     std::vector<float> ref(T * 8), fast(T * 8);
     reference(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, ref.data(), 8);
-    // Against the decoded values: the exact sum in double, within the rounding of its terms.
+    // Against the decoded values: the exact sum in double (plus ggml's stored-s term for the types
+    // with a minimum), within the rounding of its terms.
     std::vector<float> w(C), a(C);
     for (int64_t t = 0; t < T; ++t) {
-      Traits(DType::kQ8_0).to_float(e.bytes.data() + t * e.stride, a.data(), C);
+      Traits(e.act).to_float(e.row(t), a.data(), C);
       for (int r = 0; r < 8; ++r) {
         Traits(type).to_float(m.row(r), w.data(), C);
-        const double exact = testing::DotDouble(w.data(), a.data(), C);
-        const double mass = testing::DotMass(type, m.row(r), e.bytes.data() + t * e.stride, w.data(), a.data(), C);
+        const double exact = testing::DotDouble(w.data(), a.data(), C) +
+                             testing::MinTermCorrection(type, m.row(r), e.row(t), a.data(), C);
+        const double mass = testing::DotMass(type, m.row(r), e.row(t), w.data(), a.data(), C);
         EXPECT_NEAR(ref[t * 8 + r], exact, testing::KernelTolerance(C, mass)) << "set " << set << " t " << t;
       }
     }
@@ -153,7 +166,8 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) 
 TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
   const DType type = GetParam();
   if (!FastPackedGemm(type)) GTEST_SKIP() << "no packed kernel on this CPU";
-  const int64_t OC = 45, C = 512, T = 23;  // 45 rows: the sixth panel is padded; a tile of 16 tokens and 7 more
+  for (const auto [OC, C, T] : {std::array<int64_t, 3>{45, 512, 23}, std::array<int64_t, 3>{512, 64, 3}}) {
+  // 45 rows: the sixth panel is padded; a tile of 16 tokens and 7 more. 512 rows of 2 blocks: a head's shape.
   const QMatrix m = RandomQ(type, OC, C, 3, kScaleSets[0]);
   const PackedMatrix p = PackWeights(m.tensor);
   const std::vector<float> x = RandomActivations(T * C, 4);
@@ -163,11 +177,12 @@ TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
   MatMulPacked(p, x.data(), T, two.data(), 2);
   EXPECT_EQ(got, two);
   // Against the unpacked kernels: the same block terms summed in another order.
-  std::vector<uint8_t> a(RowBytes(DType::kQ8_0, C));
+  const DType act = ActivationType(type);
+  std::vector<uint8_t> a(RowBytes(act, C));
   std::vector<float> w(C), xa(C);
   for (int64_t t = 0; t < T; ++t) {
-    QuantizeActivationRow(DType::kQ8_0, x.data() + t * C, a.data(), C);
-    Traits(DType::kQ8_0).to_float(a.data(), xa.data(), C);
+    QuantizeActivationRow(act, x.data() + t * C, a.data(), C);
+    Traits(act).to_float(a.data(), xa.data(), C);
     for (int64_t o = 0; o < OC; ++o) {
       Traits(type).to_float(m.row(o), w.data(), C);
       const double tol = 2 * testing::KernelTolerance(C, testing::DotMass(type, m.row(o), a.data(), w.data(), xa.data(), C));
@@ -178,6 +193,7 @@ TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
   for (int64_t t = 0; t < T; ++t) {
     MatMulPacked(p, x.data() + t * C, 1, one.data(), 1);
     EXPECT_EQ(one, std::vector<float>(got.begin() + t * OC, got.begin() + (t + 1) * OC)) << "token " << t;
+  }
   }
 }
 
@@ -194,7 +210,7 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
     const PackedMatrix p = PackWeights(m.tensor);
     for (int64_t T : {1, 3, 5, 8, 16, 19, 21, 37}) {
       const std::vector<float> x = RandomActivations(T * C, 40 + T);
-      const Encoded e = Encode(x, T, C);
+      const Encoded e = Encode(type, x, T, C);
       std::vector<float> want(T * 16), got(T * 16, -1.0f);
       one(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, want.data(), 16);
       one(p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, want.data() + 8, 16);
@@ -204,7 +220,7 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ5_0, DType::kQ8_0),
+INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
 
 }  // namespace

@@ -10,6 +10,7 @@
 // weights, so every type's codes are made non-negative with an offset taken off once per block:
 //   Q4_0    the stored nibble q_w (0..15), value q_w − 8:   Σ q_w·q_a − 8·Σ q_a
 //   Q5_0    the stored 5-bit code q_w (0..31), value q_w − 16: Σ q_w·q_a − 16·Σ q_a
+//   Q4_1, Q5_1  the stored code (0..15, 0..31), no offset:  Σ q_w·q_a (the minimum's term after)
 //   IQ4_NL  table[q_w] + 128 (1..241):                        Σ (v + 128)·q_a − 128·Σ q_a
 //   Q8_0    q_w + 128 (q_w ^ 0x80, 0..255):                   Σ (q_w + 128)·q_a − 128·Σ q_a
 // so every type reads the activation blocks' code sums a_sums. The integer sums are exact
@@ -24,20 +25,23 @@ SMELT_VNNI_TARGET inline __m256i Broadcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// A packed block's codes as unsigned bytes: c[j] holds the 8 rows' codes that meet activation
-// bytes 4j .. 4j+3 (Q4_0/IQ4_NL: chunk j's low nibbles for j < 4, chunk j − 4's high nibbles after).
-struct UnsignedQ4_0 {
-  static constexpr int32_t kOffset = 8;
+#define SMELT_PACKED_TARGET SMELT_VNNI_TARGET
+#include "kernels/packed_nibbles_body.h"
+#undef SMELT_PACKED_TARGET
+
+// A packed block's codes as unsigned bytes (UnsignedCodes): c[j] holds the 8 rows' codes that
+// meet activation bytes 4j .. 4j+3.
+// Q4_0, Q5_0 (offsets 8, 16), Q4_1, Q5_1 (no offset: their minimum term comes after).
+template <class Packed, int32_t kOff>
+struct UnsignedNibbleCodes {
+  static constexpr int32_t kOffset = kOff;
   __m256i c[8];
-  SMELT_VNNI_TARGET explicit UnsignedQ4_0(const BlockQ4_0x8& w) {
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      c[k] = _mm256_and_si256(bytes, mask);
-      c[4 + k] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
-    }
-  }
+  SMELT_VNNI_TARGET explicit UnsignedNibbleCodes(const Packed& w) { UnsignedCodes(w, c); }
 };
+using UnsignedQ4_0 = UnsignedNibbleCodes<BlockQ4_0x8, 8>;
+using UnsignedQ5_0 = UnsignedNibbleCodes<BlockQ5_0x8, 16>;
+using UnsignedQ4_1 = UnsignedNibbleCodes<BlockQ4_1x8, 0>;
+using UnsignedQ5_1 = UnsignedNibbleCodes<BlockQ5_1x8, 0>;
 struct UnsignedIQ4_NL {
   static constexpr int32_t kOffset = 128;
   __m256i c[8];
@@ -53,24 +57,6 @@ struct UnsignedIQ4_NL {
     }
   }
 };
-// Q5_0: Q4_0's nibbles with the fifth bit (bit j of the plane moved to bit 4, packed.h) or-ed in.
-struct UnsignedQ5_0 {
-  static constexpr int32_t kOffset = 16;
-  __m256i c[8];
-  SMELT_VNNI_TARGET explicit UnsignedQ5_0(const BlockQ5_0x8& w) {
-    const __m256i mask = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
-    const __m256i plane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh));
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      c[k] = _mm256_and_si256(bytes, mask);
-      c[4 + k] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
-    }
-    for (int j = 0; j < 8; ++j) {
-      const __m256i moved = j <= 4 ? _mm256_slli_epi16(plane, 4 - j) : _mm256_srli_epi16(plane, j - 4);
-      c[j] = _mm256_or_si256(c[j], _mm256_and_si256(moved, bit4));
-    }
-  }
-};
 struct UnsignedQ8_0 {
   static constexpr int32_t kOffset = 128;
   __m256i c[8];
@@ -83,13 +69,14 @@ struct UnsignedQ8_0 {
 
 // Lane r: row r's exact Σ value·q_a for one activation block (two accumulators: the integer
 // sums do not depend on the order, and the chain is half as long).
-template <class Codes>
-SMELT_VNNI_TARGET inline __m256i PackedRowSums(const Codes& w, const BlockQ8_0& a, int32_t a_sum) {
+template <class Codes, class A>
+SMELT_VNNI_TARGET inline __m256i PackedRowSums(const Codes& w, const A& a, int32_t a_sum) {
   __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
   for (int j = 0; j < 8; j += 2) {
     s0 = SMELT_DPBUSD(s0, w.c[j], Broadcast4(a.qs + 4 * j));
     s1 = SMELT_DPBUSD(s1, w.c[j + 1], Broadcast4(a.qs + 4 * j + 4));
   }
+  if constexpr (Codes::kOffset == 0) return _mm256_add_epi32(s0, s1);
   return _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_set1_epi32(Codes::kOffset * a_sum));
 }
 
@@ -102,6 +89,8 @@ inline PackedGemmFn Select(DType type) {
     case DType::kQ4_0: return Gemm<BlockQ4_0x8, UnsignedQ4_0>;
     case DType::kIQ4_NL: return Gemm<BlockQ4_0x8, UnsignedIQ4_NL>;
     case DType::kQ5_0: return Gemm<BlockQ5_0x8, UnsignedQ5_0>;
+    case DType::kQ4_1: return Gemm<BlockQ4_1x8, UnsignedQ4_1>;
+    case DType::kQ5_1: return Gemm<BlockQ5_1x8, UnsignedQ5_1>;
     case DType::kQ8_0: return Gemm<BlockQ8_0x8, UnsignedQ8_0>;
     default: return nullptr;
   }

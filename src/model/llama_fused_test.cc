@@ -118,6 +118,8 @@ std::vector<float> RunTwoSequences(LlamaForward& fwd, const Model& m, KvType kv,
 const Types kTypeSets[] = {
     {"q4_0", DType::kQ4_0, DType::kQ4_0, DType::kQ4_0, DType::kQ4_0, DType::kQ4_0, DType::kQ4_0},
     {"q8_0", DType::kQ8_0, DType::kQ8_0, DType::kQ8_0, DType::kQ8_0, DType::kQ8_0, DType::kQ8_0},
+    // The packed types on Q8_1 rows (with their minimum term) and Q5_0's fifth-bit plane.
+    {"q4_1 q5_1 q5_0", DType::kQ4_1, DType::kQ4_1, DType::kQ5_1, DType::kQ5_1, DType::kQ5_0, DType::kQ4_1},
     {"f16", DType::kF16, DType::kF16, DType::kF16, DType::kF16, DType::kF16, DType::kF16},
     // Mixed: packed Q4_0 beside Q5_0's dot kernel (one activation type); v in f16, another
     // activation type, so q/k/v run unfused.
