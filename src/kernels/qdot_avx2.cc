@@ -187,11 +187,21 @@ SMELT_AVX2 __m256i CodesQ5_1(const uint8_t* x) {
 // ---- k-quants against Q8_K: per super-block one vector of 8 int32 sums Σ scale_j·Σ code·q_a,
 // then d·d_a times it, and the minimum (or code offset) term from the Q8_K block's bsums.
 
-// 16 int16 lanes: the first 8 hold a, the last 8 b (scales of the two sub-blocks of 16 that a
-// 32-value maddubs product covers).
-SMELT_AVX2 inline __m256i ScalePair(int a, int b) {
-  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((int16_t)a)), _mm_set1_epi16((int16_t)b), 1);
-}
+// A super-block's 16 sub-block scales s[0..15] as int16, served in pairs: pair(j) (j even) has
+// s[j] in its first 8 lanes and s[j + 1] in the last 8 (the scales of the two sub-blocks of 16
+// that a 32-value maddubs product covers), one byte shuffle each.
+struct ScalePairs {
+  __m256i lo, hi;  // s[0..7] and s[8..15], each in both 128-bit lanes
+  // s16: the scales widened to int16 in order (s[0..7] in the low lane, as _mm256_cvtepi8_epi16).
+  SMELT_AVX2 explicit ScalePairs(__m256i s16)
+      : lo(_mm256_permute2x128_si256(s16, s16, 0x00)), hi(_mm256_permute2x128_si256(s16, s16, 0x11)) {}
+  SMELT_AVX2 __m256i pair(int j) const {
+    const int i = j % 8;  // even: s[j] and s[j + 1] in the same half
+    const __m256i take = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((int16_t)(2 * i | (2 * i + 1) << 8))),
+                                                 _mm_set1_epi16((int16_t)((2 * i + 2) | (2 * i + 3) << 8)), 1);
+    return _mm256_shuffle_epi8(j < 8 ? lo : hi, take);
+  }
+};
 // Σ per int32 lane of scale · (u·s pairs): u unsigned, s signed bytes, scales int16 per lane.
 SMELT_AVX2 inline __m256i ScaledSums(__m256i u, __m256i s, __m256i scales) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scales);
@@ -238,18 +248,18 @@ SMELT_AVX2 float DotQ2_K(const void* w, const void* a, int64_t n) {
     PrefetchAhead<sizeof(BlockQ2_K)>(x);
     const float dy = LoadF32(y);
     const uint8_t* scales = x + offsetof(BlockQ2_K, scales);
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales));
+    const ScalePairs pairs(_mm256_cvtepu8_epi16(_mm_and_si128(sc, _mm_set1_epi8(0x0F))));
     __m256i sums = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
       const __m256i q = Load32(x + offsetof(BlockQ2_K, qs) + 32 * h);
       for (int k = 0; k < 4; ++k) {  // values 128h + 32k + l: sub-blocks 8h + 2k and 8h + 2k + 1
         const int j = 8 * h + 2 * k;
-        sums = _mm256_add_epi32(sums, ScaledSums(BitsAt(q, 2 * k, 3), Load32(y + kQ8_KQs + 16 * j),
-                                                 ScalePair(scales[j] & 0x0F, scales[j + 1] & 0x0F)));
+        sums = _mm256_add_epi32(sums, ScaledSums(BitsAt(q, 2 * k, 3), Load32(y + kQ8_KQs + 16 * j), pairs.pair(j)));
       }
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * LoadHalf(x + offsetof(BlockQ2_K, d))), _mm256_cvtepi32_ps(sums), acc);
     // Σ_j bsums[j]·m_j, the 16 minimums the high nibbles of the scale bytes: one madd.
-    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales));
     const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F)));
     mins += dy * LoadHalf(x + offsetof(BlockQ2_K, dmin)) * (float)SumLanes(_mm256_madd_epi16(Load32(y + kQ8_KSums), m16));
   }
@@ -259,17 +269,16 @@ SMELT_AVX2 float DotQ2_K(const void* w, const void* a, int64_t n) {
 // Q3_K's 16 6-bit scales (Q3KScale of formats/k_quants.h), four at a time in 32-bit words: with
 // the 12 scale bytes as words u0, u1, u2, scale j has its low 4 bits in the low (j < 8) or high
 // (j >= 8) nibble of byte j % 8 and its top 2 bits at bit 2·(j / 4) of byte 8 + j % 4; stored
-// with an offset of 32.
-SMELT_AVX2 inline void Q3Scales(const uint8_t* q, int* sc) {
+// with an offset of 32. Returned as 16 int16 in order (the offset taken off).
+SMELT_AVX2 inline __m256i Q3Scales(const uint8_t* q) {
   uint32_t u[3];
   std::memcpy(u, q, sizeof u);
   const uint32_t nibble = 0x0F0F0F0F, top2 = 0x03030303;
-  const uint32_t words[4] = {(u[0] & nibble) | (u[2] & top2) << 4, (u[1] & nibble) | ((u[2] >> 2) & top2) << 4,
-                             ((u[0] >> 4) & nibble) | ((u[2] >> 4) & top2) << 4,
-                             ((u[1] >> 4) & nibble) | ((u[2] >> 6) & top2) << 4};
-  uint8_t b[16];
-  std::memcpy(b, words, sizeof b);
-  for (int j = 0; j < 16; ++j) sc[j] = b[j] - 32;
+  const __m128i words = _mm_setr_epi32((int)((u[0] & nibble) | (u[2] & top2) << 4),
+                                       (int)((u[1] & nibble) | ((u[2] >> 2) & top2) << 4),
+                                       (int)(((u[0] >> 4) & nibble) | ((u[2] >> 4) & top2) << 4),
+                                       (int)(((u[1] >> 4) & nibble) | ((u[2] >> 6) & top2) << 4));
+  return _mm256_sub_epi16(_mm256_cvtepu8_epi16(words), _mm256_set1_epi16(32));
 }
 
 SMELT_AVX2 float DotQ3_K(const void* w, const void* a, int64_t n) {
@@ -278,8 +287,7 @@ SMELT_AVX2 float DotQ3_K(const void* w, const void* a, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ3_K), y += sizeof(BlockQ8_K)) {
     PrefetchAhead<sizeof(BlockQ3_K)>(x);
-    int sc[16];
-    Q3Scales(x + offsetof(BlockQ3_K, scales), sc);
+    const ScalePairs pairs(Q3Scales(x + offsetof(BlockQ3_K, scales)));
     const __m256i hmask = Load32(x + offsetof(BlockQ3_K, hmask));
     __m256i sums = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
@@ -288,8 +296,8 @@ SMELT_AVX2 float DotQ3_K(const void* w, const void* a, int64_t n) {
         const int j = 8 * h + 2 * k;
         const __m256i ya = Load32(y + kQ8_KQs + 16 * j);
         const __m256i minus4 = _mm256_slli_epi16(_mm256_xor_si256(BitsAt(hmask, 4 * h + k, 1), _mm256_set1_epi8(1)), 2);
-        const __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(BitsAt(q, 2 * k, 3), ya), _mm256_maddubs_epi16(minus4, ya));
-        sums = _mm256_add_epi32(sums, _mm256_madd_epi16(pairs, ScalePair(sc[j], sc[j + 1])));
+        const __m256i products = _mm256_sub_epi16(_mm256_maddubs_epi16(BitsAt(q, 2 * k, 3), ya), _mm256_maddubs_epi16(minus4, ya));
+        sums = _mm256_add_epi32(sums, _mm256_madd_epi16(products, pairs.pair(j)));
       }
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(LoadF32(y) * LoadHalf(x + offsetof(BlockQ3_K, d))), _mm256_cvtepi32_ps(sums), acc);
@@ -389,6 +397,7 @@ SMELT_AVX2 void DotQ6_KRows(const void* w, const void* a, size_t stride, int64_t
     const auto* scales = reinterpret_cast<const int8_t*>(x + offsetof(BlockQ6_K, scales));
     int sc[16];
     for (int j = 0; j < 16; ++j) sc[j] = scales[j];
+    const ScalePairs pairs(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales))));
     __m256i code[8];  // values 128h + 32p + l: low (p < 2) or high nibbles of ql0/ql1, two bits of qh
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = Load32(x + offsetof(BlockQ6_K, ql) + 64 * h);
@@ -406,7 +415,7 @@ SMELT_AVX2 void DotQ6_KRows(const void* w, const void* a, size_t stride, int64_t
       for (int h = 0; h < 2; ++h)
         for (int p = 0; p < 4; ++p) {
           const int j = 8 * h + 2 * p;
-          sums = _mm256_add_epi32(sums, ScaledSums(code[4 * h + p], Load32(y + kQ8_KQs + 16 * j), ScalePair(sc[j], sc[j + 1])));
+          sums = _mm256_add_epi32(sums, ScaledSums(code[4 * h + p], Load32(y + kQ8_KQs + 16 * j), pairs.pair(j)));
         }
       const float d = LoadF32(y) * dx;
       acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), acc[k]);
