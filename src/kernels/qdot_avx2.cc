@@ -32,6 +32,7 @@
 #include "formats/sparse24.h"
 #include "formats/sparse_mask.h"
 #include "kernels/horizontal_sum_avx2.h"
+#include "kernels/kquant_row_avx2.h"
 
 #define SMELT_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -266,28 +267,13 @@ SMELT_AVX2 float DotQ2_K(const void* w, const void* a, int64_t n) {
   return HorizontalSum(acc) - mins;
 }
 
-// Q3_K's 16 6-bit scales (Q3KScale of formats/k_quants.h), four at a time in 32-bit words: with
-// the 12 scale bytes as words u0, u1, u2, scale j has its low 4 bits in the low (j < 8) or high
-// (j >= 8) nibble of byte j % 8 and its top 2 bits at bit 2·(j / 4) of byte 8 + j % 4; stored
-// with an offset of 32. Returned as 16 int16 in order (the offset taken off).
-SMELT_AVX2 inline __m256i Q3Scales(const uint8_t* q) {
-  uint32_t u[3];
-  std::memcpy(u, q, sizeof u);
-  const uint32_t nibble = 0x0F0F0F0F, top2 = 0x03030303;
-  const __m128i words = _mm_setr_epi32((int)((u[0] & nibble) | (u[2] & top2) << 4),
-                                       (int)((u[1] & nibble) | ((u[2] >> 2) & top2) << 4),
-                                       (int)(((u[0] >> 4) & nibble) | ((u[2] >> 4) & top2) << 4),
-                                       (int)(((u[1] >> 4) & nibble) | ((u[2] >> 6) & top2) << 4));
-  return _mm256_sub_epi16(_mm256_cvtepu8_epi16(words), _mm256_set1_epi16(32));
-}
-
 SMELT_AVX2 float DotQ3_K(const void* w, const void* a, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(w);
   const auto* y = static_cast<const uint8_t*>(a);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ3_K), y += sizeof(BlockQ8_K)) {
     PrefetchAhead<sizeof(BlockQ3_K)>(x);
-    const ScalePairs pairs(Q3Scales(x + offsetof(BlockQ3_K, scales)));
+    const ScalePairs pairs(kquant_row::Q3Scales(x + offsetof(BlockQ3_K, scales)));
     const __m256i hmask = Load32(x + offsetof(BlockQ3_K, hmask));
     __m256i sums = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {

@@ -645,5 +645,22 @@ TEST(QDot, Avx512W8A8IsTheAvx2Bits) {
   }
 }
 
+// The AVX-512 Q3_K twin gives the AVX2 twin's bits (the same integer lane sums and f32 steps), on
+// rows with scales of every kind and activation runs of every size.
+TEST(QDot, Avx512Q3KIsTheAvx2Bits) {
+  if (!CpuHasAvx512F()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (DType type : {DType::kQ3_K}) {
+    const QDotFn wide = Avx512QDot(type), avx2 = Avx2QDot(type);
+    ASSERT_TRUE(wide && avx2) << DTypeName(type);
+    EXPECT_EQ(FastQDot(type), wide);
+    for (int64_t n : {256, 512, 37 * 256, 4096})
+      for (uint32_t seed : {1u, 2u, 3u}) {
+        const std::vector<uint8_t> w = RandomWeightRow(type, n, seed + (uint32_t)n);
+        const std::vector<uint8_t> a = RandomActivationRow(type, n, 7 * seed + (uint32_t)n);
+        EXPECT_EQ(wide(w.data(), a.data(), n), avx2(w.data(), a.data(), n)) << DTypeName(type) << " n " << n;
+      }
+  }
+}
+
 }  // namespace
 }  // namespace smelt
