@@ -329,15 +329,27 @@ SMELT_AVX2 void DotK4Rows(const void* w, const void* a, size_t stride, int64_t n
     PrefetchAhead<sizeof(Block)>(x);
     uint8_t sc[8], m[8];
     K4Scales(x + offsetof(Block, scales), sc, m);
+    // The 8 sub-block scales as int16 in both 128-bit lanes: each broadcast is one byte shuffle.
+    int64_t sc8;
+    std::memcpy(&sc8, sc, sizeof sc8);
+    const __m256i scales16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc8)));
+    auto scale = [&](int j) SMELT_AVX2 {
+      return _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((int16_t)(2 * j | (2 * j + 1) << 8)));
+    };
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kFifthBit) qh = Load32(x + offsetof(BlockQ5_K, qh));
     __m256i lo[4], hi[4];
     for (int c = 0; c < 4; ++c) {
       const __m256i q = Load32(x + offsetof(Block, qs) + 32 * c);
       lo[c] = _mm256_and_si256(q, _mm256_set1_epi8(0x0F)), hi[c] = BitsAt(q, 4, 0x0F);
-      if constexpr (kFifthBit) {
-        lo[c] = _mm256_or_si256(lo[c], _mm256_slli_epi16(BitsAt(qh, 2 * c, 1), 4));
-        hi[c] = _mm256_or_si256(hi[c], _mm256_slli_epi16(BitsAt(qh, 2 * c + 1, 1), 4));
+      if constexpr (kFifthBit) {  // bit b of every qh byte moved to bit 4 (no bit crosses a byte)
+        const __m256i bit4 = _mm256_set1_epi8(0x10);
+        auto fifth = [&](int b) SMELT_AVX2 {
+          const __m256i moved = b <= 4 ? _mm256_slli_epi16(qh, 4 - b) : _mm256_srli_epi16(qh, b - 4);
+          return _mm256_and_si256(moved, bit4);
+        };
+        lo[c] = _mm256_or_si256(lo[c], fifth(2 * c));
+        hi[c] = _mm256_or_si256(hi[c], fifth(2 * c + 1));
       }
     }
     const float d = LoadHalf(x + offsetof(Block, d)), dmin = LoadHalf(x + offsetof(Block, dmin));
@@ -346,9 +358,8 @@ SMELT_AVX2 void DotK4Rows(const void* w, const void* a, size_t stride, int64_t n
       const float dy = LoadF32(y);
       __m256i sums = _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
-        sums = _mm256_add_epi32(sums, ScaledSums(lo[c], Load32(y + kQ8_KQs + 64 * c), _mm256_set1_epi16((int16_t)sc[2 * c])));
-        sums = _mm256_add_epi32(sums,
-                                ScaledSums(hi[c], Load32(y + kQ8_KQs + 64 * c + 32), _mm256_set1_epi16((int16_t)sc[2 * c + 1])));
+        sums = _mm256_add_epi32(sums, ScaledSums(lo[c], Load32(y + kQ8_KQs + 64 * c), scale(2 * c)));
+        sums = _mm256_add_epi32(sums, ScaledSums(hi[c], Load32(y + kQ8_KQs + 64 * c + 32), scale(2 * c + 1)));
       }
       acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dy * d), _mm256_cvtepi32_ps(sums), acc[k]);
       mins[k] += dy * dmin * (float)MinimumTerm(y, m);
