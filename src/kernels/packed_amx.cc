@@ -5,11 +5,13 @@
 //              (one tile row per token, the row stride as the tile stride);
 //   B        = the panels' block codes as signed bytes in VNNI order: tile row j holds codes
 //              4j .. 4j+3 of each of the 8 (16) rows, which is exactly a packed Q8_0 block's chunk
-//              j (one panel: loaded in place) and what Q4_0 (q_w − 8) and IQ4_NL (table[q_w])
-//              unpack to; two panels sit side by side in a 64-byte tile row;
+//              j (one panel: loaded in place) and what Q4_0 (q_w − 8), IQ4_NL (table[q_w]), Q5_0
+//              (q_w − 16), Q4_1 and Q5_1 (q_w) unpack to; two panels sit side by side in a 64-byte
+//              tile row;
 //   C        = tdpbssd of the two: token t's 8 (16) exact row sums in tile row t.
 // C goes to a small buffer, and each token's sums take the reference's f32 steps in the
-// reference's order (acc = fma(d_w·d_a, (float) sum, acc), blocks in column order), so the results
+// reference's order (acc = fma(d_w·d_a, (float) sum, acc), then for Q4_1/Q5_1, whose A rows are
+// Q8_1 blocks, acc = fma(m_w, s_a, acc); blocks in column order), so the results
 // are the same bits as PackedGemmReference's and the other twins'. A last partial tile of
 // kMinTileTokens or more tokens runs as a shorter tile; fewer go to a VNNI twin (the same bits).
 //
@@ -37,6 +39,12 @@
 namespace smelt {
 namespace {
 
+namespace amx {  // its own copy of the nibble unpacking (unity builds put the AVX2 twin's beside it)
+#define SMELT_PACKED_TARGET SMELT_AMX
+#include "kernels/packed_nibbles_body.h"
+#undef SMELT_PACKED_TARGET
+}  // namespace amx
+
 constexpr int kTileTokens = 16;
 // From this many tokens a partial tile beats the VNNI twin (220M, 1 thread: 8 sequences decoded
 // together, Q8_0 272 -> 320 t/s; at 4 the VNNI twin was faster, Q4_0 320 against 228 t/s).
@@ -59,9 +67,24 @@ SMELT_AMX inline void ConfigureTiles(int nt, int panels) {
 
 // One packed block's codes as signed bytes in tile order, chunk j at dst + j·pitch (two panels
 // side by side: pitch 64, the second panel at dst + 32).
+// Q4_1 (nibbles), Q5_0 (nibble | fifth bit, − 16) and Q5_1 (nibble | fifth bit): the VNNI twins'
+// unsigned codes (UnsignedCodes, packed_nibbles_body.h), Q5_0's made signed; every one fits a byte.
+template <DType kType, class Packed>
+SMELT_AMX inline void NibbleTypeCodes(const Packed& w, __m256i* c) {
+  amx::UnsignedCodes(w, c);
+  if constexpr (kType == DType::kQ5_0)
+    for (int j = 0; j < 8; ++j) c[j] = _mm256_sub_epi8(c[j], _mm256_set1_epi8(16));
+}
+template <DType kType>
+constexpr bool kNibbleType = kType == DType::kQ4_1 || kType == DType::kQ5_0 || kType == DType::kQ5_1;
+
 template <DType kType, class Packed>
 SMELT_AMX inline void WriteSignedCodes(const Packed& w, int8_t* dst, int pitch) {
-  if constexpr (kType == DType::kQ8_0) {
+  if constexpr (kNibbleType<kType>) {
+    __m256i c[8];
+    NibbleTypeCodes<kType>(w, c);
+    for (int j = 0; j < 8; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * pitch), c[j]);
+  } else if constexpr (kType == DType::kQ8_0) {
     for (int j = 0; j < 8; ++j)
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * pitch),
                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[j])));
@@ -91,7 +114,13 @@ SMELT_AMX inline __m512i Both(const void* lo, const void* hi) {  // 32 bytes at 
 
 template <DType kType, class Packed>
 SMELT_AMX inline void WriteSignedCodesTwoPanels(const Packed& w0, const Packed& w1, int8_t* dst) {
-  if constexpr (kType == DType::kQ8_0) {
+  if constexpr (kNibbleType<kType>) {
+    __m256i c0[8], c1[8];
+    NibbleTypeCodes<kType>(w0, c0);
+    NibbleTypeCodes<kType>(w1, c1);
+    for (int j = 0; j < 8; ++j)
+      _mm512_storeu_si512(dst + 64 * j, _mm512_inserti64x4(_mm512_castsi256_si512(c0[j]), c1[j], 1));
+  } else if constexpr (kType == DType::kQ8_0) {
     for (int j = 0; j < 8; ++j) _mm512_storeu_si512(dst + 64 * j, Both(w0.qs[j], w1.qs[j]));
   } else {
     const __m512i mask = _mm512_set1_epi8(0x0F);
@@ -148,12 +177,14 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
   const __m512i lane_token = _mm512_srli_epi32(lanes, kPanels == 1 ? 3 : 4);  // lane → token in its register
   const __m512i low_half = _mm512_set1_epi32(0xFFFF);
   const __mmask16 tokens = (__mmask16)((1u << nt) - 1);  // the gather reads only real rows
+  using Act = PackedActivation<Packed>;  // Q8_1 rows for the types with a minimum
+  constexpr size_t kQs = offsetof(Act, qs);
   for (int64_t b0 = 0; b0 < nb; b0 += kInFlight) {
     const int n = (int)std::min<int64_t>(kInFlight, nb - b0);
     const uint8_t* act[kInFlight];
     const int8_t* tile_codes[kInFlight];
     for (int i = 0; i < n; ++i) {
-      act[i] = rows + (b0 + i) * sizeof(BlockQ8_0);
+      act[i] = rows + (b0 + i) * sizeof(Act);
       for (int p = 0; p < kPanels; ++p) PrefetchAhead<sizeof(Packed)>(panels[p] + b0 + i, PanelPrefetchDistance<Packed>());
       if constexpr (kPanels == 1 && kType == DType::kQ8_0) {
         tile_codes[i] = &panels[0][b0 + i].qs[0][0];  // already in tile order
@@ -166,10 +197,10 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
       }
     }
     TileMemoryBarrier();
-    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + offsetof(BlockQ8_0, qs), tile_codes[0], stride, kPitch);
-    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + offsetof(BlockQ8_0, qs), tile_codes[1], stride, kPitch);
-    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + offsetof(BlockQ8_0, qs), tile_codes[2], stride, kPitch);
-    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + offsetof(BlockQ8_0, qs), tile_codes[3], stride, kPitch);
+    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + kQs, tile_codes[0], stride, kPitch);
+    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + kQs, tile_codes[1], stride, kPitch);
+    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + kQs, tile_codes[2], stride, kPitch);
+    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + kQs, tile_codes[3], stride, kPitch);
     _tile_stored(0, sums[0], kRows * sizeof(int32_t));
     if (n > 1) _tile_stored(1, sums[1], kRows * sizeof(int32_t));
     if (n > 2) _tile_stored(2, sums[2], kRows * sizeof(int32_t));
@@ -181,14 +212,22 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
       const __m256 d_second =
           _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[kPanels - 1][b0 + i].d)));
       const __m512 d_w = _mm512_insertf32x8(_mm512_castps256_ps512(d_first), d_second, 1);
-      const __m512i words = _mm512_and_si512(
-          _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tokens, token_offsets, act[i], 1), low_half);
-      const __m512 d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+      // Each token's block opens with d (and for Q8_1 s): one gather of the first four bytes.
+      const __m512i head = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tokens, token_offsets, act[i], 1);
+      const __m512 d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(head, low_half)));
+      __m512 m_w = _mm512_setzero_ps(), s_a = _mm512_setzero_ps();
+      if constexpr (kPackedHasMin<Packed>) {
+        m_w = _mm512_insertf32x8(
+            _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[0][b0 + i].m)))),
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[kPanels - 1][b0 + i].m))), 1);
+        s_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
+      }
       for (int g = 0; g * kPerReg < nt; ++g) {
         const __m512i pick = _mm512_add_epi32(_mm512_set1_epi32(g * kPerReg), lane_token);
         const __m512 d = _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
         const __m512i s = _mm512_load_si512(sums[i][g * kPerReg]);
         acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[g]);
+        if constexpr (kPackedHasMin<Packed>) acc[g] = _mm512_fmadd_ps(m_w, _mm512_permutexvar_ps(pick, s_a), acc[g]);
       }
     }
   }
@@ -283,7 +322,7 @@ SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint
     _tile_release();
     t = T;
   }
-  if constexpr (kPanels == 2) {
+  if constexpr (kPanels == 2 && !kNibbleType<kType>) {  // the nibble types run the 256-bit twin below
     if (T - t < 4) {
       for (; t < T; ++t)
         VnniTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride, a_sums + t * nb, y + t * y_stride);
@@ -317,6 +356,9 @@ PackedGemm2Fn AmxPackedGemmTwoPanels(DType type) {
     case DType::kQ4_0: return AmxGemmTwoPanels<BlockQ4_0x8, DType::kQ4_0>;
     case DType::kIQ4_NL: return AmxGemmTwoPanels<BlockQ4_0x8, DType::kIQ4_NL>;
     case DType::kQ8_0: return AmxGemmTwoPanels<BlockQ8_0x8, DType::kQ8_0>;
+    case DType::kQ4_1: return AmxGemmTwoPanels<BlockQ4_1x8, DType::kQ4_1>;
+    case DType::kQ5_0: return AmxGemmTwoPanels<BlockQ5_0x8, DType::kQ5_0>;
+    case DType::kQ5_1: return AmxGemmTwoPanels<BlockQ5_1x8, DType::kQ5_1>;
     default: return nullptr;
   }
 }
@@ -326,6 +368,9 @@ PackedGemmFn AmxPackedGemm(DType type) {
     case DType::kQ4_0: return AmxGemm<BlockQ4_0x8, DType::kQ4_0>;
     case DType::kIQ4_NL: return AmxGemm<BlockQ4_0x8, DType::kIQ4_NL>;
     case DType::kQ8_0: return AmxGemm<BlockQ8_0x8, DType::kQ8_0>;
+    case DType::kQ4_1: return AmxGemm<BlockQ4_1x8, DType::kQ4_1>;
+    case DType::kQ5_0: return AmxGemm<BlockQ5_0x8, DType::kQ5_0>;
+    case DType::kQ5_1: return AmxGemm<BlockQ5_1x8, DType::kQ5_1>;
     default: return nullptr;
   }
 }
