@@ -73,7 +73,7 @@ void BM_QDot(benchmark::State& state, DType type, int kind) {
 }
 
 void Register() {
-  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ2_K,
+  for (DType t : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ2_K,
                   DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4,
                   DType::kSP50_Q8, DType::kSP70_Q8, DType::kNF4, DType::kI4S_G32, DType::kI4S_G128,
                   DType::kI4A_G32, DType::kI4A_G128, DType::kI4S_PC, DType::kKM4_PC}) {
