@@ -331,7 +331,7 @@ SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint
   }
   if (t < T)
     for (int p = 0; p < kPanels; ++p)
-      Avx512VnniPackedGemm(kType)(panels[p], nb, a + t * a_stride, a_stride, a_sums + t * nb, T - t,
+      Avx512VnniPackedGemm(kType)(panels[p], nb, a + t * a_stride, a_stride, a_sums ? a_sums + t * nb : nullptr, T - t,
                                   y + t * y_stride + p * kPackRows, y_stride);
 }
 
