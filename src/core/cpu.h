@@ -45,7 +45,7 @@ const std::string& CpuModelName();
 
 // Which of smelt's kernel twins this CPU runs: "avx2" where CpuHasAvx2FmaF16c() (declared below), else
 // "scalar"; with "+avx512vnni" or "+avxvnni" appended where the kernels that have a VNNI twin
-// (the packed Q4_0/IQ4_NL/Q8_0 products, kernels/packed.h) run it, and "+amx" where those
+// (the packed products, kernels/packed.h) run it, and "+amx" where those
 // products run on AMX tiles from 16 tokens on.
 const char* KernelPath();
 
