@@ -373,6 +373,7 @@ QDotX4Fn FastQDotX4(DType weight) {
     case DType::kS24_W4A8: return k->x4_s24_w4a8;
     case DType::kSP50_F16: return k->x4_sp50_f16;
     case DType::kSP70_F16: return k->x4_sp70_f16;
+    case DType::kQ2_K: return k->x4_q2_k;
     case DType::kQ4_K: return k->x4_q4_k;
     case DType::kQ5_K: return k->x4_q5_k;
     case DType::kQ6_K: return k->x4_q6_k;

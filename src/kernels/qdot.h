@@ -74,7 +74,7 @@ QDotFn FastQDot(DType weight);
 // once (prompts and batches reuse a row across tokens).
 using QDotX4Fn = void (*)(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out);
 // The four-row kernel MatMul uses where T >= 4; nullptr where FastQDot(weight) is null or the type
-// has none (today: q8_0, q4_0, q5_0, iq4_nl, q4_K, q5_K, q6_K and the sparse s24_q8, s24_q4, sp50_q8,
+// has none (today: q8_0, q4_0, q5_0, iq4_nl, q2_K, q4_K, q5_K, q6_K and the sparse s24_q8, s24_q4, sp50_q8,
 // sp70_q8, sp50_w8a8, sp70_w8a8, s24_w4a8, sp50_f16, sp70_f16; f16 and bf16 where the CPU has AVX-512).
 QDotX4Fn FastQDotX4(DType weight);
 // The AVX-512 four-row twins (f16, bf16, and the bitmask types as Avx512QDot); nullptr for other

@@ -240,31 +240,48 @@ SMELT_AVX2 inline int SumLanes(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-SMELT_AVX2 float DotQ2_K(const void* w, const void* a, int64_t n) {
+// Q2_K against `rows` Q8_K rows (a + k·stride): each super-block's codes and scales unpacked once
+// for all of them, and per activation row the single-row kernel's operations (DotQ2_K is rows = 1,
+// so the four-row kernel gives four single calls' bits).
+template <int rows>
+SMELT_AVX2 void DotQ2_KRows(const void* w, const void* a, size_t stride, int64_t n, float* out) {
   const auto* x = static_cast<const uint8_t*>(w);
-  const auto* y = static_cast<const uint8_t*>(a);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0.0f;
-  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ2_K), y += sizeof(BlockQ8_K)) {
+  __m256 acc[rows];
+  float mins[rows];
+  for (int r = 0; r < rows; ++r) acc[r] = _mm256_setzero_ps(), mins[r] = 0.0f;
+  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ2_K)) {
     PrefetchAhead<sizeof(BlockQ2_K)>(x);
-    const float dy = LoadF32(y);
-    const uint8_t* scales = x + offsetof(BlockQ2_K, scales);
-    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales));
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + offsetof(BlockQ2_K, scales)));
     const ScalePairs pairs(_mm256_cvtepu8_epi16(_mm_and_si128(sc, _mm_set1_epi8(0x0F))));
-    __m256i sums = _mm256_setzero_si256();
+    // The 16 minimums, the high nibbles of the scale bytes.
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F)));
+    __m256i codes[8];  // values 128h + 32k + l: sub-blocks 8h + 2k and 8h + 2k + 1
     for (int h = 0; h < 2; ++h) {
       const __m256i q = Load32(x + offsetof(BlockQ2_K, qs) + 32 * h);
-      for (int k = 0; k < 4; ++k) {  // values 128h + 32k + l: sub-blocks 8h + 2k and 8h + 2k + 1
-        const int j = 8 * h + 2 * k;
-        sums = _mm256_add_epi32(sums, ScaledSums(BitsAt(q, 2 * k, 3), Load32(y + kQ8_KQs + 16 * j), pairs.pair(j)));
-      }
+      for (int k = 0; k < 4; ++k) codes[4 * h + k] = BitsAt(q, 2 * k, 3);
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * LoadHalf(x + offsetof(BlockQ2_K, d))), _mm256_cvtepi32_ps(sums), acc);
-    // Σ_j bsums[j]·m_j, the 16 minimums the high nibbles of the scale bytes: one madd.
-    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F)));
-    mins += dy * LoadHalf(x + offsetof(BlockQ2_K, dmin)) * (float)SumLanes(_mm256_madd_epi16(Load32(y + kQ8_KSums), m16));
+    const float d = LoadHalf(x + offsetof(BlockQ2_K, d)), dmin = LoadHalf(x + offsetof(BlockQ2_K, dmin));
+    for (int r = 0; r < rows; ++r) {
+      const uint8_t* y = static_cast<const uint8_t*>(a) + r * stride + i * sizeof(BlockQ8_K);
+      const float dy = LoadF32(y);
+      __m256i sums = _mm256_setzero_si256();
+      for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < 4; ++k) {
+          const int j = 8 * h + 2 * k;
+          sums = _mm256_add_epi32(sums, ScaledSums(codes[4 * h + k], Load32(y + kQ8_KQs + 16 * j), pairs.pair(j)));
+        }
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dy * d), _mm256_cvtepi32_ps(sums), acc[r]);
+      // Σ_j bsums[j]·m_j: one madd.
+      mins[r] += dy * dmin * (float)SumLanes(_mm256_madd_epi16(Load32(y + kQ8_KSums), m16));
+    }
   }
-  return HorizontalSum(acc) - mins;
+  for (int r = 0; r < rows; ++r) out[r] = HorizontalSum(acc[r]) - mins[r];
+}
+
+SMELT_AVX2 float DotQ2_K(const void* w, const void* a, int64_t n) {
+  float out;
+  DotQ2_KRows<1>(w, a, 0, n, &out);
+  return out;
 }
 
 SMELT_AVX2 float DotQ3_K(const void* w, const void* a, int64_t n) {
@@ -960,7 +977,8 @@ const Avx2Kernels* Avx2() {
                                      DotSparseMaskF16Rows<10, 4>,
                                      DotK4x4<BlockQ4_K, false>,
                                      DotK4x4<BlockQ5_K, true>,
-                                     DotQ6_Kx4};
+                                     DotQ6_Kx4,
+                                     DotQ2_KRows<4>};
   return &kAvx2;
 }
 

@@ -547,7 +547,7 @@ TEST(QDot, MatMulOnSparseMaskWeights) {
 // The four-row kernels give, bit for bit, what four single-row calls give: on random blocks,
 // rows of one, two and 37 blocks, activation rows strided with padding between them.
 TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
-  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ4_K, DType::kQ5_K,
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ2_K, DType::kQ4_K, DType::kQ5_K,
                      DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4, DType::kSP50_Q8, DType::kSP70_Q8,
                      DType::kSP50_W8A8, DType::kSP70_W8A8, DType::kS24_W4A8, DType::kSP50_F16, DType::kSP70_F16}) {
     const QDotX4Fn four = FastQDotX4(type);
