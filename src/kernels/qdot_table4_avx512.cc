@@ -60,16 +60,19 @@ SMELT_VBMI inline float HalfAt(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-// The 16 values of the group (or row) whose header starts at h, as the format's decoder computes them.
+// The 16 values of a group with scale d (and offset m), as the format's decoder computes them.
 template <Kind K>
-SMELT_VBMI inline __m512 Table(const uint8_t* h, const Constants& c) {
-  if constexpr (K == Kind::kCodebook) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h)));
-  } else {
-    const __m512 v = _mm512_mul_ps(_mm512_set1_ps(HalfAt(h)), c.levels);
-    if constexpr (K == Kind::kAsymmetric) return _mm512_add_ps(v, _mm512_set1_ps(HalfAt(h + 2)));
-    return v;
-  }
+SMELT_VBMI inline __m512 ScaledTable(float d, float m, const Constants& c) {
+  const __m512 v = _mm512_mul_ps(_mm512_set1_ps(d), c.levels);
+  if constexpr (K == Kind::kAsymmetric) return _mm512_add_ps(v, _mm512_set1_ps(m));
+  return v;
+}
+
+// The 16 values of the row whose header starts at h (the per-row types).
+template <Kind K>
+SMELT_VBMI inline __m512 RowTable(const uint8_t* h, const Constants& c) {
+  if constexpr (K == Kind::kCodebook) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h)));
+  return ScaledTable<K>(HalfAt(h), K == Kind::kAsymmetric ? HalfAt(h + 2) : 0.0f, c);
 }
 
 // The fp16 d (and m) of `count` <= 16 consecutive groups of kBlock bytes from p, widened to f32
@@ -130,7 +133,7 @@ SMELT_VBMI void Dot(const void* w_row, const void* a, size_t stride, int64_t n, 
   for (auto& token : acc.v)
     for (__m512& r : token) r = _mm512_setzero_ps();
   if constexpr (L.group == 0) {  // one table for the row
-    const __m512 table = Table<K>(p, c);
+    const __m512 table = RowTable<K>(p, c);
     const uint8_t* codes = p + L.header;
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
@@ -146,14 +149,13 @@ SMELT_VBMI void Dot(const void* w_row, const void* a, size_t stride, int64_t n, 
     constexpr int G = L.group;
     constexpr size_t kBlock = (size_t)L.header + G / 2;
     const int64_t groups = n / G;
-    alignas(64) float d[16], m[16];
+    alignas(64) float d[16], m[16] = {};  // m: read only by the asymmetric kind
     for (int64_t g0 = 0; g0 < groups; g0 += 16) {
       const int count = (int)std::min<int64_t>(16, groups - g0);
       Scales<K, kBlock>(p, count, d, m);
       for (int j = 0; j < count; ++j, p += kBlock, x += G) {
         PrefetchAhead<(G > 64 ? 128 : 64)>(p);
-        __m512 table = _mm512_mul_ps(_mm512_set1_ps(d[j]), c.levels);
-        if constexpr (K == Kind::kAsymmetric) table = _mm512_add_ps(table, _mm512_set1_ps(m[j]));
+        const __m512 table = ScaledTable<K>(d[j], m[j], c);
         const uint8_t* codes = p + L.header;
         if constexpr (G == 32) {
           Chunk<NT, 2>(Load16(codes), table, c, x, fstride, acc);
