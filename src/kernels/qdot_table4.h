@@ -14,8 +14,11 @@
 // same f32 operations, so each looked-up value is the decoded weight's bits); the dot is then
 // Σ table[c_j]·x_j. The reference (qdot.cc) decodes the row with the format's own to_float and sums
 // in order; the SIMD twins differ from it only in the order of the f32 sum.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <utility>
 
 #include "core/half.h"
 #include "core/tensor.h"
@@ -55,22 +58,22 @@ inline float Level(Kind k, int c) {
   return k == Kind::kNF4 ? kNF4Values[c] : k == Kind::kSymmetric ? (float)(c - 8) : (float)c;
 }
 
+// The table-4 types, listed once: the twins' dispatch (Find) and the tests walk this list.
+inline constexpr DType kTypes[] = {DType::kNF4,     DType::kI4S_G32, DType::kI4S_G64, DType::kI4S_G128,
+                                   DType::kI4A_G32, DType::kI4A_G64, DType::kI4A_G128, DType::kI4S_PC,
+                                   DType::kI4A_PC,  DType::kKM4_PC};
+static_assert(std::ranges::all_of(kTypes, IsTable4), "every listed type has a layout");
+
+template <template <DType> class Fn, class R, size_t... I>
+R FindIn(DType weight, std::index_sequence<I...>) {
+  R found = nullptr;
+  (void)((weight == kTypes[I] ? (found = Fn<kTypes[I]>::kFn, true) : false) || ...);
+  return found;
+}
 // Fn<W>::kFn for the table-4 type `weight`, nullptr for any other (the twins' dispatch tables).
 template <template <DType> class Fn, class R>
 R Find(DType weight) {
-  switch (weight) {
-    case DType::kNF4: return Fn<DType::kNF4>::kFn;
-    case DType::kI4S_G32: return Fn<DType::kI4S_G32>::kFn;
-    case DType::kI4S_G64: return Fn<DType::kI4S_G64>::kFn;
-    case DType::kI4S_G128: return Fn<DType::kI4S_G128>::kFn;
-    case DType::kI4A_G32: return Fn<DType::kI4A_G32>::kFn;
-    case DType::kI4A_G64: return Fn<DType::kI4A_G64>::kFn;
-    case DType::kI4A_G128: return Fn<DType::kI4A_G128>::kFn;
-    case DType::kI4S_PC: return Fn<DType::kI4S_PC>::kFn;
-    case DType::kI4A_PC: return Fn<DType::kI4A_PC>::kFn;
-    case DType::kKM4_PC: return Fn<DType::kKM4_PC>::kFn;
-    default: return nullptr;
-  }
+  return FindIn<Fn, R>(weight, std::make_index_sequence<std::size(kTypes)>{});
 }
 
 // The AVX2 and AVX-512 twins (qdot_table4_avx2.cc, qdot_table4_avx512.cc); nullptr where not built

@@ -22,10 +22,6 @@ namespace smelt {
 namespace table4_test {
 namespace {
 
-const DType kTable4Types[] = {DType::kNF4,     DType::kI4S_G32,  DType::kI4S_G64, DType::kI4S_G128,
-                              DType::kI4A_G32, DType::kI4A_G64,  DType::kI4A_G128, DType::kI4S_PC,
-                              DType::kI4A_PC,  DType::kKM4_PC};
-
 // An fp16 value of kind k % 5: zero, ordinary, huge, fp16-subnormal, ordinary.
 fp16_t HalfOfKind(int64_t k, std::mt19937& rng) {
   std::normal_distribution<float> gauss(0.0f, 1.0f);
@@ -82,7 +78,7 @@ std::vector<Twin> Twins(DType type) {
 
 // Each twin within the f32 rounding of a sum of n terms of the exact dot of the decoded row.
 TEST(QDotTable4, EveryTwinAgreesWithTheDecodedRowsDoubleSum) {
-  for (DType type : kTable4Types) {
+  for (DType type : table4::kTypes) {
     ASSERT_TRUE(table4::IsTable4(type));
     EXPECT_EQ(ActivationType(type), DType::kF32) << DTypeName(type);
     for (int64_t n : Lengths(type))
@@ -104,7 +100,7 @@ TEST(QDotTable4, EveryTwinAgreesWithTheDecodedRowsDoubleSum) {
 
 // The reference is the decoded row summed in order in f32: exactly that loop's bits.
 TEST(QDotTable4, ReferenceIsTheDecodedRowSummedInOrder) {
-  for (DType type : kTable4Types) {
+  for (DType type : table4::kTypes) {
     const int64_t n = Lengths(type)[1];
     const std::vector<uint8_t> w = RandomRow(type, n, 5);
     const std::vector<float> x = RandomActivations(n, 6);
@@ -119,7 +115,7 @@ TEST(QDotTable4, ReferenceIsTheDecodedRowSummedInOrder) {
 // The AVX-512 four-token form gives four single calls' bits, on weight rows and activation rows
 // at any byte alignment (activation rows strided with padding).
 TEST(QDotTable4, FourTokensAreFourSingleCallsAndRowsMayStartAnywhere) {
-  for (DType type : kTable4Types) {
+  for (DType type : table4::kTypes) {
     const QDotFn one = table4::Avx512Dot(type);
     const QDotX4Fn four = table4::Avx512DotX4(type);
     if (!one || !four) GTEST_SKIP() << "no AVX-512 VBMI on this CPU";
@@ -147,7 +143,7 @@ TEST(QDotTable4, FourTokensAreFourSingleCallsAndRowsMayStartAnywhere) {
 // decoded f32 weights, within the f32 rounding of both sums.
 TEST(QDotTable4, MatMulMatchesTheDecodedWeights) {
   const int64_t C = 1024, OC = 19;
-  for (DType type : kTable4Types) {
+  for (DType type : table4::kTypes) {
     const Tensor f32 = MakeF32Tensor("w", {C, OC}, tiny::RandomVector(C * OC, 31));
     const Tensor w = tiny::EncodeTensor(f32, type);
     std::vector<float> dense(C * OC);
