@@ -23,6 +23,8 @@
 
 #include <immintrin.h>
 
+#include "kernels/bits_avx2.h"
+
 #include "core/gcc_avx512_warnings_off.h"
 
 #include <algorithm>

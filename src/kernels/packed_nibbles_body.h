@@ -1,7 +1,7 @@
 // The nibble unpacking of the 256-bit packed products (kernels/packed.h), shared by the AVX2 twin
 // (packed_avx2.cc) and the VNNI twins (packed_vnni_body.h): included inside each twin's own
-// namespace, where SMELT_PACKED_TARGET is the target attribute its functions carry. No include
-// guard: it is meant to be read more than once.
+// namespace, where SMELT_PACKED_TARGET is the target attribute its functions carry (after
+// kernels/bits_avx2.h). No include guard: it is meant to be read more than once.
 
 // A packed block's nibbles (and, where it has a plane, fifth bits) as 8 registers of unsigned
 // codes: c[j] meets activation bytes 4j .. 4j+3 (chunk j's low nibbles for j < 4, chunk j − 4's
@@ -15,10 +15,7 @@ SMELT_PACKED_TARGET inline void UnsignedCodes(const Packed& w, __m256i* c) {
     c[4 + k] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
   }
   if constexpr (requires { w.qh; }) {
-    const __m256i plane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh)), bit4 = _mm256_set1_epi8(0x10);
-    for (int j = 0; j < 8; ++j) {
-      const __m256i moved = j <= 4 ? _mm256_slli_epi16(plane, 4 - j) : _mm256_srli_epi16(plane, j - 4);
-      c[j] = _mm256_or_si256(c[j], _mm256_and_si256(moved, bit4));
-    }
+    const __m256i plane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh));
+    for (int j = 0; j < 8; ++j) c[j] = _mm256_or_si256(c[j], BitToBit4(plane, j));
   }
 }

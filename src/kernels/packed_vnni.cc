@@ -9,6 +9,8 @@
 
 #include <immintrin.h>
 
+#include "kernels/bits_avx2.h"
+
 #include <cstring>
 
 #include "formats/iq4_nl.h"

@@ -31,6 +31,7 @@
 #include "formats/q8_0.h"
 #include "formats/sparse24.h"
 #include "formats/sparse_mask.h"
+#include "kernels/bits_avx2.h"
 #include "kernels/horizontal_sum_avx2.h"
 #include "kernels/kquant_row_avx2.h"
 
@@ -359,14 +360,9 @@ SMELT_AVX2 void DotK4Rows(const void* w, const void* a, size_t stride, int64_t n
     for (int c = 0; c < 4; ++c) {
       const __m256i q = Load32(x + offsetof(Block, qs) + 32 * c);
       lo[c] = _mm256_and_si256(q, _mm256_set1_epi8(0x0F)), hi[c] = BitsAt(q, 4, 0x0F);
-      if constexpr (kFifthBit) {  // bit b of every qh byte moved to bit 4 (no bit crosses a byte)
-        const __m256i bit4 = _mm256_set1_epi8(0x10);
-        auto fifth = [&](int b) SMELT_AVX2 {
-          const __m256i moved = b <= 4 ? _mm256_slli_epi16(qh, 4 - b) : _mm256_srli_epi16(qh, b - 4);
-          return _mm256_and_si256(moved, bit4);
-        };
-        lo[c] = _mm256_or_si256(lo[c], fifth(2 * c));
-        hi[c] = _mm256_or_si256(hi[c], fifth(2 * c + 1));
+      if constexpr (kFifthBit) {
+        lo[c] = _mm256_or_si256(lo[c], BitToBit4(qh, 2 * c));
+        hi[c] = _mm256_or_si256(hi[c], BitToBit4(qh, 2 * c + 1));
       }
     }
     const float d = LoadHalf(x + offsetof(Block, d)), dmin = LoadHalf(x + offsetof(Block, dmin));
