@@ -26,11 +26,8 @@ namespace {
 }  // namespace
 
 bool CanPack(const Tensor& w) {
-  const DType t = w.type;
-  return (t == DType::kQ4_0 || t == DType::kIQ4_NL || t == DType::kQ4_1 || t == DType::kQ5_0 || t == DType::kQ5_1 ||
-          t == DType::kQ8_0) &&
-         w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data &&
-         w.nrows() > 0;
+  // The packed types are the ones with a reference product.
+  return PackedGemmReference(w.type) != nullptr && w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data && w.nrows() > 0;
 }
 
 namespace {
