@@ -16,25 +16,15 @@
 #include "formats/activation.h"
 #include "formats/types.h"
 #include "kernels/matmul.h"
+#include "kernels/qdot_test_util.h"
 #include "tiny_models.h"
 
 namespace smelt {
 namespace table4_test {
 namespace {
 
-// An fp16 value of kind k % 5: zero, ordinary, huge, fp16-subnormal, ordinary.
-fp16_t HalfOfKind(int64_t k, std::mt19937& rng) {
-  std::normal_distribution<float> gauss(0.0f, 1.0f);
-  switch (k % 5) {
-    case 0: return FloatToFp16(0.0f);
-    case 2: return FloatToFp16(3000.0f * gauss(rng));
-    case 3: return (fp16_t)((rng() % 0x3ff + 1) | (rng() & 1 ? 0x8000 : 0));
-    default: return FloatToFp16(0.02f * gauss(rng));
-  }
-}
-
 // A row of n weights: random code bytes, each header's halves (d, m, or the 16 centroids) of every
-// kind in turn from `seed`.
+// kind of testing::ScaleOfKind in turn from `seed`.
 std::vector<uint8_t> RandomRow(DType type, int64_t n, uint32_t seed) {
   const table4::Layout l = table4::LayoutOf(type);
   std::mt19937 rng(seed);
@@ -44,7 +34,7 @@ std::vector<uint8_t> RandomRow(DType type, int64_t n, uint32_t seed) {
   const size_t block = l.group == 0 ? 0 : (size_t)l.header + l.group / 2;
   for (int64_t g = 0; g < groups; ++g)
     for (int h = 0; h < l.header / 2; ++h) {
-      const fp16_t v = HalfOfKind(g + h + seed, rng);
+      const fp16_t v = testing::ScaleOfKind(g + h + seed, rng);
       std::memcpy(row.data() + g * block + 2 * h, &v, sizeof v);
     }
   return row;

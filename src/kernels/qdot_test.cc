@@ -30,22 +30,11 @@ using testing::DotDouble;
 using testing::DotMass;
 using testing::KernelTolerance;
 using testing::MinTermCorrection;
+using testing::ScaleOfKind;
 
 const DType kKernelTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_1,
                               DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
                               DType::kS24_Q8, DType::kS24_Q4};
-
-// An fp16 scale of kind k % 5: zero (a zero block), ordinary, huge, fp16-subnormal, ordinary.
-fp16_t ScaleOfKind(int64_t k, std::mt19937& rng) {
-  std::normal_distribution<float> gauss(0.0f, 1.0f);
-  std::uniform_int_distribution<int> subnormal(1, 0x3ff);
-  switch (k % 5) {
-    case 0: return FloatToFp16(0.0f);
-    case 2: return FloatToFp16(3000.0f * gauss(rng));
-    case 3: return (fp16_t)(subnormal(rng) | (rng() & 1 ? 0x8000 : 0));
-    default: return FloatToFp16(0.02f * gauss(rng));
-  }
-}
 
 // A weight row of n values with random codes (every bit pattern) and scales (and minimums) of
 // every kind of ScaleOfKind, the cycle starting at `seed` (so one-block rows see every kind too).

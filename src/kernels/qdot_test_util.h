@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <vector>
 
 #include "core/half.h"
@@ -23,6 +24,18 @@
 #include "formats/types.h"
 
 namespace smelt::testing {
+
+// An fp16 scale of kind k % 5: zero (a zero block), ordinary, huge, fp16-subnormal, ordinary.
+inline fp16_t ScaleOfKind(int64_t k, std::mt19937& rng) {
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::uniform_int_distribution<int> subnormal(1, 0x3ff);
+  switch (k % 5) {
+    case 0: return FloatToFp16(0.0f);
+    case 2: return FloatToFp16(3000.0f * gauss(rng));
+    case 3: return (fp16_t)(subnormal(rng) | (rng() & 1 ? 0x8000 : 0));
+    default: return FloatToFp16(0.02f * gauss(rng));
+  }
+}
 
 // Σ_i x[i]·y[i] in double.
 inline double DotDouble(const float* x, const float* y, int64_t n) {
