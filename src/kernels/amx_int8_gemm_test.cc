@@ -1,5 +1,5 @@
 // The AMX-INT8 prompt kernels (kernels/amx_int8_gemm.h) against the scalar row dot, bit for bit,
-// with random codes and scale bytes (every 6-bit Q4_K/Q5_K scale and minimum, every Q5_K fifth bit, every signed Q6_K scale),
+// with random codes and scale bytes (every Q2_K scale and minimum, every signed Q3_K scale and high bit, every 6-bit Q4_K/Q5_K scale and minimum, every Q5_K fifth bit, every signed Q6_K scale),
 // odd row and token counts; w8a8 with row lengths that end in a partial 64-column group.
 #include "kernels/amx_int8_gemm.h"
 
@@ -49,7 +49,7 @@ void ExpectRowDotBits(const PromptGemm& k, DType type, const std::vector<uint8_t
 TEST(AmxInt8Gemm, AmxGivesTheRowDotsBits) {
   if (!CpuHasAmxInt8()) GTEST_SKIP() << "no AMX-INT8 on this CPU";
   std::mt19937 rng(5);
-  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})
+  for (DType type : {DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})
   for (int64_t C : {256, 768})
     for (int64_t n : {1, 13, 16})
       for (int64_t T : {1, 5, 17, 40}) {
@@ -69,6 +69,11 @@ TEST(AmxInt8Gemm, AmxGivesTheRowDotsBits) {
             } else if (type == DType::kQ5_K) {
               auto* blk = reinterpret_cast<BlockQ5_K*>(w.data() + r * row) + b;
               blk->d = half(), blk->dmin = half();
+            } else if (type == DType::kQ2_K) {
+              auto* blk = reinterpret_cast<BlockQ2_K*>(w.data() + r * row) + b;
+              blk->d = half(), blk->dmin = half();
+            } else if (type == DType::kQ3_K) {
+              reinterpret_cast<BlockQ3_K*>(w.data() + r * row)[b].d = half();
             } else {
               reinterpret_cast<BlockQ6_K*>(w.data() + r * row)[b].d = half();
             }
@@ -147,7 +152,9 @@ TEST(AmxInt8Gemm, OnlyTheTypesWithAKernelOnAmx) {
   EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ4_K), CpuHasAmxInt8());
   EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ5_K), CpuHasAmxInt8());
   EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ6_K), CpuHasAmxInt8());
-  for (DType t : {DType::kQ4_0, DType::kQ3_K, DType::kF16}) EXPECT_FALSE(AmxKQuantGemm(t));
+  EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ2_K), CpuHasAmxInt8());
+  EXPECT_EQ((bool)AmxKQuantGemm(DType::kQ3_K), CpuHasAmxInt8());
+  for (DType t : {DType::kQ4_0, DType::kQ8_K, DType::kF16}) EXPECT_FALSE(AmxKQuantGemm(t));
 }
 
 // s24_w4a8 on the tiles, one scale step per 64 columns: the row dot's bits for encoded rows and

@@ -1,4 +1,4 @@
-// The AMX twins of the Q4_K, Q5_K and Q6_K row dots (ReferenceQDot, Q8_K activations) for prompts:
+// The AMX twins of the Q2_K … Q6_K row dots (ReferenceQDot, Q8_K activations) for prompts:
 // 16 weight rows against 16 tokens at a time through Intel's tile unit, with the reference's bits.
 // A Q4_K/Q5_K sub-block's 6-bit scale s = 8·s_hi + s_lo (both ≤ 7), so its codes q ≤ 31 times each
 // part still fit an unsigned byte (tdpbsud: signed activations, unsigned weights); per super-block
@@ -14,8 +14,8 @@
 //   B (6, 7)  = the rows' q·s_lo and q·s_hi of sub-block j in VNNI order (tile row k: codes 4k ..
 //               4k+3 of each of the 16 rows), written once per call for every super-block;
 //   C (0..3)  = even/odd sub-blocks × lo/hi.
-// Q6_K (signed codes, a signed scale per 16) below. Only these functions carry the target
-// attribute; dispatch: CpuHasAmxInt8().
+// Q6_K (signed codes, a signed scale per 16) and Q2_K/Q3_K (code·scale in one byte) below. Only
+// these functions carry the target attribute; dispatch: CpuHasAmxInt8().
 #include "kernels/amx_int8_gemm.h"
 
 #include "core/cpu.h"
@@ -33,6 +33,7 @@
 
 #include "formats/k_quants.h"
 #include "kernels/amx_tiles.h"
+#include "kernels/kquant_row_avx2.h"
 #include "kernels/transpose_avx512.h"
 
 #define SMELT_AMX_INT8 \
@@ -128,12 +129,12 @@ SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t
     }
 }
 
-// Tiles for nt tokens and sub-blocks of `codes` columns: C 0..3 (nt × 16 int32), A 4 (nt × codes),
-// B 6 and 7 (codes / 4 × 64).
+// Tiles for nt tokens and sub-blocks of `codes` columns: C 0..3 (nt × 16 int32), A 4 and 5
+// (nt × codes), B 6 and 7 (codes / 4 × 64).
 SMELT_AMX_INT8 void ConfigureKTiles(int nt, int codes) {
   TileConfig cfg;
   for (int c = 0; c < 4; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = 64;
-  cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = (uint16_t)codes;
+  for (int a : {4, 5}) cfg.rows[a] = (uint8_t)nt, cfg.colsb[a] = (uint16_t)codes;
   for (int b : {6, 7}) cfg.rows[b] = (uint8_t)(codes / 4), cfg.colsb[b] = 64;
   LoadTileConfig(cfg);
 }
@@ -303,6 +304,142 @@ SMELT_AMX_INT8 void Q6SuperBlock(const PreparedQ6Block& p, const uint8_t* y0, si
   }
 }
 
+// Q2_K and Q3_K: a sub-block of 16 codes of 2 or 3 bits and its 4- or 6-bit scale s multiply to
+// one byte, q·s, so the scales go into the B tiles and the whole super-block is 4 tile products
+// of 64 columns into one sum, Σ_j s_j·Σ q·a = Σ_e (q·s)_e·a_e, exact in int32:
+//   Q2_K: q 0..3, s 0..15, q·s ≤ 45; the minimums Σ_j m_j·Σ a as for Q4_K (one per 16 here);
+//   Q3_K: q −4..3, s −32..31, q·s in −124..128, stored as q·s + 127 (3..255, an unsigned byte)
+//         and 127·Σ a taken off the int32 sum (the Q8_K block's sums of 16 give Σ a).
+// Each byte comes from a 16-entry table per sub-block (u·s + offset for the code's unsigned form
+// u, one byte shuffle): u = q for Q2_K, u = q + 4 (its low two bits and the high-mask bit as 4)
+// for Q3_K. Then the reference's f32 steps as in Q45SuperBlock (Q3_K: dmin = 0, no minimums).
+constexpr int kLowBitChunks = kQK_K / 64;
+constexpr int kLowBitTileBytes = 16 * 64;  // 16 tile rows (64 codes / 4) × 16 rows × 4 codes
+
+struct PreparedLowBitBlock {
+  uint8_t tiles[kLowBitChunks][kLowBitTileBytes];  // B of columns 64c .. 64c + 63
+  float d[16], dmin[16];
+  int32_t min_pairs[kQK_K / 32][16];  // Q2_K: the minimums of sub-blocks 2i and 2i + 1 per row
+};
+static_assert(sizeof(PreparedLowBitBlock) == kLowBitChunks * kLowBitTileBytes + 2 * 16 * 4 + kQK_K / 32 * 16 * 4,
+              "one prepared Q2_K/Q3_K super-block");
+static_assert(sizeof(PreparedLowBitBlock) <= 16 * kQK_K * sizeof(float), "fits PromptGemmScratchFloats per 256 columns");
+
+template <DType kType>
+constexpr int kLowBitOffset = kType == DType::kQ3_K ? 127 : 0;
+
+// Column 128·h + 32·j + l of Q2_K/Q3_K has its low two bits at bits 2j of qs[32h + l] (and Q3_K
+// its high-mask bit at bit 4h + j of hmask[l]), so chunk c (columns 64c .. 64c + 63) is qs[32·(c/2)
+// ..] read into both halves of a register and shifted by 4·(c % 2) and 4·(c % 2) + 2.
+template <DType kType>
+SMELT_AMX_INT8 void PrepareLowBitBlock(const uint8_t* w, size_t w_stride, int64_t n, int64_t b, PreparedLowBitBlock& p) {
+  using Block = std::conditional_t<kType == DType::kQ2_K, BlockQ2_K, BlockQ3_K>;
+  // The codes' unsigned forms u in table order, words u − 4 (Q3_K) or u (Q2_K) in every lane.
+  const __m512i code_words = _mm512_sub_epi16(_mm512_set4_epi64(0x0007000600050004LL, 0x0003000200010000LL,
+                                                                0x0007000600050004LL, 0x0003000200010000LL),
+                                              _mm512_set1_epi16(kType == DType::kQ3_K ? 4 : 0));
+  const __m512i offset = _mm512_set1_epi16(kLowBitOffset<kType>);
+  const __m512i lane_index = _mm512_set_epi64(0x0003000300030003LL, 0x0003000300030003LL, 0x0002000200020002LL,
+                                              0x0002000200020002LL, 0x0001000100010001LL, 0x0001000100010001LL, 0, 0);
+  alignas(64) uint8_t products[kLowBitChunks][16][64];  // row r's bytes of chunk c: products[c][r]
+  for (int r = 0; r < 16; ++r) {
+    if (r >= n) {
+      for (auto& chunk : products) std::memset(chunk[r], 0, 64);
+      for (auto& pair : p.min_pairs) pair[r] = 0;
+      p.d[r] = p.dmin[r] = 0.0f;
+      continue;
+    }
+    const auto* blk = reinterpret_cast<const Block*>(w + r * w_stride) + b;
+    p.d[r] = _cvtsh_ss(blk->d);
+    __m256i scales;  // the 16 sub-blocks' scales as int16
+    if constexpr (kType == DType::kQ2_K) {
+      p.dmin[r] = _cvtsh_ss(blk->dmin);
+      const __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
+      scales = _mm256_and_si256(bytes, _mm256_set1_epi16(0x0F));
+      const __m256i mins = _mm256_srli_epi16(bytes, 4);  // (m_2i, m_2i+1) as one int32 each
+      alignas(32) int32_t pairs[kQK_K / 32];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), mins);
+      for (int i = 0; i < kQK_K / 32; ++i) p.min_pairs[i][r] = pairs[i];
+    } else {
+      p.dmin[r] = 0.0f;
+      scales = kquant_row::Q3Scales(blk->scales);
+      for (auto& pair : p.min_pairs) pair[r] = 0;
+    }
+    const __m512i wide_scales = _mm512_castsi256_si512(scales);
+    for (int c = 0; c < kLowBitChunks; ++c) {
+      const int s0 = 4 * (c % 2);
+      const __m512i counts = _mm512_inserti64x4(_mm512_set1_epi16((short)s0), _mm256_set1_epi16((short)(s0 + 2)), 1);
+      const __m512i qs = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * (c / 2))));
+      __m512i u = _mm512_and_si512(_mm512_srlv_epi16(qs, counts), _mm512_set1_epi8(3));
+      if constexpr (kType == DType::kQ3_K) {
+        const int h0 = 2 * c;  // bit of hmask for the chunk's first 32 columns
+        const __m512i hcounts = _mm512_inserti64x4(_mm512_set1_epi16((short)h0), _mm256_set1_epi16((short)(h0 + 1)), 1);
+        const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->hmask)));
+        const __m512i high = _mm512_and_si512(_mm512_srlv_epi16(hm, hcounts), _mm512_set1_epi8(1));
+        u = _mm512_or_si512(u, _mm512_slli_epi16(high, 2));
+      }
+      // Lane i of the chunk is sub-block 4c + i: its scale in all 8 words of the lane.
+      const __m512i lane_scale =
+          _mm512_permutexvar_epi16(_mm512_add_epi16(lane_index, _mm512_set1_epi16((short)(4 * c))), wide_scales);
+      const __m512i table_words = _mm512_add_epi16(_mm512_mullo_epi16(code_words, lane_scale), offset);
+      const __m512i table = _mm512_packus_epi16(table_words, table_words);  // bytes u·s (+ offset), twice per lane
+      _mm512_store_si512(products[c][r], _mm512_shuffle_epi8(table, u));
+    }
+  }
+  for (int c = 0; c < kLowBitChunks; ++c) {
+    __m512i z[16];
+    for (int r = 0; r < 16; ++r) z[r] = _mm512_load_si512(products[c][r]);
+    StoreTransposed16(z, p.tiles[c]);
+  }
+}
+
+// One super-block of Q2_K/Q3_K for nt tokens, as Q45SuperBlock: chunks 0 and 2 into C 0, 1 and 3
+// into C 1.
+template <DType kType>
+SMELT_AMX_INT8 void LowBitSuperBlock(const PreparedLowBitBlock& p, const uint8_t* y0, size_t a_stride, int nt,
+                                     __m512* acc) {
+  alignas(64) int32_t sums[2][16][16];
+  const uint8_t* codes = y0 + offsetof(BlockQ8_K, qs);
+  const long stride = (long)a_stride;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_loadd(4, codes, stride);
+  _tile_loadd(6, p.tiles[0], 64);
+  _tile_dpbsud(0, 4, 6);
+  _tile_loadd(5, codes + 64, stride);
+  _tile_loadd(7, p.tiles[1], 64);
+  _tile_dpbsud(1, 5, 7);
+  _tile_loadd(4, codes + 128, stride);
+  _tile_loadd(6, p.tiles[2], 64);
+  _tile_dpbsud(0, 4, 6);
+  _tile_loadd(5, codes + 192, stride);
+  _tile_loadd(7, p.tiles[3], 64);
+  _tile_dpbsud(1, 5, 7);
+  _tile_stored(0, sums[0], 64);
+  _tile_stored(1, sums[1], 64);
+  TileMemoryBarrier();
+  const __m512 d = _mm512_loadu_ps(p.d), dmin = _mm512_loadu_ps(p.dmin);
+  for (int t = 0; t < nt; ++t) {
+    const auto* y = reinterpret_cast<const BlockQ8_K*>(y0 + t * a_stride);
+    __m512i codes_sum = _mm512_add_epi32(_mm512_load_si512(sums[0][t]), _mm512_load_si512(sums[1][t]));
+    __m512i mins_sum = _mm512_setzero_si512();
+    if constexpr (kType == DType::kQ2_K) {
+      int32_t pairs[kQK_K / 32];  // the Q8_K sums of 16, two per int32
+      std::memcpy(pairs, y->bsums, sizeof pairs);
+      for (int i = 0; i < kQK_K / 32; ++i)
+        mins_sum = _mm512_dpwssd_epi32(mins_sum, _mm512_set1_epi32(pairs[i]), _mm512_loadu_si512(p.min_pairs[i]));
+    } else {
+      int32_t total = 0;
+      for (int16_t s : y->bsums) total += s;
+      codes_sum = _mm512_sub_epi32(codes_sum, _mm512_set1_epi32(kLowBitOffset<kType> * total));
+    }
+    const __m512 ya = _mm512_set1_ps(y->d);
+    const __m512 codes_term = _mm512_mul_ps(_mm512_mul_ps(ya, d), _mm512_cvtepi32_ps(codes_sum));
+    const __m512 mins_term = _mm512_mul_ps(_mm512_mul_ps(ya, dmin), _mm512_cvtepi32_ps(mins_sum));
+    acc[t] = _mm512_add_ps(acc[t], _mm512_sub_ps(codes_term, mins_term));
+  }
+}
+
 }  // namespace
 
 PromptGemm AmxKQuantGemm(DType type) {
@@ -313,6 +450,10 @@ PromptGemm AmxKQuantGemm(DType type) {
     case DType::kQ5_K:
       return {KGemm<PreparedSuperBlock, PrepareSuperBlock<DType::kQ5_K>, Q45SuperBlock, 32>, nullptr};
     case DType::kQ6_K: return {KGemm<PreparedQ6Block, PrepareQ6Block, Q6SuperBlock, 16>, nullptr};
+    case DType::kQ2_K:
+      return {KGemm<PreparedLowBitBlock, PrepareLowBitBlock<DType::kQ2_K>, LowBitSuperBlock<DType::kQ2_K>, 64>, nullptr};
+    case DType::kQ3_K:
+      return {KGemm<PreparedLowBitBlock, PrepareLowBitBlock<DType::kQ3_K>, LowBitSuperBlock<DType::kQ3_K>, 64>, nullptr};
     default: return {};
   }
 }
