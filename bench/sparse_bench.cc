@@ -121,7 +121,8 @@ void Register() {
                {DType::kSP50_W8A8, 0.0, "2:4"}, {DType::kW8A8, 0.0, "2:4"},
                {DType::kSP70_W8A8, 0.7, "70%"}, {DType::kW8A8, 0.7, "70%"},
                {DType::kSP50_F16, 0.0, "2:4"}, {DType::kF16, 0.0, "2:4"},
-               {DType::kSP70_F16, 0.7, "70%"}, {DType::kF16, 0.7, "70%"}, {DType::kQ4_0, 0.7, "70%"}};
+               {DType::kSP70_F16, 0.7, "70%"}, {DType::kF16, 0.7, "70%"}, {DType::kQ4_0, 0.7, "70%"},
+               {DType::kSP70_W4A8, 0.7, "70%"}};
   for (const auto& c : cases) {
     const std::string name = "Sparse/" + std::string(c.pattern) + "/" + std::string(DTypeName(c.type));
     benchmark::RegisterBenchmark(name.c_str(), BM_SparseProduct, c.type, c.sparsity)->Arg(1)->Arg(4)->Arg(16)->Unit(

@@ -30,12 +30,12 @@ for native, name in [(0, "i4s_g32"), (5, "i4a_g128"), (7, "i3s_g64"), (15, "i2a_
                      (23, "w8a8"), (24, "i4s_pc"), (30, "km4_pc"), (32, "km2_pc"), (33, "q4_0_o8"),
                      (34, "i3s_g32_o8"), (35, "s24_q8"), (36, "s24_q4"), (37, "sp50_q8"), (38, "sp70_q8"),
                      (39, "sp50_w8a8"), (40, "sp70_w8a8"), (41, "s24_w4a8"), (42, "sp50_f16"),
-                     (43, "sp70_f16")]:
+                     (43, "sp70_f16"), (44, "sp70_w4a8")]:
     seed(name + "_gauss", 128 + native, (256, 2, 1, 1), gauss)
 # Half zeros (what a pruned row looks like) for the sparse types.
 pruned = [x if i % 2 else 0.0 for i, x in enumerate(gauss)]
 for native, name in [(35, "s24_q8"), (36, "s24_q4"), (37, "sp50_q8"), (38, "sp70_q8"), (39, "sp50_w8a8"),
-                     (40, "sp70_w8a8"), (41, "s24_w4a8"), (42, "sp50_f16"), (43, "sp70_f16")]:
+                     (40, "sp70_w8a8"), (41, "s24_w4a8"), (42, "sp50_f16"), (43, "sp70_f16"), (44, "sp70_w4a8")]:
     seed(name + "_pruned", 128 + native, (256, 1, 1, 1), pruned)
 seed("f8e4m3_b32_special", 128 + 19, (256, 1, 1, 1), special)
 seed("q4_K_special", 12, (255, 1, 1, 1), special)

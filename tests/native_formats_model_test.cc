@@ -24,8 +24,8 @@ double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
 
 TEST(NativeFormatsModel, GgufRoundTripAndForwardPassInEveryNativeType) {
   testing_util::ScratchDir dir("native_gguf");
-  // dim and ff multiples of 128, so every group size divides every row.
-  const Model f32 = tiny::TinyLlama({.dim = 128, .heads = 4, .kv_heads = 2, .ff = 256, .vocab = 64, .seed = 9});
+  // dim and ff multiples of 256, so every group size (and sp70_w4a8's 256) divides every row.
+  const Model f32 = tiny::TinyLlama({.dim = 256, .heads = 4, .kv_heads = 2, .ff = 256, .vocab = 64, .seed = 9});
   std::vector<int32_t> tokens;
   for (int i = 0; i < 12; ++i) tokens.push_back((7 * i * i + 3 * i + 1) % f32.config.vocab);
   int checked = 0;
@@ -59,7 +59,7 @@ TEST(NativeFormatsModel, GgufRoundTripAndForwardPassInEveryNativeType) {
     // And it is the quantized model that ran: its logits differ from the f32 model's.
     EXPECT_GT(MaxAbsDiff(naive, NaiveLlamaLogits(f32, tokens)), 1e-4);
   }
-  EXPECT_EQ(checked, 44);  // 24 block types, 11 per-channel types, 2 outlier-aware types, 6 bitmask types, s24_w4a8
+  EXPECT_EQ(checked, 45);  // 24 block types, 11 per-channel types, 2 outlier-aware types, 7 bitmask types, s24_w4a8
 }
 
 }  // namespace

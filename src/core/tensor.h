@@ -96,6 +96,9 @@ enum class DType : uint32_t {
   // The bitmask rows unquantized: fp16 values (formats/sparse_mask.h).
   kSP50_F16 = 1066,
   kSP70_F16 = 1067,
+  // The bitmask rows with int4 codes against int8 per-token activations: an 8-bit multiplier of
+  // the row's f32 scale per 64 weights (formats/sparse_mask.h).
+  kSP70_W4A8 = 1068,
 };
 
 // The id range reserved for smelt-native types (see DType).

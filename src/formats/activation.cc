@@ -90,6 +90,7 @@ DType ActivationType(DType weight) {
     case DType::kW8A8:  // dynamic per-token int8
     case DType::kSP50_W8A8:
     case DType::kSP70_W8A8:
+    case DType::kSP70_W4A8:
     case DType::kS24_W4A8: return DType::kI8_PC;
     default: return DType::kF32;  // f32 and the weight-only formats; sp50_f16/sp70_f16 (fp16 values)
   }

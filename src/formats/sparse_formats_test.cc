@@ -293,6 +293,74 @@ TEST(SparseFormats, F16MaskRowsKeepValuesToHalfPrecision) {
   }
 }
 
+// sp70_w4a8 (int4 codes, a multiplier per run of 16 stored weights): a 70 %-pruned row keeps its
+// mask exactly, its zeros zero and each value within half of its run's step d·s (the multiplier rounded up, so
+// the run's largest needs no clamping), whatever the runs' magnitudes (stretches of the row
+// scaled from 1 down to 1/300 of its largest: small multipliers).
+TEST(SparseFormats, W4MaskRowsKeepTheMaskAndHalfARunsStep) {
+  const DType t = DType::kSP70_W4A8;
+  for (int64_t n : {256, 768, 4096}) {
+    std::vector<float> x = PrunedRow(n, 0.70, 7 + (uint32_t)n);
+    for (int64_t i = 0; i < n; ++i) x[i] *= std::pow(300.0f, -(float)(i / 64 % 5) / 4.0f);
+    std::vector<uint8_t> row(RowBytes(t, n));
+    Traits(t).from_float(x.data(), row.data(), n);
+    std::vector<float> y(n);
+    Traits(t).to_float(row.data(), y.data(), n);
+    const SparseMaskW4RowView v = ViewSparseMaskW4Row(row.data(), n, kSp70W4Cap);
+    int64_t k = 0;  // the stored weight's index
+    for (int64_t i = 0; i < n; ++i) {
+      // The mask is kept; a value far below its run's largest may round to code 0.
+      EXPECT_EQ((SparseMaskWord(v.masks, i / 32) >> (i % 32)) & 1, x[i] != 0.0f ? 1u : 0u) << "n " << n << " " << i;
+      if (x[i] == 0.0f) {
+        EXPECT_EQ(y[i], 0.0f) << "n " << n << " " << i;
+        continue;
+      }
+      const double step = (double)v.d * v.multipliers[k++ / kSparseW4Run];
+      EXPECT_LE(std::fabs((double)y[i] - x[i]), 0.5 * step * (1 + 1e-5) + 1e-7 * std::fabs(x[i])) << "n " << n << " " << i;
+    }
+  }
+}
+
+// Over the capacity (a dense Gaussian row) it keeps exactly the 80·n/256 largest magnitudes; with
+// every mask bit set, the codes fill the first positions in order, each run of 16 scaled by its
+// multiplier, and the rest decode as 0.
+TEST(SparseFormats, W4MaskRowsKeepTheirCapacity) {
+  const DType t = DType::kSP70_W4A8;
+  const int64_t n = 1024, capacity = kSp70W4Cap * n / 256;
+  const std::vector<float> x = Gaussian(n, 12);
+  const std::vector<float> y = RoundTrip(t, x);
+  std::vector<float> mags(n);
+  for (int64_t i = 0; i < n; ++i) mags[i] = std::fabs(x[i]);
+  std::nth_element(mags.begin(), mags.begin() + (capacity - 1), mags.end(), std::greater<float>());
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::fabs(x[i]) >= mags[capacity - 1]) {
+      ++kept;
+    } else {
+      EXPECT_EQ(y[i], 0.0f) << i;
+    }
+  }
+  EXPECT_EQ(kept, capacity);
+
+  std::vector<uint8_t> row(RowBytes(t, 256), 0xFF);
+  const float d = 0.5f;
+  std::memcpy(row.data(), &d, 4);
+  const SparseMaskW4RowView v = ViewSparseMaskW4Row(row.data(), 256, kSp70W4Cap);
+  auto* multipliers = const_cast<uint8_t*>(v.multipliers);
+  auto* codes = const_cast<uint8_t*>(v.codes);
+  for (int64_t j = 0; j < v.capacity / kSparseW4Run; ++j) multipliers[j] = (uint8_t)(3 + 2 * j);
+  // 80 codes: a chunk of 64 (byte i: codes i and 32 + i), then one of 16 (byte i: codes 64 + i, 72 + i).
+  for (int64_t k = 0; k < v.capacity; ++k) {
+    const int64_t byte = k < 64 ? k % 32 : 32 + (k - 64) % 8;
+    const int shift = (k < 64 ? k >= 32 : k >= 72) ? 4 : 0;
+    codes[byte] = (uint8_t)((codes[byte] & (0xF0 >> shift)) | (k % 16) << shift);
+  }
+  std::vector<float> z(256);
+  Traits(t).to_float(row.data(), z.data(), 256);
+  for (int64_t i = 0; i < 256; ++i)
+    EXPECT_EQ(z[i], i < v.capacity ? 0.5f * (float)(3 + 2 * (i / 16)) * (float)(i % 16 - 8) : 0.0f) << i;
+}
+
 // Bytes per weight fall with the capacity: a 4096-wide row of sp70_q8 is well under half of
 // q8_0's, sp50_q8 under two thirds; the 2:4 types cost 22/34 and 14/18 of q8_0 and q4_0.
 TEST(SparseFormats, BytesPerWeight) {
@@ -307,6 +375,8 @@ TEST(SparseFormats, BytesPerWeight) {
   EXPECT_EQ(RowBytes(DType::kSP70_F16, n), 4 + (n / 32) * 24);      // 6 bits/weight against f16's 16
   EXPECT_EQ(RowBytes(DType::kSP50_F16, n), 4 + (n / 32) * 36);
   EXPECT_LT(RowBytes(DType::kS24_W4A8, n) * 72, RowBytes(DType::kQ4_0, n) * 53);
+  EXPECT_EQ(RowBytes(DType::kSP70_W4A8, n), 4 + (n / 256) * 77);  // 2.41 bits/weight against q4_0's 4.5
+  EXPECT_LT(RowBytes(DType::kSP70_W4A8, n) * 9, RowBytes(DType::kQ4_0, n) * 5);
 }
 
 }  // namespace

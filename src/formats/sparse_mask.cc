@@ -86,6 +86,45 @@ void SparseMaskRowF16<Cap>::Quantize(const float* x, void* row, int64_t n) {
       [](float v, float d) { return FloatToFp16(v / d); });
 }
 
+template <int Cap>
+void SparseMaskRowW4<Cap>::Dequantize(const void* row, float* y, int64_t n) {
+  const float d = ViewSparseMaskW4Row(row, n, Cap).d;
+  std::fill(y, y + n, 0.0f);
+  ForEachStoredW4<Cap>(row, n, [&](int64_t i, int q, int s) { y[i] = d * (float)s * (float)q; });
+}
+
+template <int Cap>
+void SparseMaskRowW4<Cap>::Quantize(const float* x, void* row, int64_t n) {
+  auto* p = static_cast<uint8_t*>(row);
+  float amax;
+  const std::vector<int64_t> kept = KeptPositions(x, n, Cap * (n / kBlock), &amax);
+  const RowHeaderSparseMask h{amax / (7.0f * 255.0f)};
+  std::memcpy(p, &h, sizeof h);
+  std::vector<uint32_t> masks((size_t)(n / kQKSparseMask), 0);
+  for (int64_t i : kept) masks[(size_t)(i / kQKSparseMask)] |= 1u << (i % kQKSparseMask);
+  std::memcpy(p + kSparseMaskOffset, masks.data(), 4 * masks.size());
+  const SparseMaskW4RowView v = ViewSparseMaskW4Row(row, n, Cap);
+  auto* multipliers = const_cast<uint8_t*>(v.multipliers);
+  auto* codes = const_cast<uint8_t*>(v.codes);
+  std::fill(multipliers, multipliers + v.capacity / kSparseW4Run, (uint8_t)0);
+  std::fill(codes, codes + v.capacity / 2, (uint8_t)0x88);  // q = 0 past the stored weights
+  for (size_t k0 = 0; k0 < kept.size(); k0 += kSparseW4Run) {
+    const size_t k1 = std::min(kept.size(), k0 + kSparseW4Run);
+    float run_max = 0.0f;
+    for (size_t k = k0; k < k1; ++k) run_max = std::max(run_max, std::fabs(x[kept[k]]));
+    const int s = run_max > 0.0f && h.d > 0.0f ? std::clamp((int)std::ceil(run_max / (7.0f * h.d)), 1, 255) : 0;
+    multipliers[k0 / kSparseW4Run] = (uint8_t)s;
+    const float step = h.d * (float)s;
+    for (size_t k = k0; k < k1; ++k) {
+      const int q = step > 0.0f ? std::clamp(RoundToInt(x[kept[k]] / step), -7, 7) : 0;
+      const NibbleAt at = SparseW4Nibble((int64_t)k, v.capacity);
+      uint8_t& byte = codes[at.byte];
+      byte = (uint8_t)((byte & (0xF0 >> at.shift)) | (q + 8) << at.shift);
+    }
+  }
+}
+
+template struct SparseMaskRowW4<kSp70W4Cap>;
 template struct SparseMaskRow<16>;
 template struct SparseMaskRow<10>;
 template struct SparseMaskRowF16<16>;

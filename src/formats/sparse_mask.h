@@ -22,6 +22,7 @@
 // that rounds to code 0 keeps its bit). Where a row has more non-zeros than its capacity it keeps
 // the Cap·n/32 of largest magnitude (ties: the lower position) and zeroes the rest: magnitude
 // pruning to fit. Decoding accepts any bytes: set bits beyond the capacity decode as 0.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -77,6 +78,69 @@ struct SparseMaskRowF16 {
   static void Dequantize(const void* row, float* y, int64_t n);
   static void Quantize(const float* x, void* row, int64_t n);
 };
+// sp70_w4a8: the same masks with int4 codes, against per-token int8 activations (i8_pc). A row of
+// n weights (n a multiple of 256):
+//
+//   f32 d                     the row's scale
+//   n/32 uint32 masks         as above
+//   Cap·n/256/16 uint8        the multiplier s of each run of 16 stored weights (in position order)
+//   Cap·n/256 nibbles         the stored weights' codes q + 8 (q in −7..7; a nibble 0 reads as
+//                             −8) in position order, in chunks of 64 (the last one of a row
+//                             shorter: L = 16, 32 or 48): byte i of a chunk of L holds code i in
+//                             its low nibble and code L/2 + i in its high one (one shift per half)
+//
+// weight k (the k-th stored one) = (d · s_{k/16}) · q_k. The scale groups are runs of stored
+// weights, not of positions, so a kernel that packs a row's activations by its mask multiplies
+// them with 64 codes at a time whose four multipliers fall on fixed lanes. Every product is an
+// integer, s·q·q_a, so the row's dot is one exact integer sum scaled once by d·d_a, as
+// sp70_w8a8's. Cap = 80 stored weights per 256 (at least 68.75 % zeros, sp70's capacity): 2.406
+// bits per weight + 32/n, against q4_0's 4.5. from_float keeps positions as the int8 rows do
+// (magnitude pruning to the capacity); d = the largest kept magnitude / (7·255), s = the run's
+// largest / (7·d) rounded up (1..255, so the run's largest needs no clamping; 0 for a run of
+// zeros or past the stored weights), q = x / (d·s) rounded (±7).
+template <int Cap>
+struct SparseMaskRowW4 {
+  static_assert(Cap > 0 && Cap <= 256 && Cap % 16 == 0, "whole runs of 16 codes per 256 weights");
+  static constexpr int64_t kBlock = 256;
+  static constexpr size_t kHeader = sizeof(RowHeaderSparseMask);
+  static constexpr size_t kBlockBytes = 32 + Cap / 16 + Cap / 2;  // masks, multipliers, Cap nibbles
+  static void Dequantize(const void* row, float* y, int64_t n);
+  static void Quantize(const float* x, void* row, int64_t n);
+};
+inline constexpr int kSp70W4Cap = 80;
+inline constexpr int kSparseW4Run = 16;  // stored weights per multiplier
+
+// A sp70_w4a8-style row of n weights with capacity `cap` per 256, as its parts.
+struct SparseMaskW4RowView {
+  float d;
+  const uint8_t* masks;        // n/32 mask words
+  const uint8_t* multipliers;  // capacity/16 bytes
+  const uint8_t* codes;        // capacity/2 bytes of nibbles
+  int64_t capacity;            // cap·n/256 codes
+  int64_t groups;              // n/64: 64-bit mask groups
+};
+// Where code k of a row with `capacity` codes lies: its byte, and 0 (low nibble) or 4.
+struct NibbleAt {
+  int64_t byte;
+  int shift;
+};
+inline NibbleAt SparseW4Nibble(int64_t k, int64_t capacity) {
+  const int64_t chunk = k / 64, half = std::min<int64_t>(64, capacity - 64 * chunk) / 2, i = k % 64;
+  return {32 * chunk + i % half, i < half ? 0 : 4};
+}
+
+inline SparseMaskW4RowView ViewSparseMaskW4Row(const void* row, int64_t n, int cap) {
+  const auto* p = static_cast<const uint8_t*>(row);
+  SparseMaskW4RowView v;
+  std::memcpy(&v.d, p, sizeof v.d);
+  v.masks = p + kSparseMaskOffset;
+  v.capacity = (int64_t)cap * (n / 256);
+  v.multipliers = v.masks + 4 * (n / kQKSparseMask);
+  v.codes = v.multipliers + v.capacity / kSparseW4Run;
+  v.groups = n / 64;
+  return v;
+}
+
 // Block b's mask word (bit j: weight 32·b + j is stored).
 inline uint32_t SparseMaskWord(const uint8_t* masks, int64_t b) {
   uint32_t word;
@@ -106,6 +170,25 @@ void ForEachStoredValue(const void* row, int64_t n, F f) {
 template <int Cap, class F>
 void ForEachStoredWeight(const void* row, int64_t n, F f) {
   ForEachStoredValue<Cap, int8_t>(row, n, f);
+}
+
+// For a sp70_w4a8-style row: f(position, q, s) for every stored weight in position order, q its
+// code (nibble − 8) and s its run's multiplier, up to the capacity (set bits past it are skipped:
+// they decode as 0).
+template <int Cap, class F>
+void ForEachStoredW4(const void* row, int64_t n, F f) {
+  const SparseMaskW4RowView r = ViewSparseMaskW4Row(row, n, Cap);
+  int64_t k = 0;
+  for (int64_t b = 0; b < n / kQKSparseMask && k < r.capacity; ++b) {
+    const uint32_t mask = SparseMaskWord(r.masks, b);
+    for (int j = 0; j < kQKSparseMask && k < r.capacity; ++j)
+      if ((mask >> j) & 1) {
+        const NibbleAt at = SparseW4Nibble(k, r.capacity);
+        const int nibble = (r.codes[at.byte] >> at.shift) & 0x0F;
+        f(b * kQKSparseMask + j, nibble - 8, (int)r.multipliers[k / kSparseW4Run]);
+        ++k;
+      }
+  }
 }
 
 }  // namespace smelt

@@ -181,6 +181,13 @@ constexpr TypeTraits SparseMaskF16TypeRow(DType type, std::string_view name) {
                 Cap, kQKSparseMask, true);
 }
 
+constexpr TypeTraits SparseMaskW4TypeRow() {
+  using R = SparseMaskRowW4<kSp70W4Cap>;
+  return Sparse(PerChannelRow(DType::kSP70_W4A8, "sp70_w4a8", R::kBlock, R::kBlockBytes, R::kHeader, R::Dequantize,
+                              R::Quantize, nullptr),
+                kSp70W4Cap, R::kBlock, true);
+}
+
 template <DType Base, int K>
 constexpr TypeTraits OutlierRow(DType type, std::string_view name, int64_t block_size, size_t type_size) {
   using R = RowWithOutliers<Base, K>;
@@ -285,6 +292,7 @@ constexpr TypeTraits kTable[] = {
     SparseMaskTypeRow<10>(DType::kSP70_W8A8, "sp70_w8a8"),
     SparseMaskF16TypeRow<16>(DType::kSP50_F16, "sp50_f16"),
     SparseMaskF16TypeRow<10>(DType::kSP70_F16, "sp70_f16"),
+    SparseMaskW4TypeRow(),
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {

@@ -94,6 +94,8 @@ const TypeExpected kTypeExpected[] = {
     // The bitmask rows unquantized: a 32-bit mask and the capacity's fp16 values per 32 weights.
     {DType::kSP50_F16, 1066, "sp50_f16", 32, 9.0, true, true, false, false},
     {DType::kSP70_F16, 1067, "sp70_f16", 32, 6.0, true, true, false, false},
+    // int4 codes in the bitmask rows: 8 mask words, 80 nibbles and their 5 8-bit multipliers per 256.
+    {DType::kSP70_W4A8, 1068, "sp70_w4a8", 256, 2.40625, true, true, false, false},
 };
 
 TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
@@ -121,7 +123,7 @@ TEST(FormatsTypes, EveryTypeHasItsGgmlRow) {
 }
 
 TEST(FormatsTypes, UnknownIdsHaveNoRow) {
-  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1068u, 1087u, 1088u, 2047u, 0xffffffffu}) {
+  for (uint32_t id : {4u, 5u, 16u, 19u, 21u, 29u, 31u, 39u, 1000u, 1023u, 1069u, 1087u, 1088u, 2047u, 0xffffffffu}) {
     EXPECT_EQ(FindTraits(id), nullptr) << id;
   }
 }

@@ -211,6 +211,15 @@ float DotSparseMaskW8A8Ref(const void* w_row, const void* a_row, int64_t n) {
   return (float)sum * (dw * a.d);
 }
 
+// sp70_w4a8 against per-token int8 activations: Σ s_g·q·q_a over the stored weights, exact in
+// int64, scaled once by d_w·d_a.
+float DotSparseMaskW4A8Ref(const void* w_row, const void* a_row, int64_t n) {
+  const I8RowView a = ViewI8Row(a_row);
+  int64_t sum = 0;
+  ForEachStoredW4<kSp70W4Cap>(w_row, n, [&](int64_t i, int q, int s) { sum += (int64_t)(s * q * (int8_t)a.codes[i]); });
+  return (float)sum * (ViewSparseMaskW4Row(w_row, n, kSp70W4Cap).d * a.d);
+}
+
 // 2:4 int4 rows against per-token int8 activations (s24_w4a8): per half of each block of 128 the
 // exact integer Σ q_s·q_a[position of slot s], scaled by the half's d and summed in f32 in order,
 // then times d_a. The row header is not read: the kernels' offset term is checked against this.
@@ -307,6 +316,7 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kS24_W4A8: return DotS24W4A8Ref;
     case DType::kSP50_F16: return DotSparseMaskF16Ref<16>;
     case DType::kSP70_F16: return DotSparseMaskF16Ref<10>;
+    case DType::kSP70_W4A8: return DotSparseMaskW4A8Ref;
     default: return table4::Find<DecodedRef, QDotFn>(weight);
   }
 }
@@ -339,6 +349,7 @@ QDotFn Avx2QDot(DType weight) {
     case DType::kS24_W4A8: return k->s24_w4a8;
     case DType::kSP50_F16: return k->sp50_f16;
     case DType::kSP70_F16: return k->sp70_f16;
+    case DType::kSP70_W4A8: return k->sp70_w4a8;
     default: return table4::Avx2Dot(weight);
   }
 }
@@ -373,6 +384,7 @@ QDotX4Fn FastQDotX4(DType weight) {
     case DType::kS24_W4A8: return k->x4_s24_w4a8;
     case DType::kSP50_F16: return k->x4_sp50_f16;
     case DType::kSP70_F16: return k->x4_sp70_f16;
+    case DType::kSP70_W4A8: return k->x4_sp70_w4a8;
     case DType::kQ2_K: return k->x4_q2_k;
     case DType::kQ4_K: return k->x4_q4_k;
     case DType::kQ5_K: return k->x4_q5_k;

@@ -34,6 +34,7 @@
 #include "kernels/bits_avx2.h"
 #include "kernels/horizontal_sum_avx2.h"
 #include "kernels/kquant_row_avx2.h"
+#include "kernels/sparse_w4.h"
 
 #define SMELT_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -777,6 +778,121 @@ SMELT_AVX2 void DotSparseMaskx4(const void* w_row, const void* a, size_t stride,
   DotSparseMaskRows<Act, Cap, 4>(w_row, a, stride, n, out);
 }
 
+// sp70_w4a8 · i8_pc, as kernels/sparse_w4.h walks it: each mask byte's activations packed by one
+// byte shuffle (controls from a 256-entry table: the set bits' positions in order) and stored at
+// the running count, two mask bytes per shuffle; per 32 packed activations their codes (Codes32),
+// then |q| times q_a with
+// q's sign in int16 pairs multiplied by the two runs' multipliers (run i of the step in 128-bit
+// lane i) into int32 lanes (madd). The same integers and f32 step as the reference: its bits.
+namespace w4mask {
+
+#define SMELT_SPARSE_W4_TARGET SMELT_AVX2
+#include "kernels/sparse_w4_walk_body.h"
+#undef SMELT_SPARSE_W4_TARGET
+
+// Byte shuffle controls that pack one mask byte m's activations: byte r is the position of the
+// r-th set bit of m, plus `base`, and 0x80 (write 0) past its set bits.
+constexpr std::array<uint64_t, 256> CompressControls(int base) {
+  std::array<uint64_t, 256> t{};
+  for (int m = 0; m < 256; ++m) {
+    int rank = 0;
+    for (int j = 0; j < 8; ++j)
+      if ((m >> j) & 1) t[m] |= (uint64_t)(base + j) << (8 * rank++);
+    for (; rank < 8; ++rank) t[m] |= (uint64_t)0x80 << (8 * rank);
+  }
+  return t;
+}
+constexpr std::array<uint64_t, 256> kCompressLow = CompressControls(0), kCompressHigh = CompressControls(8);
+
+// The 64 activations of a group packed by its mask m at out.
+SMELT_AVX2 inline void PackGroup(const uint8_t* act, uint64_t m, int8_t* out) {
+  int64_t count = 0;
+  for (int h = 0; h < 4; ++h) {
+    const int lo = (int)((m >> (16 * h)) & 0xFF), hi = (int)((m >> (16 * h + 8)) & 0xFF);
+    const __m128i v = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(act + 16 * h)),
+                                       Pair64(&kCompressLow[lo], &kCompressHigh[hi]));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + count), v);
+    count += __builtin_popcount(lo);
+    _mm_storeh_pd(reinterpret_cast<double*>(out + count), _mm_castsi128_pd(v));
+    count += __builtin_popcount(hi);
+  }
+}
+
+// Codes first .. first + 31 (first a multiple of 32) as signed bytes: the low or high nibbles of
+// their chunk's 32 bytes (formats/sparse_mask.h), − 8. A row's shorter last chunk (L = 16, 32 or
+// 48 codes in L/2 bytes) goes through a zero-padded copy: its low nibbles at 0, its high ones at
+// L/2 (once per row).
+SMELT_AVX2 inline __m256i Codes32(const SparseMaskW4RowView& r, int64_t first) {
+  const int64_t chunk = first / 64 * 64, len = std::min<int64_t>(64, r.capacity - chunk);
+  const __m256i nibble = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  if (len == 64) {
+    __m256i x = Load32(r.codes + chunk / 2);
+    if (first != chunk) x = _mm256_srli_epi16(x, 4);
+    return _mm256_sub_epi8(_mm256_and_si256(x, nibble), eight);
+  }
+  alignas(32) uint8_t bytes[32] = {};
+  std::memcpy(bytes, r.codes + chunk / 2, (size_t)(len / 2));
+  const __m256i x = Load32(bytes);
+  alignas(32) uint8_t codes[96] = {};
+  _mm256_store_si256(reinterpret_cast<__m256i*>(codes), _mm256_and_si256(x, nibble));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + len / 2), _mm256_and_si256(_mm256_srli_epi16(x, 4), nibble));
+  return _mm256_sub_epi8(Load32(codes + (first - chunk)), eight);
+}
+
+template <int rows>
+SMELT_AVX2 void DotRows(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  const SparseMaskW4RowView r = ViewSparseMaskW4Row(w_row, n, kSp70W4Cap);
+  sparse_w4::PrefetchRowAhead(w_row, n);
+  const uint8_t* y[rows];
+  for (int k = 0; k < rows; ++k) y[k] = static_cast<const uint8_t*>(a) + k * stride + sizeof(RowHeaderI8);
+  // Words of 128-bit lane i: byte i of the two multipliers (zero-extended).
+  const __m256i run_of_lane = _mm256_setr_epi64x((long long)0x8000800080008000ULL, (long long)0x8000800080008000ULL,
+                                                 (long long)0x8001800180018001ULL, (long long)0x8001800180018001ULL);
+  alignas(32) int8_t packed[rows][sparse_w4::kPackedBytes];
+  int64_t first = 0;  // the stored weight of the next step's first packed activation
+  int64_t sum[rows] = {};
+  __m256i acc[rows];
+  auto step = [&](int64_t j, int64_t lanes) SMELT_AVX2 {  // packed[.][j ..] against weights first ..
+    const int64_t valid = sparse_w4::LanesWithCodes(r, first, lanes);
+    if (valid > 0) {
+      if (valid < 32)
+        for (int k = 0; k < rows; ++k) std::memset(packed[k] + j + valid, 0, (size_t)(32 - valid));
+      const __m256i q = Codes32(r, first);
+      const __m256i magnitude = _mm256_sign_epi8(q, q);
+      uint16_t two;  // the runs' multipliers (a last step may read a code byte past them: unused lanes)
+      std::memcpy(&two, r.multipliers + first / kSparseW4Run, sizeof two);
+      const __m256i scale = _mm256_shuffle_epi8(_mm256_set1_epi16((short)two), run_of_lane);
+      for (int k = 0; k < rows; ++k) {
+        const __m256i act = Load32(reinterpret_cast<const uint8_t*>(packed[k] + j));
+        acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(act, q)), scale));
+      }
+    }
+    first += lanes;
+  };
+  for (int k = 0; k < rows; ++k) acc[k] = _mm256_setzero_si256();
+  auto pack = [&](int64_t g, uint64_t m, int64_t at) SMELT_AVX2 {
+    for (int k = 0; k < rows; ++k) PackGroup(y[k] + 64 * g, m, packed[k] + at);
+  };
+  auto window_end = [&](int64_t j, int64_t have) SMELT_AVX2 {
+    for (int k = 0; k < rows; ++k) {
+      sum[k] += SumLanes(acc[k]);
+      acc[k] = _mm256_setzero_si256();
+      if (j > 0 && j < have) std::memcpy(packed[k], packed[k] + j, 32);  // j ≥ 32: no overlap
+    }
+  };
+  WalkRow<32>(r, pack, step, window_end);
+  for (int k = 0; k < rows; ++k)
+    out[k] = (float)sum[k] * (r.d * ViewI8Row(static_cast<const uint8_t*>(a) + k * stride).d);
+}
+
+SMELT_AVX2 float Dot(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  DotRows<1>(w_row, a_row, 0, n, &out);
+  return out;
+}
+
+}  // namespace w4mask
+
 SMELT_AVX2 inline float LoadBf16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, sizeof(h));
@@ -974,7 +1090,9 @@ const Avx2Kernels* Avx2() {
                                      DotK4x4<BlockQ4_K, false>,
                                      DotK4x4<BlockQ5_K, true>,
                                      DotQ6_Kx4,
-                                     DotQ2_KRows<4>};
+                                     DotQ2_KRows<4>,
+                                     w4mask::Dot,
+                                     w4mask::DotRows<4>};
   return &kAvx2;
 }
 

@@ -31,6 +31,7 @@
 #include "kernels/prefetch.h"
 #include "kernels/qdot_table4.h"
 #include "kernels/s24w4_avx512.h"
+#include "kernels/sparse_w4.h"
 
 #include "core/gcc_avx512_warnings_off.h"
 
@@ -281,6 +282,88 @@ SMELT_VBMI2 void DotSparseMaskW8A8Rows512(const void* w_row, const void* a, size
   }
 }
 
+// sp70_w4a8 · i8_pc (formats/sparse_mask.h), as kernels/sparse_w4.h walks it: each group's
+// activations packed by one vpcompressb (zeros above the packed ones) and stored at the running
+// count; per 64 packed activations their chunk of codes (Codes64), then |q| times q_a with q's sign in int16 pairs (|q| ≤ 8: no
+// saturation) and one vpdpwssd with the four runs' multipliers (run i of the step in 128-bit lane
+// i, one byte shuffle of the four bytes). The one f32 step is the reference's, (float) Σ ·
+// (d_w·d_a), so the result is its bits.
+namespace w4mask {
+
+#define SMELT_SPARSE_W4_TARGET SMELT_VBMI2
+#include "kernels/sparse_w4_walk_body.h"
+#undef SMELT_SPARSE_W4_TARGET
+
+// Codes first .. first + 63 (first a multiple of 64: one chunk, formats/sparse_mask.h) as signed
+// bytes: the chunk's 32 bytes in both halves of a register, the upper half shifted by 4, masked,
+// − 8. A row's shorter last chunk (L = 16, 32 or 48 codes in L/2 bytes) is read masked and its
+// upper codes moved down from lane 32 to lane L/2 through a small buffer (once per row).
+SMELT_VBMI2 inline __m512i Codes64(const SparseMaskW4RowView& r, int64_t first) {
+  const int64_t len = std::min<int64_t>(64, r.capacity - first);
+  const __m512i shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+  const __m256i bytes = len == 64 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.codes + first / 2))
+                                  : _mm256_maskz_loadu_epi8((__mmask32)((1u << (len / 2)) - 1), r.codes + first / 2);
+  const __m512i codes = _mm512_sub_epi8(
+      _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(bytes), shifts), _mm512_set1_epi8(0x0F)),
+      _mm512_set1_epi8(8));
+  if (len == 64) return codes;
+  alignas(64) int8_t moved[96];
+  _mm512_store_si512(moved, codes);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(moved + len / 2), _mm512_extracti64x4_epi64(codes, 1));
+  return _mm512_load_si512(moved);
+}
+
+template <int rows>
+SMELT_VBMI2 void DotRows(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  const SparseMaskW4RowView r = ViewSparseMaskW4Row(w_row, n, kSp70W4Cap);
+  sparse_w4::PrefetchRowAhead(w_row, n);
+  const uint8_t* y[rows];
+  for (int k = 0; k < rows; ++k) y[k] = static_cast<const uint8_t*>(a) + k * stride + sizeof(RowHeaderI8);
+  // Word j of 128-bit lane i: byte i of the four multipliers (zero-extended).
+  const __m512i run_of_lane = _mm512_set_epi64(0x8003800380038003LL, 0x8003800380038003LL, 0x8002800280028002LL,
+                                               0x8002800280028002LL, 0x8001800180018001LL, 0x8001800180018001LL,
+                                               (long long)0x8000800080008000ULL, (long long)0x8000800080008000ULL);
+  alignas(64) int8_t packed[rows][sparse_w4::kPackedBytes];
+  int64_t first = 0;  // the stored weight of the next step's first packed activation
+  int64_t sum[rows] = {};
+  __m512i acc[rows];
+  auto step = [&](int64_t j, int64_t lanes) SMELT_VBMI2 {  // packed[.][j ..] against weights first ..
+    const int64_t valid = sparse_w4::LanesWithCodes(r, first, lanes);
+    if (valid > 0) {
+      const __mmask64 used = valid >= 64 ? ~0ULL : (1ULL << valid) - 1;
+      const __m512i q = Codes64(r, first);
+      const __mmask64 negative = _mm512_movepi8_mask(q);
+      const __m512i magnitude = _mm512_abs_epi8(q);
+      uint32_t four;  // the runs' multipliers (a last step may read codes' bytes past them: unused lanes)
+      std::memcpy(&four, r.multipliers + first / kSparseW4Run, sizeof four);
+      const __m512i scale = _mm512_shuffle_epi8(_mm512_set1_epi32((int)four), run_of_lane);
+      for (int k = 0; k < rows; ++k) {
+        const __m512i act = _mm512_maskz_loadu_epi8(used, packed[k] + j);
+        const __m512i pairs = _mm512_maddubs_epi16(magnitude, _mm512_mask_sub_epi8(act, negative, _mm512_setzero_si512(), act));
+        acc[k] = _mm512_dpwssd_epi32(acc[k], pairs, scale);
+      }
+    }
+    first += lanes;
+  };
+  for (int k = 0; k < rows; ++k) acc[k] = _mm512_setzero_si512();
+  auto pack = [&](int64_t g, uint64_t m, int64_t at) SMELT_VBMI2 {
+    for (int k = 0; k < rows; ++k)
+      _mm512_storeu_si512(packed[k] + at, _mm512_maskz_compress_epi8(m, _mm512_loadu_si512(y[k] + 64 * g)));
+  };
+  auto window_end = [&](int64_t j, int64_t have) SMELT_VBMI2 {
+    for (int k = 0; k < rows; ++k) {
+      sum[k] += _mm512_reduce_add_epi32(acc[k]);
+      acc[k] = _mm512_setzero_si512();
+      if (j > 0 && j < have) _mm512_storeu_si512(packed[k], _mm512_loadu_si512(packed[k] + j));  // j ≥ 64: no overlap
+    }
+  };
+  WalkRow<64>(r, pack, step, window_end);
+  for (int k = 0; k < rows; ++k)
+    out[k] = (float)sum[k] * (r.d * ViewI8Row(static_cast<const uint8_t*>(a) + k * stride).d);
+}
+
+}  // namespace w4mask
+
 // s24_w4a8 · i8_pc (formats/sparse24.h): a whole block of 128 per step. The 32 code bytes, read
 // twice into one register, become the 64 slots' codes times 16 in one Galois-field affine step
 // (the low nibbles shifted up in the first half, the high nibbles kept in the second: a
@@ -496,6 +579,7 @@ QDotFn Avx512QDot(DType weight) {
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8_512 : nullptr;
     case DType::kSP50_F16: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskF16Rows512<16, 1>> : nullptr;
     case DType::kSP70_F16: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskF16Rows512<10, 1>> : nullptr;
+    case DType::kSP70_W4A8: return CpuHasAvx512Vbmi2() ? OneRow<w4mask::DotRows<1>> : nullptr;
     default: return table4::Avx512Dot(weight);
   }
 }
@@ -515,6 +599,7 @@ QDotX4Fn Avx512QDotX4(DType weight) {
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8x4_512 : nullptr;
     case DType::kSP50_F16: return CpuHasAvx512Vbmi2() ? DotSparseMaskF16Rows512<16, 4> : nullptr;
     case DType::kSP70_F16: return CpuHasAvx512Vbmi2() ? DotSparseMaskF16Rows512<10, 4> : nullptr;
+    case DType::kSP70_W4A8: return CpuHasAvx512Vbmi2() ? w4mask::DotRows<4> : nullptr;
     default: return table4::Avx512DotX4(weight);
   }
 }

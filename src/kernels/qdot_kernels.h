@@ -13,6 +13,8 @@ struct Avx2Kernels {
   QDotX4Fn x4_s24_q8, x4_s24_q4, x4_sp50_q8, x4_sp70_q8, x4_sp50_w8a8, x4_sp70_w8a8, x4_s24_w4a8, x4_sp50_f16,
       x4_sp70_f16;
   QDotX4Fn x4_q4_k, x4_q5_k, x4_q6_k, x4_q2_k;
+  QDotFn sp70_w4a8;
+  QDotX4Fn x4_sp70_w4a8;
 };
 
 // The AVX2/FMA/F16C twins (qdot_avx2.cc); nullptr where not built. Only valid when

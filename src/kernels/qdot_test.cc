@@ -20,6 +20,7 @@
 #include "formats/sparse_mask.h"
 #include "formats/types.h"
 #include "kernels/matmul.h"
+#include "kernels/qdot_kernels.h"
 #include "kernels/qdot_test_util.h"
 #include "tiny_models.h"
 
@@ -508,7 +509,7 @@ TEST(QDot, RowLoopGivesTheSingleRowKernelsBits) {
 // times the rounded activations, and the same bits for 1 and 2 threads.
 TEST(QDot, MatMulOnSparseMaskWeights) {
   const int64_t C = 512, OC = 37;
-  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8, DType::kSP50_W8A8, DType::kSP70_W8A8}) {
+  for (DType type : {DType::kSP50_Q8, DType::kSP70_Q8, DType::kSP50_W8A8, DType::kSP70_W8A8, DType::kSP70_W4A8}) {
     std::vector<float> values = tiny::RandomVector(C * OC, 31);
     for (size_t i = 0; i < values.size(); ++i)
       if (i % 10 < 7) values[i] = 0.0f;
@@ -538,7 +539,8 @@ TEST(QDot, MatMulOnSparseMaskWeights) {
 TEST(QDot, FourRowKernelsEqualFourSingleCalls) {
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kIQ4_NL, DType::kQ2_K, DType::kQ4_K, DType::kQ5_K,
                      DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4, DType::kSP50_Q8, DType::kSP70_Q8,
-                     DType::kSP50_W8A8, DType::kSP70_W8A8, DType::kS24_W4A8, DType::kSP50_F16, DType::kSP70_F16}) {
+                     DType::kSP50_W8A8, DType::kSP70_W8A8, DType::kS24_W4A8, DType::kSP50_F16, DType::kSP70_F16,
+                     DType::kSP70_W4A8}) {
     const QDotX4Fn four = FastQDotX4(type);
     if (!four) GTEST_SKIP() << "no four-row kernel on this CPU";
     const int64_t block = Traits(type).block_size;
@@ -598,6 +600,62 @@ TEST(QDot, Avx512HalfDotsAreTheAvx2BitsAndFourRowsAreFourCalls) {
                      std::string(DTypeName(type)) + " n " + std::to_string(n));
   }
   EXPECT_EQ(Avx512QDot(DType::kQ8_0), nullptr);
+}
+
+// sp70_w4a8 (int4 codes in bitmask rows, an 8-bit multiplier per run of 16 stored weights): the
+// reference against the decoded rows' dot in double, and every twin (AVX2, AVX-512 VBMI2, their
+// four-row forms) the reference's bits, since every kernel sums the same exact integers and takes
+// one f32 step. Random rows of every byte pattern (every multiplier, nibble 0 reading as −8) with
+// masks from empty to every bit set (past the capacity: those bits read as 0), the f32 scale of
+// every kind; rows of one block, of odd block counts, of a window of 64 groups and more (the
+// twins' packed activations carried across windows); encoded rows of 70 % sparse Gaussian
+// weights too.
+TEST(QDot, SparseMaskW4A8TwinsAreTheReferenceBits) {
+  const DType type = DType::kSP70_W4A8;
+  const QDotFn ref = ReferenceQDot(type);
+  ASSERT_NE(ref, nullptr);
+  EXPECT_EQ(Avx2QDot(type) != nullptr, CpuHasAvx2FmaF16c());
+  EXPECT_EQ(Avx512QDot(type) != nullptr, CpuHasAvx512Vbmi2());
+  const std::vector<std::pair<const char*, QDotFn>> twins = {{"avx2", Avx2QDot(type)}, {"avx512", Avx512QDot(type)}};
+  const qdot::Avx2Kernels* avx2 = CpuHasAvx2FmaF16c() ? qdot::Avx2() : nullptr;
+  const QDotX4Fn fours[] = {avx2 ? avx2->x4_sp70_w4a8 : nullptr, Avx512QDotX4(type)};
+  uint32_t seed = 1;
+  for (int64_t n : {256, 512, 768, 17 * 256, 4096, 53 * 256})
+    for (double density : {-1.0, 0.0, 0.1, 0.3, 0.5, 1.0})
+      for (int rep = 0; rep < 3; ++rep, ++seed) {
+        std::vector<uint8_t> w;
+        if (density < 0) {  // encoded: 70 % of a Gaussian row zeroed, the rest rounded to the grid
+          std::vector<float> x = tiny::RandomVector(n, seed);
+          for (int64_t i = 0; i < n; ++i)
+            if ((i * 7 + seed) % 10 < 7) x[i] = 0.0f;
+          w.resize(RowBytes(type, n));
+          Traits(type).from_float(x.data(), w.data(), n);
+        } else {
+          w = RandomMaskRow(type, n, density, seed);
+        }
+        const std::vector<uint8_t> a = RandomActivationRow(type, n, 300 + seed);
+        const std::vector<float> wf = DecodeRow(type, w, n), af = DecodeRow(ActivationType(type), a, n);
+        const std::string what = "n " + std::to_string(n) + " density " + std::to_string(density) + " seed " + std::to_string(seed);
+        const float got = ref(w.data(), a.data(), n);
+        EXPECT_NEAR(got, DotDouble(wf.data(), af.data(), n), KernelTolerance(n, DotMass(type, w.data(), a.data(), wf.data(), af.data(), n))) << what;
+        for (const auto& [name, twin] : twins) {
+          if (twin) {
+            EXPECT_EQ(twin(w.data(), a.data(), n), got) << name << " " << what;
+          }
+        }
+        const size_t a_bytes = a.size(), stride = a_bytes + 3;
+        std::vector<uint8_t> four_rows(4 * stride);
+        for (int k = 0; k < 4; ++k) {
+          const std::vector<uint8_t> row = RandomActivationRow(type, n, 900 + seed + k);
+          std::memcpy(four_rows.data() + k * stride, row.data(), a_bytes);
+        }
+        for (const QDotX4Fn four : fours) {
+          if (!four) continue;
+          float out[4];
+          four(w.data(), four_rows.data(), stride, n, out);
+          for (int k = 0; k < 4; ++k) EXPECT_EQ(out[k], ref(w.data(), four_rows.data() + k * stride, n)) << "x4 " << what;
+        }
+      }
 }
 
 // The VBMI2 twins of the bitmask rows give the AVX2 twin's bits, alone and four rows at a time, at
