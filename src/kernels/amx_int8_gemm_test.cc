@@ -102,18 +102,21 @@ TEST(AmxInt8Gemm, AmxW8A8GivesTheRowDotsBits) {
       }
 }
 
-// The bitmask rows against per-token int8 activations (sp50_w8a8, sp70_w8a8) on the w8a8 tiles:
-// the row dot's bits for encoded pruned rows and for random rows whose masks set more bits than
-// the capacity (those bits read as zeros), row lengths with an odd number of 32-weight blocks.
+// The bitmask rows against per-token int8 activations (sp50_w8a8, sp70_w8a8, and sp70_w4a8 with
+// its int4 codes in two tile products) on the w8a8 tiles: the row dot's bits for encoded pruned
+// rows and for random rows whose masks set more bits than the capacity (those bits read as
+// zeros; sp70_w4a8: every multiplier and nibble), row lengths with an odd number of 32-weight
+// blocks (sp70_w4a8: of 256-weight blocks, rows ending in a short chunk of codes).
 TEST(AmxInt8Gemm, AmxSparseMaskRowsGiveTheRowDotsBits) {
   std::mt19937 rng(13);
   std::normal_distribution<float> g(0.0f, 1.0f);
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
-  for (DType type : {DType::kSP50_W8A8, DType::kSP70_W8A8}) {
+  for (DType type : {DType::kSP50_W8A8, DType::kSP70_W8A8, DType::kSP70_W4A8}) {
     const PromptGemm k = AmxW8A8Gemm(type);
     if (!k) GTEST_SKIP() << "no AMX-INT8 with AVX-512 VBMI2 on this CPU";
     EXPECT_EQ(FastPromptGemm(type).gemm, k.gemm);
-    for (int64_t C : {32, 96, 1024})
+    const bool w4 = type == DType::kSP70_W4A8;
+    for (int64_t C : w4 ? std::vector<int64_t>{256, 768, 2816} : std::vector<int64_t>{32, 96, 1024})
       for (int64_t n : {1, 13, 16})
         for (int64_t T : {17, 40}) {
           const std::string what = std::string(DTypeName(type)) + " C=" + std::to_string(C) + " n=" +

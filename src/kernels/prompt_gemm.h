@@ -7,7 +7,8 @@
 // callers (MatMul, the fused products) use them from kMinBlockedBatch tokens on
 // (kernels/matmul.h), so batches up to 16 tokens give exactly the logits of one-token steps.
 //   - F16/BF16: kernels/half_gemm.h (AVX-512, AMX-BF16);
-//   - Q2_K … Q6_K, w8a8, its bitmask rows sp50_w8a8/sp70_w8a8 and s24_w4a8: kernels/amx_int8_gemm.h
+//   - Q2_K … Q6_K, w8a8, its bitmask rows sp50_w8a8/sp70_w8a8/sp70_w4a8 and s24_w4a8:
+//     kernels/amx_int8_gemm.h
 //     (AMX-INT8, the row dots' bits).
 #include <cstddef>
 #include <cstdint>

@@ -32,6 +32,7 @@
 #include "kernels/qdot_table4.h"
 #include "kernels/s24w4_avx512.h"
 #include "kernels/sparse_w4.h"
+#include "kernels/sparse_w4_avx512.h"
 
 #include "core/gcc_avx512_warnings_off.h"
 
@@ -284,7 +285,7 @@ SMELT_VBMI2 void DotSparseMaskW8A8Rows512(const void* w_row, const void* a, size
 
 // sp70_w4a8 · i8_pc (formats/sparse_mask.h), as kernels/sparse_w4.h walks it: each group's
 // activations packed by one vpcompressb (zeros above the packed ones) and stored at the running
-// count; per 64 packed activations their chunk of codes (Codes64), then |q| times q_a with q's sign in int16 pairs (|q| ≤ 8: no
+// count; per 64 packed activations their chunk of codes (kernels/sparse_w4_avx512.h), then |q| times q_a with q's sign in int16 pairs (|q| ≤ 8: no
 // saturation) and one vpdpwssd with the four runs' multipliers (run i of the step in 128-bit lane
 // i, one byte shuffle of the four bytes). The one f32 step is the reference's, (float) Σ ·
 // (d_w·d_a), so the result is its bits.
@@ -293,25 +294,6 @@ namespace w4mask {
 #define SMELT_SPARSE_W4_TARGET SMELT_VBMI2
 #include "kernels/sparse_w4_walk_body.h"
 #undef SMELT_SPARSE_W4_TARGET
-
-// Codes first .. first + 63 (first a multiple of 64: one chunk, formats/sparse_mask.h) as signed
-// bytes: the chunk's 32 bytes in both halves of a register, the upper half shifted by 4, masked,
-// − 8. A row's shorter last chunk (L = 16, 32 or 48 codes in L/2 bytes) is read masked and its
-// upper codes moved down from lane 32 to lane L/2 through a small buffer (once per row).
-SMELT_VBMI2 inline __m512i Codes64(const SparseMaskW4RowView& r, int64_t first) {
-  const int64_t len = std::min<int64_t>(64, r.capacity - first);
-  const __m512i shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-  const __m256i bytes = len == 64 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.codes + first / 2))
-                                  : _mm256_maskz_loadu_epi8((__mmask32)((1u << (len / 2)) - 1), r.codes + first / 2);
-  const __m512i codes = _mm512_sub_epi8(
-      _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(bytes), shifts), _mm512_set1_epi8(0x0F)),
-      _mm512_set1_epi8(8));
-  if (len == 64) return codes;
-  alignas(64) int8_t moved[96];
-  _mm512_store_si512(moved, codes);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(moved + len / 2), _mm512_extracti64x4_epi64(codes, 1));
-  return _mm512_load_si512(moved);
-}
 
 template <int rows>
 SMELT_VBMI2 void DotRows(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
@@ -331,12 +313,10 @@ SMELT_VBMI2 void DotRows(const void* w_row, const void* a, size_t stride, int64_
     const int64_t valid = sparse_w4::LanesWithCodes(r, first, lanes);
     if (valid > 0) {
       const __mmask64 used = valid >= 64 ? ~0ULL : (1ULL << valid) - 1;
-      const __m512i q = Codes64(r, first);
+      const __m512i q = sparse_w4::Codes64(r, first);
       const __mmask64 negative = _mm512_movepi8_mask(q);
       const __m512i magnitude = _mm512_abs_epi8(q);
-      uint32_t four;  // the runs' multipliers (a last step may read codes' bytes past them: unused lanes)
-      std::memcpy(&four, r.multipliers + first / kSparseW4Run, sizeof four);
-      const __m512i scale = _mm512_shuffle_epi8(_mm512_set1_epi32((int)four), run_of_lane);
+      const __m512i scale = _mm512_shuffle_epi8(_mm512_set1_epi32((int)sparse_w4::ChunkMultipliers(r, first)), run_of_lane);
       for (int k = 0; k < rows; ++k) {
         const __m512i act = _mm512_maskz_loadu_epi8(used, packed[k] + j);
         const __m512i pairs = _mm512_maddubs_epi16(magnitude, _mm512_mask_sub_epi8(act, negative, _mm512_setzero_si512(), act));

@@ -11,7 +11,8 @@
 //   C (0, 1) = even and odd column groups, added at the end.
 // The bitmask rows against per-token int8 activations (sp50_w8a8, sp70_w8a8) use the same tiles,
 // their codes expanded into place while the B tiles are written (vpexpandb: CpuHasAvx512Vbmi2()),
-// and so does s24_w4a8, one scale step per 64 columns (below; CpuHasAvx512Vbmi()).
+// and so does s24_w4a8, one scale step per 64 columns (below; CpuHasAvx512Vbmi()), and sp70_w4a8,
+// two tile products per 64 columns (below; CpuHasAvx512Vbmi2()).
 // Only these functions carry the target attribute; dispatch: CpuHasAmxInt8().
 #include "kernels/amx_int8_gemm.h"
 
@@ -32,6 +33,7 @@
 #include "formats/sparse_mask.h"
 #include "kernels/amx_tiles.h"
 #include "kernels/s24w4_avx512.h"
+#include "kernels/sparse_w4_avx512.h"
 #include "kernels/transpose_avx512.h"
 
 #define SMELT_AMX_W8 \
@@ -92,26 +94,143 @@ SMELT_AMX_W8 void PrepareMaskRows(const uint8_t* w, size_t w_stride, int64_t n, 
   }
 }
 
+// The f32 scales that open n ≤ 16 rows (w8a8's and the bitmask rows' header), zeros past n.
+SMELT_AMX_W8 inline __m512 RowScales(const uint8_t* w, size_t w_stride, int64_t n) {
+  float dw[16] = {};
+  for (int r = 0; r < n; ++r) std::memcpy(&dw[r], w + r * w_stride, sizeof(float));
+  return _mm512_loadu_ps(dw);
+}
+
+// C tiles 0 and 1 into sums[0], sums[1] (16 int32 per token row).
+SMELT_AMX_W8 inline void StoreSumTiles(int32_t (*sums)[16][16]) {
+  _tile_stored(0, sums[0], 64);
+  _tile_stored(1, sums[1], 64);
+  TileMemoryBarrier();
+}
+
+// Tiles for nt tokens: C 0 and 1 (nt × 16 int32), A 4 (nt × 64 codes), B 6 and 7 (16 × 64).
+SMELT_AMX_W8 inline void ConfigureW8Tiles(int nt) {
+  TileConfig cfg;
+  for (int c = 0; c < 2; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = 64;
+  cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = 64;
+  for (int b : {6, 7}) cfg.rows[b] = 16, cfg.colsb[b] = 64;
+  LoadTileConfig(cfg);
+}
+
+// sp70_w4a8 (formats/sparse_mask.h) on the same tiles, twice: a stored weight's integer s·q
+// (|s·q| ≤ 8·255) is 16·(s_hi·q) + s_lo·q with s = 16·s_hi + s_lo, both parts within ±120, so
+// each 64 columns take two tile products, with B tiles of s_hi·q and of s_lo·q placed at the
+// weights' columns. Their int32 sums give the row dot's integer exactly, 16·Σhi + Σlo (in int64),
+// then its one f32 step. Each row's codes are decoded in stored order 64 at a time
+// (sparse_w4::Codes64), the parts formed by two vpmaddubsw per part (even and odd bytes), and
+// expanded to their columns as the bitmask rows' codes are (set bits past the capacity read the
+// zeros after the parts).
+constexpr size_t kW4PartsBytes(int64_t C) { return (size_t)(kSp70W4Cap * (C / 256) + 64); }
+
+// Bytes s_i·q_i of 64 pairs (|s_i·q_i| ≤ 127; s_i unsigned, q_i signed).
+SMELT_AMX_W8 inline __m512i ByteProducts(__m512i s, __m512i q) {
+  const __m512i low_bytes = _mm512_set1_epi16(0x00FF);
+  const __m512i even = _mm512_maddubs_epi16(_mm512_and_si512(s, low_bytes), q);     // s_2i·q_2i
+  const __m512i odd = _mm512_maddubs_epi16(_mm512_andnot_si512(low_bytes, s), q);   // s_2i+1·q_2i+1
+  return _mm512_or_si512(_mm512_and_si512(even, low_bytes), _mm512_slli_epi16(odd, 8));
+}
+
+// The B tiles of n sp70_w4a8 rows: for 64 columns g, the s_hi·q tile at tiles + 2g·kW8TileBytes
+// and the s_lo·q tile after it. parts: scratch for 16 rows' two parts in stored order.
+SMELT_AMX_W8 void PrepareW4Rows(const uint8_t* w, size_t w_stride, int64_t n, int64_t C, uint8_t* tiles, int8_t* parts) {
+  const size_t stride = kW4PartsBytes(C);
+  // Byte j of 128-bit lane i: byte i of the four multipliers.
+  const __m512i run_of_lane = _mm512_set_epi64(0x0303030303030303LL, 0x0303030303030303LL, 0x0202020202020202LL,
+                                               0x0202020202020202LL, 0x0101010101010101LL, 0x0101010101010101LL, 0, 0);
+  SparseMaskW4RowView row[16];
+  int64_t cursor[16] = {};
+  for (int r = 0; r < n; ++r) {
+    row[r] = ViewSparseMaskW4Row(w + r * w_stride, C, kSp70W4Cap);
+    int8_t* hi = parts + 2 * r * stride;
+    int8_t* lo = hi + stride;
+    for (int64_t first = 0; first < row[r].capacity; first += 64) {
+      const __m512i q = sparse_w4::Codes64(row[r], first);
+      const __m512i s = _mm512_shuffle_epi8(_mm512_set1_epi32((int)sparse_w4::ChunkMultipliers(row[r], first)), run_of_lane);
+      const __m512i nibble = _mm512_set1_epi8(0x0F);
+      _mm512_storeu_si512(hi + first, ByteProducts(_mm512_and_si512(_mm512_srli_epi16(s, 4), nibble), q));
+      _mm512_storeu_si512(lo + first, ByteProducts(_mm512_and_si512(s, nibble), q));
+    }
+    // Past the capacity (a last chunk's unused lanes included): zeros.
+    std::memset(hi + row[r].capacity, 0, 64);
+    std::memset(lo + row[r].capacity, 0, 64);
+  }
+  for (int64_t g = 0; g < C / kGroup; ++g) {
+    __m512i z_hi[16], z_lo[16];
+    for (int r = 0; r < 16; ++r) {
+      if (r >= n) {
+        z_hi[r] = z_lo[r] = _mm512_setzero_si512();
+        continue;
+      }
+      const uint64_t m = sparse_w4::GroupMask(row[r].masks, g);
+      const int8_t* hi = parts + 2 * r * stride;
+      z_hi[r] = _mm512_maskz_expandloadu_epi8(m, hi + cursor[r]);
+      z_lo[r] = _mm512_maskz_expandloadu_epi8(m, hi + stride + cursor[r]);
+      cursor[r] = std::min<int64_t>(cursor[r] + __builtin_popcountll(m), row[r].capacity);
+    }
+    StoreTransposed16(z_hi, tiles + 2 * g * kW8TileBytes);
+    StoreTransposed16(z_lo, tiles + (2 * g + 1) * kW8TileBytes);
+  }
+}
+
+SMELT_AMX_W8 void AmxW4A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
+                                  int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
+  const int64_t groups = C / kGroup;  // C is whole blocks of 256
+  auto* tiles = reinterpret_cast<uint8_t*>(scratch);
+  PrepareW4Rows(w, w_stride, n, C, tiles, reinterpret_cast<int8_t*>(tiles + 2 * groups * kW8TileBytes));
+  const __m512 d_w = RowScales(w, w_stride, n);
+  const __mmask16 rows = (__mmask16)((1u << n) - 1);
+  const long stride = (long)a_stride;
+  alignas(64) int32_t sums[2][16][16];
+  for (int64_t t0 = 0; t0 < T; t0 += 16) {
+    const int nt = (int)std::min<int64_t>(16, T - t0);
+    ConfigureW8Tiles(nt);
+    const uint8_t* codes = a + t0 * a_stride + sizeof(RowHeaderI8);
+    TileMemoryBarrier();
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int64_t g = 0; g < groups; ++g) {
+      _tile_loadd(4, codes + g * kGroup, stride);
+      _tile_loadd(6, tiles + 2 * g * kW8TileBytes, 64);
+      _tile_dpbssd(0, 4, 6);
+      _tile_loadd(7, tiles + (2 * g + 1) * kW8TileBytes, 64);
+      _tile_dpbssd(1, 4, 7);
+    }
+    StoreSumTiles(sums);
+    for (int t = 0; t < nt; ++t) {
+      const float da = ViewI8Row(a + (t0 + t) * a_stride).d;
+      const __m512i hi = _mm512_load_si512(sums[0][t]), lo = _mm512_load_si512(sums[1][t]);
+      // 16·hi + lo in int64, then (float) as the row dot converts its int64 sum.
+      auto total = [&](int half) SMELT_AMX_W8 {
+        const __m512i h = _mm512_cvtepi32_epi64(half ? _mm512_extracti64x4_epi64(hi, 1) : _mm512_castsi512_si256(hi));
+        const __m512i l = _mm512_cvtepi32_epi64(half ? _mm512_extracti64x4_epi64(lo, 1) : _mm512_castsi512_si256(lo));
+        return _mm512_cvtepi64_ps(_mm512_add_epi64(_mm512_slli_epi64(h, 4), l));
+      };
+      const __m512 sum = _mm512_insertf32x8(_mm512_castps256_ps512(total(0)), total(1), 1);
+      _mm512_mask_storeu_ps(out + (t0 + t) * ld, rows, _mm512_mul_ps(sum, _mm512_mul_ps(d_w, _mm512_set1_ps(da))));
+    }
+    _tile_release();
+  }
+}
+
 template <void (*Prepare)(const uint8_t*, size_t, int64_t, int64_t, uint8_t*)>
 SMELT_AMX_W8 void AmxW8A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
                                   int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
   const int64_t full = C / kGroup, groups = (C + kGroup - 1) / kGroup;
   auto* tiles = reinterpret_cast<uint8_t*>(scratch);
   Prepare(w, w_stride, n, C, tiles);
-  float dw[16] = {};
-  for (int r = 0; r < n; ++r) std::memcpy(&dw[r], w + r * w_stride, sizeof(float));
-  const __m512 d_w = _mm512_loadu_ps(dw);
+  const __m512 d_w = RowScales(w, w_stride, n);
   const __mmask16 rows = (__mmask16)((1u << n) - 1);
   const long stride = (long)a_stride;
   alignas(64) int32_t sums[2][16][16];
   alignas(64) int8_t tail[16][kGroup];  // the last, partial group of columns, zero-padded
   for (int64_t t0 = 0; t0 < T; t0 += 16) {
     const int nt = (int)std::min<int64_t>(16, T - t0);
-    TileConfig cfg;
-    for (int c = 0; c < 2; ++c) cfg.rows[c] = (uint8_t)nt, cfg.colsb[c] = 64;
-    cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = 64;
-    for (int b : {6, 7}) cfg.rows[b] = 16, cfg.colsb[b] = 64;
-    LoadTileConfig(cfg);
+    ConfigureW8Tiles(nt);
     const uint8_t* codes = a + t0 * a_stride + sizeof(RowHeaderI8);
     if (groups > full) {
       std::memset(tail, 0, sizeof tail);
@@ -134,12 +253,9 @@ SMELT_AMX_W8 void AmxW8A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, 
         _tile_dpbssd(1, 4, 7);
       }
     }
-    _tile_stored(0, sums[0], 64);
-    _tile_stored(1, sums[1], 64);
-    TileMemoryBarrier();
+    StoreSumTiles(sums);
     for (int t = 0; t < nt; ++t) {
-      float da;
-      std::memcpy(&da, a + (t0 + t) * a_stride, sizeof da);
+      const float da = ViewI8Row(a + (t0 + t) * a_stride).d;
       const __m512i s = _mm512_add_epi32(_mm512_load_si512(sums[0][t]), _mm512_load_si512(sums[1][t]));
       _mm512_mask_storeu_ps(out + (t0 + t) * ld, rows,
                             _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d_w, _mm512_set1_ps(da))));
@@ -262,6 +378,7 @@ PromptGemm AmxW8A8Gemm(DType type) {
     case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<16>>, nullptr} : PromptGemm{};
     case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<10>>, nullptr} : PromptGemm{};
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? PromptGemm{AmxS24W4A8GemmImpl, nullptr} : PromptGemm{};
+    case DType::kSP70_W4A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW4A8GemmImpl, nullptr} : PromptGemm{};
     default: return {};
   }
 }
