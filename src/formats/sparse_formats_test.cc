@@ -361,6 +361,28 @@ TEST(SparseFormats, W4MaskRowsKeepTheirCapacity) {
     EXPECT_EQ(z[i], i < v.capacity ? 0.5f * (float)(3 + 2 * (i / 16)) * (float)(i % 16 - 8) : 0.0f) << i;
 }
 
+// Non-finite inputs (inf, NaN, the largest floats) encode without undefined behaviour (the
+// sanitizer build runs this) and keep the mask of the non-zeros; every multiplier stays in 1..255.
+TEST(SparseFormats, W4MaskRowsTakeNonFiniteInputs) {
+  const DType t = DType::kSP70_W4A8;
+  const int64_t n = 256;
+  std::vector<float> x = PrunedRow(n, 0.7, 5);
+  const float specials[] = {INFINITY, -INFINITY, NAN, 3.4e38f, -3.4e38f, 1e-45f};
+  int64_t placed = 0;
+  for (int64_t i = 0; i < n && placed < 6; ++i)
+    if (x[i] != 0.0f) x[i] = specials[placed++];
+  std::vector<uint8_t> row(RowBytes(t, n));
+  Traits(t).from_float(x.data(), row.data(), n);
+  const SparseMaskW4RowView v = ViewSparseMaskW4Row(row.data(), n, kSp70W4Cap);
+  for (int64_t i = 0; i < n; ++i)
+    EXPECT_EQ((SparseMaskWord(v.masks, i / 32) >> (i % 32)) & 1, x[i] != 0.0f ? 1u : 0u) << i;
+  int64_t stored = 0;
+  for (float value : x) stored += value != 0.0f;
+  for (int64_t j = 0; j < (stored + kSparseW4Run - 1) / kSparseW4Run; ++j) {
+    EXPECT_GE(v.multipliers[j], 1) << j;
+  }
+}
+
 // Bytes per weight fall with the capacity: a 4096-wide row of sp70_q8 is well under half of
 // q8_0's, sp50_q8 under two thirds; the 2:4 types cost 22/34 and 14/18 of q8_0 and q4_0.
 TEST(SparseFormats, BytesPerWeight) {

@@ -112,7 +112,8 @@ void SparseMaskRowW4<Cap>::Quantize(const float* x, void* row, int64_t n) {
     const size_t k1 = std::min(kept.size(), k0 + kSparseW4Run);
     float run_max = 0.0f;
     for (size_t k = k0; k < k1; ++k) run_max = std::max(run_max, std::fabs(x[kept[k]]));
-    const int s = run_max > 0.0f && h.d > 0.0f ? std::clamp((int)std::ceil(run_max / (7.0f * h.d)), 1, 255) : 0;
+    // (Non-finite inputs: TruncToInt reads NaN as 0, so s stays in 1..255.)
+    const int s = run_max > 0.0f && h.d > 0.0f ? std::clamp(TruncToInt(std::ceil(run_max / (7.0f * h.d))), 1, 255) : 0;
     multipliers[k0 / kSparseW4Run] = (uint8_t)s;
     const float step = h.d * (float)s;
     for (size_t k = k0; k < k1; ++k) {
