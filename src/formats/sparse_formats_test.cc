@@ -294,11 +294,14 @@ TEST(SparseFormats, F16MaskRowsKeepValuesToHalfPrecision) {
 }
 
 // sp70_w4a8 (int4 codes, a multiplier per run of 16 stored weights): a 70 %-pruned row keeps its
-// mask exactly, its zeros zero and each value within half of its run's step d·s (the multiplier rounded up, so
-// the run's largest needs no clamping), whatever the runs' magnitudes (stretches of the row
-// scaled from 1 down to 1/300 of its largest: small multipliers).
-TEST(SparseFormats, W4MaskRowsKeepTheMaskAndHalfARunsStep) {
+// mask exactly and its zeros zero; each run of 16 stored values has no more squared error than
+// plain rounding would give it (the multiplier that puts the run's largest magnitude at 7,
+// rounded up, codes rounded within ±7: at most half a step each), and the multipliers tried
+// beyond that one make the whole row's error smaller. Stretches of the row are scaled from 1 down
+// to 1/300 of its largest (small multipliers).
+TEST(SparseFormats, W4MaskRowsKeepTheMaskAndBeatRoundingPerRun) {
   const DType t = DType::kSP70_W4A8;
+  double total_got = 0, total_rounded = 0;
   for (int64_t n : {256, 768, 4096}) {
     std::vector<float> x = PrunedRow(n, 0.70, 7 + (uint32_t)n);
     for (int64_t i = 0; i < n; ++i) x[i] *= std::pow(300.0f, -(float)(i / 64 % 5) / 4.0f);
@@ -307,18 +310,32 @@ TEST(SparseFormats, W4MaskRowsKeepTheMaskAndHalfARunsStep) {
     std::vector<float> y(n);
     Traits(t).to_float(row.data(), y.data(), n);
     const SparseMaskW4RowView v = ViewSparseMaskW4Row(row.data(), n, kSp70W4Cap);
-    int64_t k = 0;  // the stored weight's index
+    std::vector<int64_t> stored;
     for (int64_t i = 0; i < n; ++i) {
-      // The mask is kept; a value far below its run's largest may round to code 0.
       EXPECT_EQ((SparseMaskWord(v.masks, i / 32) >> (i % 32)) & 1, x[i] != 0.0f ? 1u : 0u) << "n " << n << " " << i;
       if (x[i] == 0.0f) {
         EXPECT_EQ(y[i], 0.0f) << "n " << n << " " << i;
-        continue;
+      } else {
+        stored.push_back(i);
       }
-      const double step = (double)v.d * v.multipliers[k++ / kSparseW4Run];
-      EXPECT_LE(std::fabs((double)y[i] - x[i]), 0.5 * step * (1 + 1e-5) + 1e-7 * std::fabs(x[i])) << "n " << n << " " << i;
+    }
+    for (size_t k0 = 0; k0 < stored.size(); k0 += kSparseW4Run) {
+      const size_t k1 = std::min(stored.size(), k0 + kSparseW4Run);
+      double run_max = 0;
+      for (size_t k = k0; k < k1; ++k) run_max = std::max(run_max, (double)std::fabs(x[stored[k]]));
+      const double step = v.d * std::ceil(run_max / (7.0 * v.d) - 1e-9);  // plain rounding's step
+      double got = 0, rounded = 0;
+      for (size_t k = k0; k < k1; ++k) {
+        const double xi = x[stored[k]], q = std::clamp(std::round(xi / step), -7.0, 7.0);
+        got += (y[stored[k]] - xi) * (y[stored[k]] - xi);
+        rounded += (q * step - xi) * (q * step - xi);
+        EXPECT_LE(std::fabs(q * step - xi), 0.5 * step * (1 + 1e-6)) << "n " << n << " " << stored[k];
+      }
+      EXPECT_LE(got, rounded * (1 + 1e-5) + 1e-30) << "n " << n << " run " << k0 / kSparseW4Run;
+      total_got += got, total_rounded += rounded;
     }
   }
+  EXPECT_LT(total_got, 0.95 * total_rounded);
 }
 
 // Over the capacity (a dense Gaussian row) it keeps exactly the 80·n/256 largest magnitudes; with

@@ -108,16 +108,38 @@ void SparseMaskRowW4<Cap>::Quantize(const float* x, void* row, int64_t n) {
   auto* codes = const_cast<uint8_t*>(v.codes);
   std::fill(multipliers, multipliers + v.capacity / kSparseW4Run, (uint8_t)0);
   std::fill(codes, codes + v.capacity / 2, (uint8_t)0x88);  // q = 0 past the stored weights
+  auto code = [](float v, float step) { return step > 0.0f ? std::clamp(RoundToInt(v / step), -8, 7) : 0; };
   for (size_t k0 = 0; k0 < kept.size(); k0 += kSparseW4Run) {
     const size_t k1 = std::min(kept.size(), k0 + kSparseW4Run);
-    float run_max = 0.0f;
-    for (size_t k = k0; k < k1; ++k) run_max = std::max(run_max, std::fabs(x[kept[k]]));
-    // (Non-finite inputs: TruncToInt reads NaN as 0, so s stays in 1..255.)
-    const int s = run_max > 0.0f && h.d > 0.0f ? std::clamp(TruncToInt(std::ceil(run_max / (7.0f * h.d))), 1, 255) : 0;
+    float run_max = 0.0f, run_min = 0.0f;  // the largest magnitude; the most negative value
+    for (size_t k = k0; k < k1; ++k) {
+      run_max = std::max(run_max, std::fabs(x[kept[k]]));
+      run_min = std::min(run_min, x[kept[k]]);
+    }
+    // The multiplier with the least squared error of the run among those that put its largest
+    // magnitude at ±7 (rounded up, so no clamping) or its most negative value at −8, and their
+    // neighbours. (Non-finite inputs: TruncToInt reads NaN as 0, so s stays in 1..255.)
+    int s = 0;
+    if (run_max > 0.0f && h.d > 0.0f) {
+      const int up = std::clamp(TruncToInt(std::ceil(run_max / (7.0f * h.d))), 1, 255);
+      const int negative = std::clamp(TruncToInt(std::ceil(-run_min / (8.0f * h.d))), 1, 255);
+      double best = INFINITY;
+      for (int c : {up, up - 1, up - 2, up + 1, negative, negative - 1, negative + 1}) {
+        if (c < 1 || c > 255) continue;
+        const float step = h.d * (float)c;
+        double err = 0;
+        for (size_t k = k0; k < k1; ++k) {
+          const double e = (double)x[kept[k]] - (double)(step * (float)code(x[kept[k]], step));
+          err += e * e;
+        }
+        if (err < best) best = err, s = c;
+      }
+      if (s == 0) s = up;  // every error non-finite
+    }
     multipliers[k0 / kSparseW4Run] = (uint8_t)s;
     const float step = h.d * (float)s;
     for (size_t k = k0; k < k1; ++k) {
-      const int q = step > 0.0f ? std::clamp(RoundToInt(x[kept[k]] / step), -7, 7) : 0;
+      const int q = code(x[kept[k]], step);
       const NibbleAt at = SparseW4Nibble((int64_t)k, v.capacity);
       uint8_t& byte = codes[at.byte];
       byte = (uint8_t)((byte & (0xF0 >> at.shift)) | (q + 8) << at.shift);

@@ -95,9 +95,10 @@ struct SparseMaskRowF16 {
 // integer, s·q·q_a, so the row's dot is one exact integer sum scaled once by d·d_a, as
 // sp70_w8a8's. Cap = 80 stored weights per 256 (at least 68.75 % zeros, sp70's capacity): 2.406
 // bits per weight + 32/n, against q4_0's 4.5. from_float keeps positions as the int8 rows do
-// (magnitude pruning to the capacity); d = the largest kept magnitude / (7·255), s = the run's
-// largest / (7·d) rounded up (1..255, so the run's largest needs no clamping; 0 for a run of
-// zeros or past the stored weights), q = x / (d·s) rounded (±7).
+// (magnitude pruning to the capacity); d = the largest kept magnitude / (7·255); s (1..255; 0 for
+// a run of zeros or past the stored weights) the one of least squared error for the run among
+// those that map its largest magnitude to ±7 (rounded up) or its most negative value to −8, and
+// their neighbours; q = x / (d·s) rounded and clamped to −8..7.
 template <int Cap>
 struct SparseMaskRowW4 {
   static_assert(Cap > 0 && Cap <= 256 && Cap % 16 == 0, "whole runs of 16 codes per 256 weights");
