@@ -84,7 +84,7 @@ struct SparseMaskRowF16 {
 //   f32 d                     the row's scale
 //   n/32 uint32 masks         as above
 //   Cap·n/256/16 uint8        the multiplier s of each run of 16 stored weights (in position order)
-//   Cap·n/256 nibbles         the stored weights' codes q + 8 (q in −7..7; a nibble 0 reads as
+//   Cap·n/256 nibbles         the stored weights' codes q + 8 (q in −8..7: a nibble 0 reads as
 //                             −8) in position order, in chunks of 64 (the last one of a row
 //                             shorter: L = 16, 32 or 48): byte i of a chunk of L holds code i in
 //                             its low nibble and code L/2 + i in its high one (one shift per half)
