@@ -111,6 +111,9 @@ struct SparseMaskRowW4 {
 inline constexpr int kSp70W4Cap = 80;
 inline constexpr int kSparseW4Run = 16;  // stored weights per multiplier
 
+// The stored weights a sp70_w4a8-style row of n weights holds: `cap` per 256.
+inline constexpr int64_t SparseW4Capacity(int64_t n, int cap) { return (int64_t)cap * (n / 256); }
+
 // A sp70_w4a8-style row of n weights with capacity `cap` per 256, as its parts.
 struct SparseMaskW4RowView {
   float d;
@@ -135,7 +138,7 @@ inline SparseMaskW4RowView ViewSparseMaskW4Row(const void* row, int64_t n, int c
   SparseMaskW4RowView v;
   std::memcpy(&v.d, p, sizeof v.d);
   v.masks = p + kSparseMaskOffset;
-  v.capacity = (int64_t)cap * (n / 256);
+  v.capacity = SparseW4Capacity(n, cap);
   v.multipliers = v.masks + 4 * (n / kQKSparseMask);
   v.codes = v.multipliers + v.capacity / kSparseW4Run;
   v.groups = n / 64;

@@ -844,7 +844,7 @@ SMELT_AVX2 void DotRows(const void* w_row, const void* a, size_t stride, int64_t
   const SparseMaskW4RowView r = ViewSparseMaskW4Row(w_row, n, kSp70W4Cap);
   sparse_w4::PrefetchRowAhead(w_row, n);
   const uint8_t* y[rows];
-  for (int k = 0; k < rows; ++k) y[k] = static_cast<const uint8_t*>(a) + k * stride + sizeof(RowHeaderI8);
+  sparse_w4::ActivationCodes<rows>(a, stride, y);
   // Words of 128-bit lane i: byte i of the two multipliers (zero-extended).
   const __m256i run_of_lane = _mm256_setr_epi64x((long long)0x8000800080008000ULL, (long long)0x8000800080008000ULL,
                                                  (long long)0x8001800180018001ULL, (long long)0x8001800180018001ULL);
@@ -859,9 +859,7 @@ SMELT_AVX2 void DotRows(const void* w_row, const void* a, size_t stride, int64_t
         for (int k = 0; k < rows; ++k) std::memset(packed[k] + j + valid, 0, (size_t)(32 - valid));
       const __m256i q = Codes32(r, first);
       const __m256i magnitude = _mm256_sign_epi8(q, q);
-      uint16_t two;  // the runs' multipliers (a last step may read a code byte past them: unused lanes)
-      std::memcpy(&two, r.multipliers + first / kSparseW4Run, sizeof two);
-      const __m256i scale = _mm256_shuffle_epi8(_mm256_set1_epi16((short)two), run_of_lane);
+      const __m256i scale = _mm256_shuffle_epi8(_mm256_set1_epi32((int)sparse_w4::RunMultipliers(r, first)), run_of_lane);
       for (int k = 0; k < rows; ++k) {
         const __m256i act = Load32(reinterpret_cast<const uint8_t*>(packed[k] + j));
         acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(act, q)), scale));
@@ -881,8 +879,7 @@ SMELT_AVX2 void DotRows(const void* w_row, const void* a, size_t stride, int64_t
     }
   };
   WalkRow<32>(r, pack, step, window_end);
-  for (int k = 0; k < rows; ++k)
-    out[k] = (float)sum[k] * (r.d * ViewI8Row(static_cast<const uint8_t*>(a) + k * stride).d);
+  sparse_w4::FinishRows<rows>(r, sum, a, stride, out);
 }
 
 SMELT_AVX2 float Dot(const void* w_row, const void* a_row, int64_t n) {

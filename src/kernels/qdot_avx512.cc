@@ -300,7 +300,7 @@ SMELT_VBMI2 void DotRows(const void* w_row, const void* a, size_t stride, int64_
   const SparseMaskW4RowView r = ViewSparseMaskW4Row(w_row, n, kSp70W4Cap);
   sparse_w4::PrefetchRowAhead(w_row, n);
   const uint8_t* y[rows];
-  for (int k = 0; k < rows; ++k) y[k] = static_cast<const uint8_t*>(a) + k * stride + sizeof(RowHeaderI8);
+  sparse_w4::ActivationCodes<rows>(a, stride, y);
   // Word j of 128-bit lane i: byte i of the four multipliers (zero-extended).
   const __m512i run_of_lane = _mm512_set_epi64(0x8003800380038003LL, 0x8003800380038003LL, 0x8002800280028002LL,
                                                0x8002800280028002LL, 0x8001800180018001LL, 0x8001800180018001LL,
@@ -316,7 +316,7 @@ SMELT_VBMI2 void DotRows(const void* w_row, const void* a, size_t stride, int64_
       const __m512i q = sparse_w4::Codes64(r, first);
       const __mmask64 negative = _mm512_movepi8_mask(q);
       const __m512i magnitude = _mm512_abs_epi8(q);
-      const __m512i scale = _mm512_shuffle_epi8(_mm512_set1_epi32((int)sparse_w4::ChunkMultipliers(r, first)), run_of_lane);
+      const __m512i scale = _mm512_shuffle_epi8(_mm512_set1_epi32((int)sparse_w4::RunMultipliers(r, first)), run_of_lane);
       for (int k = 0; k < rows; ++k) {
         const __m512i act = _mm512_maskz_loadu_epi8(used, packed[k] + j);
         const __m512i pairs = _mm512_maddubs_epi16(magnitude, _mm512_mask_sub_epi8(act, negative, _mm512_setzero_si512(), act));
@@ -338,8 +338,7 @@ SMELT_VBMI2 void DotRows(const void* w_row, const void* a, size_t stride, int64_
     }
   };
   WalkRow<64>(r, pack, step, window_end);
-  for (int k = 0; k < rows; ++k)
-    out[k] = (float)sum[k] * (r.d * ViewI8Row(static_cast<const uint8_t*>(a) + k * stride).d);
+  sparse_w4::FinishRows<rows>(r, sum, a, stride, out);
 }
 
 }  // namespace w4mask

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "formats/per_channel.h"
 #include "formats/sparse_mask.h"
 #include "kernels/prefetch.h"
 
@@ -31,8 +32,31 @@ inline uint64_t GroupMask(const uint8_t* masks, int64_t g) {
 // Asks for the lines of the row that lies kPrefetchDistance bytes after this one's start (the
 // rows of a matrix follow one another; each call streams one row).
 inline void PrefetchRowAhead(const void* row, int64_t n) {
-  const size_t bytes = sizeof(RowHeaderSparseMask) + (size_t)(n / 256) * (32 + kSp70W4Cap / 16 + kSp70W4Cap / 2);
+  using Row = SparseMaskRowW4<kSp70W4Cap>;
+  const size_t bytes = Row::kHeader + (size_t)(n / Row::kBlock) * Row::kBlockBytes;
   for (size_t line = 0; line < bytes; line += 64) PrefetchAhead<64>(static_cast<const uint8_t*>(row) + line);
+}
+
+// The multipliers of the runs from stored weight `first` on (a multiple of 16: byte i is run
+// first/16 + i), read as 4 bytes; a row's last step may read code bytes past them, for lanes it
+// does not use.
+inline uint32_t RunMultipliers(const SparseMaskW4RowView& r, int64_t first) {
+  uint32_t four;
+  std::memcpy(&four, r.multipliers + first / kSparseW4Run, sizeof four);
+  return four;
+}
+
+// Activation row k's codes (i8_pc rows, a + k·stride) for `rows` rows.
+template <int rows>
+inline void ActivationCodes(const void* a, size_t stride, const uint8_t** y) {
+  for (int k = 0; k < rows; ++k) y[k] = static_cast<const uint8_t*>(a) + k * stride + sizeof(RowHeaderI8);
+}
+
+// The one f32 step of each output: (float) Σ · (d_w·d_a), as the reference takes it.
+template <int rows>
+inline void FinishRows(const SparseMaskW4RowView& r, const int64_t* sum, const void* a, size_t stride, float* out) {
+  for (int k = 0; k < rows; ++k)
+    out[k] = (float)sum[k] * (r.d * ViewI8Row(static_cast<const uint8_t*>(a) + k * stride).d);
 }
 
 // How many of `lanes` packed activations from stored weight `first` on have codes (the rest lie

@@ -1,7 +1,7 @@
 #pragma once
 // The AVX-512 piece of sp70_w4a8 (formats/sparse_mask.h) that its row dot (qdot_avx512.cc) and
-// its AMX prompt kernel (w8a8_amx.cc) share: a chunk of 64 stored weights' codes and their runs'
-// multipliers. Include after <immintrin.h>, from files whose callers carry AVX-512 BW (or wider)
+// its AMX prompt kernel (w8a8_amx.cc) share: a chunk of 64 stored weights' codes (their runs'
+// multipliers: sparse_w4::RunMultipliers, kernels/sparse_w4.h). Include after <immintrin.h>, from files whose callers carry AVX-512 BW (or wider)
 // target attributes.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -32,14 +32,6 @@ SMELT_SPARSE_W4_512 inline __m512i Codes64(const SparseMaskW4RowView& r, int64_t
   _mm512_store_si512(moved, codes);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(moved + len / 2), _mm512_extracti64x4_epi64(codes, 1));
   return _mm512_load_si512(moved);
-}
-
-// The four multipliers of chunk first / 64 (runs of 16: 128-bit lane i holds run 4·(first/64) + i),
-// read as 4 bytes (a row's last chunk may read code bytes past them: lanes it does not use).
-SMELT_SPARSE_W4_512 inline uint32_t ChunkMultipliers(const SparseMaskW4RowView& r, int64_t first) {
-  uint32_t four;
-  std::memcpy(&four, r.multipliers + first / kSparseW4Run, sizeof four);
-  return four;
 }
 
 }  // namespace smelt::sparse_w4

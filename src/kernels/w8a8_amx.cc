@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/error.h"
 #include "core/half.h"
 #include "formats/per_channel.h"
 #include "formats/sparse24.h"
@@ -125,7 +126,7 @@ SMELT_AMX_W8 inline void ConfigureW8Tiles(int nt) {
 // (sparse_w4::Codes64), the parts formed by two vpmaddubsw per part (even and odd bytes), and
 // expanded to their columns as the bitmask rows' codes are (set bits past the capacity read the
 // zeros after the parts).
-constexpr size_t kW4PartsBytes(int64_t C) { return (size_t)(kSp70W4Cap * (C / 256) + 64); }
+constexpr size_t kW4PartsBytes(int64_t C) { return (size_t)(SparseW4Capacity(C, kSp70W4Cap) + 64); }
 
 // Bytes s_i·q_i of 64 pairs (|s_i·q_i| ≤ 127; s_i unsigned, q_i signed).
 SMELT_AMX_W8 inline __m512i ByteProducts(__m512i s, __m512i q) {
@@ -150,7 +151,7 @@ SMELT_AMX_W8 void PrepareW4Rows(const uint8_t* w, size_t w_stride, int64_t n, in
     int8_t* lo = hi + stride;
     for (int64_t first = 0; first < row[r].capacity; first += 64) {
       const __m512i q = sparse_w4::Codes64(row[r], first);
-      const __m512i s = _mm512_shuffle_epi8(_mm512_set1_epi32((int)sparse_w4::ChunkMultipliers(row[r], first)), run_of_lane);
+      const __m512i s = _mm512_shuffle_epi8(_mm512_set1_epi32((int)sparse_w4::RunMultipliers(row[r], first)), run_of_lane);
       const __m512i nibble = _mm512_set1_epi8(0x0F);
       _mm512_storeu_si512(hi + first, ByteProducts(_mm512_and_si512(_mm512_srli_epi16(s, 4), nibble), q));
       _mm512_storeu_si512(lo + first, ByteProducts(_mm512_and_si512(s, nibble), q));
@@ -180,6 +181,8 @@ SMELT_AMX_W8 void PrepareW4Rows(const uint8_t* w, size_t w_stride, int64_t n, in
 SMELT_AMX_W8 void AmxW4A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
                                   int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
   const int64_t groups = C / kGroup;  // C is whole blocks of 256
+  // Two B tiles per 64 columns, then 16 rows' two parts: 42·C + 2 KiB bytes of the 64·C.
+  SMELT_ASSERT(2 * groups * kW8TileBytes + 32 * kW4PartsBytes(C) <= (size_t)PromptGemmScratchFloats(C) * sizeof(float));
   auto* tiles = reinterpret_cast<uint8_t*>(scratch);
   PrepareW4Rows(w, w_stride, n, C, tiles, reinterpret_cast<int8_t*>(tiles + 2 * groups * kW8TileBytes));
   const __m512 d_w = RowScales(w, w_stride, n);
