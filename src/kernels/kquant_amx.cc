@@ -154,6 +154,16 @@ SMELT_AMX_INT8 inline void StoreSums(int32_t (*sums)[16][16]) {
   TileMemoryBarrier();
 }
 
+// The row dot's f32 step for one super-block of 16 rows against one token (DotKRef's order):
+//   acc + ((d_a·d)·(float) Σ s·q·a − (d_a·dmin)·(float) Σ m·a).
+SMELT_AMX_INT8 inline __m512 AddSuperBlockTerms(__m512 acc, float d_a, __m512 d, __m512 dmin, __m512i codes_sum,
+                                               __m512i mins_sum) {
+  const __m512 ya = _mm512_set1_ps(d_a);
+  const __m512 codes_term = _mm512_mul_ps(_mm512_mul_ps(ya, d), _mm512_cvtepi32_ps(codes_sum));
+  const __m512 mins_term = _mm512_mul_ps(_mm512_mul_ps(ya, dmin), _mm512_cvtepi32_ps(mins_sum));
+  return _mm512_add_ps(acc, _mm512_sub_ps(codes_term, mins_term));
+}
+
 // One super-block of Q4_K/Q5_K for nt tokens: y points at the first token's Q8_K block, the
 // others a_stride apart; the f32 terms go into acc[t] (the 16 rows of token t).
 SMELT_AMX_INT8 void Q45SuperBlock(const PreparedSuperBlock& p, const uint8_t* y0, size_t a_stride, int nt,
@@ -186,10 +196,7 @@ SMELT_AMX_INT8 void Q45SuperBlock(const PreparedSuperBlock& p, const uint8_t* y0
     std::memcpy(pairs, y->bsums, sizeof pairs);
     for (int j = 0; j < kSubBlocks; ++j)
       mins_sum = _mm512_dpwssd_epi32(mins_sum, _mm512_set1_epi32(pairs[j]), _mm512_loadu_si512(p.min_pairs[j]));
-    const __m512 ya = _mm512_set1_ps(y->d);
-    const __m512 codes_term = _mm512_mul_ps(_mm512_mul_ps(ya, d), _mm512_cvtepi32_ps(codes_sum));
-    const __m512 mins_term = _mm512_mul_ps(_mm512_mul_ps(ya, dmin), _mm512_cvtepi32_ps(mins_sum));
-    acc[t] = _mm512_add_ps(acc[t], _mm512_sub_ps(codes_term, mins_term));
+    acc[t] = AddSuperBlockTerms(acc[t], y->d, d, dmin, codes_sum, mins_sum);
   }
 }
 
@@ -433,10 +440,7 @@ SMELT_AMX_INT8 void LowBitSuperBlock(const PreparedLowBitBlock& p, const uint8_t
       for (int16_t s : y->bsums) total += s;
       codes_sum = _mm512_sub_epi32(codes_sum, _mm512_set1_epi32(kLowBitOffset<kType> * total));
     }
-    const __m512 ya = _mm512_set1_ps(y->d);
-    const __m512 codes_term = _mm512_mul_ps(_mm512_mul_ps(ya, d), _mm512_cvtepi32_ps(codes_sum));
-    const __m512 mins_term = _mm512_mul_ps(_mm512_mul_ps(ya, dmin), _mm512_cvtepi32_ps(mins_sum));
-    acc[t] = _mm512_add_ps(acc[t], _mm512_sub_ps(codes_term, mins_term));
+    acc[t] = AddSuperBlockTerms(acc[t], y->d, d, dmin, codes_sum, mins_sum);
   }
 }
 
