@@ -41,7 +41,7 @@ void Register() {
   for (DType type : {DType::kQ4_0, DType::kQ8_0})
     for (bool packed : {true, false}) {
       const std::string name = "Packed/" + std::string(DTypeName(type)) + (packed ? "/packed" : "/unpacked");
-      benchmark::RegisterBenchmark(name.c_str(), BM_Product, type, packed)->Arg(1)->Arg(4)->Arg(16)->Unit(
+      benchmark::RegisterBenchmark(name.c_str(), BM_Product, type, packed)->Arg(1)->Arg(4)->Arg(8)->Arg(16)->Unit(
           benchmark::kMillisecond);
     }
 }

@@ -802,6 +802,7 @@ TEST(Cli, BenchStories260K) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["n_prompt"], 16);
   EXPECT_EQ(j["n_gen"], 8);
+  EXPECT_EQ(j["kv"], "f32");
   EXPECT_GT(j["parameters"].get<int64_t>(), 0);
   EXPECT_EQ(j["size_bytes"].get<uint64_t>() > j["bytes_per_token"].get<uint64_t>(), true);
   EXPECT_TRUE(j["system"]["cpu"].is_string());
@@ -840,6 +841,15 @@ TEST(Cli, BenchStories260K) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("of tg ceiling |"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("tg ceiling, 1 thread"), std::string::npos) << r.out;
+  // The KV cache type (llama-bench's -ctk/-ctv): said in the backend column and the JSON.
+  r = Smelt("bench '" + model + "' -t 1 -p 8 -n 4 -r 1 --mib 0 --kv f16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(", kv f16) |"), std::string::npos) << r.out;
+  r = Smelt("bench '" + model + "' -t 1 -p 0 -n 4 -r 1 --mib 0 --kv i8 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["kv"], "i8");
+  r = Smelt("bench '" + model + "' -t 1 -p 0 -n 4 -r 1 --mib 0 --kv f8");
+  EXPECT_NE(r.code, 0);
 
   fs::path dir = TempDir("bench-bad");
   for (const std::string& bad : {(dir / "missing.gguf").string(), smelt::assets::kDevText}) {

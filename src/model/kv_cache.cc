@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "kernels/convert.h"
 
 namespace smelt {
 namespace {
@@ -25,11 +26,9 @@ void EncodeHead(KvType t, const float* x, int n, uint8_t* dst) {
     case KvType::kF32:
       std::memcpy(dst, x, sizeof(float) * n);
       return;
-    case KvType::kF16: {
-      fp16_t* h = reinterpret_cast<fp16_t*>(dst);
-      for (int i = 0; i < n; ++i) h[i] = FloatToFp16(x[i]);
+    case KvType::kF16:
+      FloatRowToHalf(x, reinterpret_cast<fp16_t*>(dst), n);
       return;
-    }
     case KvType::kI8: {
       float amax = 0.0f;
       for (int i = 0; i < n; ++i) amax = std::max(amax, std::abs(x[i]));
@@ -47,11 +46,9 @@ void DecodeHead(KvType t, const uint8_t* src, int n, float* y) {
     case KvType::kF32:
       std::memcpy(y, src, sizeof(float) * n);
       return;
-    case KvType::kF16: {
-      const fp16_t* h = reinterpret_cast<const fp16_t*>(src);
-      for (int i = 0; i < n; ++i) y[i] = Fp16ToFloat(h[i]);
+    case KvType::kF16:
+      HalfRowToFloat(reinterpret_cast<const fp16_t*>(src), y, n);
       return;
-    }
     case KvType::kI8: {
       float d;
       std::memcpy(&d, src, sizeof d);

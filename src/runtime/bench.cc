@@ -130,7 +130,9 @@ BenchReport RunBench(const Model& m, const BenchOptions& opt) {
   }
   r.model = fmt::format("{} {} {}", m.config.arch, ParamsLabel(r.parameters), MainType(m));
   r.bytes_per_token = BytesReadPerToken(m);
-  r.backend = fmt::format("CPU ({})", KernelPath());
+  // The KV cache type is said where it is not the default f32.
+  r.backend = fmt::format("CPU ({}{})", KernelPath(),
+                          opt.kv == KvType::kF32 ? "" : fmt::format(", kv {}", KvTypeName(opt.kv)));
 
   const int context = std::max(opt.prompt, opt.gen + 1);
   const std::vector<int32_t> tokens = BenchTokens(m.config.vocab, context, opt.seed);
@@ -138,6 +140,7 @@ BenchReport RunBench(const Model& m, const BenchOptions& opt) {
     SessionOptions so;
     so.threads = threads;
     so.context = context;
+    so.kv = opt.kv;
     for (int n : opt.parallel) so.sequences = std::max(so.sequences, n);
     Session session(m, so);
     auto measure = [&](std::string test, int count, auto run) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/kv_cache.h"
 #include "model/model.h"
 #include "runtime/sysinfo.h"
 
@@ -24,6 +25,7 @@ struct BenchOptions {
   uint32_t seed = 1;           // of the token ids (any valid ids: the speed does not depend on them)
   size_t bandwidth_mib = 512;  // buffer of the bandwidth measurement (0: no tg ceiling)
   int bandwidth_repetitions = 3;
+  KvType kv = KvType::kF32;    // element type of the KV cache (llama-bench's -ctk/-ctv)
 };
 
 // Mean and sample standard deviation (divisor n - 1, as llama-bench reports), in one pass

@@ -85,6 +85,7 @@ void PrintJsonReport(const BenchArgs& a, const BenchReport& r) {
              {"n_gen", a.opt.gen},
              {"parallel", a.opt.parallel},
              {"repetitions", a.opt.repetitions},
+             {"kv", KvTypeName(a.opt.kv)},
              {"system", SystemJson(GetSystemInfo())},
              {"results", results},
              {"ceilings", ceilings}});
@@ -156,6 +157,7 @@ Command AddBench(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--mib", a->opt.bandwidth_mib, "buffer of the bandwidth measurement behind tg's ceiling (0: skip)")
       ->capture_default_str();
+  AddKvOption(app, a->opt.kv);
   AddLoadOptions(app, a->load);
   auto* json = app->add_flag("--json", a->json, "print JSON");
   app->add_flag("--markdown", a->markdown, "print only a markdown table (tg rows: share of the ceiling)")->excludes(json);
