@@ -850,6 +850,19 @@ TEST(Cli, BenchStories260K) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["kv"], "i8");
   r = Smelt("bench '" + model + "' -t 1 -p 0 -n 4 -r 1 --mib 0 --kv f8");
   EXPECT_NE(r.code, 0);
+  // At a depth (llama-bench's -d): every test named for it, the ceiling's share left out (the
+  // cache reads are not in it).
+  r = Smelt("bench '" + model + "' -t 1 -p 4 -n 4 -d 40 --parallel 2 -r 1 --mib 8 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto deep = nlohmann::json::parse(r.out);
+  EXPECT_EQ(deep["n_depth"], 40);
+  ASSERT_EQ(deep["results"].size(), 3u);
+  EXPECT_EQ(deep["results"][0]["test"], "pp4 @ d40");
+  EXPECT_EQ(deep["results"][1]["test"], "tg4 @ d40");
+  EXPECT_EQ(deep["results"][2]["test"], "tg4x2 @ d40");
+  EXPECT_FALSE(deep["results"][1].contains("percent_of_ceiling"));
+  r = Smelt("bench '" + model + "' -t 1 -p 4 -n 4 -d -1 -r 1");
+  EXPECT_NE(r.code, 0);
 
   fs::path dir = TempDir("bench-bad");
   for (const std::string& bad : {(dir / "missing.gguf").string(), smelt::assets::kDevText}) {

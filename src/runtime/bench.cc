@@ -44,30 +44,54 @@ std::string MainType(const Model& m) {
   return name;
 }
 
-// pp: one batch of p tokens from an empty cache; tokens/s of the Eval call.
-double RunPrompt(Session& s, std::span<const int32_t> tokens, int p) {
+// Back to `depth` positions in each of the first `seqs` sequences (Prefill put them there;
+// depth 0: an empty cache).
+void Rewind(Session& s, int depth, int seqs) {
+  if (depth == 0) return s.Reset();
+  for (int q = 0; q < seqs; ++q) s.Truncate(q, depth);
+}
+
+// Sequences 0 .. seqs-1 each given the first `depth` bench tokens, untimed, in batches of at most
+// 512 entries (Session::Decode), so that a test at depth d reads a cache of d positions.
+void Prefill(Session& s, std::span<const int32_t> tokens, int depth, int seqs) {
   s.Reset();
+  std::vector<SeqToken> batch;
+  for (int q = 0; q < seqs; ++q)
+    for (int i = 0; i < depth; ++i) {
+      batch.push_back({.token = tokens[i], .seq = q, .logits = false});
+      if (batch.size() == 512 || (q == seqs - 1 && i == depth - 1)) {
+        s.Decode(batch);
+        batch.clear();
+      }
+    }
+}
+
+// pp: one batch of p tokens after `depth` positions; tokens/s of the Eval call.
+double RunPrompt(Session& s, std::span<const int32_t> tokens, int depth, int p) {
+  Rewind(s, depth, 1);
   const auto t0 = Clock::now();
-  s.Eval(tokens.first(p));
+  s.Eval(tokens.subspan(depth, p));
   return p / std::max(Seconds(t0), 1e-9);
 }
 
-// tg: one untimed start token, then n single-token Eval calls, timed together.
-double RunGenerate(Session& s, std::span<const int32_t> tokens, int n) {
-  s.Reset();
-  s.Eval(tokens.first(1));
+// tg: one untimed start token after `depth` positions, then n single-token Eval calls, timed
+// together.
+double RunGenerate(Session& s, std::span<const int32_t> tokens, int depth, int n) {
+  Rewind(s, depth, 1);
+  s.Eval(tokens.subspan(depth, 1));
   const auto t0 = Clock::now();
-  for (int i = 1; i <= n; ++i) s.Eval(tokens.subspan(i, 1));
+  for (int i = 1; i <= n; ++i) s.Eval(tokens.subspan(depth + i, 1));
   return n / std::max(Seconds(t0), 1e-9);
 }
 
 // tg of `seqs` sequences decoded together: one untimed start token each, then n steps of one
 // token per sequence, timed together; tokens/s counts every sequence's tokens.
-double RunParallel(Session& s, std::span<const int32_t> tokens, int n, int seqs) {
-  s.Reset();
+double RunParallel(Session& s, std::span<const int32_t> tokens, int depth, int n, int seqs) {
+  Rewind(s, depth, seqs);
+  const std::span<const int32_t> fresh = tokens.subspan(depth);
   std::vector<SeqToken> step(seqs);
   auto fill = [&](int i) {
-    for (int q = 0; q < seqs; ++q) step[q] = {.token = tokens[(i + 7 * q) % tokens.size()], .seq = q};
+    for (int q = 0; q < seqs; ++q) step[q] = {.token = fresh[(i + 7 * q) % fresh.size()], .seq = q};
   };
   fill(0);
   s.Decode(step);
@@ -119,7 +143,8 @@ BenchReport RunBench(const Model& m, const BenchOptions& opt) {
     if (t < 1) Fail("bench: thread count {} (need at least 1)", t);
   for (int n : opt.parallel)
     if (n < 1 || n > 256) Fail("bench: {} parallel sequences (need 1 to 256)", n);
-  if (opt.prompt < 0 || opt.gen < 0) Fail("bench: negative token count (-p {}, -n {})", opt.prompt, opt.gen);
+  if (opt.prompt < 0 || opt.gen < 0 || opt.depth < 0)
+    Fail("bench: negative token count (-p {}, -n {}, -d {})", opt.prompt, opt.gen, opt.depth);
   if (opt.prompt == 0 && opt.gen == 0) Fail("bench: nothing to measure (-p 0 and -n 0)");
   if (opt.repetitions < 1) Fail("bench: {} repetitions (need at least 1)", opt.repetitions);
 
@@ -134,15 +159,20 @@ BenchReport RunBench(const Model& m, const BenchOptions& opt) {
   r.backend = fmt::format("CPU ({}{})", KernelPath(),
                           opt.kv == KvType::kF32 ? "" : fmt::format(", kv {}", KvTypeName(opt.kv)));
 
-  const int context = std::max(opt.prompt, opt.gen + 1);
+  const int context = opt.depth + std::max(opt.prompt, opt.gen + 1);
   const std::vector<int32_t> tokens = BenchTokens(m.config.vocab, context, opt.seed);
+  // llama-bench's names: "tg64 @ d1024" for a test at depth 1024.
+  const std::string at = opt.depth > 0 ? fmt::format(" @ d{}", opt.depth) : "";
+  int sequences = 1;
+  for (int n : opt.parallel) sequences = std::max(sequences, n);
   for (int threads : opt.threads) {
     SessionOptions so;
     so.threads = threads;
     so.context = context;
     so.kv = opt.kv;
-    for (int n : opt.parallel) so.sequences = std::max(so.sequences, n);
+    so.sequences = sequences;
     Session session(m, so);
+    if (opt.depth > 0) Prefill(session, tokens, opt.depth, sequences);
     auto measure = [&](std::string test, int count, auto run) {
       BenchResult b;
       b.test = std::move(test);
@@ -154,12 +184,15 @@ BenchReport RunBench(const Model& m, const BenchOptions& opt) {
       r.results.push_back(std::move(b));
     };
     if (opt.prompt > 0)
-      measure(fmt::format("pp{}", opt.prompt), opt.prompt, [&] { return RunPrompt(session, tokens, opt.prompt); });
-    if (opt.gen > 0) measure(fmt::format("tg{}", opt.gen), opt.gen, [&] { return RunGenerate(session, tokens, opt.gen); });
+      measure(fmt::format("pp{}{}", opt.prompt, at), opt.prompt,
+              [&] { return RunPrompt(session, tokens, opt.depth, opt.prompt); });
+    if (opt.gen > 0)
+      measure(fmt::format("tg{}{}", opt.gen, at), opt.gen,
+              [&] { return RunGenerate(session, tokens, opt.depth, opt.gen); });
     for (int n : opt.parallel)
       if (n > 1 && opt.gen > 0)
-        measure(fmt::format("tg{}x{}", opt.gen, n), opt.gen * n,
-                [&] { return RunParallel(session, tokens, opt.gen, n); });
+        measure(fmt::format("tg{}x{}{}", opt.gen, n, at), opt.gen * n,
+                [&] { return RunParallel(session, tokens, opt.depth, opt.gen, n); });
   }
 
   if (opt.bandwidth_mib > 0 && opt.gen > 0) {

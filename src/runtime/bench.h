@@ -18,6 +18,9 @@ struct BenchOptions {
   std::vector<int> threads = {1};
   int prompt = 128;            // pp: tokens in the batch (0: no pp test)
   int gen = 64;                // tg: tokens decoded (0: no tg test)
+  // Positions already in the cache when each test starts (llama-bench's -d): the tests read a
+  // KV cache of this many positions; their names end in " @ d{depth}". Filled once, untimed.
+  int depth = 0;
   // Batched decoding: for each N > 1, a test "tg{gen}x{N}" decodes gen tokens of each of N
   // sequences together (one forward pass per step serves all N); its tokens/s counts all N.
   std::vector<int> parallel = {};
@@ -36,7 +39,7 @@ struct MeanSd {
 MeanSd MeanAndSd(std::span<const double> xs);
 
 struct BenchResult {
-  std::string test;  // "pp128", "tg64", "tg64x8" (8 sequences decoded together)
+  std::string test;  // "pp128", "tg64", "tg64x8" (8 sequences decoded together), "tg64 @ d1024"
   int threads = 0;
   int tokens = 0;                    // tokens timed per run (all sequences)
   std::vector<double> tokens_per_s;  // one per repetition
