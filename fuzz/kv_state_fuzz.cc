@@ -25,10 +25,12 @@ const smelt::Model& FuzzModel() {
 std::vector<uint8_t> CacheBytes(const smelt::KvCache& cache) {
   std::vector<uint8_t> out;
   for (int l = 0; l < cache.n_layers(); ++l)
-    for (bool values : {false, true}) {
-      const uint8_t* p = cache.RawRow(l, values, 0);
-      out.insert(out.end(), p, p + (size_t)cache.reserved() * cache.RowBytes(l));
-    }
+    for (bool values : {false, true})
+      for (int64_t pos = 0; pos < cache.reserved(); ++pos) {
+        const size_t at = out.size();
+        out.resize(at + cache.RowBytes(l));
+        cache.ReadRow(l, values, pos, out.data() + at);
+      }
   return out;
 }
 

@@ -42,6 +42,36 @@ SMELT_AVX512 inline __m512 SumsOf16(const __m512* a) {
   return _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
 }
 
+// acc[d0 .. d0 + 16·kRegs) += Σ_j p_j·v_j: kRegs registers of 16 dimensions, each with two
+// partial sums (even and odd keys) added at the end. The register count is a template argument,
+// so the sums stay in registers (with a run-time count they went through the stack).
+template <int kRegs>
+SMELT_AVX512 inline void WeightedValuesChunk(const float* p, const float* v, int64_t n, int64_t stride, int head_dim,
+                                             int d0, float* acc) {
+  __m512 even[kRegs], odd[kRegs];
+  __mmask16 mask[kRegs];
+  for (int r = 0; r < kRegs; ++r) {
+    mask[r] = TailMask(head_dim - d0 - 16 * r);
+    even[r] = _mm512_maskz_loadu_ps(mask[r], acc + d0 + 16 * r);
+    odd[r] = _mm512_setzero_ps();
+  }
+  int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const __m512 pe = _mm512_set1_ps(p[j]), po = _mm512_set1_ps(p[j + 1]);
+    const float *ve = v + j * stride + d0, *vo = ve + stride;
+    for (int r = 0; r < kRegs; ++r) {
+      even[r] = _mm512_fmadd_ps(pe, _mm512_maskz_loadu_ps(mask[r], ve + 16 * r), even[r]);
+      odd[r] = _mm512_fmadd_ps(po, _mm512_maskz_loadu_ps(mask[r], vo + 16 * r), odd[r]);
+    }
+  }
+  if (j < n) {
+    const __m512 pe = _mm512_set1_ps(p[j]);
+    for (int r = 0; r < kRegs; ++r)
+      even[r] = _mm512_fmadd_ps(pe, _mm512_maskz_loadu_ps(mask[r], v + j * stride + d0 + 16 * r), even[r]);
+  }
+  for (int r = 0; r < kRegs; ++r) _mm512_mask_storeu_ps(acc + d0 + 16 * r, mask[r], _mm512_add_ps(even[r], odd[r]));
+}
+
 SMELT_AVX512 void Avx512AttendTileImpl(const float* q, const float* k, const float* v, int64_t n, int64_t stride,
                                        int head_dim, float scale, OnlineSoftmax& s, float* acc) {
   alignas(64) float p[kAttnTile];
@@ -50,13 +80,14 @@ SMELT_AVX512 void Avx512AttendTileImpl(const float* q, const float* k, const flo
   __m512 best = _mm512_set1_ps(-INFINITY);
   for (int64_t j0 = 0; j0 < n; j0 += 16) {
     const __mmask16 keys = TailMask(n - j0);
+    const float* row[16];
+    for (int j = 0; j < 16; ++j) row[j] = k + std::min<int64_t>(j0 + j, n - 1) * stride;
     __m512 dot[16];
     for (__m512& d : dot) d = _mm512_setzero_ps();
     for (int d = 0; d < head_dim; d += 16) {
       const __mmask16 m = TailMask(head_dim - d);
       const __m512 qd = _mm512_maskz_loadu_ps(m, q + d);
-      for (int j = 0; j < 16; ++j)
-        dot[j] = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m, k + std::min<int64_t>(j0 + j, n - 1) * stride + d), dot[j]);
+      for (int j = 0; j < 16; ++j) dot[j] = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m, row[j] + d), dot[j]);
     }
     const __m512 scores = _mm512_mul_ps(SumsOf16(dot), _mm512_set1_ps(scale));
     _mm512_store_ps(p + j0, scores);
@@ -73,31 +104,14 @@ SMELT_AVX512 void Avx512AttendTileImpl(const float* q, const float* k, const flo
     sum = _mm512_add_ps(sum, e);
   }
   s.l += _mm512_reduce_add_ps(sum);
-  // acc += Σ_j p_j·v_j, 64 dimensions at a time: 4 registers × (even keys, odd keys).
+  // acc += Σ_j p_j·v_j, 64 dimensions at a time.
   for (int d0 = 0; d0 < head_dim; d0 += 64) {
-    __m512 even[4], odd[4];
-    __mmask16 mask[4];
-    const int regs = (int)std::min<int64_t>(4, (head_dim - d0 + 15) / 16);
-    for (int r = 0; r < regs; ++r) {
-      mask[r] = TailMask(head_dim - d0 - 16 * r);
-      even[r] = _mm512_maskz_loadu_ps(mask[r], acc + d0 + 16 * r);
-      odd[r] = _mm512_setzero_ps();
+    switch (std::min(4, (head_dim - d0 + 15) / 16)) {
+      case 4: WeightedValuesChunk<4>(p, v, n, stride, head_dim, d0, acc); break;
+      case 3: WeightedValuesChunk<3>(p, v, n, stride, head_dim, d0, acc); break;
+      case 2: WeightedValuesChunk<2>(p, v, n, stride, head_dim, d0, acc); break;
+      default: WeightedValuesChunk<1>(p, v, n, stride, head_dim, d0, acc); break;
     }
-    int64_t j = 0;
-    for (; j + 2 <= n; j += 2) {
-      const __m512 pe = _mm512_set1_ps(p[j]), po = _mm512_set1_ps(p[j + 1]);
-      const float *ve = v + j * stride + d0, *vo = ve + stride;
-      for (int r = 0; r < regs; ++r) {
-        even[r] = _mm512_fmadd_ps(pe, _mm512_maskz_loadu_ps(mask[r], ve + 16 * r), even[r]);
-        odd[r] = _mm512_fmadd_ps(po, _mm512_maskz_loadu_ps(mask[r], vo + 16 * r), odd[r]);
-      }
-    }
-    if (j < n) {
-      const __m512 pe = _mm512_set1_ps(p[j]);
-      for (int r = 0; r < regs; ++r)
-        even[r] = _mm512_fmadd_ps(pe, _mm512_maskz_loadu_ps(mask[r], v + j * stride + d0 + 16 * r), even[r]);
-    }
-    for (int r = 0; r < regs; ++r) _mm512_mask_storeu_ps(acc + d0 + 16 * r, mask[r], _mm512_add_ps(even[r], odd[r]));
   }
 }
 

@@ -103,38 +103,46 @@ void KvCache::Reserve(int64_t n) {
   SMELT_ASSERT(n >= 0 && n <= capacity_);
   if (n <= reserved_) return;
   const int64_t grown = std::min(capacity_, std::max<int64_t>({n, 2 * reserved_, 64}));
-  // f32 rows are read in place as floats: keep the buffers float-aligned (operator new is).
+  // Each head's block of positions moves to its new place, grown apart. f32 rows are read in
+  // place as floats: the buffers stay float-aligned (operator new's are).
+  const size_t old_block = (size_t)reserved_ * head_bytes_, new_block = (size_t)grown * head_bytes_;
   for (auto* side : {&k_, &v_})
-    for (size_t l = 0; l < side->size(); ++l) (*side)[l].resize((size_t)grown * RowBytes((int)l));
+    for (size_t l = 0; l < side->size(); ++l) {
+      std::vector<uint8_t> bigger((size_t)kv_heads_[l] * new_block);
+      for (int h = 0; h < kv_heads_[l]; ++h)
+        std::memcpy(bigger.data() + h * new_block, (*side)[l].data() + h * old_block, old_block);
+      (*side)[l] = std::move(bigger);
+    }
   reserved_ = grown;
+}
+
+uint8_t* KvCache::HeadAt(int layer, bool values, int head, int64_t pos) {
+  return const_cast<uint8_t*>(std::as_const(*this).RawHead(layer, values, head, pos));
 }
 
 void KvCache::Store(int layer, int64_t pos, const float* k, const float* v) {
   SMELT_ASSERT(pos >= 0 && pos < reserved_);
-  uint8_t* kd = k_[layer].data() + (size_t)pos * RowBytes(layer);
-  uint8_t* vd = v_[layer].data() + (size_t)pos * RowBytes(layer);
   for (int h = 0; h < n_kv_heads(layer); ++h) {
-    EncodeHead(type_, k + (int64_t)h * head_dim_, head_dim_, kd + h * head_bytes_);
-    EncodeHead(type_, v + (int64_t)h * head_dim_, head_dim_, vd + h * head_bytes_);
+    EncodeHead(type_, k + (int64_t)h * head_dim_, head_dim_, HeadAt(layer, false, h, pos));
+    EncodeHead(type_, v + (int64_t)h * head_dim_, head_dim_, HeadAt(layer, true, h, pos));
   }
 }
 
 void KvCache::StoreRoped(int layer, int64_t pos, const float* k, const float* v, const RopeRotation& rope) {
   SMELT_ASSERT(pos >= 0 && pos < reserved_);
-  uint8_t* kd = k_[layer].data() + (size_t)pos * RowBytes(layer);
-  uint8_t* vd = v_[layer].data() + (size_t)pos * RowBytes(layer);
   constexpr int kMaxHead = 512;
   float rotated[kMaxHead];
   SMELT_ASSERT(type_ == KvType::kF32 || head_dim_ <= kMaxHead);
   for (int h = 0; h < n_kv_heads(layer); ++h) {
     const float* kh = k + (int64_t)h * head_dim_;
+    uint8_t* kd = HeadAt(layer, false, h, pos);
     if (type_ == KvType::kF32) {
-      RopeHead(reinterpret_cast<float*>(kd + h * head_bytes_), kh, head_dim_, rope);
+      RopeHead(reinterpret_cast<float*>(kd), kh, head_dim_, rope);
     } else {
       RopeHead(rotated, kh, head_dim_, rope);
-      EncodeHead(type_, rotated, head_dim_, kd + h * head_bytes_);
+      EncodeHead(type_, rotated, head_dim_, kd);
     }
-    EncodeHead(type_, v + (int64_t)h * head_dim_, head_dim_, vd + h * head_bytes_);
+    EncodeHead(type_, v + (int64_t)h * head_dim_, head_dim_, HeadAt(layer, true, h, pos));
   }
 }
 
@@ -144,28 +152,37 @@ void KvCache::LoadHead(int layer, bool values, int head, int64_t n, float* dst) 
 
 void KvCache::LoadHeadRange(int layer, bool values, int head, int64_t start, int64_t n, float* dst) const {
   SMELT_ASSERT(start >= 0 && n >= 0 && start + n <= reserved_ && head >= 0 && head < n_kv_heads(layer));
-  const size_t row = RowBytes(layer);
-  const uint8_t* src = (values ? v_ : k_)[layer].data() + (size_t)start * row + head * head_bytes_;
-  for (int64_t p = 0; p < n; ++p) DecodeHead(type_, src + (size_t)p * row, head_dim_, dst + p * head_dim_);
+  if (n == 0) return;
+  const uint8_t* src = RawHead(layer, values, head, start);
+  if (type_ == KvType::kF16) {  // the positions' halves are adjacent: one conversion
+    HalfRowToFloat(reinterpret_cast<const fp16_t*>(src), dst, n * head_dim_);
+    return;
+  }
+  for (int64_t p = 0; p < n; ++p) DecodeHead(type_, src + (size_t)p * head_bytes_, head_dim_, dst + p * head_dim_);
 }
 
-const float* KvCache::keys_f32(int layer) const {
-  SMELT_ASSERT(type_ == KvType::kF32);
-  return reinterpret_cast<const float*>(k_[layer].data());
+const float* KvCache::head_keys_f32(int layer, int head) const {
+  SMELT_ASSERT(type_ == KvType::kF32 && reserved_ > 0);
+  return reinterpret_cast<const float*>(RawHead(layer, false, head, 0));
 }
 
-const float* KvCache::values_f32(int layer) const {
-  SMELT_ASSERT(type_ == KvType::kF32);
-  return reinterpret_cast<const float*>(v_[layer].data());
+const float* KvCache::head_values_f32(int layer, int head) const {
+  SMELT_ASSERT(type_ == KvType::kF32 && reserved_ > 0);
+  return reinterpret_cast<const float*>(RawHead(layer, true, head, 0));
 }
 
-const uint8_t* KvCache::RawRow(int layer, bool values, int64_t pos) const {
-  SMELT_ASSERT(layer >= 0 && layer < n_layers() && pos >= 0 && pos < reserved_);
-  return (values ? v_ : k_)[layer].data() + (size_t)pos * RowBytes(layer);
+const uint8_t* KvCache::RawHead(int layer, bool values, int head, int64_t pos) const {
+  SMELT_ASSERT(layer >= 0 && layer < n_layers() && head >= 0 && head < n_kv_heads(layer) && pos >= 0 &&
+               pos < reserved_);
+  return (values ? v_ : k_)[layer].data() + ((size_t)head * (size_t)reserved_ + (size_t)pos) * head_bytes_;
 }
 
-uint8_t* KvCache::MutableRawRow(int layer, bool values, int64_t pos) {
-  return const_cast<uint8_t*>(std::as_const(*this).RawRow(layer, values, pos));
+void KvCache::ReadRow(int layer, bool values, int64_t pos, uint8_t* dst) const {
+  for (int h = 0; h < n_kv_heads(layer); ++h) std::memcpy(dst + h * head_bytes_, RawHead(layer, values, h, pos), head_bytes_);
+}
+
+void KvCache::WriteRow(int layer, bool values, int64_t pos, const uint8_t* src) {
+  for (int h = 0; h < n_kv_heads(layer); ++h) std::memcpy(HeadAt(layer, values, h, pos), src + h * head_bytes_, head_bytes_);
 }
 
 }  // namespace smelt

@@ -27,14 +27,22 @@ TEST(KvCache, TypesRoundAsDocumented) {
   std::normal_distribution<float> dist(0.0f, 2.0f);
   for (KvType type : {KvType::kF32, KvType::kF16, KvType::kI8}) {
     SCOPED_TRACE(std::string(KvTypeName(type)));
-    KvCache cache(layers, heads, hd, 40, type);
-    cache.Reserve(7);
+    KvCache cache(layers, heads, hd, 200, type);
+    cache.Reserve(7);  // room for 64 positions (the least it holds)
+    ASSERT_EQ(cache.reserved(), 64);
     std::vector<float> k(7 * heads * hd), v(7 * heads * hd);
     for (float& x : k) x = dist(rng);
     for (float& x : v) x = dist(rng) * 1e-3f;
     std::fill(k.begin() + 2 * heads * hd, k.begin() + 2 * heads * hd + hd, 0.0f);  // an all-zero head
     for (int p = 0; p < 7; ++p) cache.Store(1, p, &k[p * heads * hd], &v[p * heads * hd]);
     std::vector<float> got(7 * hd);
+    // Before and after the storage grows (each head's positions move to their new place).
+    for (int grown : {0, 1}) {
+    SCOPED_TRACE(grown ? "grown" : "as reserved");
+    if (grown) {
+      cache.Reserve(100);  // twice as many
+      ASSERT_EQ(cache.reserved(), 128);
+    }
     for (bool values : {false, true}) {
       const std::vector<float>& src = values ? v : k;
       for (int h = 0; h < heads; ++h) {
@@ -55,6 +63,7 @@ TEST(KvCache, TypesRoundAsDocumented) {
           }
         }
       }
+    }
     }
     EXPECT_EQ(cache.BytesFor(10), 2u * layers * heads * 10 *
                                       (type == KvType::kF32 ? 4 * hd : type == KvType::kF16 ? 2 * hd : hd + 4));
@@ -84,7 +93,9 @@ TEST(KvCache, StoreRopedIsApplyRopeThenStoreAndRangesMatchLoadHead) {
         ApplyRope(rotated.data(), heads, hd, 2 * n_pairs, cos.data(), sin.data(), neox);
         plain.Store(0, p, rotated.data(), v.data());
         for (bool values : {false, true})
-          EXPECT_EQ(0, std::memcmp(fused.RawRow(0, values, p), plain.RawRow(0, values, p), fused.RowBytes()));
+          for (int h = 0; h < heads; ++h)
+            EXPECT_EQ(0, std::memcmp(fused.RawHead(0, values, h, p), plain.RawHead(0, values, h, p),
+                                     fused.RowBytes() / heads));
         for (float& x : k) x = dist(rng);
       }
       std::vector<float> all(8 * hd), tile(3 * hd);

@@ -122,9 +122,13 @@ void SaveKvState(const std::string& path, const Model& m, const KvCache& cache, 
   out.Write(&h, sizeof h);
   out.Write(version.data(), version.size());
   out.Write(tokens.data(), tokens.size_bytes());
-  if (n > 0)
-    for (int layer = 0; layer < cache.n_layers(); ++layer)
-      for (bool values : {false, true}) out.Write(cache.RawRow(layer, values, 0), (size_t)n * cache.RowBytes(layer));
+  std::vector<uint8_t> row(cache.RowBytes());
+  for (int layer = 0; layer < cache.n_layers(); ++layer)
+    for (bool values : {false, true})
+      for (int64_t pos = 0; pos < n; ++pos) {
+        cache.ReadRow(layer, values, pos, row.data());
+        out.Write(row.data(), cache.RowBytes(layer));
+      }
   out.Commit();
 }
 
@@ -184,11 +188,8 @@ std::vector<int32_t> RestoreKvState(std::span<const uint8_t> bytes, const std::s
   if (n == 0) return tokens;
   cache.Reserve((int64_t)n);
   for (int layer = 0; layer < cache.n_layers(); ++layer)
-    for (bool values : {false, true}) {
-      const size_t side = (size_t)n * cache.RowBytes(layer);
-      std::memcpy(cache.MutableRawRow(layer, values, 0), p, side);
-      p += side;
-    }
+    for (bool values : {false, true})
+      for (uint64_t pos = 0; pos < n; ++pos, p += cache.RowBytes(layer)) cache.WriteRow(layer, values, (int64_t)pos, p);
   return tokens;
 }
 

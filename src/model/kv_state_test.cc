@@ -64,10 +64,12 @@ std::vector<uint8_t> CacheBytes(const KvCache& c) {
   std::vector<uint8_t> out;
   if (c.reserved() == 0) return out;
   for (int l = 0; l < c.n_layers(); ++l)
-    for (bool values : {false, true}) {
-      const uint8_t* p = c.RawRow(l, values, 0);
-      out.insert(out.end(), p, p + (size_t)c.reserved() * c.RowBytes());
-    }
+    for (bool values : {false, true})
+      for (int64_t pos = 0; pos < c.reserved(); ++pos) {
+        std::vector<uint8_t> row(c.RowBytes(l));
+        c.ReadRow(l, values, pos, row.data());
+        out.insert(out.end(), row.begin(), row.end());
+      }
   return out;
 }
 

@@ -204,7 +204,7 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
                           const float* q, float* att, int threads) {
   const ModelConfig& c = model_.config;
   const BlockShape b = c.block(layer);
-  const int64_t T = (int64_t)batch.size(), Q = b.q_dim, KV = b.kv_dim;
+  const int64_t T = (int64_t)batch.size(), Q = b.q_dim;
   const int hd = c.head_dim, H = b.n_heads, group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);
   const bool online = opt_.online_attention;
@@ -222,12 +222,12 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
       for (int64_t i = 0; i < T * H; ++i) {
         const int64_t t = i / H, head = i % H, kv_head = head / group;
         const KvCache& cache = *caches[batch[t].seq];
-        const float *qh = q + t * Q + head * hd, *k = cache.keys_f32(layer) + kv_head * hd;
-        const float* v = cache.values_f32(layer) + kv_head * hd;
+        const float *qh = q + t * Q + head * hd, *k = cache.head_keys_f32(layer, kv_head);
+        const float* v = cache.head_values_f32(layer, kv_head);
         if (online) {
-          AttendHeadOnline(qh, k, v, batch[t].pos + 1, KV, hd, scale, att + t * Q + head * hd);
+          AttendHeadOnline(qh, k, v, batch[t].pos + 1, hd, hd, scale, att + t * Q + head * hd);
         } else {
-          AttendHead(qh, k, v, batch[t].pos + 1, KV, hd, scale, att + t * Q + head * hd, scores.data());
+          AttendHead(qh, k, v, batch[t].pos + 1, hd, hd, scale, att + t * Q + head * hd, scores.data());
         }
       }
     }
