@@ -14,4 +14,14 @@ void FloatRowToHalf(const float* x, fp16_t* y, int64_t n) {
   fn(x, y, n);
 }
 
+void ScaledInt8RowToFloatRef(const int8_t* q, float d, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = d * (float)q[i];
+}
+
+void ScaledInt8RowToFloat(const int8_t* q, float d, float* y, int64_t n) {
+  static const ScaledInt8RowToFloatFn fn =
+      Avx2ScaledInt8RowToFloat() ? Avx2ScaledInt8RowToFloat() : ScaledInt8RowToFloatRef;
+  fn(q, d, y, n);
+}
+
 }  // namespace smelt

@@ -2,7 +2,8 @@
 // exact arithmetic in core/half_test.cc): every one of the 65,536 halves widened, and floats at
 // and around every rounding boundary (each half's value, the midpoints between neighbours, one
 // ulp either side of them), the subnormal and overflow edges, infinities, NaNs and random values,
-// in rows of every length up to 40 (so the 8-wide steps and the tails both run).
+// in rows of every length up to 40 (so the 8-wide steps and the tails both run); and the scaled
+// int8 widening for every code.
 #include "kernels/convert.h"
 
 #include <gtest/gtest.h>
@@ -89,6 +90,20 @@ TEST(KernelConvert, F16cRoundsFloatsAsTheReference) {
     fast(x.data() + 1000 + n, b.data(), n);
     EXPECT_EQ(a, b) << n;
   }
+}
+
+TEST(KernelConvert, Avx2ScaledInt8AsTheReference) {
+  const ScaledInt8RowToFloatFn fast = Avx2ScaledInt8RowToFloat();
+  if (!fast) GTEST_SKIP() << "no AVX2 on this CPU (or capped)";
+  std::vector<int8_t> q(256);
+  for (int i = 0; i < 256; ++i) q[i] = (int8_t)(i - 128);  // every code
+  for (float d : {0.0f, 1.0f, 0.0123f, -3.5e-3f, 1e-30f, 3e38f / 127, std::numeric_limits<float>::denorm_min()})
+    for (int n : {0, 1, 7, 8, 9, 64, 68, 256}) {
+      std::vector<float> want(n + 1, -7.0f), got(n + 1, -7.0f);
+      ScaledInt8RowToFloatRef(q.data() + (256 - n), d, want.data(), n);
+      fast(q.data() + (256 - n), d, got.data(), n);
+      EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << d << " " << n;
+    }
 }
 
 }  // namespace

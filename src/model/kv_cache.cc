@@ -52,8 +52,7 @@ void DecodeHead(KvType t, const uint8_t* src, int n, float* y) {
     case KvType::kI8: {
       float d;
       std::memcpy(&d, src, sizeof d);
-      const int8_t* q = reinterpret_cast<const int8_t*>(src + offsetof(KvI8Head, q));
-      for (int i = 0; i < n; ++i) y[i] = d * q[i];
+      ScaledInt8RowToFloat(reinterpret_cast<const int8_t*>(src + offsetof(KvI8Head, q)), d, y, n);
       return;
     }
   }
