@@ -212,8 +212,8 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
   int64_t keys = 0, max_keys = 0;
   for (const BatchToken& b : batch) keys += b.pos + 1, max_keys = std::max(max_keys, b.pos + 1);
   const int64_t work = keys * H * hd * 2;
-  if (caches[0]->type() == KvType::kF32) {
-    // Rows read in place (the online softmax a tile at a time): one task per (entry, head).
+  if (caches[0]->type() == KvType::kF32 && !online) {
+    // The two-pass softmax over rows read in place: one task per (entry, head).
     const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, T * H);
 #pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
     {
@@ -233,14 +233,18 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
     }
     return;
   }
-  // Rounded rows: per sequence and kv head, the keys and values are decoded once (the online
-  // softmax: one tile at a time, into the arena), then every query head of its group at every
-  // entry of the sequence attends to them (online: the same tiles in the same order as
-  // AttendHeadOnline).
+  // Per sequence and kv head, the keys and values are read once (the online softmax: one tile at
+  // a time, in place for f32, else decoded into the arena), then every query head of its group at
+  // every entry of the sequence attends to them (online: the same tiles in the same order as
+  // AttendHeadOnline, so the same bits). A prompt of one sequence splits its entries into parts,
+  // so that a model with few kv heads still gives every thread work.
   FindSequences(batch);
   const std::vector<std::pair<int32_t, int64_t>>& seqs = arena_.seqs;
   const int n_kv = b.n_kv_heads;
-  const int64_t tasks = (int64_t)seqs.size() * n_kv;
+  const int64_t heads_of_seqs = (int64_t)seqs.size() * n_kv;
+  const int64_t parts =
+      online && threads > 1 ? std::clamp<int64_t>((2 * threads + heads_of_seqs - 1) / heads_of_seqs, 1, T) : 1;
+  const int64_t tasks = heads_of_seqs * parts;
   const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, tasks);
 #pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
   {
@@ -249,11 +253,13 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
     float* tile_v = tile_k + kAttnTile * hd;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; ++task) {
-      const int32_t seq = seqs[task / n_kv].first;
-      const int64_t n = seqs[task / n_kv].second;
-      const int kv_head = (int)(task % n_kv);
+      const int64_t part = task / heads_of_seqs, sh = task % heads_of_seqs;
+      const int32_t seq = seqs[sh / n_kv].first;
+      const int64_t n = seqs[sh / n_kv].second;
+      const int kv_head = (int)(sh % n_kv);
       if (online) {
-        AttendTiles(layer, batch, *caches[seq], seq, n, kv_head, q, att, tile_k, tile_v);
+        AttendTiles(layer, batch.subspan(T * part / parts, T * (part + 1) / parts - T * part / parts), T * part / parts,
+                    *caches[seq], seq, n, kv_head, q, att, tile_k, tile_v);
         continue;
       }
       caches[seq]->LoadHead(layer, false, kv_head, n, kh.data());
@@ -268,31 +274,42 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
   }
 }
 
-void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> batch, const KvCache& cache, int32_t seq,
-                               int64_t n, int kv_head, const float* q, float* att, float* tile_k, float* tile_v) {
+void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> part, int64_t first, const KvCache& cache,
+                               int32_t seq, int64_t n, int kv_head, const float* q, float* att, float* tile_k,
+                               float* tile_v) {
   const ModelConfig& c = model_.config;
   const BlockShape b = c.block(layer);
-  const int64_t T = (int64_t)batch.size(), Q = b.q_dim;
+  const int64_t Q = b.q_dim;
   const int hd = c.head_dim, H = b.n_heads, group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);
   const int h0 = kv_head * group, h1 = h0 + group;
+  const bool in_place = cache.type() == KvType::kF32;  // a head's f32 positions are adjacent: a tile is a pointer
   OnlineSoftmax* state = arena_.online.data();
-  for (int64_t t = 0; t < T; ++t)
-    if (batch[t].seq == seq)
+  const int64_t end = first + (int64_t)part.size();
+  const BatchToken* batch = part.data() - first;  // entry t of the whole batch, t in [first, end)
+  int64_t last = -1;  // the part's last position of this sequence
+  for (int64_t t = first; t < end; ++t)
+    if (batch[t].seq == seq) {
+      last = std::max<int64_t>(last, batch[t].pos);
       for (int head = h0; head < h1; ++head) state[t * H + head] = OnlineSoftmax::Start(att + t * Q + head * hd, hd);
-  for (int64_t j0 = 0; j0 < n; j0 += kAttnTile) {
+    }
+  for (int64_t j0 = 0; j0 <= last && j0 < n; j0 += kAttnTile) {
     const int64_t m = std::min(kAttnTile, n - j0);
-    cache.LoadHeadRange(layer, false, kv_head, j0, m, tile_k);
-    cache.LoadHeadRange(layer, true, kv_head, j0, m, tile_v);
-    for (int64_t t = 0; t < T; ++t) {
+    const float *k = tile_k, *v = tile_v;
+    if (in_place) {
+      k = cache.head_keys_f32(layer, kv_head) + j0 * hd, v = cache.head_values_f32(layer, kv_head) + j0 * hd;
+    } else {
+      cache.LoadHeadRange(layer, false, kv_head, j0, m, tile_k);
+      cache.LoadHeadRange(layer, true, kv_head, j0, m, tile_v);
+    }
+    for (int64_t t = first; t < end; ++t) {
       if (batch[t].seq != seq || batch[t].pos < j0) continue;
       const int64_t seen = std::min(m, batch[t].pos + 1 - j0);  // this entry's keys in the tile
       for (int head = h0; head < h1; ++head)
-        AttendTile(q + t * Q + head * hd, tile_k, tile_v, seen, hd, hd, scale, state[t * H + head],
-                   att + t * Q + head * hd);
+        AttendTile(q + t * Q + head * hd, k, v, seen, hd, hd, scale, state[t * H + head], att + t * Q + head * hd);
     }
   }
-  for (int64_t t = 0; t < T; ++t)
+  for (int64_t t = first; t < end; ++t)
     if (batch[t].seq == seq)
       for (int head = h0; head < h1; ++head) FinishAttend(state[t * H + head], att + t * Q + head * hd, hd);
 }
