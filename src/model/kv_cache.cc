@@ -108,7 +108,7 @@ void KvCache::Reserve(int64_t n) {
   for (auto* side : {&k_, &v_})
     for (size_t l = 0; l < side->size(); ++l) {
       std::vector<uint8_t> bigger((size_t)kv_heads_[l] * new_block);
-      for (int h = 0; h < kv_heads_[l]; ++h)
+      for (int h = 0; h < kv_heads_[l] && old_block > 0; ++h)  // (an empty buffer has no data pointer)
         std::memcpy(bigger.data() + h * new_block, (*side)[l].data() + h * old_block, old_block);
       (*side)[l] = std::move(bigger);
     }
