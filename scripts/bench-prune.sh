@@ -6,22 +6,32 @@
 #   bash scripts/bench-prune.sh [MODEL] [EVAL_TEXT] [CALIB_TEXT] [CTX] [CHUNKS]
 # Defaults as the quantization benchmarks (scripts/bench-common.sh). Environment:
 #   CHANNELS ("0.18 0.36 0.53"), HEADS ("0.25 0.5"), LAYERS ("0.2 0.4"): the structured ratios;
-#   CALIB_SAMPLES (64), CALIB_TOKENS (256); THREADS (2).
-# Needs build/smelt. Prints two markdown tables: method, sparsity or ratio, allocation, share of
+#   CALIB_SAMPLES (64), CALIB_TOKENS (256); THREADS (2);
+#   SPARSE_TYPES (e.g. "f32 q4_0 sp70_w4a8 sp70_w8a8"; default none): a third table, each method at
+#   SPARSE_SPARSITY (0.7) stored in each type (f32: the pruned matrices as they are).
+# Needs build/smelt. Prints two (three) markdown tables: method, sparsity or ratio, allocation, share of
 # all parameters removed, perplexity, KL-divergence to the unpruned model (mean ± standard error),
-# same-top-token %; the structured one adds each block's kept sizes.
+# same-top-token %; the structured one adds each block's kept sizes, the stored one the file's
+# size and how many pruned matrices the type took (the others fall back, e.g. rows it cannot split).
 source "$(dirname "$0")/bench-common.sh"
 CAL=(--calib "$CALIB" --calib-samples "${CALIB_SAMPLES:-64}" --calib-tokens "${CALIB_TOKENS:-256}")
 EVAL=(--text "$TEXT" --ctx "$CTX" --chunks "$CHUNKS" -t "$THREADS" --json)
-row() {  # row LABEL ARGS...: one prune, one table row from its JSON report
+row() {  # row LABEL ARGS...: one prune, one table row from its JSON report (TYPE set: the stored table's)
   local label=$1
   shift
   "$SMELT" prune "$MODEL" -o "$WORK/p.gguf" "$@" "${EVAL[@]}" >"$WORK/p.json"
-  python3 - "$label" "$WORK/p.json" <<'PY'
+  local stored=()
+  [ -n "${TYPE:-}" ] && stored=("$TYPE" "$(stat -c %s "$WORK/p.gguf")")
+  python3 - "$label" "$WORK/p.json" "${stored[@]}" <<'PY'
 import json, sys
 label, j = sys.argv[1], json.load(open(sys.argv[2]))
 q = j["quality"]
-if "parameters_removed" in j:  # structured
+if len(sys.argv) > 3:  # stored in a type: argv 3 the type, argv 4 the file's bytes
+    want = sys.argv[3]
+    took = sum(1 for m in j["matrices"] if m["to"] == want or want == "f32")
+    print(f"| {label} | {100 * j['sparsity']:.1f} % | {int(sys.argv[4]) / 1024:.0f} | {took} of {len(j['matrices'])} | "
+          f"{q['ppl']:.2f} | {q['kld_mean']:.3f} ± {q['kld_stderr']:.3f} | {100 * q['same_top']:.2f} |")
+elif "parameters_removed" in j:  # structured
     c = j["config"]
     kept = []
     if "layer_kv_heads" in c: kept.append("kv " + ", ".join(map(str, c["layer_kv_heads"])))
@@ -64,3 +74,16 @@ done
 for r in ${LAYERS:-0.2 0.4}; do
   for score in cosine kld; do row "layers $r $score" --structured layers --ratio "$r" --layer-score "$score" "${CAL[@]}"; done
 done
+if [ -n "${SPARSE_TYPES:-}" ]; then
+  echo
+  echo "| method, stored as | pruned matrices' sparsity | file KiB | matrices in the type | ppl | KLD mean ± se | same top % |"
+  echo "|---|---|---|---|---|---|---|"
+  for type in $SPARSE_TYPES; do
+    for method in magnitude wanda sparsegpt; do
+      args=(--method "$method" --sparsity "${SPARSE_SPARSITY:-0.7}")
+      [ "$method" != magnitude ] && args+=("${CAL[@]}")
+      [ "$type" != f32 ] && args+=(--type "$type")
+      TYPE=$type row "$method, $type" "${args[@]}"
+    done
+  done
+fi
