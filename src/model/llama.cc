@@ -217,18 +217,13 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
     const int attn_threads = work < (1 << 16) ? 1 : (int)std::min<int64_t>(threads, T * H);
 #pragma omp parallel num_threads(attn_threads) if (attn_threads > 1)
     {
-      std::vector<float> scores(online ? 0 : max_keys);  // the two-pass softmax's score row
+      std::vector<float> scores(max_keys);  // the two-pass softmax's score row
 #pragma omp for schedule(dynamic, 4)
       for (int64_t i = 0; i < T * H; ++i) {
         const int64_t t = i / H, head = i % H, kv_head = head / group;
         const KvCache& cache = *caches[batch[t].seq];
-        const float *qh = q + t * Q + head * hd, *k = cache.head_keys_f32(layer, kv_head);
-        const float* v = cache.head_values_f32(layer, kv_head);
-        if (online) {
-          AttendHeadOnline(qh, k, v, batch[t].pos + 1, hd, hd, scale, att + t * Q + head * hd);
-        } else {
-          AttendHead(qh, k, v, batch[t].pos + 1, hd, hd, scale, att + t * Q + head * hd, scores.data());
-        }
+        AttendHead(q + t * Q + head * hd, cache.head_keys_f32(layer, kv_head), cache.head_values_f32(layer, kv_head),
+                   batch[t].pos + 1, hd, hd, scale, att + t * Q + head * hd, scores.data());
       }
     }
     return;
