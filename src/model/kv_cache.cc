@@ -41,7 +41,7 @@ void EncodeHead(KvType t, const float* x, int n, uint8_t* dst) {
   }
 }
 
-void DecodeHead(KvType t, const uint8_t* src, int n, float* y) {
+void DecodeHead(KvType t, const uint8_t* src, int64_t n, float* y) {
   switch (t) {
     case KvType::kF32:
       std::memcpy(y, src, sizeof(float) * n);
@@ -108,8 +108,9 @@ void KvCache::Reserve(int64_t n) {
   for (auto* side : {&k_, &v_})
     for (size_t l = 0; l < side->size(); ++l) {
       std::vector<uint8_t> bigger((size_t)kv_heads_[l] * new_block);
-      for (int h = 0; h < kv_heads_[l] && old_block > 0; ++h)  // (an empty buffer has no data pointer)
-        std::memcpy(bigger.data() + h * new_block, (*side)[l].data() + h * old_block, old_block);
+      if (old_block > 0)  // (an empty buffer has no data pointer to copy from)
+        for (int h = 0; h < kv_heads_[l]; ++h)
+          std::memcpy(bigger.data() + h * new_block, (*side)[l].data() + h * old_block, old_block);
       (*side)[l] = std::move(bigger);
     }
   reserved_ = grown;
@@ -153,8 +154,8 @@ void KvCache::LoadHeadRange(int layer, bool values, int head, int64_t start, int
   SMELT_ASSERT(start >= 0 && n >= 0 && start + n <= reserved_ && head >= 0 && head < n_kv_heads(layer));
   if (n == 0) return;
   const uint8_t* src = RawHead(layer, values, head, start);
-  if (type_ == KvType::kF16) {  // the positions' halves are adjacent: one conversion
-    HalfRowToFloat(reinterpret_cast<const fp16_t*>(src), dst, n * head_dim_);
+  if (type_ != KvType::kI8) {  // no per-position scale: the positions' values are one adjacent run
+    DecodeHead(type_, src, n * head_dim_, dst);
     return;
   }
   for (int64_t p = 0; p < n; ++p) DecodeHead(type_, src + (size_t)p * head_bytes_, head_dim_, dst + p * head_dim_);

@@ -253,8 +253,8 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
       const int64_t n = seqs[sh / n_kv].second;
       const int kv_head = (int)(sh % n_kv);
       if (online) {
-        AttendTiles(layer, batch.subspan(T * part / parts, T * (part + 1) / parts - T * part / parts), T * part / parts,
-                    *caches[seq], seq, n, kv_head, q, att, tile_k, tile_v);
+        AttendTiles(layer, batch, T * part / parts, T * (part + 1) / parts, *caches[seq], seq, kv_head, q, att, tile_k,
+                    tile_v);
         continue;
       }
       caches[seq]->LoadHead(layer, false, kv_head, n, kh.data());
@@ -269,9 +269,9 @@ void LlamaForward::Attend(int layer, std::span<const BatchToken> batch, std::spa
   }
 }
 
-void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> part, int64_t first, const KvCache& cache,
-                               int32_t seq, int64_t n, int kv_head, const float* q, float* att, float* tile_k,
-                               float* tile_v) {
+void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> batch, int64_t first, int64_t end,
+                               const KvCache& cache, int32_t seq, int kv_head, const float* q, float* att,
+                               float* tile_k, float* tile_v) {
   const ModelConfig& c = model_.config;
   const BlockShape b = c.block(layer);
   const int64_t Q = b.q_dim;
@@ -280,15 +280,13 @@ void LlamaForward::AttendTiles(int layer, std::span<const BatchToken> part, int6
   const int h0 = kv_head * group, h1 = h0 + group;
   const bool in_place = cache.type() == KvType::kF32;  // a head's f32 positions are adjacent: a tile is a pointer
   OnlineSoftmax* state = arena_.online.data();
-  const int64_t end = first + (int64_t)part.size();
-  const BatchToken* batch = part.data() - first;  // entry t of the whole batch, t in [first, end)
-  int64_t last = -1;  // the part's last position of this sequence
+  int64_t n = 0;  // the keys these entries read: their latest position + 1
   for (int64_t t = first; t < end; ++t)
     if (batch[t].seq == seq) {
-      last = std::max<int64_t>(last, batch[t].pos);
+      n = std::max<int64_t>(n, batch[t].pos + 1);
       for (int head = h0; head < h1; ++head) state[t * H + head] = OnlineSoftmax::Start(att + t * Q + head * hd, hd);
     }
-  for (int64_t j0 = 0; j0 <= last && j0 < n; j0 += kAttnTile) {
+  for (int64_t j0 = 0; j0 < n; j0 += kAttnTile) {
     const int64_t m = std::min(kAttnTile, n - j0);
     const float *k = tile_k, *v = tile_v;
     if (in_place) {

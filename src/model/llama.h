@@ -174,12 +174,12 @@ class LlamaForward {
   // online softmax over key tiles or, with online_attention off, the two-pass one.
   void Attend(int layer, std::span<const BatchToken> batch, std::span<KvCache* const> caches, const float* q,
               float* att, int threads);
-  // Online attention of the entries of sequence `seq` among `part` (the batch's entries first ..
-  // first + part.size(); its latest entry reads n keys) over kv head `kv_head`, a tile of keys
-  // and values at a time: read in place from an f32 cache, decoded into tile_k, tile_v
-  // (kAttnTile × head_dim each) from a rounded one; state in the arena.
-  void AttendTiles(int layer, std::span<const BatchToken> part, int64_t first, const KvCache& cache, int32_t seq,
-                   int64_t n, int kv_head, const float* q, float* att, float* tile_k, float* tile_v);
+  // Online attention of the entries of sequence `seq` among batch entries [first, end) over kv
+  // head `kv_head`, a tile of keys and values at a time (up to the latest of those entries'
+  // positions): read in place from an f32 cache, decoded into tile_k, tile_v (kAttnTile × head_dim
+  // each) from a rounded one; state in the arena.
+  void AttendTiles(int layer, std::span<const BatchToken> batch, int64_t first, int64_t end, const KvCache& cache,
+                   int32_t seq, int kv_head, const float* q, float* att, float* tile_k, float* tile_v);
 
   // MatMul of block `layer`'s weight w, reporting its input to the observer first.
   void Project(int layer, const Tensor& w, const float* x, int64_t T, float* y, int threads);
