@@ -449,26 +449,49 @@ TEST(QDot, S24W4A8KernelsAgreeWithTheDecodedDot) {
     }
 }
 
-// The four-weight-row form gives four single calls' bits: rows 1 to 37 blocks long, weight rows
-// stored with padding between them.
+// The four-weight-row form gives four single calls' bits: s24_w4a8 rows 1 to 37 blocks long; f16
+// and bf16 rows of every tail (under 8, under 32 and whole steps of 32 values), with activations
+// of mixed magnitudes; weight rows stored with padding between them.
 TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
-  const DType type = DType::kS24_W4A8;
-  const QDotRows4Fn rows4 = FastQDotRows4(type);
-  EXPECT_EQ(rows4 != nullptr, CpuHasAvx512Vbmi());
-  if (!rows4) GTEST_SKIP() << "no four-weight-row kernel on this CPU";
-  for (int64_t n : {128, 256, 384, 37 * 128}) {
-    const size_t w_bytes = RowBytes(type, n), stride = w_bytes + 7;
-    std::vector<uint8_t> w(4 * stride);
-    for (int r = 0; r < 4; ++r) {
-      const std::vector<uint8_t> row = RandomS24W4A8Row(n, 60 + (uint32_t)r + (uint32_t)n);
-      std::memcpy(w.data() + r * stride, row.data(), w_bytes);
-    }
-    const std::vector<uint8_t> a = RandomActivationRow(type, n, 77);
-    float out[4];
-    rows4(w.data(), stride, a.data(), n, out);
-    for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], FastQDot(type)(w.data() + r * stride, a.data(), n)) << "n " << n << " row " << r;
-  }
+  EXPECT_EQ(FastQDotRows4(DType::kS24_W4A8) != nullptr, CpuHasAvx512Vbmi());
+  EXPECT_EQ(FastQDotRows4(DType::kF16) != nullptr, CpuHasAvx512F());
   EXPECT_EQ(FastQDotRows4(DType::kQ4_0), nullptr);
+  struct Case {
+    DType type;
+    std::vector<int64_t> lengths;
+  };
+  const Case cases[] = {{DType::kS24_W4A8, {128, 256, 384, 37 * 128}},
+                        {DType::kF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}},
+                        {DType::kBF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}}};
+  int checked = 0;
+  for (const Case& c : cases) {
+    const QDotRows4Fn rows4 = FastQDotRows4(c.type);
+    if (!rows4) continue;
+    for (int64_t n : c.lengths) {
+      const size_t w_bytes = RowBytes(c.type, n), stride = w_bytes + 7;
+      std::vector<uint8_t> w(4 * stride);
+      for (int r = 0; r < 4; ++r) {
+        const uint32_t seed = 60 + (uint32_t)r + (uint32_t)n;
+        std::vector<uint8_t> row;
+        if (c.type == DType::kS24_W4A8) {
+          row = RandomS24W4A8Row(n, seed);
+        } else {
+          const std::vector<float> values = tiny::RandomVector(n, seed);
+          row.resize(w_bytes);
+          Traits(c.type).from_float(values.data(), row.data(), n);
+        }
+        std::memcpy(w.data() + r * stride, row.data(), w_bytes);
+      }
+      const std::vector<uint8_t> a = RandomActivationRow(c.type, n, 77);
+      float out[4];
+      rows4(w.data(), stride, a.data(), n, out);
+      for (int r = 0; r < 4; ++r)
+        EXPECT_EQ(out[r], FastQDot(c.type)(w.data() + r * stride, a.data(), n))
+            << DTypeName(c.type) << " n " << n << " row " << r;
+      ++checked;
+    }
+  }
+  if (checked == 0) GTEST_SKIP() << "no four-weight-row kernel on this CPU";
 }
 
 // QDotRows, the row loop of MatMul and the fused products: every output the single-row kernel's
@@ -477,7 +500,7 @@ TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
 // one with a four-token kernel.
 TEST(QDot, RowLoopGivesTheSingleRowKernelsBits) {
   const int64_t n = 256;
-  for (DType type : {DType::kS24_W4A8, DType::kQ4_0}) {
+  for (DType type : {DType::kS24_W4A8, DType::kQ4_0, DType::kF16}) {
     const QDotRowKernels k = FastQDotRowKernels(type);
     if (!k.dot) continue;
     const size_t w_bytes = RowBytes(type, n), a_bytes = RowBytes(ActivationType(type), n);
