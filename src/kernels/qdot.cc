@@ -395,7 +395,11 @@ QDotX4Fn FastQDotX4(DType weight) {
 
 QDotRows4Fn FastQDotRows4(DType weight) { return CpuHasAvx512F() ? Avx512QDotRows4(weight) : nullptr; }
 
-QDotRowKernels FastQDotRowKernels(DType weight) { return {FastQDot(weight), FastQDotX4(weight), FastQDotRows4(weight)}; }
+QDotRows2x4Fn FastQDotRows2x4(DType weight) { return CpuHasAvx512F() ? Avx512QDotRows2x4(weight) : nullptr; }
+
+QDotRowKernels FastQDotRowKernels(DType weight) {
+  return {FastQDot(weight), FastQDotX4(weight), FastQDotRows4(weight), FastQDotRows2x4(weight)};
+}
 
 void QDotRows(const QDotRowKernels& k, const uint8_t* w_rows, size_t w_stride, int64_t rows, const uint8_t* a_rows,
               size_t a_stride, int64_t T, int64_t n, float* out, int64_t ld) {
@@ -403,6 +407,15 @@ void QDotRows(const QDotRowKernels& k, const uint8_t* w_rows, size_t w_stride, i
   if (k.rows4 && T < 4) {  // decoding: four weight rows per call, each token in turn
     for (; r + 4 <= rows; r += 4)
       for (int64_t t = 0; t < T; ++t) k.rows4(w_rows + r * w_stride, w_stride, a_rows + t * a_stride, n, out + t * ld + r);
+  }
+  if (k.rows2x4 && T >= 4) {  // several tokens: two weight rows × four tokens per call
+    for (; r + 2 <= rows; r += 2) {
+      const uint8_t* pair = w_rows + r * w_stride;
+      int64_t t = 0;
+      for (; t + 4 <= T; t += 4) k.rows2x4(pair, w_stride, a_rows + t * a_stride, a_stride, n, out + t * ld + r, ld);
+      for (; t < T; ++t)
+        for (int64_t j = 0; j < 2; ++j) out[t * ld + r + j] = k.dot(pair + j * w_stride, a_rows + t * a_stride, n);
+    }
   }
   for (; r < rows; ++r) {
     const uint8_t* row = w_rows + r * w_stride;

@@ -92,19 +92,31 @@ QDotRows4Fn FastQDotRows4(DType weight);
 // test), so that FastQDot runs the single-row form of the same kernel.
 QDotRows4Fn Avx512QDotRows4(DType weight);
 
-// A weight type's row kernels as the products run them: FastQDot and its four-token and
-// four-weight-row forms (either may be nullptr).
+// Two weight rows (w_rows, w_rows + w_stride) against four activation rows (a_rows + t·a_stride)
+// into out[t·ld + r], r < 2, t < 4: bit for bit what eight calls of FastQDot(weight) give, each
+// step's weights read and widened once for four tokens and its activations once for two rows
+// (several sequences decoded together).
+using QDotRows2x4Fn = void (*)(const void* w_rows, size_t w_stride, const void* a_rows, size_t a_stride, int64_t n,
+                               float* out, int64_t ld);
+// The two-row, four-token kernel where the fast kernel has one (today: f16 and bf16 on AVX-512);
+// nullptr otherwise.
+QDotRows2x4Fn FastQDotRows2x4(DType weight);
+QDotRows2x4Fn Avx512QDotRows2x4(DType weight);
+
+// A weight type's row kernels as the products run them: FastQDot and its four-token,
+// four-weight-row and two-row-four-token forms (any may be nullptr).
 struct QDotRowKernels {
   QDotFn dot = nullptr;
   QDotX4Fn dot4 = nullptr;
   QDotRows4Fn rows4 = nullptr;
+  QDotRows2x4Fn rows2x4 = nullptr;
 };
 QDotRowKernels FastQDotRowKernels(DType weight);
 
 // n weight rows (w_rows + r·w_stride) against T encoded activation rows (a_rows + t·a_stride) of n
-// values each, into out[t·ld + r]: decoding (T < 4) four weight rows per call where k.rows4 exists,
-// else four tokens per call where k.dot4 exists, the rest one k.dot each; every output the bits of
-// k.dot's. The row loop MatMul and the fused products share.
+// values each, into out[t·ld + r]: decoding (T < 4) four weight rows per call where k.rows4 exists;
+// from 4 tokens on two weight rows × four tokens per call where k.rows2x4 exists, else four tokens
+// per call where k.dot4 exists; the rest one k.dot each. Every output the bits of k.dot's. The row loop MatMul and the fused products share.
 void QDotRows(const QDotRowKernels& k, const uint8_t* w_rows, size_t w_stride, int64_t rows, const uint8_t* a_rows,
               size_t a_stride, int64_t T, int64_t n, float* out, int64_t ld);
 

@@ -150,6 +150,47 @@ SMELT_AVX512 void DotHalves512Rows4(const void* w_rows, size_t w_stride, const v
   }
 }
 
+// Two weight rows against four activation rows, out[t·ld + r]: each (row, token) sum exactly as
+// DotHalves512 takes it (so its bits), with each step's weight halves widened once for the four
+// tokens and its activation halves once for the two rows; the rows' lines asked for where the
+// next pair of rows will read them.
+template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
+SMELT_AVX512 void DotHalves512Rows2x4(const void* w_rows, size_t w_stride, const void* a_rows, size_t a_stride,
+                                      int64_t n, float* out, int64_t ld) {
+  const uint8_t* x[2] = {static_cast<const uint8_t*>(w_rows), static_cast<const uint8_t*>(w_rows) + w_stride};
+  const uint8_t* y[4];
+  for (int t = 0; t < 4; ++t) y[t] = static_cast<const uint8_t*>(a_rows) + t * a_stride;
+  __m512 a01[2][4], a23[2][4];
+  for (int r = 0; r < 2; ++r)
+    for (int t = 0; t < 4; ++t) a01[r][t] = a23[r][t] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m512 w01[2], w23[2];
+    for (int r = 0; r < 2; ++r) {
+      PrefetchAhead<64>(x[r] + 2 * i, 2 * w_stride);
+      w01[r] = Widen(x[r] + 2 * i, kAll), w23[r] = Widen(x[r] + 2 * (i + 16), kAll);
+    }
+    for (int t = 0; t < 4; ++t) {
+      const __m512 y01 = Widen(y[t] + 2 * i, kAll), y23 = Widen(y[t] + 2 * (i + 16), kAll);
+      for (int r = 0; r < 2; ++r) {
+        a01[r][t] = _mm512_fmadd_ps(w01[r], y01, a01[r][t]);
+        a23[r][t] = _mm512_fmadd_ps(w23[r], y23, a23[r][t]);
+      }
+    }
+  }
+  for (; i + 8 <= n; i += 8)
+    for (int t = 0; t < 4; ++t) {
+      const __m512 v = Widen(y[t] + 2 * i, kLow8);
+      for (int r = 0; r < 2; ++r) a01[r][t] = _mm512_mask3_fmadd_ps(Widen(x[r] + 2 * i, kLow8), v, a01[r][t], kLow8);
+    }
+  for (int r = 0; r < 2; ++r)
+    for (int t = 0; t < 4; ++t) {
+      float sum = Finish(a01[r][t], a23[r][t]);
+      for (int64_t j = i; j < n; ++j) sum += Half(x[r] + 2 * j) * Half(y[t] + 2 * j);
+      out[t * ld + r] = sum;
+    }
+}
+
 // Bitmask rows (formats/sparse_mask.h) against Q8_0 activations: the AVX2 twin's algorithm
 // (qdot_avx2.cc DotSparseMaskRows) with each block's codes put in place by one vpexpandb from
 // memory (AVX512-VBMI2) instead of four table-driven byte shuffles, and its signed sums by one
@@ -593,6 +634,13 @@ QDotFn Avx512QDot(DType weight) {
   }
 }
 
+QDotRows2x4Fn Avx512QDotRows2x4(DType weight) {
+  switch (weight) {
+    case DType::kF16: return DotHalves512Rows2x4<WidenF16, HalfF16>;
+    case DType::kBF16: return DotHalves512Rows2x4<WidenBf16, HalfBf16>;
+    default: return nullptr;
+  }
+}
 QDotRows4Fn Avx512QDotRows4(DType weight) {
   switch (weight) {
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8Rows4_512 : nullptr;
@@ -627,6 +675,7 @@ QDotX4Fn Avx512QDotX4(DType weight) {
 namespace smelt {
 QDotFn Avx512QDot(DType) { return nullptr; }
 QDotX4Fn Avx512QDotX4(DType) { return nullptr; }
+QDotRows2x4Fn Avx512QDotRows2x4(DType) { return nullptr; }
 QDotRows4Fn Avx512QDotRows4(DType) { return nullptr; }
 }  // namespace smelt
 

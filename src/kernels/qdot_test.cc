@@ -494,6 +494,42 @@ TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
   if (checked == 0) GTEST_SKIP() << "no four-weight-row kernel on this CPU";
 }
 
+// The two-row, four-token form gives eight single calls' bits: f16 and bf16 rows of every tail,
+// weight and activation rows stored with padding between them, the outputs in a wider matrix.
+TEST(QDot, TwoRowFourTokenKernelsEqualSingleCalls) {
+  EXPECT_EQ(FastQDotRows2x4(DType::kF16) != nullptr, CpuHasAvx512F());
+  EXPECT_EQ(FastQDotRows2x4(DType::kQ4_0), nullptr);
+  int checked = 0;
+  for (DType type : {DType::kF16, DType::kBF16}) {
+    const QDotRows2x4Fn rows2x4 = FastQDotRows2x4(type);
+    if (!rows2x4) continue;
+    for (int64_t n : {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}) {
+      const size_t w_bytes = RowBytes(type, n), w_stride = w_bytes + 5;
+      const size_t a_bytes = RowBytes(ActivationType(type), n), a_stride = a_bytes + 3;
+      std::vector<uint8_t> w(2 * w_stride), a(4 * a_stride);
+      for (int r = 0; r < 2; ++r) {
+        const std::vector<float> values = tiny::RandomVector(n, 30 + (uint32_t)r + (uint32_t)n);
+        Traits(type).from_float(values.data(), w.data() + r * w_stride, n);
+      }
+      for (int t = 0; t < 4; ++t) {
+        const std::vector<uint8_t> row = RandomActivationRow(type, n, 40 + (uint32_t)t);
+        std::memcpy(a.data() + t * a_stride, row.data(), a_bytes);
+      }
+      const int64_t ld = 5;
+      std::vector<float> out(4 * ld, -1.0f);
+      rows2x4(w.data(), w_stride, a.data(), a_stride, n, out.data(), ld);
+      for (int t = 0; t < 4; ++t)
+        for (int r = 0; r < 2; ++r)
+          EXPECT_EQ(out[t * ld + r], FastQDot(type)(w.data() + r * w_stride, a.data() + t * a_stride, n))
+              << DTypeName(type) << " n " << n << " row " << r << " token " << t;
+      for (int t = 0; t < 4; ++t)
+        for (int64_t r = 2; r < ld; ++r) EXPECT_EQ(out[t * ld + r], -1.0f) << "wrote past its two rows";
+      ++checked;
+    }
+  }
+  if (checked == 0) GTEST_SKIP() << "no two-row, four-token kernel on this CPU";
+}
+
 // QDotRows, the row loop of MatMul and the fused products: every output the single-row kernel's
 // bits, for row counts around the four-row step and token counts on both sides of the
 // four-token form, in a wider output (ld > rows), for a type with a four-weight-row kernel and
@@ -508,7 +544,7 @@ TEST(QDot, RowLoopGivesTheSingleRowKernelsBits) {
       std::vector<uint8_t> w(rows * w_bytes);
       const std::vector<float> values = tiny::RandomVector(rows * n, 90 + (uint32_t)rows);
       for (int64_t r = 0; r < rows; ++r) Traits(type).from_float(values.data() + r * n, w.data() + r * w_bytes, n);
-      for (int64_t T : {1, 3, 4, 6}) {
+      for (int64_t T : {1, 3, 4, 6, 8}) {
         std::vector<uint8_t> a(T * a_bytes);
         for (int64_t t = 0; t < T; ++t) {
           const std::vector<uint8_t> row = RandomActivationRow(type, n, 100 + (uint32_t)(t + 7 * T));
