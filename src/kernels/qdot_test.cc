@@ -509,7 +509,9 @@ TEST(QDot, TwoRowFourTokenKernelsEqualSingleCalls) {
       std::vector<uint8_t> w(2 * w_stride), a(4 * a_stride);
       for (int r = 0; r < 2; ++r) {
         const std::vector<float> values = tiny::RandomVector(n, 30 + (uint32_t)r + (uint32_t)n);
-        Traits(type).from_float(values.data(), w.data() + r * w_stride, n);
+        std::vector<uint8_t> row(w_bytes);  // encoded aligned, then placed at the odd stride
+        Traits(type).from_float(values.data(), row.data(), n);
+        std::memcpy(w.data() + r * w_stride, row.data(), w_bytes);
       }
       for (int t = 0; t < 4; ++t) {
         const std::vector<uint8_t> row = RandomActivationRow(type, n, 40 + (uint32_t)t);
