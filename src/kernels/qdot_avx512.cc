@@ -646,7 +646,7 @@ QDotRows4Fn Avx512QDotRows4(DType weight) {
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8Rows4_512 : nullptr;
     case DType::kF16: return DotHalves512Rows4<WidenF16, HalfF16>;
     case DType::kBF16: return DotHalves512Rows4<WidenBf16, HalfBf16>;
-    default: return nullptr;
+    default: return table4::Avx512DotRows4(weight);
   }
 }
 

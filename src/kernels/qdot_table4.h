@@ -78,9 +78,11 @@ R Find(DType weight) {
 
 // The AVX2 and AVX-512 twins (qdot_table4_avx2.cc, qdot_table4_avx512.cc); nullptr where not built
 // or not a table-4 type. The AVX2 twin needs CpuHasAvx2FmaF16c(); the AVX-512 ones CpuHasAvx512F()
-// and VBMI (checked here). The four-token form gives the single-row form's bits per token.
+// and VBMI (checked here). The four-token and four-weight-row forms give the single-row form's
+// bits per token and row.
 QDotFn Avx2Dot(DType weight);
 QDotFn Avx512Dot(DType weight);
 QDotX4Fn Avx512DotX4(DType weight);
+QDotRows4Fn Avx512DotRows4(DType weight);
 
 }  // namespace smelt::table4

@@ -120,54 +120,76 @@ SMELT_VBMI inline __m256i Load16(const uint8_t* p) {
   return _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// Σ table[c_j]·x_t[j] over the row for NT tokens (x_t = a + t·stride bytes) into out[t].
-template <DType W, int NT>
-SMELT_VBMI void Dot(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+// Σ table[c_j]·x_t[j] over each of NR weight rows (w_rows + r·w_stride bytes) for NT tokens (x_t =
+// a + t·stride bytes) into out[r·NT + t]. Each (row, token) takes the same steps in the same order
+// whatever NR and NT are, so every form gives the single-row, single-token bits; several rows per
+// call (decoding) share each step's activations and keep several weight streams in flight.
+template <DType W, int NT, int NR>
+SMELT_VBMI void DotCore(const void* w_rows, size_t w_stride, const void* a, size_t stride, int64_t n, float* out) {
   constexpr Layout L = LayoutOf(W);
   constexpr Kind K = L.kind;
   const Constants c = MakeConstants<K>();
-  const auto* p = static_cast<const uint8_t*>(w_row);
+  const uint8_t* p[NR];
+  for (int r = 0; r < NR; ++r) p[r] = static_cast<const uint8_t*>(w_rows) + r * w_stride;
   const auto* x = static_cast<const float*>(a);
   const size_t fstride = stride / sizeof(float);
-  Accumulators<NT> acc;
-  for (auto& token : acc.v)
-    for (__m512& r : token) r = _mm512_setzero_ps();
+  Accumulators<NT> acc[NR];
+  for (Accumulators<NT>& row : acc)
+    for (auto& token : row.v)
+      for (__m512& v : token) v = _mm512_setzero_ps();
   if constexpr (L.group == 0) {  // one table for the row
-    const __m512 table = RowTable<K>(p, c);
-    const uint8_t* codes = p + L.header;
+    __m512 table[NR];
+    const uint8_t* codes[NR];
+    for (int r = 0; r < NR; ++r) table[r] = RowTable<K>(p[r], c), codes[r] = p[r] + L.header;
     int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-      PrefetchAhead<64>(codes + i / 2);
-      Chunk<NT, 4>(Load32(codes + i / 2), table, c, x + i, fstride, acc);
-    }
+    for (; i + 64 <= n; i += 64)
+      for (int r = 0; r < NR; ++r) {
+        PrefetchAhead<64>(codes[r] + i / 2);
+        Chunk<NT, 4>(Load32(codes[r] + i / 2), table[r], c, x + i, fstride, acc[r]);
+      }
     if (i < n) {  // rows are a multiple of 8: up to 56 codes left
       const int rem = (int)(n - i);
-      const __m256i bytes = _mm256_maskz_loadu_epi8((__mmask32)((1ull << (rem / 2)) - 1), codes + i / 2);
-      Chunk<NT, 4, true>(bytes, table, c, x + i, fstride, acc, rem);
+      for (int r = 0; r < NR; ++r) {
+        const __m256i bytes = _mm256_maskz_loadu_epi8((__mmask32)((1ull << (rem / 2)) - 1), codes[r] + i / 2);
+        Chunk<NT, 4, true>(bytes, table[r], c, x + i, fstride, acc[r], rem);
+      }
     }
   } else {
     constexpr int G = L.group;
     constexpr size_t kBlock = (size_t)L.header + G / 2;
     const int64_t groups = n / G;
-    alignas(64) float d[16], m[16] = {};  // m: read only by the asymmetric kind
+    alignas(64) float d[NR][16], m[NR][16] = {};  // m: read only by the asymmetric kind
     for (int64_t g0 = 0; g0 < groups; g0 += 16) {
       const int count = (int)std::min<int64_t>(16, groups - g0);
-      Scales<K, kBlock>(p, count, d, m);
-      for (int j = 0; j < count; ++j, p += kBlock, x += G) {
-        PrefetchAhead<(G > 64 ? 128 : 64)>(p);
-        const __m512 table = ScaledTable<K>(d[j], m[j], c);
-        const uint8_t* codes = p + L.header;
-        if constexpr (G == 32) {
-          Chunk<NT, 2>(Load16(codes), table, c, x, fstride, acc);
-        } else {
-          for (int h = 0; h < G / 64; ++h) Chunk<NT, 4>(Load32(codes + 32 * h), table, c, x + 64 * h, fstride, acc);
+      for (int r = 0; r < NR; ++r) Scales<K, kBlock>(p[r], count, d[r], m[r]);
+      for (int j = 0; j < count; ++j, x += G)
+        for (int r = 0; r < NR; ++r) {
+          PrefetchAhead<(G > 64 ? 128 : 64)>(p[r]);
+          const __m512 table = ScaledTable<K>(d[r][j], m[r][j], c);
+          const uint8_t* codes = p[r] + L.header;
+          if constexpr (G == 32) {
+            Chunk<NT, 2>(Load16(codes), table, c, x, fstride, acc[r]);
+          } else {
+            for (int h = 0; h < G / 64; ++h) Chunk<NT, 4>(Load32(codes + 32 * h), table, c, x + 64 * h, fstride, acc[r]);
+          }
+          p[r] += kBlock;
         }
-      }
     }
   }
-  for (int t = 0; t < NT; ++t)
-    out[t] = _mm512_reduce_add_ps(
-        _mm512_add_ps(_mm512_add_ps(acc.v[t][0], acc.v[t][1]), _mm512_add_ps(acc.v[t][2], acc.v[t][3])));
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t)
+      out[r * NT + t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[r].v[t][0], acc[r].v[t][1]),
+                                                           _mm512_add_ps(acc[r].v[t][2], acc[r].v[t][3])));
+}
+
+template <DType W, int NT>
+SMELT_VBMI void Dot(const void* w_row, const void* a, size_t stride, int64_t n, float* out) {
+  DotCore<W, NT, 1>(w_row, 0, a, stride, n, out);
+}
+
+template <DType W>
+SMELT_VBMI void DotRows4(const void* w_rows, size_t w_stride, const void* a_row, int64_t n, float* out) {
+  DotCore<W, 1, 4>(w_rows, w_stride, a_row, 0, n, out);
 }
 
 template <DType W>
@@ -185,6 +207,10 @@ template <DType W>
 struct FourTokens {
   static constexpr QDotX4Fn kFn = Dot<W, 4>;
 };
+template <DType W>
+struct FourRows {
+  static constexpr QDotRows4Fn kFn = DotRows4<W>;
+};
 
 bool Usable() { return CpuHasAvx512F() && CpuHasAvx512Vbmi(); }
 
@@ -193,6 +219,9 @@ bool Usable() { return CpuHasAvx512F() && CpuHasAvx512Vbmi(); }
 
 QDotFn Avx512Dot(DType weight) { return avx512::Usable() ? Find<avx512::OneToken, QDotFn>(weight) : nullptr; }
 QDotX4Fn Avx512DotX4(DType weight) { return avx512::Usable() ? Find<avx512::FourTokens, QDotX4Fn>(weight) : nullptr; }
+QDotRows4Fn Avx512DotRows4(DType weight) {
+  return avx512::Usable() ? Find<avx512::FourRows, QDotRows4Fn>(weight) : nullptr;
+}
 
 }  // namespace smelt::table4
 

@@ -21,6 +21,7 @@
 #include "formats/types.h"
 #include "kernels/matmul.h"
 #include "kernels/qdot_kernels.h"
+#include "kernels/qdot_table4.h"
 #include "kernels/qdot_test_util.h"
 #include "tiny_models.h"
 
@@ -450,8 +451,9 @@ TEST(QDot, S24W4A8KernelsAgreeWithTheDecodedDot) {
 }
 
 // The four-weight-row form gives four single calls' bits: s24_w4a8 rows 1 to 37 blocks long; f16
-// and bf16 rows of every tail (under 8, under 32 and whole steps of 32 values), with activations
-// of mixed magnitudes; weight rows stored with padding between them.
+// and bf16 rows of every tail (under 8, under 32 and whole steps of 32 values); the table-4 types
+// over one and several sets of 16 groups, the per-row ones with tails; activations of mixed
+// magnitudes; weight rows stored with padding between them.
 TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
   EXPECT_EQ(FastQDotRows4(DType::kS24_W4A8) != nullptr, CpuHasAvx512Vbmi());
   EXPECT_EQ(FastQDotRows4(DType::kF16) != nullptr, CpuHasAvx512F());
@@ -460,9 +462,14 @@ TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
     DType type;
     std::vector<int64_t> lengths;
   };
-  const Case cases[] = {{DType::kS24_W4A8, {128, 256, 384, 37 * 128}},
-                        {DType::kF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}},
-                        {DType::kBF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}}};
+  std::vector<Case> cases = {{DType::kS24_W4A8, {128, 256, 384, 37 * 128}},
+                             {DType::kF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}},
+                             {DType::kBF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}}};
+  for (DType type : table4::kTypes) {  // whole groups; the per-row types also tails of 8 to 56
+    Case c{type, {128, 384, 1024 + 128, 16 * 128 + 128}};
+    if (table4::LayoutOf(type).group == 0) c.lengths.insert(c.lengths.end(), {8, 56, 64 + 8, 1024 + 56});
+    cases.push_back(c);
+  }
   int checked = 0;
   for (const Case& c : cases) {
     const QDotRows4Fn rows4 = FastQDotRows4(c.type);
