@@ -393,7 +393,20 @@ QDotX4Fn FastQDotX4(DType weight) {
   }
 }
 
-QDotRows4Fn FastQDotRows4(DType weight) { return CpuHasAvx512F() ? Avx512QDotRows4(weight) : nullptr; }
+QDotRows4Fn FastQDotRows4(DType weight) {
+  if (CpuHasAvx512F())
+    if (QDotRows4Fn f = Avx512QDotRows4(weight)) return f;
+  // The AVX2 forms where FastQDot runs the AVX2 kernel (its bits).
+  const qdot::Avx2Kernels* k = CpuHasAvx2FmaF16c() ? qdot::Avx2() : nullptr;
+  if (!k || FastQDot(weight) != Avx2QDot(weight)) return nullptr;
+  switch (weight) {
+    case DType::kQ2_K: return k->rows4_q2_k;
+    case DType::kQ4_K: return k->rows4_q4_k;
+    case DType::kQ5_K: return k->rows4_q5_k;
+    case DType::kQ6_K: return k->rows4_q6_k;
+    default: return nullptr;
+  }
+}
 
 QDotRows2x4Fn FastQDotRows2x4(DType weight) { return CpuHasAvx512F() ? Avx512QDotRows2x4(weight) : nullptr; }
 

@@ -242,17 +242,42 @@ SMELT_AVX2 inline int SumLanes(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-// Q2_K against `rows` Q8_K rows (a + k·stride): each super-block's codes and scales unpacked once
-// for all of them, and per activation row the single-row kernel's operations (DotQ2_K is rows = 1,
-// so the four-row kernel gives four single calls' bits).
-template <int rows>
-SMELT_AVX2 void DotQ2_KRows(const void* w, const void* a, size_t stride, int64_t n, float* out) {
-  const auto* x = static_cast<const uint8_t*>(w);
-  __m256 acc[rows];
-  float mins[rows];
-  for (int r = 0; r < rows; ++r) acc[r] = _mm256_setzero_ps(), mins[r] = 0.0f;
-  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ2_K)) {
-    PrefetchAhead<sizeof(BlockQ2_K)>(x);
+// The W × A results of a k-quant block kernel: per (weight row, activation row) the vector sums and
+// the scalar term taken off at the end.
+template <int W, int A>
+struct KSums {
+  __m256 acc[W][A];
+  float term[W][A];
+  SMELT_AVX2 KSums() {
+    for (int r = 0; r < W; ++r)
+      for (int k = 0; k < A; ++k) acc[r][k] = _mm256_setzero_ps(), term[r][k] = 0.0f;
+  }
+  SMELT_AVX2 void Finish(float* out) const {
+    for (int r = 0; r < W; ++r)
+      for (int k = 0; k < A; ++k) out[r * A + k] = HorizontalSum(acc[r][k]) - term[r][k];
+  }
+};
+
+// body(i, r, x) for super-block i of weight row r (w + r·w_stride) at x, super-block by
+// super-block and row by row within one, each asked for ahead.
+template <class Block, int W, class Body>
+SMELT_AVX2 inline void ForEachSuperBlock(const void* w, size_t w_stride, int64_t n, Body&& body) {
+  for (int64_t i = 0; i < n / kQK_K; ++i)
+    for (int r = 0; r < W; ++r) {
+      const uint8_t* x = static_cast<const uint8_t*>(w) + r * w_stride + i * sizeof(Block);
+      PrefetchAhead<sizeof(Block)>(x);
+      body(i, r, x);
+    }
+}
+
+// Q2_K: W weight rows (w + r·w_stride) against A Q8_K rows (a + k·stride) into out[r·A + k]: each
+// super-block's codes and scales unpacked once for all A rows, and per (weight row, activation
+// row) the single-row kernel's operations (every form gives single calls' bits; several weight
+// rows per call keep several weight streams in flight when decoding).
+template <int W, int A>
+SMELT_AVX2 void DotQ2_KBlock(const void* w, size_t w_stride, const void* a, size_t stride, int64_t n, float* out) {
+  KSums<W, A> s;
+  ForEachSuperBlock<BlockQ2_K, W>(w, w_stride, n, [&](int64_t i, int r, const uint8_t* x) SMELT_AVX2 {
     const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + offsetof(BlockQ2_K, scales)));
     const ScalePairs pairs(_mm256_cvtepu8_epi16(_mm_and_si128(sc, _mm_set1_epi8(0x0F))));
     // The 16 minimums, the high nibbles of the scale bytes.
@@ -263,27 +288,21 @@ SMELT_AVX2 void DotQ2_KRows(const void* w, const void* a, size_t stride, int64_t
       for (int k = 0; k < 4; ++k) codes[4 * h + k] = BitsAt(q, 2 * k, 3);
     }
     const float d = LoadHalf(x + offsetof(BlockQ2_K, d)), dmin = LoadHalf(x + offsetof(BlockQ2_K, dmin));
-    for (int r = 0; r < rows; ++r) {
-      const uint8_t* y = static_cast<const uint8_t*>(a) + r * stride + i * sizeof(BlockQ8_K);
+    for (int k = 0; k < A; ++k) {
+      const uint8_t* y = static_cast<const uint8_t*>(a) + k * stride + i * sizeof(BlockQ8_K);
       const float dy = LoadF32(y);
       __m256i sums = _mm256_setzero_si256();
       for (int h = 0; h < 2; ++h)
-        for (int k = 0; k < 4; ++k) {
-          const int j = 8 * h + 2 * k;
-          sums = _mm256_add_epi32(sums, ScaledSums(codes[4 * h + k], Load32(y + kQ8_KQs + 16 * j), pairs.pair(j)));
+        for (int c = 0; c < 4; ++c) {
+          const int j = 8 * h + 2 * c;
+          sums = _mm256_add_epi32(sums, ScaledSums(codes[4 * h + c], Load32(y + kQ8_KQs + 16 * j), pairs.pair(j)));
         }
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dy * d), _mm256_cvtepi32_ps(sums), acc[r]);
+      s.acc[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(dy * d), _mm256_cvtepi32_ps(sums), s.acc[r][k]);
       // Σ_j bsums[j]·m_j: one madd.
-      mins[r] += dy * dmin * (float)SumLanes(_mm256_madd_epi16(Load32(y + kQ8_KSums), m16));
+      s.term[r][k] += dy * dmin * (float)SumLanes(_mm256_madd_epi16(Load32(y + kQ8_KSums), m16));
     }
-  }
-  for (int r = 0; r < rows; ++r) out[r] = HorizontalSum(acc[r]) - mins[r];
-}
-
-SMELT_AVX2 float DotQ2_K(const void* w, const void* a, int64_t n) {
-  float out;
-  DotQ2_KRows<1>(w, a, 0, n, &out);
-  return out;
+  });
+  s.Finish(out);
 }
 
 SMELT_AVX2 float DotQ3_K(const void* w, const void* a, int64_t n) {
@@ -334,18 +353,15 @@ SMELT_AVX2 inline int MinimumTerm(const uint8_t* y, const uint8_t* m) {
 }
 
 // Q4_K (kFifthBit false) and Q5_K: 8 sub-blocks of 32; chunk c of 32 code bytes holds
-// sub-block 2c in its low nibbles and 2c + 1 in its high ones. Against `rows` Q8_K rows
-// (a + k·stride): each super-block's codes and scales are unpacked once for all of them, and per
-// activation row the operations do not depend on `rows` (the four-row kernel gives four single
-// calls' bits).
-template <class Block, bool kFifthBit, int rows>
-SMELT_AVX2 void DotK4Rows(const void* w, const void* a, size_t stride, int64_t n, float* out) {
-  const auto* x = static_cast<const uint8_t*>(w);
-  __m256 acc[rows];
-  float mins[rows];
-  for (int k = 0; k < rows; ++k) acc[k] = _mm256_setzero_ps(), mins[k] = 0.0f;
-  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(Block)) {
-    PrefetchAhead<sizeof(Block)>(x);
+// sub-block 2c in its low nibbles and 2c + 1 in its high ones. W weight rows (w + r·w_stride)
+// against A Q8_K rows (a + k·stride) into out[r·A + k]: each super-block's codes and scales are
+// unpacked once for all A rows, and per (weight row, activation row) the operations do not depend
+// on W or A (every form gives single calls' bits). Several weight rows per call (decoding) keep
+// several weight streams in flight.
+template <class Block, bool kFifthBit, int W, int A>
+SMELT_AVX2 void DotK4Block(const void* w, size_t w_stride, const void* a, size_t stride, int64_t n, float* out) {
+  KSums<W, A> s;
+  ForEachSuperBlock<Block, W>(w, w_stride, n, [&](int64_t i, int r, const uint8_t* x) SMELT_AVX2 {
     uint8_t sc[8], m[8];
     K4Scales(x + offsetof(Block, scales), sc, m);
     // The 8 sub-block scales as int16 in both 128-bit lanes: each broadcast is one byte shuffle.
@@ -367,7 +383,7 @@ SMELT_AVX2 void DotK4Rows(const void* w, const void* a, size_t stride, int64_t n
       }
     }
     const float d = LoadHalf(x + offsetof(Block, d)), dmin = LoadHalf(x + offsetof(Block, dmin));
-    for (int k = 0; k < rows; ++k) {
+    for (int k = 0; k < A; ++k) {
       const uint8_t* y = static_cast<const uint8_t*>(a) + k * stride + i * sizeof(BlockQ8_K);
       const float dy = LoadF32(y);
       __m256i sums = _mm256_setzero_si256();
@@ -375,36 +391,21 @@ SMELT_AVX2 void DotK4Rows(const void* w, const void* a, size_t stride, int64_t n
         sums = _mm256_add_epi32(sums, ScaledSums(lo[c], Load32(y + kQ8_KQs + 64 * c), scale(2 * c)));
         sums = _mm256_add_epi32(sums, ScaledSums(hi[c], Load32(y + kQ8_KQs + 64 * c + 32), scale(2 * c + 1)));
       }
-      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dy * d), _mm256_cvtepi32_ps(sums), acc[k]);
-      mins[k] += dy * dmin * (float)MinimumTerm(y, m);
+      s.acc[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(dy * d), _mm256_cvtepi32_ps(sums), s.acc[r][k]);
+      s.term[r][k] += dy * dmin * (float)MinimumTerm(y, m);
     }
-  }
-  for (int k = 0; k < rows; ++k) out[k] = HorizontalSum(acc[k]) - mins[k];
+  });
+  s.Finish(out);
 }
 
-template <class Block, bool kFifthBit>
-SMELT_AVX2 float DotK4(const void* w, const void* a, int64_t n) {
-  float out;
-  DotK4Rows<Block, kFifthBit, 1>(w, a, 0, n, &out);
-  return out;
-}
-
-template <class Block, bool kFifthBit>
-SMELT_AVX2 void DotK4x4(const void* w, const void* a, size_t stride, int64_t n, float* out) {
-  DotK4Rows<Block, kFifthBit, 4>(w, a, stride, n, out);
-}
-
-// Q6_K: codes 0..63 multiplied unsigned, the offset 32 taken off through the bsums.
-// Against `rows` Q8_K rows (a + k·stride), each super-block's codes unpacked once; per activation
-// row the single-row kernel's operations (DotQ6_K is rows = 1).
-template <int rows>
-SMELT_AVX2 void DotQ6_KRows(const void* w, const void* a, size_t stride, int64_t n, float* out) {
-  const auto* x = static_cast<const uint8_t*>(w);
-  __m256 acc[rows];
-  float offsets[rows];
-  for (int k = 0; k < rows; ++k) acc[k] = _mm256_setzero_ps(), offsets[k] = 0.0f;
-  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ6_K)) {
-    PrefetchAhead<sizeof(BlockQ6_K)>(x);
+// Q6_K: codes 0..63 multiplied unsigned, the offset 32 taken off through the bsums. W weight rows
+// (w + r·w_stride) against A Q8_K rows (a + k·stride) into out[r·A + k], each super-block's codes
+// unpacked once for the A rows; per (weight row, activation row) the single-row kernel's
+// operations (the single-row kernel is W = A = 1).
+template <int W, int A>
+SMELT_AVX2 void DotQ6_KBlock(const void* w, size_t w_stride, const void* a, size_t stride, int64_t n, float* out) {
+  KSums<W, A> s;
+  ForEachSuperBlock<BlockQ6_K, W>(w, w_stride, n, [&](int64_t i, int r, const uint8_t* x) SMELT_AVX2 {
     const auto* scales = reinterpret_cast<const int8_t*>(x + offsetof(BlockQ6_K, scales));
     int sc[16];
     for (int j = 0; j < 16; ++j) sc[j] = scales[j];
@@ -420,7 +421,7 @@ SMELT_AVX2 void DotQ6_KRows(const void* w, const void* a, size_t stride, int64_t
       }
     }
     const float dx = LoadHalf(x + offsetof(BlockQ6_K, d));
-    for (int k = 0; k < rows; ++k) {
+    for (int k = 0; k < A; ++k) {
       const uint8_t* y = static_cast<const uint8_t*>(a) + k * stride + i * sizeof(BlockQ8_K);
       __m256i sums = _mm256_setzero_si256();
       for (int h = 0; h < 2; ++h)
@@ -429,23 +430,44 @@ SMELT_AVX2 void DotQ6_KRows(const void* w, const void* a, size_t stride, int64_t
           sums = _mm256_add_epi32(sums, ScaledSums(code[4 * h + p], Load32(y + kQ8_KQs + 16 * j), pairs.pair(j)));
         }
       const float d = LoadF32(y) * dx;
-      acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), acc[k]);
+      s.acc[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), s.acc[r][k]);
       // Σ_j bsums[j]·scale_j in scalar code, which runs beside the vector work (one madd instead
       // measured no faster here: this kernel is bound by its vector instructions).
-      offsets[k] += d * (float)(32 * WeightedBsums(y, sc));
+      s.term[r][k] += d * (float)(32 * WeightedBsums(y, sc));
     }
-  }
-  for (int k = 0; k < rows; ++k) out[k] = HorizontalSum(acc[k]) - offsets[k];
+  });
+  s.Finish(out);
 }
 
-SMELT_AVX2 float DotQ6_K(const void* w, const void* a, int64_t n) {
+// The forms every W × A k-quant block kernel gives (K::kRun<W, A>): one row and token, four tokens,
+// four weight rows.
+struct Q2K {
+  template <int W, int A>
+  static constexpr auto kRun = DotQ2_KBlock<W, A>;
+};
+struct Q6K {
+  template <int W, int A>
+  static constexpr auto kRun = DotQ6_KBlock<W, A>;
+};
+template <class Block, bool kFifthBit>
+struct K4 {
+  template <int W, int A>
+  static constexpr auto kRun = DotK4Block<Block, kFifthBit, W, A>;
+};
+
+template <class K>
+SMELT_AVX2 float KQuantDot(const void* w, const void* a, int64_t n) {
   float out;
-  DotQ6_KRows<1>(w, a, 0, n, &out);
+  K::template kRun<1, 1>(w, 0, a, 0, n, &out);
   return out;
 }
-
-SMELT_AVX2 void DotQ6_Kx4(const void* w, const void* a, size_t stride, int64_t n, float* out) {
-  DotQ6_KRows<4>(w, a, stride, n, out);
+template <class K>
+SMELT_AVX2 void KQuantDotX4(const void* w, const void* a, size_t stride, int64_t n, float* out) {
+  K::template kRun<1, 4>(w, 0, a, stride, n, out);
+}
+template <class K>
+SMELT_AVX2 void KQuantRows4(const void* w_rows, size_t w_stride, const void* a, int64_t n, float* out) {
+  K::template kRun<4, 1>(w_rows, w_stride, a, 0, n, out);
 }
 
 // Eight halves at p widened to f32.
@@ -1053,11 +1075,11 @@ const Avx2Kernels* Avx2() {
   static constexpr Avx2Kernels kAvx2{DotAgainstQ8_0<BlockQ8_0, CodesQ8_0>,   DotAgainstQ8_0<BlockQ4_0, CodesQ4_0>,
                                      DotAgainstQ8_0<BlockQ5_0, CodesQ5_0>,   DotAgainstQ8_0<BlockIQ4_NL, CodesIQ4_NL>,
                                      DotAgainstQ8_1<BlockQ4_1, CodesQ4_1>,   DotAgainstQ8_1<BlockQ5_1, CodesQ5_1>,
-                                     DotQ2_K,
+                                     KQuantDot<Q2K>,
                                      DotQ3_K,
-                                     DotK4<BlockQ4_K, false>,
-                                     DotK4<BlockQ5_K, true>,
-                                     DotQ6_K,
+                                     KQuantDot<K4<BlockQ4_K, false>>,
+                                     KQuantDot<K4<BlockQ5_K, true>>,
+                                     KQuantDot<Q6K>,
                                      DotHalves<LoadHalf8, LoadHalf>,
                                      DotHalves<LoadBf16x8, LoadBf16>,
                                      DotW8A8,
@@ -1084,12 +1106,16 @@ const Avx2Kernels* Avx2() {
                                      DotS24W4A8Rows<4>,
                                      DotSparseMaskF16Rows<16, 4>,
                                      DotSparseMaskF16Rows<10, 4>,
-                                     DotK4x4<BlockQ4_K, false>,
-                                     DotK4x4<BlockQ5_K, true>,
-                                     DotQ6_Kx4,
-                                     DotQ2_KRows<4>,
+                                     KQuantDotX4<K4<BlockQ4_K, false>>,
+                                     KQuantDotX4<K4<BlockQ5_K, true>>,
+                                     KQuantDotX4<Q6K>,
+                                     KQuantDotX4<Q2K>,
                                      w4mask::Dot,
-                                     w4mask::DotRows<4>};
+                                     w4mask::DotRows<4>,
+                                     KQuantRows4<K4<BlockQ4_K, false>>,
+                                     KQuantRows4<K4<BlockQ5_K, true>>,
+                                     KQuantRows4<Q6K>,
+                                     KQuantRows4<Q2K>};
   return &kAvx2;
 }
 

@@ -15,6 +15,7 @@ struct Avx2Kernels {
   QDotX4Fn x4_q4_k, x4_q5_k, x4_q6_k, x4_q2_k;
   QDotFn sp70_w4a8;
   QDotX4Fn x4_sp70_w4a8;
+  QDotRows4Fn rows4_q4_k, rows4_q5_k, rows4_q6_k, rows4_q2_k;  // four weight rows per call (decoding)
 };
 
 // The AVX2/FMA/F16C twins (qdot_avx2.cc); nullptr where not built. Only valid when

@@ -451,9 +451,9 @@ TEST(QDot, S24W4A8KernelsAgreeWithTheDecodedDot) {
 }
 
 // The four-weight-row form gives four single calls' bits: s24_w4a8 rows 1 to 37 blocks long; f16
-// and bf16 rows of every tail (under 8, under 32 and whole steps of 32 values); the table-4 types
-// over one and several sets of 16 groups, the per-row ones with tails; activations of mixed
-// magnitudes; weight rows stored with padding between them.
+// and bf16 rows of every tail (under 8, under 32 and whole steps of 32 values); the k-quants over
+// one to five super-blocks; the table-4 types over one and several sets of 16 groups, the per-row
+// ones with tails; activations of mixed magnitudes; weight rows stored with padding between them.
 TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
   EXPECT_EQ(FastQDotRows4(DType::kS24_W4A8) != nullptr, CpuHasAvx512Vbmi());
   EXPECT_EQ(FastQDotRows4(DType::kF16) != nullptr, CpuHasAvx512F());
@@ -465,6 +465,8 @@ TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
   std::vector<Case> cases = {{DType::kS24_W4A8, {128, 256, 384, 37 * 128}},
                              {DType::kF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}},
                              {DType::kBF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}}};
+  for (DType type : {DType::kQ2_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})  // one to five super-blocks
+    cases.push_back({type, {256, 768, 1280}});
   for (DType type : table4::kTypes) {  // whole groups; the per-row types also tails of 8 to 56
     Case c{type, {128, 384, 1024 + 128, 16 * 128 + 128}};
     if (table4::LayoutOf(type).group == 0) c.lengths.insert(c.lengths.end(), {8, 56, 64 + 8, 1024 + 56});
