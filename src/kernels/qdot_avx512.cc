@@ -590,28 +590,47 @@ SMELT_AVX512 inline float F32At(const uint8_t* p) {
   return v;
 }
 
-SMELT_AVX512 float DotQ3_K_512(const void* w, const void* a, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w);
-  const auto* y = static_cast<const uint8_t*>(a);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / kQK_K; ++i, x += sizeof(BlockQ3_K), y += sizeof(BlockQ8_K)) {
-    PrefetchAhead<sizeof(BlockQ3_K)>(x);
-    const __m512i s16 = ScaleQuarters(kquant_row::Q3Scales(x + offsetof(BlockQ3_K, scales)));
-    // hmask bit k for the first half, bit 4 + k for the second (code = low two bits − 4 where clear).
-    const __m256i hmask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + offsetof(BlockQ3_K, hmask)));
-    const __m512i hm = _mm512_inserti64x4(_mm512_castsi256_si512(hmask), _mm256_srli_epi16(hmask, 4), 1);
-    const __m512i q = _mm512_loadu_si512(x + offsetof(BlockQ3_K, qs));
+// W weight rows (w + r·w_stride) against one Q8_K row into out[r]: each super-block's activations
+// joined once for the W rows, per row the same steps (W = 1 is the single-row kernel; four rows
+// per call when decoding give its bits and keep four weight streams in flight).
+template <int W>
+SMELT_AVX512 void DotQ3_K_512Rows(const void* w, size_t w_stride, const void* a, int64_t n, float* out) {
+  __m256 acc[W];
+  for (__m256& v : acc) v = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const uint8_t* y = static_cast<const uint8_t*>(a) + i * sizeof(BlockQ8_K);
     const uint8_t* yq = y + offsetof(BlockQ8_K, qs);
-    __m512i sums = _mm512_setzero_si512();
-    for (int k = 0; k < 4; ++k) {
-      const __m512i ya = JoinHalves(yq + 32 * k, yq + 128 + 32 * k);
-      const __m512i minus4 = _mm512_slli_epi16(_mm512_xor_si512(BitsAt512(hm, k, 1), _mm512_set1_epi8(1)), 2);
-      const __m512i products = _mm512_sub_epi16(_mm512_maddubs_epi16(BitsAt512(q, 2 * k, 3), ya), _mm512_maddubs_epi16(minus4, ya));
-      sums = _mm512_add_epi32(sums, _mm512_madd_epi16(products, ScalesOfStep(s16, k)));
+    __m512i ya[4];
+    for (int k = 0; k < 4; ++k) ya[k] = JoinHalves(yq + 32 * k, yq + 128 + 32 * k);
+    for (int r = 0; r < W; ++r) {
+      const uint8_t* x = static_cast<const uint8_t*>(w) + r * w_stride + i * sizeof(BlockQ3_K);
+      PrefetchAhead<sizeof(BlockQ3_K)>(x);
+      const __m512i s16 = ScaleQuarters(kquant_row::Q3Scales(x + offsetof(BlockQ3_K, scales)));
+      // hmask bit k for the first half, bit 4 + k for the second (code = low two bits − 4 where clear).
+      const __m256i hmask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + offsetof(BlockQ3_K, hmask)));
+      const __m512i hm = _mm512_inserti64x4(_mm512_castsi256_si512(hmask), _mm256_srli_epi16(hmask, 4), 1);
+      const __m512i q = _mm512_loadu_si512(x + offsetof(BlockQ3_K, qs));
+      __m512i sums = _mm512_setzero_si512();
+      for (int k = 0; k < 4; ++k) {
+        const __m512i minus4 = _mm512_slli_epi16(_mm512_xor_si512(BitsAt512(hm, k, 1), _mm512_set1_epi8(1)), 2);
+        const __m512i products =
+            _mm512_sub_epi16(_mm512_maddubs_epi16(BitsAt512(q, 2 * k, 3), ya[k]), _mm512_maddubs_epi16(minus4, ya[k]));
+        sums = _mm512_add_epi32(sums, _mm512_madd_epi16(products, ScalesOfStep(s16, k)));
+      }
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(F32At(y) * HalfF16(x + offsetof(BlockQ3_K, d))), HalvesAsFloats(sums), acc[r]);
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(F32At(y) * HalfF16(x + offsetof(BlockQ3_K, d))), HalvesAsFloats(sums), acc);
   }
-  return HorizontalSum(acc);
+  for (int r = 0; r < W; ++r) out[r] = HorizontalSum(acc[r]);
+}
+
+SMELT_AVX512 float DotQ3_K_512(const void* w, const void* a, int64_t n) {
+  float out;
+  DotQ3_K_512Rows<1>(w, 0, a, n, &out);
+  return out;
+}
+
+SMELT_AVX512 void DotQ3_K_512Rows4(const void* w_rows, size_t w_stride, const void* a, int64_t n, float* out) {
+  DotQ3_K_512Rows<4>(w_rows, w_stride, a, n, out);
 }
 
 }  // namespace
@@ -646,6 +665,7 @@ QDotRows4Fn Avx512QDotRows4(DType weight) {
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8Rows4_512 : nullptr;
     case DType::kF16: return DotHalves512Rows4<WidenF16, HalfF16>;
     case DType::kBF16: return DotHalves512Rows4<WidenBf16, HalfBf16>;
+    case DType::kQ3_K: return DotQ3_K_512Rows4;
     default: return table4::Avx512DotRows4(weight);
   }
 }

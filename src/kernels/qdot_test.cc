@@ -465,7 +465,7 @@ TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
   std::vector<Case> cases = {{DType::kS24_W4A8, {128, 256, 384, 37 * 128}},
                              {DType::kF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}},
                              {DType::kBF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}}};
-  for (DType type : {DType::kQ2_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})  // one to five super-blocks
+  for (DType type : {DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})  // one to five super-blocks
     cases.push_back({type, {256, 768, 1280}});
   for (DType type : table4::kTypes) {  // whole groups; the per-row types also tails of 8 to 56
     Case c{type, {128, 384, 1024 + 128, 16 * 128 + 128}};
