@@ -50,7 +50,7 @@ void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRo
     for (int64_t r = 0; r < n; r += kPackRows) {
       const int64_t q = (o0 + r) / kPackRows;
       if (gemm2 && r + kPackRows < n) {  // both panels hold rows of this block: one call (16 lanes)
-        gemm2(p.panel(q), p.panel(q + 1), p.blocks_per_row(), a.data, a.row_bytes, a.sums, T, out + r, ld);
+        gemm2(p.panel(q), p.panel(q + 1), p.blocks_per_row(), a.data, a.row_bytes, a.sums, a.scales, T, out + r, ld);
         r += kPackRows;
         continue;
       }
@@ -116,6 +116,7 @@ void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int thre
     QuantizeActivationRow(out.type, x + t * C, row, C);
     if (nb) BlockSums(row, nb, out.sums + t * nb);
   }
+  if (nb && out.scales) ActivationBlockScales(out.data, out.row_bytes, nb, T, out.scales);
 }
 
 void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t C, EncodedRows& out,
@@ -152,6 +153,7 @@ void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t
       if (nb) BlockSums(row, nb, out.sums + t * nb);
     }
   }
+  if (nb && out.scales) ActivationBlockScales(out.data, out.row_bytes, nb, T, out.scales);
 }
 
 int64_t ProjectScratchFloats(int64_t T, int64_t C) { return 2 * kBlockRows * T + PromptGemmScratchFloats(C); }

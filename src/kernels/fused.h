@@ -45,6 +45,7 @@ struct EncodedRows {
   size_t row_bytes = 0;
   uint8_t* data = nullptr;  // T * row_bytes
   int32_t* sums = nullptr;  // Q8_0 only: T * C / 32
+  float* scales = nullptr;  // Q8_0 only, where given: ActivationBlockScales (kernels/packed.h), C / 32 * T
   // PromptTokensBytes(T, C) bytes where the products write the tokens once in a blocked prompt
   // kernel's own layout (kernels/prompt_gemm.h): needed where a weight's `prompt` has `tokens`.
   uint8_t* prompt_tokens = nullptr;
@@ -55,7 +56,7 @@ size_t EncodedRowBytes(DType type, int64_t C);
 int64_t EncodedRowSums(DType type, int64_t C);
 
 // out.data/sums (sized for T rows) := x (T, C) encoded in out.type: QuantizeActivationRow per row,
-// the rows split across up to `threads` threads.
+// the rows split across up to `threads` threads; and out.scales where given.
 void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int threads = 1);
 
 // The same for rmsnorm(x_t) · w (kernels/ops.h RmsNorm, bit for bit), normalized a block at a

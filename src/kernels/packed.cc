@@ -201,6 +201,13 @@ std::vector<NamedPackedGemm> PackedGemmTwins(DType type) {
   return twins;
 }
 
+void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, float* scales) {
+  for (int64_t t = 0; t < T; ++t) {
+    const auto* blocks = reinterpret_cast<const BlockQ8_0*>(a + t * a_stride);
+    for (int64_t b = 0; b < nb; ++b) scales[b * T + t] = Fp16ToFloat(blocks[b].d);
+  }
+}
+
 PackedGemm2Fn FastPackedGemmTwoPanels(DType type) { return CpuHasAmxInt8() ? AmxPackedGemmTwoPanels(type) : nullptr; }
 
 PackedGemmFn FastPackedGemm(DType type) {
@@ -221,8 +228,9 @@ void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, in
   const size_t a_bytes = EncodedRowBytes(act, C);
   std::vector<uint8_t> encoded(a_bytes * (size_t)T);
   std::vector<int32_t> sums(EncodedRowSums(act, C) * T);  // the offsets' terms need them (Q8_0 only)
+  std::vector<float> scales(sums.size());                  // and the AMX tiles these (Q8_0 only)
   EncodedRows a;
-  a.type = act, a.data = encoded.data(), a.sums = sums.data();
+  a.type = act, a.data = encoded.data(), a.sums = sums.data(), a.scales = scales.empty() ? nullptr : scales.data();
   EncodeRows(x, T, C, a);
   const int64_t panels = p.panels();
   // Work items of one panel, or of two where the CPU has a two-panel kernel (the same bits).
@@ -236,7 +244,7 @@ void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, in
     const int64_t lanes = (gemm2 && q + 1 < panels) ? 2 * kPackRows : kPackRows;
     auto product = [&](float* out, int64_t ld) {
       if (lanes == 2 * kPackRows) {
-        gemm2(p.panel(q), p.panel(q + 1), nb, encoded.data(), a_bytes, sums.data(), T, out, ld);
+        gemm2(p.panel(q), p.panel(q + 1), nb, encoded.data(), a_bytes, sums.data(), a.scales, T, out, ld);
       } else {
         gemm(p.panel(q), nb, encoded.data(), a_bytes, sums.data(), T, out, ld);
       }

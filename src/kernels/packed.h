@@ -135,9 +135,14 @@ PackedGemmFn AvxVnniPackedGemm(DType type);
 // AVX-512 VNNI twin. Valid only where CpuHasAmxInt8(); nullptr where not built.
 PackedGemmFn AmxPackedGemm(DType type);
 // Two adjacent panels at once, y[t * y_stride + r] for r < 16 (panel0's rows, then panel1's): on
-// AMX one tile product serves 16 rows. The same bits as two PackedGemmFn calls.
+// AMX one tile product serves 16 rows. The same bits as two PackedGemmFn calls. a_scales: for Q8_0
+// rows, ActivationBlockScales of them (nb × T floats), which the tiles broadcast instead of
+// gathering each block's fp16 scales; may be null.
 using PackedGemm2Fn = void (*)(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
-                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
+                               const int32_t* a_sums, const float* a_scales, int64_t T, float* y, int64_t y_stride);
+// Each Q8_0 activation block's fp16 scale as f32, scales[b * T + t] for T rows of nb blocks (row t at
+// a + t·a_stride): for each block, the tokens' scales side by side.
+void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, float* scales);
 // The AMX two-panel twin (packed_amx.cc); nullptr where not built. Valid only where CpuHasAmxInt8().
 PackedGemm2Fn AmxPackedGemmTwoPanels(DType type);
 // What this CPU runs for two panels: the AMX twin, else nullptr (callers then call FastPackedGemm

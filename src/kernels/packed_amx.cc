@@ -158,10 +158,14 @@ SMELT_AMX inline void WriteSignedCodesTwoPanels(const Packed& w0, const Packed& 
 // order, 512 bits at a time: one token's 16 rows, or (one panel) two tokens' 8.
 // kNt: the token count when known at compile time (then the per-token steps unroll and the
 // accumulators stay in registers), 0 when nt says it.
+// a_scales: where not null (two panels, Q8_0 rows), ActivationBlockScales of all T rows, which the
+// f32 steps broadcast per token instead of gathering the block's fp16 scales.
 template <class Packed, DType kType, int kPanels, int kNt = 0>
-SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride, int64_t t0,
-                          int nt_arg, float* y, int64_t y_stride) {
+SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
+                          const float* a_scales, int64_t T, int64_t t0, int nt_arg, float* y, int64_t y_stride) {
   const int nt = kNt ? kNt : nt_arg;
+  constexpr bool kMaySpread = kPanels == 2 && !kPackedHasMin<Packed>;  // one token per register, no s_a
+  const bool spread = kMaySpread && a_scales != nullptr;
   constexpr int kInFlight = 4, kPitch = kPanels * kCodeBytes;
   constexpr int kRows = 8 * kPanels, kPerReg = 16 / kRows;  // rows per token; tokens per register
   alignas(64) int8_t codes[kInFlight][8 * kPitch];
@@ -214,9 +218,15 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
       const __m256 d_second =
           _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[kPanels - 1][b0 + i].d)));
       const __m512 d_w = _mm512_insertf32x8(_mm512_castps256_ps512(d_first), d_second, 1);
-      // Each token's block opens with d (and for Q8_1 s): one gather of the first four bytes.
-      const __m512i head = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tokens, token_offsets, act[i], 1);
-      const __m512 d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(head, low_half)));
+      // Each token's block opens with d (and for Q8_1 s): one gather of the first four bytes, or
+      // the scales given, broadcast below.
+      __m512i head = _mm512_setzero_si512();
+      __m512 d_a = _mm512_setzero_ps();
+      if (!spread) {
+        head = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tokens, token_offsets, act[i], 1);
+        d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(head, low_half)));
+      }
+      const float* block_scales = spread ? a_scales + (b0 + i) * T + t0 : nullptr;
       __m512 m_w = _mm512_setzero_ps(), s_a = _mm512_setzero_ps();
       if constexpr (kPackedHasMin<Packed>) {
         m_w = _mm512_insertf32x8(
@@ -226,7 +236,8 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
       }
       for (int g = 0; g * kPerReg < nt; ++g) {
         const __m512i pick = _mm512_add_epi32(_mm512_set1_epi32(g * kPerReg), lane_token);
-        const __m512 d = _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
+        const __m512 d = kMaySpread && spread ? _mm512_mul_ps(d_w, _mm512_set1_ps(block_scales[g]))
+                                              : _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
         const __m512i s = _mm512_load_si512(sums[i][g * kPerReg]);
         acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[g]);
         if constexpr (kPackedHasMin<Packed>) acc[g] = _mm512_fmadd_ps(m_w, _mm512_permutexvar_ps(pick, s_a), acc[g]);
@@ -309,20 +320,21 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
 // against 330 t/s).
 template <class Packed, DType kType, int kPanels>
 SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
-                             const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
+                             const int32_t* a_sums, const float* a_scales, int64_t T, float* y, int64_t y_stride) {
   int64_t t = 0;
   if (T >= kTileTokens) {
     ConfigureTiles(kTileTokens, kPanels);
     for (; t + kTileTokens <= T; t += kTileTokens)
-      TileTokens<Packed, kType, kPanels, kTileTokens>(panels, nb, a, a_stride, t, kTileTokens, y, y_stride);
+      TileTokens<Packed, kType, kPanels, kTileTokens>(panels, nb, a, a_stride, a_scales, T, t, kTileTokens, y, y_stride);
     _tile_release();
   }
   if (T - t >= kMinTileTokens) {  // a partial tile
     ConfigureTiles((int)(T - t), kPanels);
     if (T - t == kMinTileTokens) {  // 8 sequences decoded together
-      TileTokens<Packed, kType, kPanels, kMinTileTokens>(panels, nb, a, a_stride, t, kMinTileTokens, y, y_stride);
+      TileTokens<Packed, kType, kPanels, kMinTileTokens>(panels, nb, a, a_stride, a_scales, T, t, kMinTileTokens, y,
+                                                         y_stride);
     } else {
-      TileTokens<Packed, kType, kPanels>(panels, nb, a, a_stride, t, (int)(T - t), y, y_stride);
+      TileTokens<Packed, kType, kPanels>(panels, nb, a, a_stride, a_scales, T, t, (int)(T - t), y, y_stride);
     }
     _tile_release();
     t = T;
@@ -344,14 +356,14 @@ template <class Packed, DType kType>
 SMELT_AMX void AmxGemm(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t* a_sums,
                        int64_t T, float* y, int64_t y_stride) {
   const Packed* panels[1] = {static_cast<const Packed*>(panel)};
-  AmxGemmPanels<Packed, kType, 1>(panels, nb, a, a_stride, a_sums, T, y, y_stride);
+  AmxGemmPanels<Packed, kType, 1>(panels, nb, a, a_stride, a_sums, nullptr, T, y, y_stride);
 }
 
 template <class Packed, DType kType>
 SMELT_AMX void AmxGemmTwoPanels(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
-                                const int32_t* a_sums, int64_t T, float* y, int64_t y_stride) {
+                                const int32_t* a_sums, const float* a_scales, int64_t T, float* y, int64_t y_stride) {
   const Packed* panels[2] = {static_cast<const Packed*>(panel0), static_cast<const Packed*>(panel1)};
-  AmxGemmPanels<Packed, kType, 2>(panels, nb, a, a_stride, a_sums, T, y, y_stride);
+  AmxGemmPanels<Packed, kType, 2>(panels, nb, a, a_stride, a_sums, a_scales, T, y, y_stride);
 }
 
 }  // namespace

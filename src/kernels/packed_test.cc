@@ -198,7 +198,8 @@ TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
 }
 
 // The two-panel kernel gives two single-panel calls' bits, at every batch size (tiles, partial
-// tiles and the VNNI remainder), the second panel padded or not.
+// tiles and the VNNI remainder), the second panel padded or not, with the block scales given or
+// gathered.
 TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
   const DType type = GetParam();
   const PackedGemm2Fn two = FastPackedGemmTwoPanels(type);
@@ -214,8 +215,14 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
       std::vector<float> want(T * 16), got(T * 16, -1.0f);
       one(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, want.data(), 16);
       one(p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, want.data() + 8, 16);
-      two(p.panel(0), p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, got.data(), 16);
+      two(p.panel(0), p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), nullptr, T, got.data(), 16);
       EXPECT_EQ(got, want) << DTypeName(type) << " rows " << rows << " T " << T;
+      if (ActivationType(type) == DType::kQ8_0) {  // with the rows' block scales given
+        std::vector<float> scales(C / 32 * T), given(T * 16, -1.0f);
+        ActivationBlockScales(e.bytes.data(), e.stride, C / 32, T, scales.data());
+        two(p.panel(0), p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), scales.data(), T, given.data(), 16);
+        EXPECT_EQ(given, want) << DTypeName(type) << " rows " << rows << " T " << T << " with scales";
+      }
     }
   }
 }

@@ -157,6 +157,7 @@ class LlamaForward {
     std::vector<float> x, h, q, k, v, att, g, u, rope_cos, rope_sin, scratch;
     std::vector<uint8_t> encoded;
     std::vector<int32_t> sums;
+    std::vector<float> scales;  // the encoded rows' block scales as the AMX tiles read them
     std::vector<uint8_t> prompt_tokens;  // PromptTokensBytes(tokens, prompt_tokens_cols_)
     std::vector<OnlineSoftmax> online;
     std::vector<std::pair<int32_t, int64_t>> seqs;
