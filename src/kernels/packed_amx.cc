@@ -256,6 +256,12 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
 
 #undef SMELT_TILE_PRODUCT
 
+// Two panels' 8 fp16 values each (scales or minimums) as 16 floats, panel 0's first.
+SMELT_AMX inline __m512 TwoPanelHalves(const fp16_t* lo, const fp16_t* hi) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo)))),
+                            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hi))), 1);
+}
+
 // One to three tokens of two panels on 512-bit VNNI (decoding, small batches): a chunk's 16 rows'
 // codes in one register, as unsigned bytes offset like the 256-bit VNNI twin (Q4_0: the stored
 // nibble, the others + 128), one vpdpbusd per chunk for 16 rows, then the reference's f32 steps
@@ -293,9 +299,7 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
     PrefetchAhead<sizeof(Packed)>(p1 + b, ahead);
     __m512i c[8];
     UnsignedCodesTwoPanels<kType>(p0[b], p1[b], c);
-    const __m512 d_w = _mm512_insertf32x8(
-        _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0[b].d)))),
-        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p1[b].d))), 1);
+    const __m512 d_w = TwoPanelHalves(p0[b].d, p1[b].d);
     const uint8_t* act = a + b * sizeof(BlockQ8_0);
     const uint8_t* qs = act + offsetof(BlockQ8_0, qs);
     __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
@@ -314,10 +318,47 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
   _mm512_storeu_ps(y, acc);
 }
 
+// One token of two panels of Q4_1, Q5_0 or Q5_1 on 512-bit VNNI: each chunk's 16 rows' unsigned codes
+// (the 256-bit twin's, packed_nibbles_body.h, of both panels side by side) in one register, one
+// vpdpbusd per chunk, then per row the reference's steps: Q5_0's codes offset by 16 (taken off
+// through the activation block's code sum), acc = fma(d_w·d_a, (float) sum, acc), and for Q4_1 and
+// Q5_1 acc = fma(m_w, s_a, acc). The same bits as the reference.
+template <class Packed, DType kType>
+SMELT_AMX void VnniNibbleTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb, const uint8_t* a,
+                                        const int32_t* a_sums, float* y) {
+  using Act = PackedActivation<Packed>;
+  constexpr int32_t kOffset = kType == DType::kQ5_0 ? 16 : 0;
+  __m512 acc = _mm512_setzero_ps();
+  const size_t ahead = 2 * nb * sizeof(Packed);  // where the next call reads (VnniTokenTwoPanels)
+  for (int64_t b = 0; b < nb; ++b) {
+    PrefetchAhead<sizeof(Packed)>(p0 + b, ahead);
+    PrefetchAhead<sizeof(Packed)>(p1 + b, ahead);
+    __m256i c0[8], c1[8];
+    amx::UnsignedCodes(p0[b], c0);
+    amx::UnsignedCodes(p1[b], c1);
+    const Act& act = reinterpret_cast<const Act*>(a)[b];
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (int j = 0; j < 8; j += 2) {
+      int32_t v0, v1;
+      std::memcpy(&v0, act.qs + 4 * j, sizeof v0);
+      std::memcpy(&v1, act.qs + 4 * j + 4, sizeof v1);
+      s0 = _mm512_dpbusd_epi32(s0, _mm512_inserti64x4(_mm512_castsi256_si512(c0[j]), c1[j], 1), _mm512_set1_epi32(v0));
+      s1 = _mm512_dpbusd_epi32(s1, _mm512_inserti64x4(_mm512_castsi256_si512(c0[j + 1]), c1[j + 1], 1),
+                               _mm512_set1_epi32(v1));
+    }
+    __m512i sums = _mm512_add_epi32(s0, s1);
+    if constexpr (kOffset != 0) sums = _mm512_sub_epi32(sums, _mm512_set1_epi32(kOffset * a_sums[b]));
+    const __m512 d_w = TwoPanelHalves(p0[b].d, p1[b].d);
+    acc = _mm512_fmadd_ps(_mm512_mul_ps(d_w, _mm512_set1_ps(_cvtsh_ss(act.d))), _mm512_cvtepi32_ps(sums), acc);
+    if constexpr (kPackedHasMin<Packed>) acc = _mm512_fmadd_ps(TwoPanelHalves(p0[b].m, p1[b].m), _mm512_set1_ps(_cvtsh_ss(act.s)), acc);
+  }
+  _mm512_storeu_ps(y, acc);
+}
+
 // kPanels panels (their rows side by side in y) against T tokens: whole tiles of 16 tokens, a
 // shorter tile for the last 8 to 15, then the VNNI twins: for two panels, 512-bit VNNI for up to 3
-// tokens, the 256-bit twin per panel for 4 to 7 (measured faster there: Q4_0 four sequences 385
-// against 330 t/s).
+// tokens (the nibble types through their own form), the 256-bit twin per panel for 4 to 7
+// (measured faster there: Q4_0 four sequences 385 against 330 t/s).
 template <class Packed, DType kType, int kPanels>
 SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
                              const int32_t* a_sums, const float* a_scales, int64_t T, float* y, int64_t y_stride) {
@@ -339,10 +380,16 @@ SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint
     _tile_release();
     t = T;
   }
-  if constexpr (kPanels == 2 && !kNibbleType<kType>) {  // the nibble types run the 256-bit twin below
+  if constexpr (kPanels == 2) {
     if (T - t < 4) {
-      for (; t < T; ++t)
-        VnniTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride, a_sums + t * nb, y + t * y_stride);
+      for (; t < T; ++t) {
+        if constexpr (kNibbleType<kType>) {
+          VnniNibbleTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride,
+                                                  a_sums ? a_sums + t * nb : nullptr, y + t * y_stride);
+        } else {
+          VnniTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride, a_sums + t * nb, y + t * y_stride);
+        }
+      }
       return;
     }
   }
