@@ -69,6 +69,15 @@ float OneRow(const void* w_row, const void* a_row, int64_t n) {
   return out;
 }
 
+// The single-row kernel of a kernel over `rows` weight rows: Rows(w, w_stride, a, n, out) with one
+// row (no target attribute needed: it only calls the twin).
+template <void (*Rows)(const void*, size_t, const void*, int64_t, float*)>
+float OneWeightRow(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  Rows(w_row, 0, a_row, n, &out);
+  return out;
+}
+
 // The AVX2 twin's finish: HorizontalSum((acc0 + acc1) + (acc2 + acc3)), then the scalar tail.
 SMELT_AVX512 inline float Finish(__m512 a01, __m512 a23) {
   const __m256 s01 = _mm256_add_ps(_mm512_castps512_ps256(a01), _mm512_extractf32x8_ps(a01, 1));
@@ -623,14 +632,57 @@ SMELT_AVX512 void DotQ3_K_512Rows(const void* w, size_t w_stride, const void* a,
   for (int r = 0; r < W; ++r) out[r] = HorizontalSum(acc[r]);
 }
 
-SMELT_AVX512 float DotQ3_K_512(const void* w, const void* a, int64_t n) {
-  float out;
-  DotQ3_K_512Rows<1>(w, 0, a, n, &out);
-  return out;
-}
-
-SMELT_AVX512 void DotQ3_K_512Rows4(const void* w_rows, size_t w_stride, const void* a, int64_t n, float* out) {
-  DotQ3_K_512Rows<4>(w_rows, w_stride, a, n, out);
+// Q6_K, the AVX2 twin's sums (qdot_avx2.cc DotQ6_KBlock) 64 codes per register: a half
+// super-block's 64 ql bytes give sub-blocks 8h..8h+3 (low nibbles) and 8h+4..8h+7 (high), its 32
+// qh bytes (and the same shifted by 2) their fifth and sixth bits; each register meets 64
+// contiguous activation bytes and one scale per 128-bit quarter. The int32 lanes' halves added
+// give the AVX2 twin's eight lane sums exactly, and the f32 steps are its own, so the bits are its.
+// W weight rows (w + r·w_stride) against one Q8_K row into out[r] (W = 1: the single-row kernel).
+template <int W>
+SMELT_AVX512 void DotQ6_K_512Rows(const void* w, size_t w_stride, const void* a, int64_t n, float* out) {
+  // Scale index of every int16 lane for the four steps (sub-blocks 4m .. 4m + 3, one per quarter).
+  __m512i step_scales[4];
+  for (int m = 0; m < 4; ++m)
+    step_scales[m] = _mm512_add_epi16(_mm512_set1_epi16((int16_t)(4 * m)),
+                                      _mm512_setr_epi64(0, 0, 0x0001000100010001LL, 0x0001000100010001LL,
+                                                        0x0002000200020002LL, 0x0002000200020002LL,
+                                                        0x0003000300030003LL, 0x0003000300030003LL));
+  __m256 acc[W];
+  float offsets[W];
+  for (int r = 0; r < W; ++r) acc[r] = _mm256_setzero_ps(), offsets[r] = 0.0f;
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const uint8_t* y = static_cast<const uint8_t*>(a) + i * sizeof(BlockQ8_K);
+    const uint8_t* yq = y + offsetof(BlockQ8_K, qs);
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + offsetof(BlockQ8_K, bsums)));
+    for (int r = 0; r < W; ++r) {
+      const uint8_t* x = static_cast<const uint8_t*>(w) + r * w_stride + i * sizeof(BlockQ6_K);
+      PrefetchAhead<sizeof(BlockQ6_K)>(x);
+      const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + offsetof(BlockQ6_K, scales))));
+      const __m512i scales = _mm512_castsi256_si512(s16);
+      __m512i sums = _mm512_setzero_si512();
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ql = _mm512_loadu_si512(x + offsetof(BlockQ6_K, ql) + 64 * h);
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + offsetof(BlockQ6_K, qh) + 32 * h));
+        const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+        for (int part = 0; part < 2; ++part) {  // low nibbles with qh bits 0-1 / 2-3, high with 4-5 / 6-7
+          const __m512i code = _mm512_or_si512(BitsAt512(ql, 4 * part, 0x0F), _mm512_slli_epi16(BitsAt512(qh2, 4 * part, 3), 4));
+          const int m = 2 * h + part;
+          const __m512i act = _mm512_loadu_si512(yq + 64 * m);
+          const __m512i sc = _mm512_permutexvar_epi16(step_scales[m], scales);
+          sums = _mm512_add_epi32(sums, _mm512_madd_epi16(_mm512_maddubs_epi16(code, act), sc));
+        }
+      }
+      const float d = F32At(y) * HalfF16(x + offsetof(BlockQ6_K, d));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), HalvesAsFloats(sums), acc[r]);
+      // Σ_j bsums[j]·scale_j, exact in int32 (the AVX2 twin sums it in scalar code).
+      const __m256i weighted = _mm256_madd_epi16(bsums, s16);
+      __m128i t = _mm_add_epi32(_mm256_castsi256_si128(weighted), _mm256_extracti128_si256(weighted, 1));
+      t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+      t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 1));
+      offsets[r] += d * (float)(32 * _mm_cvtsi128_si32(t));
+    }
+  }
+  for (int r = 0; r < W; ++r) out[r] = HorizontalSum(acc[r]) - offsets[r];
 }
 
 }  // namespace
@@ -639,7 +691,8 @@ QDotFn Avx512QDot(DType weight) {
   switch (weight) {
     case DType::kF16: return DotHalves512<WidenF16, HalfF16>;
     case DType::kBF16: return DotHalves512<WidenBf16, HalfBf16>;
-    case DType::kQ3_K: return DotQ3_K_512;
+    case DType::kQ3_K: return OneWeightRow<DotQ3_K_512Rows<1>>;
+    case DType::kQ6_K: return OneWeightRow<DotQ6_K_512Rows<1>>;
     case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskRows512<16, 1>> : nullptr;
     case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskRows512<10, 1>> : nullptr;
     case DType::kW8A8: return CpuHasAvx512F() && CpuHasAvx512Vnni() ? DotW8A8_512 : nullptr;
@@ -665,7 +718,8 @@ QDotRows4Fn Avx512QDotRows4(DType weight) {
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8Rows4_512 : nullptr;
     case DType::kF16: return DotHalves512Rows4<WidenF16, HalfF16>;
     case DType::kBF16: return DotHalves512Rows4<WidenBf16, HalfBf16>;
-    case DType::kQ3_K: return DotQ3_K_512Rows4;
+    case DType::kQ3_K: return DotQ3_K_512Rows<4>;
+    case DType::kQ6_K: return DotQ6_K_512Rows<4>;
     default: return table4::Avx512DotRows4(weight);
   }
 }

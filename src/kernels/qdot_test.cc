@@ -770,7 +770,7 @@ TEST(QDot, Avx512W8A8IsTheAvx2Bits) {
 // rows with scales of every kind and activation runs of every size.
 TEST(QDot, Avx512Q3KIsTheAvx2Bits) {
   if (!CpuHasAvx512F()) GTEST_SKIP() << "no AVX-512 on this CPU";
-  for (DType type : {DType::kQ3_K}) {
+  for (DType type : {DType::kQ3_K, DType::kQ6_K}) {
     const QDotFn wide = Avx512QDot(type), avx2 = Avx2QDot(type);
     ASSERT_TRUE(wide && avx2) << DTypeName(type);
     EXPECT_EQ(FastQDot(type), wide);
