@@ -264,12 +264,19 @@ SMELT_AMX inline __m512 TwoPanelHalves(const fp16_t* lo, const fp16_t* hi) {
 
 // One to three tokens of two panels on 512-bit VNNI (decoding, small batches): a chunk's 16 rows'
 // codes in one register, as unsigned bytes offset like the 256-bit VNNI twin (Q4_0: the stored
-// nibble, the others + 128), one vpdpbusd per chunk for 16 rows, then the reference's f32 steps
-// per row. The same bits as the reference.
+// nibble, Q8_0 and IQ4_NL + 128; Q4_1, Q5_0, Q5_1: that twin's own codes, packed_nibbles_body.h,
+// Q5_0's offset by 16), one vpdpbusd per chunk for 16 rows, then the reference's f32 steps per
+// row (and for Q4_1 and Q5_1 acc = fma(m_w, s_a, acc) after each block). The same bits as the
+// reference.
 
 template <DType kType, class Packed>
 SMELT_AMX inline void UnsignedCodesTwoPanels(const Packed& w0, const Packed& w1, __m512i* c) {
-  if constexpr (kType == DType::kQ8_0) {
+  if constexpr (kNibbleType<kType>) {
+    __m256i c0[8], c1[8];
+    amx::UnsignedCodes(w0, c0);
+    amx::UnsignedCodes(w1, c1);
+    for (int j = 0; j < 8; ++j) c[j] = _mm512_inserti64x4(_mm512_castsi256_si512(c0[j]), c1[j], 1);
+  } else if constexpr (kType == DType::kQ8_0) {
     for (int j = 0; j < 8; ++j) c[j] = _mm512_xor_si512(Both(w0.qs[j], w1.qs[j]), _mm512_set1_epi8((char)0x80));
   } else {
     const __m512i mask = _mm512_set1_epi8(0x0F);
@@ -285,10 +292,18 @@ SMELT_AMX inline void UnsignedCodesTwoPanels(const Packed& w0, const Packed& w1,
   }
 }
 
+// The offset of UnsignedCodesTwoPanels's codes, taken off through the activation block's code sum.
+template <DType kType>
+constexpr int32_t kUnsignedOffset = kType == DType::kQ4_0   ? 8
+                                    : kType == DType::kQ5_0 ? 16
+                                    : kNibbleType<kType>    ? 0  // Q4_1, Q5_1: the minimum term instead
+                                                            : 128;
+
 template <class Packed, DType kType>
 SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb, const uint8_t* a,
                                   const int32_t* a_sums, float* y) {
-  constexpr int32_t kOffset = kType == DType::kQ4_0 ? 8 : 128;
+  using Act = PackedActivation<Packed>;
+  constexpr int32_t kOffset = kUnsignedOffset<kType>;
   __m512 acc = _mm512_setzero_ps();
   // Each panel's lines are asked for where the next call (the next two panels, as the row loops
   // go) will read: the same block of both its panels. On the Xeon, 1 thread, against
@@ -299,65 +314,28 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
     PrefetchAhead<sizeof(Packed)>(p1 + b, ahead);
     __m512i c[8];
     UnsignedCodesTwoPanels<kType>(p0[b], p1[b], c);
-    const __m512 d_w = TwoPanelHalves(p0[b].d, p1[b].d);
-    const uint8_t* act = a + b * sizeof(BlockQ8_0);
-    const uint8_t* qs = act + offsetof(BlockQ8_0, qs);
-    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-    for (int j = 0; j < 8; j += 2) {
-      int32_t v0, v1;
-      std::memcpy(&v0, qs + 4 * j, sizeof v0);
-      std::memcpy(&v1, qs + 4 * j + 4, sizeof v1);
-      s0 = _mm512_dpbusd_epi32(s0, c[j], _mm512_set1_epi32(v0));
-      s1 = _mm512_dpbusd_epi32(s1, c[j + 1], _mm512_set1_epi32(v1));
-    }
-    const __m512i sums = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(kOffset * a_sums[b]));
-    fp16_t d_a;
-    std::memcpy(&d_a, act + offsetof(BlockQ8_0, d), sizeof d_a);
-    acc = _mm512_fmadd_ps(_mm512_mul_ps(d_w, _mm512_set1_ps(_cvtsh_ss(d_a))), _mm512_cvtepi32_ps(sums), acc);
-  }
-  _mm512_storeu_ps(y, acc);
-}
-
-// One token of two panels of Q4_1, Q5_0 or Q5_1 on 512-bit VNNI: each chunk's 16 rows' unsigned codes
-// (the 256-bit twin's, packed_nibbles_body.h, of both panels side by side) in one register, one
-// vpdpbusd per chunk, then per row the reference's steps: Q5_0's codes offset by 16 (taken off
-// through the activation block's code sum), acc = fma(d_w·d_a, (float) sum, acc), and for Q4_1 and
-// Q5_1 acc = fma(m_w, s_a, acc). The same bits as the reference.
-template <class Packed, DType kType>
-SMELT_AMX void VnniNibbleTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb, const uint8_t* a,
-                                        const int32_t* a_sums, float* y) {
-  using Act = PackedActivation<Packed>;
-  constexpr int32_t kOffset = kType == DType::kQ5_0 ? 16 : 0;
-  __m512 acc = _mm512_setzero_ps();
-  const size_t ahead = 2 * nb * sizeof(Packed);  // where the next call reads (VnniTokenTwoPanels)
-  for (int64_t b = 0; b < nb; ++b) {
-    PrefetchAhead<sizeof(Packed)>(p0 + b, ahead);
-    PrefetchAhead<sizeof(Packed)>(p1 + b, ahead);
-    __m256i c0[8], c1[8];
-    amx::UnsignedCodes(p0[b], c0);
-    amx::UnsignedCodes(p1[b], c1);
     const Act& act = reinterpret_cast<const Act*>(a)[b];
     __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
     for (int j = 0; j < 8; j += 2) {
       int32_t v0, v1;
       std::memcpy(&v0, act.qs + 4 * j, sizeof v0);
       std::memcpy(&v1, act.qs + 4 * j + 4, sizeof v1);
-      s0 = _mm512_dpbusd_epi32(s0, _mm512_inserti64x4(_mm512_castsi256_si512(c0[j]), c1[j], 1), _mm512_set1_epi32(v0));
-      s1 = _mm512_dpbusd_epi32(s1, _mm512_inserti64x4(_mm512_castsi256_si512(c0[j + 1]), c1[j + 1], 1),
-                               _mm512_set1_epi32(v1));
+      s0 = _mm512_dpbusd_epi32(s0, c[j], _mm512_set1_epi32(v0));
+      s1 = _mm512_dpbusd_epi32(s1, c[j + 1], _mm512_set1_epi32(v1));
     }
     __m512i sums = _mm512_add_epi32(s0, s1);
     if constexpr (kOffset != 0) sums = _mm512_sub_epi32(sums, _mm512_set1_epi32(kOffset * a_sums[b]));
     const __m512 d_w = TwoPanelHalves(p0[b].d, p1[b].d);
     acc = _mm512_fmadd_ps(_mm512_mul_ps(d_w, _mm512_set1_ps(_cvtsh_ss(act.d))), _mm512_cvtepi32_ps(sums), acc);
-    if constexpr (kPackedHasMin<Packed>) acc = _mm512_fmadd_ps(TwoPanelHalves(p0[b].m, p1[b].m), _mm512_set1_ps(_cvtsh_ss(act.s)), acc);
+    if constexpr (kPackedHasMin<Packed>)
+      acc = _mm512_fmadd_ps(TwoPanelHalves(p0[b].m, p1[b].m), _mm512_set1_ps(_cvtsh_ss(act.s)), acc);
   }
   _mm512_storeu_ps(y, acc);
 }
 
 // kPanels panels (their rows side by side in y) against T tokens: whole tiles of 16 tokens, a
 // shorter tile for the last 8 to 15, then the VNNI twins: for two panels, 512-bit VNNI for up to 3
-// tokens (the nibble types through their own form), the 256-bit twin per panel for 4 to 7
+// tokens, the 256-bit twin per panel for 4 to 7
 // (measured faster there: Q4_0 four sequences 385 against 330 t/s).
 template <class Packed, DType kType, int kPanels>
 SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
@@ -382,14 +360,9 @@ SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint
   }
   if constexpr (kPanels == 2) {
     if (T - t < 4) {
-      for (; t < T; ++t) {
-        if constexpr (kNibbleType<kType>) {
-          VnniNibbleTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride,
-                                                  a_sums ? a_sums + t * nb : nullptr, y + t * y_stride);
-        } else {
-          VnniTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride, a_sums + t * nb, y + t * y_stride);
-        }
-      }
+      for (; t < T; ++t)
+        VnniTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride, a_sums ? a_sums + t * nb : nullptr,
+                                          y + t * y_stride);
       return;
     }
   }

@@ -85,119 +85,66 @@ SMELT_AVX512 inline float Finish(__m512 a01, __m512 a23) {
   return HorizontalSum(_mm256_add_ps(s01, s23));
 }
 
-template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
-SMELT_AVX512 float DotHalves512(const void* w_row, const void* a_row, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(w_row);
-  const auto* y = static_cast<const uint8_t*>(a_row);
-  __m512 a01 = _mm512_setzero_ps(), a23 = _mm512_setzero_ps();
+// W weight rows (w + r·w_stride) against A activation rows (a + t·a_stride) into out[t·ld + r]:
+// per (row, token) the AVX2 twin's sums (two accumulators of 16 lanes, then Finish and the scalar
+// tail), so every form gives the single-row, single-token bits. Each step's weight halves are
+// widened once for the A tokens and its activation halves once for the W rows. With several
+// weight rows per call each row's lines are asked for where the next call reads them (W rows on:
+// several weight streams in flight when decoding), else kPrefetchDistance ahead.
+template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*), int W, int A>
+SMELT_AVX512 void DotHalves512Block(const void* w, size_t w_stride, const void* a, size_t a_stride, int64_t n,
+                                    float* out, int64_t ld) {
+  const uint8_t* x[W];
+  const uint8_t* y[A];
+  for (int r = 0; r < W; ++r) x[r] = static_cast<const uint8_t*>(w) + r * w_stride;
+  for (int t = 0; t < A; ++t) y[t] = static_cast<const uint8_t*>(a) + t * a_stride;
+  const size_t ahead = W > 1 ? W * w_stride : kPrefetchDistance;
+  __m512 a01[W][A], a23[W][A];
+  for (int r = 0; r < W; ++r)
+    for (int t = 0; t < A; ++t) a01[r][t] = a23[r][t] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    PrefetchAhead<64>(x + 2 * i);
-    a01 = _mm512_fmadd_ps(Widen(x + 2 * i, kAll), Widen(y + 2 * i, kAll), a01);
-    a23 = _mm512_fmadd_ps(Widen(x + 2 * (i + 16), kAll), Widen(y + 2 * (i + 16), kAll), a23);
-  }
-  for (; i + 8 <= n; i += 8) a01 = _mm512_mask3_fmadd_ps(Widen(x + 2 * i, kLow8), Widen(y + 2 * i, kLow8), a01, kLow8);
-  float sum = Finish(a01, a23);
-  for (; i < n; ++i) sum += Half(x + 2 * i) * Half(y + 2 * i);
-  return sum;
-}
-
-template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
-SMELT_AVX512 void DotHalves512x4(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out) {
-  const auto* x = static_cast<const uint8_t*>(w_row);
-  const uint8_t* y[4];
-  for (int k = 0; k < 4; ++k) y[k] = static_cast<const uint8_t*>(a_rows) + k * a_stride;
-  __m512 a01[4], a23[4];
-  for (int k = 0; k < 4; ++k) a01[k] = a23[k] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    PrefetchAhead<64>(x + 2 * i);
-    const __m512 w0 = Widen(x + 2 * i, kAll), w1 = Widen(x + 2 * (i + 16), kAll);
-    for (int k = 0; k < 4; ++k) {
-      a01[k] = _mm512_fmadd_ps(w0, Widen(y[k] + 2 * i, kAll), a01[k]);
-      a23[k] = _mm512_fmadd_ps(w1, Widen(y[k] + 2 * (i + 16), kAll), a23[k]);
-    }
-  }
-  for (; i + 8 <= n; i += 8) {
-    const __m512 w = Widen(x + 2 * i, kLow8);
-    for (int k = 0; k < 4; ++k) a01[k] = _mm512_mask3_fmadd_ps(w, Widen(y[k] + 2 * i, kLow8), a01[k], kLow8);
-  }
-  for (int k = 0; k < 4; ++k) {
-    float sum = Finish(a01[k], a23[k]);
-    for (int64_t j = i; j < n; ++j) sum += Half(x + 2 * j) * Half(y[k] + 2 * j);
-    out[k] = sum;
-  }
-}
-
-// Four weight rows (w_stride bytes apart) against one activation row, each row's sums exactly as
-// DotHalves512 takes them (so its bits): the activation halves widened once for the four rows, and
-// four weight streams read side by side, which keeps more of memory's lines in flight when decoding.
-template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
-SMELT_AVX512 void DotHalves512Rows4(const void* w_rows, size_t w_stride, const void* a_row, int64_t n, float* out) {
-  const uint8_t* x[4];
-  for (int k = 0; k < 4; ++k) x[k] = static_cast<const uint8_t*>(w_rows) + k * w_stride;
-  const auto* y = static_cast<const uint8_t*>(a_row);
-  __m512 a01[4], a23[4];
-  for (int k = 0; k < 4; ++k) a01[k] = a23[k] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m512 y0 = Widen(y + 2 * i, kAll), y1 = Widen(y + 2 * (i + 16), kAll);
-    for (int k = 0; k < 4; ++k) {
-      PrefetchAhead<64>(x[k] + 2 * i, 4 * w_stride);  // the same bytes of the next call's row k
-      a01[k] = _mm512_fmadd_ps(Widen(x[k] + 2 * i, kAll), y0, a01[k]);
-      a23[k] = _mm512_fmadd_ps(Widen(x[k] + 2 * (i + 16), kAll), y1, a23[k]);
-    }
-  }
-  for (; i + 8 <= n; i += 8) {
-    const __m512 v = Widen(y + 2 * i, kLow8);
-    for (int k = 0; k < 4; ++k) a01[k] = _mm512_mask3_fmadd_ps(Widen(x[k] + 2 * i, kLow8), v, a01[k], kLow8);
-  }
-  for (int k = 0; k < 4; ++k) {
-    float sum = Finish(a01[k], a23[k]);
-    for (int64_t j = i; j < n; ++j) sum += Half(x[k] + 2 * j) * Half(y + 2 * j);
-    out[k] = sum;
-  }
-}
-
-// Two weight rows against four activation rows, out[t·ld + r]: each (row, token) sum exactly as
-// DotHalves512 takes it (so its bits), with each step's weight halves widened once for the four
-// tokens and its activation halves once for the two rows; the rows' lines asked for where the
-// next pair of rows will read them.
-template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
-SMELT_AVX512 void DotHalves512Rows2x4(const void* w_rows, size_t w_stride, const void* a_rows, size_t a_stride,
-                                      int64_t n, float* out, int64_t ld) {
-  const uint8_t* x[2] = {static_cast<const uint8_t*>(w_rows), static_cast<const uint8_t*>(w_rows) + w_stride};
-  const uint8_t* y[4];
-  for (int t = 0; t < 4; ++t) y[t] = static_cast<const uint8_t*>(a_rows) + t * a_stride;
-  __m512 a01[2][4], a23[2][4];
-  for (int r = 0; r < 2; ++r)
-    for (int t = 0; t < 4; ++t) a01[r][t] = a23[r][t] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    __m512 w01[2], w23[2];
-    for (int r = 0; r < 2; ++r) {
-      PrefetchAhead<64>(x[r] + 2 * i, 2 * w_stride);
+    __m512 w01[W], w23[W];
+    for (int r = 0; r < W; ++r) {
+      PrefetchAhead<64>(x[r] + 2 * i, ahead);
       w01[r] = Widen(x[r] + 2 * i, kAll), w23[r] = Widen(x[r] + 2 * (i + 16), kAll);
     }
-    for (int t = 0; t < 4; ++t) {
+    for (int t = 0; t < A; ++t) {
       const __m512 y01 = Widen(y[t] + 2 * i, kAll), y23 = Widen(y[t] + 2 * (i + 16), kAll);
-      for (int r = 0; r < 2; ++r) {
+      for (int r = 0; r < W; ++r) {
         a01[r][t] = _mm512_fmadd_ps(w01[r], y01, a01[r][t]);
         a23[r][t] = _mm512_fmadd_ps(w23[r], y23, a23[r][t]);
       }
     }
   }
   for (; i + 8 <= n; i += 8)
-    for (int t = 0; t < 4; ++t) {
+    for (int t = 0; t < A; ++t) {
       const __m512 v = Widen(y[t] + 2 * i, kLow8);
-      for (int r = 0; r < 2; ++r) a01[r][t] = _mm512_mask3_fmadd_ps(Widen(x[r] + 2 * i, kLow8), v, a01[r][t], kLow8);
+      for (int r = 0; r < W; ++r) a01[r][t] = _mm512_mask3_fmadd_ps(Widen(x[r] + 2 * i, kLow8), v, a01[r][t], kLow8);
     }
-  for (int r = 0; r < 2; ++r)
-    for (int t = 0; t < 4; ++t) {
+  for (int r = 0; r < W; ++r)
+    for (int t = 0; t < A; ++t) {
       float sum = Finish(a01[r][t], a23[r][t]);
       for (int64_t j = i; j < n; ++j) sum += Half(x[r] + 2 * j) * Half(y[t] + 2 * j);
       out[t * ld + r] = sum;
     }
+}
+
+// Its forms: one row and token, four tokens, four weight rows (decoding), two rows × four tokens
+// (several sequences; DotHalves512Block<.., 2, 4> itself).
+template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
+SMELT_AVX512 float DotHalves512(const void* w_row, const void* a_row, int64_t n) {
+  float out;
+  DotHalves512Block<Widen, Half, 1, 1>(w_row, 0, a_row, 0, n, &out, 1);
+  return out;
+}
+template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
+SMELT_AVX512 void DotHalves512x4(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out) {
+  DotHalves512Block<Widen, Half, 1, 4>(w_row, 0, a_rows, a_stride, n, out, 1);
+}
+template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
+SMELT_AVX512 void DotHalves512Rows4(const void* w_rows, size_t w_stride, const void* a_row, int64_t n, float* out) {
+  DotHalves512Block<Widen, Half, 4, 1>(w_rows, w_stride, a_row, 0, n, out, 1);
 }
 
 // Bitmask rows (formats/sparse_mask.h) against Q8_0 activations: the AVX2 twin's algorithm
@@ -675,11 +622,8 @@ SMELT_AVX512 void DotQ6_K_512Rows(const void* w, size_t w_stride, const void* a,
       const float d = F32At(y) * HalfF16(x + offsetof(BlockQ6_K, d));
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), HalvesAsFloats(sums), acc[r]);
       // Σ_j bsums[j]·scale_j, exact in int32 (the AVX2 twin sums it in scalar code).
-      const __m256i weighted = _mm256_madd_epi16(bsums, s16);
-      __m128i t = _mm_add_epi32(_mm256_castsi256_si128(weighted), _mm256_extracti128_si256(weighted, 1));
-      t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
-      t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 1));
-      offsets[r] += d * (float)(32 * _mm_cvtsi128_si32(t));
+      const int32_t weighted = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_madd_epi16(bsums, s16)));
+      offsets[r] += d * (float)(32 * weighted);
     }
   }
   for (int r = 0; r < W; ++r) out[r] = HorizontalSum(acc[r]) - offsets[r];
@@ -708,8 +652,8 @@ QDotFn Avx512QDot(DType weight) {
 
 QDotRows2x4Fn Avx512QDotRows2x4(DType weight) {
   switch (weight) {
-    case DType::kF16: return DotHalves512Rows2x4<WidenF16, HalfF16>;
-    case DType::kBF16: return DotHalves512Rows2x4<WidenBf16, HalfBf16>;
+    case DType::kF16: return DotHalves512Block<WidenF16, HalfF16, 2, 4>;
+    case DType::kBF16: return DotHalves512Block<WidenBf16, HalfBf16, 2, 4>;
     default: return nullptr;
   }
 }
