@@ -31,16 +31,28 @@ PromptTokens PreparePrompt(const EncodedWeight& w, const EncodedRows& a) {
   return PreparePromptTokens(w.prompt, a.data, a.row_bytes, a.T, a.C, a.prompt_tokens);
 }
 
+// Floats of scratch that hold kBlockRows rows of C values of any packed type in their source
+// layout (Q8_0's 34 bytes per 32 values are the most).
+int64_t UnpackedRowsFloats(int64_t C) {
+  return (int64_t)(kBlockRows * RowBytes(DType::kQ8_0, PromptPaddedColumns(C)) + 3) / 4;
+}
+
 // Rows [o0, o0 + n) of `w` times every row of `a` into out: out[t * ld + r] is output
 // row o0 + r of token t. Packed panels write all 8 lanes (padding rows included). prompt: the
-// tokens as w.prompt reads them (PreparePrompt), where it runs; scratch: PromptGemmScratchFloats(C).
+// tokens as w.prompt reads them (PreparePrompt), where it runs; scratch: PromptGemmScratchFloats(C)
+// + UnpackedRowsFloats(C).
 void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRows& a, const PromptTokens& prompt,
                   float* out, int64_t ld, float* scratch) {
   const int64_t T = a.T, C = a.C;
   if (prompt.data) {  // as MatMul: kernels/prompt_gemm.h
     const size_t w_bytes = RowBytes(w.w->type, C);
-    w.prompt.gemm(static_cast<const uint8_t*>(w.w->data) + o0 * w_bytes, w_bytes, n, prompt.data, prompt.stride, T, C,
-                out, ld, scratch);
+    const uint8_t* rows = static_cast<const uint8_t*>(w.w->data) + o0 * w_bytes;
+    if (w.packed) {  // the packed rows back in their source layout (their mapped pages were dropped)
+      auto* unpacked = reinterpret_cast<uint8_t*>(scratch + PromptGemmScratchFloats(C));
+      for (int64_t r = 0; r < n; ++r) UnpackRow(*w.packed, o0 + r, unpacked + r * w_bytes);
+      rows = unpacked;
+    }
+    w.prompt.gemm(rows, w_bytes, n, prompt.data, prompt.stride, T, C, out, ld, scratch);
     return;
   }
   if (w.packed) {
@@ -92,7 +104,10 @@ bool FindEncodedWeight(const Tensor& w, const PackedMatrix* packed, Activations 
   out.cols = w.ne[0];
   if (packed && FastPackedGemm(packed->type)) {
     out.packed = packed;
-    out.act = ActivationType(packed->type);  // Q8_0, or Q8_1 for Q4_1/Q5_1
+    out.act = ActivationType(packed->type);  // Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for Q2_K
+    // Prompts run the type's blocked kernel where it has one (Q2_K: the AMX tiles on the packed
+    // rows unpacked block by block) on the same encoded activations.
+    if (act == Activations::kGgml) out.prompt = FastPromptGemm(w.type);
     return true;
   }
   if (act != Activations::kGgml) return false;
@@ -156,7 +171,9 @@ void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t
   if (nb && out.scales) ActivationBlockScales(out.data, out.row_bytes, nb, T, out.scales);
 }
 
-int64_t ProjectScratchFloats(int64_t T, int64_t C) { return 2 * kBlockRows * T + PromptGemmScratchFloats(C); }
+int64_t ProjectScratchFloats(int64_t T, int64_t C) {
+  return 2 * kBlockRows * T + PromptGemmScratchFloats(C) + UnpackedRowsFloats(C);
+}
 
 void ProjectGroup(std::span<const Projection> group, const EncodedRows& a, int threads, float* scratch) {
   // Work items: the row blocks of every projection, in group order.

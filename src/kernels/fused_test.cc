@@ -100,8 +100,10 @@ TEST(FusedKernels, GroupedProjectionsEqualSeparateProductsBitForBit) {
   if (!CpuHasAvx2FmaF16c()) GTEST_SKIP() << "no fast kernels on this CPU";
   const int64_t C = 256;
   for (FusedCase k : {FusedCase{DType::kQ4_0, true}, FusedCase{DType::kQ8_0, true}, FusedCase{DType::kIQ4_NL, true},
-                 FusedCase{DType::kQ4_0, false}, FusedCase{DType::kQ5_0, false}, FusedCase{DType::kQ4_K, false},
+                 FusedCase{DType::kQ2_K, true}, FusedCase{DType::kQ4_0, false}, FusedCase{DType::kQ5_0, false},
+                 FusedCase{DType::kQ4_K, false},
                  FusedCase{DType::kF16, false}, FusedCase{DType::kBF16, false}}) {
+    if (k.pack && !FastPackedGemm(k.type)) continue;  // Q2_K packs only on AVX-512
     // Row counts that leave a partial block and a padded packed panel.
     const Tensor wq = Weight(k.type, 40, C, 11), wk = Weight(k.type, 20, C, 12), wv = Weight(k.type, 24, C, 13);
     std::vector<PackedMatrix> packs;
@@ -138,8 +140,9 @@ TEST(FusedKernels, GroupedProjectionsEqualSeparateProductsBitForBit) {
 TEST(FusedKernels, SwiGluProjectionIsSwiGluOfTheTwoProductsBitForBit) {
   if (!CpuHasAvx2FmaF16c()) GTEST_SKIP() << "no fast kernels on this CPU";
   const int64_t C = 256, F = 72;
-  for (FusedCase k : {FusedCase{DType::kQ4_0, true}, FusedCase{DType::kQ8_0, true}, FusedCase{DType::kQ4_K, false},
-                 FusedCase{DType::kF16, false}, FusedCase{DType::kBF16, false}}) {
+  for (FusedCase k : {FusedCase{DType::kQ4_0, true}, FusedCase{DType::kQ8_0, true}, FusedCase{DType::kQ2_K, true},
+                 FusedCase{DType::kQ4_K, false}, FusedCase{DType::kF16, false}, FusedCase{DType::kBF16, false}}) {
+    if (k.pack && !FastPackedGemm(k.type)) continue;
     const Tensor gate = Weight(k.type, F, C, 21), up = Weight(k.type, F, C, 22);
     std::vector<PackedMatrix> packs;
     if (k.pack) packs = {PackWeights(gate), PackWeights(up)};

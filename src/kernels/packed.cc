@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "formats/activation.h"
 #include "formats/iq4_nl.h"
+#include "formats/k_quants.h"
 #include "formats/q4_0.h"
 #include "formats/q4_1.h"
 #include "formats/q5_0.h"
@@ -16,7 +17,9 @@
 #include "formats/q8_0.h"
 #include "formats/types.h"
 #include "kernels/fused.h"
+#include "kernels/matmul.h"
 #include "kernels/parallel.h"
+#include "kernels/prompt_gemm.h"
 
 namespace smelt {
 namespace {
@@ -27,16 +30,31 @@ namespace {
 
 bool CanPack(const Tensor& w) {
   // The packed types are the ones with a reference product.
-  return PackedGemmReference(w.type) != nullptr && w.n_dims == 2 && w.ne[0] % 32 == 0 && w.data && w.nrows() > 0;
+  const int64_t block = w.type == DType::kQ2_K ? kQK_K : 32;
+  return PackedGemmReference(w.type) != nullptr && w.n_dims == 2 && w.ne[0] % block == 0 && w.data && w.nrows() > 0;
 }
 
 namespace {
 
-// Packs (or, with unpack, restores) row `row`'s blocks: the chunks of 4 bytes of each source
-// block, `chunks` of them, go to chunk c of the packed block at offset lane·4.
+void MoveQ2_K(BlockQ2_K& row, BlockQ2_Kx8& panel, int64_t lane, bool unpack) {
+  if (unpack) {
+    row.d = panel.d[lane], row.dmin = panel.dmin[lane];
+    for (int j = 0; j < 16; ++j) row.scales[j] = panel.scales[j / 2][lane * 2 + j % 2];
+    for (int c = 0; c < 16; ++c) std::memcpy(&row.qs[4 * c], &panel.qs[c][lane * 4], 4);
+    return;
+  }
+  panel.d[lane] = row.d, panel.dmin[lane] = row.dmin;
+  for (int j = 0; j < 16; ++j) panel.scales[j / 2][lane * 2 + j % 2] = row.scales[j];
+  for (int c = 0; c < 16; ++c) std::memcpy(&panel.qs[c][lane * 4], &row.qs[4 * c], 4);
+}
+
 template <class Src, class Packed, bool kUnpack>
 void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
              std::conditional_t<kUnpack, const Packed, Packed>* panel, int64_t nb, int64_t lane) {
+  if constexpr (std::is_same_v<Src, BlockQ2_K>) {
+    for (int64_t b = 0; b < nb; ++b) MoveQ2_K(const_cast<BlockQ2_K&>(row_blocks[b]), const_cast<BlockQ2_Kx8&>(panel[b]), lane, kUnpack);
+    return;
+  }
   constexpr int chunks = sizeof(Src::qs) / 4;
   for (int64_t b = 0; b < nb; ++b) {
     if constexpr (kUnpack) {
@@ -99,6 +117,7 @@ void WithLayout(DType type, F&& f) {
     case DType::kQ4_1: return f.template operator()<BlockQ4_1, BlockQ4_1x8>();
     case DType::kQ5_0: return f.template operator()<BlockQ5_0, BlockQ5_0x8>();
     case DType::kQ5_1: return f.template operator()<BlockQ5_1, BlockQ5_1x8>();
+    case DType::kQ2_K: return f.template operator()<BlockQ2_K, BlockQ2_Kx8>();
     default: return f.template operator()<BlockQ8_0, BlockQ8_0x8>();
   }
 }
@@ -175,6 +194,34 @@ void ReferenceGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t
   }
 }
 
+// Q2_K (packed.h): per row and super-block the exact isum and msum, then the two f32 steps.
+void ReferenceGemmQ2_K(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t*,
+                       int64_t T, float* y, int64_t y_stride) {
+  const auto* panel = static_cast<const BlockQ2_Kx8*>(panel_bytes);
+  for (int64_t t = 0; t < T; ++t) {
+    const auto* act = reinterpret_cast<const BlockQ8_K*>(a + t * a_stride);
+    for (int r = 0; r < kPackRows; ++r) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t isum = 0, msum = 0;
+        for (int j = 0; j < 16; ++j) {
+          const uint8_t sc = panel[b].scales[j / 2][2 * r + j % 2];
+          int32_t s = 0;
+          for (int i = 16 * j; i < 16 * j + 16; ++i) {  // ggml's byte 32·(i / 128) + i % 32, bits 2·((i % 128) / 32)
+            const int byte = 32 * (i / 128) + i % 32;
+            s += ((panel[b].qs[byte / 4][4 * r + byte % 4] >> (2 * ((i % 128) / 32))) & 3) * act[b].qs[i];
+          }
+          isum += (sc & 0x0F) * s;
+          msum += (sc >> 4) * act[b].bsums[j];
+        }
+        acc = std::fma(Fp16ToFloat(panel[b].d[r]) * act[b].d, (float)isum, acc);
+        acc = std::fma(-(Fp16ToFloat(panel[b].dmin[r]) * act[b].d), (float)msum, acc);
+      }
+      y[t * y_stride + r] = acc;
+    }
+  }
+}
+
 }  // namespace
 
 PackedGemmFn PackedGemmReference(DType type) {
@@ -185,6 +232,7 @@ PackedGemmFn PackedGemmReference(DType type) {
     case DType::kQ4_1: return ReferenceGemm<BlockQ4_1x8, DType::kQ4_1>;
     case DType::kQ5_1: return ReferenceGemm<BlockQ5_1x8, DType::kQ5_1>;
     case DType::kQ8_0: return ReferenceGemm<BlockQ8_0x8, DType::kQ8_0>;
+    case DType::kQ2_K: return ReferenceGemmQ2_K;
     default: return nullptr;
   }
 }
@@ -194,6 +242,7 @@ std::vector<NamedPackedGemm> PackedGemmTwins(DType type) {
   auto add = [&](bool runs, const char* name, PackedGemmFn fn) {
     if (runs && fn) twins.push_back({name, fn});
   };
+  add(CpuHasAvx512Vnni(), "avx512", Avx512KQuantPackedGemm(type));
   add(CpuHasAmxInt8(), "amx", AmxPackedGemm(type));
   add(CpuHasAvx512Vnni(), "avx512vnni", Avx512VnniPackedGemm(type));
   add(CpuHasAvxVnni(), "avxvnni", AvxVnniPackedGemm(type));
@@ -208,9 +257,15 @@ void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_
   }
 }
 
-PackedGemm2Fn FastPackedGemmTwoPanels(DType type) { return CpuHasAmxInt8() ? AmxPackedGemmTwoPanels(type) : nullptr; }
+PackedGemm2Fn FastPackedGemmTwoPanels(DType type) {
+  if (CpuHasAvx512Vnni())
+    if (PackedGemm2Fn f = Avx512KQuantPackedGemmTwoPanels(type)) return f;
+  return CpuHasAmxInt8() ? AmxPackedGemmTwoPanels(type) : nullptr;
+}
 
 PackedGemmFn FastPackedGemm(DType type) {
+  if (CpuHasAvx512Vnni())
+    if (PackedGemmFn f = Avx512KQuantPackedGemm(type)) return f;
   if (CpuHasAmxInt8())
     if (PackedGemmFn f = AmxPackedGemm(type)) return f;
   if (CpuHasAvx512Vnni())
@@ -220,7 +275,41 @@ PackedGemmFn FastPackedGemm(DType type) {
   return CpuHasAvx2FmaF16c() ? Avx2PackedGemm(type) : nullptr;
 }
 
+namespace {
+
+// A prompt-sized batch on a packed type with a blocked prompt kernel (Q2_K): as MatMul runs it, on
+// the rows unpacked block by block.
+void MatMulPackedPrompt(const PackedMatrix& p, const PromptGemm& blocked, const float* x, int64_t T, float* y,
+                        int threads) {
+  const int64_t C = p.cols, OC = p.rows;
+  const DType act = ActivationType(p.type);
+  const size_t a_bytes = RowBytes(act, C), w_bytes = RowBytes(p.type, C);
+  std::vector<uint8_t> encoded(a_bytes * (size_t)T);
+  for (int64_t t = 0; t < T; ++t) QuantizeActivationRow(act, x + t * C, encoded.data() + t * a_bytes, C);
+  std::vector<uint8_t> tile_tokens(blocked.tokens ? PromptTokensBytes(T, C) : 0);
+  const PromptTokens tokens = PreparePromptTokens(blocked, encoded.data(), a_bytes, T, C, tile_tokens.data());
+  const int64_t n_blocks = (OC + kPromptGemmRows - 1) / kPromptGemmRows;
+  threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, n_blocks));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    std::vector<float> scratch(PromptGemmScratchFloats(C));
+    std::vector<uint8_t> rows(kPromptGemmRows * w_bytes);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t o0 = b * kPromptGemmRows, n = std::min(OC - o0, kPromptGemmRows);
+      for (int64_t r = 0; r < n; ++r) UnpackRow(p, o0 + r, rows.data() + r * w_bytes);
+      blocked.gemm(rows.data(), w_bytes, n, tokens.data, tokens.stride, T, C, y + o0, OC, scratch.data());
+    }
+  }
+}
+
+}  // namespace
+
 void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, int threads) {
+  if (const PromptGemm blocked = T >= kMinBlockedBatch ? FastPromptGemm(p.type) : PromptGemm{}) {
+    MatMulPackedPrompt(p, blocked, x, T, y, threads);
+    return;
+  }
   const PackedGemmFn gemm = FastPackedGemm(p.type);
   SMELT_ASSERT(gemm);
   const int64_t C = p.cols, OC = p.rows, nb = p.blocks_per_row();

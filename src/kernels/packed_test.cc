@@ -1,5 +1,5 @@
-// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 and Q8_0 weights (kernels/packed.h): packing is lossless, the AVX2 kernels are their
-// scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
+// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K weights (kernels/packed.h): packing is lossless, the SIMD kernels
+// are their scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
 // the terms' magnitudes), and MatMulPacked agrees with MatMul on the unpacked tensor, for any
 // batch size, thread count and a row count that leaves a padded panel.
 #include "kernels/packed.h"
@@ -14,9 +14,11 @@
 #include <vector>
 
 #include "formats/activation.h"
+#include "formats/k_quants.h"
 #include "formats/q8_0.h"
 #include "formats/types.h"
 #include "kernels/matmul.h"
+#include "kernels/prompt_gemm.h"
 #include "qdot_test_util.h"
 
 namespace smelt {
@@ -163,38 +165,57 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) 
   if (twins.front().fn != FastPackedGemm(type)) ADD_FAILURE() << "the dispatch does not pick the widest twin";
 }
 
-TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
-  const DType type = GetParam();
-  if (!FastPackedGemm(type)) GTEST_SKIP() << "no packed kernel on this CPU";
-  for (const auto [OC, C, T] : {std::array<int64_t, 3>{45, 512, 23}, std::array<int64_t, 3>{512, 64, 3}}) {
-  // 45 rows: the sixth panel is padded; a tile of 16 tokens and 7 more. 512 rows of 2 blocks: a head's shape.
-  const QMatrix m = RandomQ(type, OC, C, 3, kScaleSets[0]);
-  const PackedMatrix p = PackWeights(m.tensor);
+// An encoded activation row as floats (Q8_K, an activation-only type, has no to_float).
+void DecodeActivationRow(DType act, const uint8_t* row, float* out, int64_t C) {
+  if (act != DType::kQ8_K) return Traits(act).to_float(row, out, C);
+  const auto* blocks = reinterpret_cast<const BlockQ8_K*>(row);
+  for (int64_t i = 0; i < C; ++i) out[i] = blocks[i / kQK_K].d * (float)blocks[i / kQK_K].qs[i % kQK_K];
+}
+
+// MatMulPacked on w's packed copy (T rows of x) against MatMul on w: the same block terms summed in
+// another order, MatMul's bits where a prompt-sized batch runs the type's blocked kernel; the same
+// bits on 1 and 2 threads; and otherwise a token's outputs the same bits alone as in the batch.
+void ExpectMatMulPackedIsMatMul(const Tensor& w, int64_t T) {
+  const DType type = w.type;
+  const int64_t C = w.ne[0], OC = w.nrows();
+  const size_t row_bytes = RowBytes(type, C);
+  const auto* rows = static_cast<const uint8_t*>(w.data);
+  const PackedMatrix p = PackWeights(w);
   const std::vector<float> x = RandomActivations(T * C, 4);
   std::vector<float> want(T * OC), got(T * OC), two(T * OC), one(OC);
-  MatMul(m.tensor, x.data(), T, want.data(), 1, Activations::kGgml);
+  MatMul(w, x.data(), T, want.data(), 1, Activations::kGgml);
   MatMulPacked(p, x.data(), T, got.data(), 1);
   MatMulPacked(p, x.data(), T, two.data(), 2);
   EXPECT_EQ(got, two);
-  // Against the unpacked kernels: the same block terms summed in another order.
+  const bool blocked = T >= kMinBlockedBatch && FastPromptGemm(type);
+  if (blocked) {
+    EXPECT_EQ(got, want) << "a prompt-sized batch runs MatMul's kernel on the unpacked rows";
+  }
   const DType act = ActivationType(type);
   std::vector<uint8_t> a(RowBytes(act, C));
-  std::vector<float> w(C), xa(C);
+  std::vector<float> wf(C), xa(C);
   for (int64_t t = 0; t < T; ++t) {
     QuantizeActivationRow(act, x.data() + t * C, a.data(), C);
-    Traits(act).to_float(a.data(), xa.data(), C);
+    DecodeActivationRow(act, a.data(), xa.data(), C);
     for (int64_t o = 0; o < OC; ++o) {
-      Traits(type).to_float(m.row(o), w.data(), C);
-      const double tol = 2 * testing::KernelTolerance(C, testing::DotMass(type, m.row(o), a.data(), w.data(), xa.data(), C));
-      EXPECT_NEAR(got[t * OC + o], want[t * OC + o], tol) << "t " << t << " o " << o;
+      Traits(type).to_float(rows + o * row_bytes, wf.data(), C);
+      const double mass = testing::DotMass(type, rows + o * row_bytes, a.data(), wf.data(), xa.data(), C);
+      EXPECT_NEAR(got[t * OC + o], want[t * OC + o], 2 * testing::KernelTolerance(C, mass)) << "t " << t << " o " << o;
     }
   }
-  // A token's outputs are the same bits alone as in the batch.
+  if (blocked) return;  // one token runs the packed kernel, a prompt MatMul's
   for (int64_t t = 0; t < T; ++t) {
     MatMulPacked(p, x.data() + t * C, 1, one.data(), 1);
     EXPECT_EQ(one, std::vector<float>(got.begin() + t * OC, got.begin() + (t + 1) * OC)) << "token " << t;
   }
-  }
+}
+
+TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
+  const DType type = GetParam();
+  if (!FastPackedGemm(type)) GTEST_SKIP() << "no packed kernel on this CPU";
+  // 45 rows: the sixth panel is padded; a tile of 16 tokens and 7 more. 512 rows of 2 blocks: a head's shape.
+  for (const auto [OC, C, T] : {std::array<int64_t, 3>{45, 512, 23}, std::array<int64_t, 3>{512, 64, 3}})
+    ExpectMatMulPackedIsMatMul(RandomQ(type, OC, C, 3, kScaleSets[0]).tensor, T);
 }
 
 // The two-panel kernel gives two single-panel calls' bits, at every batch size (tiles, partial
@@ -229,6 +250,119 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
 
 INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
+
+// Q2_K, packed by super-block.
+
+// rows × cols Q2_K weights: every byte random (codes, scales and minimums over their whole
+// ranges), then d and dmin from `scales` (cycling, random signs: a stored block may carry any).
+QMatrix RandomQ2_K(int64_t rows, int64_t cols, uint32_t seed, const std::vector<float>& scales) {
+  std::mt19937 rng(seed);
+  QMatrix m;
+  m.row_bytes = RowBytes(DType::kQ2_K, cols);
+  m.bytes.resize(m.row_bytes * rows);
+  for (uint8_t& b : m.bytes) b = (uint8_t)(rng() & 0xFF);
+  auto* blocks = reinterpret_cast<BlockQ2_K*>(m.bytes.data());
+  for (size_t i = 0; i < m.bytes.size() / sizeof(BlockQ2_K); ++i) {
+    blocks[i].d = FloatToFp16(scales[i % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
+    blocks[i].dmin = FloatToFp16(scales[(i + 1) % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
+  }
+  m.tensor.name = "packed.q2_k";
+  m.tensor.type = DType::kQ2_K;
+  m.tensor.n_dims = 2;
+  m.tensor.ne = {cols, rows, 1, 1};
+  m.tensor.data = m.bytes.data();
+  m.tensor.nbytes = m.bytes.size();
+  return m;
+}
+
+std::vector<uint8_t> EncodeQ8_K(const std::vector<float>& x, int64_t T, int64_t C) {
+  const size_t stride = RowBytes(DType::kQ8_K, C);
+  std::vector<uint8_t> e(stride * T);
+  for (int64_t t = 0; t < T; ++t) QuantizeActivationRow(DType::kQ8_K, x.data() + t * C, e.data() + t * stride, C);
+  return e;
+}
+
+TEST(PackedQ2_K, PackingIsLosslessAndPadsTheLastPanel) {
+  const QMatrix m = RandomQ2_K(13, 512, 1, kScaleSets[0]);
+  ASSERT_TRUE(CanPack(m.tensor));
+  const PackedMatrix p = PackWeights(m.tensor);
+  EXPECT_EQ(p.panels(), 2);
+  EXPECT_EQ(p.blocks_per_row(), 2);
+  EXPECT_EQ(p.block_bytes, sizeof(BlockQ2_Kx8));
+  std::vector<uint8_t> row(m.row_bytes);
+  for (int64_t r = 0; r < 13; ++r) {
+    UnpackRow(p, r, row.data());
+    EXPECT_EQ(std::memcmp(row.data(), m.row(r), m.row_bytes), 0) << "row " << r;
+  }
+  const auto* last = reinterpret_cast<const BlockQ2_Kx8*>(p.panel(1));
+  for (int64_t lane = 13 % kPackRows; lane < kPackRows; ++lane)
+    for (int64_t b = 0; b < 2; ++b) EXPECT_EQ(last[b].d[lane] | last[b].dmin[lane], 0) << "lane " << lane;
+  Tensor odd = m.tensor;  // a row length that is no whole number of super-blocks
+  odd.ne = {288, 13, 1, 1};
+  EXPECT_FALSE(CanPack(odd));
+}
+
+TEST(PackedQ2_K, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) {
+  const PackedGemmFn reference = PackedGemmReference(DType::kQ2_K);
+  ASSERT_NE(reference, nullptr);
+  const std::vector<NamedPackedGemm> twins = PackedGemmTwins(DType::kQ2_K);
+  for (size_t set = 0; set < kScaleSets.size(); ++set) {
+    const int64_t C = 768, T = 11, nb = C / kQK_K;
+    const QMatrix m = RandomQ2_K(8, C, 10 + set, kScaleSets[set]);
+    const PackedMatrix p = PackWeights(m.tensor);
+    const std::vector<float> x = RandomActivations(T * C, 20 + set);
+    const std::vector<uint8_t> e = EncodeQ8_K(x, T, C);
+    const size_t stride = RowBytes(DType::kQ8_K, C);
+    std::vector<float> ref(T * 8), fast(T * 8), w(C), a(C);
+    reference(p.panel(0), nb, e.data(), stride, nullptr, T, ref.data(), 8);
+    for (int64_t t = 0; t < T; ++t) {
+      const auto* blocks = reinterpret_cast<const BlockQ8_K*>(e.data() + t * stride);
+      for (int64_t i = 0; i < C; ++i) a[i] = blocks[i / kQK_K].d * (float)blocks[i / kQK_K].qs[i % kQK_K];
+      for (int r = 0; r < 8; ++r) {
+        Traits(DType::kQ2_K).to_float(m.row(r), w.data(), C);
+        const double exact = testing::DotDouble(w.data(), a.data(), C);
+        const double mass = testing::DotMass(DType::kQ2_K, m.row(r), nullptr, w.data(), a.data(), C);
+        EXPECT_NEAR(ref[t * 8 + r], exact, testing::KernelTolerance(C, mass)) << "set " << set << " t " << t << " r " << r;
+      }
+    }
+    for (const NamedPackedGemm& twin : twins)
+      for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 11}) {
+        std::fill(fast.begin(), fast.end(), 0.0f);
+        twin.fn(p.panel(0), nb, e.data(), stride, nullptr, n, fast.data(), 8);
+        for (int64_t i = 0; i < n * 8; ++i)
+          ASSERT_EQ(fast[i], ref[i]) << twin.name << " set " << set << " T " << n << " i " << i;
+      }
+  }
+  if (twins.empty()) GTEST_SKIP() << "no SIMD twin on this CPU: only the reference was checked";
+  if (twins.front().fn != FastPackedGemm(DType::kQ2_K)) ADD_FAILURE() << "the dispatch does not pick the widest twin";
+}
+
+TEST(PackedQ2_K, TwoPanelKernelIsTwoSinglePanelCalls) {
+  const PackedGemm2Fn two = FastPackedGemmTwoPanels(DType::kQ2_K);
+  if (!two) GTEST_SKIP() << "no two-panel kernel on this CPU";
+  const PackedGemmFn one = PackedGemmReference(DType::kQ2_K);
+  for (int64_t rows : {16, 13}) {
+    const int64_t C = 512, nb = C / kQK_K;
+    const QMatrix m = RandomQ2_K(rows, C, 30 + rows, kScaleSets[0]);
+    const PackedMatrix p = PackWeights(m.tensor);
+    for (int64_t T : {1, 3, 4, 6, 9}) {
+      const std::vector<uint8_t> e = EncodeQ8_K(RandomActivations(T * C, 40 + T), T, C);
+      const size_t stride = RowBytes(DType::kQ8_K, C);
+      std::vector<float> want(T * 16), got(T * 16, -1.0f);
+      one(p.panel(0), nb, e.data(), stride, nullptr, T, want.data(), 16);
+      one(p.panel(1), nb, e.data(), stride, nullptr, T, want.data() + 8, 16);
+      two(p.panel(0), p.panel(1), nb, e.data(), stride, nullptr, nullptr, T, got.data(), 16);
+      EXPECT_EQ(got, want) << "rows " << rows << " T " << T;
+    }
+  }
+}
+
+TEST(PackedQ2_K, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
+  if (!FastPackedGemm(DType::kQ2_K)) GTEST_SKIP() << "no packed kernel on this CPU";
+  for (const auto [OC, C, T] :
+       {std::array<int64_t, 3>{45, 512, 9}, std::array<int64_t, 3>{64, 256, 2}, std::array<int64_t, 3>{45, 512, 20}})
+    ExpectMatMulPackedIsMatMul(RandomQ2_K(OC, C, 3, kScaleSets[0]).tensor, T);
+}
 
 }  // namespace
 }  // namespace smelt
