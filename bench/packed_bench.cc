@@ -1,6 +1,7 @@
-// Matrix products on packed Q4_0/Q8_0 weights (kernels/packed.h) against the unpacked kernels
-// (kernels/qdot.h through MatMul), one thread, a 4096 × 4096 matrix (9.4 MB in Q4_0, 17.8 MB in
-// Q8_0: beyond the last-level cache of small machines) times T tokens. Counters: GB/s of weight
+// Matrix products on packed Q4_0/Q8_0/Q2_K/Q4_K/Q5_K weights (kernels/packed.h) against the unpacked
+// kernels (kernels/qdot.h through MatMul), one thread, a 4096 × 4096 matrix (9.4 MB in Q4_0, 17.8 MB
+// in Q8_0: beyond the last-level cache of small machines) times T tokens (64: a prompt, which the
+// k-quants run on their blocked prompt kernel, the packed rows unpacked 16 at a time). Counters: GB/s of weight
 // bytes (each product reads the matrix once) and GFLOP/s (2 · rows · cols · T per product).
 // Packed/q4_0/packed-l2 is the same product on a 256 × 4096 matrix (590 KB, held in a 2 MB L2):
 // where its GB/s matches the 4096-row case the kernel is bound by its own work, not by memory.
@@ -40,11 +41,11 @@ void BM_Product(benchmark::State& state, DType type, bool packed, int64_t rows) 
 }
 
 void Register() {
-  for (DType type : {DType::kQ4_0, DType::kQ8_0})
+  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kQ2_K, DType::kQ4_K, DType::kQ5_K})
     for (bool packed : {true, false}) {
       const std::string name = "Packed/" + std::string(DTypeName(type)) + (packed ? "/packed" : "/unpacked");
-      benchmark::RegisterBenchmark(name.c_str(), BM_Product, type, packed, int64_t{4096})->Arg(1)->Arg(4)->Arg(8)->Arg(16)->Unit(
-          benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(name.c_str(), BM_Product, type, packed, int64_t{4096})
+          ->Arg(1)->Arg(4)->Arg(8)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
     }
   benchmark::RegisterBenchmark("Packed/q4_0/packed-l2", BM_Product, DType::kQ4_0, true, int64_t{256})
       ->Arg(1)->Arg(8)->Arg(16)->Unit(benchmark::kMillisecond);

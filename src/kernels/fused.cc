@@ -49,7 +49,7 @@ void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRo
     const uint8_t* rows = static_cast<const uint8_t*>(w.w->data) + o0 * w_bytes;
     if (w.packed) {  // the packed rows back in their source layout (their mapped pages were dropped)
       auto* unpacked = reinterpret_cast<uint8_t*>(scratch + PromptGemmScratchFloats(C));
-      for (int64_t r = 0; r < n; ++r) UnpackRow(*w.packed, o0 + r, unpacked + r * w_bytes);
+      UnpackRows(*w.packed, o0, n, unpacked);
       rows = unpacked;
     }
     w.prompt.gemm(rows, w_bytes, n, prompt.data, prompt.stride, T, C, out, ld, scratch);

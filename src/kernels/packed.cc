@@ -30,31 +30,55 @@ namespace {
 
 bool CanPack(const Tensor& w) {
   // The packed types are the ones with a reference product.
-  const int64_t block = w.type == DType::kQ2_K ? kQK_K : 32;
+  const int64_t block = PackedBySuperBlock(w.type) ? kQK_K : 32;
   return PackedGemmReference(w.type) != nullptr && w.n_dims == 2 && w.ne[0] % block == 0 && w.data && w.nrows() > 0;
 }
 
 namespace {
 
-void MoveQ2_K(BlockQ2_K& row, BlockQ2_Kx8& panel, int64_t lane, bool unpack) {
-  if (unpack) {
-    row.d = panel.d[lane], row.dmin = panel.dmin[lane];
-    for (int j = 0; j < 16; ++j) row.scales[j] = panel.scales[j / 2][lane * 2 + j % 2];
-    for (int c = 0; c < 16; ++c) std::memcpy(&row.qs[4 * c], &panel.qs[c][lane * 4], 4);
-    return;
+// Chunk c of `chunks` (kPackRows lanes of `width` bytes each) lane `lane` ↔ bytes c·width .. of a row.
+template <bool kUnpack>
+void MoveChunks(uint8_t* row, uint8_t* chunks, int n, int width, int64_t lane) {
+  for (int c = 0; c < n; ++c) {
+    uint8_t* packed = chunks + (c * kPackRows + lane) * width;
+    if constexpr (kUnpack) {
+      std::memcpy(row + c * width, packed, width);
+    } else {
+      std::memcpy(packed, row + c * width, width);
+    }
   }
-  panel.d[lane] = row.d, panel.dmin[lane] = row.dmin;
-  for (int j = 0; j < 16; ++j) panel.scales[j / 2][lane * 2 + j % 2] = row.scales[j];
-  for (int c = 0; c < 16; ++c) std::memcpy(&panel.qs[c][lane * 4], &row.qs[4 * c], 4);
+}
+
+// A super-block (Q2_K, Q4_K, Q5_K) ↔ lane `lane` of its packed block: d and dmin, then every byte
+// array in its chunks (packed.h).
+template <bool kUnpack, class Src, class Packed>
+void MoveSuperBlock(Src& row, Packed& panel, int64_t lane) {
+  if constexpr (kUnpack) {
+    row.d = panel.d[lane], row.dmin = panel.dmin[lane];
+  } else {
+    panel.d[lane] = row.d, panel.dmin[lane] = row.dmin;
+  }
+  auto move = [&](uint8_t* bytes, auto& chunks) {
+    constexpr int n = sizeof(chunks) / sizeof(chunks[0]);
+    MoveChunks<kUnpack>(bytes, &chunks[0][0], n, sizeof(chunks[0]) / kPackRows, lane);
+  };
+  move(row.scales, panel.scales);
+  if constexpr (requires { row.qh; }) move(row.qh, panel.qh);
+  move(row.qs, panel.qs);
 }
 
 template <class Src, class Packed, bool kUnpack>
+  requires requires(Src block) { block.dmin; }  // the super-block types
 void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
              std::conditional_t<kUnpack, const Packed, Packed>* panel, int64_t nb, int64_t lane) {
-  if constexpr (std::is_same_v<Src, BlockQ2_K>) {
-    for (int64_t b = 0; b < nb; ++b) MoveQ2_K(const_cast<BlockQ2_K&>(row_blocks[b]), const_cast<BlockQ2_Kx8&>(panel[b]), lane, kUnpack);
-    return;
-  }
+  for (int64_t b = 0; b < nb; ++b)
+    MoveSuperBlock<kUnpack>(const_cast<Src&>(row_blocks[b]), const_cast<Packed&>(panel[b]), lane);
+}
+
+template <class Src, class Packed, bool kUnpack>
+  requires(!requires(Src block) { block.dmin; })
+void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
+             std::conditional_t<kUnpack, const Packed, Packed>* panel, int64_t nb, int64_t lane) {
   constexpr int chunks = sizeof(Src::qs) / 4;
   for (int64_t b = 0; b < nb; ++b) {
     if constexpr (kUnpack) {
@@ -118,6 +142,8 @@ void WithLayout(DType type, F&& f) {
     case DType::kQ5_0: return f.template operator()<BlockQ5_0, BlockQ5_0x8>();
     case DType::kQ5_1: return f.template operator()<BlockQ5_1, BlockQ5_1x8>();
     case DType::kQ2_K: return f.template operator()<BlockQ2_K, BlockQ2_Kx8>();
+    case DType::kQ4_K: return f.template operator()<BlockQ4_K, BlockQ4_Kx8>();
+    case DType::kQ5_K: return f.template operator()<BlockQ5_K, BlockQ5_Kx8>();
     default: return f.template operator()<BlockQ8_0, BlockQ8_0x8>();
   }
 }
@@ -141,6 +167,21 @@ void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks) {
   WithLayout(p.type, [&]<class Src, class Packed>() {
     MoveRow<Src, Packed, true>(static_cast<Src*>(blocks), reinterpret_cast<const Packed*>(panel), nb, lane);
   });
+}
+
+void UnpackRows(const PackedMatrix& p, int64_t row0, int64_t n, uint8_t* dst) {
+  SMELT_ASSERT(row0 >= 0 && n >= 0 && row0 + n <= p.rows);
+  const size_t row_bytes = RowBytes(p.type, p.cols);
+  const UnpackPanelFn fast = CpuHasAvx512Vnni() ? Avx512UnpackSuperBlockPanel(p.type) : nullptr;
+  for (int64_t r = row0; r < row0 + n;) {
+    if (fast && r % kPackRows == 0 && r + kPackRows <= row0 + n) {
+      fast(p.panel(r / kPackRows), p.blocks_per_row(), dst + (r - row0) * row_bytes, row_bytes);
+      r += kPackRows;
+      continue;
+    }
+    UnpackRow(p, r, dst + (r - row0) * row_bytes);
+    ++r;
+  }
 }
 
 namespace {
@@ -194,25 +235,56 @@ void ReferenceGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t
   }
 }
 
-// Q2_K (packed.h): per row and super-block the exact isum and msum, then the two f32 steps.
-void ReferenceGemmQ2_K(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t*,
-                       int64_t T, float* y, int64_t y_stride) {
-  const auto* panel = static_cast<const BlockQ2_Kx8*>(panel_bytes);
+// Byte `byte` of row r's array packed in 4-byte chunks (qs, qh, Q4_K's scales).
+template <size_t kRows>
+uint8_t ChunkByte(const uint8_t (&chunks)[kRows][kPackRows * 4], int r, int byte) {
+  return chunks[byte / 4][4 * r + byte % 4];
+}
+
+// Code of weight i (0..255) of row r, and the scale and minimum of its sub-block (16 weights for
+// Q2_K, 32 for Q4_K/Q5_K), in ggml's layouts (packed.h).
+int SuperBlockCode(const BlockQ2_Kx8& p, int r, int i) {
+  return (ChunkByte(p.qs, r, 32 * (i / 128) + i % 32) >> (2 * ((i % 128) / 32))) & 3;
+}
+template <class Packed>
+int SuperBlockCode(const Packed& p, int r, int i) {  // Q4_K, Q5_K
+  const int g = i / 64, high = (i % 64) / 32, l = i % 32;
+  int code = (ChunkByte(p.qs, r, 32 * g + l) >> (4 * high)) & 0x0F;
+  if constexpr (requires { p.qh; }) code |= ((ChunkByte(p.qh, r, l) >> (2 * g + high)) & 1) << 4;
+  return code;
+}
+void SuperBlockScale(const BlockQ2_Kx8& p, int r, int j, int& sc, int& m) {
+  const uint8_t byte = p.scales[j / 2][2 * r + j % 2];
+  sc = byte & 0x0F, m = byte >> 4;
+}
+template <class Packed>
+void SuperBlockScale(const Packed& p, int r, int j, int& sc, int& m) {
+  uint8_t bytes[kKScaleSize], s, mm;
+  for (int k = 0; k < kKScaleSize; ++k) bytes[k] = ChunkByte(p.scales, r, k);
+  GetScaleMinK4(j, bytes, &s, &mm);
+  sc = s, m = mm;
+}
+
+// The super-block types (packed.h): per row and super-block the exact isum and msum, then the two
+// f32 steps.
+template <class Packed>
+void ReferenceGemmSuperBlock(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t*,
+                             int64_t T, float* y, int64_t y_stride) {
+  constexpr int kSub = std::is_same_v<Packed, BlockQ2_Kx8> ? 16 : 32;  // weights per sub-block
+  const auto* panel = static_cast<const Packed*>(panel_bytes);
   for (int64_t t = 0; t < T; ++t) {
     const auto* act = reinterpret_cast<const BlockQ8_K*>(a + t * a_stride);
     for (int r = 0; r < kPackRows; ++r) {
       float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
         int32_t isum = 0, msum = 0;
-        for (int j = 0; j < 16; ++j) {
-          const uint8_t sc = panel[b].scales[j / 2][2 * r + j % 2];
+        for (int j = 0; j < kQK_K / kSub; ++j) {
+          int sc, m;
+          SuperBlockScale(panel[b], r, j, sc, m);
           int32_t s = 0;
-          for (int i = 16 * j; i < 16 * j + 16; ++i) {  // ggml's byte 32·(i / 128) + i % 32, bits 2·((i % 128) / 32)
-            const int byte = 32 * (i / 128) + i % 32;
-            s += ((panel[b].qs[byte / 4][4 * r + byte % 4] >> (2 * ((i % 128) / 32))) & 3) * act[b].qs[i];
-          }
-          isum += (sc & 0x0F) * s;
-          msum += (sc >> 4) * act[b].bsums[j];
+          for (int i = kSub * j; i < kSub * (j + 1); ++i) s += SuperBlockCode(panel[b], r, i) * act[b].qs[i];
+          isum += sc * s;
+          for (int k = kSub * j / 16; k < kSub * (j + 1) / 16; ++k) msum += m * act[b].bsums[k];
         }
         acc = std::fma(Fp16ToFloat(panel[b].d[r]) * act[b].d, (float)isum, acc);
         acc = std::fma(-(Fp16ToFloat(panel[b].dmin[r]) * act[b].d), (float)msum, acc);
@@ -232,7 +304,9 @@ PackedGemmFn PackedGemmReference(DType type) {
     case DType::kQ4_1: return ReferenceGemm<BlockQ4_1x8, DType::kQ4_1>;
     case DType::kQ5_1: return ReferenceGemm<BlockQ5_1x8, DType::kQ5_1>;
     case DType::kQ8_0: return ReferenceGemm<BlockQ8_0x8, DType::kQ8_0>;
-    case DType::kQ2_K: return ReferenceGemmQ2_K;
+    case DType::kQ2_K: return ReferenceGemmSuperBlock<BlockQ2_Kx8>;
+    case DType::kQ4_K: return ReferenceGemmSuperBlock<BlockQ4_Kx8>;
+    case DType::kQ5_K: return ReferenceGemmSuperBlock<BlockQ5_Kx8>;
     default: return nullptr;
   }
 }
@@ -297,7 +371,7 @@ void MatMulPackedPrompt(const PackedMatrix& p, const PromptGemm& blocked, const 
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < n_blocks; ++b) {
       const int64_t o0 = b * kPromptGemmRows, n = std::min(OC - o0, kPromptGemmRows);
-      for (int64_t r = 0; r < n; ++r) UnpackRow(p, o0 + r, rows.data() + r * w_bytes);
+      UnpackRows(p, o0, n, rows.data());
       blocked.gemm(rows.data(), w_bytes, n, tokens.data, tokens.stride, T, C, y + o0, OC, scratch.data());
     }
   }

@@ -251,23 +251,27 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
 INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
 
-// Q2_K, packed by super-block.
+// Q2_K, Q4_K and Q5_K, packed by super-block.
 
-// rows × cols Q2_K weights: every byte random (codes, scales and minimums over their whole
-// ranges), then d and dmin from `scales` (cycling, random signs: a stored block may carry any).
-QMatrix RandomQ2_K(int64_t rows, int64_t cols, uint32_t seed, const std::vector<float>& scales) {
+// rows × cols weights of a super-block type: every byte random (codes, fifth bits, scales and
+// minimums over their whole ranges), then d and dmin from `scales` (cycling, random signs: a
+// stored block may carry any).
+QMatrix RandomSuperBlock(DType type, int64_t rows, int64_t cols, uint32_t seed, const std::vector<float>& scales) {
   std::mt19937 rng(seed);
   QMatrix m;
-  m.row_bytes = RowBytes(DType::kQ2_K, cols);
+  m.row_bytes = RowBytes(type, cols);
   m.bytes.resize(m.row_bytes * rows);
   for (uint8_t& b : m.bytes) b = (uint8_t)(rng() & 0xFF);
-  auto* blocks = reinterpret_cast<BlockQ2_K*>(m.bytes.data());
-  for (size_t i = 0; i < m.bytes.size() / sizeof(BlockQ2_K); ++i) {
-    blocks[i].d = FloatToFp16(scales[i % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
-    blocks[i].dmin = FloatToFp16(scales[(i + 1) % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
+  const size_t block = Traits(type).type_size;
+  const testing::ScaleFields f = testing::ScaleFieldsOf(type);
+  for (size_t i = 0; i < m.bytes.size() / block; ++i) {
+    const fp16_t d = FloatToFp16(scales[i % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
+    const fp16_t dmin = FloatToFp16(scales[(i + 1) % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
+    std::memcpy(&m.bytes[i * block + f.d], &d, sizeof d);
+    std::memcpy(&m.bytes[i * block + f.min], &dmin, sizeof dmin);
   }
-  m.tensor.name = "packed.q2_k";
-  m.tensor.type = DType::kQ2_K;
+  m.tensor.name = "packed.super_block";
+  m.tensor.type = type;
   m.tensor.n_dims = 2;
   m.tensor.ne = {cols, rows, 1, 1};
   m.tensor.data = m.bytes.data();
@@ -282,33 +286,48 @@ std::vector<uint8_t> EncodeQ8_K(const std::vector<float>& x, int64_t T, int64_t 
   return e;
 }
 
-TEST(PackedQ2_K, PackingIsLosslessAndPadsTheLastPanel) {
-  const QMatrix m = RandomQ2_K(13, 512, 1, kScaleSets[0]);
+class PackedSuperBlock : public ::testing::TestWithParam<DType> {};
+
+TEST_P(PackedSuperBlock, PackingIsLosslessAndPadsTheLastPanel) {
+  const DType type = GetParam();
+  const QMatrix m = RandomSuperBlock(type, 13, 512, 1, kScaleSets[0]);
   ASSERT_TRUE(CanPack(m.tensor));
   const PackedMatrix p = PackWeights(m.tensor);
   EXPECT_EQ(p.panels(), 2);
   EXPECT_EQ(p.blocks_per_row(), 2);
-  EXPECT_EQ(p.block_bytes, sizeof(BlockQ2_Kx8));
+  EXPECT_EQ(p.block_bytes, (size_t)kPackRows * Traits(type).type_size);
   std::vector<uint8_t> row(m.row_bytes);
   for (int64_t r = 0; r < 13; ++r) {
     UnpackRow(p, r, row.data());
     EXPECT_EQ(std::memcmp(row.data(), m.row(r), m.row_bytes), 0) << "row " << r;
   }
-  const auto* last = reinterpret_cast<const BlockQ2_Kx8*>(p.panel(1));
+  // Several rows at once (whole panels on the SIMD twin where there is one), from any row.
+  for (const auto [row0, n] : {std::array<int64_t, 2>{0, 13}, std::array<int64_t, 2>{0, 8}, std::array<int64_t, 2>{3, 10}}) {
+    std::vector<uint8_t> rows(m.row_bytes * n, 0xAA);
+    UnpackRows(p, row0, n, rows.data());
+    EXPECT_EQ(std::memcmp(rows.data(), m.row(row0), rows.size()), 0) << "rows " << row0 << " + " << n;
+  }
+  // Padding rows: zero d and dmin (the packed block's first two arrays of fp16).
   for (int64_t lane = 13 % kPackRows; lane < kPackRows; ++lane)
-    for (int64_t b = 0; b < 2; ++b) EXPECT_EQ(last[b].d[lane] | last[b].dmin[lane], 0) << "lane " << lane;
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t field = 0; field < 2; ++field) {
+        fp16_t h;
+        std::memcpy(&h, p.panel(1) + b * p.block_bytes + (field * kPackRows + lane) * sizeof(fp16_t), sizeof h);
+        EXPECT_EQ(h, 0) << "lane " << lane;
+      }
   Tensor odd = m.tensor;  // a row length that is no whole number of super-blocks
   odd.ne = {288, 13, 1, 1};
   EXPECT_FALSE(CanPack(odd));
 }
 
-TEST(PackedQ2_K, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) {
-  const PackedGemmFn reference = PackedGemmReference(DType::kQ2_K);
+TEST_P(PackedSuperBlock, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) {
+  const DType type = GetParam();
+  const PackedGemmFn reference = PackedGemmReference(type);
   ASSERT_NE(reference, nullptr);
-  const std::vector<NamedPackedGemm> twins = PackedGemmTwins(DType::kQ2_K);
+  const std::vector<NamedPackedGemm> twins = PackedGemmTwins(type);
   for (size_t set = 0; set < kScaleSets.size(); ++set) {
     const int64_t C = 768, T = 11, nb = C / kQK_K;
-    const QMatrix m = RandomQ2_K(8, C, 10 + set, kScaleSets[set]);
+    const QMatrix m = RandomSuperBlock(type, 8, C, 10 + set, kScaleSets[set]);
     const PackedMatrix p = PackWeights(m.tensor);
     const std::vector<float> x = RandomActivations(T * C, 20 + set);
     const std::vector<uint8_t> e = EncodeQ8_K(x, T, C);
@@ -319,9 +338,9 @@ TEST(PackedQ2_K, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit
       const auto* blocks = reinterpret_cast<const BlockQ8_K*>(e.data() + t * stride);
       for (int64_t i = 0; i < C; ++i) a[i] = blocks[i / kQK_K].d * (float)blocks[i / kQK_K].qs[i % kQK_K];
       for (int r = 0; r < 8; ++r) {
-        Traits(DType::kQ2_K).to_float(m.row(r), w.data(), C);
+        Traits(type).to_float(m.row(r), w.data(), C);
         const double exact = testing::DotDouble(w.data(), a.data(), C);
-        const double mass = testing::DotMass(DType::kQ2_K, m.row(r), nullptr, w.data(), a.data(), C);
+        const double mass = testing::DotMass(type, m.row(r), nullptr, w.data(), a.data(), C);
         EXPECT_NEAR(ref[t * 8 + r], exact, testing::KernelTolerance(C, mass)) << "set " << set << " t " << t << " r " << r;
       }
     }
@@ -334,16 +353,17 @@ TEST(PackedQ2_K, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit
       }
   }
   if (twins.empty()) GTEST_SKIP() << "no SIMD twin on this CPU: only the reference was checked";
-  if (twins.front().fn != FastPackedGemm(DType::kQ2_K)) ADD_FAILURE() << "the dispatch does not pick the widest twin";
+  if (twins.front().fn != FastPackedGemm(type)) ADD_FAILURE() << "the dispatch does not pick the widest twin";
 }
 
-TEST(PackedQ2_K, TwoPanelKernelIsTwoSinglePanelCalls) {
-  const PackedGemm2Fn two = FastPackedGemmTwoPanels(DType::kQ2_K);
+TEST_P(PackedSuperBlock, TwoPanelKernelIsTwoSinglePanelCalls) {
+  const DType type = GetParam();
+  const PackedGemm2Fn two = FastPackedGemmTwoPanels(type);
   if (!two) GTEST_SKIP() << "no two-panel kernel on this CPU";
-  const PackedGemmFn one = PackedGemmReference(DType::kQ2_K);
+  const PackedGemmFn one = PackedGemmReference(type);
   for (int64_t rows : {16, 13}) {
     const int64_t C = 512, nb = C / kQK_K;
-    const QMatrix m = RandomQ2_K(rows, C, 30 + rows, kScaleSets[0]);
+    const QMatrix m = RandomSuperBlock(type, rows, C, 30 + rows, kScaleSets[0]);
     const PackedMatrix p = PackWeights(m.tensor);
     for (int64_t T : {1, 3, 4, 6, 9}) {
       const std::vector<uint8_t> e = EncodeQ8_K(RandomActivations(T * C, 40 + T), T, C);
@@ -357,12 +377,16 @@ TEST(PackedQ2_K, TwoPanelKernelIsTwoSinglePanelCalls) {
   }
 }
 
-TEST(PackedQ2_K, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
-  if (!FastPackedGemm(DType::kQ2_K)) GTEST_SKIP() << "no packed kernel on this CPU";
+TEST_P(PackedSuperBlock, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
+  const DType type = GetParam();
+  if (!FastPackedGemm(type)) GTEST_SKIP() << "no packed kernel on this CPU";
   for (const auto [OC, C, T] :
        {std::array<int64_t, 3>{45, 512, 9}, std::array<int64_t, 3>{64, 256, 2}, std::array<int64_t, 3>{45, 512, 20}})
-    ExpectMatMulPackedIsMatMul(RandomQ2_K(OC, C, 3, kScaleSets[0]).tensor, T);
+    ExpectMatMulPackedIsMatMul(RandomSuperBlock(type, OC, C, 3, kScaleSets[0]).tensor, T);
 }
+
+INSTANTIATE_TEST_SUITE_P(Types, PackedSuperBlock, ::testing::Values(DType::kQ2_K, DType::kQ4_K, DType::kQ5_K),
+                         [](const auto& info) { return std::string(DTypeName(info.param)); });
 
 }  // namespace
 }  // namespace smelt
