@@ -54,21 +54,29 @@ void MoveChunks(uint8_t* row, uint8_t* chunks, int n, int width, int64_t lane) {
 template <bool kUnpack, class Src, class Packed>
 void MoveSuperBlock(Src& row, Packed& panel, int64_t lane) {
   if constexpr (kUnpack) {
-    row.d = panel.d[lane], row.dmin = panel.dmin[lane];
+    row.d = panel.d[lane];
   } else {
-    panel.d[lane] = row.d, panel.dmin[lane] = row.dmin;
+    panel.d[lane] = row.d;
+  }
+  if constexpr (requires { row.dmin; }) {
+    if constexpr (kUnpack) {
+      row.dmin = panel.dmin[lane];
+    } else {
+      panel.dmin[lane] = row.dmin;
+    }
   }
   auto move = [&](uint8_t* bytes, auto& chunks) {
     constexpr int n = sizeof(chunks) / sizeof(chunks[0]);
     MoveChunks<kUnpack>(bytes, &chunks[0][0], n, sizeof(chunks[0]) / kPackRows, lane);
   };
   move(row.scales, panel.scales);
+  if constexpr (requires { row.hmask; }) move(row.hmask, panel.hmask);
   if constexpr (requires { row.qh; }) move(row.qh, panel.qh);
   move(row.qs, panel.qs);
 }
 
 template <class Src, class Packed, bool kUnpack>
-  requires requires(Src block) { block.dmin; }  // the super-block types
+  requires(sizeof(Src::qs) >= 64)  // the super-block types
 void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
              std::conditional_t<kUnpack, const Packed, Packed>* panel, int64_t nb, int64_t lane) {
   for (int64_t b = 0; b < nb; ++b)
@@ -76,7 +84,7 @@ void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
 }
 
 template <class Src, class Packed, bool kUnpack>
-  requires(!requires(Src block) { block.dmin; })
+  requires(sizeof(Src::qs) < 64)
 void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
              std::conditional_t<kUnpack, const Packed, Packed>* panel, int64_t nb, int64_t lane) {
   constexpr int chunks = sizeof(Src::qs) / 4;
@@ -142,6 +150,7 @@ void WithLayout(DType type, F&& f) {
     case DType::kQ5_0: return f.template operator()<BlockQ5_0, BlockQ5_0x8>();
     case DType::kQ5_1: return f.template operator()<BlockQ5_1, BlockQ5_1x8>();
     case DType::kQ2_K: return f.template operator()<BlockQ2_K, BlockQ2_Kx8>();
+    case DType::kQ3_K: return f.template operator()<BlockQ3_K, BlockQ3_Kx8>();
     case DType::kQ4_K: return f.template operator()<BlockQ4_K, BlockQ4_Kx8>();
     case DType::kQ5_K: return f.template operator()<BlockQ5_K, BlockQ5_Kx8>();
     default: return f.template operator()<BlockQ8_0, BlockQ8_0x8>();
@@ -246,6 +255,11 @@ uint8_t ChunkByte(const uint8_t (&chunks)[kRows][kPackRows * 4], int r, int byte
 int SuperBlockCode(const BlockQ2_Kx8& p, int r, int i) {
   return (ChunkByte(p.qs, r, 32 * (i / 128) + i % 32) >> (2 * ((i % 128) / 32))) & 3;
 }
+int SuperBlockCode(const BlockQ3_Kx8& p, int r, int i) {  // signed: − 4 where the third bit is clear
+  const int h = i / 128, k = (i % 128) / 32, l = i % 32;
+  const int low = (ChunkByte(p.qs, r, 32 * h + l) >> (2 * k)) & 3;
+  return ((ChunkByte(p.hmask, r, l) >> (4 * h + k)) & 1) ? low : low - 4;
+}
 template <class Packed>
 int SuperBlockCode(const Packed& p, int r, int i) {  // Q4_K, Q5_K
   const int g = i / 64, high = (i % 64) / 32, l = i % 32;
@@ -259,10 +273,15 @@ void SuperBlockScale(const BlockQ2_Kx8& p, int r, int j, int& sc, int& m) {
 }
 template <class Packed>
 void SuperBlockScale(const Packed& p, int r, int j, int& sc, int& m) {
-  uint8_t bytes[kKScaleSize], s, mm;
+  uint8_t bytes[kKScaleSize];
   for (int k = 0; k < kKScaleSize; ++k) bytes[k] = ChunkByte(p.scales, r, k);
-  GetScaleMinK4(j, bytes, &s, &mm);
-  sc = s, m = mm;
+  if constexpr (std::is_same_v<Packed, BlockQ3_Kx8>) {
+    sc = Q3KScale(bytes, j), m = 0;
+  } else {
+    uint8_t s, mm;
+    GetScaleMinK4(j, bytes, &s, &mm);
+    sc = s, m = mm;
+  }
 }
 
 // The super-block types (packed.h): per row and super-block the exact isum and msum, then the two
@@ -270,7 +289,7 @@ void SuperBlockScale(const Packed& p, int r, int j, int& sc, int& m) {
 template <class Packed>
 void ReferenceGemmSuperBlock(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t*,
                              int64_t T, float* y, int64_t y_stride) {
-  constexpr int kSub = std::is_same_v<Packed, BlockQ2_Kx8> ? 16 : 32;  // weights per sub-block
+  constexpr int kSub = sizeof(Packed::qs) == 16 * 32 ? 16 : 32;  // weights per sub-block (Q2_K, Q3_K: 16)
   const auto* panel = static_cast<const Packed*>(panel_bytes);
   for (int64_t t = 0; t < T; ++t) {
     const auto* act = reinterpret_cast<const BlockQ8_K*>(a + t * a_stride);
@@ -287,7 +306,8 @@ void ReferenceGemmSuperBlock(const void* panel_bytes, int64_t nb, const uint8_t*
           for (int k = kSub * j / 16; k < kSub * (j + 1) / 16; ++k) msum += m * act[b].bsums[k];
         }
         acc = std::fma(Fp16ToFloat(panel[b].d[r]) * act[b].d, (float)isum, acc);
-        acc = std::fma(-(Fp16ToFloat(panel[b].dmin[r]) * act[b].d), (float)msum, acc);
+        if constexpr (requires { panel[b].dmin; })
+          acc = std::fma(-(Fp16ToFloat(panel[b].dmin[r]) * act[b].d), (float)msum, acc);
       }
       y[t * y_stride + r] = acc;
     }
@@ -305,6 +325,7 @@ PackedGemmFn PackedGemmReference(DType type) {
     case DType::kQ5_1: return ReferenceGemm<BlockQ5_1x8, DType::kQ5_1>;
     case DType::kQ8_0: return ReferenceGemm<BlockQ8_0x8, DType::kQ8_0>;
     case DType::kQ2_K: return ReferenceGemmSuperBlock<BlockQ2_Kx8>;
+    case DType::kQ3_K: return ReferenceGemmSuperBlock<BlockQ3_Kx8>;
     case DType::kQ4_K: return ReferenceGemmSuperBlock<BlockQ4_Kx8>;
     case DType::kQ5_K: return ReferenceGemmSuperBlock<BlockQ5_Kx8>;
     default: return nullptr;

@@ -31,7 +31,7 @@
 // the reference agree bit for bit, and a token's outputs never depend on the other tokens of a
 // batch. Against the unpacked kernels (kernels/qdot.h) only the order of the f32 sums differs.
 //
-// Q2_K, Q4_K and Q5_K pack the same way by super-block (256 weights, against Q8_K activation blocks):
+// Q2_K, Q3_K, Q4_K and Q5_K pack the same way by super-block (256 weights, against Q8_K activation blocks):
 //   BlockQ2_Kx8: the 8 rows' fp16 d, then their fp16 dmin, then the scale bytes (low nibble the
 //     scale, high nibble the minimum, as stored) of sub-blocks 2p and 2p + 1 side by side for
 //     each row (pair p: 16 bytes), then the code bytes in Q4_0x8's chunks: chunk c holds bytes
@@ -42,11 +42,16 @@
 //     minimums, GetScaleMinK4) in 3 chunks of 4 bytes per row, then the code bytes in chunks as
 //     Q4_0x8: chunk 8g + c holds qs[32g + 4c .. +3] of each row, whose low nibbles are weights
 //     64g + 4c .. +3 (sub-block 2g) and high nibbles weights 64g + 32 + 4c .. +3 (sub-block 2g + 1).
+//   BlockQ3_Kx8: the rows' fp16 d, then ggml's high-bit bytes hmask in 8 chunks of 4 bytes per row
+//     (byte hmask[l] holds the third bit of weight 128h + 32k + l at bit 4h + k: chunk c serves code
+//     chunks c and 8 + c), the 12 scale bytes in 3 chunks (Q3KScale), then the codes' low two bits
+//     as Q2_K's. A code is its low bits − 4 where its third bit is clear.
 //   BlockQ5_Kx8: as Q4_K, with ggml's fifth-bit bytes qh in 8 chunks of 4 bytes per row before the
 //     codes: byte qh[l] holds the fifth bit of weight 64g + l at bit 2g and of 64g + 32 + l at
 //     bit 2g + 1, so chunk c of qh serves code chunks c, 8 + c, 16 + c and 24 + c.
 //   Per row and super-block the integer sums are exact, isum = Σ_j sc_j·Σ q·a and
-//   msum = Σ_j m_j·bsums_j (Q4_K, Q5_K: the two bsums of each 32 weights), and the f32 steps are
+//   msum = Σ_j m_j·bsums_j (Q4_K, Q5_K: the two bsums of each 32 weights; Q3_K: none, its scales
+//   signed and its codes − 4 in isum), and the f32 steps are
 //     acc = fma(d_w·d_a, (float) isum, acc);  acc = fma(−(dmin_w·d_a), (float) msum, acc)
 //   super-block by super-block (d_a the Q8_K block's f32 scale).
 #include <cstdint>
@@ -98,6 +103,14 @@ struct BlockQ2_Kx8 {
 };
 static_assert(sizeof(BlockQ2_Kx8) == 84 * kPackRows, "a packed Q2_K super-block of 8 rows is 672 bytes");
 
+struct BlockQ3_Kx8 {
+  fp16_t d[kPackRows];
+  uint8_t hmask[8][kPackRows * 4];   // chunk c: hmask[4c .. 4c+4) of rows 0..7
+  uint8_t scales[3][kPackRows * 4];  // chunk s: scale bytes 4s .. 4s+4 of rows 0..7
+  uint8_t qs[16][kPackRows * 4];     // as BlockQ2_Kx8
+};
+static_assert(sizeof(BlockQ3_Kx8) == 110 * kPackRows, "a packed Q3_K super-block of 8 rows is 880 bytes");
+
 struct BlockQ4_Kx8 {
   fp16_t d[kPackRows];
   fp16_t dmin[kPackRows];
@@ -117,7 +130,7 @@ static_assert(sizeof(BlockQ5_Kx8) == 176 * kPackRows, "a packed Q5_K super-block
 
 // The packed types whose blocks are ggml's super-blocks of 256 weights (against Q8_K activations).
 inline constexpr bool PackedBySuperBlock(DType type) {
-  return type == DType::kQ2_K || type == DType::kQ4_K || type == DType::kQ5_K;
+  return type == DType::kQ2_K || type == DType::kQ3_K || type == DType::kQ4_K || type == DType::kQ5_K;
 }
 
 // Whether a packed block carries minimums (Q4_1, Q5_1), and the activation block its products
@@ -146,7 +159,7 @@ inline size_t PanelPrefetchDistance() {
 // A repacked weight matrix: (rows, cols) as in the source tensor (ne = {cols, rows}).
 struct PackedMatrix {
   // The source type: Q4_0, IQ4_NL (BlockQ4_0x8), Q4_1 (BlockQ4_1x8), Q5_0 (BlockQ5_0x8), Q5_1
-  // (BlockQ5_1x8), Q8_0 (BlockQ8_0x8), or by super-block Q2_K, Q4_K, Q5_K (BlockQ2_Kx8, BlockQ4_Kx8, BlockQ5_Kx8).
+  // (BlockQ5_1x8), Q8_0 (BlockQ8_0x8), or by super-block Q2_K, Q3_K, Q4_K, Q5_K (BlockQ2_Kx8 .. BlockQ5_Kx8).
   DType type = DType::kQ4_0;
   int64_t rows = 0, cols = 0;
   size_t block_bytes = 0;      // sizeof the packed block
@@ -157,7 +170,7 @@ struct PackedMatrix {
   const uint8_t* panel(int64_t p) const { return data.data() + (size_t)(p * blocks_per_row()) * block_bytes; }
 };
 
-// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q4_K or Q5_K tensor with data).
+// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K or Q5_K tensor with data).
 bool CanPack(const Tensor& w);
 // The packed copy of `w` (CanPack(w) must hold).
 PackedMatrix PackWeights(const Tensor& w);
@@ -178,7 +191,7 @@ UnpackPanelFn Avx512UnpackSuperBlockPanel(DType type);
 // + b] (read by the Q4_0 kernels and every VNNI twin; Q4_1/Q5_1 read none, a_sums may be null).
 using PackedGemmFn = void (*)(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride,
                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
-// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q4_K or Q5_K); nullptr for
+// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K or Q5_K); nullptr for
 // another type.
 PackedGemmFn PackedGemmReference(DType type);
 // The AVX2 twin (only valid where CpuHasAvx2FmaF16c()); nullptr where it is not built or `type`
@@ -198,7 +211,7 @@ PackedGemmFn AmxPackedGemm(DType type);
 // gathering each block's fp16 scales; may be null.
 using PackedGemm2Fn = void (*)(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
                                const int32_t* a_sums, const float* a_scales, int64_t T, float* y, int64_t y_stride);
-// The AVX-512 twins of the super-block types (Q2_K, Q4_K, Q5_K; kernels/packed_kquant_avx512.cc): two panels'
+// The AVX-512 twins of the super-block types (Q2_K, Q3_K, Q4_K, Q5_K; kernels/packed_kquant_avx512.cc): two panels'
 // 16 rows per 512-bit register, one vpdpbusd per 4 codes of every row. Valid only where
 // CpuHasAvx512Vnni(); nullptr where not built or for another type.
 PackedGemmFn Avx512KQuantPackedGemm(DType type);
@@ -225,7 +238,7 @@ struct NamedPackedGemm {
 std::vector<NamedPackedGemm> PackedGemmTwins(DType type);
 
 // y: (T, rows) = x: (T, cols) · pᵀ, each input row rounded to Q8_0 (Q8_1, Q8_K) first as llama.cpp rounds a
-// Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q4_K or Q5_K product's input; OpenMP over panels. Needs
+// Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K or Q5_K product's input; OpenMP over panels. Needs
 // FastPackedGemm(p.type). From kMinBlockedBatch tokens (kernels/matmul.h) a type with a blocked prompt kernel (the
 // super-block types) runs
 // that kernel on its rows unpacked 16 at a time, as MatMul and the fused products do.

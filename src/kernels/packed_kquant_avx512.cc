@@ -1,4 +1,4 @@
-// The AVX-512 twins of the packed super-block types (kernels/packed.h): Q2_K, Q4_K, Q5_K. Two
+// The AVX-512 twins of the packed super-block types (kernels/packed.h): Q2_K, Q3_K, Q4_K, Q5_K. Two
 // panels' 16 rows share each 512-bit register, as in the AMX file's one-token kernel: a chunk holds
 // 4 code bytes of each of the 16 rows, and shifted and masked it gives 4 consecutive codes of
 // every row, the operand of one vpdpbusd against 4 activation bytes broadcast. Each sub-block's
@@ -45,6 +45,30 @@ SMELT_K512 inline __m512i Broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// Sub-blocks 2p and 2p + 1 of 16 weights each (codes c[half][i]: weights 16·half + 4i .. +3 of the
+// 32 from the activation codes at `first`) against kNt tokens: their two sums (each within an
+// int16) side by side in each row's lane, one vpmaddwd with the pair's scales into isum and one of
+// `min` with the pair's bsums into msum.
+template <int kNt>
+SMELT_K512 inline void SubBlockPair(const __m512i (&c)[2][4], const BlockQ8_K* const* act, int first, int p,
+                                    __m512i scale, __m512i min, __m512i* isum, __m512i* msum) {
+  for (int t = 0; t < kNt; ++t) {
+    __m512i s[2];
+    for (int half = 0; half < 2; ++half) {
+      const int8_t* qa = act[t]->qs + first + 16 * half;
+      __m512i v = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[half][0], Broadcast4(qa));
+      v = _mm512_dpbusd_epi32(v, c[half][1], Broadcast4(qa + 4));
+      v = _mm512_dpbusd_epi32(v, c[half][2], Broadcast4(qa + 8));
+      s[half] = _mm512_dpbusd_epi32(v, c[half][3], Broadcast4(qa + 12));
+    }
+    const __m512i pair = _mm512_mask_blend_epi16(0xAAAAAAAA, s[0], _mm512_slli_epi32(s[1], 16));
+    isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(pair, scale));
+    int32_t bsums;  // bsums[2p] and bsums[2p + 1]
+    std::memcpy(&bsums, act[t]->bsums + 2 * p, sizeof bsums);
+    msum[t] = _mm512_add_epi32(msum[t], _mm512_madd_epi16(min, _mm512_set1_epi32(bsums)));
+  }
+}
+
 // Q2_K: one super-block of two panels against kNt tokens' Q8_K blocks, added to isum and msum. The
 // 8 chunks of a half super-block are loaded once; shifted by 2k they hold sub-blocks 2p and 2p + 1
 // (p = 4h + k), whose two sums (|Σ q·a| ≤ 16·3·128, an int16) sit side by side in each row's lane
@@ -63,27 +87,60 @@ SMELT_K512 inline void SuperBlockSums(const BlockQ2_Kx8& w0, const BlockQ2_Kx8& 
           _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0.scales[p]))),
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(w1.scales[p])), 1));
       const __m512i sc = _mm512_and_si512(bytes, low_nibbles), m = _mm512_srli_epi16(bytes, 4);
-      __m512i s[2][kNt];
-      for (int half = 0; half < 2; ++half) {
-        __m512i c[4];
-        for (int i = 0; i < 4; ++i) c[i] = _mm512_and_si512(_mm512_srli_epi16(chunk[4 * half + i], 2 * k), three);
-        for (int t = 0; t < kNt; ++t) {
-          const int8_t* qa = act[t]->qs + 128 * h + 32 * k + 16 * half;
-          __m512i v = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[0], Broadcast4(qa));
-          v = _mm512_dpbusd_epi32(v, c[1], Broadcast4(qa + 4));
-          v = _mm512_dpbusd_epi32(v, c[2], Broadcast4(qa + 8));
-          s[half][t] = _mm512_dpbusd_epi32(v, c[3], Broadcast4(qa + 12));
-        }
-      }
-      for (int t = 0; t < kNt; ++t) {
-        const __m512i pair = _mm512_mask_blend_epi16(0xAAAAAAAA, s[0][t], _mm512_slli_epi32(s[1][t], 16));
-        isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(pair, sc));
-        int32_t bsums;  // bsums[2p] and bsums[2p + 1]
-        std::memcpy(&bsums, act[t]->bsums + 2 * p, sizeof bsums);
-        msum[t] = _mm512_add_epi32(msum[t], _mm512_madd_epi16(m, _mm512_set1_epi32(bsums)));
-      }
+      __m512i c[2][4];
+      for (int half = 0; half < 2; ++half)
+        for (int i = 0; i < 4; ++i) c[half][i] = _mm512_and_si512(_mm512_srli_epi16(chunk[4 * half + i], 2 * k), three);
+      SubBlockPair<kNt>(c, act, 128 * h + 32 * k, p, sc, m, isum, msum);
     }
   }
+}
+
+// Q3_K: as Q2_K, each code's third bit shifted in from the hmask chunks (code + 4 ∈ 0..7, the
+// unsigned operand), the 16 signed 6-bit scales of the 16 rows decoded four per row lane, and per
+// pair of sub-blocks one vpmaddwd of their scales with their sums and one with their bsums: isum =
+// Σ sc_j·(Σ (q + 4)·a − 4·bsums_j), the reference's exact integer.
+template <int kNt>
+SMELT_K512 inline void SuperBlockSums(const BlockQ3_Kx8& w0, const BlockQ3_Kx8& w1, const BlockQ8_K* const* act,
+                                      __m512i* isum, __m512i*) {
+  const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4), nibble = _mm512_set1_epi8(0x0F),
+                top = _mm512_set1_epi8(0x30);
+  // Q3KScale of sub-blocks 4q .. 4q + 3 in bytes 0..3 of each row's lane of sc[q], as signed bytes.
+  const __m512i s0 = Both32(w0.scales[0], w1.scales[0]), s1 = Both32(w0.scales[1], w1.scales[1]),
+                s2 = Both32(w0.scales[2], w1.scales[2]);
+  const __m512i low[4] = {_mm512_and_si512(s0, nibble), _mm512_and_si512(s1, nibble),
+                          _mm512_and_si512(_mm512_srli_epi16(s0, 4), nibble),
+                          _mm512_and_si512(_mm512_srli_epi16(s1, 4), nibble)};
+  const __m512i high[4] = {_mm512_slli_epi16(s2, 4), _mm512_slli_epi16(s2, 2), s2, _mm512_srli_epi16(s2, 2)};
+  __m512i sc[4];
+  for (int q = 0; q < 4; ++q)
+    sc[q] = _mm512_sub_epi8(_mm512_or_si512(low[q], _mm512_and_si512(high[q], top)), _mm512_set1_epi8(32));
+  __m512i hm[8];
+  for (int c = 0; c < 8; ++c) hm[c] = Both32(w0.hmask[c], w1.hmask[c]);
+  __m512i msum[kNt];  // Σ sc_j·bsums_j
+  for (int t = 0; t < kNt; ++t) msum[t] = _mm512_setzero_si512();
+  for (int h = 0; h < 2; ++h) {
+    __m512i chunk[8];  // ggml's bytes 32h + 4c .. +3 of the 16 rows
+    for (int c = 0; c < 8; ++c) chunk[c] = Both32(w0.qs[8 * h + c], w1.qs[8 * h + c]);
+    for (int k = 0; k < 4; ++k) {  // sub-blocks 2p and 2p + 1: weights 128h + 32k + 0..31
+      const int p = 4 * h + k, bit = 4 * h + k;
+      // Row lane q of each 128-bit quarter: the signed scale bytes 2(p % 2), 2(p % 2) + 1 of its
+      // dword as the high bytes of two int16, then shifted down with their sign.
+      const int first = 2 * (p % 2);
+      const __m512i quarter = _mm512_set4_epi32(12, 8, 4, 0);
+      const __m512i take = _mm512_add_epi32(_mm512_set1_epi32(0x80 | first << 8 | 0x80 << 16 | (first + 1) << 24),
+                                            _mm512_or_si512(_mm512_slli_epi32(quarter, 8), _mm512_slli_epi32(quarter, 24)));
+      const __m512i scale = _mm512_srai_epi16(_mm512_shuffle_epi8(sc[p / 2], take), 8);
+      __m512i c[2][4];
+      for (int half = 0; half < 2; ++half)
+        for (int i = 0; i < 4; ++i) {
+          const __m512i third = bit >= 2 ? _mm512_srli_epi16(hm[4 * half + i], bit - 2) : _mm512_slli_epi16(hm[4 * half + i], 2 - bit);
+          c[half][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(chunk[4 * half + i], 2 * k), three), third,
+                                                 four, 0xF8);  // a | (b & c)
+        }
+      SubBlockPair<kNt>(c, act, 128 * h + 32 * k, p, scale, scale, isum, msum);
+    }
+  }
+  for (int t = 0; t < kNt; ++t) isum[t] = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(msum[t], 2));
 }
 
 // Q4_K and Q5_K: per super-block the 16 rows' 12 scale bytes (3 chunks) give the 6-bit scales and
@@ -92,7 +149,7 @@ SMELT_K512 inline void SuperBlockSums(const BlockQ2_Kx8& w0, const BlockQ2_Kx8& 
 // sub-block's sum (up to 32·31·128, an int32) times its scale by vpmulld, its minimum times the
 // pair of bsums of its 32 weights by vpmaddwd.
 template <int kNt, class Packed>
-  requires(!std::is_same_v<Packed, BlockQ2_Kx8>)
+  requires(!std::is_same_v<Packed, BlockQ2_Kx8> && !std::is_same_v<Packed, BlockQ3_Kx8>)
 SMELT_K512 inline void SuperBlockSums(const Packed& w0, const Packed& w1, const BlockQ8_K* const* act, __m512i* isum,
                                       __m512i* msum) {
   const __m512i nibble = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi8(0x3F), top = _mm512_set1_epi8(0x30);
@@ -162,11 +219,14 @@ SMELT_K512 void Tokens(const Packed* p0, const Packed* p1, int64_t nb, const uin
     __m512i isum[kNt], msum[kNt];
     for (int t = 0; t < kNt; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
     SuperBlockSums<kNt>(p0[b], p1[b], act, isum, msum);
-    const __m512 d_w = BothHalves(p0[b].d, p1[b].d), dmin_w = BothHalves(p0[b].dmin, p1[b].dmin);
+    const __m512 d_w = BothHalves(p0[b].d, p1[b].d);
     for (int t = 0; t < kNt; ++t) {
       const __m512 d_a = _mm512_set1_ps(act[t]->d);
       acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d_w, d_a), _mm512_cvtepi32_ps(isum[t]), acc[t]);
-      acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin_w, d_a), _mm512_cvtepi32_ps(msum[t]), acc[t]);
+      if constexpr (requires { p0->dmin; }) {
+        const __m512 dmin_w = BothHalves(p0[b].dmin, p1[b].dmin);
+        acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin_w, d_a), _mm512_cvtepi32_ps(msum[t]), acc[t]);
+      }
     }
   }
   for (int t = 0; t < kNt; ++t) _mm512_storeu_ps(y + t * y_stride, acc[t]);
@@ -227,12 +287,15 @@ SMELT_K512 void UnpackPanel(const void* panel_bytes, int64_t nb, uint8_t* dst, s
     const Packed& w = panel[b];
     for (int r = 0; r < kPackRows; ++r) {
       Src& out = reinterpret_cast<Src*>(dst + r * row_bytes)[b];
-      out.d = w.d[r], out.dmin = w.dmin[r];
+      out.d = w.d[r];
+      if constexpr (requires { w.dmin; }) out.dmin = w.dmin[r];
       constexpr int width = sizeof(w.scales[0]) / kPackRows;
       for (size_t c = 0; c < sizeof(w.scales) / sizeof(w.scales[0]); ++c)
         std::memcpy(out.scales + c * width, &w.scales[c][r * width], width);
       if constexpr (requires { w.qh; })
         for (int c = 0; c < 8; ++c) std::memcpy(out.qh + 4 * c, &w.qh[c][4 * r], 4);
+      if constexpr (requires { w.hmask; })
+        for (int c = 0; c < 8; ++c) std::memcpy(out.hmask + 4 * c, &w.hmask[c][4 * r], 4);
     }
     for (int h = 0; h < kChunks / 16; ++h) {
       __m512i v[8], t[8];
@@ -260,6 +323,7 @@ PackedGemmFn Avx512KQuantPackedGemm(DType type) {
   using namespace packed_k512;
   switch (type) {
     case DType::kQ2_K: return OnePanel<BlockQ2_Kx8>;
+    case DType::kQ3_K: return OnePanel<BlockQ3_Kx8>;
     case DType::kQ4_K: return OnePanel<BlockQ4_Kx8>;
     case DType::kQ5_K: return OnePanel<BlockQ5_Kx8>;
     default: return nullptr;
@@ -269,6 +333,7 @@ UnpackPanelFn Avx512UnpackSuperBlockPanel(DType type) {
   using namespace packed_k512;
   switch (type) {
     case DType::kQ2_K: return UnpackPanel<BlockQ2_K, BlockQ2_Kx8>;
+    case DType::kQ3_K: return UnpackPanel<BlockQ3_K, BlockQ3_Kx8>;
     case DType::kQ4_K: return UnpackPanel<BlockQ4_K, BlockQ4_Kx8>;
     case DType::kQ5_K: return UnpackPanel<BlockQ5_K, BlockQ5_Kx8>;
     default: return nullptr;
@@ -278,6 +343,7 @@ PackedGemm2Fn Avx512KQuantPackedGemmTwoPanels(DType type) {
   using namespace packed_k512;
   switch (type) {
     case DType::kQ2_K: return TwoPanels<BlockQ2_Kx8>;
+    case DType::kQ3_K: return TwoPanels<BlockQ3_Kx8>;
     case DType::kQ4_K: return TwoPanels<BlockQ4_Kx8>;
     case DType::kQ5_K: return TwoPanels<BlockQ5_Kx8>;
     default: return nullptr;

@@ -251,7 +251,7 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
 INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
 
-// Q2_K, Q4_K and Q5_K, packed by super-block.
+// Q2_K, Q3_K, Q4_K and Q5_K, packed by super-block.
 
 // rows × cols weights of a super-block type: every byte random (codes, fifth bits, scales and
 // minimums over their whole ranges), then d and dmin from `scales` (cycling, random signs: a
@@ -268,7 +268,7 @@ QMatrix RandomSuperBlock(DType type, int64_t rows, int64_t cols, uint32_t seed, 
     const fp16_t d = FloatToFp16(scales[i % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
     const fp16_t dmin = FloatToFp16(scales[(i + 1) % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
     std::memcpy(&m.bytes[i * block + f.d], &d, sizeof d);
-    std::memcpy(&m.bytes[i * block + f.min], &dmin, sizeof dmin);
+    if (f.min_codes != 0) std::memcpy(&m.bytes[i * block + f.min], &dmin, sizeof dmin);
   }
   m.tensor.name = "packed.super_block";
   m.tensor.type = type;
@@ -307,10 +307,11 @@ TEST_P(PackedSuperBlock, PackingIsLosslessAndPadsTheLastPanel) {
     UnpackRows(p, row0, n, rows.data());
     EXPECT_EQ(std::memcmp(rows.data(), m.row(row0), rows.size()), 0) << "rows " << row0 << " + " << n;
   }
-  // Padding rows: zero d and dmin (the packed block's first two arrays of fp16).
+  // Padding rows: zero d (and dmin where the type has one: the packed block's first arrays of fp16).
+  const int64_t fields = testing::ScaleFieldsOf(type).min_codes != 0 ? 2 : 1;
   for (int64_t lane = 13 % kPackRows; lane < kPackRows; ++lane)
     for (int64_t b = 0; b < 2; ++b)
-      for (int64_t field = 0; field < 2; ++field) {
+      for (int64_t field = 0; field < fields; ++field) {
         fp16_t h;
         std::memcpy(&h, p.panel(1) + b * p.block_bytes + (field * kPackRows + lane) * sizeof(fp16_t), sizeof h);
         EXPECT_EQ(h, 0) << "lane " << lane;
@@ -385,7 +386,7 @@ TEST_P(PackedSuperBlock, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
     ExpectMatMulPackedIsMatMul(RandomSuperBlock(type, OC, C, 3, kScaleSets[0]).tensor, T);
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, PackedSuperBlock, ::testing::Values(DType::kQ2_K, DType::kQ4_K, DType::kQ5_K),
+INSTANTIATE_TEST_SUITE_P(Types, PackedSuperBlock, ::testing::Values(DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
 
 }  // namespace
