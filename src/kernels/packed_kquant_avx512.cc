@@ -319,35 +319,30 @@ SMELT_K512 void UnpackPanel(const void* panel_bytes, int64_t nb, uint8_t* dst, s
 }  // namespace packed_k512
 }  // namespace
 
-PackedGemmFn Avx512KQuantPackedGemm(DType type) {
-  using namespace packed_k512;
+namespace {
+
+// f.template operator()<Src, Packed>() for a super-block type, its result; R{} for another type.
+template <class R, class F>
+R ForSuperBlock(DType type, F&& f) {
   switch (type) {
-    case DType::kQ2_K: return OnePanel<BlockQ2_Kx8>;
-    case DType::kQ3_K: return OnePanel<BlockQ3_Kx8>;
-    case DType::kQ4_K: return OnePanel<BlockQ4_Kx8>;
-    case DType::kQ5_K: return OnePanel<BlockQ5_Kx8>;
-    default: return nullptr;
+    case DType::kQ2_K: return f.template operator()<BlockQ2_K, BlockQ2_Kx8>();
+    case DType::kQ3_K: return f.template operator()<BlockQ3_K, BlockQ3_Kx8>();
+    case DType::kQ4_K: return f.template operator()<BlockQ4_K, BlockQ4_Kx8>();
+    case DType::kQ5_K: return f.template operator()<BlockQ5_K, BlockQ5_Kx8>();
+    default: return R{};
   }
 }
-UnpackPanelFn Avx512UnpackSuperBlockPanel(DType type) {
-  using namespace packed_k512;
-  switch (type) {
-    case DType::kQ2_K: return UnpackPanel<BlockQ2_K, BlockQ2_Kx8>;
-    case DType::kQ3_K: return UnpackPanel<BlockQ3_K, BlockQ3_Kx8>;
-    case DType::kQ4_K: return UnpackPanel<BlockQ4_K, BlockQ4_Kx8>;
-    case DType::kQ5_K: return UnpackPanel<BlockQ5_K, BlockQ5_Kx8>;
-    default: return nullptr;
-  }
+
+}  // namespace
+
+PackedGemmFn Avx512KQuantPackedGemm(DType type) {
+  return ForSuperBlock<PackedGemmFn>(type, []<class, class Packed>() { return packed_k512::OnePanel<Packed>; });
 }
 PackedGemm2Fn Avx512KQuantPackedGemmTwoPanels(DType type) {
-  using namespace packed_k512;
-  switch (type) {
-    case DType::kQ2_K: return TwoPanels<BlockQ2_Kx8>;
-    case DType::kQ3_K: return TwoPanels<BlockQ3_Kx8>;
-    case DType::kQ4_K: return TwoPanels<BlockQ4_Kx8>;
-    case DType::kQ5_K: return TwoPanels<BlockQ5_Kx8>;
-    default: return nullptr;
-  }
+  return ForSuperBlock<PackedGemm2Fn>(type, []<class, class Packed>() { return packed_k512::TwoPanels<Packed>; });
+}
+UnpackPanelFn Avx512UnpackSuperBlockPanel(DType type) {
+  return ForSuperBlock<UnpackPanelFn>(type, []<class Src, class Packed>() { return packed_k512::UnpackPanel<Src, Packed>; });
 }
 
 }  // namespace smelt

@@ -1,5 +1,5 @@
-// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K weights (kernels/packed.h): packing is lossless, the SIMD kernels
-// are their scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
+// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0 and the super-block types Q2_K..Q5_K (kernels/packed.h): packing is
+// lossless, the SIMD kernels are their scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
 // the terms' magnitudes), and MatMulPacked agrees with MatMul on the unpacked tensor, for any
 // batch size, thread count and a row count that leaves a padded panel.
 #include "kernels/packed.h"
@@ -31,23 +31,25 @@ struct QMatrix {
   const uint8_t* row(int64_t r) const { return bytes.data() + r * row_bytes; }
 };
 
-// rows × cols weights of `type` (Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 or Q8_0) with random codes (Q8_0: including -128); block
-// scales from `scales` (cycling), random signs.
-QMatrix RandomQ(DType type, int64_t rows, int64_t cols, uint32_t seed, std::vector<float> scales) {
+// rows × cols weights of a packed type with every byte random (codes over their whole ranges, Q8_0's
+// including -128; the k-quants' scales, minimums and high bits too), then the fp16 scales from
+// `scales` (cycling, random signs) and the minimums: Q4_1/Q5_1's m = −scale·u (u in [0, 1)), the
+// k-quants' dmin = ±scale.
+QMatrix RandomQ(DType type, int64_t rows, int64_t cols, uint32_t seed, const std::vector<float>& scales) {
   std::mt19937 rng(seed);
   QMatrix m;
   m.row_bytes = RowBytes(type, cols);
   m.bytes.resize(m.row_bytes * rows);
   for (uint8_t& b : m.bytes) b = (uint8_t)(rng() & 0xFF);
-  const size_t block = Traits(type).type_size;  // the fp16 scale comes first in every type
-  const bool has_min = type == DType::kQ4_1 || type == DType::kQ5_1;  // then the fp16 minimum
+  const size_t block = Traits(type).type_size;
+  const testing::ScaleFields f = testing::ScaleFieldsOf(type);
   for (size_t i = 0; i < m.bytes.size() / block; ++i) {
     const fp16_t d = FloatToFp16(scales[i % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
-    std::memcpy(&m.bytes[i * block], &d, sizeof d);
-    if (has_min) {
-      const fp16_t min = FloatToFp16(-scales[(i + 1) % scales.size()] * (float)(rng() % 100) / 100.0f);
-      std::memcpy(&m.bytes[i * block + sizeof d], &min, sizeof min);
-    }
+    std::memcpy(&m.bytes[i * block + f.d], &d, sizeof d);
+    if (f.min_codes == 0) continue;
+    const float next = scales[(i + 1) % scales.size()];
+    const fp16_t min = FloatToFp16(f.min_codes == 1 ? -next * (float)(rng() % 100) / 100.0f : next * (rng() % 2 ? 1.0f : -1.0f));
+    std::memcpy(&m.bytes[i * block + f.min], &min, sizeof min);
   }
   m.tensor.name = std::string("packed.weight");
   m.tensor.type = type;
@@ -100,26 +102,48 @@ const std::vector<std::vector<float>> kScaleSets = {
     {60000.0f, 3e-7f, 1.0f},      // huge and subnormal fp16 scales side by side
 };
 
+// An encoded activation row as floats (Q8_K, an activation-only type, has no to_float).
+void DecodeActivationRow(DType act, const uint8_t* row, float* out, int64_t C) {
+  if (act != DType::kQ8_K) return Traits(act).to_float(row, out, C);
+  const auto* blocks = reinterpret_cast<const BlockQ8_K*>(row);
+  for (int64_t i = 0; i < C; ++i) out[i] = blocks[i / kQK_K].d * (float)blocks[i / kQK_K].qs[i % kQK_K];
+}
+
 class Packed : public ::testing::TestWithParam<DType> {};
 
 TEST_P(Packed, PackingIsLosslessAndPadsTheLastPanel) {
   const DType type = GetParam();
-  const QMatrix m = RandomQ(type, 13, 96, 1, kScaleSets[0]);
+  const int64_t block = Traits(type).block_size;  // 32, or 256 for the super-block types
+  const QMatrix m = RandomQ(type, 13, 3 * block, 1, kScaleSets[0]);
   ASSERT_TRUE(CanPack(m.tensor));
   const PackedMatrix p = PackWeights(m.tensor);
   EXPECT_EQ(p.panels(), 2);
+  EXPECT_EQ(p.blocks_per_row(), 3);
+  EXPECT_EQ(p.block_bytes, (size_t)kPackRows * Traits(type).type_size);
   std::vector<uint8_t> row(m.row_bytes);
   for (int64_t r = 0; r < 13; ++r) {
     UnpackRow(p, r, row.data());
     EXPECT_EQ(std::memcmp(row.data(), m.row(r), m.row_bytes), 0) << "row " << r;
   }
-  // Padding rows: zero scales (the fp16 scales open every packed block).
+  // Several rows at once (whole panels on the SIMD twin where there is one), from any row.
+  for (const auto [row0, n] : {std::array<int64_t, 2>{0, 13}, std::array<int64_t, 2>{0, 8}, std::array<int64_t, 2>{3, 10}}) {
+    std::vector<uint8_t> rows(m.row_bytes * n, 0xAA);
+    UnpackRows(p, row0, n, rows.data());
+    EXPECT_EQ(std::memcmp(rows.data(), m.row(row0), rows.size()), 0) << "rows " << row0 << " + " << n;
+  }
+  // Padding rows: zero scales, and zero minimums where the type has them (every packed block opens
+  // with the 8 rows' fp16 scales, then their minimums).
+  const int64_t fields = testing::ScaleFieldsOf(type).min_codes != 0 ? 2 : 1;
   for (int64_t lane = 13 % kPackRows; lane < kPackRows; ++lane)
-    for (int64_t b = 0; b < 3; ++b) {
-      fp16_t d;
-      std::memcpy(&d, p.panel(1) + b * p.block_bytes + lane * sizeof(fp16_t), sizeof d);
-      EXPECT_EQ(d, 0);
-    }
+    for (int64_t b = 0; b < 3; ++b)
+      for (int64_t field = 0; field < fields; ++field) {
+        fp16_t h;
+        std::memcpy(&h, p.panel(1) + b * p.block_bytes + (field * kPackRows + lane) * sizeof(fp16_t), sizeof h);
+        EXPECT_EQ(h, 0) << "lane " << lane;
+      }
+  Tensor odd = m.tensor;  // a row length that is no whole number of blocks
+  odd.ne = {block + block / 2, 13, 1, 1};
+  EXPECT_FALSE(CanPack(odd));
   Tensor f16 = m.tensor;
   f16.type = DType::kF16;
   EXPECT_FALSE(CanPack(f16));
@@ -130,20 +154,21 @@ TEST_P(Packed, PackingIsLosslessAndPadsTheLastPanel) {
 TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) {
   const DType type = GetParam();
   const PackedGemmFn reference = PackedGemmReference(type);
+  ASSERT_NE(reference, nullptr);
   const std::vector<NamedPackedGemm> twins = PackedGemmTwins(type);
   for (size_t set = 0; set < kScaleSets.size(); ++set) {
-    const int64_t C = 256, T = 37;  // past two tiles of 16 tokens
+    const int64_t C = 768, T = 37, nb = C / Traits(type).block_size;  // past two tiles of 16 tokens
     const QMatrix m = RandomQ(type, 8, C, 10 + set, kScaleSets[set]);
     const PackedMatrix p = PackWeights(m.tensor);
     const std::vector<float> x = RandomActivations(T * C, 20 + set);
     const Encoded e = Encode(type, x, T, C);
     std::vector<float> ref(T * 8), fast(T * 8);
-    reference(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, ref.data(), 8);
+    reference(p.panel(0), nb, e.bytes.data(), e.stride, e.sums.data(), T, ref.data(), 8);
     // Against the decoded values: the exact sum in double (plus ggml's stored-s term for the types
-    // with a minimum), within the rounding of its terms.
+    // with a minimum against Q8_1), within the rounding of its terms.
     std::vector<float> w(C), a(C);
     for (int64_t t = 0; t < T; ++t) {
-      Traits(e.act).to_float(e.row(t), a.data(), C);
+      DecodeActivationRow(e.act, e.row(t), a.data(), C);
       for (int r = 0; r < 8; ++r) {
         Traits(type).to_float(m.row(r), w.data(), C);
         const double exact = testing::DotDouble(w.data(), a.data(), C) +
@@ -152,24 +177,17 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) 
         EXPECT_NEAR(ref[t * 8 + r], exact, testing::KernelTolerance(C, mass)) << "set " << set << " t " << t;
       }
     }
-    // Every twin at every batch size, so each token-tile path runs.
+    // Every twin at every batch size, so each token-tile and token-group path runs.
     for (const NamedPackedGemm& twin : twins)
-      for (int64_t n : {1, 3, 4, 5, 9, 16, 21, 32, 37}) {
+      for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 11, 16, 21, 32, 37}) {
         std::fill(fast.begin(), fast.end(), 0.0f);
-        twin.fn(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), n, fast.data(), 8);
+        twin.fn(p.panel(0), nb, e.bytes.data(), e.stride, e.sums.data(), n, fast.data(), 8);
         for (int64_t i = 0; i < n * 8; ++i)
           ASSERT_EQ(fast[i], ref[i]) << twin.name << " set " << set << " T " << n << " i " << i;
       }
   }
   if (twins.empty()) GTEST_SKIP() << "no SIMD twin on this CPU: only the reference was checked";
   if (twins.front().fn != FastPackedGemm(type)) ADD_FAILURE() << "the dispatch does not pick the widest twin";
-}
-
-// An encoded activation row as floats (Q8_K, an activation-only type, has no to_float).
-void DecodeActivationRow(DType act, const uint8_t* row, float* out, int64_t C) {
-  if (act != DType::kQ8_K) return Traits(act).to_float(row, out, C);
-  const auto* blocks = reinterpret_cast<const BlockQ8_K*>(row);
-  for (int64_t i = 0; i < C; ++i) out[i] = blocks[i / kQK_K].d * (float)blocks[i / kQK_K].qs[i % kQK_K];
 }
 
 // MatMulPacked on w's packed copy (T rows of x) against MatMul on w: the same block terms summed in
@@ -213,8 +231,11 @@ void ExpectMatMulPackedIsMatMul(const Tensor& w, int64_t T) {
 TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
   const DType type = GetParam();
   if (!FastPackedGemm(type)) GTEST_SKIP() << "no packed kernel on this CPU";
-  // 45 rows: the sixth panel is padded; a tile of 16 tokens and 7 more. 512 rows of 2 blocks: a head's shape.
-  for (const auto [OC, C, T] : {std::array<int64_t, 3>{45, 512, 23}, std::array<int64_t, 3>{512, 64, 3}})
+  // 45 rows: the sixth panel is padded; a tile of 16 tokens and 7 more (a prompt for the
+  // super-block types), and 9 tokens (token groups and a remainder). 512 rows of 2 blocks: a head's shape.
+  const int64_t block = Traits(type).block_size;
+  for (const auto [OC, C, T] :
+       {std::array<int64_t, 3>{45, 512, 23}, std::array<int64_t, 3>{45, 512, 9}, std::array<int64_t, 3>{512, 2 * block, 3}})
     ExpectMatMulPackedIsMatMul(RandomQ(type, OC, C, 3, kScaleSets[0]).tensor, T);
 }
 
@@ -227,166 +248,30 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
   if (!two) GTEST_SKIP() << "no two-panel kernel on this CPU";
   const PackedGemmFn one = PackedGemmReference(type);
   for (int64_t rows : {16, 13}) {
-    const int64_t C = 256;
+    const int64_t C = 512, nb = C / Traits(type).block_size;
     const QMatrix m = RandomQ(type, rows, C, 30 + rows, kScaleSets[0]);
     const PackedMatrix p = PackWeights(m.tensor);
-    for (int64_t T : {1, 3, 5, 8, 16, 19, 21, 37}) {
+    for (int64_t T : {1, 3, 4, 5, 6, 8, 9, 16, 19, 21, 37}) {
       const std::vector<float> x = RandomActivations(T * C, 40 + T);
       const Encoded e = Encode(type, x, T, C);
       std::vector<float> want(T * 16), got(T * 16, -1.0f);
-      one(p.panel(0), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, want.data(), 16);
-      one(p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), T, want.data() + 8, 16);
-      two(p.panel(0), p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), nullptr, T, got.data(), 16);
+      one(p.panel(0), nb, e.bytes.data(), e.stride, e.sums.data(), T, want.data(), 16);
+      one(p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), T, want.data() + 8, 16);
+      two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), nullptr, T, got.data(), 16);
       EXPECT_EQ(got, want) << DTypeName(type) << " rows " << rows << " T " << T;
       if (ActivationType(type) == DType::kQ8_0) {  // with the rows' block scales given
-        std::vector<float> scales(C / 32 * T), given(T * 16, -1.0f);
-        ActivationBlockScales(e.bytes.data(), e.stride, C / 32, T, scales.data());
-        two(p.panel(0), p.panel(1), C / 32, e.bytes.data(), e.stride, e.sums.data(), scales.data(), T, given.data(), 16);
+        std::vector<float> scales(nb * T), given(T * 16, -1.0f);
+        ActivationBlockScales(e.bytes.data(), e.stride, nb, T, scales.data());
+        two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), scales.data(), T, given.data(), 16);
         EXPECT_EQ(given, want) << DTypeName(type) << " rows " << rows << " T " << T << " with scales";
       }
     }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Packed, ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0),
-                         [](const auto& info) { return std::string(DTypeName(info.param)); });
-
-// Q2_K, Q3_K, Q4_K and Q5_K, packed by super-block.
-
-// rows × cols weights of a super-block type: every byte random (codes, fifth bits, scales and
-// minimums over their whole ranges), then d and dmin from `scales` (cycling, random signs: a
-// stored block may carry any).
-QMatrix RandomSuperBlock(DType type, int64_t rows, int64_t cols, uint32_t seed, const std::vector<float>& scales) {
-  std::mt19937 rng(seed);
-  QMatrix m;
-  m.row_bytes = RowBytes(type, cols);
-  m.bytes.resize(m.row_bytes * rows);
-  for (uint8_t& b : m.bytes) b = (uint8_t)(rng() & 0xFF);
-  const size_t block = Traits(type).type_size;
-  const testing::ScaleFields f = testing::ScaleFieldsOf(type);
-  for (size_t i = 0; i < m.bytes.size() / block; ++i) {
-    const fp16_t d = FloatToFp16(scales[i % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
-    const fp16_t dmin = FloatToFp16(scales[(i + 1) % scales.size()] * (rng() % 2 ? 1.0f : -1.0f));
-    std::memcpy(&m.bytes[i * block + f.d], &d, sizeof d);
-    if (f.min_codes != 0) std::memcpy(&m.bytes[i * block + f.min], &dmin, sizeof dmin);
-  }
-  m.tensor.name = "packed.super_block";
-  m.tensor.type = type;
-  m.tensor.n_dims = 2;
-  m.tensor.ne = {cols, rows, 1, 1};
-  m.tensor.data = m.bytes.data();
-  m.tensor.nbytes = m.bytes.size();
-  return m;
-}
-
-std::vector<uint8_t> EncodeQ8_K(const std::vector<float>& x, int64_t T, int64_t C) {
-  const size_t stride = RowBytes(DType::kQ8_K, C);
-  std::vector<uint8_t> e(stride * T);
-  for (int64_t t = 0; t < T; ++t) QuantizeActivationRow(DType::kQ8_K, x.data() + t * C, e.data() + t * stride, C);
-  return e;
-}
-
-class PackedSuperBlock : public ::testing::TestWithParam<DType> {};
-
-TEST_P(PackedSuperBlock, PackingIsLosslessAndPadsTheLastPanel) {
-  const DType type = GetParam();
-  const QMatrix m = RandomSuperBlock(type, 13, 512, 1, kScaleSets[0]);
-  ASSERT_TRUE(CanPack(m.tensor));
-  const PackedMatrix p = PackWeights(m.tensor);
-  EXPECT_EQ(p.panels(), 2);
-  EXPECT_EQ(p.blocks_per_row(), 2);
-  EXPECT_EQ(p.block_bytes, (size_t)kPackRows * Traits(type).type_size);
-  std::vector<uint8_t> row(m.row_bytes);
-  for (int64_t r = 0; r < 13; ++r) {
-    UnpackRow(p, r, row.data());
-    EXPECT_EQ(std::memcmp(row.data(), m.row(r), m.row_bytes), 0) << "row " << r;
-  }
-  // Several rows at once (whole panels on the SIMD twin where there is one), from any row.
-  for (const auto [row0, n] : {std::array<int64_t, 2>{0, 13}, std::array<int64_t, 2>{0, 8}, std::array<int64_t, 2>{3, 10}}) {
-    std::vector<uint8_t> rows(m.row_bytes * n, 0xAA);
-    UnpackRows(p, row0, n, rows.data());
-    EXPECT_EQ(std::memcmp(rows.data(), m.row(row0), rows.size()), 0) << "rows " << row0 << " + " << n;
-  }
-  // Padding rows: zero d (and dmin where the type has one: the packed block's first arrays of fp16).
-  const int64_t fields = testing::ScaleFieldsOf(type).min_codes != 0 ? 2 : 1;
-  for (int64_t lane = 13 % kPackRows; lane < kPackRows; ++lane)
-    for (int64_t b = 0; b < 2; ++b)
-      for (int64_t field = 0; field < fields; ++field) {
-        fp16_t h;
-        std::memcpy(&h, p.panel(1) + b * p.block_bytes + (field * kPackRows + lane) * sizeof(fp16_t), sizeof h);
-        EXPECT_EQ(h, 0) << "lane " << lane;
-      }
-  Tensor odd = m.tensor;  // a row length that is no whole number of super-blocks
-  odd.ne = {288, 13, 1, 1};
-  EXPECT_FALSE(CanPack(odd));
-}
-
-TEST_P(PackedSuperBlock, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) {
-  const DType type = GetParam();
-  const PackedGemmFn reference = PackedGemmReference(type);
-  ASSERT_NE(reference, nullptr);
-  const std::vector<NamedPackedGemm> twins = PackedGemmTwins(type);
-  for (size_t set = 0; set < kScaleSets.size(); ++set) {
-    const int64_t C = 768, T = 11, nb = C / kQK_K;
-    const QMatrix m = RandomSuperBlock(type, 8, C, 10 + set, kScaleSets[set]);
-    const PackedMatrix p = PackWeights(m.tensor);
-    const std::vector<float> x = RandomActivations(T * C, 20 + set);
-    const std::vector<uint8_t> e = EncodeQ8_K(x, T, C);
-    const size_t stride = RowBytes(DType::kQ8_K, C);
-    std::vector<float> ref(T * 8), fast(T * 8), w(C), a(C);
-    reference(p.panel(0), nb, e.data(), stride, nullptr, T, ref.data(), 8);
-    for (int64_t t = 0; t < T; ++t) {
-      const auto* blocks = reinterpret_cast<const BlockQ8_K*>(e.data() + t * stride);
-      for (int64_t i = 0; i < C; ++i) a[i] = blocks[i / kQK_K].d * (float)blocks[i / kQK_K].qs[i % kQK_K];
-      for (int r = 0; r < 8; ++r) {
-        Traits(type).to_float(m.row(r), w.data(), C);
-        const double exact = testing::DotDouble(w.data(), a.data(), C);
-        const double mass = testing::DotMass(type, m.row(r), nullptr, w.data(), a.data(), C);
-        EXPECT_NEAR(ref[t * 8 + r], exact, testing::KernelTolerance(C, mass)) << "set " << set << " t " << t << " r " << r;
-      }
-    }
-    for (const NamedPackedGemm& twin : twins)
-      for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 11}) {
-        std::fill(fast.begin(), fast.end(), 0.0f);
-        twin.fn(p.panel(0), nb, e.data(), stride, nullptr, n, fast.data(), 8);
-        for (int64_t i = 0; i < n * 8; ++i)
-          ASSERT_EQ(fast[i], ref[i]) << twin.name << " set " << set << " T " << n << " i " << i;
-      }
-  }
-  if (twins.empty()) GTEST_SKIP() << "no SIMD twin on this CPU: only the reference was checked";
-  if (twins.front().fn != FastPackedGemm(type)) ADD_FAILURE() << "the dispatch does not pick the widest twin";
-}
-
-TEST_P(PackedSuperBlock, TwoPanelKernelIsTwoSinglePanelCalls) {
-  const DType type = GetParam();
-  const PackedGemm2Fn two = FastPackedGemmTwoPanels(type);
-  if (!two) GTEST_SKIP() << "no two-panel kernel on this CPU";
-  const PackedGemmFn one = PackedGemmReference(type);
-  for (int64_t rows : {16, 13}) {
-    const int64_t C = 512, nb = C / kQK_K;
-    const QMatrix m = RandomSuperBlock(type, rows, C, 30 + rows, kScaleSets[0]);
-    const PackedMatrix p = PackWeights(m.tensor);
-    for (int64_t T : {1, 3, 4, 6, 9}) {
-      const std::vector<uint8_t> e = EncodeQ8_K(RandomActivations(T * C, 40 + T), T, C);
-      const size_t stride = RowBytes(DType::kQ8_K, C);
-      std::vector<float> want(T * 16), got(T * 16, -1.0f);
-      one(p.panel(0), nb, e.data(), stride, nullptr, T, want.data(), 16);
-      one(p.panel(1), nb, e.data(), stride, nullptr, T, want.data() + 8, 16);
-      two(p.panel(0), p.panel(1), nb, e.data(), stride, nullptr, nullptr, T, got.data(), 16);
-      EXPECT_EQ(got, want) << "rows " << rows << " T " << T;
-    }
-  }
-}
-
-TEST_P(PackedSuperBlock, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
-  const DType type = GetParam();
-  if (!FastPackedGemm(type)) GTEST_SKIP() << "no packed kernel on this CPU";
-  for (const auto [OC, C, T] :
-       {std::array<int64_t, 3>{45, 512, 9}, std::array<int64_t, 3>{64, 256, 2}, std::array<int64_t, 3>{45, 512, 20}})
-    ExpectMatMulPackedIsMatMul(RandomSuperBlock(type, OC, C, 3, kScaleSets[0]).tensor, T);
-}
-
-INSTANTIATE_TEST_SUITE_P(Types, PackedSuperBlock, ::testing::Values(DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K),
+INSTANTIATE_TEST_SUITE_P(Types, Packed,
+                         ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0,
+                                           DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
 
 }  // namespace
