@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
+#include "core/error.h"
 #include "formats/bitpack.h"
+#include "formats/q4_0.h"
+#include "formats/q4_1.h"
 #include "formats/quant_util.h"
 #include "formats/scale_search.h"
 
@@ -109,5 +114,51 @@ template struct GroupInt<2, true, 128>;
 template struct GroupInt<2, false, 32>;
 template struct GroupInt<2, false, 64>;
 template struct GroupInt<2, false, 128>;
+
+namespace {
+
+template <bool Symmetric, int Group>
+void RowAsGgml(const void* row, int64_t n, void* out) {
+  using Block = BlockGroupInt<4, Symmetric, Group>;
+  using Ggml = std::conditional_t<Symmetric, BlockQ4_0, BlockQ4_1>;
+  auto* blocks = static_cast<Ggml*>(out);
+  for (int64_t g = 0; g < n / Group; ++g) {
+    Block x;  // the row may sit at any offset of its file
+    std::memcpy(&x, static_cast<const uint8_t*>(row) + g * sizeof(Block), sizeof x);
+    for (int b = 0; b < Group / 32; ++b) {
+      Ggml& y = blocks[g * (Group / 32) + b];
+      y.d = x.dm[0];
+      if constexpr (!Symmetric) y.m = x.dm[1];
+      for (int j = 0; j < 16; ++j)
+        y.qs[j] = (uint8_t)(UnpackCode(x.qs, 32 * b + j, 4) | UnpackCode(x.qs, 32 * b + j + 16, 4) << 4);
+    }
+  }
+}
+
+}  // namespace
+
+DType GroupInt4GgmlType(DType type) {
+  switch (type) {
+    case DType::kI4S_G32:
+    case DType::kI4S_G64:
+    case DType::kI4S_G128: return DType::kQ4_0;
+    case DType::kI4A_G32:
+    case DType::kI4A_G64:
+    case DType::kI4A_G128: return DType::kQ4_1;
+    default: return DType::kF32;
+  }
+}
+
+void GroupInt4RowAsGgml(DType type, const void* row, int64_t n, void* blocks) {
+  switch (type) {
+    case DType::kI4S_G32: return RowAsGgml<true, 32>(row, n, blocks);
+    case DType::kI4S_G64: return RowAsGgml<true, 64>(row, n, blocks);
+    case DType::kI4S_G128: return RowAsGgml<true, 128>(row, n, blocks);
+    case DType::kI4A_G32: return RowAsGgml<false, 32>(row, n, blocks);
+    case DType::kI4A_G64: return RowAsGgml<false, 64>(row, n, blocks);
+    case DType::kI4A_G128: return RowAsGgml<false, 128>(row, n, blocks);
+    default: SMELT_ASSERT(false && "not a 4-bit group type");
+  }
+}
 
 }  // namespace smelt

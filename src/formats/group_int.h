@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "core/half.h"
+#include "core/tensor.h"
 
 namespace smelt {
 
@@ -63,5 +64,16 @@ struct GroupInt {
   // Minimises Σ w (x − x̂)² per group; a group whose importances are all zero uses ones.
   static void QuantizeWeighted(const float* x, const float* w, Block* y, int64_t k);
 };
+
+// The 4-bit group types as ggml's blocks of 32, weight for weight: i4s_g32/g64/g128 are Q4_0
+// blocks (value d·(code − 8), the stored code being Q4_0's nibble) and i4a_g32/g64/g128 Q4_1 blocks
+// (value d·code + m), each group's fp16 d (and m) repeated in its G/32 blocks and its codes moved
+// into ggml's nibble order (qs[j]: weight j low, j + 16 high). The runtime runs them on those
+// types' kernels against int8 activations (formats/activation.h).
+//   GroupInt4GgmlType: kQ4_0, kQ4_1, or kF32 for any other type.
+DType GroupInt4GgmlType(DType type);
+// Row `row` (n weights of `type`, n a multiple of its group) as n / 32 blocks of
+// GroupInt4GgmlType(type) at `blocks`.
+void GroupInt4RowAsGgml(DType type, const void* row, int64_t n, void* blocks);
 
 }  // namespace smelt

@@ -8,6 +8,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "formats/activation.h"
+#include "formats/group_int.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
 #include "formats/q4_0.h"
@@ -28,10 +29,16 @@ namespace {
 
 }  // namespace
 
+DType PackedLayoutType(DType source) {
+  const DType ggml = GroupInt4GgmlType(source);
+  return ggml == DType::kF32 ? source : ggml;
+}
+
 bool CanPack(const Tensor& w) {
   // The packed types are the ones with a reference product.
-  const int64_t block = PackedBySuperBlock(w.type) ? kQK_K : 32;
-  return PackedGemmReference(w.type) != nullptr && w.n_dims == 2 && w.ne[0] % block == 0 && w.data && w.nrows() > 0;
+  const DType layout = PackedLayoutType(w.type);
+  const int64_t block = std::max<int64_t>(PackedBySuperBlock(layout) ? kQK_K : 32, Traits(w.type).block_size);
+  return PackedGemmReference(layout) != nullptr && w.n_dims == 2 && w.ne[0] % block == 0 && w.data && w.nrows() > 0;
 }
 
 namespace {
@@ -128,10 +135,17 @@ void PackAll(const Tensor& w, PackedMatrix& p) {
   const int64_t nb = p.blocks_per_row();
   p.data.assign((size_t)(p.panels() * nb) * sizeof(Packed), 0);  // padding rows: scale 0, codes 0
   auto* packed = reinterpret_cast<Packed*>(p.data.data());
-  // Source rows are read byte-wise (a tensor may sit at any offset of its file).
+  // Source rows are read byte-wise (a tensor may sit at any offset of its file); the 4-bit group
+  // types are converted to the ggml blocks they run as.
   std::vector<Src> row(nb);
+  const size_t row_bytes = RowBytes(w.type, p.cols);
   for (int64_t r = 0; r < p.rows; ++r) {
-    std::memcpy(row.data(), static_cast<const uint8_t*>(w.data) + (size_t)r * nb * sizeof(Src), nb * sizeof(Src));
+    const uint8_t* src = static_cast<const uint8_t*>(w.data) + (size_t)r * row_bytes;
+    if (w.type != p.type) {
+      GroupInt4RowAsGgml(w.type, src, p.cols, row.data());
+    } else {
+      std::memcpy(row.data(), src, nb * sizeof(Src));
+    }
     MoveRow<Src, Packed, false>(row.data(), packed + (r / kPackRows) * nb, nb, r % kPackRows);
   }
 }
@@ -162,10 +176,10 @@ void WithLayout(DType type, F&& f) {
 PackedMatrix PackWeights(const Tensor& w) {
   SMELT_ASSERT(CanPack(w));
   PackedMatrix p;
-  p.type = w.type;
+  p.type = PackedLayoutType(w.type);
   p.rows = w.nrows();
   p.cols = w.ne[0];
-  WithLayout(w.type, [&]<class Src, class Packed>() { PackAll<Src, Packed>(w, p); });
+  WithLayout(p.type, [&]<class Src, class Packed>() { PackAll<Src, Packed>(w, p); });
   return p;
 }
 

@@ -1,4 +1,5 @@
-// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0 and the super-block types Q2_K..Q5_K (kernels/packed.h): packing is
+// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, the super-block types Q2_K..Q5_K and the 4-bit group
+// types as Q4_0/Q4_1 (kernels/packed.h): packing is
 // lossless, the SIMD kernels are their scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
 // the terms' magnitudes), and MatMulPacked agrees with MatMul on the unpacked tensor, for any
 // batch size, thread count and a row count that leaves a padded panel.
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "formats/activation.h"
+#include "formats/group_int.h"
 #include "formats/k_quants.h"
 #include "formats/q8_0.h"
 #include "formats/types.h"
@@ -264,6 +266,71 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
         ActivationBlockScales(e.bytes.data(), e.stride, nb, T, scales.data());
         two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), scales.data(), T, given.data(), 16);
         EXPECT_EQ(given, want) << DTypeName(type) << " rows " << rows << " T " << T << " with scales";
+      }
+    }
+  }
+}
+
+// The 4-bit group types (i4s_g*, i4a_g*) pack as the Q4_0/Q4_1 blocks their rows convert to, and
+// both paths of a product see the same weights against the same int8 activations: MatMulPacked and
+// MatMul on the unpacked tensor (decoded rows times the rounded activations) against the decoded
+// dot in double, within the rounding of their terms (ggml's stored-s term added for the packed
+// Q4_1 kernels).
+TEST(PackedGroupInt4, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
+  for (DType type : {DType::kI4S_G32, DType::kI4S_G64, DType::kI4S_G128, DType::kI4A_G32, DType::kI4A_G64, DType::kI4A_G128}) {
+    const DType ggml = GroupInt4GgmlType(type);
+    const int64_t group = Traits(type).block_size, OC = 13, C = 3 * 128, T = 5;
+    const bool asymmetric = ggml == DType::kQ4_1;
+    std::mt19937 rng(7);
+    QMatrix m;
+    m.row_bytes = RowBytes(type, C);
+    m.bytes.resize(m.row_bytes * OC);
+    for (uint8_t& b : m.bytes) b = (uint8_t)rng();
+    const size_t block = Traits(type).type_size;
+    for (size_t g = 0; g < m.bytes.size() / block; ++g) {  // d, and m = −d·u for the asymmetric kind
+      const float d = kScaleSets[0][g % 3] * (rng() % 2 ? 1.0f : -1.0f);
+      const fp16_t dm[2] = {FloatToFp16(d), FloatToFp16(-std::fabs(d) * (float)(rng() % 100) / 10.0f)};
+      std::memcpy(&m.bytes[g * block], dm, asymmetric ? 4 : 2);
+    }
+    m.tensor.name = "packed.weight", m.tensor.type = type, m.tensor.n_dims = 2, m.tensor.ne = {C, OC, 1, 1};
+    m.tensor.data = m.bytes.data(), m.tensor.nbytes = m.bytes.size();
+    ASSERT_TRUE(CanPack(m.tensor)) << DTypeName(type);
+    const PackedMatrix p = PackWeights(m.tensor);
+    ASSERT_EQ(p.type, ggml);
+    // The converted rows keep every weight, and pack to the same bytes as a tensor of them.
+    const size_t ggml_bytes = RowBytes(ggml, C);
+    std::vector<uint8_t> converted(ggml_bytes * OC);
+    std::vector<float> wf(C), wg(C);
+    for (int64_t r = 0; r < OC; ++r) {
+      GroupInt4RowAsGgml(type, m.row(r), C, converted.data() + r * ggml_bytes);
+      Traits(type).to_float(m.row(r), wf.data(), C);
+      Traits(ggml).to_float(converted.data() + r * ggml_bytes, wg.data(), C);
+      for (int64_t i = 0; i < C; ++i) ASSERT_NEAR(wg[i], wf[i], std::ldexp(std::fabs(wf[i]) + 1.0, -20)) << DTypeName(type);
+    }
+    Tensor as_ggml = m.tensor;
+    as_ggml.type = ggml, as_ggml.data = converted.data(), as_ggml.nbytes = converted.size();
+    EXPECT_EQ(PackWeights(as_ggml).data, p.data) << DTypeName(type);
+    ASSERT_EQ(ActivationType(type), ActivationType(ggml));
+    if (!FastPackedGemm(p.type)) continue;
+    const std::vector<float> x = RandomActivations(T * C, 9);
+    std::vector<float> packed(T * OC), unpacked(T * OC), xa(C);
+    MatMulPacked(p, x.data(), T, packed.data(), 1);
+    MatMul(m.tensor, x.data(), T, unpacked.data(), 1, Activations::kGgml);
+    const DType act = ActivationType(type);
+    std::vector<uint8_t> a(RowBytes(act, C));
+    for (int64_t t = 0; t < T; ++t) {
+      QuantizeActivationRow(act, x.data() + t * C, a.data(), C);
+      DecodeActivationRow(act, a.data(), xa.data(), C);
+      for (int64_t o = 0; o < OC; ++o) {
+        const uint8_t* row = converted.data() + o * ggml_bytes;
+        Traits(type).to_float(m.row(o), wf.data(), C);
+        const double exact = testing::DotDouble(wf.data(), xa.data(), C);
+        const double mass = testing::DotMass(ggml, row, a.data(), wf.data(), xa.data(), C);
+        const double tol = 2 * testing::KernelTolerance(C, mass);
+        EXPECT_NEAR(packed[t * OC + o], exact + testing::MinTermCorrection(ggml, row, a.data(), xa.data(), C), tol)
+            << DTypeName(type) << " t " << t << " o " << o;
+        // MatMul sums the C products of the decoded rows in f32: C·2^-24 of their magnitudes more.
+        EXPECT_NEAR(unpacked[t * OC + o], exact, tol + C * std::ldexp(mass, -24)) << DTypeName(type) << " t " << t << " o " << o;
       }
     }
   }

@@ -8,6 +8,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "formats/group_int.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
 #include "formats/per_channel.h"
@@ -60,6 +61,21 @@ float DotBlocksRef(const void* w, const void* a, int64_t n) {
     if constexpr (std::is_same_v<A, BlockQ8_1>) sum += Fp16ToFloat(x.m) * Fp16ToFloat(y.s);
   }
   return sum;
+}
+
+// The 4-bit group types (formats/group_int.h) as the ggml blocks they run as, against Q8_0 (i4s)
+// or Q8_1 (i4a): the row converted, then DotBlocksRef of those blocks.
+template <DType W>
+float DotGroupInt4Ref(const void* w, const void* a, int64_t n) {
+  if constexpr (W == DType::kI4S_G32 || W == DType::kI4S_G64 || W == DType::kI4S_G128) {
+    std::vector<BlockQ4_0> blocks((size_t)(n / 32));
+    GroupInt4RowAsGgml(W, w, n, blocks.data());
+    return DotBlocksRef<BlockQ4_0, CodeQ4_0, BlockQ8_0>(blocks.data(), a, n);
+  } else {
+    std::vector<BlockQ4_1> blocks((size_t)(n / 32));
+    GroupInt4RowAsGgml(W, w, n, blocks.data());
+    return DotBlocksRef<BlockQ4_1, CodeQ4_1, BlockQ8_1>(blocks.data(), a, n);
+  }
 }
 
 // A k-quant super-block in integer form: value e = d·scale[e / len]·code[e] − dmin·min[e / len]
@@ -317,6 +333,12 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kSP50_F16: return DotSparseMaskF16Ref<16>;
     case DType::kSP70_F16: return DotSparseMaskF16Ref<10>;
     case DType::kSP70_W4A8: return DotSparseMaskW4A8Ref;
+    case DType::kI4S_G32: return DotGroupInt4Ref<DType::kI4S_G32>;
+    case DType::kI4S_G64: return DotGroupInt4Ref<DType::kI4S_G64>;
+    case DType::kI4S_G128: return DotGroupInt4Ref<DType::kI4S_G128>;
+    case DType::kI4A_G32: return DotGroupInt4Ref<DType::kI4A_G32>;
+    case DType::kI4A_G64: return DotGroupInt4Ref<DType::kI4A_G64>;
+    case DType::kI4A_G128: return DotGroupInt4Ref<DType::kI4A_G128>;
     default: return table4::Find<DecodedRef, QDotFn>(weight);
   }
 }

@@ -4,10 +4,12 @@
 //
 //   type                 group        header per group (or row)    value of code c (0..15)
 //   nf4                  64           fp16 d                       d · kNF4Values[c]
-//   i4s_g32/g64/g128     32/64/128    fp16 d                       d · (c − 8)
-//   i4a_g32/g64/g128     32/64/128    fp16 d, fp16 m               d · c + m
-//   i4s_pc, i4a_pc       the row      as i4s / i4a                 as i4s / i4a
+//   i4s_pc               the row      fp16 d                       d · (c − 8)
+//   i4a_pc               the row      fp16 d, fp16 m               d · c + m
 //   km4_pc               the row      16 fp16 centroids            centroid[c]
+//
+// (The 4-bit group types i4s_g*/i4a_g* run as Q4_0/Q4_1 blocks against int8 activations instead:
+// formats/group_int.h.)
 //
 // Codes are packed densely, two per byte, code 2i in the low nibble (formats/bitpack.h). Every
 // group's 16 values are one 16-entry f32 table, computed as the format's decoder computes them (the
@@ -39,12 +41,6 @@ struct Layout {
 constexpr Layout LayoutOf(DType t) {
   switch (t) {
     case DType::kNF4: return {Kind::kNF4, 64, 2};
-    case DType::kI4S_G32: return {Kind::kSymmetric, 32, 2};
-    case DType::kI4S_G64: return {Kind::kSymmetric, 64, 2};
-    case DType::kI4S_G128: return {Kind::kSymmetric, 128, 2};
-    case DType::kI4A_G32: return {Kind::kAsymmetric, 32, 4};
-    case DType::kI4A_G64: return {Kind::kAsymmetric, 64, 4};
-    case DType::kI4A_G128: return {Kind::kAsymmetric, 128, 4};
     case DType::kI4S_PC: return {Kind::kSymmetric, 0, 2};
     case DType::kI4A_PC: return {Kind::kAsymmetric, 0, 4};
     case DType::kKM4_PC: return {Kind::kCodebook, 0, 32};
@@ -59,9 +55,7 @@ inline float Level(Kind k, int c) {
 }
 
 // The table-4 types, listed once: the twins' dispatch (Find) and the tests walk this list.
-inline constexpr DType kTypes[] = {DType::kNF4,     DType::kI4S_G32, DType::kI4S_G64, DType::kI4S_G128,
-                                   DType::kI4A_G32, DType::kI4A_G64, DType::kI4A_G128, DType::kI4S_PC,
-                                   DType::kI4A_PC,  DType::kKM4_PC};
+inline constexpr DType kTypes[] = {DType::kNF4, DType::kI4S_PC, DType::kI4A_PC, DType::kKM4_PC};
 static_assert(std::ranges::all_of(kTypes, IsTable4), "every listed type has a layout");
 
 template <template <DType> class Fn, class R, size_t... I>

@@ -1,5 +1,5 @@
-// AVX-512 (VBMI) twins of the table-4 row dots (kernels/qdot_table4.h): nf4, i4s/i4a in groups of
-// 32/64/128 or per row, km4_pc, against f32 activations.
+// AVX-512 (VBMI) twins of the table-4 row dots (kernels/qdot_table4.h): nf4 in groups of 64, i4s/i4a
+// per row, km4_pc, against f32 activations.
 //
 // 64 codes (32 bytes) per step of four: one byte permute puts into 32-bit lane l the four bytes
 // 8k + l/2 (k = 0..3), whose low nibbles (even l) or high nibbles (odd l, shifted down by 4 once)

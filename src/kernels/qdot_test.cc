@@ -15,6 +15,7 @@
 #include "core/cpu.h"
 #include "core/half.h"
 #include "formats/activation.h"
+#include "formats/group_int.h"
 #include "formats/per_channel.h"
 #include "formats/sparse24.h"
 #include "formats/sparse_mask.h"
@@ -141,6 +142,40 @@ TEST(QDot, OnlyBlockTypesWithAnActivationEncodingHaveKernels) {
   for (DType t : kKernelTypes) {
     EXPECT_NE(SelectQDot(t), nullptr) << DTypeName(t);
     EXPECT_EQ(FastQDot(t) != nullptr, CpuHasAvx2FmaF16c()) << DTypeName(t);
+  }
+}
+
+// The 4-bit group types' reference product (they run packed as Q4_0/Q4_1, kernels/packed.h, and
+// have no row kernel of their own): against the dot of the rows decoded by their own decoder and the
+// decoded int8 activations, in double, within the bound of their Q4_0/Q4_1 conversion's terms
+// (plus ggml's stored-s term for the asymmetric kind).
+TEST(QDot, GroupInt4ReferenceIsTheDecodedDotAgainstInt8Activations) {
+  for (DType type : {DType::kI4S_G32, DType::kI4S_G64, DType::kI4S_G128, DType::kI4A_G32, DType::kI4A_G64, DType::kI4A_G128}) {
+    const DType ggml = GroupInt4GgmlType(type);
+    ASSERT_NE(ggml, DType::kF32);
+    EXPECT_EQ(ActivationType(type), ActivationType(ggml)) << DTypeName(type);
+    EXPECT_EQ(FastQDot(type), nullptr) << DTypeName(type);
+    const QDotFn ref = ReferenceQDot(type);
+    ASSERT_NE(ref, nullptr);
+    const int64_t group = Traits(type).block_size;
+    for (int64_t n : {group, 7 * group})
+      for (uint32_t seed = 1; seed <= 12; ++seed) {
+        std::mt19937 rng(seed);
+        std::vector<uint8_t> w(RowBytes(type, n));
+        for (uint8_t& b : w) b = (uint8_t)rng();
+        for (int64_t g = 0; g < n / group; ++g)  // d, and the offset m for the asymmetric kind
+          for (int h = 0; h < (ggml == DType::kQ4_1 ? 2 : 1); ++h) {
+            const fp16_t v = ScaleOfKind(g + h + seed, rng);
+            std::memcpy(w.data() + g * Traits(type).type_size + 2 * h, &v, sizeof v);
+          }
+        std::vector<uint8_t> blocks(RowBytes(ggml, n));
+        GroupInt4RowAsGgml(type, w.data(), n, blocks.data());
+        const std::vector<uint8_t> a = RandomActivationRow(type, n, 100 + seed);
+        const std::vector<float> wf = DecodeRow(type, w, n), af = DecodeRow(ActivationType(type), a, n);
+        const double want = DotDouble(wf.data(), af.data(), n) + MinTermCorrection(ggml, blocks.data(), a.data(), af.data(), n);
+        const double tol = KernelTolerance(n, DotMass(ggml, blocks.data(), a.data(), wf.data(), af.data(), n));
+        EXPECT_NEAR(ref(w.data(), a.data(), n), want, tol) << DTypeName(type) << " n " << n << " seed " << seed;
+      }
   }
 }
 

@@ -108,7 +108,7 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, For
     std::vector<const Tensor*> mats = {output_};
     for (const Layer& L : layers_) mats.insert(mats.end(), {L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down});
     for (const Tensor* w : mats)
-      if (CanPack(*w) && FastPackedGemm(w->type) && !packed_.contains(w)) {
+      if (CanPack(*w) && FastPackedGemm(PackedLayoutType(w->type)) && !packed_.contains(w)) {
         packed_.emplace(w, PackWeights(*w));
         // Only the packed copy is read from now on: the mapped pages leave the resident set
         // (the embedding rows a tied head shares stay, being read on every token).
