@@ -80,6 +80,10 @@ inline bool CpuHasAvx512Vnni() {
   return CpuHasAvx2FmaF16c() && f.avx512f && f.avx512bw && f.avx512vl && f.avx512_vnni;
 }
 
+// GFNI (vgf2p8affineqb on 512-bit registers) besides CpuHasAvx512Vnni() and AVX512DQ: the packed k-quant
+// twins that take codes out of their bytes by GF(2) affine maps.
+inline bool CpuHasAvx512VnniGfni() { return CpuHasAvx512Vnni() && GetCpuFeatures().avx512dq && GetCpuFeatures().gfni; }
+
 // AMX-INT8 usable by this process, besides AVX-512 VNNI and DQ: the CPU has it, XCR0 enables the tile
 // state, and Linux granted the process the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM,
 // asked once, on the first call; without it the first tile instruction faults).

@@ -351,7 +351,8 @@ std::vector<NamedPackedGemm> PackedGemmTwins(DType type) {
   auto add = [&](bool runs, const char* name, PackedGemmFn fn) {
     if (runs && fn) twins.push_back({name, fn});
   };
-  add(CpuHasAvx512Vnni(), "avx512", Avx512KQuantPackedGemm(type));
+  add(CpuHasAvx512VnniGfni(), "avx512gfni", Avx512KQuantPackedGemm(type, true));
+  add(CpuHasAvx512Vnni(), "avx512", Avx512KQuantPackedGemm(type, false));
   add(CpuHasAmxInt8(), "amx", AmxPackedGemm(type));
   add(CpuHasAvx512Vnni(), "avx512vnni", Avx512VnniPackedGemm(type));
   add(CpuHasAvxVnni(), "avxvnni", AvxVnniPackedGemm(type));
@@ -368,13 +369,13 @@ void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_
 
 PackedGemm2Fn FastPackedGemmTwoPanels(DType type) {
   if (CpuHasAvx512Vnni())
-    if (PackedGemm2Fn f = Avx512KQuantPackedGemmTwoPanels(type)) return f;
+    if (PackedGemm2Fn f = Avx512KQuantPackedGemmTwoPanels(type, CpuHasAvx512VnniGfni())) return f;
   return CpuHasAmxInt8() ? AmxPackedGemmTwoPanels(type) : nullptr;
 }
 
 PackedGemmFn FastPackedGemm(DType type) {
   if (CpuHasAvx512Vnni())
-    if (PackedGemmFn f = Avx512KQuantPackedGemm(type)) return f;
+    if (PackedGemmFn f = Avx512KQuantPackedGemm(type, CpuHasAvx512VnniGfni())) return f;
   if (CpuHasAmxInt8())
     if (PackedGemmFn f = AmxPackedGemm(type)) return f;
   if (CpuHasAvx512Vnni())

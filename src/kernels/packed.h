@@ -219,10 +219,11 @@ PackedGemmFn AmxPackedGemm(DType type);
 using PackedGemm2Fn = void (*)(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
                                const int32_t* a_sums, const float* a_scales, int64_t T, float* y, int64_t y_stride);
 // The AVX-512 twins of the super-block types (Q2_K, Q3_K, Q4_K, Q5_K; kernels/packed_kquant_avx512.cc): two panels'
-// 16 rows per 512-bit register, one vpdpbusd per 4 codes of every row. Valid only where
-// CpuHasAvx512Vnni(); nullptr where not built or for another type.
-PackedGemmFn Avx512KQuantPackedGemm(DType type);
-PackedGemm2Fn Avx512KQuantPackedGemmTwoPanels(DType type);
+// 16 rows per 512-bit register, one vpdpbusd per 4 codes of every row; `gfni`: the form that takes
+// the codes out of their bytes by GF(2) affine maps. Valid only where CpuHasAvx512Vnni() (and
+// CpuHasAvx512VnniGfni() for the gfni form); nullptr where not built or for another type.
+PackedGemmFn Avx512KQuantPackedGemm(DType type, bool gfni);
+PackedGemm2Fn Avx512KQuantPackedGemmTwoPanels(DType type, bool gfni);
 // Each Q8_0 activation block's fp16 scale as f32, scales[b * T + t] for T rows of nb blocks (row t at
 // a + t·a_stride): for each block, the tokens' scales side by side.
 void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, float* scales);

@@ -279,7 +279,7 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
 TEST(PackedGroupInt4, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
   for (DType type : {DType::kI4S_G32, DType::kI4S_G64, DType::kI4S_G128, DType::kI4A_G32, DType::kI4A_G64, DType::kI4A_G128}) {
     const DType ggml = GroupInt4GgmlType(type);
-    const int64_t group = Traits(type).block_size, OC = 13, C = 3 * 128, T = 5;
+    const int64_t OC = 13, C = 3 * 128, T = 5;
     const bool asymmetric = ggml == DType::kQ4_1;
     std::mt19937 rng(7);
     QMatrix m;
