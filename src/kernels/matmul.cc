@@ -26,31 +26,23 @@ void MatMulQuantized(const Tensor& w, const QDotRowKernels& k, const float* x, i
   const int64_t C = w.ne[0], OC = w.nrows();
   const DType act = ActivationType(w.type);
   const size_t a_bytes = RowBytes(act, C), w_bytes = RowBytes(w.type, C);
+  const auto* rows = static_cast<const uint8_t*>(w.data);
+  // A blocked prompt kernel and a prompt-sized batch: each block of rows prepared once
+  // (kernels/prompt_gemm.h), the tokens in the kernel's layout once per product.
+  if (const PromptGemm blocked = T >= kMinBlockedBatch ? FastPromptGemm(w.type) : PromptGemm{}) {
+    PromptProduct(blocked, act, x, T, C, OC, w_bytes, 0, [&](int64_t o0, int64_t, uint8_t*) { return rows + o0 * w_bytes; },
+                  y, threads);
+    return;
+  }
   std::vector<uint8_t> encoded(a_bytes * (size_t)T);
   for (int64_t t = 0; t < T; ++t) QuantizeActivationRow(act, x + t * C, encoded.data() + t * a_bytes, C);
-  const auto* rows = static_cast<const uint8_t*>(w.data);
   const int64_t n_blocks = (OC + kRowBlock - 1) / kRowBlock;
   threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, n_blocks));
   if (C * OC * T < kMinParallelWork) threads = 1;
-  // A blocked prompt kernel and a prompt-sized batch: each block of rows prepared once
-  // (kernels/prompt_gemm.h), the tokens in the kernel's layout once per product.
-  const PromptGemm blocked = T >= kMinBlockedBatch ? FastPromptGemm(w.type) : PromptGemm{};
-  std::vector<uint8_t> tile_tokens(blocked && blocked.tokens ? PromptTokensBytes(T, C) : 0);
-  const PromptTokens tokens =
-      blocked ? PreparePromptTokens(blocked, encoded.data(), a_bytes, T, C, tile_tokens.data()) : PromptTokens{};
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    std::vector<float> scratch(blocked ? PromptGemmScratchFloats(C) : 0);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const int64_t o0 = b * kRowBlock, o_end = std::min(OC, o0 + kRowBlock);
-      if (blocked) {
-        blocked.gemm(rows + o0 * w_bytes, w_bytes, o_end - o0, tokens.data, tokens.stride, T, C, y + o0, OC,
-                  scratch.data());
-        continue;
-      }
-      QDotRows(k, rows + o0 * w_bytes, w_bytes, o_end - o0, encoded.data(), a_bytes, T, C, y + o0, OC);
-    }
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t o0 = b * kRowBlock, o_end = std::min(OC, o0 + kRowBlock);
+    QDotRows(k, rows + o0 * w_bytes, w_bytes, o_end - o0, encoded.data(), a_bytes, T, C, y + o0, OC);
   }
 }
 

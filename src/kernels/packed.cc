@@ -23,11 +23,6 @@
 #include "kernels/prompt_gemm.h"
 
 namespace smelt {
-namespace {
-
-// Below this many multiply-adds a product runs on one thread: waking a team costs more.
-
-}  // namespace
 
 DType PackedLayoutType(DType source) {
   const DType ggml = GroupInt4GgmlType(source);
@@ -385,39 +380,17 @@ PackedGemmFn FastPackedGemm(DType type) {
   return CpuHasAvx2FmaF16c() ? Avx2PackedGemm(type) : nullptr;
 }
 
-namespace {
-
-// A prompt-sized batch on a packed type with a blocked prompt kernel (Q2_K): as MatMul runs it, on
-// the rows unpacked block by block.
-void MatMulPackedPrompt(const PackedMatrix& p, const PromptGemm& blocked, const float* x, int64_t T, float* y,
-                        int threads) {
-  const int64_t C = p.cols, OC = p.rows;
-  const DType act = ActivationType(p.type);
-  const size_t a_bytes = RowBytes(act, C), w_bytes = RowBytes(p.type, C);
-  std::vector<uint8_t> encoded(a_bytes * (size_t)T);
-  for (int64_t t = 0; t < T; ++t) QuantizeActivationRow(act, x + t * C, encoded.data() + t * a_bytes, C);
-  std::vector<uint8_t> tile_tokens(blocked.tokens ? PromptTokensBytes(T, C) : 0);
-  const PromptTokens tokens = PreparePromptTokens(blocked, encoded.data(), a_bytes, T, C, tile_tokens.data());
-  const int64_t n_blocks = (OC + kPromptGemmRows - 1) / kPromptGemmRows;
-  threads = (int)std::max<int64_t>(1, std::min<int64_t>(threads, n_blocks));
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    std::vector<float> scratch(PromptGemmScratchFloats(C));
-    std::vector<uint8_t> rows(kPromptGemmRows * w_bytes);
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const int64_t o0 = b * kPromptGemmRows, n = std::min(OC - o0, kPromptGemmRows);
-      UnpackRows(p, o0, n, rows.data());
-      blocked.gemm(rows.data(), w_bytes, n, tokens.data, tokens.stride, T, C, y + o0, OC, scratch.data());
-    }
-  }
-}
-
-}  // namespace
-
 void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, int threads) {
+  // A prompt-sized batch on a type with a blocked prompt kernel (the super-block types): as MatMul
+  // runs it, on the rows restored block by block.
   if (const PromptGemm blocked = T >= kMinBlockedBatch ? FastPromptGemm(p.type) : PromptGemm{}) {
-    MatMulPackedPrompt(p, blocked, x, T, y, threads);
+    const size_t w_bytes = RowBytes(p.type, p.cols);
+    PromptProduct(blocked, ActivationType(p.type), x, T, p.cols, p.rows, w_bytes, kPromptGemmRows * w_bytes,
+                  [&](int64_t o0, int64_t n, uint8_t* buffer) {
+                    UnpackRows(p, o0, n, buffer);
+                    return static_cast<const uint8_t*>(buffer);
+                  },
+                  y, threads);
     return;
   }
   const PackedGemmFn gemm = FastPackedGemm(p.type);

@@ -12,6 +12,7 @@
 //     (AMX-INT8, the row dots' bits).
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 #include "core/tensor.h"
 
@@ -51,5 +52,15 @@ struct PromptTokens {
 };
 PromptTokens PreparePromptTokens(const PromptGemm& k, const uint8_t* a, size_t a_stride, int64_t T, int64_t C,
                                  uint8_t* buffer);
+
+// The weight rows o0 .. o0 + n − 1 (n ≤ kPromptGemmRows) of a blocked product, `w_stride` bytes
+// apart: where they lie in memory, or made in `buffer` (the caller's row_buffer bytes per thread).
+using PromptRowsFn = std::function<const uint8_t*(int64_t o0, int64_t n, uint8_t* buffer)>;
+// y (T, OC) = x (T, C) times OC weight rows on `k`: the rows of x encoded in `act` and put in the
+// kernel's token layout once, then the weight rows in blocks of kPromptGemmRows over up to
+// `threads` threads (one where the work is too small to share). MatMul's path for prompt-sized
+// batches, and packed weights' (their rows restored block by block).
+void PromptProduct(const PromptGemm& k, DType act, const float* x, int64_t T, int64_t C, int64_t OC, size_t w_stride,
+                   size_t row_buffer, const PromptRowsFn& rows, float* y, int threads);
 
 }  // namespace smelt
