@@ -248,8 +248,8 @@ std::vector<NamedPackedGemm> PackedGemmTwins(DType type);
 // y: (T, rows) = x: (T, cols) · pᵀ, each input row rounded to Q8_0 (Q8_1, Q8_K) first as llama.cpp rounds a
 // Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K or Q5_K product's input; OpenMP over panels. Needs
 // FastPackedGemm(p.type). From kMinBlockedBatch tokens (kernels/matmul.h) a type with a blocked prompt kernel (the
-// super-block types) runs
-// that kernel on its rows unpacked 16 at a time, as MatMul and the fused products do.
+// super-block types) runs that kernel on its rows unpacked 16 at a time (PromptProduct, kernels/prompt_gemm.h), as
+// MatMul and the fused products do.
 void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, int threads);
 
 }  // namespace smelt
