@@ -8,6 +8,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "formats/activation_simd.h"
+#include "formats/group_int.h"
 #include "formats/k_quants.h"
 #include "formats/per_channel.h"
 #include "formats/plain.h"
@@ -78,17 +79,10 @@ DType ActivationType(DType weight) {
     case DType::kS24_Q8:
     case DType::kS24_Q4:
     case DType::kSP50_Q8:
-    case DType::kSP70_Q8:
-    // The 4-bit group types run as Q4_0 and Q4_1 blocks (formats/group_int.h).
-    case DType::kI4S_G32:
-    case DType::kI4S_G64:
-    case DType::kI4S_G128: return DType::kQ8_0;
+    case DType::kSP70_Q8: return DType::kQ8_0;
     case DType::kQ4_1:
     case DType::kQ5_1:
-    case DType::kQ8_1:
-    case DType::kI4A_G32:
-    case DType::kI4A_G64:
-    case DType::kI4A_G128: return DType::kQ8_1;
+    case DType::kQ8_1: return DType::kQ8_1;
     case DType::kQ2_K:
     case DType::kQ3_K:
     case DType::kQ4_K:
@@ -99,7 +93,12 @@ DType ActivationType(DType weight) {
     case DType::kSP70_W8A8:
     case DType::kSP70_W4A8:
     case DType::kS24_W4A8: return DType::kI8_PC;
-    default: return DType::kF32;  // f32 and the other weight-only formats; sp50_f16/sp70_f16 (fp16 values)
+    default: {
+      // The group types run as Q4_0 and Q4_1 blocks (formats/group_int.h); f32 and the other
+      // weight-only formats, sp50_f16/sp70_f16 (fp16 values) see f32.
+      const DType ggml = GroupIntGgmlType(weight);
+      return ggml == DType::kF32 ? DType::kF32 : ActivationType(ggml);
+    }
   }
 }
 

@@ -117,10 +117,12 @@ template struct GroupInt<2, false, 128>;
 
 namespace {
 
-template <bool Symmetric, int Group>
+template <int Bits, bool Symmetric, int Group>
 void RowAsGgml(const void* row, int64_t n, void* out) {
-  using Block = BlockGroupInt<4, Symmetric, Group>;
+  using Block = BlockGroupInt<Bits, Symmetric, Group>;
   using Ggml = std::conditional_t<Symmetric, BlockQ4_0, BlockQ4_1>;
+  // Q4_0's nibble is the signed level + 8; the symmetric codes store it + 2^(Bits − 1).
+  constexpr int kShift = Symmetric ? 8 - (1 << (Bits - 1)) : 0;
   auto* blocks = static_cast<Ggml*>(out);
   for (int64_t g = 0; g < n / Group; ++g) {
     Block x;  // the row may sit at any offset of its file
@@ -130,35 +132,27 @@ void RowAsGgml(const void* row, int64_t n, void* out) {
       y.d = x.dm[0];
       if constexpr (!Symmetric) y.m = x.dm[1];
       for (int j = 0; j < 16; ++j)
-        y.qs[j] = (uint8_t)(UnpackCode(x.qs, 32 * b + j, 4) | UnpackCode(x.qs, 32 * b + j + 16, 4) << 4);
+        y.qs[j] = (uint8_t)((UnpackCode(x.qs, 32 * b + j, Bits) + kShift) |
+                            (UnpackCode(x.qs, 32 * b + j + 16, Bits) + kShift) << 4);
     }
   }
 }
 
+using RowAsGgmlFn = void (*)(const void*, int64_t, void*);
+// In kGroupIntTypes' order.
+constexpr RowAsGgmlFn kRowAsGgml[] = {
+    RowAsGgml<4, true, 32>,  RowAsGgml<4, true, 64>,  RowAsGgml<4, true, 128>,
+    RowAsGgml<4, false, 32>, RowAsGgml<4, false, 64>, RowAsGgml<4, false, 128>,
+    RowAsGgml<3, true, 32>,  RowAsGgml<3, true, 64>,  RowAsGgml<3, true, 128>,
+    RowAsGgml<3, false, 32>, RowAsGgml<3, false, 64>, RowAsGgml<3, false, 128>,
+    RowAsGgml<2, true, 32>,  RowAsGgml<2, true, 64>,  RowAsGgml<2, true, 128>,
+    RowAsGgml<2, false, 32>, RowAsGgml<2, false, 64>, RowAsGgml<2, false, 128>};
+
 }  // namespace
 
-DType GroupInt4GgmlType(DType type) {
-  switch (type) {
-    case DType::kI4S_G32:
-    case DType::kI4S_G64:
-    case DType::kI4S_G128: return DType::kQ4_0;
-    case DType::kI4A_G32:
-    case DType::kI4A_G64:
-    case DType::kI4A_G128: return DType::kQ4_1;
-    default: return DType::kF32;
-  }
-}
-
-void GroupInt4RowAsGgml(DType type, const void* row, int64_t n, void* blocks) {
-  switch (type) {
-    case DType::kI4S_G32: return RowAsGgml<true, 32>(row, n, blocks);
-    case DType::kI4S_G64: return RowAsGgml<true, 64>(row, n, blocks);
-    case DType::kI4S_G128: return RowAsGgml<true, 128>(row, n, blocks);
-    case DType::kI4A_G32: return RowAsGgml<false, 32>(row, n, blocks);
-    case DType::kI4A_G64: return RowAsGgml<false, 64>(row, n, blocks);
-    case DType::kI4A_G128: return RowAsGgml<false, 128>(row, n, blocks);
-    default: SMELT_ASSERT(false && "not a 4-bit group type");
-  }
+void GroupIntRowAsGgml(DType type, const void* row, int64_t n, void* blocks) {
+  SMELT_ASSERT(GroupIntGgmlType(type) != DType::kF32 && "not a group type");
+  kRowAsGgml[(int)type - (int)DType::kI4S_G32](row, n, blocks);
 }
 
 }  // namespace smelt

@@ -65,15 +65,29 @@ struct GroupInt {
   static void QuantizeWeighted(const float* x, const float* w, Block* y, int64_t k);
 };
 
-// The 4-bit group types as ggml's blocks of 32, weight for weight: i4s_g32/g64/g128 are Q4_0
-// blocks (value d·(code − 8), the stored code being Q4_0's nibble) and i4a_g32/g64/g128 Q4_1 blocks
-// (value d·code + m), each group's fp16 d (and m) repeated in its G/32 blocks and its codes moved
-// into ggml's nibble order (qs[j]: weight j low, j + 16 high). The runtime runs them on those
-// types' kernels against int8 activations (formats/activation.h).
-//   GroupInt4GgmlType: kQ4_0, kQ4_1, or kF32 for any other type.
-DType GroupInt4GgmlType(DType type);
+// The group types i{4,3,2}{s,a}_g{32,64,128} as ggml's blocks of 32, weight for weight: the
+// symmetric ones are Q4_0 blocks (value d·q, q their signed level stored as the nibble q + 8), the
+// asymmetric ones Q4_1 blocks (value d·q + m), each group's fp16 d (and m) repeated in its G/32
+// blocks and its codes moved into ggml's nibble order (qs[j]: weight j low, j + 16 high). The
+// runtime runs them on those types' kernels against int8 activations (formats/activation.h).
+inline constexpr DType kGroupIntTypes[] = {
+    DType::kI4S_G32, DType::kI4S_G64, DType::kI4S_G128, DType::kI4A_G32, DType::kI4A_G64, DType::kI4A_G128,
+    DType::kI3S_G32, DType::kI3S_G64, DType::kI3S_G128, DType::kI3A_G32, DType::kI3A_G64, DType::kI3A_G128,
+    DType::kI2S_G32, DType::kI2S_G64, DType::kI2S_G128, DType::kI2A_G32, DType::kI2A_G64, DType::kI2A_G128};
+// kQ4_0 for the symmetric group types, kQ4_1 for the asymmetric ones, kF32 for any other type (the
+// ids run in the order above: bits 4, 3, 2, each symmetric then asymmetric, groups 32, 64, 128).
+constexpr DType GroupIntGgmlType(DType type) {
+  const int i = (int)type - (int)DType::kI4S_G32;
+  if (i < 0 || i >= 18) return DType::kF32;
+  return (i / 3) % 2 == 0 ? DType::kQ4_0 : DType::kQ4_1;
+}
+static_assert([] {
+  for (int i = 0; i < 18; ++i)
+    if ((int)kGroupIntTypes[i] != (int)DType::kI4S_G32 + i) return false;
+  return GroupIntGgmlType(DType::kI3S_G64) == DType::kQ4_0 && GroupIntGgmlType(DType::kI2A_G128) == DType::kQ4_1;
+}());
 // Row `row` (n weights of `type`, n a multiple of its group) as n / 32 blocks of
-// GroupInt4GgmlType(type) at `blocks`.
-void GroupInt4RowAsGgml(DType type, const void* row, int64_t n, void* blocks);
+// GroupIntGgmlType(type) at `blocks`.
+void GroupIntRowAsGgml(DType type, const void* row, int64_t n, void* blocks);
 
 }  // namespace smelt

@@ -25,7 +25,7 @@
 namespace smelt {
 
 DType PackedLayoutType(DType source) {
-  const DType ggml = GroupInt4GgmlType(source);
+  const DType ggml = GroupIntGgmlType(source);
   return ggml == DType::kF32 ? source : ggml;
 }
 
@@ -130,14 +130,14 @@ void PackAll(const Tensor& w, PackedMatrix& p) {
   const int64_t nb = p.blocks_per_row();
   p.data.assign((size_t)(p.panels() * nb) * sizeof(Packed), 0);  // padding rows: scale 0, codes 0
   auto* packed = reinterpret_cast<Packed*>(p.data.data());
-  // Source rows are read byte-wise (a tensor may sit at any offset of its file); the 4-bit group
-  // types are converted to the ggml blocks they run as.
+  // Source rows are read byte-wise (a tensor may sit at any offset of its file); the group types
+  // are converted to the ggml blocks they run as.
   std::vector<Src> row(nb);
   const size_t row_bytes = RowBytes(w.type, p.cols);
   for (int64_t r = 0; r < p.rows; ++r) {
     const uint8_t* src = static_cast<const uint8_t*>(w.data) + (size_t)r * row_bytes;
     if (w.type != p.type) {
-      GroupInt4RowAsGgml(w.type, src, p.cols, row.data());
+      GroupIntRowAsGgml(w.type, src, p.cols, row.data());
     } else {
       std::memcpy(row.data(), src, nb * sizeof(Src));
     }

@@ -1,8 +1,8 @@
 #pragma once
 // Weights repacked at load into a layout that serves eight output rows per SIMD step.
 //
-// A Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 or Q8_0 matrix (and an i4s_g*/i4a_g* one, converted weight for
-// weight to Q4_0/Q4_1 blocks: PackedLayoutType) becomes panels of 8 rows (the last one padded with zero rows); a panel
+// A Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 or Q8_0 matrix (and one of a group type i{4,3,2}{s,a}_g*, converted
+// weight for weight to Q4_0/Q4_1 blocks: PackedLayoutType) becomes panels of 8 rows (the last one padded with zero rows); a panel
 // is its blocks in column order, each holding the 8 rows' fp16 scales side by side, then their
 // codes in chunks of 32 bytes that hold 4 consecutive codes of row 0, then of row 1, ..., row 7.
 // With one broadcast of the 4 matching activation bytes, _mm256_maddubs_epi16 multiplies all 8
@@ -157,8 +157,9 @@ inline size_t PanelPrefetchDistance() {
   return kPrefetchDistance;
 }
 
-// The type whose packed layout and kernels serve weights of type `source`: Q4_0 for i4s_g32/g64/g128
-// and Q4_1 for i4a_g32/g64/g128 (converted weight for weight, formats/group_int.h), else `source`.
+// The type whose packed layout and kernels serve weights of type `source`: Q4_0 for the symmetric
+// group types i{4,3,2}s_g* and Q4_1 for the asymmetric ones (converted weight for weight,
+// formats/group_int.h), else `source`.
 DType PackedLayoutType(DType source);
 
 // A repacked weight matrix: (rows, cols) as in the source tensor (ne = {cols, rows}).
@@ -175,12 +176,12 @@ struct PackedMatrix {
   const uint8_t* panel(int64_t p) const { return data.data() + (size_t)(p * blocks_per_row()) * block_bytes; }
 };
 
-// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, i4s_g* or
-// i4a_g* tensor with data).
+// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K or group-type
+// tensor with data).
 bool CanPack(const Tensor& w);
 // The packed copy of `w` (CanPack(w) must hold), in the layout of PackedLayoutType(w.type).
 PackedMatrix PackWeights(const Tensor& w);
-// Row `row` of `p` decoded back to blocks of p.type (the inverse of packing; for a 4-bit group
+// Row `row` of `p` decoded back to blocks of p.type (the inverse of packing; for a group-type
 // source, its rows converted to Q4_0 or Q4_1).
 void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks);
 // Rows row0 .. row0 + n − 1 of `p` at dst, RowBytes(p.type, p.cols) apart: UnpackRow of each,

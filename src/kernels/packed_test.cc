@@ -1,4 +1,4 @@
-// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, the super-block types Q2_K..Q5_K and the 4-bit group
+// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, the super-block types Q2_K..Q5_K and the group
 // types as Q4_0/Q4_1 (kernels/packed.h): packing is
 // lossless, the SIMD kernels are their scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
 // the terms' magnitudes), and MatMulPacked agrees with MatMul on the unpacked tensor, for any
@@ -271,14 +271,14 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
   }
 }
 
-// The 4-bit group types (i4s_g*, i4a_g*) pack as the Q4_0/Q4_1 blocks their rows convert to, and
+// The group types (i{4,3,2}{s,a}_g*) pack as the Q4_0/Q4_1 blocks their rows convert to, and
 // both paths of a product see the same weights against the same int8 activations: MatMulPacked and
 // MatMul on the unpacked tensor (decoded rows times the rounded activations) against the decoded
 // dot in double, within the rounding of their terms (ggml's stored-s term added for the packed
 // Q4_1 kernels).
-TEST(PackedGroupInt4, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
-  for (DType type : {DType::kI4S_G32, DType::kI4S_G64, DType::kI4S_G128, DType::kI4A_G32, DType::kI4A_G64, DType::kI4A_G128}) {
-    const DType ggml = GroupInt4GgmlType(type);
+TEST(PackedGroupInt, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
+  for (DType type : kGroupIntTypes) {
+    const DType ggml = GroupIntGgmlType(type);
     const int64_t OC = 13, C = 3 * 128, T = 5;
     const bool asymmetric = ggml == DType::kQ4_1;
     std::mt19937 rng(7);
@@ -302,7 +302,7 @@ TEST(PackedGroupInt4, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
     std::vector<uint8_t> converted(ggml_bytes * OC);
     std::vector<float> wf(C), wg(C);
     for (int64_t r = 0; r < OC; ++r) {
-      GroupInt4RowAsGgml(type, m.row(r), C, converted.data() + r * ggml_bytes);
+      GroupIntRowAsGgml(type, m.row(r), C, converted.data() + r * ggml_bytes);
       Traits(type).to_float(m.row(r), wf.data(), C);
       Traits(ggml).to_float(converted.data() + r * ggml_bytes, wg.data(), C);
       for (int64_t i = 0; i < C; ++i) ASSERT_NEAR(wg[i], wf[i], std::ldexp(std::fabs(wf[i]) + 1.0, -20)) << DTypeName(type);

@@ -2,7 +2,9 @@
 #include "kernels/qdot.h"
 
 #include <cstring>
+#include <iterator>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/cpu.h"
@@ -63,19 +65,25 @@ float DotBlocksRef(const void* w, const void* a, int64_t n) {
   return sum;
 }
 
-// The 4-bit group types (formats/group_int.h) as the ggml blocks they run as, against Q8_0 (i4s)
-// or Q8_1 (i4a): the row converted, then DotBlocksRef of those blocks.
+// The group types (formats/group_int.h) as the ggml blocks they run as, against Q8_0 (symmetric)
+// or Q8_1 (asymmetric): the row converted, then DotBlocksRef of those blocks.
 template <DType W>
-float DotGroupInt4Ref(const void* w, const void* a, int64_t n) {
-  if constexpr (W == DType::kI4S_G32 || W == DType::kI4S_G64 || W == DType::kI4S_G128) {
+float DotGroupIntRef(const void* w, const void* a, int64_t n) {
+  if constexpr (GroupIntGgmlType(W) == DType::kQ4_0) {
     std::vector<BlockQ4_0> blocks((size_t)(n / 32));
-    GroupInt4RowAsGgml(W, w, n, blocks.data());
+    GroupIntRowAsGgml(W, w, n, blocks.data());
     return DotBlocksRef<BlockQ4_0, CodeQ4_0, BlockQ8_0>(blocks.data(), a, n);
   } else {
     std::vector<BlockQ4_1> blocks((size_t)(n / 32));
-    GroupInt4RowAsGgml(W, w, n, blocks.data());
+    GroupIntRowAsGgml(W, w, n, blocks.data());
     return DotBlocksRef<BlockQ4_1, CodeQ4_1, BlockQ8_1>(blocks.data(), a, n);
   }
+}
+template <size_t... I>
+QDotFn FindGroupIntRef(DType weight, std::index_sequence<I...>) {
+  QDotFn found = nullptr;
+  (void)((weight == kGroupIntTypes[I] ? (found = DotGroupIntRef<kGroupIntTypes[I]>, true) : false) || ...);
+  return found;
 }
 
 // A k-quant super-block in integer form: value e = d·scale[e / len]·code[e] − dmin·min[e / len]
@@ -269,7 +277,7 @@ float DotSparseMaskF16Ref(const void* w_row, const void* a_row, int64_t n) {
   return d * sum;
 }
 
-// The table-4 types (kernels/qdot_table4.h: nf4, i4s/i4a, km4_pc) against f32 activations: the row
+// The table-4 types (kernels/qdot_table4.h: nf4, i4s_pc/i4a_pc, km4_pc) against f32 activations: the row
 // decoded by the format's own to_float, then Σ w·x summed in order in f32.
 template <DType W>
 float DotDecodedRef(const void* w_row, const void* a_row, int64_t n) {
@@ -333,13 +341,10 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kSP50_F16: return DotSparseMaskF16Ref<16>;
     case DType::kSP70_F16: return DotSparseMaskF16Ref<10>;
     case DType::kSP70_W4A8: return DotSparseMaskW4A8Ref;
-    case DType::kI4S_G32: return DotGroupInt4Ref<DType::kI4S_G32>;
-    case DType::kI4S_G64: return DotGroupInt4Ref<DType::kI4S_G64>;
-    case DType::kI4S_G128: return DotGroupInt4Ref<DType::kI4S_G128>;
-    case DType::kI4A_G32: return DotGroupInt4Ref<DType::kI4A_G32>;
-    case DType::kI4A_G64: return DotGroupInt4Ref<DType::kI4A_G64>;
-    case DType::kI4A_G128: return DotGroupInt4Ref<DType::kI4A_G128>;
-    default: return table4::Find<DecodedRef, QDotFn>(weight);
+    default:
+      if (GroupIntGgmlType(weight) != DType::kF32)
+        return FindGroupIntRef(weight, std::make_index_sequence<std::size(kGroupIntTypes)>{});
+      return table4::Find<DecodedRef, QDotFn>(weight);
   }
 }
 

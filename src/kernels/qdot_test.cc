@@ -135,7 +135,7 @@ TEST(QDot, RowsAtAnyAlignmentGiveTheSameBits) {
 }
 
 TEST(QDot, OnlyBlockTypesWithAnActivationEncodingHaveKernels) {
-  for (DType t : {DType::kF32, DType::kQ8_1, DType::kQ8_K, DType::kI3S_G32, DType::kF8E4M3_B32}) {
+  for (DType t : {DType::kF32, DType::kQ8_1, DType::kQ8_K, DType::kI3S_G32_O8, DType::kF8E4M3_B32}) {
     EXPECT_EQ(SelectQDot(t), nullptr) << DTypeName(t);
     EXPECT_EQ(FastQDot(t), nullptr) << DTypeName(t);
   }
@@ -145,13 +145,13 @@ TEST(QDot, OnlyBlockTypesWithAnActivationEncodingHaveKernels) {
   }
 }
 
-// The 4-bit group types' reference product (they run packed as Q4_0/Q4_1, kernels/packed.h, and
+// The group types' reference product (they run packed as Q4_0/Q4_1, kernels/packed.h, and
 // have no row kernel of their own): against the dot of the rows decoded by their own decoder and the
 // decoded int8 activations, in double, within the bound of their Q4_0/Q4_1 conversion's terms
 // (plus ggml's stored-s term for the asymmetric kind).
-TEST(QDot, GroupInt4ReferenceIsTheDecodedDotAgainstInt8Activations) {
-  for (DType type : {DType::kI4S_G32, DType::kI4S_G64, DType::kI4S_G128, DType::kI4A_G32, DType::kI4A_G64, DType::kI4A_G128}) {
-    const DType ggml = GroupInt4GgmlType(type);
+TEST(QDot, GroupIntReferenceIsTheDecodedDotAgainstInt8Activations) {
+  for (DType type : kGroupIntTypes) {
+    const DType ggml = GroupIntGgmlType(type);
     ASSERT_NE(ggml, DType::kF32);
     EXPECT_EQ(ActivationType(type), ActivationType(ggml)) << DTypeName(type);
     EXPECT_EQ(FastQDot(type), nullptr) << DTypeName(type);
@@ -169,7 +169,7 @@ TEST(QDot, GroupInt4ReferenceIsTheDecodedDotAgainstInt8Activations) {
             std::memcpy(w.data() + g * Traits(type).type_size + 2 * h, &v, sizeof v);
           }
         std::vector<uint8_t> blocks(RowBytes(ggml, n));
-        GroupInt4RowAsGgml(type, w.data(), n, blocks.data());
+        GroupIntRowAsGgml(type, w.data(), n, blocks.data());
         const std::vector<uint8_t> a = RandomActivationRow(type, n, 100 + seed);
         const std::vector<float> wf = DecodeRow(type, w, n), af = DecodeRow(ActivationType(type), a, n);
         const double want = DotDouble(wf.data(), af.data(), n) + MinTermCorrection(ggml, blocks.data(), a.data(), af.data(), n);
