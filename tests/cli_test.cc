@@ -419,7 +419,7 @@ std::pair<nlohmann::json, nlohmann::json> PruneWithoutAndWithRecovery(const std:
 // Gradual pruning with recovery between its rounds: the pruned weights stay exactly pruned, the
 // recipe records the recovery, and distilling from the unpruned model between the rounds leaves
 // the result closer to it than the same rounds without recovery.
-TEST(Cli, PruneRecoversBetweenGradualRounds) {
+TEST(CliSlow, PruneRecoversBetweenGradualRounds) {
   fs::path dir = TempDir("prune-recover");
   const std::string out = (dir / "p.gguf").string();
   const std::string base = "prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out +
@@ -445,7 +445,7 @@ TEST(Cli, PruneRecoversBetweenGradualRounds) {
 // its sizes (one for all blocks, or each block its own under the global allocation, trained padded),
 // records the recovery in its recipe, and ends closer to the input model than the same removal
 // without it.
-TEST(Cli, PruneRecoversAfterStructuredRemoval) {
+TEST(CliSlow, PruneRecoversAfterStructuredRemoval) {
   fs::path dir = TempDir("prune-structured-recover");
   const std::string out = (dir / "s.gguf").string();
   for (const char* allocation : {"uniform", "global"}) {
@@ -499,7 +499,7 @@ TEST(Cli, PruneWandaTwoFourAndJointSparseGpt) {
 
 // Structured pruning of stories260K: a quarter of the channels, one KV group of heads, one block;
 // each result is a smaller model with its config and recipe that loads and runs.
-TEST(Cli, PruneStructuredWritesASmallerModel) {
+TEST(CliSlow, PruneStructuredWritesASmallerModel) {
   fs::path dir = TempDir("prune-structured");
   const std::string out = (dir / "p.gguf").string();
   const std::string calib = " --calib '" + kTrainText + "' --calib-samples 4 --calib-tokens 64 --json";
@@ -528,6 +528,14 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
     Result run = Smelt("run '" + out + "' -p 'Once upon a time' -n 8");
     EXPECT_EQ(run.code, 0) << run.err;
   }
+  fs::remove_all(dir);
+}
+
+// Structured pruning asked for something that cannot be: one line naming it, exit 1, no output.
+TEST(Cli, PruneStructuredBadInputGivesOneLineAndNoOutput) {
+  fs::path dir = TempDir("prune-structured-bad");
+  const std::string out = (dir / "p.gguf").string();
+  const std::string calib = " --calib '" + kTrainText + "' --calib-samples 4 --calib-tokens 64 --json";
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"--structured heads --ratio 1" + calib, "--ratio 1"},
       {"--structured heads --ratio 0.9" + calib, "at least one"},  // 4 kv groups: 3.6 rounds to all 4
@@ -544,7 +552,6 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
       {"--structured layers --ratio 0.2 --allocation measured" + calib, "--allocation measured"},
       {"--structured channels --ratio 0.25 --allocation owl" + calib, "--allocation owl"},
   };
-  fs::remove(out);
   for (const auto& [args, named] : bad) {
     Result r = Smelt("prune '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + out + "' " + args);
     EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
@@ -558,7 +565,7 @@ TEST(Cli, PruneStructuredWritesASmallerModel) {
 // Channels and heads allocated across blocks: each block keeps its own size (channels a multiple of 4),
 // the file says so and runs; inspect says llama.cpp cannot load it, and convert --uniform pads
 // it into a file with one size that computes the same perplexity.
-TEST(Cli, PruneStructuredPerBlockAndUniformExport) {
+TEST(CliSlow, PruneStructuredPerBlockAndUniformExport) {
   struct Case {
     std::string structure, allocation, key;
     int units, multiple;  // per block in stories260K; the kept counts' multiple
