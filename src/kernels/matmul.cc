@@ -25,7 +25,7 @@ constexpr int64_t kRowBlock = kPromptGemmRows;  // output rows dequantized toget
 void MatMulQuantized(const Tensor& w, const QDotRowKernels& k, const float* x, int64_t T, float* y, int threads) {
   const int64_t C = w.ne[0], OC = w.nrows();
   const DType act = ActivationType(w.type);
-  const size_t a_bytes = RowBytes(act, C), w_bytes = RowBytes(w.type, C);
+  const size_t w_bytes = RowBytes(w.type, C);
   const auto* rows = static_cast<const uint8_t*>(w.data);
   // A blocked prompt kernel and a prompt-sized batch: each block of rows prepared once
   // (kernels/prompt_gemm.h), the tokens in the kernel's layout once per product.
@@ -34,6 +34,7 @@ void MatMulQuantized(const Tensor& w, const QDotRowKernels& k, const float* x, i
                   y, threads);
     return;
   }
+  const size_t a_bytes = RowBytes(act, C);
   std::vector<uint8_t> encoded(a_bytes * (size_t)T);
   for (int64_t t = 0; t < T; ++t) QuantizeActivationRow(act, x + t * C, encoded.data() + t * a_bytes, C);
   const int64_t n_blocks = (OC + kRowBlock - 1) / kRowBlock;

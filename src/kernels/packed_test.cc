@@ -280,32 +280,21 @@ TEST(PackedGroupInt, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
   for (DType type : kGroupIntTypes) {
     const DType ggml = GroupIntGgmlType(type);
     const int64_t OC = 13, C = 3 * 128, T = 5;
-    const bool asymmetric = ggml == DType::kQ4_1;
-    std::mt19937 rng(7);
-    QMatrix m;
-    m.row_bytes = RowBytes(type, C);
-    m.bytes.resize(m.row_bytes * OC);
-    for (uint8_t& b : m.bytes) b = (uint8_t)rng();
-    const size_t block = Traits(type).type_size;
-    for (size_t g = 0; g < m.bytes.size() / block; ++g) {  // d, and m = −d·u for the asymmetric kind
-      const float d = kScaleSets[0][g % 3] * (rng() % 2 ? 1.0f : -1.0f);
-      const fp16_t dm[2] = {FloatToFp16(d), FloatToFp16(-std::fabs(d) * (float)(rng() % 100) / 10.0f)};
-      std::memcpy(&m.bytes[g * block], dm, asymmetric ? 4 : 2);
-    }
-    m.tensor.name = "packed.weight", m.tensor.type = type, m.tensor.n_dims = 2, m.tensor.ne = {C, OC, 1, 1};
-    m.tensor.data = m.bytes.data(), m.tensor.nbytes = m.bytes.size();
+    const QMatrix m = RandomQ(type, OC, C, 7, kScaleSets[0]);
     ASSERT_TRUE(CanPack(m.tensor)) << DTypeName(type);
     const PackedMatrix p = PackWeights(m.tensor);
     ASSERT_EQ(p.type, ggml);
     // The converted rows keep every weight, and pack to the same bytes as a tensor of them.
     const size_t ggml_bytes = RowBytes(ggml, C);
     std::vector<uint8_t> converted(ggml_bytes * OC);
-    std::vector<float> wf(C), wg(C);
+    std::vector<float> wf(OC * C), wg(C);
     for (int64_t r = 0; r < OC; ++r) {
       GroupIntRowAsGgml(type, m.row(r), C, converted.data() + r * ggml_bytes);
-      Traits(type).to_float(m.row(r), wf.data(), C);
+      const float* decoded = wf.data() + r * C;
+      Traits(type).to_float(m.row(r), wf.data() + r * C, C);
       Traits(ggml).to_float(converted.data() + r * ggml_bytes, wg.data(), C);
-      for (int64_t i = 0; i < C; ++i) ASSERT_NEAR(wg[i], wf[i], std::ldexp(std::fabs(wf[i]) + 1.0, -20)) << DTypeName(type);
+      for (int64_t i = 0; i < C; ++i)
+        ASSERT_NEAR(wg[i], decoded[i], std::ldexp(std::fabs(decoded[i]) + 1.0, -20)) << DTypeName(type);
     }
     Tensor as_ggml = m.tensor;
     as_ggml.type = ggml, as_ggml.data = converted.data(), as_ggml.nbytes = converted.size();
@@ -323,9 +312,9 @@ TEST(PackedGroupInt, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
       DecodeActivationRow(act, a.data(), xa.data(), C);
       for (int64_t o = 0; o < OC; ++o) {
         const uint8_t* row = converted.data() + o * ggml_bytes;
-        Traits(type).to_float(m.row(o), wf.data(), C);
-        const double exact = testing::DotDouble(wf.data(), xa.data(), C);
-        const double mass = testing::DotMass(ggml, row, a.data(), wf.data(), xa.data(), C);
+        const float* decoded = wf.data() + o * C;
+        const double exact = testing::DotDouble(decoded, xa.data(), C);
+        const double mass = testing::DotMass(ggml, row, a.data(), decoded, xa.data(), C);
         const double tol = 2 * testing::KernelTolerance(C, mass);
         EXPECT_NEAR(packed[t * OC + o], exact + testing::MinTermCorrection(ggml, row, a.data(), xa.data(), C), tol)
             << DTypeName(type) << " t " << t << " o " << o;

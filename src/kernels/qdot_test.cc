@@ -160,14 +160,7 @@ TEST(QDot, GroupIntReferenceIsTheDecodedDotAgainstInt8Activations) {
     const int64_t group = Traits(type).block_size;
     for (int64_t n : {group, 7 * group})
       for (uint32_t seed = 1; seed <= 12; ++seed) {
-        std::mt19937 rng(seed);
-        std::vector<uint8_t> w(RowBytes(type, n));
-        for (uint8_t& b : w) b = (uint8_t)rng();
-        for (int64_t g = 0; g < n / group; ++g)  // d, and the offset m for the asymmetric kind
-          for (int h = 0; h < (ggml == DType::kQ4_1 ? 2 : 1); ++h) {
-            const fp16_t v = ScaleOfKind(g + h + seed, rng);
-            std::memcpy(w.data() + g * Traits(type).type_size + 2 * h, &v, sizeof v);
-          }
+        const std::vector<uint8_t> w = RandomWeightRow(type, n, seed);
         std::vector<uint8_t> blocks(RowBytes(ggml, n));
         GroupIntRowAsGgml(type, w.data(), n, blocks.data());
         const std::vector<uint8_t> a = RandomActivationRow(type, n, 100 + seed);

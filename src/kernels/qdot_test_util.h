@@ -17,6 +17,7 @@
 
 #include "core/half.h"
 #include "formats/activation.h"
+#include "formats/group_int.h"
 #include "formats/k_quants.h"
 #include "formats/q4_1.h"
 #include "formats/q5_1.h"
@@ -45,14 +46,16 @@ inline double DotDouble(const float* x, const float* y, int64_t n) {
 }
 
 // Where a weight block keeps its fp16 scale d and, for the types with minimums, the fp16 m
-// (Q4_1/Q5_1: the minimum itself, min_codes 1) or dmin (Q2_K/Q4_K/Q5_K: scaled by sub-block
-// codes up to min_codes).
+// (Q4_1/Q5_1 and the asymmetric group types i{4,3,2}a_g*: the minimum itself, min_codes 1) or
+// dmin (Q2_K/Q4_K/Q5_K: scaled by sub-block codes up to min_codes).
 struct ScaleFields {
   size_t d = 0;
   size_t min = 0;
   double min_codes = 0;  // 0: no minimum
 };
 inline ScaleFields ScaleFieldsOf(DType weight) {
+  if (const DType ggml = GroupIntGgmlType(weight); ggml != DType::kF32)  // d, then m (formats/group_int.h)
+    return {0, ggml == DType::kQ4_1 ? sizeof(fp16_t) : 0, ggml == DType::kQ4_1 ? 1.0 : 0.0};
   switch (weight) {
     case DType::kQ4_1: return {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m), 1};
     case DType::kQ5_1: return {offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m), 1};
