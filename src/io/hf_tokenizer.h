@@ -41,5 +41,7 @@ std::string HfTokenizerJsonString(const Vocab& v);
 // (normal/unknown/control/user-defined/unused/byte), unk/bos/eos/pad ids, add_space_prefix from
 // the normalizer's add_dummy_prefix; add_bos as llama.cpp does for SPM vocabularies.
 Vocab LoadSentencePieceModel(const std::string& path);
+// The same from the file's bytes held in memory; `source` names them in errors.
+Vocab ParseSentencePieceModel(std::string_view bytes, const std::string& source);
 
 }  // namespace smelt

@@ -290,6 +290,11 @@ TEST(SentencePieceModel, TokenizesLikeSentencePieceOnHeldOutText) {
 
   const Vocab v = LoadSentencePieceModel(model);
   ASSERT_EQ(v.size(), sp.GetPieceSize());
+  const Vocab m = ParseSentencePieceModel(ReadFileToString(model), "in memory");  // the same file from memory
+  EXPECT_EQ(m.tokens, v.tokens);
+  EXPECT_EQ(m.scores, v.scores);
+  EXPECT_EQ(m.types, v.types);
+  EXPECT_EQ(m.add_space_prefix, v.add_space_prefix);
   EXPECT_EQ(v.model, "llama");
   EXPECT_TRUE(v.add_space_prefix);
   EXPECT_EQ(v.unk, sp.unk_id());
@@ -333,6 +338,12 @@ TEST(SentencePieceModel, ReadsAddDummyPrefixAndRejectsWhatItCannotUse) {
   const std::string unigram = TrainSentencePiece(dir2, "", "unigram");
   EXPECT_THROW(LoadSentencePieceModel(unigram), Error);
 
+  try {
+    ParseSentencePieceModel("not a model", "junk bytes");
+    ADD_FAILURE() << "junk accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("junk bytes: not a sentencepiece model"), std::string::npos) << e.what();
+  }
   std::ofstream(dir2.Path("junk.model"), std::ios::binary) << "not a model";
   try {
     LoadSentencePieceModel(dir2.Path("junk.model"));

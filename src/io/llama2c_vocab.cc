@@ -11,8 +11,14 @@ namespace smelt {
 Vocab LoadLlama2cVocab(const std::string& path, int vocab_size) {
   if (vocab_size <= 0) Fail("{}: invalid vocab_size {}", path, vocab_size);
   auto file = MappedFile::Open(path);
-  const uint8_t* p = file->data();
-  const size_t size = file->size();
+  return ParseLlama2cVocab(std::span<const uint8_t>(file->data(), file->size()), vocab_size, path);
+}
+
+Vocab ParseLlama2cVocab(std::span<const uint8_t> bytes, int vocab_size, const std::string& source) {
+  const std::string& path = source;
+  if (vocab_size <= 0) Fail("{}: invalid vocab_size {}", path, vocab_size);
+  const uint8_t* p = bytes.data();
+  const size_t size = bytes.size();
   size_t off = 0;
   auto read_i32 = [&](const char* what, int index) {
     if (size - off < 4) Fail("{}: truncated at token {} ({}) after {} bytes", path, index, what, off);
@@ -32,6 +38,10 @@ Vocab LoadLlama2cVocab(const std::string& path, int vocab_size) {
   if (size < 4) Fail("{}: not a llama2.c tokenizer ({} bytes)", path, size);
   const int32_t max_len = read_i32("header", -1);
   if (max_len <= 0) Fail("{}: invalid max_token_length {}", path, max_len);
+  // Each token takes at least its score and its length (8 bytes): a count the file cannot hold
+  // fails here, before anything is sized by it.
+  if ((size - off) / 8 < static_cast<size_t>(vocab_size))
+    Fail("{}: {} bytes cannot hold vocab_size {} tokens (8 bytes or more each)", path, size, vocab_size);
 
   Vocab v;
   v.model = "llama";

@@ -2,6 +2,8 @@
 // llama2.c tokenizer files (tokenizer.bin, tok512.bin): int32 max_token_length, then for each of
 // the vocabulary's tokens: f32 score, int32 byte length, the bytes. The count is not stored; it
 // is the checkpoint's vocab_size.
+#include <cstdint>
+#include <span>
 #include <string>
 
 #include "model/vocab.h"
@@ -14,5 +16,8 @@ namespace smelt {
 // BOS=1, EOS=2, UNK=0, add_bos. Throws Error on a truncated file, a negative or oversized token
 // length, or a token count that disagrees with vocab_size.
 Vocab LoadLlama2cVocab(const std::string& path, int vocab_size);
+
+// The same from a file's bytes held in memory; `source` names them in errors.
+Vocab ParseLlama2cVocab(std::span<const uint8_t> bytes, int vocab_size, const std::string& source);
 
 }  // namespace smelt

@@ -7,8 +7,10 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <span>
 #include <sstream>
 
+#include "core/mapped_file.h"
 #include "io/gguf_model.h"
 #include "io/io_test_util.h"
 #include "io/tokenizer.h"
@@ -34,6 +36,12 @@ TEST(Llama2cVocab, Tok512IsTheVocabularyOfStories260KGguf) {
   EXPECT_EQ(a.add_bos, b.add_bos);
   EXPECT_EQ(a.add_eos, b.add_eos);
   EXPECT_EQ(a.add_space_prefix, b.add_space_prefix);
+  // The same file parsed from memory.
+  const std::string bytes = ReadFileToString(assets::kStoriesDir + "/tok512.bin");
+  const Vocab m = ParseLlama2cVocab(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), 512, "tok512");
+  EXPECT_EQ(m.tokens, a.tokens);
+  EXPECT_EQ(m.scores, a.scores);
+  EXPECT_EQ(m.types, a.types);
 }
 
 TEST(Llama2cVocab, TokenizesLikeTheGgufVocabulary) {
@@ -116,6 +124,7 @@ TEST(Llama2cVocab, MalformedFilesFailWithTheFileName) {
   expect_error(ok, 4, "expected vocab_size 4");   // fewer tokens than asked for
   expect_error(ok, 2, "vocab_size does not match");  // more
   expect_error(ok, 0, "vocab_size");
+  expect_error(ok, 1 << 30, "cannot hold vocab_size 1073741824");  // refused before anything is sized by it
   expect_error(write("trunc.bin", good.bytes.substr(0, good.bytes.size() - 1)), 3, "past the end");
   expect_error(write("trunc2.bin", good.bytes.substr(0, good.bytes.size() - 4)), 3, "truncated");
   expect_error(write("empty.bin", ""), 3, "not a llama2.c tokenizer");

@@ -103,12 +103,8 @@ std::optional<ProtoFacts> ScanModelProto(std::string_view proto) {
   return facts;
 }
 
-}  // namespace
-
-Vocab LoadSentencePieceModel(const std::string& path) {
-  sentencepiece::SentencePieceProcessor sp;
-  const auto status = sp.Load(path);
-  if (!status.ok()) Fail("{}: not a sentencepiece model: {}", path, status.ToString());
+// The Vocab of a loaded model; `path` names it in errors.
+Vocab VocabOf(const sentencepiece::SentencePieceProcessor& sp, const std::string& path) {
   const auto facts = ScanModelProto(sp.serialized_model_proto());
   const int n = sp.GetPieceSize();
   if (!facts || static_cast<int>(facts->piece_types.size()) != n) Fail("{}: unreadable sentencepiece model", path);
@@ -149,6 +145,22 @@ Vocab LoadSentencePieceModel(const std::string& path) {
   v.add_eos = false;
   v.add_space_prefix = facts->add_dummy_prefix;
   return v;
+}
+
+}  // namespace
+
+Vocab LoadSentencePieceModel(const std::string& path) {
+  sentencepiece::SentencePieceProcessor sp;
+  const auto status = sp.Load(path);
+  if (!status.ok()) Fail("{}: not a sentencepiece model: {}", path, status.ToString());
+  return VocabOf(sp, path);
+}
+
+Vocab ParseSentencePieceModel(std::string_view bytes, const std::string& source) {
+  sentencepiece::SentencePieceProcessor sp;
+  const auto status = sp.LoadFromSerializedProto(bytes);
+  if (!status.ok()) Fail("{}: not a sentencepiece model: {}", source, status.ToString());
+  return VocabOf(sp, source);
 }
 
 }  // namespace smelt
