@@ -14,7 +14,8 @@ namespace smelt {
 // llama.cpp's converter does: spaces as "▁", id 0 "<unk>" (unknown), ids 1/2 "<s>"/"</s>"
 // (control; the file spells them "\n<s>\n" and "\n</s>\n"), "<0xXX>" pieces typed as bytes.
 // BOS=1, EOS=2, UNK=0, add_bos. Throws Error on a truncated file, a negative or oversized token
-// length, or a token count that disagrees with vocab_size.
+// length, a vocab_size the file's bytes cannot hold (checked before anything is allocated), or a
+// token count that disagrees with vocab_size.
 Vocab LoadLlama2cVocab(const std::string& path, int vocab_size);
 
 // The same from a file's bytes held in memory; `source` names them in errors.
