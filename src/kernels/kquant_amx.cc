@@ -448,7 +448,7 @@ SMELT_AMX_INT8 void LowBitSuperBlock(const PreparedLowBitBlock& p, const uint8_t
   _tile_loadd(4, codes + 128, stride);
   _tile_loadd(6, p.tiles[2], 64);
   _tile_dpbsud(0, 4, 6);
-  _tile_loadd(5, codes + 128, stride);
+  _tile_loadd(5, codes + 192, stride);
   _tile_loadd(7, p.tiles[3], 64);
   _tile_dpbsud(1, 5, 7);
   _tile_stored(0, sums[0], 64);
