@@ -60,76 +60,75 @@ static_assert(sizeof(PreparedSuperBlock) == 2 * kSubBlocks * kSubTileBytes + 2 *
               "one prepared super-block");
 static_assert(sizeof(PreparedSuperBlock) <= 16 * kQK_K * sizeof(float), "fits PromptGemmScratchFloats per 256 columns");
 
-// s · [0..15] for s = 0..7: a nibble code times a scale part by one byte shuffle.
-alignas(16) constexpr uint8_t kTimes[8][16] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-    {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
-    {0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45},
-    {0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60},
-    {0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75},
-    {0, 6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 66, 72, 78, 84, 90},
-    {0, 7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 91, 98, 105},
-};
+// One 4-byte group of each of 16 rows (lane r: row r, offsets[r] bytes from base; rows outside
+// `live` read as 0).
+SMELT_AMX_INT8 inline __m512i GatherRows(const uint8_t* base, __m512i offsets, __mmask16 live) {
+  return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, offsets, base, 1);
+}
 
-SMELT_AMX_INT8 inline __m256i Times(__m256i codes, int s) {
-  return _mm256_shuffle_epi8(
-      _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kTimes[s]))), codes);
+// Every byte of q times its lane's scale part (held in both 16-bit words of the lane): the even
+// bytes by vpmaddubsw with the part in the words' low bytes, the odd ones with it in the high bytes.
+// Each product fits its byte (q <= 31, part <= 7).
+SMELT_AMX_INT8 inline __m512i TimesPart(__m512i q, __m512i part) {
+  const __m512i odd = _mm512_maddubs_epi16(q, _mm512_slli_epi16(part, 8));
+  return _mm512_or_si512(_mm512_maddubs_epi16(q, part), _mm512_slli_epi16(odd, 8));
 }
 
 // Super-block b of rows w (n of them, w_stride apart; rows past n are zeros) into p: Q4_K, or Q5_K
-// (the fifth bit of each code from qh adds 16·s to its product, which stays below 256).
+// (the fifth bit of each code from qh: codes up to 31, whose products with a part stay below 256).
+// Everything is read by gathers of one 4-byte group per row (lane r: row r), which is already the
+// tiles' column order: gather k of the code bytes 32g .. 32g + 31 is tile row k of sub-block 2g's
+// B (low nibbles) and of 2g + 1's (high nibbles). Each lane's codes are multiplied by that row's
+// scale part with two vpmaddubsw (even and odd bytes; every product fits its byte).
 template <DType kType>
 SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t n, int64_t b, PreparedSuperBlock& p) {
   using Block = std::conditional_t<kType == DType::kQ4_K, BlockQ4_K, BlockQ5_K>;
-  // Row r's 32 products of sub-block j: rows_lo[j][r], rows_hi[j][r].
-  alignas(64) uint8_t rows_lo[kSubBlocks][16][32], rows_hi[kSubBlocks][16][32];
-  for (int r = 0; r < 16; ++r) {
-    if (r >= n) {
-      for (int j = 0; j < kSubBlocks; ++j) {
-        std::memset(rows_lo[j][r], 0, 32);
-        std::memset(rows_hi[j][r], 0, 32);
-        p.min_pairs[j][r] = 0;
+  const __mmask16 live = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+  const uint8_t* base = w + b * sizeof(Block);
+  const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32((int32_t)w_stride));
+  const __m512i head = GatherRows(base + offsetof(Block, d), offsets, live);  // d, then dmin
+  _mm512_storeu_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head)));
+  _mm512_storeu_ps(p.dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16))));
+  // GetScaleMinK4 for 16 rows: byte i of lane r in sc[0]/m[0] is sub-block i's, in sc[1]/m[1] 4 + i's.
+  const __m512i nibble = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi8(0x3F), top = _mm512_set1_epi8(0x30);
+  const uint8_t* scales = base + offsetof(Block, scales);
+  const __m512i s0 = GatherRows(scales, offsets, live), s1 = GatherRows(scales + 4, offsets, live),
+                s2 = GatherRows(scales + 8, offsets, live);
+  const __m512i sc[2] = {_mm512_and_si512(s0, six),
+                         _mm512_or_si512(_mm512_and_si512(s2, nibble), _mm512_and_si512(_mm512_srli_epi16(s0, 2), top))};
+  const __m512i m[2] = {_mm512_and_si512(s1, six),
+                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(s2, 4), nibble),
+                                        _mm512_and_si512(_mm512_srli_epi16(s1, 2), top))};
+  const __m512i byte = _mm512_set1_epi32(0xFF), pair = _mm512_set1_epi32(0x10001);
+  // Sub-block j's scale part of each row in both words of its lane (vpmaddubsw's even bytes).
+  __m512i lo_part[kSubBlocks], hi_part[kSubBlocks];
+  for (int j = 0; j < kSubBlocks; ++j) {
+    const __m512i sj = _mm512_and_si512(_mm512_srli_epi32(sc[j / 4], 8 * (j % 4)), byte);
+    const __m512i mj = _mm512_and_si512(_mm512_srli_epi32(m[j / 4], 8 * (j % 4)), byte);
+    _mm512_storeu_si512(p.min_pairs[j], _mm512_mullo_epi32(mj, pair));
+    lo_part[j] = _mm512_mullo_epi32(_mm512_and_si512(sj, _mm512_set1_epi32(7)), pair);
+    hi_part[j] = _mm512_mullo_epi32(_mm512_srli_epi32(sj, 3), pair);
+  }
+  [[maybe_unused]] __m512i fifth[8];
+  if constexpr (kType == DType::kQ5_K)
+    for (int k = 0; k < 8; ++k) fifth[k] = GatherRows(base + offsetof(Block, qh) + 4 * k, offsets, live);
+  const __m512i one = _mm512_set1_epi8(1);
+  for (int g = 0; g < kSubBlocks / 2; ++g) {
+    const int j = 2 * g;
+    for (int k = 0; k < 8; ++k) {
+      const __m512i bytes = GatherRows(base + offsetof(Block, qs) + 32 * g + 4 * k, offsets, live);
+      __m512i q0 = _mm512_and_si512(bytes, nibble), q1 = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), nibble);
+      if constexpr (kType == DType::kQ5_K) {  // bit j (j + 1) of each qh byte to bit 4
+        q0 = _mm512_or_si512(q0, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(fifth[k], j), one), 4));
+        q1 = _mm512_or_si512(q1, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(fifth[k], j + 1), one), 4));
       }
-      p.d[r] = p.dmin[r] = 0.0f;
-      continue;
-    }
-    const auto* blk = reinterpret_cast<const Block*>(w + r * w_stride) + b;
-    p.d[r] = _cvtsh_ss(blk->d);
-    p.dmin[r] = _cvtsh_ss(blk->dmin);
-    for (int j = 0; j < kSubBlocks; j += 2) {
-      uint8_t s[2], m[2];
-      GetScaleMinK4(j, blk->scales, &s[0], &m[0]);
-      GetScaleMinK4(j + 1, blk->scales, &s[1], &m[1]);
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 16 * j));
-      const __m256i nibble = _mm256_set1_epi8(0x0F);
-      const __m256i q[2] = {_mm256_and_si256(bytes, nibble), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)};
-      for (int h = 0; h < 2; ++h) {
-        __m256i lo = Times(q[h], s[h] & 7), hi = Times(q[h], s[h] >> 3);
-        if constexpr (kType == DType::kQ5_K) {
-          const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh));
-          const __m256i bit = _mm256_set1_epi8((char)(1 << (j + h)));
-          const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bits, bit), bit);
-          lo = _mm256_add_epi8(lo, _mm256_and_si256(set, _mm256_set1_epi8((char)(16 * (s[h] & 7)))));
-          hi = _mm256_add_epi8(hi, _mm256_and_si256(set, _mm256_set1_epi8((char)(16 * (s[h] >> 3)))));
-        }
-        _mm256_store_si256(reinterpret_cast<__m256i*>(rows_lo[j + h][r]), lo);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(rows_hi[j + h][r]), hi);
-        p.min_pairs[j + h][r] = (int32_t)((uint32_t)m[h] | (uint32_t)m[h] << 16);
-      }
+      _mm512_storeu_si512(p.lo[j] + 64 * k, TimesPart(q0, lo_part[j]));
+      _mm512_storeu_si512(p.lo[j + 1] + 64 * k, TimesPart(q1, lo_part[j + 1]));
+      _mm512_storeu_si512(p.hi[j] + 64 * k, TimesPart(q0, hi_part[j]));
+      _mm512_storeu_si512(p.hi[j + 1] + 64 * k, TimesPart(q1, hi_part[j + 1]));
     }
   }
-  // Two sub-blocks side by side per row (8 + 8 groups of 4 codes), transposed: tile rows 0..7 are
-  // the first sub-block's B, 8..15 the second's.
-  for (auto [rows, tiles] : {std::pair{rows_lo, p.lo}, std::pair{rows_hi, p.hi}})
-    for (int j = 0; j < kSubBlocks; j += 2) {
-      __m512i z[16];
-      for (int r = 0; r < 16; ++r)
-        z[r] = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(rows[j][r]))),
-            _mm256_load_si256(reinterpret_cast<const __m256i*>(rows[j + 1][r])), 1);
-      StoreTransposed16(z, reinterpret_cast<uint8_t*>(tiles) + j * kSubTileBytes);  // tiles j and j + 1
-    }
 }
 
 // Tiles for nt tokens and sub-blocks of `codes` columns: C 0..3 (nt × 16 int32), A 4 and 5
