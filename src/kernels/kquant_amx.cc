@@ -37,6 +37,7 @@
 #include "formats/k_quants.h"
 #include "kernels/amx_tiles.h"
 #include "kernels/kquant_row_avx2.h"
+#include "kernels/kquant_scales_avx512.h"
 #include "kernels/transpose_avx512.h"
 
 #define SMELT_AMX_INT8 \
@@ -90,16 +91,12 @@ SMELT_AMX_INT8 void PrepareSuperBlock(const uint8_t* w, size_t w_stride, int64_t
   const __m512i head = GatherRows(base + offsetof(Block, d), offsets, live);  // d, then dmin
   _mm512_storeu_ps(p.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head)));
   _mm512_storeu_ps(p.dmin, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16))));
-  // GetScaleMinK4 for 16 rows: byte i of lane r in sc[0]/m[0] is sub-block i's, in sc[1]/m[1] 4 + i's.
-  const __m512i nibble = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi8(0x3F), top = _mm512_set1_epi8(0x30);
+  // The 16 rows' scales and minimums (kernels/kquant_scales_avx512.h).
   const uint8_t* scales = base + offsetof(Block, scales);
-  const __m512i s0 = GatherRows(scales, offsets, live), s1 = GatherRows(scales + 4, offsets, live),
-                s2 = GatherRows(scales + 8, offsets, live);
-  const __m512i sc[2] = {_mm512_and_si512(s0, six),
-                         _mm512_or_si512(_mm512_and_si512(s2, nibble), _mm512_and_si512(_mm512_srli_epi16(s0, 2), top))};
-  const __m512i m[2] = {_mm512_and_si512(s1, six),
-                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(s2, 4), nibble),
-                                        _mm512_and_si512(_mm512_srli_epi16(s1, 2), top))};
+  __m512i sc[2], m[2];
+  ScalesMinsK4x16(GatherRows(scales, offsets, live), GatherRows(scales + 4, offsets, live),
+                  GatherRows(scales + 8, offsets, live), sc, m);
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
   const __m512i byte = _mm512_set1_epi32(0xFF), pair = _mm512_set1_epi32(0x10001);
   // Sub-block j's scale part of each row in both words of its lane (vpmaddubsw's even bytes).
   __m512i lo_part[kSubBlocks], hi_part[kSubBlocks];

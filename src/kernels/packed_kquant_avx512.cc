@@ -26,6 +26,7 @@
 #include <cstring>
 
 #include "formats/k_quants.h"
+#include "kernels/kquant_scales_avx512.h"
 #include "kernels/prefetch.h"
 
 #define SMELT_K512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))

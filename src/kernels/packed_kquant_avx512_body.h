@@ -152,16 +152,11 @@ template <int kNt, class Packed>
   requires(!std::is_same_v<Packed, BlockQ2_Kx8> && !std::is_same_v<Packed, BlockQ3_Kx8>)
 SMELT_K512 inline void SuperBlockSums(const Packed& w0, const Packed& w1, const BlockQ8_K* const* act, __m512i* isum,
                                       __m512i* msum) {
-  const __m512i nibble = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi8(0x3F), top = _mm512_set1_epi8(0x30);
-  // GetScaleMinK4 for all 8 sub-blocks of the 16 rows: byte j of a row's lane in sc[0]/m[0] is
-  // sub-block j's, in sc[1]/m[1] sub-block 4 + j's.
-  const __m512i s0 = Both32(w0.scales[0], w1.scales[0]), s1 = Both32(w0.scales[1], w1.scales[1]),
-                s2 = Both32(w0.scales[2], w1.scales[2]);
-  const __m512i sc[2] = {_mm512_and_si512(s0, six),
-                         _mm512_or_si512(_mm512_and_si512(s2, nibble), _mm512_and_si512(_mm512_srli_epi16(s0, 2), top))};
-  const __m512i m[2] = {_mm512_and_si512(s1, six),
-                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(s2, 4), nibble),
-                                        _mm512_and_si512(_mm512_srli_epi16(s1, 2), top))};
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  // The scales and minimums of all 8 sub-blocks of the 16 rows (kernels/kquant_scales_avx512.h).
+  __m512i sc[2], m[2];
+  ScalesMinsK4x16(Both32(w0.scales[0], w1.scales[0]), Both32(w0.scales[1], w1.scales[1]),
+                  Both32(w0.scales[2], w1.scales[2]), sc, m);
   for (int g = 0; g < 4; ++g) {
     __m512i sum[2][kNt];
     for (int t = 0; t < kNt; ++t) sum[0][t] = sum[1][t] = _mm512_setzero_si512();

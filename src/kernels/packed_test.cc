@@ -290,8 +290,8 @@ TEST(PackedGroupInt, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
     std::vector<float> wf(OC * C), wg(C);
     for (int64_t r = 0; r < OC; ++r) {
       GroupIntRowAsGgml(type, m.row(r), C, converted.data() + r * ggml_bytes);
-      const float* decoded = wf.data() + r * C;
-      Traits(type).to_float(m.row(r), wf.data() + r * C, C);
+      float* decoded = wf.data() + r * C;
+      Traits(type).to_float(m.row(r), decoded, C);
       Traits(ggml).to_float(converted.data() + r * ggml_bytes, wg.data(), C);
       for (int64_t i = 0; i < C; ++i)
         ASSERT_NEAR(wg[i], decoded[i], std::ldexp(std::fabs(decoded[i]) + 1.0, -20)) << DTypeName(type);
