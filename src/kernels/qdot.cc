@@ -2,12 +2,11 @@
 #include "kernels/qdot.h"
 
 #include <cstring>
-#include <iterator>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "core/cpu.h"
+#include "core/dtype_list.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "formats/group_int.h"
@@ -79,12 +78,10 @@ float DotGroupIntRef(const void* w, const void* a, int64_t n) {
     return DotBlocksRef<BlockQ4_1, CodeQ4_1, BlockQ8_1>(blocks.data(), a, n);
   }
 }
-template <size_t... I>
-QDotFn FindGroupIntRef(DType weight, std::index_sequence<I...>) {
-  QDotFn found = nullptr;
-  (void)((weight == kGroupIntTypes[I] ? (found = DotGroupIntRef<kGroupIntTypes[I]>, true) : false) || ...);
-  return found;
-}
+template <DType W>
+struct GroupIntRef {
+  static constexpr QDotFn kFn = DotGroupIntRef<W>;
+};
 
 // A k-quant super-block in integer form: value e = d·scale[e / len]·code[e] − dmin·min[e / len]
 // with `len` values per sub-block (codes already offset: signed for Q3_K/Q6_K).
@@ -343,7 +340,7 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kSP70_W4A8: return DotSparseMaskW4A8Ref;
     default:
       if (GroupIntGgmlType(weight) != DType::kF32)
-        return FindGroupIntRef(weight, std::make_index_sequence<std::size(kGroupIntTypes)>{});
+        return FindInTypeList<kGroupIntTypes, GroupIntRef, QDotFn>(weight);
       return table4::Find<DecodedRef, QDotFn>(weight);
   }
 }

@@ -19,9 +19,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
-#include <utility>
 
+#include "core/dtype_list.h"
 #include "core/half.h"
 #include "core/tensor.h"
 #include "formats/nf4.h"
@@ -58,16 +57,10 @@ inline float Level(Kind k, int c) {
 inline constexpr DType kTypes[] = {DType::kNF4, DType::kI4S_PC, DType::kI4A_PC, DType::kKM4_PC};
 static_assert(std::ranges::all_of(kTypes, IsTable4), "every listed type has a layout");
 
-template <template <DType> class Fn, class R, size_t... I>
-R FindIn(DType weight, std::index_sequence<I...>) {
-  R found = nullptr;
-  (void)((weight == kTypes[I] ? (found = Fn<kTypes[I]>::kFn, true) : false) || ...);
-  return found;
-}
 // Fn<W>::kFn for the table-4 type `weight`, nullptr for any other (the twins' dispatch tables).
 template <template <DType> class Fn, class R>
 R Find(DType weight) {
-  return FindIn<Fn, R>(weight, std::make_index_sequence<std::size(kTypes)>{});
+  return FindInTypeList<kTypes, Fn, R>(weight);
 }
 
 // The AVX2 and AVX-512 twins (qdot_table4_avx2.cc, qdot_table4_avx512.cc); nullptr where not built
