@@ -15,33 +15,32 @@ Vocab LoadLlama2cVocab(const std::string& path, int vocab_size) {
 }
 
 Vocab ParseLlama2cVocab(std::span<const uint8_t> bytes, int vocab_size, const std::string& source) {
-  const std::string& path = source;
-  if (vocab_size <= 0) Fail("{}: invalid vocab_size {}", path, vocab_size);
+  if (vocab_size <= 0) Fail("{}: invalid vocab_size {}", source, vocab_size);
   const uint8_t* p = bytes.data();
   const size_t size = bytes.size();
   size_t off = 0;
   auto read_i32 = [&](const char* what, int index) {
-    if (size - off < 4) Fail("{}: truncated at token {} ({}) after {} bytes", path, index, what, off);
+    if (size - off < 4) Fail("{}: truncated at token {} ({}) after {} bytes", source, index, what, off);
     int32_t v;
     std::memcpy(&v, p + off, 4);
     off += 4;
     return v;
   };
   auto read_f32 = [&](int index) {
-    if (size - off < 4) Fail("{}: truncated at token {} (score) after {} bytes", path, index, off);
+    if (size - off < 4) Fail("{}: truncated at token {} (score) after {} bytes", source, index, off);
     float v;
     std::memcpy(&v, p + off, 4);
     off += 4;
     return v;
   };
 
-  if (size < 4) Fail("{}: not a llama2.c tokenizer ({} bytes)", path, size);
+  if (size < 4) Fail("{}: not a llama2.c tokenizer ({} bytes)", source, size);
   const int32_t max_len = read_i32("header", -1);
-  if (max_len <= 0) Fail("{}: invalid max_token_length {}", path, max_len);
+  if (max_len <= 0) Fail("{}: invalid max_token_length {}", source, max_len);
   // Each token takes at least its score and its length (8 bytes): a count the file cannot hold
   // fails here, before anything is sized by it.
   if ((size - off) / 8 < static_cast<size_t>(vocab_size))
-    Fail("{}: {} bytes cannot hold vocab_size {} tokens (8 bytes or more each)", path, size, vocab_size);
+    Fail("{}: {} bytes cannot hold vocab_size {} tokens (8 bytes or more each)", source, size, vocab_size);
 
   Vocab v;
   v.model = "llama";
@@ -50,12 +49,12 @@ Vocab ParseLlama2cVocab(std::span<const uint8_t> bytes, int vocab_size, const st
   v.scores.resize(vocab_size);
   v.types.resize(vocab_size);
   for (int i = 0; i < vocab_size; ++i) {
-    if (off == size) Fail("{}: has {} tokens, expected vocab_size {}", path, i, vocab_size);
+    if (off == size) Fail("{}: has {} tokens, expected vocab_size {}", source, i, vocab_size);
     v.scores[i] = read_f32(i);
     const int32_t len = read_i32("length", i);
-    if (len < 0) Fail("{}: token {}: negative length {}", path, i, len);
+    if (len < 0) Fail("{}: token {}: negative length {}", source, i, len);
     if (static_cast<size_t>(len) > size - off) {
-      Fail("{}: token {}: length {} runs past the end of the file", path, i, len);
+      Fail("{}: token {}: length {} runs past the end of the file", source, i, len);
     }
     std::string text(reinterpret_cast<const char*>(p + off), static_cast<size_t>(len));
     off += static_cast<size_t>(len);
@@ -88,7 +87,7 @@ Vocab ParseLlama2cVocab(std::span<const uint8_t> bytes, int vocab_size, const st
     v.types[i] = type;
   }
   if (off != size) {
-    Fail("{}: {} bytes left after {} tokens: vocab_size does not match the file", path, size - off, vocab_size);
+    Fail("{}: {} bytes left after {} tokens: vocab_size does not match the file", source, size - off, vocab_size);
   }
   v.unk = 0;
   v.bos = vocab_size > 1 ? 1 : -1;
