@@ -124,12 +124,12 @@ void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
   }
 }
 
+// p's panels at dst (p.size_bytes() bytes).
 template <class Src, class Packed>
-void PackAll(const Tensor& w, PackedMatrix& p) {
-  p.block_bytes = sizeof(Packed);
+void PackAll(const Tensor& w, const PackedMatrix& p, uint8_t* dst) {
   const int64_t nb = p.blocks_per_row();
-  p.data.assign((size_t)(p.panels() * nb) * sizeof(Packed), 0);  // padding rows: scale 0, codes 0
-  auto* packed = reinterpret_cast<Packed*>(p.data.data());
+  std::memset(dst, 0, p.size_bytes());  // padding rows: scale 0, codes 0
+  auto* packed = reinterpret_cast<Packed*>(dst);
   // Source rows are read byte-wise (a tensor may sit at any offset of its file); the group types
   // are converted to the ggml blocks they run as.
   std::vector<Src> row(nb);
@@ -168,14 +168,35 @@ void WithLayout(DType type, F&& f) {
 
 }  // namespace
 
-PackedMatrix PackWeights(const Tensor& w) {
+namespace {
+
+// The shape of w's packed copy, without its panels.
+PackedMatrix PackedShape(const Tensor& w) {
   SMELT_ASSERT(CanPack(w));
   PackedMatrix p;
   p.type = PackedLayoutType(w.type);
   p.rows = w.nrows();
   p.cols = w.ne[0];
-  WithLayout(p.type, [&]<class Src, class Packed>() { PackAll<Src, Packed>(w, p); });
+  WithLayout(p.type, [&]<class Src, class Packed>() { p.block_bytes = sizeof(Packed); });
   return p;
+}
+
+}  // namespace
+
+size_t PackedBytes(const Tensor& w) { return PackedShape(w).size_bytes(); }
+
+PackedMatrix PackWeightsInto(const Tensor& w, std::shared_ptr<HugePageBuffer> storage, size_t offset) {
+  PackedMatrix p = PackedShape(w);
+  SMELT_ASSERT(storage && offset + p.size_bytes() <= storage->size());
+  uint8_t* dst = storage->data() + offset;
+  WithLayout(p.type, [&]<class Src, class Packed>() { PackAll<Src, Packed>(w, p, dst); });
+  p.storage = std::move(storage);
+  p.base = dst;
+  return p;
+}
+
+PackedMatrix PackWeights(const Tensor& w) {
+  return PackWeightsInto(w, std::make_shared<HugePageBuffer>(PackedBytes(w)), 0);
 }
 
 void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks) {

@@ -56,10 +56,14 @@
 //     acc = fma(d_w·d_a, (float) isum, acc);  acc = fma(−(dmin_w·d_a), (float) msum, acc)
 //   super-block by super-block (d_a the Q8_K block's f32 scale).
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <type_traits>
 #include <vector>
 
 #include "core/half.h"
+#include "core/huge_pages.h"
+#include "core/huge_pages.h"
 #include "core/tensor.h"
 #include "formats/q8_0.h"
 #include "kernels/prefetch.h"
@@ -168,19 +172,31 @@ struct PackedMatrix {
   // (BlockQ5_1x8), Q8_0 (BlockQ8_0x8), or by super-block Q2_K, Q3_K, Q4_K, Q5_K (BlockQ2_Kx8 .. BlockQ5_Kx8).
   DType type = DType::kQ4_0;
   int64_t rows = 0, cols = 0;
-  size_t block_bytes = 0;      // sizeof the packed block
-  std::vector<uint8_t> data;   // [panel][block]: (rows + 7) / 8 panels of blocks_per_row() blocks
+  size_t block_bytes = 0;  // sizeof the packed block
+  // [panel][block]: (rows + 7) / 8 panels of blocks_per_row() blocks from `base`, inside `storage`
+  // (its own buffer, or one that several matrices share: PackWeightsInto).
+  std::shared_ptr<HugePageBuffer> storage;
+  const uint8_t* base = nullptr;
 
   int64_t panels() const { return (rows + kPackRows - 1) / kPackRows; }
   int64_t blocks_per_row() const { return cols / (PackedBySuperBlock(type) ? 256 : 32); }
-  const uint8_t* panel(int64_t p) const { return data.data() + (size_t)(p * blocks_per_row()) * block_bytes; }
+  size_t size_bytes() const { return (size_t)(panels() * blocks_per_row()) * block_bytes; }
+  std::span<const uint8_t> bytes() const { return {base, size_bytes()}; }
+  const uint8_t* panel(int64_t p) const { return base + (size_t)(p * blocks_per_row()) * block_bytes; }
 };
 
 // Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K or group-type
 // tensor with data).
 bool CanPack(const Tensor& w);
-// The packed copy of `w` (CanPack(w) must hold), in the layout of PackedLayoutType(w.type).
+// The packed copy of `w` (CanPack(w) must hold), in the layout of PackedLayoutType(w.type), in a
+// buffer of its own (HugePageBuffer: huge pages from 2 MiB on).
 PackedMatrix PackWeights(const Tensor& w);
+// Bytes of that copy's panels.
+size_t PackedBytes(const Tensor& w);
+// The same panels written at dst + offset (PackedBytes(w) bytes there), a part of `storage` that
+// the result keeps alive: a model's matrices packed into one buffer, so that small matrices too
+// sit on huge pages.
+PackedMatrix PackWeightsInto(const Tensor& w, std::shared_ptr<HugePageBuffer> storage, size_t offset);
 // Row `row` of `p` decoded back to blocks of p.type (the inverse of packing; for a group-type
 // source, its rows converted to Q4_0 or Q4_1).
 void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks);

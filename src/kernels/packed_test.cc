@@ -153,6 +153,48 @@ TEST_P(Packed, PackingIsLosslessAndPadsTheLastPanel) {
   EXPECT_EQ(PackedGemmReference(DType::kF16), nullptr);
 }
 
+// Matrices packed into one shared buffer (a model's weights, PackWeightsInto) hold the bytes each
+// has packed alone, at their offsets, with the padding rows zeroed over whatever the buffer held;
+// the buffer lives as long as any of them.
+TEST_P(Packed, PackingIntoASharedBufferGivesTheSameBytes) {
+  const DType type = GetParam();
+  const int64_t block = Traits(type).block_size;
+  const QMatrix a = RandomQ(type, 13, 3 * block, 5, kScaleSets[0]), b = RandomQ(type, 16, 2 * block, 6, kScaleSets[1]);
+  const PackedMatrix alone_a = PackWeights(a.tensor), alone_b = PackWeights(b.tensor);
+  EXPECT_EQ(PackedBytes(a.tensor), alone_a.size_bytes());
+  EXPECT_EQ(alone_a.size_bytes(), (size_t)(alone_a.panels() * alone_a.blocks_per_row()) * alone_a.block_bytes);
+  const size_t offset_b = (PackedBytes(a.tensor) + 63) / 64 * 64;
+  auto storage = std::make_shared<HugePageBuffer>(offset_b + PackedBytes(b.tensor));
+  std::memset(storage->data(), 0xA5, storage->size());
+  PackedMatrix in_a = PackWeightsInto(a.tensor, storage, 0);
+  const PackedMatrix in_b = PackWeightsInto(b.tensor, storage, offset_b);
+  const uint8_t* const expected_base = storage->data() + offset_b;
+  storage.reset();  // the matrices keep it
+  EXPECT_EQ(in_b.base, expected_base);
+  EXPECT_EQ(in_a.storage, in_b.storage);
+  EXPECT_TRUE(std::ranges::equal(in_a.bytes(), alone_a.bytes()));
+  in_a = PackedMatrix{};
+  EXPECT_TRUE(std::ranges::equal(in_b.bytes(), alone_b.bytes()));
+  std::vector<uint8_t> row(b.row_bytes);
+  UnpackRow(in_b, 15, row.data());
+  EXPECT_EQ(std::memcmp(row.data(), b.row(15), b.row_bytes), 0);
+}
+
+// From 2 MiB on a buffer sits at a huge-page boundary (where the kernel can back it with huge
+// pages); smaller ones at a cache line. Every byte is writable.
+TEST(HugePageBuffer, AlignsLargeBuffersToHugePages) {
+  for (size_t bytes : {size_t{1}, size_t{100}, kHugePageBytes - 1, kHugePageBytes, 3 * kHugePageBytes + 5}) {
+    HugePageBuffer buffer(bytes);
+    EXPECT_EQ(buffer.size(), bytes);
+    const auto at = reinterpret_cast<uintptr_t>(buffer.data());
+    EXPECT_EQ(at % (bytes >= kHugePageBytes ? kHugePageBytes : 64), 0u) << bytes;
+    std::memset(buffer.data(), 1, bytes);
+    HugePageBuffer moved = std::move(buffer);
+    EXPECT_EQ(moved.data()[bytes - 1], 1);
+    EXPECT_EQ(buffer.data(), nullptr);
+  }
+}
+
 TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) {
   const DType type = GetParam();
   const PackedGemmFn reference = PackedGemmReference(type);
@@ -298,7 +340,8 @@ TEST(PackedGroupInt, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
     }
     Tensor as_ggml = m.tensor;
     as_ggml.type = ggml, as_ggml.data = converted.data(), as_ggml.nbytes = converted.size();
-    EXPECT_EQ(PackWeights(as_ggml).data, p.data) << DTypeName(type);
+    const PackedMatrix again = PackWeights(as_ggml);
+    EXPECT_TRUE(std::ranges::equal(again.bytes(), p.bytes())) << DTypeName(type);
     ASSERT_EQ(ActivationType(type), ActivationType(ggml));
     if (!FastPackedGemm(p.type)) continue;
     const std::vector<float> x = RandomActivations(T * C, 9);

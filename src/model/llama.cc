@@ -107,13 +107,25 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, For
   if (repack && act == Activations::kGgml) {
     std::vector<const Tensor*> mats = {output_};
     for (const Layer& L : layers_) mats.insert(mats.end(), {L.wq, L.wk, L.wv, L.wo, L.gate, L.up, L.down});
+    std::vector<const Tensor*> to_pack;
     for (const Tensor* w : mats)
-      if (CanPack(*w) && FastPackedGemm(PackedLayoutType(w->type)) && !packed_.contains(w)) {
-        packed_.emplace(w, PackWeights(*w));
-        // Only the packed copy is read from now on: the mapped pages leave the resident set
-        // (the embedding rows a tied head shares stay, being read on every token).
-        if (w->InFileMapping() && w != token_embd_) DropPages(w->data, w->nbytes);
-      }
+      if (CanPack(*w) && FastPackedGemm(PackedLayoutType(w->type)) &&
+          std::find(to_pack.begin(), to_pack.end(), w) == to_pack.end())
+        to_pack.push_back(w);
+    // All packed copies share one buffer, each at a cache line, so that the small matrices too
+    // sit on huge pages (core/huge_pages.h).
+    constexpr size_t kLine = 64;
+    size_t total = 0;
+    for (const Tensor* w : to_pack) total += (PackedBytes(*w) + kLine - 1) / kLine * kLine;
+    auto storage = std::make_shared<HugePageBuffer>(total);
+    size_t offset = 0;
+    for (const Tensor* w : to_pack) {
+      packed_.emplace(w, PackWeightsInto(*w, storage, offset));
+      offset += (PackedBytes(*w) + kLine - 1) / kLine * kLine;
+      // Only the packed copy is read from now on: the mapped pages leave the resident set
+      // (the embedding rows a tied head shares stay, being read on every token).
+      if (w->InFileMapping() && w != token_embd_) DropPages(w->data, w->nbytes);
+    }
   }
   // The products that can run on encoded activations (kernels/fused.h), and the longest input
   // row they encode.
