@@ -102,15 +102,18 @@ void KvCache::Reserve(int64_t n) {
   SMELT_ASSERT(n >= 0 && n <= capacity_);
   if (n <= reserved_) return;
   const int64_t grown = std::min(capacity_, std::max<int64_t>({n, 2 * reserved_, 64}));
-  // Each head's block of positions moves to its new place, grown apart. f32 rows are read in
-  // place as floats: the buffers stay float-aligned (operator new's are).
+  // Each head's block of positions moves to its new place, grown apart; the rest is zeroed. f32
+  // rows are read in place as floats: the buffers are at least 64-byte aligned, and from 2 MiB on
+  // on huge pages (core/huge_pages.h), which a long context's attention streams.
   const size_t old_block = (size_t)reserved_ * head_bytes_, new_block = (size_t)grown * head_bytes_;
   for (auto* side : {&k_, &v_})
     for (size_t l = 0; l < side->size(); ++l) {
-      std::vector<uint8_t> bigger((size_t)kv_heads_[l] * new_block);
-      if (old_block > 0)  // (an empty buffer has no data pointer to copy from)
-        for (int h = 0; h < kv_heads_[l]; ++h)
-          std::memcpy(bigger.data() + h * new_block, (*side)[l].data() + h * old_block, old_block);
+      HugePageBuffer bigger((size_t)kv_heads_[l] * new_block);
+      for (int h = 0; h < kv_heads_[l]; ++h) {
+        uint8_t* to = bigger.data() + h * new_block;
+        if (old_block > 0) std::memcpy(to, (*side)[l].data() + h * old_block, old_block);
+        std::memset(to + old_block, 0, new_block - old_block);
+      }
       (*side)[l] = std::move(bigger);
     }
   reserved_ = grown;

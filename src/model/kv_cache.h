@@ -5,7 +5,7 @@
 // stream (which the hardware prefetchers follow; rows of all heads per position put each
 // position's head 4 KB apart at kv_dim 1024 and f32, and ran at a third of the speed). Storage
 // grows geometrically with use up to `capacity` positions, so a model with a long trained context
-// does not reserve gigabytes up front.
+// does not reserve gigabytes up front; a layer's keys (values) of 2 MiB or more sit on huge pages.
 //
 // Element types (`--kv`):
 //   f32  exact; attention reads the rows in place
@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "kernels/rope.h"
 
 namespace smelt {
@@ -92,7 +93,7 @@ class KvCache {
   int n_kv_heads_, head_dim_;  // the largest of kv_heads_
   size_t head_bytes_;  // one head's bytes at one position
   int64_t capacity_, reserved_ = 0;
-  std::vector<std::vector<uint8_t>> k_, v_;  // [layer] -> (kv heads, reserved_, head bytes)
+  std::vector<HugePageBuffer> k_, v_;  // [layer] -> (kv heads, reserved_, head bytes)
   uint8_t* HeadAt(int layer, bool values, int head, int64_t pos);
 };
 
