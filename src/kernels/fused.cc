@@ -57,8 +57,8 @@ void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRo
   }
   if (w.packed) {
     const PackedMatrix& p = *w.packed;
-    const PackedGemmFn gemm = FastPackedGemm(p.type);
-    const PackedGemm2Fn gemm2 = FastPackedGemmTwoPanels(p.type);
+    const PackedGemmFn gemm = w.packed_gemm;
+    const PackedGemm2Fn gemm2 = w.packed_gemm2;
     for (int64_t r = 0; r < n; r += kPackRows) {
       const int64_t q = (o0 + r) / kPackRows;
       if (gemm2 && r + kPackRows < n) {  // both panels hold rows of this block: one call (16 lanes)
@@ -104,6 +104,8 @@ bool FindEncodedWeight(const Tensor& w, const PackedMatrix* packed, Activations 
   out.cols = w.ne[0];
   if (packed && FastPackedGemm(packed->type)) {
     out.packed = packed;
+    out.packed_gemm = FastPackedGemm(packed->type);
+    out.packed_gemm2 = FastPackedGemmTwoPanels(packed->type);
     out.act = ActivationType(packed->type);  // Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for Q2_K
     // Prompts run the type's blocked kernel where it has one (Q2_K: the AMX tiles on the packed
     // rows unpacked block by block) on the same encoded activations.

@@ -26,7 +26,9 @@ namespace smelt {
 // MatMul would run.
 struct EncodedWeight {
   const Tensor* w = nullptr;
-  const PackedMatrix* packed = nullptr;  // the packed kernel when set
+  const PackedMatrix* packed = nullptr;  // the packed kernel when set: packed_gemm (and packed_gemm2
+  PackedGemmFn packed_gemm = nullptr;    // where the CPU has a two-panel form), chosen once here
+  PackedGemm2Fn packed_gemm2 = nullptr;  // rather than per product
   QDotRowKernels kernels;                // otherwise FastQDotRowKernels(w->type), run by QDotRows
   PromptGemm prompt;                     // prompts: FastPromptGemm(w->type), as MatMul
   DType act = DType::kF32;  // the activation type its input is encoded in
