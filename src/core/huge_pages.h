@@ -23,10 +23,11 @@ class HugePageBuffer {
   // `bytes` uninitialized bytes; throws std::bad_alloc.
   explicit HugePageBuffer(size_t bytes) : size_(bytes) {
     const size_t align = bytes >= kHugePageBytes ? kHugePageBytes : 64;
-    const size_t rounded = (bytes + align - 1) / align * align;
     void* p = nullptr;
-    if (posix_memalign(&p, align, rounded ? rounded : align) != 0) throw std::bad_alloc();
-    if (align == kHugePageBytes) (void)madvise(p, rounded, MADV_HUGEPAGE);  // best effort
+    if (posix_memalign(&p, align, bytes ? (bytes + 63) / 64 * 64 : 64) != 0) throw std::bad_alloc();
+    // Only the whole huge pages inside the buffer are advised: a partial last one stays in 4 KiB
+    // pages, so resident memory grows by what is touched, not by up to 2 MiB per buffer.
+    if (align == kHugePageBytes) (void)madvise(p, bytes / kHugePageBytes * kHugePageBytes, MADV_HUGEPAGE);
     data_ = static_cast<uint8_t*>(p);
   }
   ~HugePageBuffer() { std::free(data_); }
