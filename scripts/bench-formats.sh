@@ -19,7 +19,8 @@ mkdir -p "$WORK"
 base="$WORK/synth-220m-f32.gguf"
 [ -f "$base" ] || "$SMELT" synth --dim 1024 --layers 12 --heads 16 --ff 2816 --vocab 32000 --type f32 -o "$base" >/dev/null
 echo "model: 219.7M synth, round to nearest from F32; threads $THREADS; tg$N, $R repetitions; kernel path" \
-  "$("$SMELT" sysinfo --json --mib 0 | jq -r .kernel_path); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "$("$SMELT" sysinfo --json --mib 0 | jq -r '.kernel_path + "; transparent huge pages " + .transparent_huge_pages');" \
+  "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| type | file MB | MB read per token | tg t/s | tg ceiling t/s | of ceiling |"
 echo "|---|---:|---:|---:|---:|---:|"

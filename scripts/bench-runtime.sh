@@ -26,7 +26,7 @@ sys=$("$SMELT" sysinfo --json --mib 0)
 echo "model: $(basename "$MODEL"), $(stat -c %s "$MODEL") bytes"
 echo "cpu: $(jq -r .cpu <<<"$sys"), $(jq -r .logical_cores <<<"$sys") logical cores; smelt kernel path:" \
   "$(jq -r .kernel_path <<<"$sys"), prefetch $(jq -r .prefetch_distance <<<"$sys") B ahead, OpenBLAS core" \
-  "$(jq -r .openblas.core <<<"$sys")"
+  "$(jq -r .openblas.core <<<"$sys"), transparent huge pages $(jq -r .transparent_huge_pages <<<"$sys")"
 echo "threads: $THREADS; pp$P, tg$N, $R repetitions after one warm-up; t/s as mean ± sd" \
   "(smelt and llama-bench: sample sd; llama.cpp through node: population sd)"
 if [ -n "${LLAMA_BENCH:-}" ]; then

@@ -41,6 +41,12 @@ constexpr size_t kChunkWords = size_t{1} << 16;
 
 }  // namespace
 
+std::string ParseThpMode(const std::string& line) {
+  const size_t open = line.find('['), close = line.find(']', open == std::string::npos ? 0 : open);
+  if (open == std::string::npos || close == std::string::npos) return "";
+  return line.substr(open + 1, close - open - 1);
+}
+
 SystemInfo GetSystemInfo() {
   SystemInfo s;
   s.cpu = CpuModelName();
@@ -57,6 +63,9 @@ SystemInfo GetSystemInfo() {
     std::string size;
     if (f >> size) s.llc_bytes = std::max(s.llc_bytes, ParseCacheSize(size));
   }
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  if (std::getline(thp, line)) s.huge_pages = ParseThpMode(line);
   return s;
 }
 

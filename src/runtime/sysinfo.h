@@ -19,11 +19,18 @@ struct SystemInfo {
   int blas_threads = 0;     // OpenBLAS's thread count
   int omp_max_threads = 0;  // omp_get_max_threads()
   uint64_t llc_bytes = 0;   // the largest CPU cache the OS reports (0: unknown)
+  // The kernel's transparent huge page mode ("always", "madvise", "never"; empty: unknown). smelt
+  // asks for huge pages for its packed weights, KV cache and bandwidth buffer (core/huge_pages.h),
+  // which they get unless the mode is "never".
+  std::string huge_pages;
 };
 SystemInfo GetSystemInfo();
 
 // A cache size as sysfs writes it ("491520K", "32M", "1024"): bytes, or 0 when unreadable.
 uint64_t ParseCacheSize(const std::string& s);
+// The selected mode of sysfs's transparent_hugepage/enabled ("always [madvise] never" → "madvise"):
+// the bracketed word, empty where there is none.
+std::string ParseThpMode(const std::string& line);
 
 struct BandwidthOptions {
   size_t mib = 512;  // buffer size: make it much larger than the last-level cache

@@ -65,5 +65,13 @@ TEST(Sysinfo, CacheSizesParseAsSysfsWritesThem) {
   for (const char* bad : {"", "K", "-5K", "12X", "12KB", "99999999999999999999K"}) EXPECT_EQ(ParseCacheSize(bad), 0u) << bad;
 }
 
+// The transparent huge page mode is the bracketed word of sysfs's line; without one it is unknown.
+TEST(Sysinfo, HugePageModeIsTheBracketedWord) {
+  EXPECT_EQ(ParseThpMode("always [madvise] never"), "madvise");
+  EXPECT_EQ(ParseThpMode("[always] madvise never\n"), "always");
+  EXPECT_EQ(ParseThpMode("always madvise [never]"), "never");
+  for (const char* bad : {"", "always madvise never", "[madvise", "madvise]"}) EXPECT_EQ(ParseThpMode(bad), "") << bad;
+}
+
 }  // namespace
 }  // namespace smelt

@@ -72,6 +72,7 @@ nlohmann::json SystemJson(const SystemInfo& s) {
           {"kernel_path", s.kernel_path},
           {"prefetch_distance", s.prefetch_distance},
           {"llc_bytes", s.llc_bytes},
+          {"transparent_huge_pages", s.huge_pages},
           {"openblas", {{"core", s.blas_core}, {"threads", s.blas_threads}}},
           {"openmp_max_threads", s.omp_max_threads}};
 }

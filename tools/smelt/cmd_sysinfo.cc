@@ -48,6 +48,9 @@ int RunSysinfo(const SysinfoArgs& a) {
   fmt::print("kernel path:   {}\n", s.kernel_path);
   fmt::print("prefetch:      {} B ahead (SMELT_PREFETCH_DISTANCE overrides)\n", s.prefetch_distance);
   if (s.llc_bytes) fmt::print("largest cache: {} MiB\n", s.llc_bytes >> 20);
+  if (!s.huge_pages.empty())
+    fmt::print("huge pages:    {} (transparent; smelt asks for them for packed weights and the KV cache{})\n",
+               s.huge_pages, s.huge_pages == "never" ? ", and gets none" : "");
   fmt::print("openblas:      {}, {} threads\n", s.blas_core, s.blas_threads);
   fmt::print("openmp:        {} threads at most\n", s.omp_max_threads);
   for (const Bandwidth& b : bw)
