@@ -9,7 +9,6 @@
 // Built with the fuzz targets (SMELT_FUZZ=ON): build-asan/make_seeds [CORPUS_DIR], from the
 // repository root (default fuzz/corpus). The other targets' seeds are files smelt writes
 // (GGUF, config.json, KV state) or real tokenizers, committed as they are.
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +17,7 @@
 #include <initializer_list>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

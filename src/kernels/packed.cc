@@ -145,10 +145,6 @@ void PackAll(const Tensor& w, const PackedMatrix& p, uint8_t* dst) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // Calls f.template operator()<Src, Packed>() with the source and packed block types of `type`.
 template <class F>
 void WithLayout(DType type, F&& f) {
@@ -165,10 +161,6 @@ void WithLayout(DType type, F&& f) {
     default: return f.template operator()<BlockQ8_0, BlockQ8_0x8>();
   }
 }
-
-}  // namespace
-
-namespace {
 
 // The shape of w's packed copy, without its panels.
 PackedMatrix PackedShape(const Tensor& w) {

@@ -63,7 +63,6 @@
 
 #include "core/half.h"
 #include "core/huge_pages.h"
-#include "core/huge_pages.h"
 #include "core/tensor.h"
 #include "formats/q8_0.h"
 #include "kernels/prefetch.h"

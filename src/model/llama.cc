@@ -115,13 +115,13 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, For
     // All packed copies share one buffer, each at a cache line, so that the small matrices too
     // sit on huge pages (core/huge_pages.h).
     constexpr size_t kLine = 64;
-    size_t total = 0;
-    for (const Tensor* w : to_pack) total += (PackedBytes(*w) + kLine - 1) / kLine * kLine;
-    auto storage = std::make_shared<HugePageBuffer>(total);
-    size_t offset = 0;
-    for (const Tensor* w : to_pack) {
-      packed_.emplace(w, PackWeightsInto(*w, storage, offset));
-      offset += (PackedBytes(*w) + kLine - 1) / kLine * kLine;
+    std::vector<size_t> offsets(to_pack.size() + 1, 0);
+    for (size_t i = 0; i < to_pack.size(); ++i)
+      offsets[i + 1] = offsets[i] + (PackedBytes(*to_pack[i]) + kLine - 1) / kLine * kLine;
+    auto storage = std::make_shared<HugePageBuffer>(offsets.back());
+    for (size_t i = 0; i < to_pack.size(); ++i) {
+      const Tensor* w = to_pack[i];
+      packed_.emplace(w, PackWeightsInto(*w, storage, offsets[i]));
       // Only the packed copy is read from now on: the mapped pages leave the resident set
       // (the embedding rows a tied head shares stay, being read on every token).
       if (w->InFileMapping() && w != token_embd_) DropPages(w->data, w->nbytes);
