@@ -62,7 +62,7 @@ void BlockProduct(const EncodedWeight& w, int64_t o0, int64_t n, const EncodedRo
     for (int64_t r = 0; r < n; r += kPackRows) {
       const int64_t q = (o0 + r) / kPackRows;
       if (gemm2 && r + kPackRows < n) {  // both panels hold rows of this block: one call (16 lanes)
-        gemm2(p.panel(q), p.panel(q + 1), p.blocks_per_row(), a.data, a.row_bytes, a.sums, a.scales, T, out + r, ld);
+        gemm2(p.panel(q), p.panel(q + 1), p.blocks_per_row(), a.data, a.row_bytes, a.sums, {a.scales, a.pairs}, T, out + r, ld);
         r += kPackRows;
         continue;
       }
@@ -123,6 +123,12 @@ size_t EncodedRowBytes(DType type, int64_t C) { return RowBytes(type, C); }
 
 int64_t EncodedRowSums(DType type, int64_t C) { return type == DType::kQ8_0 ? C / 32 : 0; }
 
+void FinishTileActivations(EncodedRows& rows, int64_t nb) {
+  if (nb == 0) return;
+  if (rows.scales) ActivationBlockScales(rows.data, rows.row_bytes, nb, rows.T, rows.scales);
+  if (rows.pairs && rows.T >= kMinPairTokens && rows.T <= kPairTokens) ActivationBlockPairs(rows.data, rows.row_bytes, nb, rows.T, rows.pairs);
+}
+
 void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int threads) {
   const int64_t nb = EncodedRowSums(out.type, C);
   out.T = T, out.C = C, out.row_bytes = EncodedRowBytes(out.type, C);
@@ -133,7 +139,7 @@ void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int thre
     QuantizeActivationRow(out.type, x + t * C, row, C);
     if (nb) BlockSums(row, nb, out.sums + t * nb);
   }
-  if (nb && out.scales) ActivationBlockScales(out.data, out.row_bytes, nb, T, out.scales);
+  FinishTileActivations(out, nb);
 }
 
 void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t C, EncodedRows& out,
@@ -170,7 +176,7 @@ void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t
       if (nb) BlockSums(row, nb, out.sums + t * nb);
     }
   }
-  if (nb && out.scales) ActivationBlockScales(out.data, out.row_bytes, nb, T, out.scales);
+  FinishTileActivations(out, nb);
 }
 
 int64_t ProjectScratchFloats(int64_t T, int64_t C) {

@@ -48,6 +48,7 @@ struct EncodedRows {
   uint8_t* data = nullptr;  // T * row_bytes
   int32_t* sums = nullptr;  // Q8_0 only: T * C / 32
   float* scales = nullptr;  // Q8_0 only, where given: ActivationBlockScales (kernels/packed.h), C / 32 * T
+  int8_t* pairs = nullptr;  // Q8_0 only, where given and kMinPairTokens ≤ T ≤ kPairTokens: ActivationBlockPairs (kernels/packed.h)
   // PromptTokensBytes(T, C) bytes where the products write the tokens once in a blocked prompt
   // kernel's own layout (kernels/prompt_gemm.h): needed where a weight's `prompt` has `tokens`.
   uint8_t* prompt_tokens = nullptr;
@@ -60,6 +61,11 @@ int64_t EncodedRowSums(DType type, int64_t C);
 // out.data/sums (sized for T rows) := x (T, C) encoded in out.type: QuantizeActivationRow per row,
 // the rows split across up to `threads` threads; and out.scales where given.
 void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int threads = 1);
+
+// rows.scales and rows.pairs where given (nb: EncodedRowSums of the rows, 0 for no Q8_0 rows), from
+// rows.T encoded rows: EncodeRows and RmsNormEncode call it; rows encoded one by one call it once
+// after.
+void FinishTileActivations(EncodedRows& rows, int64_t nb);
 
 // The same for rmsnorm(x_t) · w (kernels/ops.h RmsNorm, bit for bit), normalized a block at a
 // time into registers-sized pieces and encoded at once. Encodings with a whole-row scale (i8_pc)

@@ -375,6 +375,21 @@ void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_
   }
 }
 
+void ActivationBlockPairs(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, int8_t* pairs) {
+  SMELT_ASSERT(T >= 1 && T <= kPairTokens);
+  for (int64_t b = 0; b < nb + nb % 2; ++b) {
+    const int64_t j = b / 2, h = b % 2;
+    for (int64_t t = 0; t < T; ++t) {
+      int8_t* row = pairs + (j * 2 * T + h * T + t) * 64;
+      std::memset(row + 32 * (1 - h), 0, 32);
+      if (b < nb)
+        std::memcpy(row + 32 * h, (reinterpret_cast<const BlockQ8_0*>(a + t * a_stride) + b)->qs, 32);
+      else
+        std::memset(row + 32 * h, 0, 32);
+    }
+  }
+}
+
 PackedGemm2Fn FastPackedGemmTwoPanels(DType type) {
   if (CpuHasAvx512Vnni())
     if (PackedGemm2Fn f = Avx512KQuantPackedGemmTwoPanels(type, CpuHasAvx512VnniGfni())) return f;
@@ -414,9 +429,13 @@ void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, in
   std::vector<uint8_t> encoded(a_bytes * (size_t)T);
   std::vector<int32_t> sums(EncodedRowSums(act, C) * T);  // the offsets' terms need them (Q8_0 only)
   std::vector<float> scales(sums.size());                  // and the AMX tiles these (Q8_0 only)
+  // 64-byte aligned: each of the pairs' rows is one line for the tile loads.
+  HugePageBuffer pairs(!sums.empty() && T >= kMinPairTokens && T <= kPairTokens ? ActivationPairBytes(nb, T) : 0);
   EncodedRows a;
   a.type = act, a.data = encoded.data(), a.sums = sums.data(), a.scales = scales.empty() ? nullptr : scales.data();
+  a.pairs = pairs.size() ? reinterpret_cast<int8_t*>(pairs.data()) : nullptr;
   EncodeRows(x, T, C, a);
+  const TileActivations tiles{a.scales, a.pairs};
   const int64_t panels = p.panels();
   // Work items of one panel, or of two where the CPU has a two-panel kernel (the same bits).
   const PackedGemm2Fn gemm2 = FastPackedGemmTwoPanels(p.type);
@@ -429,7 +448,7 @@ void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, in
     const int64_t lanes = (gemm2 && q + 1 < panels) ? 2 * kPackRows : kPackRows;
     auto product = [&](float* out, int64_t ld) {
       if (lanes == 2 * kPackRows) {
-        gemm2(p.panel(q), p.panel(q + 1), nb, encoded.data(), a_bytes, sums.data(), a.scales, T, out, ld);
+        gemm2(p.panel(q), p.panel(q + 1), nb, encoded.data(), a_bytes, sums.data(), tiles, T, out, ld);
       } else {
         gemm(p.panel(q), nb, encoded.data(), a_bytes, sums.data(), T, out, ld);
       }

@@ -228,12 +228,17 @@ PackedGemmFn AvxVnniPackedGemm(DType type);
 // The AMX twin (kernels/packed_amx.cc): 16 tokens at a time on the tile unit, fewer on the
 // AVX-512 VNNI twin. Valid only where CpuHasAmxInt8(); nullptr where not built.
 PackedGemmFn AmxPackedGemm(DType type);
+// What the AMX two-panel tiles may read of T Q8_0 activation rows besides the rows themselves,
+// laid out once per product for every panel pair (either may be null):
+struct TileActivations {
+  const float* scales = nullptr;  // ActivationBlockScales (nb × T floats): broadcast, not gathered
+  const int8_t* pairs = nullptr;  // where kMinPairTokens ≤ T ≤ kPairTokens, ActivationBlockPairs of the rows
+};
 // Two adjacent panels at once, y[t * y_stride + r] for r < 16 (panel0's rows, then panel1's): on
-// AMX one tile product serves 16 rows. The same bits as two PackedGemmFn calls. a_scales: for Q8_0
-// rows, ActivationBlockScales of them (nb × T floats), which the tiles broadcast instead of
-// gathering each block's fp16 scales; may be null.
+// AMX one tile product serves 16 rows. The same bits as two PackedGemmFn calls.
 using PackedGemm2Fn = void (*)(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
-                               const int32_t* a_sums, const float* a_scales, int64_t T, float* y, int64_t y_stride);
+                               const int32_t* a_sums, const TileActivations& tiles, int64_t T, float* y,
+                               int64_t y_stride);
 // The AVX-512 twins of the super-block types (Q2_K, Q3_K, Q4_K, Q5_K; kernels/packed_kquant_avx512.cc): two panels'
 // 16 rows per 512-bit register, one vpdpbusd per 4 codes of every row; `gfni`: the form that takes
 // the codes out of their bytes by GF(2) affine maps. Valid only where CpuHasAvx512Vnni() (and
@@ -243,6 +248,16 @@ PackedGemm2Fn Avx512KQuantPackedGemmTwoPanels(DType type, bool gfni);
 // Each Q8_0 activation block's fp16 scale as f32, scales[b * T + t] for T rows of nb blocks (row t at
 // a + t·a_stride): for each block, the tokens' scales side by side.
 void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, float* scales);
+// Several sequences decoded together (T ≤ kPairTokens rows of nb Q8_0 blocks; the tiles read them
+// from kMinPairTokens on): blocks 2j and 2j + 1
+// of every row as one tile operand of 2T rows × 64 bytes, so that one tile product, the two
+// blocks' weight codes stacked 64 deep, gives both blocks' sums for the T tokens: half the tile
+// instructions of a product per block, and the tile rows filled. Row h·T + t of pair j holds token
+// t's 32 codes of block 2j + h in bytes 32h .. 32h + 31 and zeros in the other half (all zeros
+// for a block past nb): pairs[(j·2T + h·T + t)·64 + 32h + i].
+inline constexpr int kMinPairTokens = 4, kPairTokens = 8;  // the token counts that take pairs
+constexpr size_t ActivationPairBytes(int64_t nb, int64_t T) { return (size_t)((nb + 1) / 2 * 2 * T * 64); }
+void ActivationBlockPairs(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, int8_t* pairs);
 // The AMX two-panel twin (packed_amx.cc); nullptr where not built. Valid only where CpuHasAmxInt8().
 PackedGemm2Fn AmxPackedGemmTwoPanels(DType type);
 // What this CPU runs for two panels: the AMX twin, else nullptr (callers then call FastPackedGemm

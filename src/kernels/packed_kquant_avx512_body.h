@@ -241,7 +241,7 @@ SMELT_K512 void Tokens(const Packed* p0, const Packed* p1, int64_t nb, const uin
 // The two-panel kernel of a super-block type: 4 tokens at a time, then the rest.
 template <class Packed>
 SMELT_K512 void TwoPanels(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
-                          const int32_t*, const float*, int64_t T, float* y, int64_t y_stride) {
+                          const int32_t*, const TileActivations&, int64_t T, float* y, int64_t y_stride) {
   const auto* p0 = static_cast<const Packed*>(panel0);
   const auto* p1 = static_cast<const Packed*>(panel1);
   int64_t t = 0;
@@ -262,7 +262,7 @@ SMELT_K512 void OnePanel(const void* panel, int64_t nb, const uint8_t* a, size_t
   alignas(64) float both[kChunk * 2 * kPackRows];
   for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
     const int64_t n = std::min(kChunk, T - t0);
-    TwoPanels<Packed>(panel, panel, nb, a + t0 * a_stride, a_stride, a_sums, nullptr, n, both, 2 * kPackRows);
+    TwoPanels<Packed>(panel, panel, nb, a + t0 * a_stride, a_stride, a_sums, TileActivations{}, n, both, 2 * kPackRows);
     for (int64_t t = 0; t < n; ++t)
       std::memcpy(y + (t0 + t) * y_stride, both + t * 2 * kPackRows, kPackRows * sizeof(float));
   }

@@ -284,15 +284,15 @@ TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
 }
 
 // The two-panel kernel gives two single-panel calls' bits, at every batch size (tiles, partial
-// tiles and the VNNI remainder), the second panel padded or not, with the block scales given or
-// gathered.
+// tiles, block pairs and the VNNI remainder), the second panel padded or not, with the block scales
+// (and pairs) given or gathered, over an even and an odd number of blocks.
 TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
   const DType type = GetParam();
   const PackedGemm2Fn two = FastPackedGemmTwoPanels(type);
   if (!two) GTEST_SKIP() << "no two-panel kernel on this CPU";
   const PackedGemmFn one = PackedGemmReference(type);
   for (int64_t rows : {16, 13}) {
-    const int64_t C = 512, nb = C / Traits(type).block_size;
+    const int64_t C = rows == 16 ? 512 : 7 * Traits(type).block_size, nb = C / Traits(type).block_size;
     const QMatrix m = RandomQ(type, rows, C, 30 + rows, kScaleSets[0]);
     const PackedMatrix p = PackWeights(m.tensor);
     for (int64_t T : {1, 3, 4, 5, 6, 8, 9, 16, 19, 21, 37}) {
@@ -301,13 +301,20 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
       std::vector<float> want(T * 16), got(T * 16, -1.0f);
       one(p.panel(0), nb, e.bytes.data(), e.stride, e.sums.data(), T, want.data(), 16);
       one(p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), T, want.data() + 8, 16);
-      two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), nullptr, T, got.data(), 16);
+      two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), {}, T, got.data(), 16);
       EXPECT_EQ(got, want) << DTypeName(type) << " rows " << rows << " T " << T;
       if (ActivationType(type) == DType::kQ8_0) {  // with the rows' block scales given
         std::vector<float> scales(nb * T), given(T * 16, -1.0f);
         ActivationBlockScales(e.bytes.data(), e.stride, nb, T, scales.data());
-        two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), scales.data(), T, given.data(), 16);
+        two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), {scales.data()}, T, given.data(), 16);
         EXPECT_EQ(given, want) << DTypeName(type) << " rows " << rows << " T " << T << " with scales";
+        if (T < kMinPairTokens || T > kPairTokens) continue;
+        std::vector<int8_t> pairs(ActivationPairBytes(nb, T), 99);  // every byte written
+        ActivationBlockPairs(e.bytes.data(), e.stride, nb, T, pairs.data());
+        std::vector<float> paired(T * 16, -1.0f);
+        two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), {scales.data(), pairs.data()}, T,
+            paired.data(), 16);
+        EXPECT_EQ(paired, want) << DTypeName(type) << " rows " << rows << " T " << T << " with block pairs";
       }
     }
   }

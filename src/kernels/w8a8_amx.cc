@@ -34,6 +34,7 @@
 #include "formats/sparse_mask.h"
 #include "kernels/amx_tiles.h"
 #include "kernels/s24w4_avx512.h"
+#include "kernels/sparse_w4.h"
 #include "kernels/sparse_w4_avx512.h"
 #include "kernels/transpose_avx512.h"
 

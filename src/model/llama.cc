@@ -193,6 +193,7 @@ void LlamaForward::Fit(int64_t T, int threads) {
   a.encoded.resize(encoded_row_bytes_ * T);
   a.sums.resize(encoded_row_sums_ * T);
   a.scales.resize(encoded_row_sums_ * T);
+  if (!a.pairs.size()) a.pairs = HugePageBuffer(ActivationPairBytes(encoded_row_sums_, kPairTokens));
   a.prompt_tokens.resize(prompt_tokens_cols_ && T >= kMinBlockedBatch ? PromptTokensBytes(T, prompt_tokens_cols_) : 0);
   a.thread_floats = std::max(ProjectScratchFloats(T, std::max({C, Q, F})), 2 * kAttnTile * c.head_dim);
   a.scratch.resize(a.thread_floats * threads);
@@ -347,6 +348,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
   enc.data = a.encoded.data();
   enc.sums = a.sums.data();
   enc.scales = a.scales.data();
+  enc.pairs = a.pairs.size() ? reinterpret_cast<int8_t*>(a.pairs.data()) : nullptr;
   enc.prompt_tokens = a.prompt_tokens.data();
 
   for (int64_t t = 0; t < T; ++t) {
@@ -435,11 +437,11 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
       EncodedRows row = enc;
       row.data += i * row_bytes;
       row.sums += i * row_sums;
-      row.scales = nullptr;  // laid out across the rows: below, once they are all encoded
+      row.scales = nullptr, row.pairs = nullptr;  // laid out across the rows: below, once they are all encoded
       RmsNormEncode(x + outputs[i] * C, output_norm_.data(), eps, 1, C, row, h);
     }
-    if (row_sums) ActivationBlockScales(enc.data, row_bytes, row_sums, n_out, enc.scales);
     enc.T = n_out, enc.C = C, enc.row_bytes = row_bytes;
+    FinishTileActivations(enc, row_sums);
     const Projection head[] = {{&eout_, logits, Write::kStore}};
     ProjectGroup(head, enc, threads, scratch);
     return;

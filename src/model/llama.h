@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "kernels/attention.h"
 #include "kernels/fused.h"
 #include "kernels/matmul.h"
@@ -158,6 +159,7 @@ class LlamaForward {
     std::vector<uint8_t> encoded;
     std::vector<int32_t> sums;
     std::vector<float> scales;  // the encoded rows' block scales as the AMX tiles read them
+    HugePageBuffer pairs;       // and, decoding a few sequences, their block pairs (64-byte aligned)
     std::vector<uint8_t> prompt_tokens;  // PromptTokensBytes(tokens, prompt_tokens_cols_)
     std::vector<OnlineSoftmax> online;
     std::vector<std::pair<int32_t, int64_t>> seqs;
