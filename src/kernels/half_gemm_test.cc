@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/cpu.h"
+#include "core/half.h"
 #include "formats/activation.h"
 #include "formats/types.h"
 #include "kernels/qdot.h"
