@@ -29,11 +29,11 @@ Model QuantizedTiny(uint32_t seed) {
   return m;
 }
 
-// Four sequences with prompts of different lengths, fed together in one Decode (entries
-// interleaved; 16 in all, so f32 products are batch invariant too: kernels/matmul.h), then `steps` rounds that decode one token of every sequence together; every
+// S sequences with prompts of different lengths, fed together in one Decode (entries
+// interleaved; for S = 4, 16 in all, so f32 products are batch invariant too: kernels/matmul.h), then `steps` rounds that decode one token of every sequence together; every
 // logit row must equal what a separate session gives the same sequence.
-void CheckAgainstSeparateSessions(const Model& m, KvType kv, const char* what) {
-  const int S = 4, steps = 6, V = m.config.vocab;
+void CheckAgainstSeparateSessions(const Model& m, KvType kv, const char* what, int S = 4) {
+  const int steps = 6, V = m.config.vocab;
   std::vector<std::vector<int32_t>> seqs;
   for (int s = 0; s < S; ++s) seqs.push_back(Tokens(1 + 2 * s + steps, V, 11u + s));  // 16 prompt tokens in all
 
@@ -86,6 +86,8 @@ TEST(BatchDecode, SequencesDecodedTogetherMatchSeparateSessions) {
     CheckAgainstSeparateSessions(f32, kv, "f32 weights");
     CheckAgainstSeparateSessions(quant, kv, "q4_0/q8_0 weights");
   }
+  // 5 to 8 sequences: the packed products' block-pair tiles (kernels/packed.h) where the CPU has them.
+  for (int S : {5, 7, 8}) CheckAgainstSeparateSessions(quant, KvType::kF32, "q4_0/q8_0 weights, more sequences", S);
 }
 
 TEST(BatchDecode, LargeInterleavedBatchIsSplitCorrectly) {
