@@ -255,7 +255,7 @@ void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_
 // instructions of a product per block, and the tile rows filled. Row h·T + t of pair j holds token
 // t's 32 codes of block 2j + h in bytes 32h .. 32h + 31 and zeros in the other half (all zeros
 // for a block past nb): pairs[(j·2T + h·T + t)·64 + 32h + i].
-inline constexpr int kMinPairTokens = 4, kPairTokens = 8;  // the token counts that take pairs
+inline constexpr int kMinPairTokens = 2, kPairTokens = 8;  // the token counts that take pairs
 constexpr size_t ActivationPairBytes(int64_t nb, int64_t T) { return (size_t)((nb + 1) / 2 * 2 * T * 64); }
 void ActivationBlockPairs(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, int8_t* pairs);
 // The AMX two-panel twin (packed_amx.cc); nullptr where not built. Valid only where CpuHasAmxInt8().

@@ -14,6 +14,8 @@
 // Q8_1 blocks, acc = fma(m_w, s_a, acc); blocks in column order), so the results
 // are the same bits as PackedGemmReference's and the other twins'. A last partial tile of
 // kMinTileTokens or more tokens runs as a shorter tile; fewer go to a VNNI twin (the same bits).
+// 2 to 8 tokens in all (a few sequences decoded together) take two blocks per tile product
+// instead (PairTileTokens), on rows laid out once per product as block pairs.
 //
 // Only these functions carry the target attribute; dispatch: CpuHasAmxInt8() in packed.cc (which
 // also asks the kernel for the tile state).
@@ -395,30 +397,34 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
   _mm512_storeu_ps(y, acc);
 }
 
-// kPanels panels (their rows side by side in y) against T tokens: whole tiles of 16 tokens, a
-// shorter tile for the last 8 to 15, then the VNNI twins: for two panels, 512-bit VNNI for up to 3
-// tokens, the 256-bit twin per panel for 4 to 7
-// (measured faster there: Q4_0 four sequences 385 against 330 t/s).
+// kPanels panels (their rows side by side in y) against T tokens. Two panels of the types
+// without a minimum take 2 to 8 tokens (the whole product) as block pairs where given
+// (PairTileTokens). Otherwise whole tiles of 16 tokens, a shorter tile for the last 8 to 15, then
+// the VNNI twins: for two panels, 512-bit VNNI for up to 3 tokens, the 256-bit twin per panel for
+// 4 to 7 (measured faster there than tiles of one block: Q4_0 four sequences 385 against 330 t/s).
 template <class Packed, DType kType, int kPanels>
 SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
                              const int32_t* a_sums, const TileActivations& tiles, int64_t T, float* y, int64_t y_stride) {
   const float* a_scales = tiles.scales;
   if constexpr (kPanels == 2 && !kPackedHasMin<Packed>) {
-    // A few sequences decoded together. Q8_0 (codes used as stored) keeps its partial tile at 8
-    // tokens and its VNNI twin at 4: faster there (4096² product, 1 thread: 1.01 against 1.06 ms,
-    // 0.78 against 0.84), where the types with codes to unpack gain at every count (Q4_0 at 8
-    // tokens 0.91 → 0.82 ms, at 7 1.69 → 0.80; Q8_0 at 6 1.30 → 1.11).
-    const bool paired = kType != DType::kQ8_0 || (T > kMinPairTokens && T < kPairTokens);
+    // A few sequences decoded together, or a draft's tokens verified. Q8_0 (codes used as stored)
+    // keeps its partial tile at 8 tokens and its 4-token VNNI twin at 4: faster there (4096²
+    // product, 1 thread: 1.01 against 1.06 ms, 0.78 against 0.84), where the types with codes to
+    // unpack gain at every count (Q4_0 at 2 tokens 0.72 → 0.55 ms, at 7 1.69 → 0.80, at 8 0.91 →
+    // 0.82; Q8_0 at 3 1.54 → 0.84, at 6 1.30 → 1.11).
+    const bool paired = kType != DType::kQ8_0 || (T != 4 && T < kPairTokens);
     if (tiles.pairs && a_scales && T >= kMinPairTokens && T <= kPairTokens && paired) {
       ConfigurePairTiles((int)T);
       switch (T) {
+        case 2: PairTileTokens<Packed, kType, 2>(panels, nb, tiles.pairs, a_scales, y, y_stride); break;
+        case 3: PairTileTokens<Packed, kType, 3>(panels, nb, tiles.pairs, a_scales, y, y_stride); break;
         case 4: PairTileTokens<Packed, kType, 4>(panels, nb, tiles.pairs, a_scales, y, y_stride); break;
         case 5: PairTileTokens<Packed, kType, 5>(panels, nb, tiles.pairs, a_scales, y, y_stride); break;
         case 6: PairTileTokens<Packed, kType, 6>(panels, nb, tiles.pairs, a_scales, y, y_stride); break;
         case 7: PairTileTokens<Packed, kType, 7>(panels, nb, tiles.pairs, a_scales, y, y_stride); break;
         default: PairTileTokens<Packed, kType, 8>(panels, nb, tiles.pairs, a_scales, y, y_stride); break;
       }
-      static_assert(kMinPairTokens == 4 && kPairTokens == 8, "one case per token count");
+      static_assert(kMinPairTokens == 2 && kPairTokens == 8, "one case per token count");
       _tile_release();
       return;
     }
