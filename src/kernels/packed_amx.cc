@@ -69,6 +69,12 @@ SMELT_AMX inline void ConfigureTiles(int nt, int panels) {
   LoadTileConfig(cfg);
 }
 
+// Two panels' 8 fp16 values each (scales or minimums) as 16 floats, panel 0's first.
+SMELT_AMX inline __m512 TwoPanelHalves(const fp16_t* lo, const fp16_t* hi) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo)))),
+                            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hi))), 1);
+}
+
 // One packed block's codes as signed bytes in tile order, chunk j at dst + j·pitch (two panels
 // side by side: pitch 64, the second panel at dst + 32).
 // Q4_1 (nibbles), Q5_0 (nibble | fifth bit, − 16) and Q5_1 (nibble | fifth bit): the VNNI twins'
@@ -215,11 +221,7 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
     if (n > 3) _tile_stored(3, sums[3], kRows * sizeof(int32_t));
     for (int i = 0; i < n; ++i) {
       // d_w of the rows in every token's lanes; d_a of the 16 tokens (the fp16 scale opens each block).
-      const __m256 d_first =
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[0][b0 + i].d)));
-      const __m256 d_second =
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[kPanels - 1][b0 + i].d)));
-      const __m512 d_w = _mm512_insertf32x8(_mm512_castps256_ps512(d_first), d_second, 1);
+      const __m512 d_w = TwoPanelHalves(panels[0][b0 + i].d, panels[kPanels - 1][b0 + i].d);
       // Each token's block opens with d (and for Q8_1 s): one gather of the first four bytes, or
       // the scales given, broadcast below.
       __m512i head = _mm512_setzero_si512();
@@ -231,9 +233,7 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
       const float* block_scales = spread ? a_scales + (b0 + i) * T + t0 : nullptr;
       __m512 m_w = _mm512_setzero_ps(), s_a = _mm512_setzero_ps();
       if constexpr (kPackedHasMin<Packed>) {
-        m_w = _mm512_insertf32x8(
-            _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[0][b0 + i].m)))),
-            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[kPanels - 1][b0 + i].m))), 1);
+        m_w = TwoPanelHalves(panels[0][b0 + i].m, panels[kPanels - 1][b0 + i].m);
         s_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
       }
       for (int g = 0; g * kPerReg < nt; ++g) {
@@ -320,9 +320,7 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
       for (int h = 0; h < 2; ++h) {
         const int64_t b = 2 * (j0 + i) + h;
         if (b == nb) break;
-        const __m512 d_w = _mm512_insertf32x8(
-            _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[0][b].d)))),
-            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panels[1][b].d))), 1);
+        const __m512 d_w = TwoPanelHalves(panels[0][b].d, panels[1][b].d);
         const float* block_scales = a_scales + b * kNt;
         for (int t = 0; t < kNt; ++t) {
           const __m512 d = _mm512_mul_ps(d_w, _mm512_set1_ps(block_scales[t]));
@@ -334,12 +332,6 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
 }
 
 #undef SMELT_TILE_PRODUCT
-
-// Two panels' 8 fp16 values each (scales or minimums) as 16 floats, panel 0's first.
-SMELT_AMX inline __m512 TwoPanelHalves(const fp16_t* lo, const fp16_t* hi) {
-  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo)))),
-                            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hi))), 1);
-}
 
 // One to three tokens of two panels on 512-bit VNNI (decoding, small batches): a chunk's 16 rows'
 // codes in one register, as unsigned bytes offset like the 256-bit VNNI twin (Q4_0: the stored
