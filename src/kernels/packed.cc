@@ -390,6 +390,8 @@ void ActivationBlockPairs(const uint8_t* a, size_t a_stride, int64_t nb, int64_t
   }
 }
 
+bool PackedGemmReadsPairs() { return CpuHasAmxInt8(); }
+
 PackedGemm2Fn FastPackedGemmTwoPanels(DType type) {
   if (CpuHasAvx512Vnni())
     if (PackedGemm2Fn f = Avx512KQuantPackedGemmTwoPanels(type, CpuHasAvx512VnniGfni())) return f;
@@ -430,7 +432,8 @@ void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, in
   std::vector<int32_t> sums(EncodedRowSums(act, C) * T);  // the offsets' terms need them (Q8_0 only)
   std::vector<float> scales(sums.size());                  // and the AMX tiles these (Q8_0 only)
   // 64-byte aligned: each of the pairs' rows is one line for the tile loads.
-  HugePageBuffer pairs(!sums.empty() && T >= kMinPairTokens && T <= kPairTokens ? ActivationPairBytes(nb, T) : 0);
+  const bool paired = !sums.empty() && T >= kMinPairTokens && T <= kPairTokens && PackedGemmReadsPairs();
+  HugePageBuffer pairs(paired ? ActivationPairBytes(nb, T) : 0);
   EncodedRows a;
   a.type = act, a.data = encoded.data(), a.sums = sums.data(), a.scales = scales.empty() ? nullptr : scales.data();
   a.pairs = pairs.size() ? reinterpret_cast<int8_t*>(pairs.data()) : nullptr;

@@ -258,6 +258,9 @@ void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_
 inline constexpr int kMinPairTokens = 2, kPairTokens = 8;  // the token counts that take pairs
 constexpr size_t ActivationPairBytes(int64_t nb, int64_t T) { return (size_t)((nb + 1) / 2 * 2 * T * 64); }
 void ActivationBlockPairs(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, int8_t* pairs);
+// Whether the two-panel kernels this CPU runs read ActivationBlockPairs (the AMX twin's do):
+// elsewhere no caller lays the pairs out.
+bool PackedGemmReadsPairs();
 // The AMX two-panel twin (packed_amx.cc); nullptr where not built. Valid only where CpuHasAmxInt8().
 PackedGemm2Fn AmxPackedGemmTwoPanels(DType type);
 // What this CPU runs for two panels: the AMX twin, else nullptr (callers then call FastPackedGemm

@@ -193,7 +193,8 @@ void LlamaForward::Fit(int64_t T, int threads) {
   a.encoded.resize(encoded_row_bytes_ * T);
   a.sums.resize(encoded_row_sums_ * T);
   a.scales.resize(encoded_row_sums_ * T);
-  if (!a.pairs.size()) a.pairs = HugePageBuffer(ActivationPairBytes(encoded_row_sums_, kPairTokens));
+  if (!a.pairs.size() && PackedGemmReadsPairs())
+    a.pairs = HugePageBuffer(ActivationPairBytes(encoded_row_sums_, kPairTokens));
   a.prompt_tokens.resize(prompt_tokens_cols_ && T >= kMinBlockedBatch ? PromptTokensBytes(T, prompt_tokens_cols_) : 0);
   a.thread_floats = std::max(ProjectScratchFloats(T, std::max({C, Q, F})), 2 * kAttnTile * c.head_dim);
   a.scratch.resize(a.thread_floats * threads);
