@@ -1,4 +1,4 @@
-// Matrix products on packed Q4_0/Q8_0/Q2_K/Q3_K/Q4_K/Q5_K weights (kernels/packed.h) against the unpacked
+// Matrix products on packed Q4_0/Q8_0/NF4/Q2_K/Q3_K/Q4_K/Q5_K weights (kernels/packed.h) against the unpacked
 // kernels (kernels/qdot.h through MatMul), one thread, a 4096 × 4096 matrix (9.4 MB in Q4_0, 17.8 MB
 // in Q8_0: beyond the last-level cache of small machines) times T tokens (64: a prompt, which the
 // k-quants run on their blocked prompt kernel, the packed rows unpacked 16 at a time). Counters: GB/s of weight
@@ -41,7 +41,7 @@ void BM_Product(benchmark::State& state, DType type, bool packed, int64_t rows) 
 }
 
 void Register() {
-  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K})
+  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kNF4, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K})
     for (bool packed : {true, false}) {
       const std::string name = "Packed/" + std::string(DTypeName(type)) + (packed ? "/packed" : "/unpacked");
       benchmark::RegisterBenchmark(name.c_str(), BM_Product, type, packed, int64_t{4096})

@@ -2,8 +2,9 @@
 // kernels (ReferenceQDot) against their AVX2 twins (Avx2QDot) and the kernel this CPU runs
 // (FastQDot: the AVX-512 twin where there is one), and the decode-then-f32-dot of the row that
 // MatMul ran before the kernels (DequantizeRow into a buffer, then DotF32 with the rounded
-// activations). The weight-only 4-bit types (nf4, i4s_pc/i4a_pc, km4_pc: kernels/qdot_table4.h) take
-// f32 activations; the 4-bit group types run as Q4_0/Q4_1 (packed at load, bench/packed_bench.cc). Counters: GB/s of weight bytes and GFLOP/s (2 per value).
+// activations). The weight-only 4-bit per-row types (i4s_pc/i4a_pc, km4_pc: kernels/qdot_table4.h) take
+// f32 activations; the 4-bit group types run as Q4_0/Q4_1 and nf4 in its own packed kernels (packed at
+// load, bench/packed_bench.cc). Counters: GB/s of weight bytes and GFLOP/s (2 per value).
 //   build/smelt_bench --benchmark_filter=QDot
 #include <benchmark/benchmark.h>
 
@@ -75,7 +76,7 @@ void BM_QDot(benchmark::State& state, DType type, int kind) {
 void Register() {
   for (DType t : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ2_K,
                   DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kS24_Q8, DType::kS24_Q4,
-                  DType::kSP50_Q8, DType::kSP70_Q8, DType::kNF4, DType::kI4S_PC, DType::kI4A_PC,
+                  DType::kSP50_Q8, DType::kSP70_Q8, DType::kI4S_PC, DType::kI4A_PC,
                   DType::kKM4_PC}) {
     const std::string name = "QDot/" + std::string(DTypeName(t));
     benchmark::RegisterBenchmark((name + "/ref").c_str(), BM_QDot, t, 0);

@@ -75,6 +75,7 @@ DType ActivationType(DType weight) {
     case DType::kQ5_0:
     case DType::kQ8_0:
     case DType::kIQ4_NL:
+    case DType::kNF4:  // its levels in fixed point (formats/nf4.h) against int8 codes, as IQ4_NL's
     // The sparse types' kernels gather (2:4) or expand (bitmask) int8 codes against Q8_0 blocks.
     case DType::kS24_Q8:
     case DType::kS24_Q4:

@@ -34,8 +34,9 @@ namespace smelt {
 
 // The type ggml rounds activations to before a dot product with weights of type `weight`
 // (kF32: no rounding). smelt's own types follow the ggml type their kernels run as: the group types
-// i{4,3,2}s_g* and i{4,3,2}a_g* as Q4_0 and Q4_1 (Q8_0, Q8_1); the w8a8 and sparse int8 types per token
-// (i8_pc); the other weight-only types (nf4, the per-row types, km4_pc) see f32.
+// i{4,3,2}s_g* and i{4,3,2}a_g* as Q4_0 and Q4_1 (Q8_0, Q8_1); nf4, whose kernels multiply its
+// levels in fixed point (formats/nf4.h), as IQ4_NL (Q8_0); the w8a8 and sparse int8 types per token
+// (i8_pc); the other weight-only types (the per-row types, km4_pc) see f32.
 DType ActivationType(DType weight);
 
 // Encodes x[n] in `act` (one of the activation types above; n a multiple of its block size) as

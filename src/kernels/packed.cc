@@ -8,9 +8,11 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "formats/activation.h"
+#include "formats/bitpack.h"
 #include "formats/group_int.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
+#include "formats/nf4.h"
 #include "formats/q4_0.h"
 #include "formats/q4_1.h"
 #include "formats/q5_0.h"
@@ -85,8 +87,39 @@ void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
     MoveSuperBlock<kUnpack>(const_cast<Src&>(row_blocks[b]), const_cast<Packed&>(panel[b]), lane);
 }
 
+// NF4 (64 weights, one scale) ↔ two packed blocks of 32 with that scale, in Q4_0's nibble order:
+// byte j of half h holds code 32h + j (low nibble) and code 32h + 16 + j (high nibble).
 template <class Src, class Packed, bool kUnpack>
-  requires(sizeof(Src::qs) < 64)
+  requires std::is_same_v<Src, BlockNF4>
+void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
+             std::conditional_t<kUnpack, const Packed, Packed>* panel, int64_t nb, int64_t lane) {
+  for (int64_t b = 0; b < nb / 2; ++b) {
+    auto& src = row_blocks[b];
+    uint8_t codes[kQKNF4];
+    if constexpr (kUnpack) {
+      src.d = panel[2 * b].d[lane];
+    } else {
+      for (int j = 0; j < kQKNF4; ++j) codes[j] = UnpackCode(src.qs, j, 4);
+    }
+    for (int h = 0; h < 2; ++h) {
+      auto& packed = panel[2 * b + h];
+      if constexpr (!kUnpack) packed.d[lane] = src.d;
+      for (int j = 0; j < 16; ++j) {
+        const int low = 32 * h + j, high = low + 16;
+        auto& byte = packed.qs[j / 4][lane * 4 + j % 4];
+        if constexpr (kUnpack) {
+          codes[low] = byte & 0x0F, codes[high] = byte >> 4;
+        } else {
+          byte = (uint8_t)(codes[low] | codes[high] << 4);
+        }
+      }
+    }
+    if constexpr (kUnpack) PackCodes(codes, kQKNF4, 4, src.qs);
+  }
+}
+
+template <class Src, class Packed, bool kUnpack>
+  requires(sizeof(Src::qs) < 64 && !std::is_same_v<Src, BlockNF4>)
 void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
              std::conditional_t<kUnpack, const Packed, Packed>* panel, int64_t nb, int64_t lane) {
   constexpr int chunks = sizeof(Src::qs) / 4;
@@ -128,18 +161,19 @@ void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
 template <class Src, class Packed>
 void PackAll(const Tensor& w, const PackedMatrix& p, uint8_t* dst) {
   const int64_t nb = p.blocks_per_row();
+  constexpr int64_t kPerSource = std::is_same_v<Src, BlockNF4> ? 2 : 1;  // packed blocks per source block
   std::memset(dst, 0, p.size_bytes());  // padding rows: scale 0, codes 0
   auto* packed = reinterpret_cast<Packed*>(dst);
   // Source rows are read byte-wise (a tensor may sit at any offset of its file); the group types
   // are converted to the ggml blocks they run as.
-  std::vector<Src> row(nb);
+  std::vector<Src> row(nb / kPerSource);
   const size_t row_bytes = RowBytes(w.type, p.cols);
   for (int64_t r = 0; r < p.rows; ++r) {
     const uint8_t* src = static_cast<const uint8_t*>(w.data) + (size_t)r * row_bytes;
     if (w.type != p.type) {
       GroupIntRowAsGgml(w.type, src, p.cols, row.data());
     } else {
-      std::memcpy(row.data(), src, nb * sizeof(Src));
+      std::memcpy(row.data(), src, row.size() * sizeof(Src));
     }
     MoveRow<Src, Packed, false>(row.data(), packed + (r / kPackRows) * nb, nb, r % kPackRows);
   }
@@ -151,6 +185,7 @@ void WithLayout(DType type, F&& f) {
   switch (type) {
     case DType::kQ4_0: return f.template operator()<BlockQ4_0, BlockQ4_0x8>();
     case DType::kIQ4_NL: return f.template operator()<BlockIQ4_NL, BlockQ4_0x8>();  // the same nibble layout
+    case DType::kNF4: return f.template operator()<BlockNF4, BlockQ4_0x8>();  // two packed blocks per NF4 block
     case DType::kQ4_1: return f.template operator()<BlockQ4_1, BlockQ4_1x8>();
     case DType::kQ5_0: return f.template operator()<BlockQ5_0, BlockQ5_0x8>();
     case DType::kQ5_1: return f.template operator()<BlockQ5_1, BlockQ5_1x8>();
@@ -222,7 +257,9 @@ namespace {
 // code (the Q4_0/Q5_0 offsets are taken off later), the codebook entry for IQ4_NL.
 template <DType kType, class Packed, class Act>
 int32_t RowSum(const Packed& w, const Act& a, int r) {
-  auto v = [](int q) { return kType == DType::kIQ4_NL ? (int)kIQ4NLValues[q] : q; };
+  auto v = [](int q) {
+    return kType == DType::kIQ4_NL ? (int)kIQ4NLValues[q] : kType == DType::kNF4 ? (int)kNF4Fixed[q] : q;
+  };
   int32_t sum = 0;
   for (int c = 0; c < 4; ++c)
     for (int i = 0; i < 4; ++i) {
@@ -261,7 +298,7 @@ void ReferenceGemm(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t
         acc = std::fma(d, (float)sum, acc);
         if constexpr (kPackedHasMin<Packed>) acc = std::fma(Fp16ToFloat(panel[b].m[r]), Fp16ToFloat(act[b].s), acc);
       }
-      y[t * y_stride + r] = acc;
+      y[t * y_stride + r] = acc * PackedResultScale(kType);
     }
   }
 }
@@ -342,6 +379,7 @@ PackedGemmFn PackedGemmReference(DType type) {
   switch (type) {
     case DType::kQ4_0: return ReferenceGemm<BlockQ4_0x8, DType::kQ4_0>;
     case DType::kIQ4_NL: return ReferenceGemm<BlockQ4_0x8, DType::kIQ4_NL>;
+    case DType::kNF4: return ReferenceGemm<BlockQ4_0x8, DType::kNF4>;
     case DType::kQ5_0: return ReferenceGemm<BlockQ5_0x8, DType::kQ5_0>;
     case DType::kQ4_1: return ReferenceGemm<BlockQ4_1x8, DType::kQ4_1>;
     case DType::kQ5_1: return ReferenceGemm<BlockQ5_1x8, DType::kQ5_1>;

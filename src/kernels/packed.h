@@ -1,7 +1,7 @@
 #pragma once
 // Weights repacked at load into a layout that serves eight output rows per SIMD step.
 //
-// A Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 or Q8_0 matrix (and one of a group type i{4,3,2}{s,a}_g*, converted
+// A Q4_0, IQ4_NL, NF4, Q4_1, Q5_0, Q5_1 or Q8_0 matrix (and one of a group type i{4,3,2}{s,a}_g*, converted
 // weight for weight to Q4_0/Q4_1 blocks: PackedLayoutType) becomes panels of 8 rows (the last one padded with zero rows); a panel
 // is its blocks in column order, each holding the 8 rows' fp16 scales side by side, then their
 // codes in chunks of 32 bytes that hold 4 consecutive codes of row 0, then of row 1, ..., row 7.
@@ -11,7 +11,9 @@
 //   BlockQ4_0x8: chunk c holds bytes qs[4c .. 4c+4) of each row. A Q4_0 byte qs[j] holds weight j
 //     (low nibble) and weight j + 16 (high nibble), so the low nibbles of chunk c are weights
 //     4c .. 4c+3 and the high nibbles weights 16+4c .. 16+4c+3. IQ4_NL blocks have the same
-//     layout (their nibbles index the codebook kIQ4NLValues) and pack the same way.
+//     layout (their nibbles index the codebook kIQ4NLValues) and pack the same way. An NF4 block of
+//     64 packs as two such blocks of 32, both with its scale (byte j of half h: codes 32h + j and
+//     32h + 16 + j); their nibbles index its levels in fixed point, kNF4Fixed (formats/nf4.h).
 //   BlockQ8_0x8: chunk c holds codes 4c .. 4c+3 of each row.
 //   BlockQ4_1x8, BlockQ5_1x8: as Q4_0 and Q5_0, with the 8 rows' fp16 minimums after the scales.
 //   BlockQ5_0x8: Q4_0's chunks of low nibbles, plus a 32-byte plane of the fifth bits laid out
@@ -21,10 +23,11 @@
 //     in 16-bit lanes puts that bit at bit 4 of every byte: no bit crosses a byte.
 //
 // Per row and block the integer sum is ggml's exactly (Q4_0: Σ (q_w − 8)·q_a, computed as
-// Σ q_w·q_a − 8·Σ q_a; Q5_0 the same with 5-bit codes and 16; IQ4_NL: Σ table[q_w]·q_a; Q8_0:
-// Σ q_w·q_a). The f32 result of a row accumulates the blocks in
+// Σ q_w·q_a − 8·Σ q_a; Q5_0 the same with 5-bit codes and 16; IQ4_NL: Σ table[q_w]·q_a; NF4:
+// Σ kNF4Fixed[q_w]·q_a; Q8_0: Σ q_w·q_a). The f32 result of a row accumulates the blocks in
 // column order:
 //   acc = fma(d_w·d_a, (float) sum, acc)
+// (NF4's result is acc·2^-14 at the end: PackedResultScale)
 // and for the types with a minimum (Q4_1, Q5_1: unsigned codes, no offset), against Q8_1
 // activation blocks, ggml's m_w·s_a term after it:
 //   acc = fma(m_w, s_a, acc)
@@ -160,6 +163,10 @@ inline size_t PanelPrefetchDistance() {
   return kPrefetchDistance;
 }
 
+// The factor a packed product's result takes last: 2^-14 for NF4, whose integer sums are of its
+// levels in fixed point (kNF4Fixed, formats/nf4.h), 1 for the other types.
+constexpr float PackedResultScale(DType type) { return type == DType::kNF4 ? 0x1p-14f : 1.0f; }
+
 // The type whose packed layout and kernels serve weights of type `source`: Q4_0 for the symmetric
 // group types i{4,3,2}s_g* and Q4_1 for the asymmetric ones (converted weight for weight,
 // formats/group_int.h), else `source`.
@@ -167,7 +174,7 @@ DType PackedLayoutType(DType source);
 
 // A repacked weight matrix: (rows, cols) as in the source tensor (ne = {cols, rows}).
 struct PackedMatrix {
-  // PackedLayoutType of the source: Q4_0, IQ4_NL (BlockQ4_0x8), Q4_1 (BlockQ4_1x8), Q5_0 (BlockQ5_0x8), Q5_1
+  // PackedLayoutType of the source: Q4_0, IQ4_NL, NF4 (BlockQ4_0x8), Q4_1 (BlockQ4_1x8), Q5_0 (BlockQ5_0x8), Q5_1
   // (BlockQ5_1x8), Q8_0 (BlockQ8_0x8), or by super-block Q2_K, Q3_K, Q4_K, Q5_K (BlockQ2_Kx8 .. BlockQ5_Kx8).
   DType type = DType::kQ4_0;
   int64_t rows = 0, cols = 0;
@@ -184,7 +191,7 @@ struct PackedMatrix {
   const uint8_t* panel(int64_t p) const { return base + (size_t)(p * blocks_per_row()) * block_bytes; }
 };
 
-// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K or group-type
+// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, NF4, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K or group-type
 // tensor with data).
 bool CanPack(const Tensor& w);
 // The packed copy of `w` (CanPack(w) must hold), in the layout of PackedLayoutType(w.type), in a
@@ -214,7 +221,7 @@ UnpackPanelFn Avx512UnpackSuperBlockPanel(DType type);
 // + b] (read by the Q4_0 kernels and every VNNI twin; Q4_1/Q5_1 read none, a_sums may be null).
 using PackedGemmFn = void (*)(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride,
                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
-// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K or Q5_K); nullptr for
+// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL, NF4, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K or Q5_K); nullptr for
 // another type.
 PackedGemmFn PackedGemmReference(DType type);
 // The AVX2 twin (only valid where CpuHasAvx2FmaF16c()); nullptr where it is not built or `type`

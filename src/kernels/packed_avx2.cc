@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "formats/iq4_nl.h"
+#include "formats/nf4.h"
 #include "formats/q8_0.h"
 
 #define SMELT_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -110,6 +111,30 @@ struct CodesIQ4_NL : SignedCodes {
   }
 };
 
+// NF4: its fixed-point levels 256·h + l (formats/nf4.h) as two signed codebooks, h and l each
+// through the signed path (pair sums up to 2 · 128 · 127 < 2^15), then 256·Σ h·q_a + Σ l·q_a.
+struct CodesNF4 {
+  static constexpr float kResultScale = PackedResultScale(DType::kNF4);
+  SignedCodes high, low;
+  SMELT_AVX2 explicit CodesNF4(const BlockQ4_0x8& w) {
+    const __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kNF4High)));
+    const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kNF4Low)));
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      const __m256i lo = _mm256_and_si256(bytes, mask), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
+      high.c[k] = _mm256_shuffle_epi8(th, lo), high.c[4 + k] = _mm256_shuffle_epi8(th, hi);
+      low.c[k] = _mm256_shuffle_epi8(tl, lo), low.c[4 + k] = _mm256_shuffle_epi8(tl, hi);
+    }
+    high.Magnitudes();
+    low.Magnitudes();
+  }
+  template <class A>
+  SMELT_AVX2 __m256i Sums(const A& a, int32_t a_sum) const {
+    return _mm256_add_epi32(_mm256_slli_epi32(high.Sums(a, a_sum), 8), low.Sums(a, a_sum));
+  }
+};
+
 // Q5_0: the codes (nibble | fifth bit << 4) − 16, signed, through the signed path (the unsigned
 // 5-bit codes' pair sums over 8 registers could pass 2^15).
 struct CodesQ5_0 : SignedCodes {
@@ -135,6 +160,7 @@ PackedGemmFn Avx2PackedGemm(DType type) {
   switch (type) {
     case DType::kQ4_0: return Gemm<BlockQ4_0x8, CodesQ4_0>;
     case DType::kIQ4_NL: return Gemm<BlockQ4_0x8, CodesIQ4_NL>;
+    case DType::kNF4: return Gemm<BlockQ4_0x8, CodesNF4>;
     case DType::kQ5_0: return Gemm<BlockQ5_0x8, CodesQ5_0>;
     case DType::kQ4_1: return Gemm<BlockQ4_1x8, CodesQ4_1>;
     case DType::kQ5_1: return Gemm<BlockQ5_1x8, CodesQ5_1>;

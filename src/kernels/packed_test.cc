@@ -1,4 +1,4 @@
-// Packed Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, the super-block types Q2_K..Q5_K and the group
+// Packed Q4_0, IQ4_NL, NF4, Q4_1, Q5_0, Q5_1, Q8_0, the super-block types Q2_K..Q5_K and the group
 // types as Q4_0/Q4_1 (kernels/packed.h): packing is
 // lossless, the SIMD kernels are their scalar references bit for bit, the reference is the decoded dot product up to f32 rounding (bound from
 // the terms' magnitudes), and MatMulPacked agrees with MatMul on the unpacked tensor, for any
@@ -120,8 +120,10 @@ TEST_P(Packed, PackingIsLosslessAndPadsTheLastPanel) {
   ASSERT_TRUE(CanPack(m.tensor));
   const PackedMatrix p = PackWeights(m.tensor);
   EXPECT_EQ(p.panels(), 2);
-  EXPECT_EQ(p.blocks_per_row(), 3);
-  EXPECT_EQ(p.block_bytes, (size_t)kPackRows * Traits(type).type_size);
+  // NF4's blocks of 64 pack as two blocks of 32 with Q4_0's layout, each with the block's scale.
+  const int64_t per_block = type == DType::kNF4 ? 2 : 1;
+  EXPECT_EQ(p.blocks_per_row(), 3 * per_block);
+  EXPECT_EQ(p.block_bytes, type == DType::kNF4 ? sizeof(BlockQ4_0x8) : (size_t)kPackRows * Traits(type).type_size);
   std::vector<uint8_t> row(m.row_bytes);
   for (int64_t r = 0; r < 13; ++r) {
     UnpackRow(p, r, row.data());
@@ -137,7 +139,7 @@ TEST_P(Packed, PackingIsLosslessAndPadsTheLastPanel) {
   // with the 8 rows' fp16 scales, then their minimums).
   const int64_t fields = testing::ScaleFieldsOf(type).min_codes != 0 ? 2 : 1;
   for (int64_t lane = 13 % kPackRows; lane < kPackRows; ++lane)
-    for (int64_t b = 0; b < 3; ++b)
+    for (int64_t b = 0; b < 3 * per_block; ++b)
       for (int64_t field = 0; field < fields; ++field) {
         fp16_t h;
         std::memcpy(&h, p.panel(1) + b * p.block_bytes + (field * kPackRows + lane) * sizeof(fp16_t), sizeof h);
@@ -201,20 +203,21 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) 
   ASSERT_NE(reference, nullptr);
   const std::vector<NamedPackedGemm> twins = PackedGemmTwins(type);
   for (size_t set = 0; set < kScaleSets.size(); ++set) {
-    const int64_t C = 768, T = 37, nb = C / Traits(type).block_size;  // past two tiles of 16 tokens
+    const int64_t C = 768, T = 37, nb = C / (PackedBySuperBlock(type) ? kQK_K : 32);  // past two tiles of 16 tokens
     const QMatrix m = RandomQ(type, 8, C, 10 + set, kScaleSets[set]);
     const PackedMatrix p = PackWeights(m.tensor);
     const std::vector<float> x = RandomActivations(T * C, 20 + set);
     const Encoded e = Encode(type, x, T, C);
     std::vector<float> ref(T * 8), fast(T * 8);
     reference(p.panel(0), nb, e.bytes.data(), e.stride, e.sums.data(), T, ref.data(), 8);
-    // Against the decoded values: the exact sum in double (plus ggml's stored-s term for the types
-    // with a minimum against Q8_1), within the rounding of its terms.
+    // Against the decoded values (NF4's levels in the kernels' fixed point): the exact sum in
+    // double (plus ggml's stored-s term for the types with a minimum against Q8_1), within the
+    // rounding of its terms.
     std::vector<float> w(C), a(C);
     for (int64_t t = 0; t < T; ++t) {
       DecodeActivationRow(e.act, e.row(t), a.data(), C);
       for (int r = 0; r < 8; ++r) {
-        Traits(type).to_float(m.row(r), w.data(), C);
+        testing::DecodeAsKernels(type, m.row(r), w.data(), C);
         const double exact = testing::DotDouble(w.data(), a.data(), C) +
                              testing::MinTermCorrection(type, m.row(r), e.row(t), a.data(), C);
         const double mass = testing::DotMass(type, m.row(r), e.row(t), w.data(), a.data(), C);
@@ -262,7 +265,9 @@ void ExpectMatMulPackedIsMatMul(const Tensor& w, int64_t T) {
     for (int64_t o = 0; o < OC; ++o) {
       Traits(type).to_float(rows + o * row_bytes, wf.data(), C);
       const double mass = testing::DotMass(type, rows + o * row_bytes, a.data(), wf.data(), xa.data(), C);
-      EXPECT_NEAR(got[t * OC + o], want[t * OC + o], 2 * testing::KernelTolerance(C, mass)) << "t " << t << " o " << o;
+      // MatMul decodes NF4's levels as they are, the packed kernels in fixed point.
+      const double levels = testing::LevelRounding(type, rows + o * row_bytes, xa.data(), C);
+      EXPECT_NEAR(got[t * OC + o], want[t * OC + o], 2 * testing::KernelTolerance(C, mass) + levels) << "t " << t << " o " << o;
     }
   }
   if (blocked) return;  // one token runs the packed kernel, a prompt MatMul's
@@ -292,7 +297,7 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
   if (!two) GTEST_SKIP() << "no two-panel kernel on this CPU";
   const PackedGemmFn one = PackedGemmReference(type);
   for (int64_t rows : {16, 13}) {
-    const int64_t C = rows == 16 ? 512 : 7 * Traits(type).block_size, nb = C / Traits(type).block_size;
+    const int64_t C = rows == 16 ? 512 : 7 * Traits(type).block_size, nb = C / (PackedBySuperBlock(type) ? kQK_K : 32);
     const QMatrix m = RandomQ(type, rows, C, 30 + rows, kScaleSets[0]);
     const PackedMatrix p = PackWeights(m.tensor);
     for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 19, 21, 37}) {
@@ -376,8 +381,8 @@ TEST(PackedGroupInt, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Packed,
-                         ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0,
-                                           DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K),
+                         ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kNF4, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                                           DType::kQ8_0, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
 
 }  // namespace

@@ -30,7 +30,11 @@ SMELT_PACKED_TARGET inline void Tokens(const Packed* panel, int64_t nb, const ui
       if constexpr (kPackedHasMin<Packed>) acc[k] = _mm256_fmadd_ps(m_w, _mm256_set1_ps(_cvtsh_ss(act.s)), acc[k]);
     }
   }
-  for (int k = 0; k < NT; ++k) _mm256_storeu_ps(y + (t0 + k) * y_stride, acc[k]);
+  for (int k = 0; k < NT; ++k) {
+    if constexpr (requires { Codes::kResultScale; })  // NF4's fixed-point levels (PackedResultScale)
+      acc[k] = _mm256_mul_ps(acc[k], _mm256_set1_ps(Codes::kResultScale));
+    _mm256_storeu_ps(y + (t0 + k) * y_stride, acc[k]);
+  }
 }
 
 // Every token, four at a time, then one at a time.

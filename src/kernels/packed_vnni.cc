@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "formats/iq4_nl.h"
+#include "formats/nf4.h"
 #include "formats/q8_0.h"
 
 namespace smelt {

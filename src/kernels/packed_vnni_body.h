@@ -13,6 +13,8 @@
 //   Q4_1, Q5_1  the stored code (0..15, 0..31), no offset:  Σ q_w·q_a (the minimum's term after)
 //   IQ4_NL  table[q_w] + 128 (1..241):                        Σ (v + 128)·q_a − 128·Σ q_a
 //   Q8_0    q_w + 128 (q_w ^ 0x80, 0..255):                   Σ (q_w + 128)·q_a − 128·Σ q_a
+//   NF4     its fixed-point level L = 256·h + l (formats/nf4.h) as two bytes h + 128 and l + 128,
+//           two vpdpbusd per chunk:   256·Σ (h + 128)·q_a + Σ (l + 128)·q_a − 257·128·Σ q_a
 // so every type reads the activation blocks' code sums a_sums. The integer sums are exact
 // (|Σ| < 2^31), and the f32 operations are the reference's in the reference's order, so the
 // results are the same bits.
@@ -67,6 +69,26 @@ struct UnsignedQ8_0 {
   }
 };
 
+struct UnsignedNF4 {
+  // A 16-entry codebook + 128 (mod 256: every entry lies in -128..127) in both lanes.
+  SMELT_VNNI_TARGET static __m256i Table(const int8_t* t) {
+    return _mm256_add_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))),
+                           _mm256_set1_epi8((char)0x80));
+  }
+  static constexpr int32_t kOffset = 257 * 128;
+  static constexpr float kResultScale = PackedResultScale(DType::kNF4);
+  __m256i high[8], low[8];
+  SMELT_VNNI_TARGET explicit UnsignedNF4(const BlockQ4_0x8& w) {
+    const __m256i th = Table(kNF4High), tl = Table(kNF4Low), mask = _mm256_set1_epi8(0x0F);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
+      const __m256i lo = _mm256_and_si256(bytes, mask), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
+      high[k] = _mm256_shuffle_epi8(th, lo), high[4 + k] = _mm256_shuffle_epi8(th, hi);
+      low[k] = _mm256_shuffle_epi8(tl, lo), low[4 + k] = _mm256_shuffle_epi8(tl, hi);
+    }
+  }
+};
+
 // Lane r: row r's exact Σ value·q_a for one activation block (two accumulators: the integer
 // sums do not depend on the order, and the chain is half as long).
 template <class Codes, class A>
@@ -80,6 +102,18 @@ SMELT_VNNI_TARGET inline __m256i PackedRowSums(const Codes& w, const A& a, int32
   return _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_set1_epi32(Codes::kOffset * a_sum));
 }
 
+// NF4: the two bytes' sums, high·256 + low (|Σ| < 2^27).
+template <class A>
+SMELT_VNNI_TARGET inline __m256i PackedRowSums(const UnsignedNF4& w, const A& a, int32_t a_sum) {
+  __m256i h = _mm256_setzero_si256(), l = _mm256_setzero_si256();
+  for (int j = 0; j < 8; ++j) {
+    const __m256i x = Broadcast4(a.qs + 4 * j);
+    h = SMELT_DPBUSD(h, w.high[j], x);
+    l = SMELT_DPBUSD(l, w.low[j], x);
+  }
+  return _mm256_sub_epi32(_mm256_add_epi32(_mm256_slli_epi32(h, 8), l), _mm256_set1_epi32(UnsignedNF4::kOffset * a_sum));
+}
+
 #define SMELT_PACKED_TARGET SMELT_VNNI_TARGET
 #include "kernels/packed_tokens_body.h"
 #undef SMELT_PACKED_TARGET
@@ -88,6 +122,7 @@ inline PackedGemmFn Select(DType type) {
   switch (type) {
     case DType::kQ4_0: return Gemm<BlockQ4_0x8, UnsignedQ4_0>;
     case DType::kIQ4_NL: return Gemm<BlockQ4_0x8, UnsignedIQ4_NL>;
+    case DType::kNF4: return Gemm<BlockQ4_0x8, UnsignedNF4>;
     case DType::kQ5_0: return Gemm<BlockQ5_0x8, UnsignedQ5_0>;
     case DType::kQ4_1: return Gemm<BlockQ4_1x8, UnsignedQ4_1>;
     case DType::kQ5_1: return Gemm<BlockQ5_1x8, UnsignedQ5_1>;

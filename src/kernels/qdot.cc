@@ -1,6 +1,7 @@
 // Scalar reference kernels of qdot.h and the dispatch between them and their AVX2 twins.
 #include "kernels/qdot.h"
 
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -9,9 +10,11 @@
 #include "core/dtype_list.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "formats/bitpack.h"
 #include "formats/group_int.h"
 #include "formats/iq4_nl.h"
 #include "formats/k_quants.h"
+#include "formats/nf4.h"
 #include "formats/per_channel.h"
 #include "formats/q4_0.h"
 #include "formats/q4_1.h"
@@ -62,6 +65,21 @@ float DotBlocksRef(const void* w, const void* a, int64_t n) {
     if constexpr (std::is_same_v<A, BlockQ8_1>) sum += Fp16ToFloat(x.m) * Fp16ToFloat(y.s);
   }
   return sum;
+}
+
+// NF4 against Q8_0, as the packed products compute it (kernels/packed.h): per half block of 32
+// (one Q8_0 block) the exact Σ kNF4Fixed[q_w]·q_a, acc = fma(d_w·d_a, (float) sum, acc), and the
+// row's acc · 2^-14 at the end.
+float DotNF4Ref(const void* w, const void* a, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const auto x = LoadBlock<BlockNF4>(w, i / 2);
+    const auto y = LoadBlock<BlockQ8_0>(a, i);
+    int32_t s = 0;
+    for (int j = 0; j < 32; ++j) s += kNF4Fixed[UnpackCode(x.qs, 32 * (i % 2) + j, 4)] * y.qs[j];
+    acc = std::fma(Fp16ToFloat(x.d) * Fp16ToFloat(y.d), (float)s, acc);
+  }
+  return acc * 0x1p-14f;
 }
 
 // The group types (formats/group_int.h) as the ggml blocks they run as, against Q8_0 (symmetric)
@@ -317,6 +335,7 @@ QDotFn ReferenceQDot(DType weight) {
     case DType::kQ4_0: return DotBlocksRef<BlockQ4_0, CodeQ4_0, BlockQ8_0>;
     case DType::kQ5_0: return DotBlocksRef<BlockQ5_0, CodeQ5_0, BlockQ8_0>;
     case DType::kIQ4_NL: return DotBlocksRef<BlockIQ4_NL, CodeIQ4_NL, BlockQ8_0>;
+    case DType::kNF4: return DotNF4Ref;
     case DType::kQ4_1: return DotBlocksRef<BlockQ4_1, CodeQ4_1, BlockQ8_1>;
     case DType::kQ5_1: return DotBlocksRef<BlockQ5_1, CodeQ5_1, BlockQ8_1>;
     case DType::kQ2_K: return DotKRef<BlockQ2_K, UnpackQ2_K>;

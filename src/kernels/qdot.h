@@ -10,6 +10,9 @@
 //   q4_0     q8_0        d_w·d_a · Σ (q_w − 8)·q_a             q_w in 0..15
 //   q5_0     q8_0        d_w·d_a · Σ (q_w − 16)·q_a            q_w in 0..31
 //   iq4_nl   q8_0        d_w·d_a · Σ table[q_w]·q_a            table: kIQ4NLValues
+//   nf4      q8_0        d_w·d_a · Σ L[q_w]·q_a per 32 values,  L = kNF4Fixed (the levels · 2^14,
+//                        the row's sum · 2^-14 at the end   formats/nf4.h); reference only: the
+//                                                            packed kernels run it (kernels/packed.h)
 //   q4_1     q8_1        d_w·d_a · Σ q_w·q_a  +  m_w · s_a      s_a = fp16(d_a·Σq_a), as ggml
 //   q5_1     q8_1        as q4_1 with 5-bit codes
 //   q2_K…q6_K  q8_K      per super-block of 256: d_a·(d_w·Σ_j sc_j·Σ q_w·q_a − dmin_w·Σ_j m_j·Σ q_a),

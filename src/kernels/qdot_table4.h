@@ -3,16 +3,15 @@
 // API; kernels/qdot.h dispatches to them):
 //
 //   type                 group        header per group (or row)    value of code c (0..15)
-//   nf4                  64           fp16 d                       d · kNF4Values[c]
 //   i4s_pc               the row      fp16 d                       d · (c − 8)
 //   i4a_pc               the row      fp16 d, fp16 m               d · c + m
 //   km4_pc               the row      16 fp16 centroids            centroid[c]
 //
 // (The 4-bit group types i4s_g*/i4a_g* run as Q4_0/Q4_1 blocks against int8 activations instead:
-// formats/group_int.h.)
+// formats/group_int.h; nf4 as packed blocks of 32 with its levels in fixed point: kernels/packed.h.)
 //
 // Codes are packed densely, two per byte, code 2i in the low nibble (formats/bitpack.h). Every
-// group's 16 values are one 16-entry f32 table, computed as the format's decoder computes them (the
+// row's 16 values are one 16-entry f32 table, computed as the format's decoder computes them (the
 // same f32 operations, so each looked-up value is the decoded weight's bits); the dot is then
 // Σ table[c_j]·x_j. The reference (qdot.cc) decodes the row with the format's own to_float and sums
 // in order; the SIMD twins differ from it only in the order of the f32 sum.
@@ -23,12 +22,11 @@
 #include "core/dtype_list.h"
 #include "core/half.h"
 #include "core/tensor.h"
-#include "formats/nf4.h"
 #include "kernels/qdot.h"
 
 namespace smelt::table4 {
 
-enum class Kind { kNF4, kSymmetric, kAsymmetric, kCodebook };
+enum class Kind { kSymmetric, kAsymmetric, kCodebook };
 
 // Group 0: the whole row shares one header (the per-channel types).
 struct Layout {
@@ -39,22 +37,19 @@ struct Layout {
 
 constexpr Layout LayoutOf(DType t) {
   switch (t) {
-    case DType::kNF4: return {Kind::kNF4, 64, 2};
     case DType::kI4S_PC: return {Kind::kSymmetric, 0, 2};
     case DType::kI4A_PC: return {Kind::kAsymmetric, 0, 4};
     case DType::kKM4_PC: return {Kind::kCodebook, 0, 32};
-    default: return {Kind::kNF4, -1, 0};  // group −1: not one of these types
+    default: return {Kind::kSymmetric, -1, 0};  // group −1: not one of these types
   }
 }
 constexpr bool IsTable4(DType t) { return LayoutOf(t).group >= 0; }
 
-// The scalar f32 values the decoders multiply d by (NF4: the codebook; symmetric: c − 8; asymmetric: c).
-inline float Level(Kind k, int c) {
-  return k == Kind::kNF4 ? kNF4Values[c] : k == Kind::kSymmetric ? (float)(c - 8) : (float)c;
-}
+// The scalar f32 values the decoders multiply d by (symmetric: c − 8; asymmetric: c).
+inline float Level(Kind k, int c) { return k == Kind::kSymmetric ? (float)(c - 8) : (float)c; }
 
 // The table-4 types, listed once: the twins' dispatch (Find) and the tests walk this list.
-inline constexpr DType kTypes[] = {DType::kNF4, DType::kI4S_PC, DType::kI4A_PC, DType::kKM4_PC};
+inline constexpr DType kTypes[] = {DType::kI4S_PC, DType::kI4A_PC, DType::kKM4_PC};
 static_assert(std::ranges::all_of(kTypes, IsTable4), "every listed type has a layout");
 
 // Fn<W>::kFn for the table-4 type `weight`, nullptr for any other (the twins' dispatch tables).

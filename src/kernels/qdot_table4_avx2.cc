@@ -33,7 +33,7 @@ SMELT_AVX2 inline float HalfAt(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-// The 16 values of the group (or row) whose header starts at h, as the format's decoder computes them.
+// The 16 values of the row whose header starts at h, as the format's decoder computes them.
 template <Kind K>
 SMELT_AVX2 inline Table16 MakeTable(const uint8_t* h, const __m256 levels_lo, const __m256 levels_hi) {
   if constexpr (K == Kind::kCodebook) {
@@ -69,25 +69,15 @@ SMELT_AVX2 float Dot(const void* w_row, const void* a_row, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(w_row);
   const auto* x = static_cast<const float*>(a_row);
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  if constexpr (L.group == 0) {  // one table for the row; rows are a multiple of 8
-    const Table16 t = MakeTable<L.kind>(p, lo, hi);
-    const uint8_t* codes = p + L.header;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-      PrefetchAhead<16>(codes + i / 2);
-      for (int k = 0; k < 4; ++k) acc[k] = Step(codes + i / 2 + 4 * k, t, x + i + 8 * k, acc[k]);
-    }
-    for (int k = 0; i < n; i += 8, ++k) acc[k] = Step(codes + i / 2, t, x + i, acc[k]);
-  } else {
-    constexpr int G = L.group;
-    constexpr size_t kBlock = (size_t)L.header + G / 2;
-    for (int64_t g = 0; g < n / G; ++g, p += kBlock, x += G) {
-      PrefetchAhead<64>(p);
-      const Table16 t = MakeTable<L.kind>(p, lo, hi);
-      const uint8_t* codes = p + L.header;
-      for (int s = 0; s < G / 8; ++s) acc[s % 4] = Step(codes + 4 * s, t, x + 8 * s, acc[s % 4]);
-    }
+  static_assert(L.group == 0);  // one table for the row; rows are a multiple of 8
+  const Table16 t = MakeTable<L.kind>(p, lo, hi);
+  const uint8_t* codes = p + L.header;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    PrefetchAhead<16>(codes + i / 2);
+    for (int k = 0; k < 4; ++k) acc[k] = Step(codes + i / 2 + 4 * k, t, x + i + 8 * k, acc[k]);
   }
+  for (int k = 0; i < n; i += 8, ++k) acc[k] = Step(codes + i / 2, t, x + i, acc[k]);
   return HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 

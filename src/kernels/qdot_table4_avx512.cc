@@ -1,5 +1,5 @@
-// AVX-512 (VBMI) twins of the table-4 row dots (kernels/qdot_table4.h): nf4 in groups of 64, i4s/i4a
-// per row, km4_pc, against f32 activations.
+// AVX-512 (VBMI) twins of the table-4 row dots (kernels/qdot_table4.h): i4s/i4a per row and km4_pc,
+// against f32 activations.
 //
 // 64 codes (32 bytes) per step of four: one byte permute puts into 32-bit lane l the four bytes
 // 8k + l/2 (k = 0..3), whose low nibbles (even l) or high nibbles (odd l, shifted down by 4 once)
@@ -60,7 +60,7 @@ SMELT_VBMI inline float HalfAt(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-// The 16 values of a group with scale d (and offset m), as the format's decoder computes them.
+// The 16 values of a row with scale d (and offset m), as the format's decoder computes them.
 template <Kind K>
 SMELT_VBMI inline __m512 ScaledTable(float d, float m, const Constants& c) {
   const __m512 v = _mm512_mul_ps(_mm512_set1_ps(d), c.levels);
@@ -73,19 +73,6 @@ template <Kind K>
 SMELT_VBMI inline __m512 RowTable(const uint8_t* h, const Constants& c) {
   if constexpr (K == Kind::kCodebook) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h)));
   return ScaledTable<K>(HalfAt(h), K == Kind::kAsymmetric ? HalfAt(h + 2) : 0.0f, c);
-}
-
-// The fp16 d (and m) of `count` <= 16 consecutive groups of kBlock bytes from p, widened to f32
-// into d[] and m[]: one gather of each group's first four bytes instead of a conversion and a
-// broadcast per group.
-template <Kind K, size_t kBlock>
-SMELT_VBMI inline void Scales(const uint8_t* p, int count, float* d, float* m) {
-  const __mmask16 lanes = count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
-  const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32((int)kBlock));
-  const __m512i words = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, offsets, p, 1);
-  _mm512_store_ps(d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words)));
-  if constexpr (K == Kind::kAsymmetric) _mm512_store_ps(m, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16))));
 }
 
 template <int NT>
@@ -116,9 +103,6 @@ SMELT_VBMI inline void Chunk(__m256i bytes, const __m512 table, const Constants&
 }
 
 SMELT_VBMI inline __m256i Load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-SMELT_VBMI inline __m256i Load16(const uint8_t* p) {
-  return _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
 
 // Σ table[c_j]·x_t[j] over each of NR weight rows (w_rows + r·w_stride bytes) for NT tokens (x_t =
 // a + t·stride bytes) into out[r·NT + t]. Each (row, token) takes the same steps in the same order
@@ -137,7 +121,8 @@ SMELT_VBMI void DotCore(const void* w_rows, size_t w_stride, const void* a, size
   for (Accumulators<NT>& row : acc)
     for (auto& token : row.v)
       for (__m512& v : token) v = _mm512_setzero_ps();
-  if constexpr (L.group == 0) {  // one table for the row
+  {  // one table for the row (every table-4 type has its header once per row)
+    static_assert(L.group == 0);
     __m512 table[NR];
     const uint8_t* codes[NR];
     for (int r = 0; r < NR; ++r) table[r] = RowTable<K>(p[r], c), codes[r] = p[r] + L.header;
@@ -153,27 +138,6 @@ SMELT_VBMI void DotCore(const void* w_rows, size_t w_stride, const void* a, size
         const __m256i bytes = _mm256_maskz_loadu_epi8((__mmask32)((1ull << (rem / 2)) - 1), codes[r] + i / 2);
         Chunk<NT, 4, true>(bytes, table[r], c, x + i, fstride, acc[r], rem);
       }
-    }
-  } else {
-    constexpr int G = L.group;
-    constexpr size_t kBlock = (size_t)L.header + G / 2;
-    const int64_t groups = n / G;
-    alignas(64) float d[NR][16], m[NR][16] = {};  // m: read only by the asymmetric kind
-    for (int64_t g0 = 0; g0 < groups; g0 += 16) {
-      const int count = (int)std::min<int64_t>(16, groups - g0);
-      for (int r = 0; r < NR; ++r) Scales<K, kBlock>(p[r], count, d[r], m[r]);
-      for (int j = 0; j < count; ++j, x += G)
-        for (int r = 0; r < NR; ++r) {
-          PrefetchAhead<(G > 64 ? 128 : 64)>(p[r]);
-          const __m512 table = ScaledTable<K>(d[r][j], m[r][j], c);
-          const uint8_t* codes = p[r] + L.header;
-          if constexpr (G == 32) {
-            Chunk<NT, 2>(Load16(codes), table, c, x, fstride, acc[r]);
-          } else {
-            for (int h = 0; h < G / 64; ++h) Chunk<NT, 4>(Load32(codes + 32 * h), table, c, x + 64 * h, fstride, acc[r]);
-          }
-          p[r] += kBlock;
-        }
     }
   }
   for (int r = 0; r < NR; ++r)

@@ -16,6 +16,7 @@
 #include "core/half.h"
 #include "formats/activation.h"
 #include "formats/group_int.h"
+#include "formats/nf4.h"
 #include "formats/per_channel.h"
 #include "formats/sparse24.h"
 #include "formats/sparse_mask.h"
@@ -170,6 +171,30 @@ TEST(QDot, GroupIntReferenceIsTheDecodedDotAgainstInt8Activations) {
         EXPECT_NEAR(ref(w.data(), a.data(), n), want, tol) << DTypeName(type) << " n " << n << " seed " << seed;
       }
   }
+}
+
+// NF4 runs against Q8_0 activations with its levels in fixed point (formats/nf4.h; the packed
+// kernels compute it, kernels/packed.h, and it has no row kernel of its own): the reference
+// against the double dot of the row decoded with those levels, within the f32 rounding of its
+// terms, and against the row decoded by its own decoder within the levels' rounding more.
+TEST(QDot, NF4ReferenceIsTheFixedPointDotAgainstInt8Activations) {
+  const DType type = DType::kNF4;
+  EXPECT_EQ(ActivationType(type), DType::kQ8_0);
+  EXPECT_EQ(FastQDot(type), nullptr);
+  const QDotFn ref = ReferenceQDot(type);
+  ASSERT_NE(ref, nullptr);
+  for (int64_t n : {int64_t{kQKNF4}, 7 * int64_t{kQKNF4}, int64_t{4096}})
+    for (uint32_t seed = 1; seed <= 12; ++seed) {
+      const std::vector<uint8_t> w = RandomWeightRow(type, n, seed), a = RandomActivationRow(type, n, 100 + seed);
+      std::vector<float> fixed(n);
+      testing::DecodeAsKernels(type, w.data(), fixed.data(), n);
+      const std::vector<float> wf = DecodeRow(type, w, n), af = DecodeRow(DType::kQ8_0, a, n);
+      const double tol = KernelTolerance(n, DotMass(type, w.data(), a.data(), fixed.data(), af.data(), n));
+      const float got = ref(w.data(), a.data(), n);
+      EXPECT_NEAR(got, DotDouble(fixed.data(), af.data(), n), tol) << "n " << n << " seed " << seed;
+      EXPECT_NEAR(got, DotDouble(wf.data(), af.data(), n), tol + testing::LevelRounding(type, w.data(), af.data(), n))
+          << "n " << n << " seed " << seed;
+    }
 }
 
 // MatMul's quantized path (kGgml on a type with a kernel) against the decode-then-dot path it

@@ -18,7 +18,9 @@
 #include "core/half.h"
 #include "formats/activation.h"
 #include "formats/group_int.h"
+#include "formats/bitpack.h"
 #include "formats/k_quants.h"
+#include "formats/nf4.h"
 #include "formats/q4_1.h"
 #include "formats/q5_1.h"
 #include "formats/q8_0.h"
@@ -113,6 +115,26 @@ inline double DotMass(DType weight, const uint8_t* w_row, const uint8_t* a_row, 
     if (ActivationType(weight) == DType::kQ8_1) mass += m * std::fabs(BlockS(a_row, b));
   }
   return mass;
+}
+
+// A weight row as the kernels multiply it: the type's own decoder, except for NF4, whose kernels
+// take its levels in fixed point (kNF4Fixed·2^-14, formats/nf4.h), decoded here as d·that.
+inline void DecodeAsKernels(DType weight, const uint8_t* w_row, float* w, int64_t n) {
+  if (weight != DType::kNF4) return Traits(weight).to_float(w_row, w, n);
+  for (int64_t b = 0; b < n / kQKNF4; ++b) {
+    BlockNF4 x;
+    std::memcpy(&x, w_row + b * sizeof x, sizeof x);
+    for (int j = 0; j < kQKNF4; ++j) w[b * kQKNF4 + j] = Fp16ToFloat(x.d) * (float)kNF4Fixed[UnpackCode(x.qs, j, 4)] * 0x1p-14f;
+  }
+}
+
+// How far the kernels' weights (DecodeAsKernels) may take a dot with a from the decoded one:
+// Σ_i |d_i|·|a_i|·2^-15 for NF4 (each fixed-point level within 2^-15 of its value), 0 otherwise.
+inline double LevelRounding(DType weight, const uint8_t* w_row, const float* a, int64_t n) {
+  if (weight != DType::kNF4) return 0;
+  double bound = 0;
+  for (int64_t i = 0; i < n; ++i) bound += std::fabs(LoadHalfAt(w_row + i / kQKNF4 * sizeof(BlockNF4))) * std::fabs((double)a[i]);
+  return std::ldexp(bound, -15);
 }
 
 // The f32 rounding a kernel may add over n values: (blocks + 2)·2^-23·mass (twice the bound

@@ -89,7 +89,7 @@ class LlamaForward {
   // `act`: how each projection treats its input (kernels/matmul.h): kGgml rounds it to the weight
   // type's activation type as llama.cpp does; kExact keeps f32.
   // `repack`: with kGgml activations, matrices of a type with a packed kernel on this CPU
-  // (kernels/packed.h: Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1 and Q8_0 with AVX2) are copied at construction into the packed layout, which
+  // (kernels/packed.h: Q4_0, IQ4_NL, NF4, Q4_1, Q5_0, Q5_1, Q8_0, the group types and the k-quants but Q6_K, with AVX2) are copied at construction into the packed layout, which
   // every later product uses (the copy costs their bytes in memory and the time of one pass).
   // `opt`: ForwardOptions above.
   explicit LlamaForward(const Model& model, Activations act = Activations::kGgml, bool repack = false,
