@@ -58,7 +58,7 @@ QDotFn ReferenceQDot(DType weight);
 // The AVX2 twin; nullptr where there is none or it is not built (only valid when
 // CpuHasAvx2FmaF16c(): the twins also use FMA and F16C).
 QDotFn Avx2QDot(DType weight);
-// The AVX-512 twins (qdot_avx512.cc), the AVX2 twin's bits: f16 and bf16 (16-lane registers), w8a8
+// The AVX-512 twins (qdot_avx512.cc), the AVX2 twin's bits: f16, bf16 and i8_pc (16-lane registers), w8a8
 // (VNNI), and the bitmask types where the CPU also has VBMI2 and VNNI (vpexpandb, vpdpbusd); nullptr for other
 // types or where not built (valid only where CpuHasAvx512F()).
 QDotFn Avx512QDot(DType weight);
@@ -78,9 +78,9 @@ QDotFn FastQDot(DType weight);
 using QDotX4Fn = void (*)(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out);
 // The four-row kernel MatMul uses where T >= 4; nullptr where FastQDot(weight) is null or the type
 // has none (today: q8_0, q4_0, q5_0, iq4_nl, q2_K, q4_K, q5_K, q6_K and the sparse s24_q8, s24_q4, sp50_q8,
-// sp70_q8, sp50_w8a8, sp70_w8a8, s24_w4a8, sp50_f16, sp70_f16; f16 and bf16 where the CPU has AVX-512).
+// sp70_q8, sp50_w8a8, sp70_w8a8, s24_w4a8, sp50_f16, sp70_f16; f16, bf16 and i8_pc where the CPU has AVX-512).
 QDotX4Fn FastQDotX4(DType weight);
-// The AVX-512 four-row twins (f16, bf16, and the bitmask types as Avx512QDot); nullptr for other
+// The AVX-512 four-row twins (f16, bf16, i8_pc, and the bitmask types as Avx512QDot); nullptr for other
 // types or where not built.
 QDotX4Fn Avx512QDotX4(DType weight);
 
@@ -88,8 +88,8 @@ QDotX4Fn Avx512QDotX4(DType weight);
 // out[4]: bit for bit what four calls of FastQDot(weight) give, with the activation block read
 // once and four rows' sums in flight (decoding, where each weight row meets one token).
 using QDotRows4Fn = void (*)(const void* w_rows, size_t w_stride, const void* a_row, int64_t n, float* out);
-// The four-weight-row kernel where the fast kernel has one (today: s24_w4a8 on AVX-512 VBMI);
-// nullptr otherwise.
+// The four-weight-row kernel where the fast kernel has one (today: s24_w4a8 on AVX-512 VBMI; f16,
+// bf16, i8_pc, q3_K and q6_K on AVX-512; the AVX2 forms of q2_K, q4_K, q5_K and q6_K); nullptr otherwise.
 QDotRows4Fn FastQDotRows4(DType weight);
 // The AVX-512 four-weight-row twins: non-null only where Avx512QDot(weight) is too (the same CPU
 // test), so that FastQDot runs the single-row form of the same kernel.
@@ -101,7 +101,7 @@ QDotRows4Fn Avx512QDotRows4(DType weight);
 // (several sequences decoded together).
 using QDotRows2x4Fn = void (*)(const void* w_rows, size_t w_stride, const void* a_rows, size_t a_stride, int64_t n,
                                float* out, int64_t ld);
-// The two-row, four-token kernel where the fast kernel has one (today: f16 and bf16 on AVX-512);
+// The two-row, four-token kernel where the fast kernel has one (today: f16, bf16 and i8_pc on AVX-512);
 // nullptr otherwise.
 QDotRows2x4Fn FastQDotRows2x4(DType weight);
 QDotRows2x4Fn Avx512QDotRows2x4(DType weight);

@@ -1,5 +1,5 @@
 // AVX-512 twins of the half-precision row dots (kernels/qdot.h: f16 · f16 and bf16 · bf16) and
-// their four-token forms, of the bitmask-sparse rows, and of the Q3_K row dot (further below). The AVX2 twin (qdot_avx2.cc DotHalves) keeps four 8-lane accumulators
+// their four-token forms, of i8_pc · f32, of the bitmask-sparse rows, and of the Q3_K row dot (further below). The AVX2 twin (qdot_avx2.cc DotHalves) keeps four 8-lane accumulators
 // over steps of 32 values; here the same four are two 16-lane registers, (acc0 | acc1) and
 // (acc2 | acc3), each lane doing the AVX2 twin's fused multiply-adds on the same values, the
 // 8-value tail steps masked to acc0's lanes, and the same final additions in the same order: the
@@ -58,6 +58,40 @@ SMELT_AVX512 inline float HalfF16(const uint8_t* p) {
 }
 inline float HalfBf16(const uint8_t* p) { return ReadBf16(p); }
 
+// The rows of the widening dots below: kBytes per element, kHeader bytes before the first (where
+// the row keeps a scale, Scale reads it; 1 where it has none, and the product by 1 changes no bit),
+// Widen(p, m): 16 elements as f32 (lanes outside m read as 0), One(p): one element as f32.
+template <__m512 (*W)(const uint8_t*, __mmask16), float (*O)(const uint8_t*)>
+struct HalfRow {
+  static constexpr size_t kBytes = 2, kHeader = 0;
+  SMELT_AVX512 static __m512 Widen(const uint8_t* p, __mmask16 m) { return W(p, m); }
+  SMELT_AVX512 static float One(const uint8_t* p) { return O(p); }
+  SMELT_AVX512 static float Scale(const uint8_t*) { return 1.0f; }
+};
+using F16Row = HalfRow<WidenF16, HalfF16>;
+using Bf16Row = HalfRow<WidenBf16, HalfBf16>;
+struct I8PCRow {  // i8_pc (formats/per_channel.h): an f32 row scale, then int8 codes
+  static constexpr size_t kBytes = 1, kHeader = sizeof(RowHeaderI8);
+  SMELT_AVX512 static __m512 Widen(const uint8_t* p, __mmask16 m) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
+  }
+  SMELT_AVX512 static float One(const uint8_t* p) { return (float)(int8_t)*p; }
+  SMELT_AVX512 static float Scale(const uint8_t* row) {
+    float d;
+    std::memcpy(&d, row, sizeof d);
+    return d;
+  }
+};
+struct F32Row {  // f32 activations
+  static constexpr size_t kBytes = 4, kHeader = 0;
+  SMELT_AVX512 static __m512 Widen(const uint8_t* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+  SMELT_AVX512 static float One(const uint8_t* p) {
+    float v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+};
+
 constexpr __mmask16 kAll = 0xFFFF, kLow8 = 0x00FF;
 
 // The single-row kernel of a kernel over `rows` activation rows: Rows(w, a, stride, n, out) with
@@ -86,17 +120,20 @@ SMELT_AVX512 inline float Finish(__m512 a01, __m512 a23) {
 }
 
 // W weight rows (w + r·w_stride) against A activation rows (a + t·a_stride) into out[t·ld + r]:
-// per (row, token) the AVX2 twin's sums (two accumulators of 16 lanes, then Finish and the scalar
-// tail), so every form gives the single-row, single-token bits. Each step's weight halves are
-// widened once for the A tokens and its activation halves once for the W rows. With several
+// per (row, token) the AVX2 twin's sums (two accumulators of 16 lanes, then Finish, the scalar
+// tail and the row's scale), so every form gives the single-row, single-token bits. Each step's
+// weights are widened once for the A tokens and its activations once for the W rows. With several
 // weight rows per call each row's lines are asked for where the next call reads them (W rows on:
 // several weight streams in flight when decoding), else kPrefetchDistance ahead.
-template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*), int W, int A>
-SMELT_AVX512 void DotHalves512Block(const void* w, size_t w_stride, const void* a, size_t a_stride, int64_t n,
-                                    float* out, int64_t ld) {
+// The kinds: f16 · f16 and bf16 · bf16 (the half dots), and i8_pc · f32 (qdot_avx2.cc DotI8PC:
+// the codes widened to f32, the row scale applied last).
+template <class WRow, class ARow, int W, int A>
+SMELT_AVX512 void DotWidened512Block(const void* w, size_t w_stride, const void* a, size_t a_stride, int64_t n,
+                                     float* out, int64_t ld) {
+  constexpr size_t kW = WRow::kBytes, kA = ARow::kBytes;
   const uint8_t* x[W];
   const uint8_t* y[A];
-  for (int r = 0; r < W; ++r) x[r] = static_cast<const uint8_t*>(w) + r * w_stride;
+  for (int r = 0; r < W; ++r) x[r] = static_cast<const uint8_t*>(w) + r * w_stride + WRow::kHeader;
   for (int t = 0; t < A; ++t) y[t] = static_cast<const uint8_t*>(a) + t * a_stride;
   const size_t ahead = W > 1 ? W * w_stride : kPrefetchDistance;
   __m512 a01[W][A], a23[W][A];
@@ -106,11 +143,11 @@ SMELT_AVX512 void DotHalves512Block(const void* w, size_t w_stride, const void* 
   for (; i + 32 <= n; i += 32) {
     __m512 w01[W], w23[W];
     for (int r = 0; r < W; ++r) {
-      PrefetchAhead<64>(x[r] + 2 * i, ahead);
-      w01[r] = Widen(x[r] + 2 * i, kAll), w23[r] = Widen(x[r] + 2 * (i + 16), kAll);
+      PrefetchAhead<32 * kW>(x[r] + kW * i, ahead);
+      w01[r] = WRow::Widen(x[r] + kW * i, kAll), w23[r] = WRow::Widen(x[r] + kW * (i + 16), kAll);
     }
     for (int t = 0; t < A; ++t) {
-      const __m512 y01 = Widen(y[t] + 2 * i, kAll), y23 = Widen(y[t] + 2 * (i + 16), kAll);
+      const __m512 y01 = ARow::Widen(y[t] + kA * i, kAll), y23 = ARow::Widen(y[t] + kA * (i + 16), kAll);
       for (int r = 0; r < W; ++r) {
         a01[r][t] = _mm512_fmadd_ps(w01[r], y01, a01[r][t]);
         a23[r][t] = _mm512_fmadd_ps(w23[r], y23, a23[r][t]);
@@ -119,32 +156,32 @@ SMELT_AVX512 void DotHalves512Block(const void* w, size_t w_stride, const void* 
   }
   for (; i + 8 <= n; i += 8)
     for (int t = 0; t < A; ++t) {
-      const __m512 v = Widen(y[t] + 2 * i, kLow8);
-      for (int r = 0; r < W; ++r) a01[r][t] = _mm512_mask3_fmadd_ps(Widen(x[r] + 2 * i, kLow8), v, a01[r][t], kLow8);
+      const __m512 v = ARow::Widen(y[t] + kA * i, kLow8);
+      for (int r = 0; r < W; ++r) a01[r][t] = _mm512_mask3_fmadd_ps(WRow::Widen(x[r] + kW * i, kLow8), v, a01[r][t], kLow8);
     }
   for (int r = 0; r < W; ++r)
     for (int t = 0; t < A; ++t) {
       float sum = Finish(a01[r][t], a23[r][t]);
-      for (int64_t j = i; j < n; ++j) sum += Half(x[r] + 2 * j) * Half(y[t] + 2 * j);
-      out[t * ld + r] = sum;
+      for (int64_t j = i; j < n; ++j) sum += WRow::One(x[r] + kW * j) * ARow::One(y[t] + kA * j);
+      out[t * ld + r] = WRow::Scale(x[r] - WRow::kHeader) * sum;
     }
 }
 
 // Its forms: one row and token, four tokens, four weight rows (decoding), two rows × four tokens
-// (several sequences; DotHalves512Block<.., 2, 4> itself).
-template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
-SMELT_AVX512 float DotHalves512(const void* w_row, const void* a_row, int64_t n) {
+// (several sequences; DotWidened512Block<.., 2, 4> itself).
+template <class WRow, class ARow>
+SMELT_AVX512 float DotWidened512(const void* w_row, const void* a_row, int64_t n) {
   float out;
-  DotHalves512Block<Widen, Half, 1, 1>(w_row, 0, a_row, 0, n, &out, 1);
+  DotWidened512Block<WRow, ARow, 1, 1>(w_row, 0, a_row, 0, n, &out, 1);
   return out;
 }
-template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
-SMELT_AVX512 void DotHalves512x4(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out) {
-  DotHalves512Block<Widen, Half, 1, 4>(w_row, 0, a_rows, a_stride, n, out, 1);
+template <class WRow, class ARow>
+SMELT_AVX512 void DotWidened512x4(const void* w_row, const void* a_rows, size_t a_stride, int64_t n, float* out) {
+  DotWidened512Block<WRow, ARow, 1, 4>(w_row, 0, a_rows, a_stride, n, out, 1);
 }
-template <__m512 (*Widen)(const uint8_t*, __mmask16), float (*Half)(const uint8_t*)>
-SMELT_AVX512 void DotHalves512Rows4(const void* w_rows, size_t w_stride, const void* a_row, int64_t n, float* out) {
-  DotHalves512Block<Widen, Half, 4, 1>(w_rows, w_stride, a_row, 0, n, out, 1);
+template <class WRow, class ARow>
+SMELT_AVX512 void DotWidened512Rows4(const void* w_rows, size_t w_stride, const void* a_row, int64_t n, float* out) {
+  DotWidened512Block<WRow, ARow, 4, 1>(w_rows, w_stride, a_row, 0, n, out, 1);
 }
 
 // Bitmask rows (formats/sparse_mask.h) against Q8_0 activations: the AVX2 twin's algorithm
@@ -633,13 +670,14 @@ SMELT_AVX512 void DotQ6_K_512Rows(const void* w, size_t w_stride, const void* a,
 
 QDotFn Avx512QDot(DType weight) {
   switch (weight) {
-    case DType::kF16: return DotHalves512<WidenF16, HalfF16>;
-    case DType::kBF16: return DotHalves512<WidenBf16, HalfBf16>;
+    case DType::kF16: return DotWidened512<F16Row, F16Row>;
+    case DType::kBF16: return DotWidened512<Bf16Row, Bf16Row>;
     case DType::kQ3_K: return OneWeightRow<DotQ3_K_512Rows<1>>;
     case DType::kQ6_K: return OneWeightRow<DotQ6_K_512Rows<1>>;
     case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskRows512<16, 1>> : nullptr;
     case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskRows512<10, 1>> : nullptr;
     case DType::kW8A8: return CpuHasAvx512F() && CpuHasAvx512Vnni() ? DotW8A8_512 : nullptr;
+    case DType::kI8_PC: return DotWidened512<I8PCRow, F32Row>;
     case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskW8A8Rows512<16, 1>> : nullptr;
     case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? OneRow<DotSparseMaskW8A8Rows512<10, 1>> : nullptr;
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8_512 : nullptr;
@@ -652,16 +690,18 @@ QDotFn Avx512QDot(DType weight) {
 
 QDotRows2x4Fn Avx512QDotRows2x4(DType weight) {
   switch (weight) {
-    case DType::kF16: return DotHalves512Block<WidenF16, HalfF16, 2, 4>;
-    case DType::kBF16: return DotHalves512Block<WidenBf16, HalfBf16, 2, 4>;
+    case DType::kF16: return DotWidened512Block<F16Row, F16Row, 2, 4>;
+    case DType::kBF16: return DotWidened512Block<Bf16Row, Bf16Row, 2, 4>;
+    case DType::kI8_PC: return DotWidened512Block<I8PCRow, F32Row, 2, 4>;
     default: return nullptr;
   }
 }
 QDotRows4Fn Avx512QDotRows4(DType weight) {
   switch (weight) {
     case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? DotS24W4A8Rows4_512 : nullptr;
-    case DType::kF16: return DotHalves512Rows4<WidenF16, HalfF16>;
-    case DType::kBF16: return DotHalves512Rows4<WidenBf16, HalfBf16>;
+    case DType::kF16: return DotWidened512Rows4<F16Row, F16Row>;
+    case DType::kBF16: return DotWidened512Rows4<Bf16Row, Bf16Row>;
+    case DType::kI8_PC: return DotWidened512Rows4<I8PCRow, F32Row>;
     case DType::kQ3_K: return DotQ3_K_512Rows<4>;
     case DType::kQ6_K: return DotQ6_K_512Rows<4>;
     default: return table4::Avx512DotRows4(weight);
@@ -670,8 +710,9 @@ QDotRows4Fn Avx512QDotRows4(DType weight) {
 
 QDotX4Fn Avx512QDotX4(DType weight) {
   switch (weight) {
-    case DType::kF16: return DotHalves512x4<WidenF16, HalfF16>;
-    case DType::kBF16: return DotHalves512x4<WidenBf16, HalfBf16>;
+    case DType::kF16: return DotWidened512x4<F16Row, F16Row>;
+    case DType::kBF16: return DotWidened512x4<Bf16Row, Bf16Row>;
+    case DType::kI8_PC: return DotWidened512x4<I8PCRow, F32Row>;
     case DType::kSP50_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMaskRows512<16, 4> : nullptr;
     case DType::kSP70_Q8: return CpuHasAvx512Vbmi2() ? DotSparseMaskRows512<10, 4> : nullptr;
     case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? DotSparseMaskW8A8Rows512<16, 4> : nullptr;

@@ -503,8 +503,8 @@ TEST(QDot, S24W4A8KernelsAgreeWithTheDecodedDot) {
     }
 }
 
-// The four-weight-row form gives four single calls' bits: s24_w4a8 rows 1 to 37 blocks long; f16
-// and bf16 rows of every tail (under 8, under 32 and whole steps of 32 values); the k-quants over
+// The four-weight-row form gives four single calls' bits: s24_w4a8 rows 1 to 37 blocks long; f16,
+// bf16 and i8_pc rows of every tail (under 8, under 32 and whole steps of 32 values); the k-quants over
 // one to five super-blocks; the table-4 types over one and several sets of 16 groups, the per-row
 // ones with tails; activations of mixed magnitudes; weight rows stored with padding between them.
 TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
@@ -517,7 +517,8 @@ TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
   };
   std::vector<Case> cases = {{DType::kS24_W4A8, {128, 256, 384, 37 * 128}},
                              {DType::kF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}},
-                             {DType::kBF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}}};
+                             {DType::kBF16, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}},
+                             {DType::kI8_PC, {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}}};
   for (DType type : {DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})  // one to five super-blocks
     cases.push_back({type, {256, 768, 1280}});
   for (DType type : table4::kTypes) {  // whole groups; the per-row types also tails of 8 to 56
@@ -556,13 +557,13 @@ TEST(QDot, FourWeightRowKernelsEqualFourSingleCalls) {
   if (checked == 0) GTEST_SKIP() << "no four-weight-row kernel on this CPU";
 }
 
-// The two-row, four-token form gives eight single calls' bits: f16 and bf16 rows of every tail,
+// The two-row, four-token form gives eight single calls' bits: f16, bf16 and i8_pc rows of every tail,
 // weight and activation rows stored with padding between them, the outputs in a wider matrix.
 TEST(QDot, TwoRowFourTokenKernelsEqualSingleCalls) {
   EXPECT_EQ(FastQDotRows2x4(DType::kF16) != nullptr, CpuHasAvx512F());
   EXPECT_EQ(FastQDotRows2x4(DType::kQ4_0), nullptr);
   int checked = 0;
-  for (DType type : {DType::kF16, DType::kBF16}) {
+  for (DType type : {DType::kF16, DType::kBF16, DType::kI8_PC}) {
     const QDotRows2x4Fn rows2x4 = FastQDotRows2x4(type);
     if (!rows2x4) continue;
     for (int64_t n : {1, 7, 8, 31, 32, 45, 1024, 1024 + 40 + 3}) {
@@ -723,6 +724,25 @@ TEST(QDot, Avx512HalfDotsAreTheAvx2BitsAndFourRowsAreFourCalls) {
                      std::string(DTypeName(type)) + " n " + std::to_string(n));
   }
   EXPECT_EQ(Avx512QDot(DType::kQ8_0), nullptr);
+}
+
+// The same for i8_pc · f32 (int8 codes widened to f32): encoded rows of every tail, the f32 row
+// scale of each row its own.
+TEST(QDot, Avx512I8PCIsTheAvx2BitsAndFourRowsAreFourCalls) {
+  if (!CpuHasAvx512F()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const DType type = DType::kI8_PC;
+  const QDotFn wide = Avx512QDot(type), avx2 = Avx2QDot(type);
+  const QDotX4Fn four = Avx512QDotX4(type);
+  ASSERT_TRUE(wide && avx2 && four);
+  EXPECT_EQ(FastQDot(type), wide);
+  EXPECT_EQ(FastQDotX4(type), four);
+  for (int64_t n : {1, 7, 8, 40, 64, 96, 1000, 1027}) {
+    std::vector<float> values = tiny::RandomVector(n, 90 + (uint32_t)n);
+    for (int64_t i = 0; i < n; i += 13) values[i] *= 40.0f;  // outliers set the row scale
+    std::vector<uint8_t> w(RowBytes(type, n));
+    Traits(type).from_float(values.data(), w.data(), n);
+    ExpectAvx2Bits(type, wide, four, avx2, w, n, 6, 70 + (uint32_t)n, "i8_pc n " + std::to_string(n));
+  }
 }
 
 // sp70_w4a8 (int4 codes in bitmask rows, an 8-bit multiplier per run of 16 stored weights): the
