@@ -292,7 +292,7 @@ float DotSparseMaskF16Ref(const void* w_row, const void* a_row, int64_t n) {
   return d * sum;
 }
 
-// The table-4 types (kernels/qdot_table4.h: nf4, i4s_pc/i4a_pc, km4_pc) against f32 activations: the row
+// The table-4 types (kernels/qdot_table4.h: i4s_pc/i4a_pc, km4_pc) against f32 activations: the row
 // decoded by the format's own to_float, then Σ w·x summed in order in f32.
 template <DType W>
 float DotDecodedRef(const void* w_row, const void* a_row, int64_t n) {

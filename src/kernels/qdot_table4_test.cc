@@ -1,4 +1,4 @@
-// The table-4 row dots (kernels/qdot_table4.h: nf4, i4s/i4a per row, km4_pc against
+// The table-4 row dots (kernels/qdot_table4.h: i4s/i4a per row, km4_pc against
 // f32 activations): every twin against the decoded row's dot summed in double, the four-token
 // form against four single calls, and MatMul on such weights against MatMul on the decoded ones.
 #include "kernels/qdot_table4.h"
