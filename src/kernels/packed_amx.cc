@@ -16,6 +16,10 @@
 // kMinTileTokens or more tokens runs as a shorter tile; fewer go to a VNNI twin (the same bits).
 // 2 to 8 tokens in all (a few sequences decoded together) take two blocks per tile product
 // instead (PairTileTokens), on rows laid out once per product as block pairs.
+// NF4's codes index its fixed-point levels 256·h + l (formats/nf4.h), which do not fit a byte: each
+// block takes two tile products, B holding the h bytes, then the l bytes, and its sum is
+// 256·C_h + C_l before the f32 steps, two blocks in flight; the result is scaled by 2^-14 at the
+// end (PackedResultScale). It takes tiles from 8 tokens on and the 256-bit VNNI twin below that.
 //
 // Only these functions carry the target attribute; dispatch: CpuHasAmxInt8() in packed.cc (which
 // also asks the kernel for the tile state).
@@ -34,6 +38,7 @@
 #include <cstring>
 
 #include "formats/iq4_nl.h"
+#include "formats/nf4.h"
 #include "formats/q8_0.h"
 #include "kernels/amx_tiles.h"
 #include "kernels/prefetch.h"
@@ -88,7 +93,14 @@ SMELT_AMX inline void NibbleTypeCodes(const Packed& w, __m256i* c) {
 template <DType kType>
 constexpr bool kNibbleType = kType == DType::kQ4_1 || kType == DType::kQ5_0 || kType == DType::kQ5_1;
 
-template <DType kType, class Packed>
+// The codebook a nibble type's codes index, as signed bytes: IQ4_NL's, or byte kPlane (0: high, 1:
+// low) of NF4's fixed-point levels (formats/nf4.h); nullptr for Q4_0 (the nibble − 8).
+template <DType kType, int kPlane>
+constexpr const int8_t* kNibbleTable = kType == DType::kIQ4_NL ? kIQ4NLValues
+                                       : kType == DType::kNF4  ? (kPlane == 0 ? kNF4High : kNF4Low)
+                                                               : nullptr;
+
+template <DType kType, class Packed, int kPlane = 0>
 SMELT_AMX inline void WriteSignedCodes(const Packed& w, int8_t* dst, int pitch) {
   if constexpr (kNibbleType<kType>) {
     __m256i c[8];
@@ -99,12 +111,14 @@ SMELT_AMX inline void WriteSignedCodes(const Packed& w, int8_t* dst, int pitch) 
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * pitch),
                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[j])));
   } else {
+    constexpr const int8_t* kTable = kNibbleTable<kType, kPlane>;
     const __m256i mask = _mm256_set1_epi8(0x0F);
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    const __m256i table = kTable ? _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTable)))
+                                 : _mm256_setzero_si256();
     for (int k = 0; k < 4; ++k) {
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
       __m256i lo = _mm256_and_si256(bytes, mask), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
-      if constexpr (kType == DType::kIQ4_NL) {
+      if constexpr (kTable != nullptr) {
         lo = _mm256_shuffle_epi8(table, lo), hi = _mm256_shuffle_epi8(table, hi);
       } else {
         lo = _mm256_sub_epi8(lo, _mm256_set1_epi8(8)), hi = _mm256_sub_epi8(hi, _mm256_set1_epi8(8));
@@ -122,7 +136,7 @@ SMELT_AMX inline __m512i Both(const void* lo, const void* hi) {  // 32 bytes at 
                             _mm256_loadu_si256(static_cast<const __m256i*>(hi)), 1);
 }
 
-template <DType kType, class Packed>
+template <DType kType, class Packed, int kPlane = 0>
 SMELT_AMX inline void WriteSignedCodesTwoPanels(const Packed& w0, const Packed& w1, int8_t* dst) {
   if constexpr (kNibbleType<kType>) {
     __m256i c0[8], c1[8];
@@ -133,12 +147,14 @@ SMELT_AMX inline void WriteSignedCodesTwoPanels(const Packed& w0, const Packed& 
   } else if constexpr (kType == DType::kQ8_0) {
     for (int j = 0; j < 8; ++j) _mm512_storeu_si512(dst + 64 * j, Both(w0.qs[j], w1.qs[j]));
   } else {
+    constexpr const int8_t* kTable = kNibbleTable<kType, kPlane>;
     const __m512i mask = _mm512_set1_epi8(0x0F);
-    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    const __m512i table = kTable ? _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTable)))
+                                 : _mm512_setzero_si512();
     for (int k = 0; k < 4; ++k) {
       const __m512i bytes = Both(w0.qs[k], w1.qs[k]);
       __m512i lo = _mm512_and_si512(bytes, mask), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), mask);
-      if constexpr (kType == DType::kIQ4_NL) {
+      if constexpr (kTable != nullptr) {
         lo = _mm512_shuffle_epi8(table, lo), hi = _mm512_shuffle_epi8(table, hi);
       } else {
         lo = _mm512_sub_epi8(lo, _mm512_set1_epi8(8)), hi = _mm512_sub_epi8(hi, _mm512_set1_epi8(8));
@@ -174,12 +190,15 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
   const int nt = kNt ? kNt : nt_arg;
   constexpr bool kMaySpread = kPanels == 2 && !kPackedHasMin<Packed>;  // one token per register, no s_a
   const bool spread = kMaySpread && a_scales != nullptr;
-  constexpr int kInFlight = 4, kPitch = kPanels * kCodeBytes;
+  // NF4: each code's fixed-point level 256·h + l as two planes of signed bytes, one tile product
+  // each (C tiles 2i and 2i + 1 of block i), the block's sum 256·C_h + C_l: two blocks in flight.
+  constexpr int kPlanes = kType == DType::kNF4 ? 2 : 1;
+  constexpr int kInFlight = 4 / kPlanes, kPitch = kPanels * kCodeBytes;
   constexpr int kRows = 8 * kPanels, kPerReg = 16 / kRows;  // rows per token; tokens per register
-  alignas(64) int8_t codes[kInFlight][8 * kPitch];
+  alignas(64) int8_t codes[kInFlight][kPlanes][8 * kPitch];
   // The tile stores write nt rows; with two tokens per register (one panel) an odd nt reads one
   // row more, which stays 0. With one token per register only written rows are read.
-  alignas(64) int32_t sums[kInFlight][kTileTokens][kRows];
+  alignas(64) int32_t sums[4][kTileTokens][kRows];  // C tile c's sums
   if constexpr (kPerReg > 1) std::memset(sums, 0, sizeof sums);
   __m512 acc[kTileTokens / kPerReg];
   for (__m512& v : acc) v = _mm512_setzero_ps();
@@ -203,22 +222,40 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
       if constexpr (kPanels == 1 && kType == DType::kQ8_0) {
         tile_codes[i] = &panels[0][b0 + i].qs[0][0];  // already in tile order
       } else if constexpr (kPanels == 2) {
-        WriteSignedCodesTwoPanels<kType>(panels[0][b0 + i], panels[1][b0 + i], codes[i]);
-        tile_codes[i] = codes[i];
+        WriteSignedCodesTwoPanels<kType, Packed, 0>(panels[0][b0 + i], panels[1][b0 + i], codes[i][0]);
+        if constexpr (kPlanes == 2) WriteSignedCodesTwoPanels<kType, Packed, 1>(panels[0][b0 + i], panels[1][b0 + i], codes[i][1]);
+        tile_codes[i] = codes[i][0];
       } else {
-        for (int p = 0; p < kPanels; ++p) WriteSignedCodes<kType>(panels[p][b0 + i], codes[i] + p * kCodeBytes, kPitch);
-        tile_codes[i] = codes[i];
+        for (int p = 0; p < kPanels; ++p) {
+          WriteSignedCodes<kType, Packed, 0>(panels[p][b0 + i], codes[i][0] + p * kCodeBytes, kPitch);
+          if constexpr (kPlanes == 2) WriteSignedCodes<kType, Packed, 1>(panels[p][b0 + i], codes[i][1] + p * kCodeBytes, kPitch);
+        }
+        tile_codes[i] = codes[i][0];
       }
     }
     TileMemoryBarrier();
-    SMELT_TILE_PRODUCT(0, 4, 5, act[0] + kQs, tile_codes[0], stride, kPitch);
-    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + kQs, tile_codes[1], stride, kPitch);
-    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + kQs, tile_codes[2], stride, kPitch);
-    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + kQs, tile_codes[3], stride, kPitch);
+    if constexpr (kPlanes == 2) {  // block i: A tile 4 + 2i, its planes through B tiles 5 and 7 into C 2i, 2i + 1
+      SMELT_TILE_PRODUCT(0, 4, 5, act[0] + kQs, codes[0][0], stride, kPitch);
+      _tile_zero(1);
+      _tile_loadd(7, codes[0][1], kPitch);
+      _tile_dpbssd(1, 4, 7);
+      if (n > 1) {
+        SMELT_TILE_PRODUCT(2, 6, 5, act[1] + kQs, codes[1][0], stride, kPitch);
+        _tile_zero(3);
+        _tile_loadd(7, codes[1][1], kPitch);
+        _tile_dpbssd(3, 6, 7);
+      }
+    } else {
+      SMELT_TILE_PRODUCT(0, 4, 5, act[0] + kQs, tile_codes[0], stride, kPitch);
+      if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + kQs, tile_codes[1], stride, kPitch);
+      if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + kQs, tile_codes[2], stride, kPitch);
+      if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + kQs, tile_codes[3], stride, kPitch);
+    }
+    const int tiles = n * kPlanes;
     _tile_stored(0, sums[0], kRows * sizeof(int32_t));
-    if (n > 1) _tile_stored(1, sums[1], kRows * sizeof(int32_t));
-    if (n > 2) _tile_stored(2, sums[2], kRows * sizeof(int32_t));
-    if (n > 3) _tile_stored(3, sums[3], kRows * sizeof(int32_t));
+    if (tiles > 1) _tile_stored(1, sums[1], kRows * sizeof(int32_t));
+    if (tiles > 2) _tile_stored(2, sums[2], kRows * sizeof(int32_t));
+    if (tiles > 3) _tile_stored(3, sums[3], kRows * sizeof(int32_t));
     for (int i = 0; i < n; ++i) {
       // d_w of the rows in every token's lanes; d_a of the 16 tokens (the fp16 scale opens each block).
       const __m512 d_w = TwoPanelHalves(panels[0][b0 + i].d, panels[kPanels - 1][b0 + i].d);
@@ -240,13 +277,15 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
         const __m512i pick = _mm512_add_epi32(_mm512_set1_epi32(g * kPerReg), lane_token);
         const __m512 d = kMaySpread && spread ? _mm512_mul_ps(d_w, _mm512_set1_ps(block_scales[g]))
                                               : _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
-        const __m512i s = _mm512_load_si512(sums[i][g * kPerReg]);
+        __m512i s = _mm512_load_si512(sums[kPlanes * i][g * kPerReg]);
+        if constexpr (kPlanes == 2) s = _mm512_add_epi32(_mm512_slli_epi32(s, 8), _mm512_load_si512(sums[2 * i + 1][g * kPerReg]));
         acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[g]);
         if constexpr (kPackedHasMin<Packed>) acc[g] = _mm512_fmadd_ps(m_w, _mm512_permutexvar_ps(pick, s_a), acc[g]);
       }
     }
   }
   for (int g = 0; g * kPerReg < nt; ++g) {
+    if constexpr (kType == DType::kNF4) acc[g] = _mm512_mul_ps(acc[g], _mm512_set1_ps(PackedResultScale(kType)));
     if constexpr (kPanels == 2) {
       _mm512_storeu_ps(y + (t0 + g) * y_stride, acc[g]);
     } else {
@@ -413,7 +452,8 @@ template <class Packed, DType kType, int kPanels>
 SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
                              const int32_t* a_sums, const TileActivations& tiles, int64_t T, float* y, int64_t y_stride) {
   const float* a_scales = tiles.scales;
-  if constexpr (kPanels == 2 && !kPackedHasMin<Packed>) {
+  constexpr bool kNF4 = kType == DType::kNF4;  // tiles from 8 tokens on, the 256-bit VNNI twin below
+  if constexpr (kPanels == 2 && !kPackedHasMin<Packed> && !kNF4) {
     // A few sequences decoded together, or a draft's tokens verified. Q8_0 (codes used as stored)
     // keeps its partial tile at 8 tokens and its 4-token VNNI twin at 4: faster there (4096²
     // product, 1 thread: 1.01 against 1.06 ms, 0.78 against 0.84), where the types with codes to
@@ -454,7 +494,7 @@ SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint
     _tile_release();
     t = T;
   }
-  if constexpr (kPanels == 2) {
+  if constexpr (kPanels == 2 && !kNF4) {
     if (T - t < 4) {
       for (; t < T; ++t)
         VnniTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride, a_sums ? a_sums + t * nb : nullptr,
@@ -489,6 +529,7 @@ PackedGemm2Fn AmxPackedGemmTwoPanels(DType type) {
   switch (type) {
     case DType::kQ4_0: return AmxGemmTwoPanels<BlockQ4_0x8, DType::kQ4_0>;
     case DType::kIQ4_NL: return AmxGemmTwoPanels<BlockQ4_0x8, DType::kIQ4_NL>;
+    case DType::kNF4: return AmxGemmTwoPanels<BlockQ4_0x8, DType::kNF4>;
     case DType::kQ8_0: return AmxGemmTwoPanels<BlockQ8_0x8, DType::kQ8_0>;
     case DType::kQ4_1: return AmxGemmTwoPanels<BlockQ4_1x8, DType::kQ4_1>;
     case DType::kQ5_0: return AmxGemmTwoPanels<BlockQ5_0x8, DType::kQ5_0>;
@@ -501,6 +542,7 @@ PackedGemmFn AmxPackedGemm(DType type) {
   switch (type) {
     case DType::kQ4_0: return AmxGemm<BlockQ4_0x8, DType::kQ4_0>;
     case DType::kIQ4_NL: return AmxGemm<BlockQ4_0x8, DType::kIQ4_NL>;
+    case DType::kNF4: return AmxGemm<BlockQ4_0x8, DType::kNF4>;
     case DType::kQ8_0: return AmxGemm<BlockQ8_0x8, DType::kQ8_0>;
     case DType::kQ4_1: return AmxGemm<BlockQ4_1x8, DType::kQ4_1>;
     case DType::kQ5_0: return AmxGemm<BlockQ5_0x8, DType::kQ5_0>;
