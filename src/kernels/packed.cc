@@ -212,18 +212,30 @@ PackedMatrix PackedShape(const Tensor& w) {
 
 size_t PackedBytes(const Tensor& w) { return PackedShape(w).size_bytes(); }
 
-PackedMatrix PackWeightsInto(const Tensor& w, std::shared_ptr<HugePageBuffer> storage, size_t offset) {
-  PackedMatrix p = PackedShape(w);
-  SMELT_ASSERT(storage && offset + p.size_bytes() <= storage->size());
-  uint8_t* dst = storage->data() + offset;
+namespace {
+
+// w packed at dst (p = PackedShape(w), p.size_bytes() bytes there, inside storage).
+PackedMatrix PackInto(const Tensor& w, PackedMatrix p, std::shared_ptr<HugePageBuffer> storage, uint8_t* dst) {
   WithLayout(p.type, [&]<class Src, class Packed>() { PackAll<Src, Packed>(w, p, dst); });
   p.storage = std::move(storage);
   p.base = dst;
   return p;
 }
 
+}  // namespace
+
+PackedMatrix PackWeightsInto(const Tensor& w, std::shared_ptr<HugePageBuffer> storage, size_t offset) {
+  PackedMatrix p = PackedShape(w);
+  SMELT_ASSERT(storage && offset + p.size_bytes() <= storage->size());
+  uint8_t* dst = storage->data() + offset;
+  return PackInto(w, p, std::move(storage), dst);
+}
+
 PackedMatrix PackWeights(const Tensor& w) {
-  return PackWeightsInto(w, std::make_shared<HugePageBuffer>(PackedBytes(w)), 0);
+  const PackedMatrix p = PackedShape(w);  // worked out once
+  auto storage = std::make_shared<HugePageBuffer>(p.size_bytes());
+  uint8_t* dst = storage->data();
+  return PackInto(w, p, std::move(storage), dst);
 }
 
 void UnpackRow(const PackedMatrix& p, int64_t row, void* blocks) {

@@ -519,6 +519,9 @@ SMELT_AVX2 float DotW8A8(const void* w_row, const void* a_row, int64_t n) {
   return (float)sum * (wr.d * ar.d);
 }
 
+// Eight f32 values at p, at any alignment.
+SMELT_AVX2 inline __m256 LoadF32x8(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+
 // Eight int8 codes widened to f32.
 SMELT_AVX2 inline __m256 Codes8(const uint8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
@@ -528,7 +531,7 @@ SMELT_AVX2 inline __m256 Codes8(const uint8_t* p) {
 // scale applied once at the end (as the reference does, which sums in order).
 SMELT_AVX2 float DotI8PC(const void* w_row, const void* a_row, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(w_row);
-  const auto* a = static_cast<const float*>(a_row);
+  const auto* a = static_cast<const uint8_t*>(a_row);  // f32 values at any alignment
   float dw;
   std::memcpy(&dw, x, sizeof dw);
   const uint8_t* qw = x + sizeof(RowHeaderI8);
@@ -536,11 +539,15 @@ SMELT_AVX2 float DotI8PC(const void* w_row, const void* a_row, int64_t n) {
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     PrefetchAhead<32>(qw + i);
-    for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(Codes8(qw + i + 8 * k), _mm256_loadu_ps(a + i + 8 * k), acc[k]);
+    for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(Codes8(qw + i + 8 * k), LoadF32x8(a + 4 * (i + 8 * k)), acc[k]);
   }
-  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(Codes8(qw + i), _mm256_loadu_ps(a + i), acc[0]);
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(Codes8(qw + i), LoadF32x8(a + 4 * i), acc[0]);
   float sum = HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-  for (; i < n; ++i) sum += (float)(int8_t)qw[i] * a[i];
+  for (; i < n; ++i) {
+    float v;
+    std::memcpy(&v, a + 4 * i, sizeof v);
+    sum += (float)(int8_t)qw[i] * v;
+  }
   return dw * sum;
 }
 

@@ -35,7 +35,7 @@ Model QuantizedTiny(uint32_t seed) {
 void CheckAgainstSeparateSessions(const Model& m, KvType kv, const char* what, int S = 4) {
   const int steps = 6, V = m.config.vocab;
   std::vector<std::vector<int32_t>> seqs;
-  for (int s = 0; s < S; ++s) seqs.push_back(Tokens(1 + 2 * s + steps, V, 11u + s));  // 16 prompt tokens in all
+  for (int s = 0; s < S; ++s) seqs.push_back(Tokens(1 + 2 * s + steps, V, 11u + s));  // prompts of 1, 3, 5, ... tokens
 
   // Separate sessions: prompt in one Eval, then one token at a time.
   std::vector<std::vector<std::vector<float>>> want(S);  // [seq][step] logits after the prompt / each token
