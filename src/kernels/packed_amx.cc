@@ -19,7 +19,7 @@
 // NF4's codes index its fixed-point levels 256·h + l (formats/nf4.h), which do not fit a byte: each
 // block takes two tile products, B holding the h bytes, then the l bytes, and its sum is
 // 256·C_h + C_l before the f32 steps, two blocks in flight; the result is scaled by 2^-14 at the
-// end (PackedResultScale). It takes tiles from 8 tokens on and the 256-bit VNNI twin below that.
+// end (PackedResultScale). It takes tiles from 8 tokens on and the VNNI twins below that.
 //
 // Only these functions carry the target attribute; dispatch: CpuHasAmxInt8() in packed.cc (which
 // also asks the kernel for the tile state).
@@ -375,11 +375,11 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
 // One to three tokens of two panels on 512-bit VNNI (decoding, small batches): a chunk's 16 rows'
 // codes in one register, as unsigned bytes offset like the 256-bit VNNI twin (Q4_0: the stored
 // nibble, Q8_0 and IQ4_NL + 128; Q4_1, Q5_0, Q5_1: that twin's own codes, packed_nibbles_body.h,
-// Q5_0's offset by 16), one vpdpbusd per chunk for 16 rows, then the reference's f32 steps per
-// row (and for Q4_1 and Q5_1 acc = fma(m_w, s_a, acc) after each block). The same bits as the
-// reference.
+// Q5_0's offset by 16; NF4: its levels' high and low bytes + 128, two vpdpbusd per chunk), one
+// vpdpbusd per chunk for 16 rows, then the reference's f32 steps per row (and for Q4_1 and Q5_1
+// acc = fma(m_w, s_a, acc) after each block). The same bits as the reference.
 
-template <DType kType, class Packed>
+template <DType kType, class Packed, int kPlane = 0>
 SMELT_AMX inline void UnsignedCodesTwoPanels(const Packed& w0, const Packed& w1, __m512i* c) {
   if constexpr (kNibbleType<kType>) {
     __m256i c0[8], c1[8];
@@ -389,23 +389,27 @@ SMELT_AMX inline void UnsignedCodesTwoPanels(const Packed& w0, const Packed& w1,
   } else if constexpr (kType == DType::kQ8_0) {
     for (int j = 0; j < 8; ++j) c[j] = _mm512_xor_si512(Both(w0.qs[j], w1.qs[j]), _mm512_set1_epi8((char)0x80));
   } else {
+    constexpr const int8_t* kTable = kNibbleTable<kType, kPlane>;  // + 128 below: unsigned bytes
     const __m512i mask = _mm512_set1_epi8(0x0F);
-    const __m512i table = _mm512_add_epi8(
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues))),
-        _mm512_set1_epi8((char)0x80));
+    const __m512i table =
+        kTable ? _mm512_add_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTable))),
+                                 _mm512_set1_epi8((char)0x80))
+               : _mm512_setzero_si512();
     for (int k = 0; k < 4; ++k) {
       const __m512i bytes = Both(w0.qs[k], w1.qs[k]);
       c[k] = _mm512_and_si512(bytes, mask);
       c[4 + k] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), mask);
-      if constexpr (kType == DType::kIQ4_NL) c[k] = _mm512_shuffle_epi8(table, c[k]), c[4 + k] = _mm512_shuffle_epi8(table, c[4 + k]);
+      if constexpr (kTable != nullptr) c[k] = _mm512_shuffle_epi8(table, c[k]), c[4 + k] = _mm512_shuffle_epi8(table, c[4 + k]);
     }
   }
 }
 
 // The offset of UnsignedCodesTwoPanels's codes, taken off through the activation block's code sum.
+// (NF4: its two bytes' sums as 256·high + low, each byte + 128.)
 template <DType kType>
 constexpr int32_t kUnsignedOffset = kType == DType::kQ4_0   ? 8
                                     : kType == DType::kQ5_0 ? 16
+                                    : kType == DType::kNF4  ? 257 * 128
                                     : kNibbleType<kType>    ? 0  // Q4_1, Q5_1: the minimum term instead
                                                             : 128;
 
@@ -423,7 +427,7 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
     PrefetchAhead<sizeof(Packed)>(p0 + b, ahead);
     PrefetchAhead<sizeof(Packed)>(p1 + b, ahead);
     __m512i c[8];
-    UnsignedCodesTwoPanels<kType>(p0[b], p1[b], c);
+    UnsignedCodesTwoPanels<kType, Packed, 0>(p0[b], p1[b], c);
     const Act& act = reinterpret_cast<const Act*>(a)[b];
     __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
     for (int j = 0; j < 8; j += 2) {
@@ -434,12 +438,23 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
       s1 = _mm512_dpbusd_epi32(s1, c[j + 1], _mm512_set1_epi32(v1));
     }
     __m512i sums = _mm512_add_epi32(s0, s1);
+    if constexpr (kType == DType::kNF4) {  // the low bytes' sums: 256·high + low
+      UnsignedCodesTwoPanels<kType, Packed, 1>(p0[b], p1[b], c);
+      __m512i l = _mm512_setzero_si512();
+      for (int j = 0; j < 8; ++j) {
+        int32_t v;
+        std::memcpy(&v, act.qs + 4 * j, sizeof v);
+        l = _mm512_dpbusd_epi32(l, c[j], _mm512_set1_epi32(v));
+      }
+      sums = _mm512_add_epi32(_mm512_slli_epi32(sums, 8), l);
+    }
     if constexpr (kOffset != 0) sums = _mm512_sub_epi32(sums, _mm512_set1_epi32(kOffset * a_sums[b]));
     const __m512 d_w = TwoPanelHalves(p0[b].d, p1[b].d);
     acc = _mm512_fmadd_ps(_mm512_mul_ps(d_w, _mm512_set1_ps(_cvtsh_ss(act.d))), _mm512_cvtepi32_ps(sums), acc);
     if constexpr (kPackedHasMin<Packed>)
       acc = _mm512_fmadd_ps(TwoPanelHalves(p0[b].m, p1[b].m), _mm512_set1_ps(_cvtsh_ss(act.s)), acc);
   }
+  if constexpr (kType == DType::kNF4) acc = _mm512_mul_ps(acc, _mm512_set1_ps(PackedResultScale(kType)));
   _mm512_storeu_ps(y, acc);
 }
 
@@ -452,7 +467,7 @@ template <class Packed, DType kType, int kPanels>
 SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
                              const int32_t* a_sums, const TileActivations& tiles, int64_t T, float* y, int64_t y_stride) {
   const float* a_scales = tiles.scales;
-  constexpr bool kNF4 = kType == DType::kNF4;  // tiles from 8 tokens on, the 256-bit VNNI twin below
+  constexpr bool kNF4 = kType == DType::kNF4;  // no block pairs: tiles from 8 tokens on, VNNI below
   if constexpr (kPanels == 2 && !kPackedHasMin<Packed> && !kNF4) {
     // A few sequences decoded together, or a draft's tokens verified. Q8_0 (codes used as stored)
     // keeps its partial tile at 8 tokens and its 4-token VNNI twin at 4: faster there (4096²
@@ -494,7 +509,7 @@ SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint
     _tile_release();
     t = T;
   }
-  if constexpr (kPanels == 2 && !kNF4) {
+  if constexpr (kPanels == 2) {
     if (T - t < 4) {
       for (; t < T; ++t)
         VnniTokenTwoPanels<Packed, kType>(panels[0], panels[1], nb, a + t * a_stride, a_sums ? a_sums + t * nb : nullptr,
