@@ -266,7 +266,8 @@ namespace {
 
 // Σ v(q_w)·q_a of row r of a packed block of nibbles (and fifth bits, where it has a plane) against
 // an activation block (Q8_0 or Q8_1: only the codes are read), v the value of a code: the unsigned
-// code (the Q4_0/Q5_0 offsets are taken off later), the codebook entry for IQ4_NL.
+// code (the Q4_0/Q5_0 offsets are taken off later), the codebook entry for IQ4_NL, the fixed-point
+// level for NF4 (kNF4Fixed).
 template <DType kType, class Packed, class Act>
 int32_t RowSum(const Packed& w, const Act& a, int r) {
   auto v = [](int q) {
