@@ -22,18 +22,19 @@ inline constexpr float kNF4Values[16] = {
     0.7229568362236023f, 1.0f};
 
 // The levels in fixed point, for integer products against int8 activations (kernels/packed.h):
-// kNF4Fixed[c] = round(kNF4Values[c] · 2^14), each within 2.6e-5 of its level (under a sixteenth of
-// an fp16 ulp at 1), and the same split in two signed bytes, kNF4Fixed = 256 · kNF4High + kNF4Low,
-// for byte-wide dot products (kNF4High in −64..64, kNF4Low in −128..127).
-inline constexpr int kNF4FixedBits = 14;
+// kNF4Fixed[c] = round(kNF4Values[c] / kNF4FixedScale), kNF4FixedScale = 2^-14, each within 2.6e-5
+// of its level (under a sixteenth of an fp16 ulp at 1), and the same split in two signed bytes,
+// kNF4Fixed = 256 · kNF4High + kNF4Low, for byte-wide dot products (kNF4High in −64..64, kNF4Low
+// in −128..127).
+inline constexpr float kNF4FixedScale = 0x1p-14f;
 inline constexpr int16_t kNF4Fixed[16] = {-16384, -11406, -8603, -6470, -4660, -3027, -1492, 0,
                                           1304,   2637,   4032,  5536,  7221,  9218,  11845, 16384};
 inline constexpr int8_t kNF4High[16] = {-64, -45, -34, -25, -18, -12, -6, 0, 5, 10, 16, 22, 28, 36, 46, 64};
 inline constexpr int8_t kNF4Low[16] = {0, 114, 101, -70, -52, 45, 44, 0, 24, 77, -64, -96, 53, 2, 69, 0};
 static_assert([] {
   for (int c = 0; c < 16; ++c) {
-    const double err = kNF4Fixed[c] / 16384.0 - kNF4Values[c];
-    if (err > 0.5 / 16384 || err < -0.5 / 16384 || kNF4Fixed[c] != 256 * kNF4High[c] + kNF4Low[c]) return false;
+    const double err = kNF4Fixed[c] * (double)kNF4FixedScale - kNF4Values[c];
+    if (err > 0.5 * kNF4FixedScale || err < -0.5 * kNF4FixedScale || kNF4Fixed[c] != 256 * kNF4High[c] + kNF4Low[c]) return false;
   }
   return true;
 }(), "kNF4Fixed rounds kNF4Values to 2^-14, and kNF4High/kNF4Low split it");

@@ -67,6 +67,7 @@
 #include "core/half.h"
 #include "core/huge_pages.h"
 #include "core/tensor.h"
+#include "formats/nf4.h"
 #include "formats/q8_0.h"
 #include "kernels/prefetch.h"
 
@@ -165,7 +166,7 @@ inline size_t PanelPrefetchDistance() {
 
 // The factor a packed product's result takes last: 2^-14 for NF4, whose integer sums are of its
 // levels in fixed point (kNF4Fixed, formats/nf4.h), 1 for the other types.
-constexpr float PackedResultScale(DType type) { return type == DType::kNF4 ? 0x1p-14f : 1.0f; }
+constexpr float PackedResultScale(DType type) { return type == DType::kNF4 ? kNF4FixedScale : 1.0f; }
 
 // The type whose packed layout and kernels serve weights of type `source`: Q4_0 for the symmetric
 // group types i{4,3,2}s_g* and Q4_1 for the asymmetric ones (converted weight for weight,

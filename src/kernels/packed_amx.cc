@@ -285,7 +285,7 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
     }
   }
   for (int g = 0; g * kPerReg < nt; ++g) {
-    if constexpr (kType == DType::kNF4) acc[g] = _mm512_mul_ps(acc[g], _mm512_set1_ps(PackedResultScale(kType)));
+    if constexpr (PackedResultScale(kType) != 1.0f) acc[g] = _mm512_mul_ps(acc[g], _mm512_set1_ps(PackedResultScale(kType)));
     if constexpr (kPanels == 2) {
       _mm512_storeu_ps(y + (t0 + g) * y_stride, acc[g]);
     } else {
@@ -454,7 +454,7 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
     if constexpr (kPackedHasMin<Packed>)
       acc = _mm512_fmadd_ps(TwoPanelHalves(p0[b].m, p1[b].m), _mm512_set1_ps(_cvtsh_ss(act.s)), acc);
   }
-  if constexpr (kType == DType::kNF4) acc = _mm512_mul_ps(acc, _mm512_set1_ps(PackedResultScale(kType)));
+  if constexpr (PackedResultScale(kType) != 1.0f) acc = _mm512_mul_ps(acc, _mm512_set1_ps(PackedResultScale(kType)));
   _mm512_storeu_ps(y, acc);
 }
 

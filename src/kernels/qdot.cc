@@ -79,7 +79,7 @@ float DotNF4Ref(const void* w, const void* a, int64_t n) {
     for (int j = 0; j < 32; ++j) s += kNF4Fixed[UnpackCode(x.qs, 32 * (i % 2) + j, 4)] * y.qs[j];
     acc = std::fma(Fp16ToFloat(x.d) * Fp16ToFloat(y.d), (float)s, acc);
   }
-  return acc * 0x1p-14f;
+  return acc * kNF4FixedScale;
 }
 
 // The group types (formats/group_int.h) as the ggml blocks they run as, against Q8_0 (symmetric)

@@ -124,7 +124,7 @@ inline void DecodeAsKernels(DType weight, const uint8_t* w_row, float* w, int64_
   for (int64_t b = 0; b < n / kQKNF4; ++b) {
     BlockNF4 x;
     std::memcpy(&x, w_row + b * sizeof x, sizeof x);
-    for (int j = 0; j < kQKNF4; ++j) w[b * kQKNF4 + j] = Fp16ToFloat(x.d) * (float)kNF4Fixed[UnpackCode(x.qs, j, 4)] * 0x1p-14f;
+    for (int j = 0; j < kQKNF4; ++j) w[b * kQKNF4 + j] = Fp16ToFloat(x.d) * (float)kNF4Fixed[UnpackCode(x.qs, j, 4)] * kNF4FixedScale;
   }
 }
 
@@ -134,7 +134,7 @@ inline double LevelRounding(DType weight, const uint8_t* w_row, const float* a, 
   if (weight != DType::kNF4) return 0;
   double bound = 0;
   for (int64_t i = 0; i < n; ++i) bound += std::fabs(LoadHalfAt(w_row + i / kQKNF4 * sizeof(BlockNF4))) * std::fabs((double)a[i]);
-  return std::ldexp(bound, -15);
+  return bound * kNF4FixedScale / 2;
 }
 
 // The f32 rounding a kernel may add over n values: (blocks + 2)·2^-23·mass (twice the bound
