@@ -19,7 +19,8 @@
 // NF4's codes index its fixed-point levels 256·h + l (formats/nf4.h), which do not fit a byte: each
 // block takes two tile products, B holding the h bytes, then the l bytes, and its sum is
 // 256·C_h + C_l before the f32 steps, two blocks in flight; the result is scaled by 2^-14 at the
-// end (PackedResultScale). It takes tiles from 8 tokens on and the VNNI twins below that.
+// end (PackedResultScale). It takes block pairs from 3 tokens on (two pairs in flight), and
+// 512-bit VNNI for 1 or 2 (faster there: 4096² product, 2 tokens 0.74 against 0.84 ms).
 //
 // Only these functions carry the target attribute; dispatch: CpuHasAmxInt8() in packed.cc (which
 // also asks the kernel for the tile state).
@@ -100,68 +101,92 @@ constexpr const int8_t* kNibbleTable = kType == DType::kIQ4_NL ? kIQ4NLValues
                                        : kType == DType::kNF4  ? (kPlane == 0 ? kNF4High : kNF4Low)
                                                                : nullptr;
 
-template <DType kType, class Packed, int kPlane = 0>
-SMELT_AMX inline void WriteSignedCodes(const Packed& w, int8_t* dst, int pitch) {
-  if constexpr (kNibbleType<kType>) {
-    __m256i c[8];
-    NibbleTypeCodes<kType>(w, c);
-    for (int j = 0; j < 8; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * pitch), c[j]);
-  } else if constexpr (kType == DType::kQ8_0) {
-    for (int j = 0; j < 8; ++j)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * pitch),
-                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[j])));
-  } else {
-    constexpr const int8_t* kTable = kNibbleTable<kType, kPlane>;
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    const __m256i table = kTable ? _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTable)))
-                                 : _mm256_setzero_si256();
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      __m256i lo = _mm256_and_si256(bytes, mask), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
-      if constexpr (kTable != nullptr) {
-        lo = _mm256_shuffle_epi8(table, lo), hi = _mm256_shuffle_epi8(table, hi);
-      } else {
-        lo = _mm256_sub_epi8(lo, _mm256_set1_epi8(8)), hi = _mm256_sub_epi8(hi, _mm256_set1_epi8(8));
-      }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k * pitch), lo);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (4 + k) * pitch), hi);
-    }
-  }
-}
-
-// Two panels' block codes side by side (pitch 64: panel 0 in bytes 0..31 of each tile row, panel 1
-// in 32..63), 64 bytes per step: WriteSignedCodes's bytes for both panels.
+// Two packed Q4_0-shaped blocks' nibbles side by side (w0's in bytes 0..31 of each register, w1's
+// in 32..63), n[j] meeting activation bytes 4j .. 4j+3: chunk j's low nibbles for j < 4, chunk
+// j − 4's high nibbles after.
 SMELT_AMX inline __m512i Both(const void* lo, const void* hi) {  // 32 bytes at lo, then 32 at hi
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))),
                             _mm256_loadu_si256(static_cast<const __m256i*>(hi)), 1);
 }
+SMELT_AMX inline void NibblesTwoPanels(const BlockQ4_0x8& w0, const BlockQ4_0x8& w1, __m512i* n) {
+  const __m512i mask = _mm512_set1_epi8(0x0F);
+  for (int k = 0; k < 4; ++k) {
+    const __m512i bytes = Both(w0.qs[k], w1.qs[k]);
+    n[k] = _mm512_and_si512(bytes, mask);
+    n[4 + k] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), mask);
+  }
+}
 
-template <DType kType, class Packed, int kPlane = 0>
-SMELT_AMX inline void WriteSignedCodesTwoPanels(const Packed& w0, const Packed& w1, int8_t* dst) {
+// The bytes a Q4_0-shaped block's nibbles n[j] stand for, per plane (NF4 has two: its levels' high
+// and low bytes; the others one): the codebook's entries (IQ4_NL, NF4; kNibbleTable) or the
+// nibble − 8 (Q4_0) as signed bytes, or kUnsigned, the VNNI forms' unsigned codes: the entries
+// + 128, or the nibble itself (kUnsignedOffset takes the offset off).
+template <DType kType>
+constexpr int kCodePlanes = kType == DType::kNF4 ? 2 : 1;
+SMELT_AMX inline __m256i ShuffleBytes(__m256i t, __m256i x) { return _mm256_shuffle_epi8(t, x); }
+SMELT_AMX inline __m512i ShuffleBytes(__m512i t, __m512i x) { return _mm512_shuffle_epi8(t, x); }
+SMELT_AMX inline __m256i AddBytes(__m256i x, char v) { return _mm256_add_epi8(x, _mm256_set1_epi8(v)); }
+SMELT_AMX inline __m512i AddBytes(__m512i x, char v) { return _mm512_add_epi8(x, _mm512_set1_epi8(v)); }
+SMELT_AMX inline __m256i Codebook(const int8_t* table, char add, __m256i) { return amx::NibbleCodebook(table, add); }
+SMELT_AMX inline __m512i Codebook(const int8_t* table, char add, __m512i) {  // the entries in all four 128-bit lanes
+  return _mm512_add_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table))),
+                         _mm512_set1_epi8(add));
+}
+template <DType kType, bool kUnsigned, class V>
+SMELT_AMX inline void CodePlanes(const V* n, V (*planes)[8]) {
+  for (int p = 0; p < kCodePlanes<kType>; ++p) {
+    if constexpr (kNibbleTable<kType, 0> != nullptr) {
+      // + 128 mod 256 for unsigned codes: every entry lies in -128..127
+      const V book = Codebook(p == 0 ? kNibbleTable<kType, 0> : kNibbleTable<kType, 1>, kUnsigned ? (char)0x80 : 0, V{});
+      for (int j = 0; j < 8; ++j) planes[p][j] = ShuffleBytes(book, n[j]);
+    } else {
+      for (int j = 0; j < 8; ++j) planes[p][j] = kUnsigned ? n[j] : AddBytes(n[j], -8);
+    }
+  }
+}
+
+// One packed block's codes as signed bytes in tile order, plane p's chunk j at dst[p] + j·pitch
+// (NF4: two planes, its levels' high then low bytes; every other type one).
+template <DType kType, class Packed>
+SMELT_AMX inline void WriteSignedCodes(const Packed& w, int8_t* const* dst, int pitch) {
+  if constexpr (kNibbleType<kType>) {
+    __m256i c[8];
+    NibbleTypeCodes<kType>(w, c);
+    for (int j = 0; j < 8; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst[0] + j * pitch), c[j]);
+  } else if constexpr (kType == DType::kQ8_0) {
+    for (int j = 0; j < 8; ++j)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst[0] + j * pitch),
+                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[j])));
+  } else {
+    __m256i n[8], c[kCodePlanes<kType>][8];
+    amx::UnsignedCodes(w, n);
+    CodePlanes<kType, false>(n, c);
+    for (int p = 0; p < kCodePlanes<kType>; ++p)
+      for (int j = 0; j < 8; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst[p] + j * pitch), c[p][j]);
+  }
+}
+
+// Two panels' block codes side by side (pitch 64: panel 0 in bytes 0..31 of each tile row, panel 1
+// in 32..63), 64 bytes per step: WriteSignedCodes's bytes for both panels, plane p at dst[p].
+template <DType kType, class Packed>
+SMELT_AMX inline void WriteSignedCodesTwoPanels(const Packed& w0, const Packed& w1, int8_t* const* dst) {
   if constexpr (kNibbleType<kType>) {
     __m256i c0[8], c1[8];
     NibbleTypeCodes<kType>(w0, c0);
     NibbleTypeCodes<kType>(w1, c1);
     for (int j = 0; j < 8; ++j)
-      _mm512_storeu_si512(dst + 64 * j, _mm512_inserti64x4(_mm512_castsi256_si512(c0[j]), c1[j], 1));
+      _mm512_storeu_si512(dst[0] + 64 * j, _mm512_inserti64x4(_mm512_castsi256_si512(c0[j]), c1[j], 1));
   } else if constexpr (kType == DType::kQ8_0) {
-    for (int j = 0; j < 8; ++j) _mm512_storeu_si512(dst + 64 * j, Both(w0.qs[j], w1.qs[j]));
+    for (int j = 0; j < 8; ++j) _mm512_storeu_si512(dst[0] + 64 * j, Both(w0.qs[j], w1.qs[j]));
   } else {
-    constexpr const int8_t* kTable = kNibbleTable<kType, kPlane>;
-    const __m512i mask = _mm512_set1_epi8(0x0F);
-    const __m512i table = kTable ? _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTable)))
-                                 : _mm512_setzero_si512();
-    for (int k = 0; k < 4; ++k) {
-      const __m512i bytes = Both(w0.qs[k], w1.qs[k]);
-      __m512i lo = _mm512_and_si512(bytes, mask), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), mask);
-      if constexpr (kTable != nullptr) {
-        lo = _mm512_shuffle_epi8(table, lo), hi = _mm512_shuffle_epi8(table, hi);
-      } else {
-        lo = _mm512_sub_epi8(lo, _mm512_set1_epi8(8)), hi = _mm512_sub_epi8(hi, _mm512_set1_epi8(8));
+    __m512i n[8], c[kCodePlanes<kType>][8];
+    NibblesTwoPanels(w0, w1, n);
+    CodePlanes<kType, false>(n, c);
+    for (int p = 0; p < kCodePlanes<kType>; ++p)
+      for (int k = 0; k < 4; ++k) {
+        _mm512_storeu_si512(dst[p] + 64 * k, c[p][k]);
+        _mm512_storeu_si512(dst[p] + 64 * (4 + k), c[p][4 + k]);
       }
-      _mm512_storeu_si512(dst + 64 * k, lo);
-      _mm512_storeu_si512(dst + 64 * (4 + k), hi);
-    }
   }
 }
 
@@ -192,7 +217,7 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
   const bool spread = kMaySpread && a_scales != nullptr;
   // NF4: each code's fixed-point level 256·h + l as two planes of signed bytes, one tile product
   // each (C tiles 2i and 2i + 1 of block i), the block's sum 256·C_h + C_l: two blocks in flight.
-  constexpr int kPlanes = kType == DType::kNF4 ? 2 : 1;
+  constexpr int kPlanes = kCodePlanes<kType>;
   constexpr int kInFlight = 4 / kPlanes, kPitch = kPanels * kCodeBytes;
   constexpr int kRows = 8 * kPanels, kPerReg = 16 / kRows;  // rows per token; tokens per register
   alignas(64) int8_t codes[kInFlight][kPlanes][8 * kPitch];
@@ -222,13 +247,13 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
       if constexpr (kPanels == 1 && kType == DType::kQ8_0) {
         tile_codes[i] = &panels[0][b0 + i].qs[0][0];  // already in tile order
       } else if constexpr (kPanels == 2) {
-        WriteSignedCodesTwoPanels<kType, Packed, 0>(panels[0][b0 + i], panels[1][b0 + i], codes[i][0]);
-        if constexpr (kPlanes == 2) WriteSignedCodesTwoPanels<kType, Packed, 1>(panels[0][b0 + i], panels[1][b0 + i], codes[i][1]);
+        int8_t* const dst[2] = {codes[i][0], codes[i][kPlanes - 1]};
+        WriteSignedCodesTwoPanels<kType>(panels[0][b0 + i], panels[1][b0 + i], dst);
         tile_codes[i] = codes[i][0];
       } else {
         for (int p = 0; p < kPanels; ++p) {
-          WriteSignedCodes<kType, Packed, 0>(panels[p][b0 + i], codes[i][0] + p * kCodeBytes, kPitch);
-          if constexpr (kPlanes == 2) WriteSignedCodes<kType, Packed, 1>(panels[p][b0 + i], codes[i][1] + p * kCodeBytes, kPitch);
+          int8_t* const dst[2] = {codes[i][0] + p * kCodeBytes, codes[i][kPlanes - 1] + p * kCodeBytes};
+          WriteSignedCodes<kType>(panels[p][b0 + i], dst, kPitch);
         }
         tile_codes[i] = codes[i][0];
       }
@@ -308,19 +333,20 @@ SMELT_AMX inline void ConfigurePairTiles(int nt) {
 // codes of block 2j + h in row h·kNt + t, the other half zero), B = WriteSignedCodesTwoPanels of
 // blocks 2j and 2j + 1 one after the other (64 deep), so C row h·kNt + t holds token t's 16 row
 // sums of block 2j + h. Then TileTokens's f32 steps, block by block in column order with the
-// broadcast scales: the same bits.
+// broadcast scales: the same bits. NF4: each pair's two planes through B tiles 5 and 7 into C
+// tiles 2i and 2i + 1, the sums 256·C_h + C_l, two pairs in flight.
 template <class Packed, DType kType, int kNt>
 SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int8_t* pairs, const float* a_scales,
                               float* y, int64_t y_stride) {
   static_assert(!kPackedHasMin<Packed>);
-  constexpr int kInFlight = 4, kPairBytes = 2 * kNt * 64;
+  constexpr int kPlanes = kCodePlanes<kType>, kInFlight = 4 / kPlanes, kPairBytes = 2 * kNt * 64;
   // Q8_0's codes are copies only: it writes the next group's while the tile unit works on this
   // one, so its tile loads never wait on lines just stored (6 tokens 1.07-1.10 → 0.96-0.98 ms,
   // 2 tokens 0.75 → 0.71; the nibble types, with work to do per byte, were 2-4 % slower so).
   constexpr bool kAhead = kType == DType::kQ8_0;
-  using Group = int8_t[kInFlight][2 * 8 * 64];
+  using Group = int8_t[kInFlight][kPlanes][2 * 8 * 64];
   alignas(64) Group codes[kAhead ? 2 : 1];
-  alignas(64) int32_t sums[kInFlight][2 * kNt][16];
+  alignas(64) int32_t sums[4][2 * kNt][16];
   __m512 acc[kNt];
   for (__m512& v : acc) v = _mm512_setzero_ps();
   const int64_t np = (nb + 1) / 2;
@@ -330,11 +356,12 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
       for (int h = 0; h < 2; ++h) {
         const int64_t b = 2 * (j0 + i) + h;
         if (b == nb) {  // the last pair's missing block: its codes meet zero activations (zeroed: no stale bytes)
-          std::memset(out[i] + 512, 0, 512);
+          for (int p = 0; p < kPlanes; ++p) std::memset(out[i][p] + 512, 0, 512);
           break;
         }
         for (int p = 0; p < 2; ++p) PrefetchAhead<sizeof(Packed)>(panels[p] + b, PanelPrefetchDistance<Packed>());
-        WriteSignedCodesTwoPanels<kType>(panels[0][b], panels[1][b], out[i] + 512 * h);
+        int8_t* const dst[2] = {out[i][0] + 512 * h, out[i][kPlanes - 1] + 512 * h};
+        WriteSignedCodesTwoPanels<kType>(panels[0][b], panels[1][b], dst);
       }
   };
   if constexpr (kAhead) unpack(0, codes[0]);
@@ -343,18 +370,32 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
     if constexpr (!kAhead) unpack(j0, codes[0]);
     Group& c = codes[g];
     TileMemoryBarrier();
-    SMELT_TILE_PRODUCT(0, 4, 5, pairs + (j0 + 0) * kPairBytes, c[0], 64, 64);
-    if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, pairs + (j0 + 1) * kPairBytes, c[1], 64, 64);
-    if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, pairs + (j0 + 2) * kPairBytes, c[2], 64, 64);
-    if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, pairs + (j0 + 3) * kPairBytes, c[3], 64, 64);
+    if constexpr (kPlanes == 2) {  // pair i: A tile 4 + 2i, its planes through B tiles 5 and 7 into C 2i, 2i + 1
+      SMELT_TILE_PRODUCT(0, 4, 5, pairs + (j0 + 0) * kPairBytes, c[0][0], 64, 64);
+      _tile_zero(1);
+      _tile_loadd(7, c[0][1], 64);
+      _tile_dpbssd(1, 4, 7);
+      if (n > 1) {
+        SMELT_TILE_PRODUCT(2, 6, 5, pairs + (j0 + 1) * kPairBytes, c[1][0], 64, 64);
+        _tile_zero(3);
+        _tile_loadd(7, c[1][1], 64);
+        _tile_dpbssd(3, 6, 7);
+      }
+    } else {
+      SMELT_TILE_PRODUCT(0, 4, 5, pairs + (j0 + 0) * kPairBytes, c[0][0], 64, 64);
+      if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, pairs + (j0 + 1) * kPairBytes, c[1][0], 64, 64);
+      if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, pairs + (j0 + 2) * kPairBytes, c[2][0], 64, 64);
+      if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, pairs + (j0 + 3) * kPairBytes, c[3][0], 64, 64);
+    }
     if constexpr (kAhead) {
       if (j0 + kInFlight < np) unpack(j0 + kInFlight, codes[1 - g]);
       TileMemoryBarrier();
     }
+    const int tiles = n * kPlanes;
     _tile_stored(0, sums[0], 64);
-    if (n > 1) _tile_stored(1, sums[1], 64);
-    if (n > 2) _tile_stored(2, sums[2], 64);
-    if (n > 3) _tile_stored(3, sums[3], 64);
+    if (tiles > 1) _tile_stored(1, sums[1], 64);
+    if (tiles > 2) _tile_stored(2, sums[2], 64);
+    if (tiles > 3) _tile_stored(3, sums[3], 64);
     for (int i = 0; i < n; ++i)
       for (int h = 0; h < 2; ++h) {
         const int64_t b = 2 * (j0 + i) + h;
@@ -363,11 +404,16 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
         const float* block_scales = a_scales + b * kNt;
         for (int t = 0; t < kNt; ++t) {
           const __m512 d = _mm512_mul_ps(d_w, _mm512_set1_ps(block_scales[t]));
-          acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_load_si512(sums[i][h * kNt + t])), acc[t]);
+          __m512i s = _mm512_load_si512(sums[kPlanes * i][h * kNt + t]);
+          if constexpr (kPlanes == 2) s = _mm512_add_epi32(_mm512_slli_epi32(s, 8), _mm512_load_si512(sums[2 * i + 1][h * kNt + t]));
+          acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[t]);
         }
       }
   }
-  for (int t = 0; t < kNt; ++t) _mm512_storeu_ps(y + t * y_stride, acc[t]);
+  for (int t = 0; t < kNt; ++t) {
+    if constexpr (PackedResultScale(kType) != 1.0f) acc[t] = _mm512_mul_ps(acc[t], _mm512_set1_ps(PackedResultScale(kType)));
+    _mm512_storeu_ps(y + t * y_stride, acc[t]);
+  }
 }
 
 #undef SMELT_TILE_PRODUCT
@@ -379,28 +425,19 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
 // vpdpbusd per chunk for 16 rows, then the reference's f32 steps per row (and for Q4_1 and Q5_1
 // acc = fma(m_w, s_a, acc) after each block). The same bits as the reference.
 
-template <DType kType, class Packed, int kPlane = 0>
-SMELT_AMX inline void UnsignedCodesTwoPanels(const Packed& w0, const Packed& w1, __m512i* c) {
+template <DType kType, class Packed>
+SMELT_AMX inline void UnsignedCodesTwoPanels(const Packed& w0, const Packed& w1, __m512i (*c)[8]) {
   if constexpr (kNibbleType<kType>) {
     __m256i c0[8], c1[8];
     amx::UnsignedCodes(w0, c0);
     amx::UnsignedCodes(w1, c1);
-    for (int j = 0; j < 8; ++j) c[j] = _mm512_inserti64x4(_mm512_castsi256_si512(c0[j]), c1[j], 1);
+    for (int j = 0; j < 8; ++j) c[0][j] = _mm512_inserti64x4(_mm512_castsi256_si512(c0[j]), c1[j], 1);
   } else if constexpr (kType == DType::kQ8_0) {
-    for (int j = 0; j < 8; ++j) c[j] = _mm512_xor_si512(Both(w0.qs[j], w1.qs[j]), _mm512_set1_epi8((char)0x80));
+    for (int j = 0; j < 8; ++j) c[0][j] = _mm512_xor_si512(Both(w0.qs[j], w1.qs[j]), _mm512_set1_epi8((char)0x80));
   } else {
-    constexpr const int8_t* kTable = kNibbleTable<kType, kPlane>;  // + 128 below: unsigned bytes
-    const __m512i mask = _mm512_set1_epi8(0x0F);
-    const __m512i table =
-        kTable ? _mm512_add_epi8(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTable))),
-                                 _mm512_set1_epi8((char)0x80))
-               : _mm512_setzero_si512();
-    for (int k = 0; k < 4; ++k) {
-      const __m512i bytes = Both(w0.qs[k], w1.qs[k]);
-      c[k] = _mm512_and_si512(bytes, mask);
-      c[4 + k] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), mask);
-      if constexpr (kTable != nullptr) c[k] = _mm512_shuffle_epi8(table, c[k]), c[4 + k] = _mm512_shuffle_epi8(table, c[4 + k]);
-    }
+    __m512i n[8];
+    NibblesTwoPanels(w0, w1, n);
+    CodePlanes<kType, true>(n, c);
   }
 }
 
@@ -426,28 +463,26 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
   for (int64_t b = 0; b < nb; ++b) {
     PrefetchAhead<sizeof(Packed)>(p0 + b, ahead);
     PrefetchAhead<sizeof(Packed)>(p1 + b, ahead);
-    __m512i c[8];
-    UnsignedCodesTwoPanels<kType, Packed, 0>(p0[b], p1[b], c);
+    constexpr int kPlanes = kCodePlanes<kType>;
+    __m512i c[kPlanes][8];
+    UnsignedCodesTwoPanels<kType>(p0[b], p1[b], c);
     const Act& act = reinterpret_cast<const Act*>(a)[b];
-    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    // Plane p's sums in s[p][0] + s[p][1] (two chains: the integer sums do not depend on the order).
+    __m512i s[kPlanes][2];
+    for (auto& plane : s) plane[0] = plane[1] = _mm512_setzero_si512();
     for (int j = 0; j < 8; j += 2) {
       int32_t v0, v1;
       std::memcpy(&v0, act.qs + 4 * j, sizeof v0);
       std::memcpy(&v1, act.qs + 4 * j + 4, sizeof v1);
-      s0 = _mm512_dpbusd_epi32(s0, c[j], _mm512_set1_epi32(v0));
-      s1 = _mm512_dpbusd_epi32(s1, c[j + 1], _mm512_set1_epi32(v1));
-    }
-    __m512i sums = _mm512_add_epi32(s0, s1);
-    if constexpr (kType == DType::kNF4) {  // the low bytes' sums: 256·high + low
-      UnsignedCodesTwoPanels<kType, Packed, 1>(p0[b], p1[b], c);
-      __m512i l = _mm512_setzero_si512();
-      for (int j = 0; j < 8; ++j) {
-        int32_t v;
-        std::memcpy(&v, act.qs + 4 * j, sizeof v);
-        l = _mm512_dpbusd_epi32(l, c[j], _mm512_set1_epi32(v));
+      const __m512i x0 = _mm512_set1_epi32(v0), x1 = _mm512_set1_epi32(v1);
+      for (int p = 0; p < kPlanes; ++p) {
+        s[p][0] = _mm512_dpbusd_epi32(s[p][0], c[p][j], x0);
+        s[p][1] = _mm512_dpbusd_epi32(s[p][1], c[p][j + 1], x1);
       }
-      sums = _mm512_add_epi32(_mm512_slli_epi32(sums, 8), l);
     }
+    __m512i sums = _mm512_add_epi32(s[0][0], s[0][1]);
+    if constexpr (kPlanes == 2)  // NF4: 256·high + low
+      sums = _mm512_add_epi32(_mm512_slli_epi32(sums, 8), _mm512_add_epi32(s[1][0], s[1][1]));
     if constexpr (kOffset != 0) sums = _mm512_sub_epi32(sums, _mm512_set1_epi32(kOffset * a_sums[b]));
     const __m512 d_w = TwoPanelHalves(p0[b].d, p1[b].d);
     acc = _mm512_fmadd_ps(_mm512_mul_ps(d_w, _mm512_set1_ps(_cvtsh_ss(act.d))), _mm512_cvtepi32_ps(sums), acc);
@@ -459,7 +494,7 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
 }
 
 // kPanels panels (their rows side by side in y) against T tokens. Two panels of the types
-// without a minimum take 2 to 8 tokens (the whole product) as block pairs where given
+// without a minimum take 2 (NF4: 3) to 8 tokens (the whole product) as block pairs where given
 // (PairTileTokens). Otherwise whole tiles of 16 tokens, a shorter tile for the last 8 to 15, then
 // the VNNI twins: for two panels, 512-bit VNNI for up to 3 tokens, the 256-bit twin per panel for
 // 4 to 7 (measured faster there than tiles of one block: Q4_0 four sequences 385 against 330 t/s).
@@ -467,14 +502,13 @@ template <class Packed, DType kType, int kPanels>
 SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
                              const int32_t* a_sums, const TileActivations& tiles, int64_t T, float* y, int64_t y_stride) {
   const float* a_scales = tiles.scales;
-  constexpr bool kNF4 = kType == DType::kNF4;  // no block pairs: tiles from 8 tokens on, VNNI below
-  if constexpr (kPanels == 2 && !kPackedHasMin<Packed> && !kNF4) {
+  if constexpr (kPanels == 2 && !kPackedHasMin<Packed>) {
     // A few sequences decoded together, or a draft's tokens verified. Q8_0 (codes used as stored)
     // keeps its partial tile at 8 tokens and its 4-token VNNI twin at 4: faster there (4096²
     // product, 1 thread: 1.01 against 1.06 ms, 0.78 against 0.84), where the types with codes to
     // unpack gain at every count (Q4_0 at 2 tokens 0.72 → 0.55 ms, at 7 1.69 → 0.80, at 8 0.91 →
-    // 0.82; Q8_0 at 3 1.54 → 0.84, at 6 1.30 → 1.11).
-    const bool paired = kType != DType::kQ8_0 || (T != 4 && T < kPairTokens);
+    // 0.82; Q8_0 at 3 1.54 → 0.84, at 6 1.30 → 1.11; NF4 at 3 1.14 → 0.87, at 6 2.1 → 1.1).
+    const bool paired = kType == DType::kNF4 ? T > 2 : kType != DType::kQ8_0 || (T != 4 && T < kPairTokens);
     if (tiles.pairs && a_scales && T >= kMinPairTokens && T <= kPairTokens && paired) {
       ConfigurePairTiles((int)T);
       switch (T) {

@@ -100,13 +100,8 @@ struct CodesQ8_0 : SignedCodes {
 // IQ4_NL: each nibble looked up in the codebook (one byte shuffle per 32 codes).
 struct CodesIQ4_NL : SignedCodes {
   SMELT_AVX2 explicit CodesIQ4_NL(const BlockQ4_0x8& w) {
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      c[k] = _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, mask));
-      c[4 + k] = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
-    }
+    UnsignedCodes(w, c);
+    LookUpNibbles(NibbleCodebook(kIQ4NLValues), c, c);
     Magnitudes();
   }
 };
@@ -117,15 +112,10 @@ struct CodesNF4 {
   static constexpr float kResultScale = PackedResultScale(DType::kNF4);
   SignedCodes high, low;
   SMELT_AVX2 explicit CodesNF4(const BlockQ4_0x8& w) {
-    const __m256i th = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kNF4High)));
-    const __m256i tl = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kNF4Low)));
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      const __m256i lo = _mm256_and_si256(bytes, mask), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
-      high.c[k] = _mm256_shuffle_epi8(th, lo), high.c[4 + k] = _mm256_shuffle_epi8(th, hi);
-      low.c[k] = _mm256_shuffle_epi8(tl, lo), low.c[4 + k] = _mm256_shuffle_epi8(tl, hi);
-    }
+    __m256i n[8];
+    UnsignedCodes(w, n);
+    LookUpNibbles(NibbleCodebook(kNF4High), n, high.c);
+    LookUpNibbles(NibbleCodebook(kNF4Low), n, low.c);
     high.Magnitudes();
     low.Magnitudes();
   }

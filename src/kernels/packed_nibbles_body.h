@@ -19,3 +19,14 @@ SMELT_PACKED_TARGET inline void UnsignedCodes(const Packed& w, __m256i* c) {
     for (int j = 0; j < 8; ++j) c[j] = _mm256_or_si256(c[j], BitToBit4(plane, j));
   }
 }
+
+// A 16-entry codebook of signed bytes (IQ4_NL's values, a byte of NF4's levels) in both 128-bit
+// lanes, each entry + add (mod 256), and a Q4_0-shaped block's nibbles n[j] (UnsignedCodes)
+// looked up in it: c[j] = book[n[j]] (c may be n).
+SMELT_PACKED_TARGET inline __m256i NibbleCodebook(const int8_t* table, char add = 0) {
+  return _mm256_add_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table))),
+                         _mm256_set1_epi8(add));
+}
+SMELT_PACKED_TARGET inline void LookUpNibbles(__m256i book, const __m256i* n, __m256i* c) {
+  for (int j = 0; j < 8; ++j) c[j] = _mm256_shuffle_epi8(book, n[j]);
+}

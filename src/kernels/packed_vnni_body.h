@@ -48,15 +48,8 @@ struct UnsignedIQ4_NL {
   static constexpr int32_t kOffset = 128;
   __m256i c[8];
   SMELT_VNNI_TARGET explicit UnsignedIQ4_NL(const BlockQ4_0x8& w) {
-    const __m256i table = _mm256_add_epi8(
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues))),
-        _mm256_set1_epi8((char)0x80));  // + 128 mod 256: every entry lies in -127..113
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      c[k] = _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, mask));
-      c[4 + k] = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
-    }
+    UnsignedCodes(w, c);
+    LookUpNibbles(NibbleCodebook(kIQ4NLValues, (char)0x80), c, c);  // + 128 mod 256: every entry lies in -127..113
   }
 };
 struct UnsignedQ8_0 {
@@ -70,22 +63,15 @@ struct UnsignedQ8_0 {
 };
 
 struct UnsignedNF4 {
-  // A 16-entry codebook + 128 (mod 256: every entry lies in -128..127) in both lanes.
-  SMELT_VNNI_TARGET static __m256i Table(const int8_t* t) {
-    return _mm256_add_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))),
-                           _mm256_set1_epi8((char)0x80));
-  }
   static constexpr int32_t kOffset = 257 * 128;
   static constexpr float kResultScale = PackedResultScale(DType::kNF4);
   __m256i high[8], low[8];
   SMELT_VNNI_TARGET explicit UnsignedNF4(const BlockQ4_0x8& w) {
-    const __m256i th = Table(kNF4High), tl = Table(kNF4Low), mask = _mm256_set1_epi8(0x0F);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[k]));
-      const __m256i lo = _mm256_and_si256(bytes, mask), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
-      high[k] = _mm256_shuffle_epi8(th, lo), high[4 + k] = _mm256_shuffle_epi8(th, hi);
-      low[k] = _mm256_shuffle_epi8(tl, lo), low[4 + k] = _mm256_shuffle_epi8(tl, hi);
-    }
+    __m256i n[8];
+    UnsignedCodes(w, n);
+    // + 128 mod 256: every entry lies in -128..127
+    LookUpNibbles(NibbleCodebook(kNF4High, (char)0x80), n, high);
+    LookUpNibbles(NibbleCodebook(kNF4Low, (char)0x80), n, low);
   }
 };
 
