@@ -123,10 +123,12 @@ size_t EncodedRowBytes(DType type, int64_t C) { return RowBytes(type, C); }
 
 int64_t EncodedRowSums(DType type, int64_t C) { return type == DType::kQ8_0 ? C / 32 : 0; }
 
-void FinishTileActivations(EncodedRows& rows, int64_t nb) {
+void FinishTileActivations(EncodedRows& rows) {
+  const int64_t nb = TileActivationBlocks(rows.type, rows.C);
   if (nb == 0) return;
-  if (rows.scales) ActivationBlockScales(rows.data, rows.row_bytes, nb, rows.T, rows.scales);
-  if (rows.pairs && rows.T >= kMinPairTokens && rows.T <= kPairTokens) ActivationBlockPairs(rows.data, rows.row_bytes, nb, rows.T, rows.pairs);
+  if (rows.scales) ActivationBlockScales(rows.type, rows.data, rows.row_bytes, nb, rows.T, rows.scales);
+  if (rows.pairs && rows.T >= kMinPairTokens && rows.T <= kPairTokens)
+    ActivationBlockPairs(rows.type, rows.data, rows.row_bytes, nb, rows.T, rows.pairs);
 }
 
 void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int threads) {
@@ -139,7 +141,7 @@ void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int thre
     QuantizeActivationRow(out.type, x + t * C, row, C);
     if (nb) BlockSums(row, nb, out.sums + t * nb);
   }
-  FinishTileActivations(out, nb);
+  FinishTileActivations(out);
 }
 
 void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t C, EncodedRows& out,
@@ -176,7 +178,7 @@ void RmsNormEncode(const float* x, const float* w, float eps, int64_t T, int64_t
       if (nb) BlockSums(row, nb, out.sums + t * nb);
     }
   }
-  FinishTileActivations(out, nb);
+  FinishTileActivations(out);
 }
 
 int64_t ProjectScratchFloats(int64_t T, int64_t C) {

@@ -47,8 +47,10 @@ struct EncodedRows {
   size_t row_bytes = 0;
   uint8_t* data = nullptr;  // T * row_bytes
   int32_t* sums = nullptr;  // Q8_0 only: T * C / 32
-  float* scales = nullptr;  // Q8_0 only, where given: ActivationBlockScales (kernels/packed.h), C / 32 * T
-  int8_t* pairs = nullptr;  // Q8_0 only, where given and kMinPairTokens ≤ T ≤ kPairTokens: ActivationBlockPairs (kernels/packed.h)
+  // Q8_0 and Q8_1 only, where given: ActivationBlockScales (kernels/packed.h), TileScaleFloats · T;
+  // and where kMinPairTokens ≤ T ≤ kPairTokens ActivationBlockPairs.
+  float* scales = nullptr;
+  int8_t* pairs = nullptr;
   // PromptTokensBytes(T, C) bytes where the products write the tokens once in a blocked prompt
   // kernel's own layout (kernels/prompt_gemm.h): needed where a weight's `prompt` has `tokens`.
   uint8_t* prompt_tokens = nullptr;
@@ -62,10 +64,9 @@ int64_t EncodedRowSums(DType type, int64_t C);
 // the rows split across up to `threads` threads; and out.scales where given.
 void EncodeRows(const float* x, int64_t T, int64_t C, EncodedRows& out, int threads = 1);
 
-// rows.scales and rows.pairs where given (nb: EncodedRowSums of the rows, 0 for no Q8_0 rows), from
-// rows.T encoded rows: EncodeRows and RmsNormEncode call it; rows encoded one by one call it once
-// after.
-void FinishTileActivations(EncodedRows& rows, int64_t nb);
+// rows.scales and rows.pairs where given, from rows.T encoded rows of rows.C values: EncodeRows and
+// RmsNormEncode call it; rows encoded one by one call it once after.
+void FinishTileActivations(EncodedRows& rows);
 
 // The same for rmsnorm(x_t) · w (kernels/ops.h RmsNorm, bit for bit), normalized a block at a
 // time into registers-sized pieces and encoded at once. Encodings with a whole-row scale (i8_pc)

@@ -419,14 +419,26 @@ std::vector<NamedPackedGemm> PackedGemmTwins(DType type) {
   return twins;
 }
 
-void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, float* scales) {
+int64_t TileActivationBlocks(DType act, int64_t C) {
+  return act == DType::kQ8_0 || act == DType::kQ8_1 ? C / 32 : 0;
+}
+
+int64_t TileScaleFloats(DType act, int64_t C) { return TileActivationBlocks(act, C) * (act == DType::kQ8_1 ? 2 : 1); }
+
+namespace {
+template <class Block>
+void BlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, float* scales) {
   for (int64_t t = 0; t < T; ++t) {
-    const auto* blocks = reinterpret_cast<const BlockQ8_0*>(a + t * a_stride);
-    for (int64_t b = 0; b < nb; ++b) scales[b * T + t] = Fp16ToFloat(blocks[b].d);
+    const auto* blocks = reinterpret_cast<const Block*>(a + t * a_stride);
+    for (int64_t b = 0; b < nb; ++b) {
+      scales[b * T + t] = Fp16ToFloat(blocks[b].d);
+      if constexpr (requires { blocks[b].s; }) scales[(nb + b) * T + t] = Fp16ToFloat(blocks[b].s);
+    }
   }
 }
 
-void ActivationBlockPairs(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, int8_t* pairs) {
+template <class Block>
+void BlockPairs(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, int8_t* pairs) {
   SMELT_ASSERT(T >= 1 && T <= kPairTokens);
   for (int64_t b = 0; b < nb + nb % 2; ++b) {
     const int64_t j = b / 2, h = b % 2;
@@ -434,11 +446,24 @@ void ActivationBlockPairs(const uint8_t* a, size_t a_stride, int64_t nb, int64_t
       int8_t* row = pairs + (j * 2 * T + h * T + t) * 64;
       std::memset(row + 32 * (1 - h), 0, 32);
       if (b < nb)
-        std::memcpy(row + 32 * h, (reinterpret_cast<const BlockQ8_0*>(a + t * a_stride) + b)->qs, 32);
+        std::memcpy(row + 32 * h, (reinterpret_cast<const Block*>(a + t * a_stride) + b)->qs, 32);
       else
         std::memset(row + 32 * h, 0, 32);
     }
   }
+}
+}  // namespace
+
+void ActivationBlockScales(DType act, const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, float* scales) {
+  SMELT_ASSERT(act == DType::kQ8_0 || act == DType::kQ8_1);
+  if (act == DType::kQ8_1) return BlockScales<BlockQ8_1>(a, a_stride, nb, T, scales);
+  BlockScales<BlockQ8_0>(a, a_stride, nb, T, scales);
+}
+
+void ActivationBlockPairs(DType act, const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, int8_t* pairs) {
+  SMELT_ASSERT(act == DType::kQ8_0 || act == DType::kQ8_1);
+  if (act == DType::kQ8_1) return BlockPairs<BlockQ8_1>(a, a_stride, nb, T, pairs);
+  BlockPairs<BlockQ8_0>(a, a_stride, nb, T, pairs);
 }
 
 bool PackedGemmReadsPairs() { return CpuHasAmxInt8(); }
@@ -480,10 +505,10 @@ void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, in
   const DType act = ActivationType(p.type);  // Q8_0, or Q8_1 for the types with a minimum
   const size_t a_bytes = EncodedRowBytes(act, C);
   std::vector<uint8_t> encoded(a_bytes * (size_t)T);
-  std::vector<int32_t> sums(EncodedRowSums(act, C) * T);  // the offsets' terms need them (Q8_0 only)
-  std::vector<float> scales(sums.size());                  // and the AMX tiles these (Q8_0 only)
+  std::vector<int32_t> sums(EncodedRowSums(act, C) * T);      // the offsets' terms need them (Q8_0 only)
+  std::vector<float> scales(TileScaleFloats(act, C) * T);     // and the AMX tiles these (Q8_0, Q8_1)
   // 64-byte aligned: each of the pairs' rows is one line for the tile loads.
-  const bool paired = !sums.empty() && T >= kMinPairTokens && T <= kPairTokens && PackedGemmReadsPairs();
+  const bool paired = !scales.empty() && T >= kMinPairTokens && T <= kPairTokens && PackedGemmReadsPairs();
   HugePageBuffer pairs(paired ? ActivationPairBytes(nb, T) : 0);
   EncodedRows a;
   a.type = act, a.data = encoded.data(), a.sums = sums.data(), a.scales = scales.empty() ? nullptr : scales.data();

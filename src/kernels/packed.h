@@ -236,10 +236,10 @@ PackedGemmFn AvxVnniPackedGemm(DType type);
 // The AMX twin (kernels/packed_amx.cc): 16 tokens at a time on the tile unit, fewer on the
 // AVX-512 VNNI twin. Valid only where CpuHasAmxInt8(); nullptr where not built.
 PackedGemmFn AmxPackedGemm(DType type);
-// What the AMX two-panel tiles may read of T Q8_0 activation rows besides the rows themselves,
-// laid out once per product for every panel pair (either may be null):
+// What the AMX two-panel tiles may read of T Q8_0 or Q8_1 activation rows besides the rows
+// themselves, laid out once per product for every panel pair (either may be null):
 struct TileActivations {
-  const float* scales = nullptr;  // ActivationBlockScales (nb × T floats): broadcast, not gathered
+  const float* scales = nullptr;  // ActivationBlockScales (TileScaleFloats): broadcast, not gathered
   const int8_t* pairs = nullptr;  // where kMinPairTokens ≤ T ≤ kPairTokens, ActivationBlockPairs of the rows
 };
 // Two adjacent panels at once, y[t * y_stride + r] for r < 16 (panel0's rows, then panel1's): on
@@ -253,11 +253,17 @@ using PackedGemm2Fn = void (*)(const void* panel0, const void* panel1, int64_t n
 // CpuHasAvx512VnniGfni() for the gfni form); nullptr where not built or for another type.
 PackedGemmFn Avx512KQuantPackedGemm(DType type, bool gfni);
 PackedGemm2Fn Avx512KQuantPackedGemmTwoPanels(DType type, bool gfni);
-// Each Q8_0 activation block's fp16 scale as f32, scales[b * T + t] for T rows of nb blocks (row t at
-// a + t·a_stride): for each block, the tokens' scales side by side.
-void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, float* scales);
-// Several sequences decoded together (T ≤ kPairTokens rows of nb Q8_0 blocks; the tiles read them
-// from kMinPairTokens on): blocks 2j and 2j + 1
+// The activation blocks of 32 codes the tiles read per row of C values encoded in `act` (Q8_0, or
+// Q8_1 for the types with a minimum): C / 32, or 0 for any other encoding.
+int64_t TileActivationBlocks(DType act, int64_t C);
+// Floats of ActivationBlockScales per row: one per block (Q8_0's d), two for Q8_1 (d and s).
+int64_t TileScaleFloats(DType act, int64_t C);
+// Each activation block's fp16 scale as f32, scales[b * T + t] for T rows of nb blocks (row t at
+// a + t·a_stride): for each block, the tokens' scales side by side; for Q8_1 rows then each
+// block's s (d·Σq) the same way, scales[nb·T + b·T + t].
+void ActivationBlockScales(DType act, const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, float* scales);
+// Several sequences decoded together (T ≤ kPairTokens rows of nb Q8_0 or Q8_1 blocks; the tiles
+// read them from kMinPairTokens on): blocks 2j and 2j + 1
 // of every row as one tile operand of 2T rows × 64 bytes, so that one tile product, the two
 // blocks' weight codes stacked 64 deep, gives both blocks' sums for the T tokens: half the tile
 // instructions of a product per block, and the tile rows filled. Row h·T + t of pair j holds token
@@ -265,7 +271,7 @@ void ActivationBlockScales(const uint8_t* a, size_t a_stride, int64_t nb, int64_
 // for a block past nb): pairs[(j·2T + h·T + t)·64 + 32h + i].
 inline constexpr int kMinPairTokens = 2, kPairTokens = 8;  // the token counts that take pairs
 constexpr size_t ActivationPairBytes(int64_t nb, int64_t T) { return (size_t)((nb + 1) / 2 * 2 * T * 64); }
-void ActivationBlockPairs(const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, int8_t* pairs);
+void ActivationBlockPairs(DType act, const uint8_t* a, size_t a_stride, int64_t nb, int64_t T, int8_t* pairs);
 // Whether the two-panel kernels this CPU runs read ActivationBlockPairs (the AMX twin's do):
 // elsewhere no caller lays the pairs out.
 bool PackedGemmReadsPairs();

@@ -328,17 +328,17 @@ SMELT_AMX inline void ConfigurePairTiles(int nt) {
   LoadTileConfig(cfg);
 }
 
-// kNt tokens (the product's rows, kMinPairTokens..kPairTokens) against two panels without a
-// minimum, two blocks per tile product: A = the pair's rows of ActivationBlockPairs (token t's
+// kNt tokens (the product's rows, kMinPairTokens..kPairTokens) against two panels, two blocks per
+// tile product: A = the pair's rows of ActivationBlockPairs (token t's
 // codes of block 2j + h in row h·kNt + t, the other half zero), B = WriteSignedCodesTwoPanels of
 // blocks 2j and 2j + 1 one after the other (64 deep), so C row h·kNt + t holds token t's 16 row
 // sums of block 2j + h. Then TileTokens's f32 steps, block by block in column order with the
-// broadcast scales: the same bits. NF4: each pair's two planes through B tiles 5 and 7 into C
+// broadcast scales (Q4_1, Q5_1: then fma(m_w, s_a), s_a from the scales given for Q8_1 rows): the
+// same bits. NF4: each pair's two planes through B tiles 5 and 7 into C
 // tiles 2i and 2i + 1, the sums 256·C_h + C_l, two pairs in flight.
 template <class Packed, DType kType, int kNt>
 SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int8_t* pairs, const float* a_scales,
                               float* y, int64_t y_stride) {
-  static_assert(!kPackedHasMin<Packed>);
   constexpr int kPlanes = kCodePlanes<kType>, kInFlight = 4 / kPlanes, kPairBytes = 2 * kNt * 64;
   // Q8_0's codes are copies only: it writes the next group's while the tile unit works on this
   // one, so its tile loads never wait on lines just stored (6 tokens 1.07-1.10 → 0.96-0.98 ms,
@@ -402,11 +402,15 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
         if (b == nb) break;
         const __m512 d_w = TwoPanelHalves(panels[0][b].d, panels[1][b].d);
         const float* block_scales = a_scales + b * kNt;
+        __m512 m_w = _mm512_setzero_ps();
+        if constexpr (kPackedHasMin<Packed>) m_w = TwoPanelHalves(panels[0][b].m, panels[1][b].m);
         for (int t = 0; t < kNt; ++t) {
           const __m512 d = _mm512_mul_ps(d_w, _mm512_set1_ps(block_scales[t]));
           __m512i s = _mm512_load_si512(sums[kPlanes * i][h * kNt + t]);
           if constexpr (kPlanes == 2) s = _mm512_add_epi32(_mm512_slli_epi32(s, 8), _mm512_load_si512(sums[2 * i + 1][h * kNt + t]));
           acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[t]);
+          if constexpr (kPackedHasMin<Packed>)  // Q8_1 rows: s_a = d_a·Σq_a, after the block's d_a
+            acc[t] = _mm512_fmadd_ps(m_w, _mm512_set1_ps(block_scales[nb * kNt + t]), acc[t]);
         }
       }
   }
@@ -493,8 +497,8 @@ SMELT_AMX void VnniTokenTwoPanels(const Packed* p0, const Packed* p1, int64_t nb
   _mm512_storeu_ps(y, acc);
 }
 
-// kPanels panels (their rows side by side in y) against T tokens. Two panels of the types
-// without a minimum take 2 (NF4: 3) to 8 tokens (the whole product) as block pairs where given
+// kPanels panels (their rows side by side in y) against T tokens. Two panels take 2 (NF4: 3) to 8
+// tokens (the whole product) as block pairs where given
 // (PairTileTokens). Otherwise whole tiles of 16 tokens, a shorter tile for the last 8 to 15, then
 // the VNNI twins: for two panels, 512-bit VNNI for up to 3 tokens, the 256-bit twin per panel for
 // 4 to 7 (measured faster there than tiles of one block: Q4_0 four sequences 385 against 330 t/s).
@@ -502,7 +506,7 @@ template <class Packed, DType kType, int kPanels>
 SMELT_AMX void AmxGemmPanels(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
                              const int32_t* a_sums, const TileActivations& tiles, int64_t T, float* y, int64_t y_stride) {
   const float* a_scales = tiles.scales;
-  if constexpr (kPanels == 2 && !kPackedHasMin<Packed>) {
+  if constexpr (kPanels == 2) {
     // A few sequences decoded together, or a draft's tokens verified. Q8_0 (codes used as stored)
     // keeps its partial tile at 8 tokens and its 4-token VNNI twin at 4: faster there (4096²
     // product, 1 thread: 1.01 against 1.06 ms, 0.78 against 0.84), where the types with codes to

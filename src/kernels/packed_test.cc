@@ -308,14 +308,15 @@ TEST_P(Packed, TwoPanelKernelIsTwoSinglePanelCalls) {
       one(p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), T, want.data() + 8, 16);
       two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), {}, T, got.data(), 16);
       EXPECT_EQ(got, want) << DTypeName(type) << " rows " << rows << " T " << T;
-      if (ActivationType(type) == DType::kQ8_0) {  // with the rows' block scales given
-        std::vector<float> scales(nb * T), given(T * 16, -1.0f);
-        ActivationBlockScales(e.bytes.data(), e.stride, nb, T, scales.data());
+      const DType act = ActivationType(type);
+      if (TileActivationBlocks(act, C) == nb) {  // Q8_0, Q8_1: with the rows' block scales given
+        std::vector<float> scales(TileScaleFloats(act, C) * T), given(T * 16, -1.0f);
+        ActivationBlockScales(act, e.bytes.data(), e.stride, nb, T, scales.data());
         two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), {scales.data()}, T, given.data(), 16);
         EXPECT_EQ(given, want) << DTypeName(type) << " rows " << rows << " T " << T << " with scales";
         if (T < kMinPairTokens || T > kPairTokens) continue;
         std::vector<int8_t> pairs(ActivationPairBytes(nb, T), 99);  // every byte written
-        ActivationBlockPairs(e.bytes.data(), e.stride, nb, T, pairs.data());
+        ActivationBlockPairs(act, e.bytes.data(), e.stride, nb, T, pairs.data());
         std::vector<float> paired(T * 16, -1.0f);
         two(p.panel(0), p.panel(1), nb, e.bytes.data(), e.stride, e.sums.data(), {scales.data(), pairs.data()}, T,
             paired.data(), 16);

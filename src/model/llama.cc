@@ -137,6 +137,8 @@ LlamaForward::LlamaForward(const Model& model, Activations act, bool repack, For
     }
     encoded_row_bytes_ = std::max(encoded_row_bytes_, EncodedRowBytes(e.act, e.cols));
     encoded_row_sums_ = std::max(encoded_row_sums_, EncodedRowSums(e.act, e.cols));
+    tile_blocks_ = std::max(tile_blocks_, TileActivationBlocks(e.act, e.cols));
+    tile_scale_floats_ = std::max(tile_scale_floats_, TileScaleFloats(e.act, e.cols));
     if (e.prompt.tokens) prompt_tokens_cols_ = std::max(prompt_tokens_cols_, e.cols);
     return true;
   };
@@ -192,9 +194,9 @@ void LlamaForward::Fit(int64_t T, int threads) {
   for (const auto& [buf, n] : rows) buf->resize(T * n);
   a.encoded.resize(encoded_row_bytes_ * T);
   a.sums.resize(encoded_row_sums_ * T);
-  a.scales.resize(encoded_row_sums_ * T);
-  if (!a.pairs.size() && PackedGemmReadsPairs())
-    a.pairs = HugePageBuffer(ActivationPairBytes(encoded_row_sums_, kPairTokens));
+  a.scales.resize(tile_scale_floats_ * T);
+  if (!a.pairs.size() && tile_blocks_ && PackedGemmReadsPairs())
+    a.pairs = HugePageBuffer(ActivationPairBytes(tile_blocks_, kPairTokens));
   a.prompt_tokens.resize(prompt_tokens_cols_ && T >= kMinBlockedBatch ? PromptTokensBytes(T, prompt_tokens_cols_) : 0);
   a.thread_floats = std::max(ProjectScratchFloats(T, std::max({C, Q, F})), 2 * kAttnTile * c.head_dim);
   a.scratch.resize(a.thread_floats * threads);
@@ -433,7 +435,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
   if (fuse && eout_.w) {
     enc.type = eout_.act;
     const size_t row_bytes = EncodedRowBytes(enc.type, C);
-    const int64_t row_sums = EncodedRowSums(enc.type, C);
+    const int64_t row_sums = EncodedRowSums(enc.type, C);  // per row (Q8_0)
     for (int64_t i = 0; i < n_out; ++i) {
       EncodedRows row = enc;
       row.data += i * row_bytes;
@@ -442,7 +444,7 @@ void LlamaForward::ForwardBatch(std::span<const BatchToken> batch, std::span<KvC
       RmsNormEncode(x + outputs[i] * C, output_norm_.data(), eps, 1, C, row, h);
     }
     enc.T = n_out, enc.C = C, enc.row_bytes = row_bytes;
-    FinishTileActivations(enc, row_sums);
+    FinishTileActivations(enc);
     const Projection head[] = {{&eout_, logits, Write::kStore}};
     ProjectGroup(head, enc, threads, scratch);
     return;

@@ -143,6 +143,7 @@ class LlamaForward {
   EncodedWeight eout_;                                      // the output head for the fused path
   size_t encoded_row_bytes_ = 0;  // the longest encoded input row of any fused product
   int64_t encoded_row_sums_ = 0;  // and its Q8_0 block sums
+  int64_t tile_blocks_ = 0, tile_scale_floats_ = 0;  // and its blocks and scales for the AMX tiles (kernels/packed.h)
   int64_t prompt_tokens_cols_ = 0;  // the longest input of a blocked prompt kernel with its own token layout
 
   // The activation arena: every buffer of a forward pass, sized for the largest batch and thread
