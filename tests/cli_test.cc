@@ -137,6 +137,29 @@ TEST(Cli, ConvertToHfAndGgufKeepsPerplexity) {
   fs::remove_all(dir);
 }
 
+// --activations exact is weight-only quantization: an nf4 model whose products take the f32
+// inputs as computed scores as the f32 model of its decoded weights does (the independent
+// reference: the same weights, no rounding of anything), while ggml's rounding to int8 moves it.
+TEST(Cli, ExactActivationsAreTheDecodedWeightsInF32) {
+  fs::path dir = TempDir("activations");
+  const std::string nf4 = (dir / "nf4.gguf").string(), f32 = (dir / "f32.gguf").string();
+  ASSERT_EQ(Smelt("quantize '" + smelt::assets::kStoriesDir + "/stories260K.gguf' -o '" + nf4 + "' --type nf4").code, 0);
+  ASSERT_EQ(Smelt("convert '" + nf4 + "' '" + f32 + "' --type f32").code, 0);
+  auto ppl = [&](const std::string& m, const std::string& flags) {
+    Result r = Smelt("eval ppl --json '" + m + "' --text '" + smelt::assets::kDevText + "' --ctx 128 --chunks 8 " + flags);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["ppl"].get<double>();
+  };
+  const double decoded = ppl(f32, ""), exact = ppl(nf4, "--activations exact"), ggml = ppl(nf4, "");
+  std::printf("ppl: f32 of the decoded weights %.7f, nf4 exact %.7f, nf4 ggml %.7f\n", decoded, exact, ggml);
+  EXPECT_NEAR(exact, decoded, 1e-6 * decoded);
+  EXPECT_GT(std::abs(ggml - decoded), 1e-5 * decoded);  // int8 activations: the default path differs
+  Result bench = Smelt("bench '" + nf4 + "' -p 8 -n 4 -r 1 --activations exact --json");
+  ASSERT_EQ(bench.code, 0) << bench.err;
+  EXPECT_EQ(nlohmann::json::parse(bench.out)["activations"], "exact");
+  fs::remove_all(dir);
+}
+
 // Bad input: one line on stderr naming the file, exit status 1, no crash, nothing left behind.
 TEST(Cli, BadInputGivesOneLineAndNoOutput) {
   fs::path dir = TempDir("bad");

@@ -191,6 +191,7 @@ KldResult KlDivergence(const Model& model, const Model* base, const std::string&
   std::unique_ptr<Session> sb;
   if (base && opt.base_logits_in.empty()) sb = std::make_unique<Session>(*base, so);
   so.kv = opt.ppl.kv;
+  so.activations = opt.ppl.activations;
   Session sm(model, so);
 
   Accumulator acc;

@@ -75,13 +75,14 @@ std::vector<ScoringWindow> PlanScoring(const Model& model, const std::string& te
 
 double EvaluateWindows(const Model& model, const std::vector<ScoringWindow>& windows, int threads,
                        const ScoredPositionFn& on_position, const std::function<void(int, int)>& progress,
-                       KvType kv) {
+                       KvType kv, Activations activations) {
   int ctx = 0;
   for (const auto& w : windows) ctx = std::max(ctx, (int)w.tokens.size());
   SessionOptions so;
   so.threads = threads;
   so.context = std::max(ctx, 1);
   so.kv = kv;
+  so.activations = activations;
   Session session(model, so);
   const int vocab = session.vocab();
   const auto t0 = std::chrono::steady_clock::now();
@@ -113,7 +114,7 @@ PplResult Perplexity(const Model& model, const std::string& text, const PplOptio
         r.nll_sq_sum += nll * nll;
         ++r.n_scored;
       },
-      opt.progress, opt.kv);
+      opt.progress, opt.kv, opt.activations);
   return r;
 }
 

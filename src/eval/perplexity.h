@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/matmul.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 
@@ -25,6 +26,8 @@ struct PplOptions {
   int max_chunks = 0;       // 0: all
   bool per_line = false;
   KvType kv = KvType::kF32;  // KV cache type of the model scored (kld: the base keeps f32)
+  // How the model scored feeds its products (runtime/session.h; kld: the base keeps kGgml).
+  Activations activations = Activations::kGgml;
   std::function<void(int done, int total)> progress;  // optional
 };
 
@@ -53,7 +56,7 @@ std::vector<ScoringWindow> PlanScoring(const Model& model, const std::string& te
 using ScoredPositionFn = std::function<void(size_t window, int pos, std::span<const float> logits)>;
 double EvaluateWindows(const Model& model, const std::vector<ScoringWindow>& windows, int threads,
                        const ScoredPositionFn& on_position, const std::function<void(int, int)>& progress,
-                       KvType kv = KvType::kF32);
+                       KvType kv = KvType::kF32, Activations activations = Activations::kGgml);
 
 PplResult Perplexity(const Model& model, const std::string& text, const PplOptions& opt);
 

@@ -155,9 +155,10 @@ BenchReport RunBench(const Model& m, const BenchOptions& opt) {
   }
   r.model = fmt::format("{} {} {}", m.config.arch, ParamsLabel(r.parameters), MainType(m));
   r.bytes_per_token = BytesReadPerToken(m);
-  // The KV cache type is said where it is not the default f32.
-  r.backend = fmt::format("CPU ({}{})", KernelPath(),
-                          opt.kv == KvType::kF32 ? "" : fmt::format(", kv {}", KvTypeName(opt.kv)));
+  // The KV cache type and the activations are said where they are not the defaults.
+  r.backend = fmt::format("CPU ({}{}{})", KernelPath(),
+                          opt.kv == KvType::kF32 ? "" : fmt::format(", kv {}", KvTypeName(opt.kv)),
+                          opt.activations == Activations::kGgml ? "" : ", exact activations");
 
   const int context = opt.depth + std::max(opt.prompt, opt.gen + 1);
   const std::vector<int32_t> tokens = BenchTokens(m.config.vocab, context, opt.seed);
@@ -170,6 +171,7 @@ BenchReport RunBench(const Model& m, const BenchOptions& opt) {
     so.threads = threads;
     so.context = context;
     so.kv = opt.kv;
+    so.activations = opt.activations;
     so.sequences = sequences;
     Session session(m, so);
     if (opt.depth > 0) Prefill(session, tokens, opt.depth, sequences);

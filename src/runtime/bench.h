@@ -29,6 +29,7 @@ struct BenchOptions {
   size_t bandwidth_mib = 512;  // buffer of the bandwidth measurement (0: no tg ceiling)
   int bandwidth_repetitions = 3;
   KvType kv = KvType::kF32;    // element type of the KV cache (llama-bench's -ctk/-ctv)
+  Activations activations = Activations::kGgml;  // how the products see their inputs (runtime/session.h)
 };
 
 // Mean and sample standard deviation (divisor n - 1, as llama-bench reports), in one pass

@@ -33,6 +33,19 @@ void AddKvOption(CLI::App* app, KvType& kv) {
       ->default_str("f32");
 }
 
+void AddActivationsOption(CLI::App* app, Activations& act) {
+  app->add_option_function<std::string>(
+         "--activations",
+         [&act](const std::string& name) { act = name == "exact" ? Activations::kExact : Activations::kGgml; },
+         "what the weight products see: ggml (the input rounded to the int8 or f16 blocks the weight type's "
+         "kernels take, as llama.cpp does: fast) or exact (the f32 input as computed: weight-only "
+         "quantization, e.g. bitsandbytes' NF4; no packed kernels, slower)")
+      ->check(CLI::IsMember({"ggml", "exact"}))
+      ->default_str("ggml");
+}
+
+const char* ActivationsName(Activations act) { return act == Activations::kExact ? "exact" : "ggml"; }
+
 std::function<void(int, int)> Progress(std::string label) {
   if (!isatty(fileno(stderr))) return {};
   auto start = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());

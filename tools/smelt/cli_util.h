@@ -13,6 +13,7 @@
 #include "compress/sensitivity.h"
 #include "core/error.h"
 #include "io/load.h"
+#include "kernels/matmul.h"
 #include "model/kv_cache.h"
 #include "runtime/sysinfo.h"
 
@@ -49,6 +50,9 @@ int DefaultThreads();
 // --kv f32|f16|i8: the KV cache's element type (model/kv_cache.h) into `kv` (another name is a
 // one-line usage error).
 void AddKvOption(CLI::App* app, KvType& kv);
+// --activations ggml|exact (kernels/matmul.h Activations), and its name for JSON.
+void AddActivationsOption(CLI::App* app, Activations& act);
+const char* ActivationsName(Activations act);
 
 // A progress reporter that redraws one line on stderr when stderr is a terminal and stays
 // silent otherwise (pipes, CI).

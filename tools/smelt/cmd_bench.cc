@@ -91,6 +91,7 @@ void PrintJsonReport(const BenchArgs& a, const BenchReport& r) {
              {"parallel", a.opt.parallel},
              {"repetitions", a.opt.repetitions},
              {"kv", KvTypeName(a.opt.kv)},
+             {"activations", ActivationsName(a.opt.activations)},
              {"system", SystemJson(GetSystemInfo())},
              {"results", results},
              {"ceilings", ceilings}});
@@ -168,6 +169,7 @@ Command AddBench(CLI::App& root) {
   app->add_option("--mib", a->opt.bandwidth_mib, "buffer of the bandwidth measurement behind tg's ceiling (0: skip)")
       ->capture_default_str();
   AddKvOption(app, a->opt.kv);
+  AddActivationsOption(app, a->opt.activations);
   AddLoadOptions(app, a->load);
   auto* json = app->add_flag("--json", a->json, "print JSON");
   app->add_flag("--markdown", a->markdown, "print only a markdown table (tg rows: share of the ceiling)")->excludes(json);

@@ -25,6 +25,7 @@ void AddCommon(CLI::App* app, EvalArgs& a) {
   app->add_flag("--per-line", a.ppl.per_line, "score each non-empty line on its own (BOS + line)");
   AddThreads(app, a.ppl.threads);
   AddKvOption(app, a.ppl.kv);
+  AddActivationsOption(app, a.ppl.activations);
   AddLoadOptions(app, a.load);
   app->add_flag("--json", a.json, "print JSON");
 }

@@ -24,6 +24,7 @@ struct RunArgs {
   bool ignore_eos = false;
   bool json = false;
   KvType kv = KvType::kF32;
+  Activations activations = Activations::kGgml;
   std::string draft;         // speculative decoding's draft model ("": none)
   std::string prompt_cache;  // KV state file of the prompt ("": none)
   int draft_tokens = 4;
@@ -61,6 +62,7 @@ int RunRun(const RunArgs& a) {
   so.threads = a.threads;
   so.context = a.ctx > 0 ? a.ctx : std::min<int>(m.config.context, (int)prompt.size() + a.n + 1);
   so.kv = a.kv;
+  so.activations = a.activations;
   Session session(m, so);
   if (!a.prompt_cache.empty()) go.prompt_cached = UsePromptCache(session, a.prompt_cache, prompt, a.json);
   Sampler sampler(a.sampling);
@@ -147,6 +149,7 @@ Command AddRun(CLI::App& root) {
                   "KV state file of the prompt: reuses the prefix it shares with this prompt, and saves the "
                   "prompt's state there for the next run");
   AddKvOption(app, a->kv);
+  AddActivationsOption(app, a->activations);
   AddThreads(app, a->threads);
   AddLoadOptions(app, a->load);
   app->add_flag("--json", a->json, "print JSON at the end instead of streaming");
