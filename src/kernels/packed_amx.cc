@@ -207,13 +207,13 @@ SMELT_AMX inline void WriteSignedCodesTwoPanels(const Packed& w0, const Packed& 
 // order, 512 bits at a time: one token's 16 rows, or (one panel) two tokens' 8.
 // kNt: the token count when known at compile time (then the per-token steps unroll and the
 // accumulators stay in registers), 0 when nt says it.
-// a_scales: where not null (two panels, Q8_0 rows), ActivationBlockScales of all T rows, which the
-// f32 steps broadcast per token instead of gathering the block's fp16 scales.
+// a_scales: where not null (two panels, Q8_0 or Q8_1 rows), ActivationBlockScales of all T rows,
+// which the f32 steps broadcast per token (d, and Q8_1's s) instead of gathering them from the rows.
 template <class Packed, DType kType, int kPanels, int kNt = 0>
 SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
                           const float* a_scales, int64_t T, int64_t t0, int nt_arg, float* y, int64_t y_stride) {
   const int nt = kNt ? kNt : nt_arg;
-  constexpr bool kMaySpread = kPanels == 2 && !kPackedHasMin<Packed>;  // one token per register, no s_a
+  constexpr bool kMaySpread = kPanels == 2;  // one token per register
   const bool spread = kMaySpread && a_scales != nullptr;
   // NF4: each code's fixed-point level 256·h + l as two planes of signed bytes, one tile product
   // each (C tiles 2i and 2i + 1 of block i), the block's sum 256·C_h + C_l: two blocks in flight.
@@ -293,6 +293,8 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
         d_a = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(head, low_half)));
       }
       const float* block_scales = spread ? a_scales + (b0 + i) * T + t0 : nullptr;
+      // Q8_1 rows: each block's s after all the blocks' d (ActivationBlockScales).
+      const float* block_mins = spread && kPackedHasMin<Packed> ? a_scales + (nb + b0 + i) * T + t0 : nullptr;
       __m512 m_w = _mm512_setzero_ps(), s_a = _mm512_setzero_ps();
       if constexpr (kPackedHasMin<Packed>) {
         m_w = TwoPanelHalves(panels[0][b0 + i].m, panels[kPanels - 1][b0 + i].m);
@@ -305,7 +307,8 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
         __m512i s = _mm512_load_si512(sums[kPlanes * i][g * kPerReg]);
         if constexpr (kPlanes == 2) s = _mm512_add_epi32(_mm512_slli_epi32(s, 8), _mm512_load_si512(sums[2 * i + 1][g * kPerReg]));
         acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[g]);
-        if constexpr (kPackedHasMin<Packed>) acc[g] = _mm512_fmadd_ps(m_w, _mm512_permutexvar_ps(pick, s_a), acc[g]);
+        if constexpr (kPackedHasMin<Packed>)
+          acc[g] = _mm512_fmadd_ps(m_w, spread ? _mm512_set1_ps(block_mins[g]) : _mm512_permutexvar_ps(pick, s_a), acc[g]);
       }
     }
   }
