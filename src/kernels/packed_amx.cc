@@ -190,15 +190,42 @@ SMELT_AMX inline void WriteSignedCodesTwoPanels(const Packed& w0, const Packed& 
   }
 }
 
-// One block's product into tile C (0..3), through A (4 or 6) and B (5 or 7): the tile numbers
-// are part of the instructions, so they are spelled out.
-#define SMELT_TILE_PRODUCT(C, A, B, act, codes, stride, codes_stride) \
-  do {                                                                \
-    _tile_zero(C);                                                    \
-    _tile_loadd(A, act, stride);                                      \
-    _tile_loadd(B, codes, codes_stride);                              \
-    _tile_dpbssd(C, A, B);                                            \
-  } while (0)
+// The tile products of one group in flight, `count` (1..4) of them: product k into C tile k, its
+// B tile (5 or 7, alternating) loaded from b[k]; the A tile of block k / kPlanes (4 or 6,
+// alternating by block) loaded from a[k / kPlanes] with that block's first product, so NF4's two
+// planes share it. The tile numbers are part of the instructions, so each product is spelled out.
+template <int kPlanes>
+SMELT_AMX inline void GroupProducts(const void* const* a, long a_stride, const int8_t* const* b, long b_stride, int count) {
+  static_assert(kPlanes == 1 || kPlanes == 2);
+  // Product K: C tile K, B tile B, A tile A1 (one plane) or A2 (two planes): literal tile numbers.
+#define SMELT_GROUP_PRODUCT(K, A1, A2, B)                                   \
+  if (count > (K)) {                                                        \
+    _tile_zero(K);                                                          \
+    if constexpr (kPlanes == 1) {                                           \
+      _tile_loadd(A1, a[K], a_stride);                                      \
+      _tile_loadd(B, b[K], b_stride);                                       \
+      _tile_dpbssd(K, A1, B);                                               \
+    } else {                                                                \
+      if constexpr ((K) % 2 == 0) _tile_loadd(A2, a[(K) / 2], a_stride);    \
+      _tile_loadd(B, b[K], b_stride);                                       \
+      _tile_dpbssd(K, A2, B);                                               \
+    }                                                                       \
+  }
+  SMELT_GROUP_PRODUCT(0, 4, 4, 5)
+  SMELT_GROUP_PRODUCT(1, 6, 4, 7)
+  SMELT_GROUP_PRODUCT(2, 4, 6, 5)
+  SMELT_GROUP_PRODUCT(3, 6, 6, 7)
+#undef SMELT_GROUP_PRODUCT
+}
+
+// C tiles 0 .. count − 1 into sums[0 .. count − 1] (rows `stride` bytes apart).
+template <class Sums>
+SMELT_AMX inline void StoreGroupSums(Sums& sums, int count, long stride) {
+  _tile_stored(0, sums[0], stride);
+  if (count > 1) _tile_stored(1, sums[1], stride);
+  if (count > 2) _tile_stored(2, sums[2], stride);
+  if (count > 3) _tile_stored(3, sums[3], stride);
+}
 
 // Tokens t0 .. t0+nt-1 (nt ≤ 16, the rows of the A and C tiles in the configuration loaded by
 // ConfigureTiles(nt, kPanels)) against whole panels (kPanels of them, their 8·kPanels rows side by
@@ -240,47 +267,29 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
   for (int64_t b0 = 0; b0 < nb; b0 += kInFlight) {
     const int n = (int)std::min<int64_t>(kInFlight, nb - b0);
     const uint8_t* act[kInFlight];
-    const int8_t* tile_codes[kInFlight];
+    const void* act_codes[kInFlight];               // block i's A
+    const int8_t* tile_codes[kInFlight * kPlanes];  // product k's B: block k / kPlanes, plane k % kPlanes
     for (int i = 0; i < n; ++i) {
       act[i] = rows + (b0 + i) * sizeof(Act);
+      act_codes[i] = act[i] + kQs;
       for (int p = 0; p < kPanels; ++p) PrefetchAhead<sizeof(Packed)>(panels[p] + b0 + i, PanelPrefetchDistance<Packed>());
       if constexpr (kPanels == 1 && kType == DType::kQ8_0) {
         tile_codes[i] = &panels[0][b0 + i].qs[0][0];  // already in tile order
+        continue;
       } else if constexpr (kPanels == 2) {
         int8_t* const dst[2] = {codes[i][0], codes[i][kPlanes - 1]};
         WriteSignedCodesTwoPanels<kType>(panels[0][b0 + i], panels[1][b0 + i], dst);
-        tile_codes[i] = codes[i][0];
       } else {
         for (int p = 0; p < kPanels; ++p) {
           int8_t* const dst[2] = {codes[i][0] + p * kCodeBytes, codes[i][kPlanes - 1] + p * kCodeBytes};
           WriteSignedCodes<kType>(panels[p][b0 + i], dst, kPitch);
         }
-        tile_codes[i] = codes[i][0];
       }
+      for (int p = 0; p < kPlanes; ++p) tile_codes[kPlanes * i + p] = codes[i][p];
     }
     TileMemoryBarrier();
-    if constexpr (kPlanes == 2) {  // block i: A tile 4 + 2i, its planes through B tiles 5 and 7 into C 2i, 2i + 1
-      SMELT_TILE_PRODUCT(0, 4, 5, act[0] + kQs, codes[0][0], stride, kPitch);
-      _tile_zero(1);
-      _tile_loadd(7, codes[0][1], kPitch);
-      _tile_dpbssd(1, 4, 7);
-      if (n > 1) {
-        SMELT_TILE_PRODUCT(2, 6, 5, act[1] + kQs, codes[1][0], stride, kPitch);
-        _tile_zero(3);
-        _tile_loadd(7, codes[1][1], kPitch);
-        _tile_dpbssd(3, 6, 7);
-      }
-    } else {
-      SMELT_TILE_PRODUCT(0, 4, 5, act[0] + kQs, tile_codes[0], stride, kPitch);
-      if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, act[1] + kQs, tile_codes[1], stride, kPitch);
-      if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, act[2] + kQs, tile_codes[2], stride, kPitch);
-      if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, act[3] + kQs, tile_codes[3], stride, kPitch);
-    }
-    const int tiles = n * kPlanes;
-    _tile_stored(0, sums[0], kRows * sizeof(int32_t));
-    if (tiles > 1) _tile_stored(1, sums[1], kRows * sizeof(int32_t));
-    if (tiles > 2) _tile_stored(2, sums[2], kRows * sizeof(int32_t));
-    if (tiles > 3) _tile_stored(3, sums[3], kRows * sizeof(int32_t));
+    GroupProducts<kPlanes>(act_codes, stride, tile_codes, kPitch, n * kPlanes);
+    StoreGroupSums(sums, n * kPlanes, kRows * sizeof(int32_t));
     for (int i = 0; i < n; ++i) {
       // d_w of the rows in every token's lanes; d_a of the 16 tokens (the fp16 scale opens each block).
       const __m512 d_w = TwoPanelHalves(panels[0][b0 + i].d, panels[kPanels - 1][b0 + i].d);
@@ -373,32 +382,18 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
     if constexpr (!kAhead) unpack(j0, codes[0]);
     Group& c = codes[g];
     TileMemoryBarrier();
-    if constexpr (kPlanes == 2) {  // pair i: A tile 4 + 2i, its planes through B tiles 5 and 7 into C 2i, 2i + 1
-      SMELT_TILE_PRODUCT(0, 4, 5, pairs + (j0 + 0) * kPairBytes, c[0][0], 64, 64);
-      _tile_zero(1);
-      _tile_loadd(7, c[0][1], 64);
-      _tile_dpbssd(1, 4, 7);
-      if (n > 1) {
-        SMELT_TILE_PRODUCT(2, 6, 5, pairs + (j0 + 1) * kPairBytes, c[1][0], 64, 64);
-        _tile_zero(3);
-        _tile_loadd(7, c[1][1], 64);
-        _tile_dpbssd(3, 6, 7);
-      }
-    } else {
-      SMELT_TILE_PRODUCT(0, 4, 5, pairs + (j0 + 0) * kPairBytes, c[0][0], 64, 64);
-      if (n > 1) SMELT_TILE_PRODUCT(1, 6, 7, pairs + (j0 + 1) * kPairBytes, c[1][0], 64, 64);
-      if (n > 2) SMELT_TILE_PRODUCT(2, 4, 5, pairs + (j0 + 2) * kPairBytes, c[2][0], 64, 64);
-      if (n > 3) SMELT_TILE_PRODUCT(3, 6, 7, pairs + (j0 + 3) * kPairBytes, c[3][0], 64, 64);
+    const void* a[kInFlight];
+    const int8_t* b[kInFlight * kPlanes];  // product k's B: pair k / kPlanes, plane k % kPlanes
+    for (int i = 0; i < n; ++i) {
+      a[i] = pairs + (j0 + i) * kPairBytes;
+      for (int p = 0; p < kPlanes; ++p) b[kPlanes * i + p] = c[i][p];
     }
+    GroupProducts<kPlanes>(a, 64, b, 64, n * kPlanes);
     if constexpr (kAhead) {
       if (j0 + kInFlight < np) unpack(j0 + kInFlight, codes[1 - g]);
       TileMemoryBarrier();
     }
-    const int tiles = n * kPlanes;
-    _tile_stored(0, sums[0], 64);
-    if (tiles > 1) _tile_stored(1, sums[1], 64);
-    if (tiles > 2) _tile_stored(2, sums[2], 64);
-    if (tiles > 3) _tile_stored(3, sums[3], 64);
+    StoreGroupSums(sums, n * kPlanes, 64);
     for (int i = 0; i < n; ++i)
       for (int h = 0; h < 2; ++h) {
         const int64_t b = 2 * (j0 + i) + h;
@@ -423,7 +418,6 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
   }
 }
 
-#undef SMELT_TILE_PRODUCT
 
 // One to three tokens of two panels on 512-bit VNNI (decoding, small batches): a chunk's 16 rows'
 // codes in one register, as unsigned bytes offset like the 256-bit VNNI twin (Q4_0: the stored
