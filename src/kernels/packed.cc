@@ -53,7 +53,7 @@ void MoveChunks(uint8_t* row, uint8_t* chunks, int n, int width, int64_t lane) {
   }
 }
 
-// A super-block (Q2_K, Q4_K, Q5_K) ↔ lane `lane` of its packed block: d and dmin, then every byte
+// A super-block (Q2_K … Q6_K) ↔ lane `lane` of its packed block: d and dmin, then every byte
 // array in its chunks (packed.h).
 template <bool kUnpack, class Src, class Packed>
 void MoveSuperBlock(Src& row, Packed& panel, int64_t lane) {
@@ -73,14 +73,18 @@ void MoveSuperBlock(Src& row, Packed& panel, int64_t lane) {
     constexpr int n = sizeof(chunks) / sizeof(chunks[0]);
     MoveChunks<kUnpack>(bytes, &chunks[0][0], n, sizeof(chunks[0]) / kPackRows, lane);
   };
-  move(row.scales, panel.scales);
+  move(reinterpret_cast<uint8_t*>(row.scales), panel.scales);  // Q6_K's are signed bytes
   if constexpr (requires { row.hmask; }) move(row.hmask, panel.hmask);
   if constexpr (requires { row.qh; }) move(row.qh, panel.qh);
-  move(row.qs, panel.qs);
+  if constexpr (requires { row.ql; }) {
+    move(row.ql, panel.ql);
+  } else {
+    move(row.qs, panel.qs);
+  }
 }
 
 template <class Src, class Packed, bool kUnpack>
-  requires(sizeof(Src::qs) >= 64)  // the super-block types
+  requires requires(Src s) { s.scales; }  // the super-block types
 void MoveRow(std::conditional_t<kUnpack, Src, const Src>* row_blocks,
              std::conditional_t<kUnpack, const Packed, Packed>* panel, int64_t nb, int64_t lane) {
   for (int64_t b = 0; b < nb; ++b)
@@ -193,6 +197,7 @@ void WithLayout(DType type, F&& f) {
     case DType::kQ3_K: return f.template operator()<BlockQ3_K, BlockQ3_Kx8>();
     case DType::kQ4_K: return f.template operator()<BlockQ4_K, BlockQ4_Kx8>();
     case DType::kQ5_K: return f.template operator()<BlockQ5_K, BlockQ5_Kx8>();
+    case DType::kQ6_K: return f.template operator()<BlockQ6_K, BlockQ6_Kx8>();
     default: return f.template operator()<BlockQ8_0, BlockQ8_0x8>();
   }
 }
@@ -323,7 +328,7 @@ uint8_t ChunkByte(const uint8_t (&chunks)[kRows][kPackRows * 4], int r, int byte
 }
 
 // Code of weight i (0..255) of row r, and the scale and minimum of its sub-block (16 weights for
-// Q2_K, 32 for Q4_K/Q5_K), in ggml's layouts (packed.h).
+// Q2_K, Q3_K and Q6_K, 32 for Q4_K/Q5_K), in ggml's layouts (packed.h).
 int SuperBlockCode(const BlockQ2_Kx8& p, int r, int i) {
   return (ChunkByte(p.qs, r, 32 * (i / 128) + i % 32) >> (2 * ((i % 128) / 32))) & 3;
 }
@@ -331,6 +336,12 @@ int SuperBlockCode(const BlockQ3_Kx8& p, int r, int i) {  // signed: − 4 where
   const int h = i / 128, k = (i % 128) / 32, l = i % 32;
   const int low = (ChunkByte(p.qs, r, 32 * h + l) >> (2 * k)) & 3;
   return ((ChunkByte(p.hmask, r, l) >> (4 * h + k)) & 1) ? low : low - 4;
+}
+int SuperBlockCode(const BlockQ6_Kx8& p, int r, int i) {  // signed: the stored code − 32
+  const int h = i / 128, k = (i % 128) / 32, l = i % 32;
+  const int low = (ChunkByte(p.ql, r, 64 * h + 32 * (k % 2) + l) >> (4 * (k / 2))) & 0x0F;
+  const int high = (ChunkByte(p.qh, r, 32 * h + l) >> (2 * k)) & 3;
+  return (low | high << 4) - 32;
 }
 template <class Packed>
 int SuperBlockCode(const Packed& p, int r, int i) {  // Q4_K, Q5_K
@@ -342,6 +353,9 @@ int SuperBlockCode(const Packed& p, int r, int i) {  // Q4_K, Q5_K
 void SuperBlockScale(const BlockQ2_Kx8& p, int r, int j, int& sc, int& m) {
   const uint8_t byte = p.scales[j / 2][2 * r + j % 2];
   sc = byte & 0x0F, m = byte >> 4;
+}
+void SuperBlockScale(const BlockQ6_Kx8& p, int r, int j, int& sc, int& m) {
+  sc = (int8_t)ChunkByte(p.scales, r, j), m = 0;
 }
 template <class Packed>
 void SuperBlockScale(const Packed& p, int r, int j, int& sc, int& m) {
@@ -358,10 +372,20 @@ void SuperBlockScale(const Packed& p, int r, int j, int& sc, int& m) {
 
 // The super-block types (packed.h): per row and super-block the exact isum and msum, then the two
 // f32 steps.
+// Weights per sub-block: 16 for Q2_K, Q3_K and Q6_K, 32 for Q4_K and Q5_K.
+template <class Packed>
+constexpr int SubBlockWeights() {
+  if constexpr (requires(Packed p) { p.ql; }) {
+    return 16;
+  } else {
+    return sizeof(Packed::qs) == 16 * 32 ? 16 : 32;
+  }
+}
+
 template <class Packed>
 void ReferenceGemmSuperBlock(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t*,
                              int64_t T, float* y, int64_t y_stride) {
-  constexpr int kSub = sizeof(Packed::qs) == 16 * 32 ? 16 : 32;  // weights per sub-block (Q2_K, Q3_K: 16)
+  constexpr int kSub = SubBlockWeights<Packed>();
   const auto* panel = static_cast<const Packed*>(panel_bytes);
   for (int64_t t = 0; t < T; ++t) {
     const auto* act = reinterpret_cast<const BlockQ8_K*>(a + t * a_stride);
@@ -401,6 +425,7 @@ PackedGemmFn PackedGemmReference(DType type) {
     case DType::kQ3_K: return ReferenceGemmSuperBlock<BlockQ3_Kx8>;
     case DType::kQ4_K: return ReferenceGemmSuperBlock<BlockQ4_Kx8>;
     case DType::kQ5_K: return ReferenceGemmSuperBlock<BlockQ5_Kx8>;
+    case DType::kQ6_K: return ReferenceGemmSuperBlock<BlockQ6_Kx8>;
     default: return nullptr;
   }
 }

@@ -35,7 +35,7 @@
 // the reference agree bit for bit, and a token's outputs never depend on the other tokens of a
 // batch. Against the unpacked kernels (kernels/qdot.h) only the order of the f32 sums differs.
 //
-// Q2_K, Q3_K, Q4_K and Q5_K pack the same way by super-block (256 weights, against Q8_K activation blocks):
+// Q2_K, Q3_K, Q4_K, Q5_K and Q6_K pack the same way by super-block (256 weights, against Q8_K activation blocks):
 //   BlockQ2_Kx8: the 8 rows' fp16 d, then their fp16 dmin, then the scale bytes (low nibble the
 //     scale, high nibble the minimum, as stored) of sub-blocks 2p and 2p + 1 side by side for
 //     each row (pair p: 16 bytes), then the code bytes in Q4_0x8's chunks: chunk c holds bytes
@@ -53,9 +53,16 @@
 //   BlockQ5_Kx8: as Q4_K, with ggml's fifth-bit bytes qh in 8 chunks of 4 bytes per row before the
 //     codes: byte qh[l] holds the fifth bit of weight 64g + l at bit 2g and of 64g + 32 + l at
 //     bit 2g + 1, so chunk c of qh serves code chunks c, 8 + c, 16 + c and 24 + c.
+//   BlockQ6_Kx8: the rows' fp16 d, then their 16 signed scale bytes (one per 16 weights) in 4 chunks
+//     of 4 bytes per row, ggml's qh bytes in 16 chunks and its ql bytes in 32 chunks, each chunk c
+//     holding bytes 4c .. 4c+3 of every row. ggml's byte ql[64h + 32m + l] holds the low four bits of
+//     weight 128h + 32m + l (low nibble) and of 128h + 64 + 32m + l (high nibble), and qh[32h + l]
+//     the top two bits of weight 128h + 32k + l at bits 2k, so ql chunks 16h + c and 16h + 8 + c
+//     with qh chunk 8h + c give codes 4c .. 4c+3 of each of the half's four runs of 32 weights.
+//     A weight is d·sc·(code − 32), the code 0..63.
 //   Per row and super-block the integer sums are exact, isum = Σ_j sc_j·Σ q·a and
-//   msum = Σ_j m_j·bsums_j (Q4_K, Q5_K: the two bsums of each 32 weights; Q3_K: none, its scales
-//   signed and its codes − 4 in isum), and the f32 steps are
+//   msum = Σ_j m_j·bsums_j (Q4_K, Q5_K: the two bsums of each 32 weights; Q3_K, Q6_K: none, their
+//   scales signed and their codes − 4 or − 32 in isum), and the f32 steps are
 //     acc = fma(d_w·d_a, (float) isum, acc);  acc = fma(−(dmin_w·d_a), (float) msum, acc)
 //   super-block by super-block (d_a the Q8_K block's f32 scale).
 #include <cstdint>
@@ -136,9 +143,18 @@ struct BlockQ5_Kx8 {
 };
 static_assert(sizeof(BlockQ5_Kx8) == 176 * kPackRows, "a packed Q5_K super-block of 8 rows is 1408 bytes");
 
+struct BlockQ6_Kx8 {
+  fp16_t d[kPackRows];
+  uint8_t scales[4][kPackRows * 4];  // chunk s: the signed scale bytes 4s .. 4s+3 of rows 0..7
+  uint8_t qh[16][kPackRows * 4];     // chunk c: qh[4c .. 4c+4) of rows 0..7
+  uint8_t ql[32][kPackRows * 4];     // chunk c: ql[4c .. 4c+4) of rows 0..7
+};
+static_assert(sizeof(BlockQ6_Kx8) == 210 * kPackRows, "a packed Q6_K super-block of 8 rows is 1680 bytes");
+
 // The packed types whose blocks are ggml's super-blocks of 256 weights (against Q8_K activations).
 inline constexpr bool PackedBySuperBlock(DType type) {
-  return type == DType::kQ2_K || type == DType::kQ3_K || type == DType::kQ4_K || type == DType::kQ5_K;
+  return type == DType::kQ2_K || type == DType::kQ3_K || type == DType::kQ4_K || type == DType::kQ5_K ||
+         type == DType::kQ6_K;
 }
 
 // Whether a packed block carries minimums (Q4_1, Q5_1), and the activation block its products
@@ -176,7 +192,7 @@ DType PackedLayoutType(DType source);
 // A repacked weight matrix: (rows, cols) as in the source tensor (ne = {cols, rows}).
 struct PackedMatrix {
   // PackedLayoutType of the source: Q4_0, IQ4_NL, NF4 (BlockQ4_0x8), Q4_1 (BlockQ4_1x8), Q5_0 (BlockQ5_0x8), Q5_1
-  // (BlockQ5_1x8), Q8_0 (BlockQ8_0x8), or by super-block Q2_K, Q3_K, Q4_K, Q5_K (BlockQ2_Kx8 .. BlockQ5_Kx8).
+  // (BlockQ5_1x8), Q8_0 (BlockQ8_0x8), or by super-block Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (BlockQ2_Kx8 .. BlockQ6_Kx8).
   DType type = DType::kQ4_0;
   int64_t rows = 0, cols = 0;
   size_t block_bytes = 0;  // sizeof the packed block
@@ -192,7 +208,7 @@ struct PackedMatrix {
   const uint8_t* panel(int64_t p) const { return base + (size_t)(p * blocks_per_row()) * block_bytes; }
 };
 
-// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, NF4, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K or group-type
+// Whether `w` can be packed (a 2-D Q4_0, IQ4_NL, NF4, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K or group-type
 // tensor with data).
 bool CanPack(const Tensor& w);
 // The packed copy of `w` (CanPack(w) must hold), in the layout of PackedLayoutType(w.type), in a
@@ -222,7 +238,7 @@ UnpackPanelFn Avx512UnpackSuperBlockPanel(DType type);
 // + b] (read by the Q4_0 kernels and every VNNI twin; Q4_1/Q5_1 read none, a_sums may be null).
 using PackedGemmFn = void (*)(const void* panel, int64_t nb, const uint8_t* a, size_t a_stride,
                               const int32_t* a_sums, int64_t T, float* y, int64_t y_stride);
-// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL, NF4, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K or Q5_K); nullptr for
+// The scalar reference for packed blocks of `type` (Q4_0, IQ4_NL, NF4, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K); nullptr for
 // another type.
 PackedGemmFn PackedGemmReference(DType type);
 // The AVX2 twin (only valid where CpuHasAvx2FmaF16c()); nullptr where it is not built or `type`
@@ -247,7 +263,7 @@ struct TileActivations {
 using PackedGemm2Fn = void (*)(const void* panel0, const void* panel1, int64_t nb, const uint8_t* a, size_t a_stride,
                                const int32_t* a_sums, const TileActivations& tiles, int64_t T, float* y,
                                int64_t y_stride);
-// The AVX-512 twins of the super-block types (Q2_K, Q3_K, Q4_K, Q5_K; kernels/packed_kquant_avx512.cc): two panels'
+// The AVX-512 twins of the super-block types (Q2_K … Q6_K; kernels/packed_kquant_avx512.cc): two panels'
 // 16 rows per 512-bit register, one vpdpbusd per 4 codes of every row; `gfni`: the form that takes
 // the codes out of their bytes by GF(2) affine maps. Valid only where CpuHasAvx512Vnni() (and
 // CpuHasAvx512VnniGfni() for the gfni form); nullptr where not built or for another type.
@@ -294,7 +310,7 @@ struct NamedPackedGemm {
 std::vector<NamedPackedGemm> PackedGemmTwins(DType type);
 
 // y: (T, rows) = x: (T, cols) · pᵀ, each input row rounded to Q8_0 (Q8_1, Q8_K) first as llama.cpp rounds a
-// Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K or Q5_K product's input; OpenMP over panels. Needs
+// Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K product's input; OpenMP over panels. Needs
 // FastPackedGemm(p.type). From kMinBlockedBatch tokens (kernels/matmul.h) a type with a blocked prompt kernel (the
 // super-block types) runs that kernel on its rows unpacked 16 at a time (PromptProduct, kernels/prompt_gemm.h), as
 // MatMul and the fused products do.

@@ -1,4 +1,4 @@
-// The AVX-512 twins of the packed super-block types (kernels/packed.h): Q2_K, Q3_K, Q4_K, Q5_K. Two
+// The AVX-512 twins of the packed super-block types (kernels/packed.h): Q2_K … Q6_K. Two
 // panels' 16 rows share each 512-bit register, as in the AMX file's one-token kernel: a chunk holds
 // 4 code bytes of each of the 16 rows, and shifted and masked it gives 4 consecutive codes of
 // every row, the operand of one vpdpbusd against 4 activation bytes broadcast. Each sub-block's
@@ -39,12 +39,11 @@ namespace packed_k512 {  // unity builds put other files' helpers of these names
 #include "kernels/packed_kquant_avx512_body.h"
 #undef SMELT_K512_GFNI
 
-// The 8 rows of one panel back in their source layout (UnpackRow of each, the same bytes): per
-// block d, dmin and the scale and fifth-bit bytes by row, and the code chunks by a transpose of
-// 32-bit elements: 16 chunks (8 registers of two chunks × 8 rows) become 8 rows × 16 chunks in
-// three rounds of vpermt2d, each merging two registers' halves.
-template <class Src, class Packed>
-SMELT_K512 void UnpackPanel(const void* panel_bytes, int64_t nb, uint8_t* dst, size_t row_bytes) {
+// Chunks 0 .. 16·n − 1 of a packed byte array (4 bytes of each of the 8 rows per chunk) back to
+// 64·n bytes of each row, row r's at out + r·row_bytes, by a transpose of 32-bit elements: 16 chunks
+// (8 registers of two chunks × 8 rows) become 8 rows × 16 chunks in three rounds of vpermt2d, each
+// merging two registers' halves.
+SMELT_K512 void TransposeChunks(const uint8_t (*chunks)[kPackRows * 4], int n, uint8_t* out, size_t row_bytes) {
   alignas(64) static constexpr int32_t kRound[3][2][16] = {
       // Round 1, rows 4h + q: chunks 4k .. 4k + 3 of the row from R_2k, R_2k+1.
       {{0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27},
@@ -58,8 +57,27 @@ SMELT_K512 void UnpackPanel(const void* panel_bytes, int64_t nb, uint8_t* dst, s
   __m512i idx[3][2];
   for (int r = 0; r < 3; ++r)
     for (int h = 0; h < 2; ++h) idx[r][h] = _mm512_load_si512(kRound[r][h]);
+  for (int h = 0; h < n; ++h) {
+    __m512i v[8], t[8];
+    for (int k = 0; k < 8; ++k) v[k] = _mm512_loadu_si512(chunks[16 * h + 2 * k]);
+    for (int k = 0; k < 4; ++k)
+      for (int half = 0; half < 2; ++half) t[2 * k + half] = _mm512_permutex2var_epi32(v[2 * k], idx[0][half], v[2 * k + 1]);
+    // t[2k + half]: rows 4·half .. +3, chunks 4k .. 4k + 3 each.
+    for (int m = 0; m < 2; ++m)
+      for (int quarter = 0; quarter < 4; ++quarter)
+        v[4 * m + quarter] = _mm512_permutex2var_epi32(t[4 * m + quarter / 2], idx[1][quarter % 2], t[4 * m + 2 + quarter / 2]);
+    // v[4m + quarter]: rows 2·quarter, 2·quarter + 1, chunks 8m .. 8m + 7 each.
+    for (int r = 0; r < kPackRows; ++r)
+      _mm512_storeu_si512(out + r * row_bytes + 64 * h, _mm512_permutex2var_epi32(v[r / 2], idx[2][r % 2], v[4 + r / 2]));
+  }
+}
+
+// The 8 rows of one panel back in their source layout (UnpackRow of each, the same bytes): per
+// block d, dmin and the scale and Q3_K's/Q5_K's high-bit bytes by row, and the code chunks (and
+// Q6_K's 16 chunks of qh) by TransposeChunks.
+template <class Src, class Packed>
+SMELT_K512 void UnpackPanel(const void* panel_bytes, int64_t nb, uint8_t* dst, size_t row_bytes) {
   const auto* panel = static_cast<const Packed*>(panel_bytes);
-  constexpr int kChunks = sizeof(Packed::qs) / sizeof(Packed::qs[0]);  // 16 or 32
   for (int64_t b = 0; b < nb; ++b) {
     const Packed& w = panel[b];
     for (int r = 0; r < kPackRows; ++r) {
@@ -69,26 +87,17 @@ SMELT_K512 void UnpackPanel(const void* panel_bytes, int64_t nb, uint8_t* dst, s
       constexpr int width = sizeof(w.scales[0]) / kPackRows;
       for (size_t c = 0; c < sizeof(w.scales) / sizeof(w.scales[0]); ++c)
         std::memcpy(out.scales + c * width, &w.scales[c][r * width], width);
-      if constexpr (requires { w.qh; })
+      if constexpr (requires { w.qh; } && !requires { w.ql; })  // Q5_K (Q6_K: below)
         for (int c = 0; c < 8; ++c) std::memcpy(out.qh + 4 * c, &w.qh[c][4 * r], 4);
       if constexpr (requires { w.hmask; })
         for (int c = 0; c < 8; ++c) std::memcpy(out.hmask + 4 * c, &w.hmask[c][4 * r], 4);
     }
-    for (int h = 0; h < kChunks / 16; ++h) {
-      __m512i v[8], t[8];
-      for (int k = 0; k < 8; ++k) v[k] = _mm512_loadu_si512(w.qs[16 * h + 2 * k]);
-      for (int k = 0; k < 4; ++k)
-        for (int half = 0; half < 2; ++half) t[2 * k + half] = _mm512_permutex2var_epi32(v[2 * k], idx[0][half], v[2 * k + 1]);
-      // t[2k + half]: rows 4·half .. +3, chunks 4k .. 4k + 3 each.
-      for (int m = 0; m < 2; ++m)
-        for (int quarter = 0; quarter < 4; ++quarter)
-          v[4 * m + quarter] = _mm512_permutex2var_epi32(t[4 * m + quarter / 2], idx[1][quarter % 2], t[4 * m + 2 + quarter / 2]);
-      // v[4m + quarter]: rows 2·quarter, 2·quarter + 1, chunks 8m .. 8m + 7 each.
-      for (int r = 0; r < kPackRows; ++r) {
-        const __m512i row = _mm512_permutex2var_epi32(v[r / 2], idx[2][r % 2], v[4 + r / 2]);
-        Src& out = reinterpret_cast<Src*>(dst + r * row_bytes)[b];
-        _mm512_storeu_si512(out.qs + 64 * h, row);
-      }
+    uint8_t* const row0 = dst + b * sizeof(Src);
+    if constexpr (requires { w.ql; }) {  // Q6_K
+      TransposeChunks(w.ql, 2, row0 + offsetof(Src, ql), row_bytes);
+      TransposeChunks(w.qh, 1, row0 + offsetof(Src, qh), row_bytes);
+    } else {
+      TransposeChunks(w.qs, sizeof(w.qs) / sizeof(w.qs[0]) / 16, row0 + offsetof(Src, qs), row_bytes);
     }
   }
 }
@@ -115,6 +124,7 @@ R ForSuperBlock(DType type, F&& f) {
     case DType::kQ3_K: return f.template operator()<BlockQ3_K, BlockQ3_Kx8>();
     case DType::kQ4_K: return f.template operator()<BlockQ4_K, BlockQ4_Kx8>();
     case DType::kQ5_K: return f.template operator()<BlockQ5_K, BlockQ5_Kx8>();
+    case DType::kQ6_K: return f.template operator()<BlockQ6_K, BlockQ6_Kx8>();
     default: return R{};
   }
 }

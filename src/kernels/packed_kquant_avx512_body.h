@@ -143,13 +143,80 @@ SMELT_K512 inline void SuperBlockSums(const BlockQ3_Kx8& w0, const BlockQ3_Kx8& 
   for (int t = 0; t < kNt; ++t) isum[t] = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(msum[t], 2));
 }
 
+// Q6_K: each code (0..63: ggml's stored q + 32) the unsigned operand of vpdpbusd. Per half h and
+// quarter of its runs of 32 weights, 4 chunks of ql (two registers) and qh give the 4 codes of every
+// run; the sums of its four sub-blocks of 16 (up to 16·63·128, int32) take their signed scales by
+// vpmulld into isum, and per pair of sub-blocks one vpdpwssd of −32 times their scales with their
+// bsums takes the offsets off: isum = Σ sc_j·Σ (q − 32)·a, the reference's exact integer.
+template <int kNt>
+SMELT_K512 inline void SuperBlockSums(const BlockQ6_Kx8& w0, const BlockQ6_Kx8& w1, const BlockQ8_K* const* act,
+                                      __m512i* isum, __m512i*) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+#if !SMELT_K512_GFNI
+  const __m512i top = _mm512_set1_epi8(0x30);
+#endif
+  // sc[s]: the signed scale bytes of sub-blocks 4s .. 4s + 3 in each row's lane.
+  __m512i sc[4];
+  for (int s = 0; s < 4; ++s) sc[s] = Both32(w0.scales[s], w1.scales[s]);
+  const __m512i quarter = _mm512_set4_epi32(12, 8, 4, 0);
+  // Byte b of each row's lane of sc[s] as an int32: vpshufb moves it to the lane's top byte, an
+  // arithmetic shift brings it down with its sign.
+  auto scale32 = [&](int j) SMELT_K512 {
+    const __m512i take = _mm512_add_epi32(_mm512_set1_epi32((j % 4) << 24 | 0x808080), _mm512_slli_epi32(quarter, 24));
+    return _mm512_srai_epi32(_mm512_shuffle_epi8(sc[j / 4], take), 24);
+  };
+  // The offsets first: −32·sc_j (within an int16) against bsums_j, two sub-blocks per vpdpwssd.
+  for (int p = 0; p < 8; ++p) {  // sub-blocks 2p and 2p + 1: bytes 2(p % 2), +1 of sc[p / 2] as two int16
+    const int first = 2 * (p % 2);
+    const __m512i take = _mm512_add_epi32(_mm512_set1_epi32(0x80 | first << 8 | 0x80 << 16 | (first + 1) << 24),
+                                          _mm512_or_si512(_mm512_slli_epi32(quarter, 8), _mm512_slli_epi32(quarter, 24)));
+    const __m512i pair = _mm512_srai_epi16(_mm512_shuffle_epi8(sc[p / 2], take), 8);
+    const __m512i offset = _mm512_sub_epi16(_mm512_setzero_si512(), _mm512_slli_epi16(pair, 5));
+    for (int t = 0; t < kNt; ++t) {
+      int32_t bsums;  // bsums[2p] and bsums[2p + 1]
+      std::memcpy(&bsums, act[t]->bsums + 2 * p, sizeof bsums);
+      isum[t] = _mm512_dpwssd_epi32(isum[t], offset, _mm512_set1_epi32(bsums));
+    }
+  }
+  for (int h = 0; h < 2; ++h)
+    for (int q = 0; q < 2; ++q) {  // chunks c = 4q .. 4q + 3 of the half: sub-blocks 8h + 2k + q
+      __m512i sum[4][kNt];
+      for (int k = 0; k < 4; ++k)
+        for (int t = 0; t < kNt; ++t) sum[k][t] = _mm512_setzero_si512();
+      for (int c = 4 * q; c < 4 * q + 4; ++c) {
+        const __m512i a = Both32(w0.ql[16 * h + c], w1.ql[16 * h + c]);          // runs 0 (low), 2 (high)
+        const __m512i b = Both32(w0.ql[16 * h + 8 + c], w1.ql[16 * h + 8 + c]);  // runs 1 (low), 3 (high)
+        const __m512i hb = Both32(w0.qh[8 * h + c], w1.qh[8 * h + c]);
+        __m512i code[4];
+#if SMELT_K512_GFNI
+        code[0] = _mm512_ternarylogic_epi32(a, Gf(hb, MoveBits(0, 4, 2)), nibble, 0xEC);  // (a & c) | b
+        code[1] = _mm512_ternarylogic_epi32(b, Gf(hb, MoveBits(2, 4, 2)), nibble, 0xEC);
+        code[2] = _mm512_or_si512(Gf(a, MoveBits(4, 0, 4)), Gf(hb, MoveBits(4, 4, 2)));
+        code[3] = _mm512_or_si512(Gf(b, MoveBits(4, 0, 4)), Gf(hb, MoveBits(6, 4, 2)));
+#else
+        code[0] = _mm512_ternarylogic_epi32(_mm512_and_si512(a, nibble), _mm512_slli_epi16(hb, 4), top, 0xF8);  // a | (b & c)
+        code[1] = _mm512_ternarylogic_epi32(_mm512_and_si512(b, nibble), _mm512_slli_epi16(hb, 2), top, 0xF8);
+        code[2] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(a, 4), nibble), hb, top, 0xF8);
+        code[3] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(b, 4), nibble), _mm512_srli_epi16(hb, 2), top, 0xF8);
+#endif
+        for (int k = 0; k < 4; ++k)
+          for (int t = 0; t < kNt; ++t)
+            sum[k][t] = _mm512_dpbusd_epi32(sum[k][t], code[k], Broadcast4(act[t]->qs + 128 * h + 32 * k + 4 * c));
+      }
+      for (int k = 0; k < 4; ++k) {
+        const __m512i scale = scale32(8 * h + 2 * k + q);
+        for (int t = 0; t < kNt; ++t) isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sum[k][t], scale));
+      }
+    }
+}
+
 // Q4_K and Q5_K: per super-block the 16 rows' 12 scale bytes (3 chunks) give the 6-bit scales and
 // minimums of sub-blocks 0..3 and 4..7, 4 per row lane; per 64 weights (g) 8 code chunks, each one
 // vpdpbusd of its low nibbles (sub-block 2g) and one of its high nibbles (2g + 1) per token; a
 // sub-block's sum (up to 32·31·128, an int32) times its scale by vpmulld, its minimum times the
 // pair of bsums of its 32 weights by vpdpwssd.
 template <int kNt, class Packed>
-  requires(!std::is_same_v<Packed, BlockQ2_Kx8> && !std::is_same_v<Packed, BlockQ3_Kx8>)
+  requires(!std::is_same_v<Packed, BlockQ2_Kx8> && !std::is_same_v<Packed, BlockQ3_Kx8> && !std::is_same_v<Packed, BlockQ6_Kx8>)
 SMELT_K512 inline void SuperBlockSums(const Packed& w0, const Packed& w1, const BlockQ8_K* const* act, __m512i* isum,
                                       __m512i* msum) {
   const __m512i nibble = _mm512_set1_epi8(0x0F);

@@ -383,7 +383,7 @@ TEST(PackedGroupInt, PacksAsItsGgmlBlocksAndBothPathsGiveTheDecodedDot) {
 
 INSTANTIATE_TEST_SUITE_P(Types, Packed,
                          ::testing::Values(DType::kQ4_0, DType::kIQ4_NL, DType::kNF4, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
-                                           DType::kQ8_0, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K),
+                                           DType::kQ8_0, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K),
                          [](const auto& info) { return std::string(DTypeName(info.param)); });
 
 }  // namespace
