@@ -23,11 +23,10 @@ constexpr int64_t kPlainChunk = 256;
 
 static_assert(kBlockRows == kPromptGemmRows, "a block of rows is one call of a blocked prompt kernel");
 
-// The tokens as the blocked prompt kernel of `w` reads them (MatMul's rule: from
-// kMinBlockedBatch tokens on), written once for every product of a group; empty where it does not
-// run.
+// The tokens as the blocked prompt kernel of `w` reads them (MatMul's and MatMulPacked's rule,
+// RunsBlocked), written once for every product of a group; empty where it does not run.
 PromptTokens PreparePrompt(const EncodedWeight& w, const EncodedRows& a) {
-  if (!w.prompt || a.T < kMinBlockedBatch) return {};
+  if (!RunsBlocked(w.prompt, a.T)) return {};
   return PreparePromptTokens(w.prompt, a.data, a.row_bytes, a.T, a.C, a.prompt_tokens);
 }
 

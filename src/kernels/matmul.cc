@@ -29,7 +29,7 @@ void MatMulQuantized(const Tensor& w, const QDotRowKernels& k, const float* x, i
   const auto* rows = static_cast<const uint8_t*>(w.data);
   // A blocked prompt kernel and a prompt-sized batch: each block of rows prepared once
   // (kernels/prompt_gemm.h), the tokens in the kernel's layout once per product.
-  if (const PromptGemm blocked = T >= kMinBlockedBatch ? FastPromptGemm(w.type) : PromptGemm{}) {
+  if (const PromptGemm blocked = FastPromptGemm(w.type); RunsBlocked(blocked, T)) {
     PromptProduct(blocked, act, x, T, C, OC, w_bytes, 0, [&](int64_t o0, int64_t, uint8_t*) { return rows + o0 * w_bytes; },
                   y, threads);
     return;

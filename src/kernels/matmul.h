@@ -22,6 +22,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "kernels/prompt_gemm.h"
 
 namespace smelt {
 
@@ -31,6 +32,12 @@ namespace smelt {
 // are the same bits whatever else is in the batch: a speculative verification or a batch of
 // decoded sequences (up to 16 tokens) gives exactly the logits of one-token steps.
 inline constexpr int64_t kMinBlockedBatch = 17;
+
+// Whether the blocked kernel `k` (kernels/prompt_gemm.h) runs a product of T tokens: from
+// kMinBlockedBatch tokens, or from k.from_tokens where it has the one-token product's bits.
+inline bool RunsBlocked(const PromptGemm& k, int64_t T) {
+  return k && T >= (k.from_tokens ? k.from_tokens : kMinBlockedBatch);
+}
 
 // Throws Error("CONTEXT: tensor NAME: ...") unless `t` has a type smelt can dequantize, a row
 // length that is a multiple of its block size, and at least TensorBytes of data.

@@ -101,6 +101,31 @@ TEST(KernelMatMul, BatchNearRowByRowAndThreadsDoNotChangeBits) {
   }
 }
 
+// Up to 16 tokens (kMinBlockedBatch) a batch gives every token the bits of its one-token product,
+// whichever kernel runs it: the row dots, or from PromptGemm::from_tokens a blocked kernel with
+// their bits (the AMX tiles of w8a8 and its sparse rows).
+TEST(KernelMatMul, BatchesUpTo16TokensGiveEachTokenItsOneTokenBits) {
+  const int64_t C = 512, OC = 40;
+  const Tensor f32 = MakeF32Tensor("w", {C, OC}, tiny::RandomVector(C * OC, 5));
+  const std::vector<float> x = tiny::RandomVector(16 * C, 6);
+  for (DType type : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kW8A8, DType::kSP50_W8A8,
+                     DType::kSP70_W8A8, DType::kS24_W4A8, DType::kSP70_W4A8}) {
+    const Tensor w = tiny::EncodeTensor(f32, type);
+    const int64_t from = FastPromptGemm(type).from_tokens;
+    ASSERT_LT(from, kMinBlockedBatch) << DTypeName(type);
+    for (int64_t T : {int64_t{2}, from - 1, from, from + 1, kMinBlockedBatch - 1}) {
+      if (T < 2) continue;
+      std::vector<float> batch(T * OC), one(OC);
+      MatMul(w, x.data(), T, batch.data(), 1);
+      for (int64_t t = 0; t < T; ++t) {
+        MatMul(w, x.data() + t * C, 1, one.data(), 1);
+        EXPECT_EQ(one, std::vector<float>(batch.begin() + t * OC, batch.begin() + (t + 1) * OC))
+            << DTypeName(type) << " T " << T << " token " << t;
+      }
+    }
+  }
+}
+
 TEST(KernelMatMul, ReadRowF32MatchesDequantizeAll) {
   const Tensor w = tiny::EncodeTensor(MakeF32Tensor("w", {64, 3}, tiny::RandomVector(192, 5)), DType::kQ4_0);
   const std::vector<float> dense = DequantizeAll(w);

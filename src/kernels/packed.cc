@@ -514,7 +514,7 @@ PackedGemmFn FastPackedGemm(DType type) {
 void MatMulPacked(const PackedMatrix& p, const float* x, int64_t T, float* y, int threads) {
   // A prompt-sized batch on a type with a blocked prompt kernel (the super-block types): as MatMul
   // runs it, on the rows restored block by block.
-  if (const PromptGemm blocked = T >= kMinBlockedBatch ? FastPromptGemm(p.type) : PromptGemm{}) {
+  if (const PromptGemm blocked = FastPromptGemm(p.type); RunsBlocked(blocked, T)) {
     const size_t w_bytes = RowBytes(p.type, p.cols);
     PromptProduct(blocked, ActivationType(p.type), x, T, p.cols, p.rows, w_bytes, kPromptGemmRows * w_bytes,
                   [&](int64_t o0, int64_t n, uint8_t* buffer) {

@@ -239,7 +239,8 @@ TEST_P(Packed, ReferenceIsTheDecodedDotAndEverySimdTwinIsTheReferenceBitForBit) 
 
 // MatMulPacked on w's packed copy (T rows of x) against MatMul on w: the same block terms summed in
 // another order, MatMul's bits where a prompt-sized batch runs the type's blocked kernel; the same
-// bits on 1 and 2 threads; and otherwise a token's outputs the same bits alone as in the batch.
+// bits on 1 and 2 threads; and up to 16 tokens (kernels/matmul.h) a token's outputs the same bits
+// alone as in the batch.
 void ExpectMatMulPackedIsMatMul(const Tensor& w, int64_t T) {
   const DType type = w.type;
   const int64_t C = w.ne[0], OC = w.nrows();
@@ -270,7 +271,7 @@ void ExpectMatMulPackedIsMatMul(const Tensor& w, int64_t T) {
       EXPECT_NEAR(got[t * OC + o], want[t * OC + o], 2 * testing::KernelTolerance(C, mass) + levels) << "t " << t << " o " << o;
     }
   }
-  if (blocked) return;  // one token runs the packed kernel, a prompt MatMul's
+  if (T >= kMinBlockedBatch) return;  // one token runs the packed kernel, a prompt may run MatMul's
   for (int64_t t = 0; t < T; ++t) {
     MatMulPacked(p, x.data() + t * C, 1, one.data(), 1);
     EXPECT_EQ(one, std::vector<float>(got.begin() + t * OC, got.begin() + (t + 1) * OC)) << "token " << t;
@@ -283,8 +284,8 @@ TEST_P(Packed, MatMulPackedAgreesWithMatMulAtAnyBatchAndThreadCount) {
   // 45 rows: the sixth panel is padded; a tile of 16 tokens and 7 more (a prompt for the
   // super-block types), and 9 tokens (token groups and a remainder). 512 rows of 2 blocks: a head's shape.
   const int64_t block = Traits(type).block_size;
-  for (const auto [OC, C, T] :
-       {std::array<int64_t, 3>{45, 512, 23}, std::array<int64_t, 3>{45, 512, 9}, std::array<int64_t, 3>{512, 2 * block, 3}})
+  for (const auto [OC, C, T] : {std::array<int64_t, 3>{45, 512, 23}, std::array<int64_t, 3>{45, 512, 9},
+                                std::array<int64_t, 3>{45, 512, 16}, std::array<int64_t, 3>{512, 2 * block, 3}})
     ExpectMatMulPackedIsMatMul(RandomQ(type, OC, C, 3, kScaleSets[0]).tensor, T);
 }
 

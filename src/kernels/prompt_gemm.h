@@ -5,7 +5,8 @@
 // Each is a twin of the weight type's row dot (ReferenceQDot(type), on the same encoded
 // activations) and keeps every token's outputs independent of the other tokens of the batch. The
 // callers (MatMul, the fused products) use them from kMinBlockedBatch tokens on
-// (kernels/matmul.h), so batches up to 16 tokens give exactly the logits of one-token steps.
+// (kernels/matmul.h), so batches up to 16 tokens give exactly the logits of one-token steps; those
+// with the one-token product's bits from fewer tokens (from_tokens, RunsBlocked).
 //   - F16/BF16: kernels/half_gemm.h (AVX-512, AMX-BF16);
 //   - Q2_K … Q6_K, w8a8, its bitmask rows sp50_w8a8/sp70_w8a8/sp70_w4a8 and s24_w4a8:
 //     kernels/amx_int8_gemm.h
@@ -34,6 +35,12 @@ using PromptTokensFn = size_t (*)(const uint8_t* a, size_t a_stride, int64_t T, 
 struct PromptGemm {
   PromptGemmFn gemm = nullptr;      // nullptr: no kernel for this type on this CPU
   PromptTokensFn tokens = nullptr;  // nullptr: gemm reads the encoded rows as they are
+  // 0, or (2 .. kMinBlockedBatch − 1) the kernel gives every output the bits of the type's
+  // one-token product (its fast row dot, FastQDot: w8a8 and its sparse rows, whose row dots are one
+  // exact integer sum and one scale step), so it runs from this many tokens on, where it overtakes
+  // the row kernels. The k-quants' AMX kernels have ReferenceQDot's bits, which their fast row
+  // dots and packed kernels do not: 0.
+  int64_t from_tokens = 0;
   explicit operator bool() const { return gemm != nullptr; }
 };
 

@@ -375,14 +375,20 @@ SMELT_AMX_S24 void AmxS24W4A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t
 
 }  // namespace
 
+// Each kernel has the row dots' bits, so it may serve decoding batches (PromptGemm::from_tokens):
+// from 8 tokens for w8a8, whose rows go to the tiles as they are, and from 10 for the sparse rows,
+// which are expanded first (the 220M models at 1 thread against the row kernels: w8a8 level at 6
+// tokens and ahead at 8; the sparse types level or behind at 8, ahead from 10).
+constexpr int64_t kDenseFromTokens = 8, kSparseFromTokens = 10;
+
 PromptGemm AmxW8A8Gemm(DType type) {
   if (!CpuHasAmxInt8()) return {};
   switch (type) {
-    case DType::kW8A8: return {AmxW8A8GemmImpl<PrepareW8Rows>, nullptr};
-    case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<16>>, nullptr} : PromptGemm{};
-    case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<10>>, nullptr} : PromptGemm{};
-    case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? PromptGemm{AmxS24W4A8GemmImpl, nullptr} : PromptGemm{};
-    case DType::kSP70_W4A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW4A8GemmImpl, nullptr} : PromptGemm{};
+    case DType::kW8A8: return {AmxW8A8GemmImpl<PrepareW8Rows>, nullptr, kDenseFromTokens};
+    case DType::kSP50_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<16>>, nullptr, kSparseFromTokens} : PromptGemm{};
+    case DType::kSP70_W8A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW8A8GemmImpl<PrepareMaskRows<10>>, nullptr, kSparseFromTokens} : PromptGemm{};
+    case DType::kS24_W4A8: return CpuHasAvx512Vbmi() ? PromptGemm{AmxS24W4A8GemmImpl, nullptr, kSparseFromTokens} : PromptGemm{};
+    case DType::kSP70_W4A8: return CpuHasAvx512Vbmi2() ? PromptGemm{AmxW4A8GemmImpl, nullptr, kSparseFromTokens} : PromptGemm{};
     default: return {};
   }
 }

@@ -197,7 +197,7 @@ void LlamaForward::Fit(int64_t T, int threads) {
   a.scales.resize(tile_scale_floats_ * T);
   if (!a.pairs.size() && tile_blocks_ && PackedGemmReadsPairs())
     a.pairs = HugePageBuffer(ActivationPairBytes(tile_blocks_, kPairTokens));
-  a.prompt_tokens.resize(prompt_tokens_cols_ && T >= kMinBlockedBatch ? PromptTokensBytes(T, prompt_tokens_cols_) : 0);
+  a.prompt_tokens.resize(prompt_tokens_cols_ ? PromptTokensBytes(T, prompt_tokens_cols_) : 0);  // RunsBlocked decides
   a.thread_floats = std::max(ProjectScratchFloats(T, std::max({C, Q, F})), 2 * kAttnTile * c.head_dim);
   a.scratch.resize(a.thread_floats * threads);
   a.online.resize(T * c.n_heads);

@@ -19,12 +19,12 @@ std::vector<int32_t> Tokens(int n, int vocab, uint32_t seed) {
   return t;
 }
 
-Model QuantizedTiny(uint32_t seed) {
+// Every matrix in `type` (ffn_down in `down`).
+Model QuantizedTiny(uint32_t seed, DType type = DType::kQ4_0, DType down = DType::kQ8_0) {
   Model m = tiny::TinyLlama({.dim = 64, .heads = 4, .kv_heads = 2, .ff = 96, .vocab = 70, .seed = seed});
   std::vector<Tensor> encoded;
   for (const Tensor& t : m.weights.all())
-    if (t.n_dims == 2)
-      encoded.push_back(tiny::EncodeTensor(t, t.name == "ffn_down.weight" ? DType::kQ8_0 : DType::kQ4_0));
+    if (t.n_dims == 2) encoded.push_back(tiny::EncodeTensor(t, t.name == "ffn_down.weight" ? down : type));
   for (Tensor& t : encoded) m.weights.Set(std::move(t));
   return m;
 }
@@ -88,6 +88,10 @@ TEST(BatchDecode, SequencesDecodedTogetherMatchSeparateSessions) {
   }
   // 2 to 8 sequences: the packed products' block-pair tiles (kernels/packed.h) where the CPU has them.
   for (int S : {2, 3, 5, 7, 8}) CheckAgainstSeparateSessions(quant, KvType::kF32, "q4_0/q8_0 weights, more sequences", S);
+  // w8a8 runs its AMX tiles from PromptGemm::from_tokens (kernels/prompt_gemm.h: they have the row
+  // dots' bits), as for prompts of 17 tokens and more; around there.
+  const Model w8a8 = QuantizedTiny(23, DType::kW8A8, DType::kW8A8);
+  for (int S : {5, 6, 7, 8, 9, 12}) CheckAgainstSeparateSessions(w8a8, KvType::kF32, "w8a8 weights", S);
 }
 
 TEST(BatchDecode, LargeInterleavedBatchIsSplitCorrectly) {
