@@ -41,7 +41,7 @@ void BM_Product(benchmark::State& state, DType type, bool packed, int64_t rows) 
 }
 
 void Register() {
-  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kNF4, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K})
+  for (DType type : {DType::kQ4_0, DType::kQ8_0, DType::kNF4, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})
     for (bool packed : {true, false}) {
       const std::string name = "Packed/" + std::string(DTypeName(type)) + (packed ? "/packed" : "/unpacked");
       benchmark::RegisterBenchmark(name.c_str(), BM_Product, type, packed, int64_t{4096})
