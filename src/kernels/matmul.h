@@ -28,9 +28,10 @@ namespace smelt {
 
 // From this many input rows on, MatMul (and the fused products, which match it) may reuse a block
 // of weight rows across the inputs in a blocked kernel that sums in another order (a transposed
-// f32 block; kernels/prompt_gemm.h). Below, rows are dotted directly, so every input row's outputs
-// are the same bits whatever else is in the batch: a speculative verification or a batch of
-// decoded sequences (up to 16 tokens) gives exactly the logits of one-token steps.
+// f32 block; kernels/prompt_gemm.h). Below, rows are dotted directly (or a blocked kernel runs
+// that has their bits: RunsBlocked), so every input row's outputs are the same bits whatever else
+// is in the batch: a speculative verification or a batch of decoded sequences (up to 16 tokens)
+// gives exactly the logits of one-token steps.
 inline constexpr int64_t kMinBlockedBatch = 17;
 
 // Whether the blocked kernel `k` (kernels/prompt_gemm.h) runs a product of T tokens: from

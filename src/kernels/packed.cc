@@ -370,8 +370,6 @@ void SuperBlockScale(const Packed& p, int r, int j, int& sc, int& m) {
   }
 }
 
-// The super-block types (packed.h): per row and super-block the exact isum and msum, then the two
-// f32 steps.
 // Weights per sub-block: 16 for Q2_K, Q3_K and Q6_K, 32 for Q4_K and Q5_K.
 template <class Packed>
 constexpr int SubBlockWeights() {
@@ -382,6 +380,8 @@ constexpr int SubBlockWeights() {
   }
 }
 
+// The super-block types (packed.h): per row and super-block the exact isum and msum, then the two
+// f32 steps.
 template <class Packed>
 void ReferenceGemmSuperBlock(const void* panel_bytes, int64_t nb, const uint8_t* a, size_t a_stride, const int32_t*,
                              int64_t T, float* y, int64_t y_stride) {
