@@ -237,16 +237,15 @@ SMELT_AMX_INT8 void KGemm(const uint8_t* w, size_t w_stride, int64_t n, const ui
   for (int64_t b = 0; b < nb; ++b) Prepare(w, w_stride, n, b, prepared[b]);
   TileMemoryBarrier();
   const __mmask16 rows = (__mmask16)((1u << n) - 1);
-  int configured = 0;  // the tiles' token rows: loading a configuration costs, so once per shape
+  TileShape shape;
   for (int64_t t0 = 0; t0 < T; t0 += 16) {
     const int nt = (int)std::min<int64_t>(16, T - t0);
-    if (nt != configured) Configure(configured = nt);
+    shape.Use(nt, Configure);
     __m512 acc[16];
     for (__m512& v : acc) v = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) Step(prepared[b], a + t0 * a_stride + b * sizeof(BlockQ8_K), a_stride, nt, acc);
     for (int t = 0; t < nt; ++t) _mm512_mask_storeu_ps(out + (t0 + t) * ld, rows, acc[t]);
   }
-  if (configured) _tile_release();
 }
 
 // Q6_K: codes q − 32 (signed bytes) with a signed 8-bit scale per sub-block of 16, so each sub-block

@@ -240,8 +240,7 @@ template <class Packed, DType kType, int kPanels, int kNt = 0>
 SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t* a, size_t a_stride,
                           const float* a_scales, int64_t T, int64_t t0, int nt_arg, float* y, int64_t y_stride) {
   const int nt = kNt ? kNt : nt_arg;
-  constexpr bool kMaySpread = kPanels == 2;  // one token per register
-  const bool spread = kMaySpread && a_scales != nullptr;
+  const bool spread = kPanels == 2 && a_scales != nullptr;  // one token per register
   // NF4: each code's fixed-point level 256·h + l as two planes of signed bytes, one tile product
   // each (C tiles 2i and 2i + 1 of block i), the block's sum 256·C_h + C_l: two blocks in flight.
   constexpr int kPlanes = kCodePlanes<kType>;
@@ -311,8 +310,8 @@ SMELT_AMX void TileTokens(const Packed* const* panels, int64_t nb, const uint8_t
       }
       for (int g = 0; g * kPerReg < nt; ++g) {
         const __m512i pick = _mm512_add_epi32(_mm512_set1_epi32(g * kPerReg), lane_token);
-        const __m512 d = kMaySpread && spread ? _mm512_mul_ps(d_w, _mm512_set1_ps(block_scales[g]))
-                                              : _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
+        const __m512 d = spread ? _mm512_mul_ps(d_w, _mm512_set1_ps(block_scales[g]))
+                              : _mm512_mul_ps(d_w, _mm512_permutexvar_ps(pick, d_a));
         __m512i s = _mm512_load_si512(sums[kPlanes * i][g * kPerReg]);
         if constexpr (kPlanes == 2) s = _mm512_add_epi32(_mm512_slli_epi32(s, 8), _mm512_load_si512(sums[2 * i + 1][g * kPerReg]));
         acc[g] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[g]);
@@ -417,7 +416,6 @@ SMELT_AMX void PairTileTokens(const Packed* const* panels, int64_t nb, const int
     _mm512_storeu_ps(y + t * y_stride, acc[t]);
   }
 }
-
 
 // One to three tokens of two panels on 512-bit VNNI (decoding, small batches): a chunk's 16 rows'
 // codes in one register, as unsigned bytes offset like the 256-bit VNNI twin (Q4_0: the stored

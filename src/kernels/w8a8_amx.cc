@@ -190,10 +190,10 @@ SMELT_AMX_W8 void AmxW4A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, 
   const __mmask16 rows = (__mmask16)((1u << n) - 1);
   const long stride = (long)a_stride;
   alignas(64) int32_t sums[2][16][16];
-  int configured = 0;  // the tiles' token rows: loading a configuration costs, so once per shape
+  TileShape shape;
   for (int64_t t0 = 0; t0 < T; t0 += 16) {
     const int nt = (int)std::min<int64_t>(16, T - t0);
-    if (nt != configured) ConfigureW8Tiles(configured = nt);
+    shape.Use(nt, ConfigureW8Tiles);
     const uint8_t* codes = a + t0 * a_stride + sizeof(RowHeaderI8);
     TileMemoryBarrier();
     _tile_zero(0);
@@ -219,7 +219,6 @@ SMELT_AMX_W8 void AmxW4A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, 
       _mm512_mask_storeu_ps(out + (t0 + t) * ld, rows, _mm512_mul_ps(sum, _mm512_mul_ps(d_w, _mm512_set1_ps(da))));
     }
   }
-  if (configured) _tile_release();
 }
 
 template <void (*Prepare)(const uint8_t*, size_t, int64_t, int64_t, uint8_t*)>
@@ -233,10 +232,10 @@ SMELT_AMX_W8 void AmxW8A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, 
   const long stride = (long)a_stride;
   alignas(64) int32_t sums[2][16][16];
   alignas(64) int8_t tail[16][kGroup];  // the last, partial group of columns, zero-padded
-  int configured = 0;  // the tiles' token rows: loading a configuration costs, so once per shape
+  TileShape shape;
   for (int64_t t0 = 0; t0 < T; t0 += 16) {
     const int nt = (int)std::min<int64_t>(16, T - t0);
-    if (nt != configured) ConfigureW8Tiles(configured = nt);
+    shape.Use(nt, ConfigureW8Tiles);
     const uint8_t* codes = a + t0 * a_stride + sizeof(RowHeaderI8);
     if (groups > full) {
       std::memset(tail, 0, sizeof tail);
@@ -267,7 +266,6 @@ SMELT_AMX_W8 void AmxW8A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, 
                             _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d_w, _mm512_set1_ps(da))));
     }
   }
-  if (configured) _tile_release();
 }
 
 // s24_w4a8 (formats/sparse24.h) on the same tiles: each 64-column group is one half of a block of
@@ -331,6 +329,15 @@ SMELT_AMX_S24 void PrepareS24W4Rows(const uint8_t* w, size_t w_stride, int64_t n
   }
 }
 
+// Tiles for nt tokens: C 0 (nt × 16 int32), A 4 (nt × 64 codes), B 6 (16 × 64).
+SMELT_AMX_S24 void ConfigureS24Tiles(int nt) {
+  TileConfig cfg;
+  cfg.rows[0] = (uint8_t)nt, cfg.colsb[0] = 64;
+  cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = 64;
+  cfg.rows[6] = 16, cfg.colsb[6] = 64;
+  LoadTileConfig(cfg);
+}
+
 SMELT_AMX_S24 void AmxS24W4A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t n, const uint8_t* a, size_t a_stride,
                                       int64_t T, int64_t C, float* out, int64_t ld, float* scratch) {
   const int64_t groups = C / kGroup;  // C is whole blocks of 128
@@ -341,17 +348,10 @@ SMELT_AMX_S24 void AmxS24W4A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t
   const long stride = (long)a_stride;
   alignas(64) int32_t sums[16][16];
   alignas(64) float acc[16][16];
-  int configured = 0;  // as above
+  TileShape shape;
   for (int64_t t0 = 0; t0 < T; t0 += 16) {
     const int nt = (int)std::min<int64_t>(16, T - t0);
-    if (nt != configured) {
-      TileConfig cfg;
-      cfg.rows[0] = (uint8_t)nt, cfg.colsb[0] = 64;
-      cfg.rows[4] = (uint8_t)nt, cfg.colsb[4] = 64;
-      cfg.rows[6] = 16, cfg.colsb[6] = 64;
-      LoadTileConfig(cfg);
-      configured = nt;
-    }
+    shape.Use(nt, ConfigureS24Tiles);
     const uint8_t* codes = a + t0 * a_stride + sizeof(RowHeaderI8);
     for (int t = 0; t < nt; ++t) _mm512_store_ps(acc[t], _mm512_setzero_ps());
     TileMemoryBarrier();
@@ -374,7 +374,6 @@ SMELT_AMX_S24 void AmxS24W4A8GemmImpl(const uint8_t* w, size_t w_stride, int64_t
       _mm512_mask_storeu_ps(out + (t0 + t) * ld, rows, _mm512_mul_ps(_mm512_load_ps(acc[t]), _mm512_set1_ps(da)));
     }
   }
-  if (configured) _tile_release();
 }
 
 #undef SMELT_AMX_S24
