@@ -34,6 +34,17 @@ SMELT_K512 inline __m512i Broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// The signed scale bytes of sub-blocks 2p and 2p + 1 (bytes 2(p % 2), 2(p % 2) + 1 of each row's
+// 32-bit lane of `chunk`, which holds sub-blocks 4·(p / 2) .. +3) as two int16 per lane: vpshufb
+// puts them in the high bytes of the int16, an arithmetic shift brings them down with their sign.
+SMELT_K512 inline __m512i SignedScalePair(__m512i chunk, int p) {
+  const int first = 2 * (p % 2);
+  const __m512i quarter = _mm512_set4_epi32(12, 8, 4, 0);  // row lane q of each 128-bit quarter
+  const __m512i take = _mm512_add_epi32(_mm512_set1_epi32(0x80 | first << 8 | 0x80 << 16 | (first + 1) << 24),
+                                        _mm512_or_si512(_mm512_slli_epi32(quarter, 8), _mm512_slli_epi32(quarter, 24)));
+  return _mm512_srai_epi16(_mm512_shuffle_epi8(chunk, take), 8);
+}
+
 // Sub-blocks 2p and 2p + 1 of 16 weights each (codes c[half][i]: weights 16·half + 4i .. +3 of the
 // 32 from the activation codes at `first`) against kNt tokens: their two sums (each within an
 // int16) side by side in each row's lane, one vpdpwssd with the pair's scales into isum and one of
@@ -118,13 +129,7 @@ SMELT_K512 inline void SuperBlockSums(const BlockQ3_Kx8& w0, const BlockQ3_Kx8& 
     for (int c = 0; c < 8; ++c) chunk[c] = Both32(w0.qs[8 * h + c], w1.qs[8 * h + c]);
     for (int k = 0; k < 4; ++k) {  // sub-blocks 2p and 2p + 1: weights 128h + 32k + 0..31
       const int p = 4 * h + k, bit = 4 * h + k;
-      // Row lane q of each 128-bit quarter: the signed scale bytes 2(p % 2), 2(p % 2) + 1 of its
-      // dword as the high bytes of two int16, then shifted down with their sign.
-      const int first = 2 * (p % 2);
-      const __m512i quarter = _mm512_set4_epi32(12, 8, 4, 0);
-      const __m512i take = _mm512_add_epi32(_mm512_set1_epi32(0x80 | first << 8 | 0x80 << 16 | (first + 1) << 24),
-                                            _mm512_or_si512(_mm512_slli_epi32(quarter, 8), _mm512_slli_epi32(quarter, 24)));
-      const __m512i scale = _mm512_srai_epi16(_mm512_shuffle_epi8(sc[p / 2], take), 8);
+      const __m512i scale = SignedScalePair(sc[p / 2], p);
       __m512i c[2][4];
       for (int half = 0; half < 2; ++half)
         for (int i = 0; i < 4; ++i) {
@@ -166,12 +171,8 @@ SMELT_K512 inline void SuperBlockSums(const BlockQ6_Kx8& w0, const BlockQ6_Kx8& 
     return _mm512_srai_epi32(_mm512_shuffle_epi8(sc[j / 4], take), 24);
   };
   // The offsets first: −32·sc_j (within an int16) against bsums_j, two sub-blocks per vpdpwssd.
-  for (int p = 0; p < 8; ++p) {  // sub-blocks 2p and 2p + 1: bytes 2(p % 2), +1 of sc[p / 2] as two int16
-    const int first = 2 * (p % 2);
-    const __m512i take = _mm512_add_epi32(_mm512_set1_epi32(0x80 | first << 8 | 0x80 << 16 | (first + 1) << 24),
-                                          _mm512_or_si512(_mm512_slli_epi32(quarter, 8), _mm512_slli_epi32(quarter, 24)));
-    const __m512i pair = _mm512_srai_epi16(_mm512_shuffle_epi8(sc[p / 2], take), 8);
-    const __m512i offset = _mm512_sub_epi16(_mm512_setzero_si512(), _mm512_slli_epi16(pair, 5));
+  for (int p = 0; p < 8; ++p) {  // sub-blocks 2p and 2p + 1
+    const __m512i offset = _mm512_sub_epi16(_mm512_setzero_si512(), _mm512_slli_epi16(SignedScalePair(sc[p / 2], p), 5));
     for (int t = 0; t < kNt; ++t) {
       int32_t bsums;  // bsums[2p] and bsums[2p + 1]
       std::memcpy(&bsums, act[t]->bsums + 2 * p, sizeof bsums);
